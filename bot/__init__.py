@@ -1,0 +1,1 @@
+"""netcheck's top layer: the CLI, configuration, logging and the Slack bot."""

@@ -1,0 +1,1 @@
+"""Fixes: planned, approved, verified, reversible changes to a node or the cluster."""

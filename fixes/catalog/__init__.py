@@ -1,0 +1,1 @@
+"""Fixes netcheck can apply, one module each; importing this package registers them."""

@@ -1,0 +1,7 @@
+"""The lab: a simulated Kubernetes cluster whose node networking is real Linux networking.
+
+Network namespaces for a home router, a control plane, an ethernet worker and a WiFi worker
+(plus more workers on demand), Calico-style debug pods, kube-proxy-style DNAT, sshd, kubelet and
+DNS stand-ins on the nodes, and a Kubernetes API stand-in. Driven by `netcheck lab ...` and by
+the test suite's fixtures. Needs root. Never touches the host network namespace.
+"""

@@ -1,0 +1,140 @@
+"""The typed results every probe, the engine, the CLI and the Slack bot share.
+
+A probe returns a `ProbeResult` (built with `ok()`, `warn()`, `fail()`, `skip()`); the engine
+stamps it with the probe's id and layer into a `Finding`; a node's findings make a `Report`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVIDENCE_LIMIT = 4000
+"""Characters of evidence kept per finding; longer output keeps its head and tail."""
+
+
+class Status(StrEnum):
+    OK = "ok"
+    SKIP = "skip"
+    WARN = "warn"
+    ERROR = "error"
+    FAIL = "fail"
+
+    @property
+    def severity(self) -> int:
+        """Order used for a report's verdict: a confirmed failure outranks a probe that broke."""
+        return _SEVERITY[self]
+
+    @property
+    def is_problem(self) -> bool:
+        return self in (Status.WARN, Status.FAIL, Status.ERROR)
+
+
+_SEVERITY = {Status.OK: 0, Status.SKIP: 1, Status.WARN: 2, Status.ERROR: 3, Status.FAIL: 4}
+
+
+class Layer(StrEnum):
+    """The layers of the troubleshooting guide's diagram, top (pod) to bottom (router)."""
+
+    POD_APP = "pod-app"
+    POD_NETWORK = "pod-network"
+    HOST_VETH = "host-veth"
+    IPTABLES = "iptables"
+    HOST_ROUTE = "host-route"
+    PHYSICAL = "physical-interface"
+    ROUTER = "router"
+
+
+def trim(text: str, limit: int = EVIDENCE_LIMIT) -> str:
+    """Keep the head and the tail of long output, and say how much was cut."""
+    if len(text) <= limit:
+        return text
+    half = (limit - 60) // 2
+    cut = len(text) - 2 * half
+    return f"{text[:half]}\n… [{cut} characters trimmed] …\n{text[-half:]}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FixProposal(_Frozen):
+    """A fix a probe recommends: the id of a registered fix and the values it needs."""
+
+    id: str
+    params: dict[str, str | int]
+
+
+class ProbeResult(_Frozen):
+    """What a probe function returns; the engine turns it into a `Finding`."""
+
+    status: Status
+    summary: str
+    evidence: str = ""
+    remediation: str = ""
+    fix: FixProposal | None = None
+
+
+class Finding(_Frozen):
+    probe: str
+    layer: Layer
+    status: Status
+    summary: str
+    evidence: str = ""
+    remediation: str = ""
+    fix: FixProposal | None = None
+    caused_by: str | None = Field(
+        default=None, description="Id of the probe whose failure explains this one, if any."
+    )
+
+
+class Report(_Frozen):
+    node: str
+    started_at: datetime
+    duration_s: float
+    findings: list[Finding]
+
+    @property
+    def verdict(self) -> Status:
+        return max((f.status for f in self.findings), key=lambda s: s.severity, default=Status.OK)
+
+    @property
+    def causes(self) -> list[Finding]:
+        """Problems that are not explained by another finding: what to fix first."""
+        return [f for f in self.findings if f.status.is_problem and f.caused_by is None]
+
+    def finding(self, probe: str) -> Finding | None:
+        return next((f for f in self.findings if f.probe == probe), None)
+
+    def as_json(self) -> dict[str, object]:
+        """The documented `--json` shape (see README, "JSON output")."""
+        data = self.model_dump(mode="json")
+        data["verdict"] = self.verdict.value
+        data["duration_s"] = round(self.duration_s, 3)
+        return data
+
+
+def _result(status: Status):  # type: ignore[no-untyped-def]
+    def build(
+        summary: str,
+        evidence: str = "",
+        remediation: str = "",
+        fix: FixProposal | None = None,
+    ) -> ProbeResult:
+        return ProbeResult(
+            status=status,
+            summary=summary,
+            evidence=trim(evidence.strip("\n")),
+            remediation=remediation.strip("\n"),
+            fix=fix,
+        )
+
+    return build
+
+
+ok = _result(Status.OK)
+warn = _result(Status.WARN)
+fail = _result(Status.FAIL)
+skip = _result(Status.SKIP)

@@ -1,0 +1,122 @@
+"""The probe registry: `@probe(...)` records a `ProbeSpec`, and checks it at import time.
+
+A probe is an `async def fn(ctx: ProbeContext) -> ProbeResult` in `probes/catalog/<id>.py`;
+its docstring's first line is its catalog line (README and Slack use it).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from probes.model import Layer, ProbeResult
+
+if TYPE_CHECKING:
+    from probes.context import ProbeContext
+
+Need = Literal["host", "pod", "cluster"]
+ProbeFn = Callable[["ProbeContext"], Awaitable[ProbeResult]]
+
+_ID = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+class RegistryError(Exception):
+    """A probe definition is wrong; raised at import so a bad probe stops start-up."""
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    id: str
+    layer: Layer
+    fn: ProbeFn
+    needs: frozenset[Need] = frozenset()
+    after: tuple[str, ...] = ()
+    timeout: float | None = None
+
+    @property
+    def title(self) -> str:
+        """First line of the probe's docstring: its one-line catalog description."""
+        return (inspect.getdoc(self.fn) or self.id).splitlines()[0]
+
+    @property
+    def description(self) -> str:
+        return inspect.getdoc(self.fn) or ""
+
+
+@dataclass
+class Registry:
+    specs: dict[str, ProbeSpec] = field(default_factory=dict)
+
+    def add(self, spec: ProbeSpec) -> None:
+        if not _ID.match(spec.id):
+            raise RegistryError(f"probe id {spec.id!r} must match {_ID.pattern}")
+        if spec.id in self.specs:
+            raise RegistryError(f"probe id {spec.id!r} is registered twice")
+        if not inspect.iscoroutinefunction(spec.fn):
+            raise RegistryError(f"probe {spec.id!r} must be an async function")
+        unknown_needs = set(spec.needs) - {"host", "pod", "cluster"}
+        if unknown_needs:
+            raise RegistryError(f"probe {spec.id!r} needs unknown transports {sorted(unknown_needs)}")
+        self.specs[spec.id] = spec
+
+    def validate(self) -> None:
+        """Every `after=` resolves and there are no cycles (call once all probes are imported)."""
+        for spec in self.specs.values():
+            for dep in spec.after:
+                if dep not in self.specs:
+                    raise RegistryError(f"probe {spec.id!r} runs after unknown probe {dep!r}")
+        visiting: set[str] = set()
+        done: set[str] = set()
+
+        def visit(pid: str, path: tuple[str, ...]) -> None:
+            if pid in done:
+                return
+            if pid in visiting:
+                raise RegistryError(f"probe dependency cycle: {' -> '.join((*path, pid))}")
+            visiting.add(pid)
+            for dep in self.specs[pid].after:
+                visit(dep, (*path, pid))
+            visiting.discard(pid)
+            done.add(pid)
+
+        for pid in self.specs:
+            visit(pid, ())
+
+    def __iter__(self) -> Iterator[ProbeSpec]:
+        return iter(self.specs.values())
+
+    def __getitem__(self, probe_id: str) -> ProbeSpec:
+        return self.specs[probe_id]
+
+    def __contains__(self, probe_id: object) -> bool:
+        return probe_id in self.specs
+
+    def ids(self) -> list[str]:
+        return list(self.specs)
+
+
+default_registry = Registry()
+
+
+def probe(
+    *,
+    id: str,
+    layer: Layer,
+    needs: set[Need] | frozenset[Need] = frozenset(),
+    after: tuple[str, ...] | list[str] = (),
+    timeout: float | None = None,
+    registry: Registry | None = None,
+) -> Callable[[ProbeFn], ProbeFn]:
+    """Register a probe; returns the function unchanged."""
+
+    def register(fn: ProbeFn) -> ProbeFn:
+        (registry or default_registry).add(
+            ProbeSpec(id=id, layer=layer, fn=fn, needs=frozenset(needs), after=tuple(after),
+                      timeout=timeout)
+        )
+        return fn
+
+    return register

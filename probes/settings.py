@@ -1,0 +1,22 @@
+"""Probe-side settings: every timeout is a named, documented field (no literal timeouts in logic)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProbeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default_timeout: float = Field(20.0, gt=0, description="Seconds one probe may take in all.")
+    command_timeout: float = Field(8.0, gt=0, description="Seconds one node or pod command may take.")
+    http_timeout: float = Field(
+        4.0, gt=0, description="Seconds the curl to the API service IP waits (curl --max-time)."
+    )
+    timeouts: dict[str, float] = Field(
+        default_factory=dict, description="Per-probe overrides of default_timeout, by probe id."
+    )
+    disabled: list[str] = Field(default_factory=list, description="Probe ids never run.")
+
+    def timeout_for(self, probe_id: str) -> float:
+        return self.timeouts.get(probe_id, self.default_timeout)
