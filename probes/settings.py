@@ -17,6 +17,12 @@ class ProbeSettings(BaseModel):
         default_factory=dict, description="Per-probe overrides of default_timeout, by probe id."
     )
     disabled: list[str] = Field(default_factory=list, description="Probe ids never run.")
+    max_nodes_in_parallel: int = Field(
+        4, ge=1, description="Nodes `check --all` probes at the same time (SSH sessions, debug pods)."
+    )
+    transport_timeout: float = Field(
+        60.0, gt=0, description="Seconds a probe waits for its node's SSH connection or debug pod."
+    )
 
     def timeout_for(self, probe_id: str) -> float:
         return self.timeouts.get(probe_id, self.default_timeout)

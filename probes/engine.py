@@ -1,0 +1,351 @@
+"""The probe engine: runs the registered probes of one node (or every node) and builds a `Report`.
+
+Callers: `bot/commands/check.py` (CLI), the Slack bot and the fixes (precheck/verify), all through
+`bot.wiring.build_engine(config)`. The engine is transport-agnostic: it receives a `Transports`
+(real SSH/kubernetes ones from `bot.wiring`, fakes in tests) and never imports asyncssh/kubernetes.
+
+`run_one()` is the single funnel every probe goes through: one timeout, and every outcome
+(result, ProbeSkip, timeout, exception, missing transport) becomes exactly one `Finding`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from probes.causes import attribute_causes
+from probes.context import ProbeContext
+from probes.errors import InvalidInput, ProbeSkip, TransportUnavailable
+from probes.facts import ClusterFacts, NodeFacts
+from probes.model import Finding, Layer, Report, Status
+from probes.registry import ProbeSpec, Registry, default_registry
+from probes.settings import ProbeSettings
+from probes.transports.base import Cluster, NodeShell, PodExec
+
+log = structlog.get_logger("netcheck.engine")
+
+TRANSPORT_PROBE_ID = "ssh"
+"""Id of the finding that reports why the node's shell could not be had (host key, auth, reach)."""
+POD_TRANSPORT_PROBE_ID = "debug-pod"
+"""Id of the finding that reports why the debug pod could not be had."""
+
+
+class UnknownNode(InvalidInput):
+    """A node name the cluster does not know; the message names the closest existing names."""
+
+
+class UnknownProbe(InvalidInput):
+    """A probe id that is not registered."""
+
+
+class ClusterAPI(Cluster, Protocol):
+    """The Cluster protocol plus what discovery and fixes need (implemented by transports/cluster.py)."""
+
+    async def list_nodes(self) -> list[dict[str, Any]]: ...
+
+    async def patch_installation(self, patch: Any, *, json_patch: bool = False) -> dict[str, Any]: ...
+
+
+class HostShells(Protocol):
+    """Pooled node shells (transports/ssh.py): one connection per node, reused."""
+
+    async def get(self, node: NodeFacts) -> NodeShell:
+        """The node's shell; raises `TransportUnavailable` (HostKeyRejected, HostUnreachable)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class DebugPods(Protocol):
+    """Debug pods pinned to nodes (transports/pod.py)."""
+
+    async def get(self, node: NodeFacts) -> PodExec:
+        """Start (or reuse) the node's debug pod; raises `PodUnavailable`."""
+        ...
+
+    async def release(self, node: str) -> None:
+        """Delete the node's debug pod, if any."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class Transports:
+    """Everything the engine talks through; one instance shared by all checks (pools, pods)."""
+
+    cluster: ClusterAPI
+    discover: Callable[[], Awaitable[ClusterFacts]]
+    shells: HostShells | None = None
+    pods: DebugPods | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+    """Extra clean-up (e.g. the cluster client's thread pool), run last by `Engine.aclose`."""
+
+
+class _Lazy:
+    """A transport acquisition started once per check; probes await it, failures become a reason."""
+
+    def __init__(self, factory: Callable[[], Awaitable[Any]] | None, missing: str) -> None:
+        self._task: asyncio.Task[Any] | None = asyncio.ensure_future(factory()) if factory else None
+        self._missing = missing
+
+    async def get(self, timeout: float) -> tuple[Any | None, str | None]:
+        if self._task is None:
+            return None, self._missing
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(self._task), None
+        except TimeoutError:
+            return None, f"not ready after {timeout:g} s"
+        except TransportUnavailable as exc:
+            return None, str(exc)
+
+    def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def failure(self) -> str | None:
+        """The reason acquisition failed, once it is done (None if it succeeded or is pending)."""
+        if self._task is None or not self._task.done() or self._task.cancelled():
+            return None
+        exc = self._task.exception()
+        return str(exc) if exc is not None else None
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        transports: Transports,
+        settings: ProbeSettings,
+        registry: Registry = default_registry,
+    ) -> None:
+        self.transports = transports
+        self.cluster: ClusterAPI = transports.cluster
+        self.settings = settings
+        self.registry = registry
+        self._facts: ClusterFacts | None = None
+        self._facts_lock = asyncio.Lock()
+
+    # -- cluster knowledge ---------------------------------------------------------------------
+
+    async def facts(self, *, refresh: bool = False) -> ClusterFacts:
+        async with self._facts_lock:
+            if self._facts is None or refresh:
+                self._facts = await self.transports.discover()
+            return self._facts
+
+    async def node_names(self) -> list[str]:
+        return [n.name for n in (await self.facts()).nodes]
+
+    async def _node(self, name: str, facts: ClusterFacts) -> NodeFacts:
+        node = facts.node(name)
+        if node is None:
+            names = [n.name for n in facts.nodes]
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
+            known = ", ".join(names) or "none"
+            hint = f"did you mean {', '.join(close)}?" if close else f"known nodes: {known}"
+            raise UnknownNode(f"unknown node {name!r}: {hint}")
+        return node
+
+    async def node_shell(self, node: str) -> NodeShell:
+        """The node's pooled shell (for fixes); raises `TransportUnavailable` with the reason."""
+        if self.transports.shells is None:
+            raise TransportUnavailable("no SSH configured")
+        return await self.transports.shells.get(await self._node(node, await self.facts()))
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def _selected(self, probes: Sequence[str] | None) -> list[ProbeSpec]:
+        if probes is not None:
+            unknown = [p for p in probes if p not in self.registry]
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], self.registry.ids(), n=3, cutoff=0.4)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise UnknownProbe(f"unknown probe {unknown[0]!r}{hint}")
+        wanted = set(probes) if probes is not None else None
+        return [
+            spec
+            for spec in self.registry
+            if spec.id not in self.settings.disabled and (wanted is None or spec.id in wanted)
+        ]
+
+    async def check(self, node: str, *, probes: Sequence[str] | None = None) -> Report:
+        specs = self._selected(probes)
+        facts = await self.facts()
+        node_facts = await self._node(node, facts)
+        return await self._check(node_facts, facts, specs)
+
+    async def check_all(
+        self, *, probes: Sequence[str] | None = None, concurrency: int | None = None
+    ) -> list[Report]:
+        specs = self._selected(probes)
+        facts = await self.facts()
+        limit = asyncio.Semaphore(concurrency or self.settings.max_nodes_in_parallel)
+
+        async def one(node: NodeFacts) -> Report:
+            async with limit:
+                return await self._check(node, facts, specs)
+
+        return list(await asyncio.gather(*(one(n) for n in facts.nodes)))
+
+    async def _check(self, node: NodeFacts, facts: ClusterFacts, specs: list[ProbeSpec]) -> Report:
+        started_at = datetime.now(UTC)
+        t0 = time.monotonic()
+        node_log = log.bind(node=node.name)
+        needs = {need for spec in specs for need in spec.needs}
+        shells, pods = self.transports.shells, self.transports.pods
+        # SSH connect and debug-pod start begin together; each probe awaits only what it needs.
+        host = _Lazy(
+            (lambda: shells.get(node)) if shells is not None and "host" in needs else None,
+            "no SSH configured",
+        )
+        pod = _Lazy(
+            (lambda: pods.get(node)) if pods is not None and "pod" in needs else None,
+            "no debug pod configured",
+        )
+        futures: dict[str, asyncio.Future[Finding]] = {
+            spec.id: asyncio.get_running_loop().create_future() for spec in specs
+        }
+        try:
+            findings = await asyncio.gather(
+                *(self._run_and_publish(spec, node, facts, host, pod, futures, node_log) for spec in specs)
+            )
+        finally:
+            host.cancel()
+            pod.cancel()
+            if pods is not None and "pod" in needs:
+                try:
+                    await pods.release(node.name)
+                except Exception:  # clean-up must not hide the report; aclose retries
+                    node_log.exception("debug pod release failed")
+        findings = list(findings)
+        findings.extend(self._transport_findings(host, pod))
+        return Report(
+            node=node.name,
+            started_at=started_at,
+            duration_s=time.monotonic() - t0,
+            findings=attribute_causes(findings),
+        )
+
+    @staticmethod
+    def _transport_findings(host: _Lazy, pod: _Lazy) -> list[Finding]:
+        """Make an unusable SSH connection or debug pod visible as its own `error` finding."""
+        extra = []
+        for probe_id, lazy, layer, what in (
+            (TRANSPORT_PROBE_ID, host, Layer.PHYSICAL, "SSH to the node"),
+            (POD_TRANSPORT_PROBE_ID, pod, Layer.POD_APP, "debug pod"),
+        ):
+            reason = lazy.failure()
+            if reason is not None:
+                extra.append(
+                    Finding(probe=probe_id, layer=layer, status=Status.ERROR,
+                            summary=f"{what} unavailable: {reason}", evidence=reason)
+                )
+        return extra
+
+    async def _run_and_publish(
+        self,
+        spec: ProbeSpec,
+        node: NodeFacts,
+        facts: ClusterFacts,
+        host: _Lazy,
+        pod: _Lazy,
+        futures: dict[str, asyncio.Future[Finding]],
+        node_log: Any,
+    ) -> Finding:
+        future = futures[spec.id]
+        try:
+            finding = await self.run_one(spec, node, facts, host, pod, futures, node_log)
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: dependants see it, nobody logs it twice
+            raise
+        future.set_result(finding)
+        return finding
+
+    async def run_one(
+        self,
+        spec: ProbeSpec,
+        node: NodeFacts,
+        facts: ClusterFacts,
+        host: _Lazy,
+        pod: _Lazy,
+        futures: dict[str, asyncio.Future[Finding]],
+        node_log: Any,
+    ) -> Finding:
+        """Run one probe; every outcome except cancellation becomes one Finding."""
+        probe_log = node_log.bind(probe=spec.id)
+        timeout = spec.timeout or self.settings.timeout_for(spec.id)
+
+        def finding(status: Status, summary: str, **extra: Any) -> Finding:
+            return Finding(probe=spec.id, layer=spec.layer, status=status, summary=summary, **extra)
+
+        host_shell = pod_exec = None
+        host_reason = pod_reason = None
+        transport_wait = self.settings.transport_timeout
+        if "host" in spec.needs:
+            host_shell, host_reason = await host.get(transport_wait)
+            if host_shell is None:
+                probe_log.info("probe skipped", reason=host_reason)
+                return finding(Status.SKIP, f"no SSH to {node.name}: {host_reason}")
+        if "pod" in spec.needs:
+            pod_exec, pod_reason = await pod.get(transport_wait)
+            if pod_exec is None:
+                probe_log.info("probe skipped", reason=pod_reason)
+                return finding(Status.SKIP, f"no debug pod on {node.name}: {pod_reason}")
+        ctx = ProbeContext(
+            node=node,
+            facts=facts,
+            cluster=self.cluster,
+            settings=self.settings,
+            log=probe_log,
+            host_shell=host_shell,
+            host_unavailable=host_reason,
+            pod_exec=pod_exec,
+            pod_unavailable=pod_reason,
+            results={dep: futures[dep] for dep in spec.after if dep in futures},
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                result = await spec.fn(ctx)
+        except TimeoutError:
+            probe_log.warning("probe timed out", timeout_s=timeout)
+            return finding(Status.ERROR, f"timed out after {timeout:g} s")
+        except ProbeSkip as exc:
+            return finding(Status.SKIP, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            probe_log.exception("probe raised")
+            return finding(Status.ERROR, f"probe error: {type(exc).__name__}: {exc}")
+        probe_log.info("probe done", status=result.status.value)
+        return finding(
+            result.status,
+            result.summary,
+            evidence=result.evidence,
+            remediation=result.remediation,
+            fix=result.fix,
+        )
+
+    async def aclose(self) -> None:
+        """Close SSH pools, delete debug pods, release the cluster client."""
+        for closer in (
+            self.transports.pods.aclose if self.transports.pods else None,
+            self.transports.shells.aclose if self.transports.shells else None,
+            self.transports.close,
+        ):
+            if closer is None:
+                continue
+            try:
+                await closer()
+            except Exception:
+                log.exception("transport close failed")

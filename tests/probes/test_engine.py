@@ -1,0 +1,297 @@
+"""Engine unit tests with a private registry of tiny probes and the scripted fakes.
+
+Covers: probes of a node run concurrently (overlap proven by events); `after=` waits only for its
+dependency, and a dependency that is not selected resolves to None; timeout -> error "timed out
+after N s"; exception -> error; ProbeSkip -> skip; missing/failed transport -> skip with the reason
+plus a visible `ssh` error finding; disabled probes; unknown node names the closest names;
+unknown probe id; root-cause attribution; check_all's concurrency bound; debug pod release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from probes.causes import attribute_causes
+from probes.engine import Engine, Transports, UnknownNode, UnknownProbe
+from probes.errors import HostKeyRejected, ProbeSkip
+from probes.facts import ClusterFacts, NodeFacts
+from probes.model import Finding, Layer, Status, fail, ok
+from probes.registry import Registry, probe
+from probes.settings import ProbeSettings
+from tests.fakes import FakeCluster, FakePod, FakeShell
+
+NODES = [NodeFacts(name=n, internal_ip=f"10.0.0.{i}") for i, n in enumerate(["master", "worker1", "worker2"])]
+
+
+class Shells:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.opened: list[str] = []
+
+    async def get(self, node: NodeFacts) -> FakeShell:
+        self.opened.append(node.name)
+        if self.error:
+            raise self.error
+        return FakeShell(node=node.name)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Pods:
+    def __init__(self) -> None:
+        self.released: list[str] = []
+        self.closed = False
+
+    async def get(self, node: NodeFacts) -> FakePod:
+        return FakePod(node=node.name)
+
+    async def release(self, node: str) -> None:
+        self.released.append(node)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def make_engine(registry: Registry, *, shells=None, pods=None, **settings) -> Engine:
+    async def discover() -> ClusterFacts:
+        return ClusterFacts(api_service_ip="10.96.0.1", nodes=NODES)
+
+    transports = Transports(cluster=FakeCluster(), discover=discover, shells=shells, pods=pods)
+    return Engine(transports=transports, settings=ProbeSettings(**settings), registry=registry)
+
+
+async def test_probes_of_a_node_run_concurrently() -> None:
+    reg = Registry()
+    a_started, b_started = asyncio.Event(), asyncio.Event()
+
+    @probe(id="a", layer=Layer.POD_APP, registry=reg)
+    async def a(ctx):
+        a_started.set()
+        await asyncio.wait_for(b_started.wait(), 2)  # only finishes if b runs at the same time
+        return ok("a")
+
+    @probe(id="b", layer=Layer.POD_APP, registry=reg)
+    async def b(ctx):
+        b_started.set()
+        await asyncio.wait_for(a_started.wait(), 2)
+        return ok("b")
+
+    report = await make_engine(reg).check("worker1")
+    assert [(f.probe, f.status) for f in report.findings] == [("a", Status.OK), ("b", Status.OK)]
+
+
+async def test_after_waits_for_its_dependency_only() -> None:
+    reg = Registry()
+    order: list[str] = []
+    slow_release = asyncio.Event()
+
+    @probe(id="base", layer=Layer.HOST_ROUTE, registry=reg)
+    async def base(ctx):
+        order.append("base")
+        return fail("base broken")
+
+    @probe(id="slow", layer=Layer.HOST_ROUTE, registry=reg)
+    async def slow(ctx):
+        await asyncio.wait_for(slow_release.wait(), 2)
+        order.append("slow")
+        return ok("slow")
+
+    @probe(id="dependent", layer=Layer.POD_APP, after=("base",), registry=reg)
+    async def dependent(ctx):
+        seen = await ctx.result_of("base")
+        order.append("dependent")
+        slow_release.set()  # `slow` can only finish after `dependent`: dependent did not wait for it
+        return ok(f"base was {seen.status}")
+
+    report = await make_engine(reg).check("worker1")
+    assert order == ["base", "dependent", "slow"]
+    assert report.finding("dependent").summary == "base was fail"
+
+
+async def test_unselected_dependency_resolves_to_none() -> None:
+    reg = Registry()
+
+    @probe(id="base", layer=Layer.HOST_ROUTE, registry=reg)
+    async def base(ctx):
+        raise AssertionError("must not run")
+
+    @probe(id="dependent", layer=Layer.POD_APP, after=("base",), registry=reg)
+    async def dependent(ctx):
+        return ok(f"base={await ctx.result_of('base')}")
+
+    engine = make_engine(reg, disabled=["base"])
+    report = await engine.check("worker1")
+    assert [f.probe for f in report.findings] == ["dependent"]
+    assert report.finding("dependent").summary == "base=None"
+    report = await make_engine(reg).check("worker1", probes=["dependent"])
+    assert report.finding("dependent").summary == "base=None"
+
+
+async def test_timeout_exception_and_skip_become_findings() -> None:
+    reg = Registry()
+
+    @probe(id="hangs", layer=Layer.POD_APP, timeout=0.05, registry=reg)
+    async def hangs(ctx):
+        await asyncio.sleep(10)
+        return ok("never")
+
+    @probe(id="raises", layer=Layer.POD_APP, registry=reg)
+    async def raises(ctx):
+        raise RuntimeError("boom")
+
+    @probe(id="skips", layer=Layer.POD_APP, registry=reg)
+    async def skips(ctx):
+        raise ProbeSkip("no Calico Installation")
+
+    @probe(id="fine", layer=Layer.POD_APP, registry=reg)
+    async def fine(ctx):
+        return ok("fine")
+
+    report = await make_engine(reg).check("worker2")
+    assert report.finding("hangs").status is Status.ERROR
+    assert report.finding("hangs").summary == "timed out after 0.05 s"
+    assert report.finding("raises").status is Status.ERROR
+    assert "RuntimeError: boom" in report.finding("raises").summary
+    assert (report.finding("skips").status, report.finding("skips").summary) == (
+        Status.SKIP, "no Calico Installation")
+    assert report.finding("fine").status is Status.OK
+    assert report.verdict is Status.ERROR
+
+
+async def test_settings_timeout_applies_when_probe_has_none() -> None:
+    reg = Registry()
+
+    @probe(id="hangs", layer=Layer.POD_APP, registry=reg)
+    async def hangs(ctx):
+        await asyncio.sleep(10)
+        return ok("never")
+
+    report = await make_engine(reg, timeouts={"hangs": 0.02}).check("worker2")
+    assert report.finding("hangs").summary == "timed out after 0.02 s"
+
+
+async def test_host_key_rejection_skips_host_probes_and_is_reported() -> None:
+    reg = Registry()
+    reason = "host key for 192.168.1.105 does not match known_hosts /etc/netcheck/known_hosts"
+
+    @probe(id="on-host", layer=Layer.HOST_ROUTE, needs={"host"}, registry=reg)
+    async def on_host(ctx):
+        raise AssertionError("must not run")
+
+    @probe(id="in-pod", layer=Layer.POD_APP, needs={"pod"}, registry=reg)
+    async def in_pod(ctx):
+        return ok(f"pod {ctx.pod.node}")
+
+    shells, pods = Shells(HostKeyRejected(reason)), Pods()
+    report = await make_engine(reg, shells=shells, pods=pods).check("worker2")
+    assert report.finding("on-host").status is Status.SKIP
+    assert report.finding("on-host").summary == f"no SSH to worker2: {reason}"
+    assert report.finding("in-pod").summary == "pod worker2"
+    ssh = report.finding("ssh")
+    assert ssh is not None and ssh.status is Status.ERROR and reason in ssh.summary
+    assert pods.released == ["worker2"]
+
+
+async def test_no_transport_configured_skips_with_reason() -> None:
+    reg = Registry()
+
+    @probe(id="in-pod", layer=Layer.POD_APP, needs={"pod"}, registry=reg)
+    async def in_pod(ctx):
+        raise AssertionError("must not run")
+
+    report = await make_engine(reg).check("worker2")
+    assert report.finding("in-pod").status is Status.SKIP
+    assert "no debug pod configured" in report.finding("in-pod").summary
+
+
+async def test_unknown_node_names_closest() -> None:
+    engine = make_engine(Registry())
+    with pytest.raises(UnknownNode, match=r"unknown node 'worker3': did you mean worker2, worker1\?"):
+        await engine.check("worker3")
+
+
+async def test_unknown_probe_id() -> None:
+    reg = Registry()
+
+    @probe(id="host-api", layer=Layer.POD_APP, registry=reg)
+    async def host_api(ctx):
+        return ok("x")
+
+    with pytest.raises(UnknownProbe, match="did you mean host-api"):
+        await make_engine(reg).check("worker1", probes=["host-apj"])
+
+
+async def test_check_all_respects_concurrency_bound() -> None:
+    reg = Registry()
+    running = 0
+    peak = 0
+
+    @probe(id="p", layer=Layer.POD_APP, registry=reg)
+    async def p(ctx):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return ok(ctx.node.name)
+
+    reports = await make_engine(reg, max_nodes_in_parallel=2).check_all()
+    assert [r.node for r in reports] == ["master", "worker1", "worker2"]
+    assert peak == 2
+    reports = await make_engine(reg).check_all(concurrency=1)
+    assert peak == 2 and len(reports) == 3
+
+
+def _f(probe_id: str, status: Status) -> Finding:
+    return Finding(probe=probe_id, layer=Layer.POD_APP, status=status, summary=probe_id)
+
+
+def test_causes_case_study_masquerade_explains_pod_api() -> None:
+    findings = attribute_causes([
+        _f("host-api", Status.OK), _f("pod-api", Status.FAIL),
+        _f("masquerade", Status.FAIL), _f("return-path", Status.FAIL),
+    ])
+    by = {f.probe: f.caused_by for f in findings}
+    assert by == {"host-api": None, "pod-api": "masquerade", "masquerade": None, "return-path": None}
+
+
+def test_causes_ip_forward_wins_and_mtu_needs_host_api_ok() -> None:
+    findings = attribute_causes([
+        _f("ip-forward", Status.FAIL), _f("pod-api", Status.FAIL), _f("return-path", Status.FAIL),
+        _f("masquerade", Status.OK), _f("pod-dns", Status.WARN),
+    ])
+    assert {f.probe: f.caused_by for f in findings}["pod-api"] == "ip-forward"
+    assert {f.probe: f.caused_by for f in findings}["return-path"] == "ip-forward"
+    mtu_host_down = attribute_causes([_f("host-api", Status.ERROR), _f("mtu", Status.FAIL),
+                                      _f("pod-api", Status.FAIL)])
+    assert all(f.caused_by is None for f in mtu_host_down)  # an errored host-api explains nothing
+    mtu_host_ok = attribute_causes([_f("host-api", Status.OK), _f("mtu", Status.FAIL),
+                                    _f("pod-api", Status.FAIL)])
+    assert [f.caused_by for f in mtu_host_ok] == [None, None, "mtu"]
+
+
+async def test_engine_attaches_causes_and_keeps_registry_order() -> None:
+    reg = Registry()
+
+    @probe(id="pod-api", layer=Layer.POD_APP, registry=reg)
+    async def pod_api(ctx):
+        return fail("pod cannot reach API")
+
+    @probe(id="host-api", layer=Layer.PHYSICAL, registry=reg)
+    async def host_api(ctx):
+        return fail("host cannot reach API")
+
+    report = await make_engine(reg).check("worker2")
+    assert [f.probe for f in report.findings] == ["pod-api", "host-api"]
+    assert [f.probe for f in report.causes] == ["host-api"]
+    assert report.finding("pod-api").caused_by == "host-api"
+
+
+async def test_aclose_closes_pods() -> None:
+    pods = Pods()
+    engine = make_engine(Registry(), pods=pods)
+    await engine.aclose()
+    assert pods.closed
