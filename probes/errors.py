@@ -71,3 +71,7 @@ class ClusterForbidden(ClusterError):
 
 class ClusterNotFound(ClusterError):
     pass
+
+
+class ClusterConflict(ClusterError):
+    """409: the object already exists, or its resourceVersion changed since it was read."""

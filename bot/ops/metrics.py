@@ -1,0 +1,91 @@
+"""Prometheus metrics of the bot: checks run, findings by probe and status, fixes by outcome,
+probe and check durations.
+
+The engine callers (Slack handlers, node-join watcher) call `record_report(report)` after a check
+and `record_fix(result)` after a fix; the engine may call `record_probe_duration`. `bot.ops.health`
+serves `REGISTRY` on /metrics. A private registry (not the client's global one) keeps the exposition
+to netcheck's own series and lets tests build isolated `Metrics` objects.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from probes.model import Report
+
+CHECK_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+PROBE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60)
+
+
+class _Plan(Protocol):
+    fix: str
+
+
+class FixResultLike(Protocol):
+    """The parts of `fixes.model.FixResult` the metrics read."""
+
+    @property
+    def outcome(self) -> object: ...
+
+    @property
+    def plan(self) -> _Plan | None: ...
+
+
+class Metrics:
+    """One set of netcheck's series in its own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.checks = Counter(
+            "netcheck_checks", "Node checks run, by verdict.", ["verdict"], registry=self.registry
+        )
+        self.findings = Counter(
+            "netcheck_findings", "Findings reported, by probe and status.", ["probe", "status"],
+            registry=self.registry,
+        )
+        self.fixes = Counter(
+            "netcheck_fixes", "Fix runs, by fix id and outcome.", ["fix", "outcome"], registry=self.registry
+        )
+        self.check_duration = Histogram(
+            "netcheck_check_duration_seconds", "Wall time of one node check.",
+            buckets=CHECK_BUCKETS, registry=self.registry,
+        )
+        self.probe_duration = Histogram(
+            "netcheck_probe_duration_seconds", "Wall time of one probe, by probe id.", ["probe"],
+            buckets=PROBE_BUCKETS, registry=self.registry,
+        )
+
+    def record_report(self, report: Report) -> None:
+        self.checks.labels(verdict=report.verdict.value).inc()
+        self.check_duration.observe(report.duration_s)
+        for finding in report.findings:
+            self.findings.labels(probe=finding.probe, status=finding.status.value).inc()
+
+    def record_fix(self, result: FixResultLike) -> None:
+        fix_id = result.plan.fix if result.plan is not None else "unknown"
+        outcome = getattr(result.outcome, "value", result.outcome)
+        self.fixes.labels(fix=fix_id, outcome=str(outcome)).inc()
+
+    def record_probe_duration(self, probe: str, seconds: float) -> None:
+        self.probe_duration.labels(probe=probe).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+METRICS = Metrics()
+"""The process-wide metrics the bot records into and /metrics serves."""
+
+
+def record_report(report: Report) -> None:
+    METRICS.record_report(report)
+
+
+def record_fix(result: FixResultLike) -> None:
+    METRICS.record_fix(result)
+
+
+def record_probe_duration(probe: str, seconds: float) -> None:
+    METRICS.record_probe_duration(probe, seconds)

@@ -1,0 +1,32 @@
+"""Operational settings of the running bot: health port, leader election and shutdown timing.
+
+Read by `bot.ops.health`, `bot.ops.leader` and `bot.ops.shutdown`; the serve command builds one from
+the configuration file (every timeout is a named field here, never a literal in the logic).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OpsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    health_host: str = Field("0.0.0.0", description="Address the health/metrics server listens on.")
+    health_port: int = Field(8080, ge=1, le=65535, description="Port of /healthz, /readyz and /metrics.")
+    readiness_timeout: float = Field(
+        3.0, gt=0, description="Seconds each readiness check (Slack, cluster API) may take."
+    )
+    lease_name: str = Field("netcheck-leader", description="Name of the coordination.k8s.io Lease.")
+    lease_namespace: str = Field("netcheck", description="Namespace of the Lease (the bot's own).")
+    lease_duration: float = Field(
+        15.0, gt=0, description="Seconds a Lease stays valid without renewal (leaseDurationSeconds)."
+    )
+    renew_deadline: float = Field(
+        10.0, gt=0, description="Seconds the leader keeps trying to renew before it steps down."
+    )
+    retry_period: float = Field(2.0, gt=0, description="Seconds between acquire/renew attempts.")
+    shutdown_grace: float = Field(
+        25.0, gt=0, description="Seconds SIGTERM waits for running checks and fixes before cancelling them."
+    )
+    cleanup_timeout: float = Field(10.0, gt=0, description="Seconds each cleanup callback may take.")

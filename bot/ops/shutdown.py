@@ -1,0 +1,94 @@
+"""Graceful shutdown: on SIGTERM let running checks and fixes finish (bounded), then clean up.
+
+`netcheck serve` wraps every check/fix task with `tracker.track(task)`, registers cleanups
+(delete debug pods, release the leader Lease, stop the health server) with `add_cleanup`, calls
+`install_signal_handlers()` and awaits `wait_for_shutdown()`. Kubernetes sends SIGTERM and then
+SIGKILL after terminationGracePeriodSeconds, so the deployment's grace period must exceed
+`shutdown_grace` + cleanups (the manifests use 45 s for 25 s + cleanups).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from bot.ops.settings import OpsSettings
+
+log = structlog.get_logger(__name__)
+Cleanup = Callable[[], Awaitable[None]]
+
+
+class GracefulShutdown:
+    def __init__(self, settings: OpsSettings | None = None) -> None:
+        self.settings = settings or OpsSettings()
+        self.requested = asyncio.Event()
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._cleanups: list[tuple[str, Cleanup]] = []
+        self._signals: list[int] = []
+
+    def track(self, task: asyncio.Task[object]) -> asyncio.Task[object]:
+        """Keep a check/fix task alive and waited for at shutdown (dropped when it ends)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    def add_cleanup(self, name: str, cleanup: Cleanup) -> None:
+        """Cleanups run in the order added, after the tracked tasks finished or were cancelled."""
+        self._cleanups.append((name, cleanup))
+
+    def install_signal_handlers(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in signals:
+            loop.add_signal_handler(sig, self.request, sig)
+            self._signals.append(sig)
+
+    def remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
+
+    def request(self, sig: int | None = None) -> None:
+        if not self.requested.is_set():
+            log.info("shutdown_requested", signal=signal.Signals(sig).name if sig else None,
+                     running=len(self._tasks))
+        self.requested.set()
+
+    async def drain(self) -> tuple[int, int]:
+        """Wait up to `shutdown_grace` for tracked tasks, cancel the rest; (finished, cancelled)."""
+        pending = set(self._tasks)
+        if not pending:
+            return 0, 0
+        done, still = await asyncio.wait(pending, timeout=self.settings.shutdown_grace)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still, timeout=self.settings.cleanup_timeout)
+            log.warning("shutdown_cancelled_tasks", cancelled=len(still))
+        return len(done), len(still)
+
+    async def run_cleanups(self) -> list[str]:
+        """Run every cleanup (bounded each); return the names of those that failed."""
+        failed: list[str] = []
+        for name, cleanup in self._cleanups:
+            try:
+                await asyncio.wait_for(cleanup(), timeout=self.settings.cleanup_timeout)
+            except Exception as exc:  # one failing cleanup must not skip the others
+                log.error("cleanup_failed", cleanup=name, error=f"{type(exc).__name__}: {exc}")
+                failed.append(name)
+        return failed
+
+    async def wait_for_shutdown(self) -> list[str]:
+        """Block until a signal (or `request()`), then drain and clean up."""
+        await self.requested.wait()
+        finished, cancelled = await self.drain()
+        failed = await self.run_cleanups()
+        log.info("shutdown_complete", finished=finished, cancelled=cancelled, failed_cleanups=failed)
+        return failed
