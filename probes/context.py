@@ -26,6 +26,8 @@ class ProbeContext:
     pod_exec: PodExec | None = None
     pod_unavailable: str | None = None
     results: Mapping[str, asyncio.Future[Finding]] = field(default_factory=dict)
+    peer_pod_ip: str | None = None
+    """A debug pod's IP on another Ready node, for cross-node pod-to-pod checks (None: not had)."""
 
     @property
     def host(self) -> NodeShell:

@@ -18,6 +18,7 @@ from probes.errors import InvalidInput
 _IFACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,14}$")
 _NODE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _WORD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+_PATH = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+/?$")
 
 MTU_MIN, MTU_MAX = 68, 65535
 
@@ -94,6 +95,14 @@ def word(value: str, kind: str = "name") -> Arg:
     """A plain token such as an iptables chain, ipset, module or sysctl name."""
     if not isinstance(value, str) or not _WORD.match(value):
         raise _bad(kind, value, "must be letters, digits, '_', '.' and '-'")
+    return Arg(value)
+
+
+def path(value: str) -> Arg:
+    """An absolute file path of plain characters (no spaces, globs, '..' or shell syntax)."""
+    if (not isinstance(value, str) or len(value) > 4096 or not _PATH.match(value)
+            or ".." in value.split("/")):
+        raise _bad("path", value, "must be absolute, of letters, digits and '_.@+-/', without '..'")
     return Arg(value)
 
 
