@@ -1,0 +1,208 @@
+"""Node shells over SSH (asyncssh): one pooled connection per node, host keys strictly verified.
+
+Used by the engine (`Transports.shells`, built in `bot.wiring`) and by fixes through
+`Engine.node_shell()`. This is the only module that imports asyncssh; its errors leave here as
+netcheck errors: an unknown or changed host key -> `HostKeyRejected` (never accepted), connect or
+authentication failure -> `HostUnreachable`, a command past its timeout -> `CommandTimeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from pathlib import Path
+
+import asyncssh
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from probes.errors import CommandTimeout, HostKeyRejected, HostUnreachable, InvalidInput
+from probes.facts import NodeFacts
+from probes.model import trim
+from probes.transports.base import CommandResult
+from probes.transports.commands import node_name
+
+log = structlog.get_logger("netcheck.ssh")
+
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+class SSHHost(BaseModel):
+    """Where to reach one node when its InternalIP is not the right address."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1, description="Address or DNS name to connect to.")
+    port: int | None = Field(None, ge=1, le=65535)
+
+
+class SSHSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field("root", min_length=1)
+    port: int = Field(22, ge=1, le=65535)
+    private_key: Path | None = Field(None, description="Client key file; None: the default keys/agent.")
+    known_hosts: Path = Field(
+        DEFAULT_KNOWN_HOSTS, description="known_hosts file the node host keys are verified against."
+    )
+    sudo: bool = Field(False, description="Prefix commands with `sudo -n` (only for a non-root user).")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect and authenticate.")
+    command_timeout: float = Field(8.0, gt=0, description="Seconds one command may run by default.")
+    output_limit: int = Field(
+        64_000, ge=1000, description="Characters of stdout/stderr kept per command (head and tail)."
+    )
+    hosts: dict[str, SSHHost] = Field(default_factory=dict, description="Per-node address overrides.")
+
+    @field_validator("hosts")
+    @classmethod
+    def _node_names(cls, hosts: dict[str, SSHHost]) -> dict[str, SSHHost]:
+        for name in hosts:
+            try:
+                node_name(name)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return hosts
+
+    def address(self, node: NodeFacts) -> tuple[str, int]:
+        override = self.hosts.get(node.name)
+        if override is not None:
+            return override.host, override.port or self.port
+        if not node.internal_ip:
+            raise HostUnreachable(f"node {node.name} has no InternalIP and no ssh.hosts entry")
+        return node.internal_ip, self.port
+
+    def wrap(self, command: str) -> str:
+        """The command as sent: through `sudo -n sh -c` for a non-root user when configured."""
+        if self.sudo and self.user != "root":
+            return f"sudo -n sh -c {shlex.quote(command)}"
+        return command
+
+
+class SSHShell:
+    """A `NodeShell` on one pooled connection."""
+
+    def __init__(self, node: str, conn: asyncssh.SSHClientConnection, settings: SSHSettings) -> None:
+        self.node = node
+        self._conn = conn
+        self._settings = settings
+        self._closing = False
+
+    @property
+    def closed(self) -> bool:
+        # is_closed() turns true only once the close handshake ran; a closing shell is not reused
+        return self._closing or self._conn.is_closed()
+
+    async def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
+        limit = timeout or self._settings.command_timeout
+        sent = self._settings.wrap(command)
+        try:
+            async with asyncio.timeout(limit):
+                completed = await self._conn.run(sent, check=False)
+        except TimeoutError:
+            raise CommandTimeout(f"{self.node}: command timed out after {limit:g} s: {command}") from None
+        except (asyncssh.Error, OSError) as exc:
+            self.close()  # the pool reconnects on the next get()
+            raise HostUnreachable(f"{self.node}: SSH session failed: {exc}") from exc
+        stdout, stderr = _text(completed.stdout), _text(completed.stderr)
+        cap = self._settings.output_limit
+        exit_status = completed.exit_status
+        if exit_status is None:  # killed by a signal
+            exit_status = 128 + 9 if completed.exit_signal else -1
+        return CommandResult(
+            command=command,
+            exit_status=exit_status,
+            stdout=trim(stdout, cap),
+            stderr=trim(stderr, cap),
+            truncated=len(stdout) > cap or len(stderr) > cap,
+        )
+
+    def close(self) -> None:
+        self._closing = True
+        self._conn.close()
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+class SSHPool:
+    """`HostShells` for the engine: connects on first use per node, reuses, reconnects if closed."""
+
+    def __init__(self, settings: SSHSettings) -> None:
+        self.settings = settings
+        self._shells: dict[str, SSHShell] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, node: NodeFacts) -> SSHShell:
+        lock = self._locks.setdefault(node.name, asyncio.Lock())
+        async with lock:
+            shell = self._shells.get(node.name)
+            if shell is None or shell.closed:
+                shell = SSHShell(node.name, await self._connect(node), self.settings)
+                self._shells[node.name] = shell
+            return shell
+
+    async def _connect(self, node: NodeFacts) -> asyncssh.SSHClientConnection:
+        host, port = self.settings.address(node)
+        known_hosts = self.settings.known_hosts.expanduser()
+        if not known_hosts.is_file():
+            raise HostKeyRejected(
+                f"known_hosts file {known_hosts} does not exist: host keys cannot be verified"
+            )
+        options = {
+            "username": self.settings.user,
+            "known_hosts": str(known_hosts),
+            "config": None,  # ignore ~/.ssh/config: the netcheck config is the only source
+            "connect_timeout": self.settings.connect_timeout,
+        }
+        if self.settings.private_key is not None:
+            options["client_keys"] = [str(self.settings.private_key.expanduser())]
+            options["agent_path"] = None
+        bound = log.bind(node=node.name, host=host, port=port)
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                conn = await asyncssh.connect(host, port, **options)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            reason = await self._host_key_reason(host, port, known_hosts)
+            bound.warning("ssh host key rejected", reason=reason)
+            raise HostKeyRejected(reason) from exc
+        except asyncssh.PermissionDenied as exc:
+            raise HostUnreachable(
+                f"SSH authentication as {self.settings.user}@{host}:{port} failed: {exc.reason}"
+            ) from exc
+        except TimeoutError as exc:
+            raise HostUnreachable(
+                f"SSH to {host}:{port} timed out after {self.settings.connect_timeout:g} s"
+            ) from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise HostUnreachable(f"SSH to {host}:{port} failed: {exc}") from exc
+        except ValueError as exc:  # e.g. an unreadable or malformed private key / known_hosts
+            raise HostUnreachable(f"SSH to {host}:{port} not possible: {exc}") from exc
+        bound.info("ssh connected")
+        return conn
+
+    async def _host_key_reason(self, host: str, port: int, known_hosts: Path) -> str:
+        """Say exactly why: no entry for this host, or an entry whose key differs (and the key seen)."""
+        where = host if port == 22 else f"[{host}]:{port}"
+        try:
+            trusted = asyncssh.read_known_hosts(str(known_hosts)).match(host, host, port)[0]
+        except (OSError, ValueError) as exc:
+            return f"known_hosts {known_hosts} unreadable: {exc}"
+        seen = ""
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                key = await asyncssh.get_server_host_key(host, port, config=None)
+            if key is not None:
+                seen = f" (server presented {key.get_algorithm()} {key.get_fingerprint()})"
+        except (TimeoutError, asyncssh.Error, OSError):
+            pass
+        if not trusted:
+            return f"host key for {where} is unknown: no entry in known_hosts {known_hosts}{seen}"
+        return f"host key for {where} does not match known_hosts {known_hosts}{seen}: key changed?"
+
+    async def aclose(self) -> None:
+        shells, self._shells = list(self._shells.values()), {}
+        for shell in shells:
+            shell.close()

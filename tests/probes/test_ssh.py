@@ -1,0 +1,198 @@
+"""SSH transport against a REAL sshd started on 127.0.0.1 (ephemeral port, own host key, temp dir).
+
+Covers: commands run with stdout/stderr/exit status; the connection is pooled and reconnected when
+closed; per-command timeout -> CommandTimeout; output capped keeping head and tail; a changed host
+key and an unknown host -> HostKeyRejected with the exact reason (never accepted); a missing
+known_hosts file; a closed port -> HostUnreachable; ssh.hosts override; `sudo -n` wrapping; the
+engine turns a rejected host key into skips plus a visible `ssh` error finding.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from probes.engine import Engine, Transports
+from probes.errors import CommandTimeout, HostKeyRejected, HostUnreachable
+from probes.facts import ClusterFacts, NodeFacts
+from probes.model import Layer, Status, ok
+from probes.registry import Registry, probe
+from probes.settings import ProbeSettings
+from probes.transports.ssh import SSHHost, SSHPool, SSHSettings
+from tests.fakes import FakeCluster
+
+pytestmark = pytest.mark.lab
+
+NODE = NodeFacts(name="worker2", internal_ip="127.0.0.1")
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return Path(f"{path}.pub").read_text().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sshd")
+    host_pub = _keygen(d / "host_key")
+    other_pub = _keygen(d / "other_host_key")
+    client_pub = _keygen(d / "client_key")
+    (d / "authorized_keys").write_text(client_pub + "\n")
+    os.chmod(d / "authorized_keys", 0o600)
+    port = _free_port()
+    config = d / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile none\nUsePAM no\nStrictModes no\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory sshd insists on
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sshd did not start: {proc.stderr.read().decode()}") from None
+            time.sleep(0.05)
+    known = d / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_pub}\n")
+    changed = d / "known_hosts_changed"
+    changed.write_text(f"[127.0.0.1]:{port} {other_pub}\n")
+    unknown = d / "known_hosts_unknown"
+    unknown.write_text(f"[127.0.0.9]:{port} {host_pub}\n")
+    yield {"port": port, "dir": d, "known": known, "changed": changed, "unknown": unknown}
+    proc.terminate()  # our own sshd, by its PID
+    proc.wait(timeout=10)
+
+
+def settings(sshd, **over) -> SSHSettings:
+    values = {
+        "user": "root",
+        "port": sshd["port"],
+        "private_key": sshd["dir"] / "client_key",
+        "known_hosts": sshd["known"],
+        "connect_timeout": 5,
+        "command_timeout": 5,
+    }
+    values.update(over)
+    return SSHSettings(**values)
+
+
+async def test_runs_commands_and_pools_the_connection(sshd) -> None:
+    pool = SSHPool(settings(sshd))
+    try:
+        shell = await pool.get(NODE)
+        result = await shell.run("echo hi; echo err >&2; exit 3")
+        assert (result.exit_status, result.stdout, result.stderr) == (3, "hi\n", "err\n")
+        assert await pool.get(NODE) is shell
+        shell.close()
+        again = await pool.get(NODE)
+        assert again is not shell and (await again.run("true")).ok
+    finally:
+        await pool.aclose()
+
+
+async def test_command_timeout(sshd) -> None:
+    pool = SSHPool(settings(sshd))
+    try:
+        shell = await pool.get(NODE)
+        with pytest.raises(CommandTimeout, match="timed out after 0.3 s: sleep 5"):
+            await shell.run("sleep 5", timeout=0.3)
+    finally:
+        await pool.aclose()
+
+
+async def test_output_capped_keeping_head_and_tail(sshd) -> None:
+    pool = SSHPool(settings(sshd, output_limit=1000))
+    try:
+        shell = await pool.get(NODE)
+        result = await shell.run("echo HEAD; head -c 50000 /dev/zero | tr '\\0' a; echo; echo TAIL")
+        assert result.truncated
+        assert len(result.stdout) <= 1000
+        assert result.stdout.startswith("HEAD") and result.stdout.rstrip().endswith("TAIL")
+        assert "characters trimmed" in result.stdout
+    finally:
+        await pool.aclose()
+
+
+async def test_changed_host_key_is_rejected_with_reason(sshd) -> None:
+    pool = SSHPool(settings(sshd, known_hosts=sshd["changed"]))
+    with pytest.raises(HostKeyRejected) as err:
+        await pool.get(NODE)
+    message = str(err.value)
+    assert f"host key for [127.0.0.1]:{sshd['port']} does not match known_hosts {sshd['changed']}" in message
+    assert "ssh-ed25519 SHA256:" in message
+
+
+async def test_unknown_host_is_rejected_with_reason(sshd) -> None:
+    pool = SSHPool(settings(sshd, known_hosts=sshd["unknown"]))
+    with pytest.raises(HostKeyRejected, match=r"is unknown: no entry in known_hosts"):
+        await pool.get(NODE)
+
+
+async def test_missing_known_hosts_file(sshd) -> None:
+    pool = SSHPool(settings(sshd, known_hosts=sshd["dir"] / "nope"))
+    with pytest.raises(HostKeyRejected, match="does not exist"):
+        await pool.get(NODE)
+
+
+async def test_closed_port_is_unreachable(sshd) -> None:
+    pool = SSHPool(settings(sshd, port=_free_port()))
+    with pytest.raises(HostUnreachable, match="SSH to 127.0.0.1:"):
+        await pool.get(NODE)
+
+
+async def test_hosts_override_wins_over_internal_ip(sshd) -> None:
+    pool = SSHPool(settings(sshd, hosts={"worker2": SSHHost(host="127.0.0.1", port=sshd["port"])}))
+    try:
+        shell = await pool.get(NodeFacts(name="worker2", internal_ip="192.0.2.1"))
+        assert (await shell.run("echo ok")).stdout == "ok\n"
+    finally:
+        await pool.aclose()
+
+
+def test_sudo_wraps_only_non_root() -> None:
+    assert SSHSettings(user="ops", sudo=True).wrap("ip -o route get '10.0.0.1'") == (
+        "sudo -n sh -c 'ip -o route get '\"'\"'10.0.0.1'\"'\"''"
+    )
+    assert SSHSettings(user="root", sudo=True).wrap("true") == "true"
+    assert SSHSettings(user="ops", sudo=False).wrap("true") == "true"
+
+
+def test_hosts_keys_must_be_node_names() -> None:
+    with pytest.raises(ValueError, match="invalid node name 'Worker 2'"):
+        SSHSettings(hosts={"Worker 2": SSHHost(host="x")})
+
+
+async def test_engine_reports_rejected_host_key(sshd) -> None:
+    reg = Registry()
+
+    @probe(id="on-host", layer=Layer.HOST_ROUTE, needs={"host"}, registry=reg)
+    async def on_host(ctx):
+        return ok((await ctx.host.run("echo x")).stdout)
+
+    async def discover() -> ClusterFacts:
+        return ClusterFacts(api_service_ip="10.96.0.1", nodes=[NODE])
+
+    pool = SSHPool(settings(sshd, known_hosts=sshd["changed"]))
+    engine = Engine(transports=Transports(cluster=FakeCluster(), discover=discover, shells=pool),
+                    settings=ProbeSettings(), registry=reg)
+    report = await engine.check("worker2")
+    await engine.aclose()
+    assert report.finding("on-host").status is Status.SKIP
+    assert "no SSH to worker2: host key for [127.0.0.1]" in report.finding("on-host").summary
+    assert report.finding("ssh").status is Status.ERROR
