@@ -1,0 +1,111 @@
+"""The "Apply fix" button: verify the signed value, decide (approver, self-approval, expiry), claim
+the proposal once, swap the button for "applying… approved by", run the fix, post the outcome and
+refresh the parent by a re-check. Registered by `app.py::build_app`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack import blocks as bk
+from bot.slack import messages as msg
+from bot.slack import threads
+from bot.slack.approvals import Decision, InvalidValue, Proposal, decode
+from bot.slack.ports import ApprovalRecord
+from bot.slack.runtime import Runtime
+
+log = structlog.get_logger("netcheck.slack")
+
+
+def register(app: AsyncApp, rt: Runtime) -> None:
+    @app.action(bk.ACTION_ID)
+    async def apply_fix(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        rt.tasks.spawn(handle_click(rt, body, action), name="apply-fix")
+
+
+async def _ephemeral(rt: Runtime, channel: str, user: str, text: str, thread_ts: str | None) -> None:
+    await threads.call(rt, "chat.postEphemeral", channel=channel, user=user, text=text, thread_ts=thread_ts)
+
+
+async def handle_click(rt: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:
+    clicker = body["user"]["id"]
+    container = body.get("container", {})
+    channel = container.get("channel_id") or body.get("channel", {}).get("id", "")
+    message_ts = container.get("message_ts", "")
+    try:
+        proposal = decode(action.get("value", ""), rt.settings.secret())
+    except InvalidValue as exc:
+        log.warning("refusal", reason="tampered", user=clicker, channel=channel, error=str(exc))
+        await _ephemeral(rt, channel, clicker, msg.tampered(), None)
+        return
+    fields = {"user": clicker, "channel": channel, "node": proposal.n, "fix": proposal.f}
+    log.info("click", **fields, requested_by=proposal.r)
+    decision = await rt.approvers.decide(proposal, clicker)
+    if decision is not Decision.APPROVED:
+        text = {
+            Decision.EXPIRED: msg.expired(proposal.n),
+            Decision.NOT_APPROVER: msg.not_approver(rt.approvers.hint()),
+            Decision.SELF_APPROVAL: msg.self_approval(),
+        }[decision]
+        log.info("refusal", reason=decision.value, **fields)
+        await _ephemeral(rt, channel, clicker, text, proposal.th)
+        return
+    if not rt.ledger.claim(proposal.key):
+        log.info("refusal", reason="already-applied", **fields)
+        await _ephemeral(rt, channel, clicker, msg.already_applied(proposal.f), proposal.th)
+        return
+    log.info("approval", **fields, requested_by=proposal.r)
+    message_blocks = body.get("message", {}).get("blocks", [])
+    block_id = action.get("block_id", "")
+    replaced = bk.replace_action(message_blocks, block_id, bk.context(msg.applying(clicker)))
+    await threads.call(
+        rt, "chat.update", channel=channel, ts=message_ts, text=msg.applying(clicker), blocks=replaced
+    )
+    await _run_fix(rt, proposal, clicker, fields)
+
+
+async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[str, str]) -> None:
+    record = ApprovalRecord(
+        approved_by=approver,
+        requested_by=proposal.r,
+        proposal=proposal.key,
+        channel=proposal.c,
+        proposed_at=proposal.t,
+    )
+    if rt.runner is None:
+        outcome, message = "refused", "fixes are not enabled on this bot"
+    else:
+        try:
+            result = await rt.runner.apply(
+                proposal.n, proposal.f, dict(proposal.p), rt.approval_factory(record)
+            )
+            outcome, message = str(result.outcome), result.message
+        except Exception as exc:  # the runner reports outcomes; an exception here is a bug to show
+            log.exception("fix_crashed", **fields)
+            outcome, message = "failed", str(exc)
+    log.info("fix_outcome", **fields, outcome=outcome, detail=message)
+    text = msg.outcome(proposal.f, proposal.n, outcome, message, approver)
+    await threads.call(
+        rt,
+        "chat.postMessage",
+        channel=proposal.c,
+        thread_ts=proposal.th,
+        text=text,
+        blocks=[bk.section(text)],
+    )
+    await _recheck(rt, proposal)
+
+
+async def _recheck(rt: Runtime, proposal: Proposal) -> None:
+    try:
+        report = await rt.engine.check(proposal.n)
+    except Exception as exc:  # the parent then says the re-check failed
+        log.exception("recheck_failed", node=proposal.n)
+        await threads.update_parent(rt, proposal.c, proposal.th, msg.check_failed(proposal.n, str(exc)), None)
+        return
+    line = "re-check after fix: " + msg.verdict_line(report)
+    await threads.update_parent(rt, proposal.c, proposal.th, line, report)

@@ -1,0 +1,95 @@
+"""Builds the Bolt `AsyncApp` with its Web API client, listeners and shared runtime.
+
+Called by `bot/commands/serve.py` (and the tests). The client gets `base_url` from SLACK_API_URL
+(slack_sdk reads no variable for it) and retries 429 after Retry-After.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import actions, commands
+from bot.slack.approvals import Approvers, ProposalLedger
+from bot.slack.nodewatch import NodeWatcher
+from bot.slack.ports import ApprovalFactory, ApprovalRecord, Engine, FixRunner, NodeSource
+from bot.slack.runtime import Runtime
+from bot.slack.settings import SlackSettings
+from probes.errors import ConfigError
+
+log = structlog.get_logger("netcheck.slack")
+
+
+def make_client(settings: SlackSettings) -> AsyncWebClient:
+    if settings.bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN is not set")
+    kwargs: dict[str, Any] = {}
+    if settings.api_url:
+        kwargs["base_url"] = settings.api_url.rstrip("/") + "/"
+    return AsyncWebClient(
+        token=settings.bot_token.get_secret_value(),
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=settings.rate_limit_retries),
+        ],
+        **kwargs,
+    )
+
+
+def _default_approval(record: ApprovalRecord) -> Any:
+    return record
+
+
+def build_app(
+    settings: SlackSettings,
+    engine: Engine,
+    runner: FixRunner | None,
+    *,
+    probe_count: int,
+    approval_factory: ApprovalFactory = _default_approval,
+) -> tuple[AsyncApp, Runtime]:
+    if not settings.signing_secret:
+        raise ConfigError("SLACK_SIGNING_SECRET is not set (it also signs fix buttons)")
+    client = make_client(settings)
+
+    async def group_members(group: str) -> list[str]:
+        answer = await client.usergroups_users_list(usergroup=group)
+        return list(answer.get("users", []))
+
+    rt = Runtime(
+        settings=settings,
+        engine=engine,
+        runner=runner,
+        approval_factory=approval_factory,
+        probe_count=probe_count,
+        client=client,
+        approvers=Approvers(settings, group_members),
+        ledger=ProposalLedger(settings.proposal_ttl_minutes * 60),
+    )
+    app = AsyncApp(client=client, signing_secret=settings.secret(), name="netcheck")
+    commands.register(app, rt)
+    actions.register(app, rt)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error(
+            "listener_error", error=repr(error), type=body.get("type") or body.get("command"), exc_info=error
+        )
+
+    return app, rt
+
+
+def start_node_watch(rt: Runtime, source: NodeSource) -> NodeWatcher | None:
+    """Start watching for node joins when a join channel is configured."""
+    if not rt.settings.join_channel:
+        return None
+    watcher = NodeWatcher(rt, source, rt.settings.join_channel)
+    rt.tasks.spawn(watcher.run(), name="node-watch")
+    return watcher

@@ -1,0 +1,107 @@
+"""The `/netcheck` slash command: ack at once, then check in a tracked task.
+
+`/netcheck NODE`, `/netcheck all`, `/netcheck` / `help` (ephemeral usage). Unknown nodes and checks
+already running get an ephemeral answer. Registered by `app.py::build_app`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack import blocks as bk
+from bot.slack import messages as msg
+from bot.slack import threads
+from bot.slack.runtime import Runtime
+from probes.errors import InvalidInput
+
+log = structlog.get_logger("netcheck.slack")
+
+
+def register(app: AsyncApp, rt: Runtime) -> None:
+    @app.command("/netcheck")
+    async def netcheck(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        text = (command.get("text") or "").strip()
+        channel, user = command["channel_id"], command["user_id"]
+        log.info("command", user=user, channel=channel, text=text)
+        if not text or text.lower() == "help":
+            await ack(response_type="ephemeral", text=msg.USAGE)
+            return
+        if not rt.channel_allowed(channel):
+            log.info("refusal", reason="channel-not-allowed", user=user, channel=channel)
+            await ack(response_type="ephemeral", text=msg.channel_not_allowed())
+            return
+        await ack()
+        target = text.split()[0]
+        if target.lower() == "all":
+            rt.tasks.spawn(check_all(rt, channel, user), name="netcheck-all")
+        else:
+            rt.tasks.spawn(check_node(rt, target, channel, user, respond), name=f"netcheck-{target}")
+
+
+async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: Any) -> None:
+    if node in rt.running:
+        where_channel, where_ts = rt.running[node]
+        link = await rt.permalink(where_channel, where_ts) if where_ts else "(starting)"
+        log.info("refusal", reason="already-running", node=node, user=user, channel=channel)
+        await respond(response_type="ephemeral", text=msg.already_running(node, link))
+        return
+    rt.running[node] = (channel, "")
+    try:
+        names = await rt.engine.node_names()
+        if node not in names:
+            await _unknown(rt, node, names, user, channel, respond)
+            return
+        parent_ts = await threads.post_parent(rt, channel, msg.running(node, rt.probe_count, user))
+    except BaseException:
+        rt.running.pop(node, None)
+        raise
+    if parent_ts is None:
+        rt.running.pop(node, None)
+        await respond(response_type="ephemeral", text="I cannot post in this channel; invite me first.")
+        return
+    await threads.run_check(rt, node, channel, user, parent_ts)
+
+
+async def _unknown(rt: Runtime, node: str, names: list[str], user: str, channel: str, respond: Any) -> None:
+    rt.running.pop(node, None)
+    try:
+        await rt.engine.check(node)  # the engine's UnknownNode names the closest nodes
+        closest = ""
+    except InvalidInput as exc:
+        closest = str(exc)
+    if not closest:
+        closest = "Known nodes: " + ", ".join(names[:20])
+    log.info("refusal", reason="unknown-node", node=node, user=user, channel=channel)
+    await respond(response_type="ephemeral", text=msg.unknown_node(node, closest))
+
+
+async def check_all(rt: Runtime, channel: str, user: str) -> None:
+    names = await rt.engine.node_names()
+    title = msg.running_all(len(names), user)
+    parent_ts = await threads.post_parent(rt, channel, title)
+    if parent_ts is None:
+        return
+    try:
+        reports = await rt.engine.check_all()
+    except Exception as exc:  # shown in the channel rather than lost
+        log.exception("check_all_failed", channel=channel, user=user)
+        await threads.update_parent(rt, channel, parent_ts, msg.check_failed("all", str(exc)), None)
+        return
+    for report in reports:
+        await threads.call(
+            rt,
+            "chat.postMessage",
+            report,
+            channel=channel,
+            thread_ts=parent_ts,
+            text=msg.verdict(report),
+            blocks=bk.node_summary(report),
+        )
+    summary = bk.summary_all(f"netcheck all — {len(reports)} nodes", reports)
+    fallback = "; ".join(msg.verdict(r) for r in reports)
+    await threads.call(
+        rt, "chat.update", None, channel=channel, ts=parent_ts, text=fallback[:3000], blocks=summary
+    )

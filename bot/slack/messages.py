@@ -1,0 +1,141 @@
+"""Every user-facing sentence of the Slack bot, as pure functions (no Slack calls here).
+
+Called by `blocks.py` (message layout) and by the listeners in `commands.py`/`actions.py`.
+"""
+
+from __future__ import annotations
+
+from probes.model import Finding, Report, Status
+
+STATUS_EMOJI = {
+    Status.OK: ":white_check_mark:",
+    Status.SKIP: ":fast_forward:",
+    Status.WARN: ":warning:",
+    Status.ERROR: ":boom:",
+    Status.FAIL: ":x:",
+}
+
+USAGE = (
+    "*Usage*\n"
+    "• `/netcheck NODE`: check why pods on NODE cannot reach the API server\n"
+    "• `/netcheck all`: check every node, one line each\n"
+    "• `/netcheck help`: this text"
+)
+
+
+def escape(text: str) -> str:
+    """mrkdwn escaping: only &, < and > (Slack's rule); nothing else is encoded."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def user(user_id: str) -> str:
+    return f"<@{user_id}>"
+
+
+def running(node: str, probes: int, asked_by: str) -> str:
+    return f"netcheck {escape(node)} — running {probes} probes… (asked by {user(asked_by)})"
+
+
+def running_all(nodes: int, asked_by: str) -> str:
+    return f"netcheck all — checking {nodes} nodes… (asked by {user(asked_by)})"
+
+
+def problems(report: Report) -> list[Finding]:
+    """Non-ok findings, causes first then what they explain (the engine's cause → consequence order)."""
+    found = [f for f in report.findings if f.status.is_problem]
+    return sorted(found, key=lambda f: f.caused_by is not None)
+
+
+def verdict(report: Report) -> str:
+    """'NODE: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)' or 'all N ok'."""
+    found = problems(report)
+    if not found:
+        counted = [f for f in report.findings if f.status != Status.SKIP]
+        return f"{report.node}: all {len(counted)} probes ok"
+    parts = []
+    for cause in report.causes:
+        effects = [f for f in found if f.caused_by == cause.probe]
+        parts.append(f"{effects[0].summary} (cause: {cause.summary})" if effects else cause.summary)
+    noun = "problem" if len(found) == 1 else "problems"
+    return f"{report.node}: {len(found)} {noun} — " + "; ".join(parts)
+
+
+def verdict_line(report: Report) -> str:
+    return f"{STATUS_EMOJI[report.verdict]} {escape(verdict(report))}"
+
+
+def finding_title(finding: Finding) -> str:
+    because = f" — caused by `{finding.caused_by}`" if finding.caused_by else ""
+    return (
+        f"{STATUS_EMOJI[finding.status]} *{escape(finding.summary)}*\n"
+        f"_{finding.probe} · {finding.layer.value}_{because}"
+    )
+
+
+def ok_folded(findings: list[Finding]) -> str:
+    names = ", ".join(f"`{f.probe}`" for f in findings)
+    return f"{STATUS_EMOJI[Status.OK]} {len(findings)} probes ok: {names}"
+
+
+def fix_button(fix_id: str) -> str:
+    return f"Apply fix: {fix_id}"
+
+
+def confirm_title(node: str) -> str:
+    return f"Apply a fix on {node}?"
+
+
+def applying(approver: str) -> str:
+    return f":hourglass_flowing_sand: applying… approved by {user(approver)}"
+
+
+def outcome(fix_id: str, node: str, result: str, message: str, approver: str) -> str:
+    icons = {"applied": ":white_check_mark:", "nothing-to-do": ":information_source:"}
+    icon = icons.get(result, ":x:")
+    head = f"{icon} fix `{fix_id}` on {escape(node)}: *{result}* (approved by {user(approver)})"
+    return f"{head}\n{escape(message)}"
+
+
+def no_button(reason: str) -> str:
+    return f"_No fix button: {escape(reason)}_"
+
+
+# Refusals and notices (ephemeral)
+def unknown_node(node: str, closest: str) -> str:
+    return f"Unknown node `{escape(node)}`. {escape(closest)}"
+
+
+def already_running(node: str, link: str) -> str:
+    return f"A check of {escape(node)} is already running: <{link}|see its thread>."
+
+
+def channel_not_allowed() -> str:
+    return "`/netcheck` is not enabled in this channel."
+
+
+def not_approver(approver_hint: str) -> str:
+    return f"You are not an approver of netcheck fixes; ask {approver_hint}. Nothing was changed."
+
+
+def self_approval() -> str:
+    return "You asked for this check, so another approver must approve its fix. Nothing was changed."
+
+
+def expired(node: str) -> str:
+    return f"This fix proposal has expired; re-run `/netcheck {escape(node)}`. Nothing was changed."
+
+
+def tampered() -> str:
+    return "This button's value failed verification; re-run the check. Nothing was changed."
+
+
+def already_applied(fix_id: str) -> str:
+    return f"Fix `{fix_id}` from this proposal was already approved; it runs only once."
+
+
+def check_failed(node: str, error: str) -> str:
+    return f":boom: netcheck {escape(node)} failed: {escape(error)}"
+
+
+def node_joined(node: str) -> str:
+    return f"New node {escape(node)} is Ready — checking it…"

@@ -1,0 +1,44 @@
+"""The bot's shared state: settings, engine, fix runner, approver policy, task tracker, checks in flight.
+
+Built once by `app.py::build_app`; the listeners in `commands.py` and `actions.py` receive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.approvals import Approvers, ProposalLedger
+from bot.slack.ports import ApprovalFactory, Engine, FixRunner
+from bot.slack.settings import SlackSettings
+from bot.slack.tasks import TaskTracker
+
+log = structlog.get_logger("netcheck.slack")
+
+
+@dataclass
+class Runtime:
+    settings: SlackSettings
+    engine: Engine
+    runner: FixRunner | None
+    approval_factory: ApprovalFactory
+    probe_count: int
+    client: AsyncWebClient
+    approvers: Approvers
+    ledger: ProposalLedger
+    tasks: TaskTracker = field(default_factory=TaskTracker)
+    running: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """node -> (channel, parent ts) of the check in flight."""
+
+    def channel_allowed(self, channel: str) -> bool:
+        return not self.settings.allowed_channels or channel in self.settings.allowed_channels
+
+    async def permalink(self, channel: str, ts: str) -> str:
+        try:
+            answer = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            return str(answer["permalink"])
+        except Exception as exc:  # a link is a nicety: construct one rather than fail the reply
+            log.warning("permalink_failed", channel=channel, ts=ts, error=str(exc))
+            return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"

@@ -1,0 +1,50 @@
+"""Slack settings of `netcheck serve` (tokens from the environment, policy from the config file).
+
+Read by `bot/config.py` (the root `Config.slack` field) and by `bot/slack/app.py::build_app`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class SlackSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_token: SecretStr | None = Field(None, description="xoxb- bot token (env SLACK_BOT_TOKEN).")
+    signing_secret: SecretStr | None = Field(
+        None, description="Signs HTTP requests and fix-button values (env SLACK_SIGNING_SECRET)."
+    )
+    app_token: SecretStr | None = Field(
+        None, description="xapp- app-level token; when set, `serve` uses Socket Mode (env SLACK_APP_TOKEN)."
+    )
+    api_url: str | None = Field(
+        None, description="Web API base URL, e.g. a Slack-compatible endpoint (env SLACK_API_URL)."
+    )
+    join_channel: str | None = Field(None, description="Channel id for node-join summaries (None: off).")
+    approvers: list[str] = Field(default_factory=list, description="User ids allowed to approve fixes.")
+    approver_group: str | None = Field(None, description="User group id (S…) whose members may approve.")
+    approver_group_cache_s: float = Field(
+        300.0, gt=0, description="Seconds a usergroups.users.list answer is reused."
+    )
+    allow_self_approval: bool = Field(False, description="May the requester approve their own fix?")
+    proposal_ttl_minutes: float = Field(30.0, gt=0, description="How long a fix button stays valid.")
+    allowed_channels: list[str] = Field(default_factory=list, description="Channel ids; empty means any.")
+    rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
+    shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str], **overrides: object) -> SlackSettings:
+        """Tokens and URL from SLACK_* variables; explicit overrides (config file) win."""
+        values: dict[str, object] = {
+            "bot_token": env.get("SLACK_BOT_TOKEN"),
+            "signing_secret": env.get("SLACK_SIGNING_SECRET"),
+            "app_token": env.get("SLACK_APP_TOKEN"),
+            "api_url": env.get("SLACK_API_URL"),
+        }
+        values = {k: v for k, v in values.items() if v}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def secret(self) -> str:
+        return self.signing_secret.get_secret_value() if self.signing_secret else ""

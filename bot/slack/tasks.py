@@ -1,0 +1,49 @@
+"""Tracked background tasks: every task the bot starts is kept, logged when it fails, and stopped at
+shutdown (no fire-and-forget). Used by the listeners (`commands.py`, `actions.py`) and `nodewatch.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("netcheck.slack.tasks")
+
+
+class TaskTracker:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("task_failed", task=task.get_name(), error=repr(exc), exc_info=exc)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def idle(self, timeout: float) -> None:
+        """Wait until no task runs (tests, graceful shutdown); raises TimeoutError after `timeout`."""
+        async with asyncio.timeout(timeout):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, timeout: float) -> None:
+        """Give running tasks `timeout` seconds, then cancel what is left."""
+        try:
+            await self.idle(timeout)
+        except TimeoutError:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

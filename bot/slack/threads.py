@@ -1,0 +1,122 @@
+"""Posting a check: the parent message, one reply per problem (with its fix button), the ok ones
+folded into one reply, and the parent updated with the verdict. Slack errors are logged with the
+report, never lost. Used by `commands.py`, `actions.py` (re-check) and `nodewatch.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from slack_sdk.errors import SlackApiError
+
+from bot.slack import blocks as bk
+from bot.slack import messages as msg
+from bot.slack.approvals import Proposal
+from bot.slack.runtime import Runtime
+from probes.model import Finding, Report, Status
+
+log = structlog.get_logger("netcheck.slack")
+
+
+async def call(
+    rt: Runtime, method: str, report: Report | None = None, **kwargs: Any
+) -> dict[str, Any] | None:
+    """One Web API call; on a Slack error log it (with the report, if any) and return None."""
+    try:
+        answer = await rt.client.api_call(method, json=kwargs)
+        return dict(answer.data) if isinstance(answer.data, dict) else {}
+    except SlackApiError as exc:
+        log.error(
+            "slack_error",
+            method=method,
+            channel=kwargs.get("channel"),
+            error=exc.response.get("error"),
+            status=exc.response.status_code,
+            report=report.as_json() if report else None,
+        )
+        return None
+
+
+async def post_parent(rt: Runtime, channel: str, text: str) -> str | None:
+    answer = await call(rt, "chat.postMessage", channel=channel, text=text, blocks=bk.parent(text))
+    return str(answer["ts"]) if answer else None
+
+
+async def update_parent(rt: Runtime, channel: str, ts: str, text: str, report: Report | None) -> None:
+    await call(rt, "chat.update", report, channel=channel, ts=ts, text=text, blocks=bk.parent(text))
+
+
+async def _fix_block(rt: Runtime, f: Finding, proposal: Proposal) -> tuple[dict[str, Any] | None, str | None]:
+    if rt.runner is None:
+        return None, "fixes are not enabled"
+    try:
+        plan = await rt.runner.plan(proposal.n, proposal.f, dict(proposal.p))
+    except Exception as exc:  # an unplannable fix still shows the finding, with the reason
+        log.warning("fix_plan_failed", node=proposal.n, fix=proposal.f, error=str(exc))
+        return None, f"fix {proposal.f} cannot be planned: {exc}"
+    button = bk.fix_button(proposal, rt.settings.secret(), plan.summary)
+    return button, None if button else "its parameters are too long for a button"
+
+
+async def post_findings(rt: Runtime, channel: str, parent_ts: str, report: Report, requested_by: str) -> None:
+    """Thread replies for one node: each problem on its own (cause first), the ok ones folded."""
+    for f in msg.problems(report):
+        button, note = None, None
+        if f.fix is not None:
+            proposal = Proposal(
+                n=report.node,
+                f=f.fix.id,
+                p=dict(f.fix.params),
+                t=int(time.time()),
+                r=requested_by,
+                c=channel,
+                th=parent_ts,
+            )
+            button, note = await _fix_block(rt, f, proposal)
+        text = f"{report.node}: {f.summary}"
+        await call(
+            rt,
+            "chat.postMessage",
+            report,
+            channel=channel,
+            thread_ts=parent_ts,
+            text=text,
+            blocks=bk.finding(f, button, note),
+        )
+    fine = [f for f in report.findings if f.status in (Status.OK, Status.SKIP)]
+    if fine:
+        await call(
+            rt,
+            "chat.postMessage",
+            report,
+            channel=channel,
+            thread_ts=parent_ts,
+            text=msg.ok_folded(fine),
+            blocks=bk.ok_folded(fine),
+        )
+
+
+async def post_node_check(
+    rt: Runtime, channel: str, parent_ts: str, report: Report, requested_by: str
+) -> None:
+    await post_findings(rt, channel, parent_ts, report, requested_by)
+    line = msg.verdict_line(report)
+    await update_parent(rt, channel, parent_ts, line, report)
+
+
+async def run_check(rt: Runtime, node: str, channel: str, requested_by: str, parent_ts: str) -> Report | None:
+    """Check one node into an existing parent; an engine failure becomes a visible message."""
+    rt.running[node] = (channel, parent_ts)
+    try:
+        report = await rt.engine.check(node)
+    except Exception as exc:  # the engine turns probe failures into findings; this is the engine itself
+        log.exception("check_failed", node=node, channel=channel, user=requested_by)
+        await update_parent(rt, channel, parent_ts, msg.check_failed(node, str(exc)), None)
+        return None
+    finally:
+        rt.running.pop(node, None)
+    log.info("check_done", node=node, channel=channel, user=requested_by, verdict=report.verdict.value)
+    await post_node_check(rt, channel, parent_ts, report, requested_by)
+    return report
