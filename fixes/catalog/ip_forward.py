@@ -1,0 +1,63 @@
+"""Fix `ip-forward`: turn on net.ipv4.ip_forward now (`sysctl -w`) and at boot (a sysctl.d drop-in).
+
+Proposed by the `ip-forward` probe with no parameters (the guide's Issue 5; calico-facts C3: Felix
+normally sets it, so 0 means something reset it). Rollback removes the drop-in (or restores the
+one that was there) and puts the previous runtime value back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fixes.base import Fix, FixFailed
+from fixes.model import Approval, Plan
+from fixes.registry import fix
+from probes.errors import InvalidInput
+from probes.transports.commands import Arg, integer, render
+
+DROP_IN = "/etc/sysctl.d/99-netcheck-ip-forward.conf"
+DROP_IN_TEXT = (
+    "# Installed by `netcheck fix ip-forward`: pods route through the host.\nnet.ipv4.ip_forward = 1\n"
+)
+READ = "sysctl -n net.ipv4.ip_forward"
+
+
+@fix(id="ip-forward", addresses="ip-forward", verify=("ip-forward",))
+class IpForward(Fix):
+    async def plan(self, params: dict[str, str | int]) -> Plan:
+        if params:
+            raise InvalidInput(f"ip-forward takes no parameters (got {sorted(params)})")
+        change = "\n".join([
+            "Commands:", "  sysctl -w net.ipv4.ip_forward=1", f"  write {DROP_IN}:", "", DROP_IN_TEXT,
+        ])
+        return Plan(fix=self.id, node=self.node, params={},
+                    summary=f"Enable IPv4 forwarding on {self.node} now and at boot ({DROP_IN}).",
+                    change=change)
+
+    async def _value(self) -> int:
+        result = await self.run(READ)
+        try:
+            return integer(result.stdout.strip(), 0, 2, "ip_forward")
+        except InvalidInput as exc:
+            raise FixFailed(f"unexpected {READ} output: {exc}") from None
+
+    async def is_applied(self, plan: Plan) -> bool:
+        return await self._value() == 1 and await self.read_file(DROP_IN) == DROP_IN_TEXT
+
+    async def snapshot(self, plan: Plan) -> dict[str, Any]:
+        return {"ip_forward": await self._value(), "drop_in": await self.read_file(DROP_IN)}
+
+    async def apply(self, plan: Plan, approval: Approval) -> dict[str, Any]:
+        await self.write_file(DROP_IN, DROP_IN_TEXT)
+        await self.run("sysctl -w net.ipv4.ip_forward=1")
+        return {"ip_forward": await self._value(), "drop_in": DROP_IN_TEXT}
+
+    async def check_applied(self, plan: Plan) -> list[str]:
+        value = await self._value()
+        return [] if value == 1 else [f"net.ipv4.ip_forward is {value} after sysctl -w"]
+
+    async def rollback(self, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:
+        await self.restore_file(DROP_IN, before.get("drop_in"))
+        previous = Arg(str(integer(before["ip_forward"], 0, 2, "ip_forward")))
+        await self.run(render("sysctl -w net.ipv4.ip_forward={value}", value=previous))
+        return {"ip_forward": await self._value(), "drop_in": await self.read_file(DROP_IN)}

@@ -1,0 +1,164 @@
+"""Fix `masquerade`: a systemd oneshot unit that adds the pod-CIDR MASQUERADE rule if absent.
+
+Proposed by the `masquerade` probe with {"pod_cidr", "interface"} when no NAT applies (the
+guide's Issue 8, the WiFi case study). Unlike the guide's unit, ExecStart checks (`-C`) before it
+appends (`-A`), so a restart never adds a duplicate, and ExecStop removes the rule. The rule goes
+into the iptables backend the node actually uses (calico-facts C8), detected by `detect_backend`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fixes.base import Fix, FixFailed
+from fixes.model import Approval, Plan
+from fixes.registry import fix
+from probes.errors import InvalidInput
+from probes.transports.commands import Arg, cidr, iface, render
+
+UNIT_NAME = "netcheck-masquerade.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+_BINARY = re.compile(r"^/[A-Za-z0-9_./-]+/iptables-(nft|legacy)$")
+_HINTS = ("KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY")
+
+UNIT_TEMPLATE = """\
+# Installed by `netcheck fix masquerade`: NAT pod traffic leaving {iface} to the node's address,
+# because the network behind {iface} has no route back to the pod CIDR {cidr}.
+[Unit]
+Description=netcheck: masquerade pod traffic from {cidr} leaving {iface}
+After=network.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c '{bin} -t nat -C {rule} 2>/dev/null || {bin} -t nat -A {rule}'
+ExecStop=/bin/sh -c '{bin} -t nat -D {rule} 2>/dev/null || true'
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+async def detect_backend(fix: Fix) -> str:
+    """'nft' or 'legacy': the iptables backend kubelet uses on the node (read-only checks).
+
+    The iptables-wrappers/Felix order (calico-facts C8): KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY
+    in `iptables-nft-save -t mangle` means nft; otherwise the legacy tables are only looked at if
+    /proc/net/ip_tables_names exists (running iptables-legacy-save would load the legacy modules),
+    and a hint there means legacy; otherwise the backend with more rules wins, nft on a tie.
+    Stands in until the `iptables-mode` probe exports its own helper.
+    """
+    nft_mangle = await fix.run("iptables-nft-save -t mangle", check=False)
+    if any(h in nft_mangle.stdout for h in _HINTS):
+        return "nft"
+    has_legacy = await fix.run("test -e /proc/net/ip_tables_names", check=False)
+    if not has_legacy.ok:
+        return "nft"
+    legacy_mangle = await fix.run("iptables-legacy-save -t mangle", check=False)
+    if any(h in legacy_mangle.stdout for h in _HINTS):
+        return "legacy"
+    nft_all = await fix.run("iptables-nft-save", check=False)
+    legacy_all = await fix.run("iptables-legacy-save", check=False)
+
+    def rules(text: str) -> int:
+        return sum(1 for line in text.splitlines() if line.startswith("-A "))
+
+    return "legacy" if rules(legacy_all.stdout) > rules(nft_all.stdout) else "nft"
+
+
+def unit_text(binary: str, pod_cidr: Arg, interface: Arg) -> str:
+    """The unit's full text; every value in it was validated (binary path, CIDR, interface)."""
+    if not _BINARY.match(binary):
+        raise FixFailed(f"unexpected iptables binary path {binary!r}")
+    rule = f"POSTROUTING -s {pod_cidr} -o {interface} -j MASQUERADE"
+    return UNIT_TEMPLATE.format(bin=binary, rule=rule, cidr=pod_cidr, iface=interface)
+
+
+@fix(id="masquerade", addresses="masquerade", verify=("masquerade", "pod-api", "return-path"))
+class Masquerade(Fix):
+    async def plan(self, params: dict[str, str | int]) -> Plan:
+        if set(params) != {"pod_cidr", "interface"}:
+            raise InvalidInput(f"masquerade takes pod_cidr=CIDR and interface=NAME (got {sorted(params)})")
+        pod_cidr = cidr(str(params["pod_cidr"]))
+        interface = iface(str(params["interface"]))
+        backend = await detect_backend(self)
+        located = await self.run(render("command -v {name}", name=Arg(f"iptables-{backend}")), check=False)
+        binary = located.stdout.strip()
+        if not located.ok or not _BINARY.match(binary):
+            raise FixFailed(f"iptables-{backend} not found on {self.node}")
+        self._bin = binary
+        text = unit_text(binary, pod_cidr, interface)
+        commands = [
+            f"write {UNIT_PATH} (below)",
+            "systemctl daemon-reload",
+            f"systemctl enable --now {UNIT_NAME}",
+        ]
+        change = "\n".join([
+            f"iptables backend in use on {self.node}: {backend} ({binary})",
+            "Commands:", *(f"  {c}" for c in commands), "", f"{UNIT_PATH}:", text,
+        ])
+        fallback = (f"{binary} -t nat -C POSTROUTING -s {pod_cidr} -o {interface} -j MASQUERADE || "
+                    f"{binary} -t nat -A POSTROUTING -s {pod_cidr} -o {interface} -j MASQUERADE")
+        return Plan(
+            fix=self.id, node=self.node,
+            params={"pod_cidr": pod_cidr.value, "interface": interface.value},
+            summary=f"Masquerade pod traffic from {pod_cidr} leaving {interface} on {self.node} "
+                    f"({backend} iptables), kept by systemd unit {UNIT_NAME}.",
+            change=change, fallback=fallback,
+        )
+
+    def _values(self, plan: Plan) -> tuple[Arg, Arg]:
+        return cidr(str(plan.params["pod_cidr"])), iface(str(plan.params["interface"]))
+
+    def _binary(self, plan: Plan) -> str:
+        """The backend's binary `plan` found on this node (a Fix instance serves one plan)."""
+        binary = getattr(self, "_bin", None)
+        if binary is None:
+            raise FixFailed("masquerade: plan() must run before apply/verify/rollback")
+        return binary
+
+    async def rule_count(self, plan: Plan) -> int:
+        """How many times the exact rule is in the nat table of the backend in use."""
+        pod_cidr, interface = self._values(plan)
+        saved = await self.run(f"{self._binary(plan)}-save -t nat")
+        wanted = f"-A POSTROUTING -s {pod_cidr} -o {interface} -j MASQUERADE"
+        return sum(1 for line in saved.stdout.splitlines() if line.strip() == wanted)
+
+    async def is_applied(self, plan: Plan) -> bool:
+        unit = await self.read_file(UNIT_PATH)
+        return unit == unit_text(self._binary(plan), *self._values(plan)) and await self.rule_count(plan) == 1
+
+    async def snapshot(self, plan: Plan) -> dict[str, Any]:
+        enabled = await self.run(f"systemctl is-enabled {UNIT_NAME}", check=False)
+        return {"unit": await self.read_file(UNIT_PATH), "enabled": enabled.ok,
+                "rules": await self.rule_count(plan)}
+
+    async def apply(self, plan: Plan, approval: Approval) -> dict[str, Any]:
+        await self.write_file(UNIT_PATH, unit_text(self._binary(plan), *self._values(plan)))
+        await self.run("systemctl daemon-reload")
+        await self.run(f"systemctl enable --now {UNIT_NAME}")
+        return {"unit": UNIT_PATH, "enabled": True, "rules": await self.rule_count(plan)}
+
+    async def check_applied(self, plan: Plan) -> list[str]:
+        count = await self.rule_count(plan)
+        return [] if count == 1 else [f"the MASQUERADE rule is present {count} times, expected once"]
+
+    async def rollback(self, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:
+        await self.run(f"systemctl disable --now {UNIT_NAME}", check=False)
+        # ExecStop deletes the rule even when it was there before the fix: put such a rule back.
+        pod_cidr, interface = self._values(plan)
+        add = render("{bin} -t nat -A POSTROUTING -s {cidr} -o {iface} -j MASQUERADE",
+                     bin=Arg(self._binary(plan)), cidr=pod_cidr, iface=interface)
+        for _ in range(int(before.get("rules", 0)) - await self.rule_count(plan)):
+            await self.run(add)
+        await self.restore_file(UNIT_PATH, before.get("unit"))
+        await self.run("systemctl daemon-reload")
+        if before.get("unit") is not None and before.get("enabled"):
+            await self.run(f"systemctl enable --now {UNIT_NAME}")
+        return {"unit": await self.read_file(UNIT_PATH), "rules": await self.rule_count(plan)}
+
+    def applied_message(self, plan: Plan) -> str:
+        return (f"Pod traffic from {plan.params['pod_cidr']} leaving {plan.params['interface']} "
+                f"on {plan.node} "
+                f"is now masqueraded; {UNIT_NAME} re-adds the rule at boot (once, never twice).")

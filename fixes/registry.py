@@ -1,0 +1,80 @@
+"""The fix registry: `@fix(id=..., addresses=..., verify=(...))` on a `Fix` subclass, checked at
+import time like probes/registry.py. Used by `fixes.runner.FixRunner` and the CLI's `fix` command.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from fixes.base import Fix
+
+_ID = re.compile(r"^[a-z][a-z0-9-]*$")
+
+KNOWN_PROBES = frozenset({
+    "host-api", "pod-api", "pod-routes", "mtu", "masquerade", "return-path", "kubelet-port",
+    "etc-hosts", "iptables-mode", "ip-forward", "resolved-53", "kernel-modules", "node-address",
+    "encapsulation", "pod-dns",
+})
+"""The stable probe ids (issue 3 and the engine brief); a fix can only address one of these."""
+
+
+class FixRegistryError(Exception):
+    """A fix definition is wrong; raised at import so a bad fix stops start-up."""
+
+
+@dataclass
+class FixRegistry:
+    fixes: dict[str, type[Fix]] = field(default_factory=dict)
+
+    def add(self, cls: type[Fix]) -> None:
+        if not (inspect.isclass(cls) and issubclass(cls, Fix)):
+            raise FixRegistryError(f"{cls!r} is not a Fix subclass")
+        if inspect.isabstract(cls):
+            raise FixRegistryError(f"fix {cls.id!r} leaves abstract methods unimplemented")
+        if not _ID.match(cls.id):
+            raise FixRegistryError(f"fix id {cls.id!r} must match {_ID.pattern}")
+        if cls.id in self.fixes:
+            raise FixRegistryError(f"fix id {cls.id!r} is registered twice")
+        for probe_id in (cls.addresses, *cls.verify_probes):
+            if probe_id not in KNOWN_PROBES:
+                raise FixRegistryError(f"fix {cls.id!r} names unknown probe {probe_id!r}")
+        if cls.addresses not in cls.verify_probes:
+            raise FixRegistryError(f"fix {cls.id!r} must verify the probe it addresses")
+        self.fixes[cls.id] = cls
+
+    def __getitem__(self, fix_id: str) -> type[Fix]:
+        return self.fixes[fix_id]
+
+    def __contains__(self, fix_id: object) -> bool:
+        return fix_id in self.fixes
+
+    def __iter__(self) -> Iterator[type[Fix]]:
+        return iter(self.fixes.values())
+
+    def ids(self) -> list[str]:
+        return sorted(self.fixes)
+
+
+default_registry = FixRegistry()
+
+
+def fix(
+    *,
+    id: str,
+    addresses: str,
+    verify: tuple[str, ...] | list[str] = (),
+    registry: FixRegistry | None = None,
+) -> Callable[[type[Fix]], type[Fix]]:
+    """Register a fix class; `verify` defaults to just the probe it addresses."""
+
+    def register(cls: type[Fix]) -> type[Fix]:
+        cls.id = id
+        cls.addresses = addresses
+        cls.verify_probes = tuple(verify) or (addresses,)
+        (registry or default_registry).add(cls)
+        return cls
+
+    return register

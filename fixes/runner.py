@@ -1,0 +1,169 @@
+"""`FixRunner`: plan -> precheck -> apply (with an Approval) -> verify -> rollback on failure.
+
+Called by the CLI (`netcheck fix`, bot/commands/fix.py) and the Slack approval handler. One
+asyncio lock per (node, fix): a second apply of the same fix on the same node while the first
+runs gets outcome `busy`, never a second change. Every step writes an audit event (fixes/audit.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fixes.audit import audit
+from fixes.base import EngineAPI, Fix, FixSettings
+from fixes.model import Approval, FixResult, Outcome, Plan
+from fixes.registry import FixRegistry, default_registry
+from probes.errors import InvalidInput, NetcheckError
+from probes.model import Finding, Status
+from probes.transports.commands import node_name
+
+
+class FixRunner:
+    def __init__(
+        self,
+        engine: EngineAPI,
+        *,
+        registry: FixRegistry | None = None,
+        settings: FixSettings | None = None,
+    ) -> None:
+        if registry is None:
+            import fixes.catalog  # noqa: F401  (importing the catalog registers the fixes)
+        self.engine = engine
+        self.registry = registry or default_registry
+        self.settings = settings or FixSettings()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def _fix(self, node: str, fix_id: str) -> Fix:
+        node_name(node)
+        if fix_id not in self.registry:
+            raise InvalidInput(f"unknown fix {fix_id!r}; known: {', '.join(self.registry.ids())}")
+        return self.registry[fix_id](self.engine, node, self.settings)
+
+    async def plan(self, node: str, fix_id: str, params: dict[str, str | int]) -> Plan:
+        """Validate and describe the change; raises InvalidInput (one line) on bad input."""
+        plan = await self._fix(node, fix_id).plan(params)
+        audit("plan", who=None, node=node, fix=fix_id, params=plan.params, outcome="planned",
+              summary=plan.summary)
+        return plan
+
+    async def apply(
+        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval
+    ) -> FixResult:
+        if not isinstance(approval, Approval):
+            raise TypeError("apply needs an Approval (who approved, when)")
+        lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
+        if lock.locked():
+            message = f"{fix_id} is already being applied on {node}; not starting a second run"
+            audit("apply", who=approval.approver, node=node, fix=fix_id, params=params,
+                  outcome=Outcome.BUSY)
+            return FixResult(outcome=Outcome.BUSY, message=message)
+        async with lock:
+            return await self._apply_locked(node, fix_id, params, approval)
+
+    async def _apply_locked(
+        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval
+    ) -> FixResult:
+        who = approval.approver
+        try:
+            fix = self._fix(node, fix_id)
+            plan = await fix.plan(params)
+        except InvalidInput as exc:
+            audit("plan", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.REFUSED,
+                  error=str(exc))
+            return FixResult(outcome=Outcome.REFUSED, message=str(exc))
+        audit("plan", who=who, node=node, fix=fix_id, params=plan.params, outcome="planned",
+              summary=plan.summary)
+        audit("approval", who=who, node=node, fix=fix_id, params=plan.params, outcome="approved",
+              approved_at=approval.approved_at.isoformat(), requested_by=approval.requested_by)
+
+        done = await self._precheck(fix, plan)
+        if done is not None:
+            audit("apply", who=who, node=node, fix=fix_id, params=plan.params,
+                  outcome=Outcome.NOTHING_TO_DO, reason=done)
+            return FixResult(outcome=Outcome.NOTHING_TO_DO, message=done, plan=plan)
+
+        before = await fix.snapshot(plan)
+        try:
+            after = await fix.apply(plan, approval)
+        except NetcheckError as exc:
+            audit("apply", who=who, node=node, fix=fix_id, params=plan.params, before=before,
+                  outcome=Outcome.FAILED, error=str(exc))
+            return await self._rollback(fix, plan, before, who, [f"apply failed: {exc}"], [])
+        audit("apply", who=who, node=node, fix=fix_id, params=plan.params, before=before, after=after,
+              outcome=Outcome.APPLIED)
+
+        findings, problems = await self._verify(fix, plan)
+        audit("verify", who=who, node=node, fix=fix_id, params=plan.params, before=before, after=after,
+              outcome="failed" if problems else "ok", problems=problems,
+              findings={f.probe: f.status.value for f in findings})
+        if problems:
+            return await self._rollback(fix, plan, before, who, problems, findings)
+        return FixResult(outcome=Outcome.APPLIED, message=fix.applied_message(plan), plan=plan,
+                         before=before, after=after, verification=findings)
+
+    async def _precheck(self, fix: Fix, plan: Plan) -> str | None:
+        """A reason there is nothing to do, or None. The addressed probe ok, or the change already
+        in place (a second apply), both mean: change nothing."""
+        report = await self.engine.check(plan.node, probes=[fix.addresses])
+        finding = report.finding(fix.addresses)
+        if finding is not None and finding.status == Status.OK:
+            return f"nothing to do: probe {fix.addresses} is already ok on {plan.node} ({finding.summary})"
+        if await fix.is_applied(plan):
+            return f"nothing to do: {plan.fix} is already in place on {plan.node}"
+        return None
+
+    async def _verify(self, fix: Fix, plan: Plan) -> tuple[list[Finding], list[str]]:
+        report = await self.engine.check(plan.node, probes=list(fix.verify_probes))
+        problems: list[str] = []
+        findings: list[Finding] = []
+        for probe_id in fix.verify_probes:
+            finding = report.finding(probe_id)
+            if finding is None:
+                problems.append(f"probe {probe_id} did not run")
+                continue
+            findings.append(finding)
+            if finding.status != Status.OK:
+                problems.append(f"probe {probe_id} is {finding.status.value}: {finding.summary}")
+        try:
+            problems += await fix.check_applied(plan)
+        except NetcheckError as exc:
+            problems.append(f"could not check the change: {exc}")
+        return findings, problems
+
+    async def _rollback(
+        self, fix: Fix, plan: Plan, before: dict[str, Any], who: str, problems: list[str],
+        findings: list[Finding],
+    ) -> FixResult:
+        why = "; ".join(problems)
+        try:
+            restored = await fix.rollback(plan, before)
+        except NetcheckError as exc:
+            audit("rollback", who=who, node=plan.node, fix=plan.fix, params=plan.params, before=before,
+                  outcome=Outcome.FAILED, error=str(exc), problems=problems)
+            return FixResult(
+                outcome=Outcome.FAILED, plan=plan, before=before, verification=findings,
+                problems=problems,
+                message=f"{plan.fix} on {plan.node} failed ({why}) and the rollback failed too: {exc}",
+            )
+        audit("rollback", who=who, node=plan.node, fix=plan.fix, params=plan.params, before=before,
+              after=restored, outcome=Outcome.ROLLED_BACK, problems=problems)
+        return FixResult(
+            outcome=Outcome.ROLLED_BACK, plan=plan, before=before, after=restored,
+            verification=findings, problems=problems,
+            message=f"{plan.fix} on {plan.node} did not verify ({why}); rolled back to the previous state",
+        )
+
+    async def rollback(self, node: str, fix_id: str, params: dict[str, str | int], before: dict[str, Any],
+                       approval: Approval) -> FixResult:
+        """Undo an applied fix from its recorded `before` state (FixResult.before)."""
+        lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
+        if lock.locked():
+            return FixResult(outcome=Outcome.BUSY, message=f"{fix_id} is busy on {node}")
+        async with lock:
+            try:
+                fix = self._fix(node, fix_id)
+                plan = await fix.plan(params)
+            except InvalidInput as exc:
+                return FixResult(outcome=Outcome.REFUSED, message=str(exc))
+            return await self._rollback(fix, plan, before, approval.approver, ["rollback requested"], [])
