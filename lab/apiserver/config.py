@@ -1,0 +1,59 @@
+"""The API stand-in's configuration (written as JSON by the lab builder, read by `python -m lab.apiserver`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TokenInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: str
+    groups: list[str] = Field(default_factory=list)
+    readonly: bool = False
+
+
+class EndpointAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ip: str
+    port: int
+
+
+class ServiceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cluster_ip: str
+    port: int = 443
+    endpoints: list[EndpointAddress] = Field(default_factory=list)
+
+
+class NodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    internal_ip: str
+    pod_cidr: str
+    ready: bool = True
+    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    pod_ip: str | None = None
+    pod_netns: str | None = None
+
+
+class ApiServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    listen_host: str
+    listen_port: int
+    tls_cert: Path
+    tls_key: Path
+    tokens: dict[str, TokenInfo]
+    control_token: str
+    service: ServiceConfig
+    dns_service_ip: str
+    service_cidr: str
+    nodes: list[NodeConfig] = Field(default_factory=list)
+    installation: dict[str, Any] | None = None
+    ippools: list[dict[str, Any]] = Field(default_factory=list)
+    exec_prefix: list[str] = Field(default_factory=list)
+    kubelet_port: int = 10250
+    mtu_hook: list[str] | None = None

@@ -1,0 +1,75 @@
+"""Test-only control API of the API stand-in (/lab/v1/...): add/remove nodes, set Ready, set annotations.
+
+Authenticated by the config's control_token (checked in app's middleware). Every change goes through the
+store, so it bumps resourceVersion and reaches watchers as ADDED/MODIFIED/DELETED.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from . import objects
+from .config import NodeConfig
+from .status import bad_request
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"invalid JSON: {exc}") from exc
+
+
+def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
+    def reply(obj: dict[str, Any], status: int = 200) -> web.Response:
+        return web.Response(status=status, text=json.dumps(obj), content_type="application/json")
+
+    async def add_node(request: web.Request) -> web.Response:
+        state = request.app[key]
+        try:
+            node = NodeConfig.model_validate(await _json(request))
+        except ValidationError as exc:
+            raise bad_request(f"invalid node: {exc.errors()[0]['msg']}") from exc
+        created = state.store.create(objects.NODES, "", objects.node_object(node, state.config.kubelet_port))
+        state.nodes[node.name] = node
+        return reply(created, 201)
+
+    async def delete_node(request: web.Request) -> web.Response:
+        state = request.app[key]
+        name = request.match_info["name"]
+        deleted = state.store.delete(objects.NODES, "", name)
+        state.nodes.pop(name, None)
+        return reply(deleted)
+
+    async def set_ready(request: web.Request) -> web.Response:
+        state = request.app[key]
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("ready"), bool):
+            raise bad_request('body must be {"ready": true|false}')
+        node = state.store.get(objects.NODES, "", request.match_info["name"])
+        conditions = [c for c in node["status"].get("conditions", []) if c.get("type") != "Ready"]
+        node["status"]["conditions"] = [objects.ready_condition(body["ready"]), *conditions]
+        return reply(state.store.replace(objects.NODES, "", node))
+
+    async def set_annotations(request: web.Request) -> web.Response:
+        state = request.app[key]
+        body = await _json(request)
+        if not isinstance(body, dict) or not all(v is None or isinstance(v, str) for v in body.values()):
+            raise bad_request("body must map annotation keys to strings or null")
+        node = state.store.get(objects.NODES, "", request.match_info["name"])
+        annotations = node["metadata"].setdefault("annotations", {})
+        for name, value in body.items():
+            if value is None:
+                annotations.pop(name, None)
+            else:
+                annotations[name] = value
+        return reply(state.store.replace(objects.NODES, "", node))
+
+    app.router.add_post("/lab/v1/nodes", add_node)
+    app.router.add_delete("/lab/v1/nodes/{name}", delete_node)
+    app.router.add_put("/lab/v1/nodes/{name}/ready", set_ready)
+    app.router.add_patch("/lab/v1/nodes/{name}/annotations", set_annotations)
