@@ -6,6 +6,7 @@ Called by `bot/commands/serve.py` (and the tests). The client gets `base_url` fr
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -22,6 +23,7 @@ from bot.slack.nodewatch import NodeWatcher
 from bot.slack.ports import ApprovalFactory, ApprovalRecord, Engine, FixRunner, NodeSource
 from bot.slack.runtime import Runtime
 from bot.slack.settings import SlackSettings
+from fixes.model import Approval
 from probes.errors import ConfigError
 
 log = structlog.get_logger("netcheck.slack")
@@ -43,8 +45,11 @@ def make_client(settings: SlackSettings) -> AsyncWebClient:
     )
 
 
-def _default_approval(record: ApprovalRecord) -> Any:
-    return record
+def fix_approval(record: ApprovalRecord) -> Approval:
+    """The fix runner's `Approval` for an approved click."""
+    return Approval(
+        approver=record.approved_by, approved_at=datetime.now(UTC), requested_by=record.requested_by
+    )
 
 
 def build_app(
@@ -53,7 +58,7 @@ def build_app(
     runner: FixRunner | None,
     *,
     probe_count: int,
-    approval_factory: ApprovalFactory = _default_approval,
+    approval_factory: ApprovalFactory = fix_approval,
 ) -> tuple[AsyncApp, Runtime]:
     if not settings.signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set (it also signs fix buttons)")

@@ -70,6 +70,7 @@ class NodeWatcher:
             self._rt.tasks.spawn(self._announce(node.name), name=f"join-{node.name}")
 
     async def _announce(self, node: str) -> None:
+        await self._rt.engine.facts(refresh=True)  # the engine caches the node list; this node is new
         parent_ts = await threads.post_parent(self._rt, self._channel, msg.node_joined(node))
         if parent_ts is not None:
             await threads.run_check(self._rt, node, self._channel, JOIN_REQUESTER, parent_ts)

@@ -21,6 +21,8 @@ class Engine(Protocol):
 
     async def check_all(self, *, probes: Any = None) -> list[Report]: ...
 
+    async def facts(self, *, refresh: bool = False) -> Any: ...
+
 
 class PlanLike(Protocol):
     summary: str

@@ -1,0 +1,81 @@
+"""`netcheck serve [--port 3000] [--config PATH]`: run the Slack bot.
+
+Socket Mode when SLACK_APP_TOKEN is set (no public URL needed), else HTTP mode with Bolt's
+/slack/events endpoint on --port. Registered by `bot/cli.py` through `add_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from typing import Any
+
+import structlog
+
+from bot.slack.app import build_app, start_node_watch
+from bot.slack.settings import SlackSettings
+from probes.errors import NetcheckError
+
+log = structlog.get_logger("netcheck.serve")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set)")
+    parser.add_argument("--port", type=int, default=3000, help="HTTP mode port for /slack/events")
+    parser.add_argument("--config", default=None, help="configuration file")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> tuple[SlackSettings, Any, Any, Any]:
+    """Settings, engine, fix runner and node source from the root configuration (bot/config.py)."""
+    from bot import config as config_module  # written by H3; imported late so `serve --help` works
+    from bot import wiring
+
+    config = config_module.load(args.config)
+    slack = SlackSettings.from_env(dict(os.environ), **config.slack.model_dump(exclude_unset=True))
+    engine = wiring.build_engine(config)
+    runner = wiring.build_fix_runner(config, engine) if hasattr(wiring, "build_fix_runner") else None
+    source = wiring.build_node_source(config) if hasattr(wiring, "build_node_source") else None
+    return slack, engine, runner, source
+
+
+async def serve(settings: SlackSettings, engine: Any, runner: Any, source: Any, port: int) -> None:
+    probe_count = len(list(getattr(engine, "registry", [])))
+    app, rt = build_app(settings, engine, runner, probe_count=probe_count)
+    if source is not None:
+        start_node_watch(rt, source)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if settings.app_token:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
+        await handler.connect_async()
+        log.info("serving", mode="socket")
+        await stop.wait()
+        await handler.close_async()
+    else:
+        from aiohttp import web
+
+        runner_ = web.AppRunner(app.web_app(path="/slack/events", port=port))
+        await runner_.setup()
+        await web.TCPSite(runner_, "0.0.0.0", port).start()  # Slack must reach it: all interfaces
+        log.info("serving", mode="http", port=port, path="/slack/events")
+        await stop.wait()
+        await runner_.cleanup()
+    await rt.tasks.close(settings.shutdown_timeout_s)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings, engine, runner, source = _load(args)
+        asyncio.run(serve(settings, engine, runner, source, args.port))
+    except NetcheckError as exc:
+        print(f"netcheck serve: {exc}")
+        return 2
+    return 0

@@ -1,0 +1,255 @@
+"""Slack Web API stand-in: answers like Slack for the methods netcheck calls, records every call and
+keeps the conversation (channels → messages → thread replies, updates applied).
+
+Methods: auth.test, chat.postMessage, chat.update, chat.postEphemeral, chat.getPermalink,
+usergroups.users.list, apps.connections.open, plus POST /webhook/<id> for response_url. Errors:
+invalid_auth, channel_not_found, invalid_blocks, msg_too_long, message_not_found, and 429 with an
+integer Retry-After for the next N calls of a method (`rate_limit`). Used by tests and `netcheck demo`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from lab.slack.limits import MAX_TEXT, block_errors
+
+BOT_USER = "UBOT0001"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    status: int
+    answer: dict[str, Any]
+
+
+@dataclass
+class Message:
+    ts: str
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+    user: str | None = None  # set for ephemeral messages: who sees it
+    replies: list[Message] = field(default_factory=list)
+    edits: int = 0
+
+
+class SlackStandIn:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test",
+        app_token: str = "xapp-test",
+        channels: tuple[str, ...] = ("C0NETCHECK",),
+        usergroups: dict[str, list[str]] | None = None,
+        team_id: str = "T0LAB",
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team_id = team_id
+        self.channels: dict[str, list[Message]] = {c: [] for c in channels}
+        self.ephemeral: list[Message] = []
+        self.webhooks: list[dict[str, Any]] = []
+        self.usergroups = usergroups or {}
+        self.calls: list[Call] = []
+        self.socket_url: str | None = None
+        self._rate_limited: dict[str, int] = {}
+        self._retry_after = 1
+        self._seq = itertools.count(100)
+        self._base = int(time.time())
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # ---- test switches -------------------------------------------------------------------------
+    def rate_limit(self, method: str, calls: int, retry_after: int = 1) -> None:
+        """The next `calls` calls to `method` get HTTP 429 with `Retry-After: retry_after`."""
+        self._rate_limited[method] = calls
+        self._retry_after = retry_after
+
+    # ---- queries -------------------------------------------------------------------------------
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, channel: str) -> list[Message]:
+        return self.channels[channel]
+
+    def find(self, channel: str, ts: str) -> Message | None:
+        for msg in self.channels.get(channel, []):
+            if msg.ts == ts:
+                return msg
+            for reply in msg.replies:
+                if reply.ts == ts:
+                    return reply
+        return None
+
+    def response_url(self, name: str = "cmd") -> str:
+        return f"{self.url}/webhook/{name}"
+
+    # ---- server --------------------------------------------------------------------------------
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._handle)
+        app.router.add_post("/webhook/{name}", self._webhook)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    def _next_ts(self) -> str:
+        return f"{self._base}.{next(self._seq):06d}"
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            return dict(await request.json())
+        form = await request.post()
+        params: dict[str, Any] = {k: v for k, v in form.items()}
+        for key in ("blocks", "attachments"):
+            if isinstance(params.get(key), str):
+                params[key] = json.loads(params[key])
+        return params
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        params.update(request.query)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or params.get("token", "")
+        status, answer, headers = self._dispatch(method, params, token)
+        self.calls.append(Call(method, params, status, answer))
+        return web.json_response(answer, status=status, headers=headers)
+
+    def _dispatch(self, method: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, Any], dict]:
+        if self._rate_limited.get(method, 0) > 0:
+            self._rate_limited[method] -= 1
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self._retry_after)}
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        return 200, handler(params), {}
+
+    def _check_message(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        if params.get("channel") not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if len(params.get("text") or "") > MAX_TEXT:
+            return {"ok": False, "error": "msg_too_long"}
+        if "blocks" in params:
+            errors = block_errors(params["blocks"])
+            if errors:
+                return {"ok": False, "error": "invalid_blocks", "errors": errors}
+        if not params.get("text") and not params.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        return None
+
+    # ---- methods -------------------------------------------------------------------------------
+    def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://lab.slack.test/",
+            "team": "lab",
+            "user": "netcheck",
+            "team_id": self.team_id,
+            "user_id": BOT_USER,
+            "bot_id": "B0NETCHECK",
+        }
+
+    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        if error := self._check_message(params):
+            return error
+        channel, thread_ts = params["channel"], params.get("thread_ts")
+        msg = Message(self._next_ts(), channel, params.get("text", ""), params.get("blocks", []), thread_ts)
+        if thread_ts:
+            parent = self.find(channel, thread_ts)
+            if parent is None:
+                return {"ok": False, "error": "thread_not_found"}
+            parent.replies.append(msg)
+        else:
+            self.channels[channel].append(msg)
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": msg.ts,
+            "message": {
+                "type": "message",
+                "user": BOT_USER,
+                "text": msg.text,
+                "blocks": msg.blocks,
+                "ts": msg.ts,
+                **({"thread_ts": thread_ts} if thread_ts else {}),
+            },
+        }
+
+    def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        if error := self._check_message(params):
+            return error
+        msg = self.find(params["channel"], params.get("ts", ""))
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        msg.text = params.get("text", msg.text)
+        if "blocks" in params:
+            msg.blocks = params["blocks"]
+        msg.edits += 1
+        return {"ok": True, "channel": msg.channel, "ts": msg.ts, "text": msg.text}
+
+    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        if error := self._check_message(params):
+            return error
+        msg = Message(
+            self._next_ts(),
+            params["channel"],
+            params.get("text", ""),
+            params.get("blocks", []),
+            params.get("thread_ts"),
+            user=params.get("user"),
+        )
+        self.ephemeral.append(msg)
+        return {"ok": True, "message_ts": msg.ts}
+
+    def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = params.get("channel"), params.get("message_ts", "")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if self.find(channel, ts) is None:
+            return {"ok": False, "error": "message_not_found"}
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": f"https://lab.slack.test/archives/{channel}/p{ts.replace('.', '')}",
+        }
+
+    def _m_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = params.get("usergroup", "")
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
+
+    def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.socket_url:
+            return {"ok": False, "error": "socket_mode_not_enabled"}
+        return {"ok": True, "url": self.socket_url}
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.webhooks.append({"name": request.match_info["name"], **body})
+        self.calls.append(Call("response_url", body, 200, {}))
+        return web.Response(text="ok")
