@@ -1,0 +1,162 @@
+"""The Kubernetes API through the official client, kept off the event loop.
+
+Built by `bot.wiring.build_engine`; used by discovery (probes/transports/discovery.py), the debug
+pods (pod.py), probes (the `Cluster` protocol) and fixes (`patch_installation`). With pod.py, the
+only module importing kubernetes. Every blocking call runs on a bounded thread pool the caller
+owns; every `ApiException` leaves as a `ClusterError` subclass (`raise ... from exc`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
+from pydantic import BaseModel, ConfigDict, Field
+
+from probes.errors import (
+    ClusterConflict,
+    ClusterError,
+    ClusterForbidden,
+    ClusterNotFound,
+    ClusterUnreachable,
+    ConfigError,
+)
+
+T = TypeVar("T")
+
+CALICO_OPERATOR = ("operator.tigera.io", "v1", "installations")
+CALICO_IPPOOLS = ("crd.projectcalico.org", "v1", "ippools")
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+_HANDSHAKE = re.compile(r"Handshake status (\d{3})")
+
+
+class ClusterSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kubeconfig: Path | None = Field(None, description="kubeconfig file; None: in-cluster, then default.")
+    context: str | None = Field(None, description="kubeconfig context; None: the current context.")
+    request_timeout: float = Field(10.0, gt=0, description="Seconds one API request may take.")
+    max_workers: int = Field(8, ge=1, le=64, description="Threads running blocking client calls.")
+
+
+def load_api_client(settings: ClusterSettings) -> k8s.ApiClient:
+    """kubeconfig/context from the config, else in-cluster, else the default kubeconfig."""
+    try:
+        if settings.kubeconfig is not None or settings.context is not None:
+            path = str(settings.kubeconfig.expanduser()) if settings.kubeconfig else None
+            return k8s_config.new_client_from_config(config_file=path, context=settings.context)
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            configuration = k8s.Configuration()
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return k8s.ApiClient(configuration)
+        return k8s_config.new_client_from_config()
+    except (ConfigException, OSError, ValueError) as exc:
+        where = settings.kubeconfig or "the default kubeconfig"
+        raise ConfigError(f"kubeconfig: cannot load {where}: {exc}") from exc
+
+
+def api_error(exc: ApiException, what: str) -> ClusterError:
+    """Translate an ApiException (exec handshake failures carry the status only in `reason`)."""
+    status = exc.status or 0
+    if status == 0:
+        match = _HANDSHAKE.search(str(exc.reason or ""))
+        status = int(match.group(1)) if match else 0
+    message = str(exc.reason or "").strip()
+    try:
+        body = json.loads(exc.body) if exc.body else {}
+        message = body.get("message") or message
+    except (ValueError, TypeError, AttributeError):
+        pass
+    text = f"{what}: {message} (HTTP {status})" if status else f"{what}: {message}"
+    kind = {403: ClusterForbidden, 404: ClusterNotFound, 409: ClusterConflict}.get(status, ClusterError)
+    if status == 401:
+        kind = ClusterForbidden
+    return kind(text, status=status or None)
+
+
+class KubeCluster:
+    """The `Cluster` protocol (and more) over one ApiClient and a caller-owned executor."""
+
+    def __init__(self, api: k8s.ApiClient, executor: ThreadPoolExecutor, *, request_timeout: float) -> None:
+        self.api = api
+        self.core = k8s.CoreV1Api(api)
+        self.custom = k8s.CustomObjectsApi(api)
+        self.executor = executor
+        self.request_timeout = request_timeout
+
+    async def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one blocking client call on the executor; errors become ClusterErrors."""
+        kwargs.setdefault("_request_timeout", self.request_timeout)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        except ApiException as exc:
+            raise api_error(exc, what) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterUnreachable(f"{what}: API server unreachable: {exc}") from exc
+
+    def to_dict(self, obj: Any) -> dict[str, Any]:
+        return self.api.sanitize_for_serialization(obj)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def list_nodes(self) -> list[dict[str, Any]]:
+        nodes = await self.call("list nodes", self.core.list_node)
+        return [self.to_dict(n) for n in nodes.items]
+
+    async def get_service(self, namespace: str, name: str) -> dict[str, Any]:
+        svc = await self.call(f"get service {namespace}/{name}", self.core.read_namespaced_service,
+                              name, namespace)
+        return self.to_dict(svc)
+
+    async def get_endpoints(self, namespace: str, name: str) -> dict[str, Any]:
+        ep = await self.call(f"get endpoints {namespace}/{name}", self.core.read_namespaced_endpoints,
+                             name, namespace)
+        return self.to_dict(ep)
+
+    async def pod_logs(self, namespace: str, name: str, *, timeout: float) -> str:
+        return await self.call(f"logs of pod {namespace}/{name}", self.core.read_namespaced_pod_log,
+                               name, namespace, _request_timeout=timeout)
+
+    async def get_installation(self) -> dict[str, Any] | None:
+        try:
+            return await self.call("get Installation default", self.custom.get_cluster_custom_object,
+                                   *CALICO_OPERATOR, "default")
+        except ClusterNotFound:
+            return None  # no operator CRD or no Installation: Calico via the operator is absent
+
+    async def list_ippools(self) -> list[dict[str, Any]]:
+        try:
+            pools = await self.call("list IPPools", self.custom.list_cluster_custom_object, *CALICO_IPPOOLS)
+        except ClusterNotFound:
+            return []
+        return list(pools.get("items", []))
+
+    # -- writes (fixes) -------------------------------------------------------------------------
+
+    async def patch_installation(self, patch: Any, *, json_patch: bool = False) -> dict[str, Any]:
+        """Merge patch (a dict) or JSON patch (a list of operations, json_patch=True)."""
+        return await self.call(
+            "patch Installation default",
+            self.custom.patch_cluster_custom_object,
+            *CALICO_OPERATOR,
+            "default",
+            patch,
+            _content_type=JSON_PATCH if json_patch else MERGE_PATCH,
+        )
+
+    def close(self) -> None:
+        self.api.close()
