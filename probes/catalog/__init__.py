@@ -5,6 +5,13 @@ tests/probes/test_<id>.py, and give it a lab fault plus a scenario test in tests
 Import order is display order (roughly the guide's layers, bottom to top).
 """
 
-from probes.registry import default_registry
+from probes.registry import default_registry  # noqa: I001 (probe import order is display order)
+
+from probes.catalog import host_api  # noqa: F401
+from probes.catalog import pod_api  # noqa: F401
+from probes.catalog import pod_routes  # noqa: F401
+from probes.catalog import mtu  # noqa: F401
+from probes.catalog import masquerade  # noqa: F401
+from probes.catalog import return_path  # noqa: F401
 
 default_registry.validate()

@@ -1,0 +1,227 @@
+"""Probe `masquerade`: is pod egress toward the API endpoint's real address source-NATed?
+
+Run by the engine; `return_path` reads its finding. Three sources of NAT are checked, in order:
+an explicit MASQUERADE/SNAT rule in nat POSTROUTING (following jumps) in the iptables backend the
+node's `iptables` alternative points at, a masquerade/snat line in `nft list ruleset`, and Calico's
+natOutgoing — which applies only when the post-DNAT destination is outside every IP pool
+(calico-facts C2; a pool overlapping the node LAN silently disables it, calico#4138).
+Without NAT the pod's source IP reaches the router, which usually has no route back; when the
+pod-api probe shows replies do come back (the network routes the pod CIDR) that is fine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from dataclasses import dataclass
+
+from probes.catalog.pod_routes import parse_route
+from probes.context import ProbeContext
+from probes.errors import ProbeSkip
+from probes.model import FixProposal, Layer, ProbeResult, Status, fail, ok
+from probes.registry import probe
+from probes.transports.base import NodeShell
+from probes.transports.commands import ipv4, render
+
+NAT_TARGETS = ("MASQUERADE", "SNAT")
+_MAX_CHAIN_DEPTH = 8  # iptables itself limits jump nesting; this only guards against odd dumps
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The iptables binaries the node's `iptables` alternative points at."""
+
+    iptables: str
+    save: str
+
+
+async def iptables_backend(shell: NodeShell, timeout: float) -> Backend:
+    """legacy when /etc/alternatives/iptables resolves to iptables-legacy, else the default (nft)."""
+    target = await shell.run("readlink -f /etc/alternatives/iptables", timeout=timeout)
+    if target.ok and target.stdout.strip().endswith("-legacy"):
+        return Backend("/usr/sbin/iptables-legacy", "iptables-legacy-save")
+    return Backend("/usr/sbin/iptables", "iptables-save")
+
+
+def nat_rules(dump: str) -> dict[str, list[list[str]]]:
+    """`iptables-save -t nat` -> {chain: [rule tokens after '-A CHAIN']}."""
+    chains: dict[str, list[list[str]]] = {}
+    for line in dump.splitlines():
+        if line.startswith("-A "):
+            tokens = shlex.split(line)
+            chains.setdefault(tokens[1], []).append(tokens[2:])
+    return chains
+
+
+def _option(tokens: list[str], name: str) -> tuple[str | None, bool]:
+    """Value of an option and whether it is negated ('! -s X')."""
+    for i, token in enumerate(tokens[:-1]):
+        if token == name:
+            return tokens[i + 1], i > 0 and tokens[i - 1] == "!"
+    return None, False
+
+
+def _covers(network: str | None, negated: bool, pod_cidr: str) -> bool:
+    if network is None:
+        return True
+    pods = ipaddress.ip_network(pod_cidr, strict=False)
+    return pods.subnet_of(ipaddress.ip_network(network, strict=False)) != negated
+
+
+def _iface_matches(pattern: str, dev: str) -> bool:
+    """iptables -o semantics: 'eth+' matches every name starting with 'eth'."""
+    return dev.startswith(pattern[:-1]) if pattern.endswith("+") else dev == pattern
+
+
+def _matches_dst(network: str | None, negated: bool, destination: str) -> bool:
+    if network is None:
+        return True
+    return (ipaddress.ip_address(destination) in ipaddress.ip_network(network, strict=False)) != negated
+
+
+def explicit_nat_rule(chains: dict[str, list[list[str]]], pod_cidr: str, dev: str,
+                      destination: str) -> str | None:
+    """The first POSTROUTING-reachable MASQUERADE/SNAT rule that NATs pod_cidr -> destination via dev."""
+    def walk(chain: str, depth: int) -> str | None:
+        for tokens in chains.get(chain, []):
+            if "--match-set" in tokens:
+                continue  # ipset-based rules are Calico's natOutgoing, judged separately
+            source, source_neg = _option(tokens, "-s")
+            out, out_neg = _option(tokens, "-o")
+            dst, dst_neg = _option(tokens, "-d")
+            if not _covers(source, source_neg, pod_cidr) or not _matches_dst(dst, dst_neg, destination):
+                continue
+            if out is not None and _iface_matches(out, dev) == out_neg:
+                continue
+            target = _option(tokens, "-j")[0] or _option(tokens, "-g")[0]
+            if target is None or target.startswith("KUBE-") or "--mark" in tokens:
+                # kube-proxy only masquerades packets it marked, and it does not mark pod->ClusterIP
+                # traffic when it knows the cluster CIDR (calico-facts C7): not NAT for pod egress.
+                continue
+            if target in NAT_TARGETS:
+                return f"-A {chain} " + " ".join(tokens)
+            if target in chains and depth < _MAX_CHAIN_DEPTH:
+                found = walk(target, depth + 1)
+                if found:
+                    return found
+        return None
+
+    return walk("POSTROUTING", 0)
+
+
+def calico_nat_rule(chains: dict[str, list[list[str]]]) -> str | None:
+    for chain, rules in chains.items():
+        for tokens in rules:
+            if "cali40masq-ipam-pools" in tokens and _option(tokens, "-j")[0] in NAT_TARGETS:
+                return f"-A {chain} " + " ".join(tokens)
+    return None
+
+
+def nft_nat_line(ruleset: str, pod_cidr: str, dev: str) -> str | None:
+    """A masquerade/snat line of `nft list ruleset` matching the pod CIDR (or no source) and dev."""
+    table = ""
+    for line in ruleset.splitlines():
+        opened = re.match(r"^table (?:ip|inet) (\S+) \{", line)
+        table = opened.group(1) if opened else table
+        if not re.search(r"\b(masquerade|snat)\b", line) or table in ("kube-proxy", "calico"):
+            continue
+        if "@" in line or "mark" in line or "match-set" in line:
+            continue  # set-, mark- or xt-match-based: kube-proxy's or Calico's own rules, judged elsewhere
+        saddr = re.search(r"ip saddr (!= )?(\S+/\d+|\S+\.\S+)", line)
+        oif = re.search(r'oifname (!= )?"?([^"\s]+)"?', line)
+        if saddr and not _covers(saddr.group(2), bool(saddr.group(1)), pod_cidr):
+            continue
+        if oif and (oif.group(2) == dev) == bool(oif.group(1)):
+            continue
+        return line.strip()
+    return None
+
+
+@probe(id="masquerade", layer=Layer.IPTABLES, needs={"host"}, after=("pod-api",))
+async def masquerade(ctx: ProbeContext) -> ProbeResult:
+    """Pod egress toward the API endpoint is source-NATed (explicit rule, nftables or Calico natOutgoing)."""
+    timeout = ctx.settings.command_timeout
+    pod_cidr, endpoint = ctx.node.pod_cidr, ctx.facts.api_endpoint
+    if not pod_cidr:
+        raise ProbeSkip(f"node {ctx.node.name} has no spec.podCIDR")
+    if endpoint is None:
+        raise ProbeSkip("the API server's real address is unknown (no endpoint of default/kubernetes)")
+    route_out = await ctx.host.run(render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), timeout=timeout)
+    route = parse_route(route_out.stdout) if route_out.ok else None
+    if route is None or route.dev is None:
+        raise ProbeSkip(f"the node has no route to the API endpoint {endpoint.ip}: {route_out.output}")
+    dev = route.dev
+    backend = await iptables_backend(ctx.host, timeout)
+    dump = await ctx.host.run(f"{backend.save} -t nat", timeout=timeout)
+    chains = nat_rules(dump.stdout)
+    nft = await ctx.host.run("nft list ruleset", timeout=timeout)
+    evidence = [f"$ {route_out.command}\n{route_out.output}", f"$ {dump.command}\n{dump.output}"]
+
+    fix = FixProposal(id="masquerade", params={"pod_cidr": pod_cidr, "interface": dev})
+    rule = explicit_nat_rule(chains, pod_cidr, dev, endpoint.ip)
+    if rule:
+        return ok(f"explicit {_target(rule)} for {pod_cidr} on {dev}",
+                  evidence="\n".join([rule, *evidence]))
+    line = nft_nat_line(nft.stdout, pod_cidr, dev) if nft.ok else None
+    if line:
+        return ok(f"explicit nftables NAT for {pod_cidr} on {dev}",
+                  evidence="\n".join([line, *evidence]))
+
+    pool = ctx.facts.pool_containing(str(ipaddress.ip_network(pod_cidr, strict=False).network_address))
+    if pool is not None and pool.nat_outgoing:
+        test = await ctx.host.run(render("ipset test cali40all-ipam-pools {ip}", ip=ipv4(endpoint.ip)),
+                                  timeout=timeout)
+        evidence.append(f"$ {test.command}\n{test.output}")
+        inside_pool = ctx.facts.pool_containing(endpoint.ip)
+        if test.ok:
+            inside = True
+        elif "NOT in set" in test.output:
+            inside = False
+        else:  # no ipset tool or set on the node (nftables mode): fall back to the pools from the API
+            inside = inside_pool is not None
+        if inside:
+            where = f"{inside_pool.name} ({inside_pool.cidr})" if inside_pool else "cali40all-ipam-pools"
+            summary = f"NAT skipped: destination {endpoint.ip} inside pool {where}"
+            return await _no_nat(ctx, summary, evidence, fix, backend, pod_cidr, dev)
+        calico_rule = calico_nat_rule(chains) or "(Calico rule not in this iptables backend: nftables mode?)"
+        return ok(f"Calico NAT present (pool {pool.name} natOutgoing, {endpoint.ip} outside every pool)",
+                  evidence="\n".join([calico_rule, *evidence]))
+    return await _no_nat(ctx, "no NAT at all", evidence, fix, backend, pod_cidr, dev)
+
+
+def _target(rule: str) -> str:
+    return "SNAT" if "-j SNAT" in rule else "MASQUERADE"
+
+
+async def _no_nat(ctx: ProbeContext, summary: str, evidence: list[str], fix: FixProposal,
+                  backend: Backend, pod_cidr: str, dev: str) -> ProbeResult:
+    pod_api = await ctx.result_of("pod-api")
+    if pod_api is not None and pod_api.status is Status.OK:
+        # Replies to pod IPs come back (the network routes the pod CIDR): no NAT is needed here.
+        return ok(f"{summary}; not needed: pod-api answers, so the network routes {pod_cidr} back",
+                  evidence="\n".join(evidence))
+    return fail(f"{summary} for {pod_cidr} leaving via {dev}", evidence="\n".join(evidence),
+                remediation=masquerade_remediation(backend, pod_cidr, dev), fix=fix)
+
+
+def masquerade_remediation(backend: Backend, pod_cidr: str, dev: str) -> str:
+    rule = f"-t nat -A POSTROUTING -s {pod_cidr} -o {dev} -j MASQUERADE"
+    check = rule.replace(" -A ", " -C ", 1)
+    return "\n".join([
+        "NAT pod traffic to the node's address on this node (troubleshooting guide, issue 8):",
+        f"  sudo {backend.iptables} {rule}",
+        "Make it permanent (idempotent, survives reboots):",
+        "  sudo tee /etc/systemd/system/k8s-masquerade.service << 'EOF'",
+        "  [Unit]",
+        "  Description=Masquerade Kubernetes pod traffic leaving the node",
+        "  After=network.target",
+        "  [Service]",
+        "  Type=oneshot",
+        f"  ExecStart=/bin/sh -c '{backend.iptables} {check} || {backend.iptables} {rule}'",
+        "  RemainAfterExit=yes",
+        "  [Install]",
+        "  WantedBy=multi-user.target",
+        "  EOF",
+        "  sudo systemctl daemon-reload && sudo systemctl enable --now k8s-masquerade.service",
+    ])

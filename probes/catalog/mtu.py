@@ -1,0 +1,155 @@
+"""Probe `mtu`: the pod MTU plus encapsulation overhead fits the path toward the API endpoint.
+
+Run by the engine. Calico facts C1: the Installation's `mtu` (or status.mtu, /var/lib/calico/mtu,
+the MTU of vxlan.calico/tunl0/wireguard.cali/cali*) already IS the tunnel/pod MTU, so the overhead
+is added to it once and compared with the interface MTU and the measured path MTU (DF pings,
+whose "Frag needed ... (mtu = X)" / "message too long, mtu=X" answers are the evidence).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from probes.catalog.pod_routes import parse_route
+from probes.context import ProbeContext
+from probes.errors import ProbeSkip
+from probes.facts import ENCAP_OVERHEAD_V4
+from probes.model import FixProposal, Layer, ProbeResult, fail, ok, warn
+from probes.registry import probe
+from probes.transports.base import CommandResult, NodeShell
+from probes.transports.commands import iface, ipv4, mtu, render
+
+IP_ICMP_HEADERS = 28  # 20 IPv4 + 8 ICMP: ping -s N sends N + 28 bytes
+PMTU_SEARCH_STEP = 10  # bytes: precision of the path-MTU search when no ICMP names the MTU
+_POD_MTU_LINKS = ("vxlan.calico", "tunl0", "wireguard.cali")
+_TUNNEL_FOR = {"vxlan": "vxlan.calico", "ipip": "tunl0", "wireguard": "wireguard.cali"}
+
+
+def link_mtus(output: str) -> dict[str, int]:
+    """`ip -o link show` -> {name: mtu} (veth names lose their '@ifN' suffix)."""
+    found: dict[str, int] = {}
+    for match in re.finditer(r"^\d+: ([^:@\s]+)(?:@\S+)?: <[^>]*> mtu (\d+)", output, re.M):
+        found[match.group(1)] = int(match.group(2))
+    return found
+
+
+def reported_mtu(output: str) -> int | None:
+    match = re.search(r"mtu ?= ?(\d+)", output)
+    return int(match.group(1)) if match else None
+
+
+async def _ping(shell: NodeShell, address: str, size: int, timeout: float) -> CommandResult:
+    command = render("ping -M do -c 1 -W 1 -s {size} {ip}", size=mtu(size, 0), ip=ipv4(address))
+    return await shell.run(command, timeout=timeout)
+
+
+async def measure_path_mtu(shell: NodeShell, address: str, link_mtu: int,
+                           timeout: float) -> tuple[int | None, list[str]]:
+    """Path MTU toward `address` (None when it cannot be measured) and the ping transcripts."""
+    transcript: list[str] = []
+    first = await _ping(shell, address, link_mtu - IP_ICMP_HEADERS, timeout)
+    transcript.append(f"$ {first.command}\n{first.output}")
+    if first.ok:
+        return link_mtu, transcript
+    told = reported_mtu(first.output)
+    if told is not None:
+        return told, transcript
+    small = await _ping(shell, address, 56, timeout)
+    transcript.append(f"$ {small.command}\n{small.output}")
+    if not small.ok:
+        return None, transcript  # the endpoint does not answer ping at all: nothing to measure
+    # Big packets vanish without an ICMP answer (a PMTU black hole): find the largest that passes.
+    low, high = 56 + IP_ICMP_HEADERS, link_mtu
+    while high - low > PMTU_SEARCH_STEP:
+        middle = (low + high) // 2
+        probe_result = await _ping(shell, address, middle - IP_ICMP_HEADERS, timeout)
+        transcript.append(f"$ {probe_result.command}\n{probe_result.output}")
+        told = reported_mtu(probe_result.output)
+        if told is not None:
+            return told, transcript
+        low, high = (middle, high) if probe_result.ok else (low, middle)
+    return low, transcript
+
+
+async def pod_mtu(ctx: ProbeContext, links: dict[str, int]) -> tuple[int | None, str]:
+    install = ctx.facts.installation
+    if install is not None and install.pod_mtu:
+        return install.pod_mtu, "Installation default" + (" spec" if install.mtu else " status")
+    saved = await ctx.host.run("cat /var/lib/calico/mtu", timeout=ctx.settings.command_timeout)
+    if saved.ok and saved.stdout.strip().isdigit():
+        return int(saved.stdout.strip()), "/var/lib/calico/mtu"
+    for name in (*_POD_MTU_LINKS, *sorted(n for n in links if n.startswith("cali"))):
+        if name in links:
+            return links[name], f"interface {name}"
+    return None, "nowhere (no Installation mtu, /var/lib/calico/mtu or Calico interface)"
+
+
+@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host"})
+async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
+    """Pod MTU + encapsulation overhead fits the interface and the measured path MTU toward the API."""
+    timeout = ctx.settings.command_timeout
+    endpoint = ctx.facts.api_endpoint
+    if endpoint is None or ipaddress.ip_address(endpoint.ip).version != 4:
+        raise ProbeSkip("the API server's real IPv4 address is unknown (no endpoint of default/kubernetes)")
+    all_links = await ctx.host.run("ip -o link show", timeout=timeout)
+    links = link_mtus(all_links.stdout)
+    pod_value, pod_source = await pod_mtu(ctx, links)
+    pool = ctx.facts.pool_containing(_first_address(ctx.node.pod_cidr)) if ctx.node.pod_cidr else None
+    encap = "wireguard" if "wireguard.cali" in links else (pool.encapsulation if pool else None)
+    overhead = ENCAP_OVERHEAD_V4.get(encap or "", 0)
+
+    route_out = await ctx.host.run(render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), timeout=timeout)
+    route = parse_route(route_out.stdout) if route_out.ok else None
+    if route is None or route.dev is None:
+        raise ProbeSkip(f"the node has no route to the API endpoint {endpoint.ip}: {route_out.output}")
+    dev = iface(route.dev)
+    link = await ctx.host.run(render("ip -o link show dev {dev}", dev=dev), timeout=timeout)
+    link_mtu = link_mtus(link.stdout).get(dev.value)
+    if link_mtu is None:
+        raise ProbeSkip(f"cannot read the MTU of {dev}: {link.output}")
+    path_mtu, transcript = await measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout)
+
+    effective = min(link_mtu, path_mtu or link_mtu)
+    needed = (pod_value or 0) + overhead
+    facts_line = (f"pod MTU {pod_value if pod_value else 'unknown'} (from {pod_source}), encapsulation "
+                  f"{encap or 'none'} (+{overhead}), {dev} MTU {link_mtu}, path MTU to {endpoint.ip}: "
+                  f"{path_mtu if path_mtu else 'not measurable (no ping answer)'}")
+    evidence = "\n".join([facts_line, f"$ {route_out.command}\n{route_out.output}",
+                          f"$ {link.command}\n{link.output}", *transcript])
+    if pod_value and needed > effective:
+        recommended = effective - overhead
+        return fail(f"pod MTU {pod_value} + {encap or 'no'} overhead {overhead} = {needed} exceeds "
+                    f"{'path' if effective < link_mtu else dev.value} MTU {effective} toward {endpoint.ip}",
+                    evidence=evidence,
+                    remediation=_remediation(dev.value, link_mtu, effective, recommended, encap),
+                    fix=FixProposal(id="calico-mtu", params={"mtu": recommended}))
+    if path_mtu is not None and path_mtu < link_mtu:
+        return warn(f"path MTU to {endpoint.ip} is {path_mtu}, below {dev} MTU {link_mtu}; pod packets "
+                    f"({needed}) fit, host traffic relies on ICMP frag-needed getting through",
+                    evidence=evidence)
+    return ok(f"pod MTU {pod_value or 'unknown'} + {overhead} = {needed} fits {dev} MTU {link_mtu}"
+              f"{f' and path MTU {path_mtu}' if path_mtu else ''}", evidence=evidence)
+
+
+def _first_address(pod_cidr: str) -> str:
+    return str(ipaddress.ip_network(pod_cidr, strict=False).network_address)
+
+
+def _remediation(dev: str, link_mtu: int, effective: int, recommended: int, encap: str | None) -> str:
+    tunnel = _TUNNEL_FOR.get(encap or "")
+    lines = [
+        f"Set the pod network MTU to {recommended} ({effective} minus the {encap or 'no'} overhead) "
+        "in the Calico Installation (recommended):",
+        f"  kubectl patch installation default --type=merge "
+        f"-p '{{\"spec\":{{\"calicoNetwork\":{{\"mtu\":{recommended}}}}}}}'",
+        "  kubectl rollout status ds/calico-node -n calico-system",
+        "  Existing pods keep their old eth0 MTU until they are recreated.",
+        "Fallback (manual, temporary, lost on reboot / calico-node restart):",
+    ]
+    if effective < link_mtu:
+        lines.append(f"  sudo ip link set {dev} mtu {effective}")
+    if tunnel:
+        lines.append(f"  sudo ip link set {tunnel} mtu {recommended}")
+    lines.append("  kubectl delete pod -n calico-system calico-node-<pod-on-this-node>")
+    return "\n".join(lines)

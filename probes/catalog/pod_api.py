@@ -1,0 +1,28 @@
+"""Probe `pod-api`: can the debug pod on the node reach the API service IP? (run by the engine).
+
+Same request as `host-api` (see host_api.api_curl_command); the pair of results separates a
+node-level fault from a pod-network one (troubleshooting guide, "Quick Diagnosis Checklist").
+"""
+
+from __future__ import annotations
+
+from probes.catalog.host_api import api_curl_command, judge_api_answer
+from probes.context import ProbeContext
+from probes.model import Layer, ProbeResult, Status
+from probes.registry import probe
+
+
+@probe(id="pod-api", layer=Layer.POD_APP, needs={"pod"})
+async def pod_api(ctx: ProbeContext) -> ProbeResult:
+    """Debug pod: HTTPS GET /version on the API service IP:port answers (any HTTP status)."""
+    target = f"{ctx.facts.api_service_ip}:{ctx.facts.api_service_port}"
+    command = api_curl_command(ctx.facts.api_service_ip, ctx.facts.api_service_port,
+                               ctx.settings.http_timeout)
+    result = await ctx.pod.run(command, timeout=ctx.settings.command_timeout)
+    verdict = judge_api_answer(result, f"pod {ctx.pod.name} ({ctx.pod.ip})", target)
+    if verdict.status is Status.OK:
+        return verdict
+    return verdict.model_copy(update={"remediation": (
+        "If host-api is ok this is a pod-network problem: see the masquerade, return-path, mtu and\n"
+        "pod-routes findings of this node for the cause."
+    )})

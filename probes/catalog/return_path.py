@@ -1,0 +1,86 @@
+"""Probe `return-path`: the guide's case study — pod packets leave, replies never come back.
+
+Run by the engine after host-api, pod-api and masquerade, whose findings it combines: host ok,
+pod failing and no NAT means the pod's own source IP reached the router, which has no route back
+to the pod CIDR. The node's conntrack table (SYN_SENT / [UNREPLIED] entries for the pod IP) or a
+short capture of unanswered SYNs on the outgoing interface is the evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+
+from probes.catalog.host_api import api_curl_command
+from probes.catalog.pod_routes import parse_route
+from probes.context import ProbeContext
+from probes.errors import ProbeSkip
+from probes.model import Layer, ProbeResult, Status, fail, ok, warn
+from probes.registry import probe
+from probes.transports.commands import Arg, iface, integer, ipv4, render
+
+CAPTURE_PACKETS = 20
+
+
+@probe(id="return-path", layer=Layer.ROUTER, needs={"host"}, after=("host-api", "pod-api", "masquerade"))
+async def return_path(ctx: ProbeContext) -> ProbeResult:
+    """Replies to pod IPs come back (host-api ok, pod-api failing, no NAT: the router has no route back)."""
+    host_api = await ctx.result_of("host-api")
+    pod_api = await ctx.result_of("pod-api")
+    masq = await ctx.result_of("masquerade")
+    if host_api is None or pod_api is None or masq is None:
+        raise ProbeSkip("needs host-api, pod-api and masquerade in the same run")
+    if host_api.status is not Status.OK:
+        raise ProbeSkip(f"node-level problem first: host-api is {host_api.status}: {host_api.summary}")
+    if pod_api.status is Status.OK:
+        return ok(f"replies to pod IPs come back (pod-api ok: {pod_api.summary})")
+    if pod_api.status is not Status.FAIL:
+        raise ProbeSkip(f"pod-api did not give an answer ({pod_api.status}: {pod_api.summary})")
+    if masq.status is Status.OK:
+        return warn(f"pod-api fails although NAT applies ({masq.summary}): look at MTU, a firewall or "
+                    "pod routes instead", evidence=pod_api.evidence,
+                    remediation="See the mtu, pod-routes and iptables findings of this node.")
+    if masq.status is not Status.FAIL:
+        raise ProbeSkip(f"masquerade did not give an answer ({masq.status}: {masq.summary})")
+
+    pod_cidr = ctx.node.pod_cidr or "the pod CIDR"
+    pod_ip = ctx.pod_exec.ip if ctx.pod_exec is not None else None
+    evidence = [f"host-api: {host_api.summary}", f"pod-api: {pod_api.summary}", f"masquerade: {masq.summary}"]
+    if pod_ip:
+        evidence.append(await _observe(ctx, pod_ip))
+    who = f"pod IP {pod_ip}" if pod_ip else f"pod IPs in {pod_cidr}"
+    return fail(f"replies to {who} cannot come back: the router has no route to {pod_cidr}",
+                evidence="\n".join(evidence), remediation=masq.remediation, fix=masq.fix)
+
+
+async def _observe(ctx: ProbeContext, pod_ip: str) -> str:
+    """Unreplied connections of the pod in conntrack, or else a capture of its unanswered SYNs."""
+    timeout = ctx.settings.command_timeout
+    table = await ctx.host.run(render("conntrack -L -s {ip} 2>/dev/null", ip=ipv4(pod_ip)), timeout=timeout)
+    unreplied = [ln for ln in table.stdout.splitlines() if re.search(r"SYN_SENT|\[UNREPLIED\]", ln)]
+    if unreplied:
+        return f"$ {table.command}   (unreplied entries)\n" + "\n".join(unreplied)
+    return await _capture(ctx, pod_ip) or f"$ {table.command}\n{table.output or '(no entries)'}"
+
+
+async def _capture(ctx: ProbeContext, pod_ip: str) -> str | None:
+    """tcpdump on the interface toward the API endpoint while the pod retries its request."""
+    endpoint = ctx.facts.api_endpoint
+    if endpoint is None or ctx.pod_exec is None:
+        return None
+    timeout = ctx.settings.command_timeout
+    route_out = await ctx.host.run(render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), timeout=timeout)
+    route = parse_route(route_out.stdout) if route_out.ok else None
+    if route is None or route.dev is None:
+        return None
+    seconds = Arg(str(integer(math.ceil(ctx.settings.http_timeout), 1, 600, "capture seconds")))
+    count = Arg(str(CAPTURE_PACKETS))
+    capture_cmd = render("timeout {seconds} tcpdump -ni {dev} -c {count} host {ip}", seconds=seconds,
+                         dev=iface(route.dev), count=count, ip=ipv4(pod_ip))
+    curl = api_curl_command(ctx.facts.api_service_ip, ctx.facts.api_service_port, ctx.settings.http_timeout)
+    captured, _ = await asyncio.gather(ctx.host.run(capture_cmd, timeout=timeout),
+                                       ctx.pod.run(curl, timeout=timeout))
+    return f"$ {captured.command}   (while the pod retried its request)\n{captured.output}"
+
+
