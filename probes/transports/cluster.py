@@ -100,6 +100,10 @@ class KubeCluster:
     async def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one blocking client call on the executor; errors become ClusterErrors."""
         kwargs.setdefault("_request_timeout", self.request_timeout)
+        return await self.run_blocking(what, fn, *args, **kwargs)
+
+    async def run_blocking(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Any blocking function using this client (e.g. an exec session) on the executor."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
