@@ -1,0 +1,155 @@
+"""FixRunner with the fake node/engine: the contract every fix follows.
+
+Covers: plan contents (masquerade unit text, calico-mtu diff and fallback), precheck
+nothing-to-do, apply + verify, verification failure -> exact rollback, two concurrent applies ->
+one busy, a second apply changes nothing, apply needs an Approval, audit events for every step,
+and bad inputs (MTU 100000, CIDR with `; reboot`, interface with `&& reboot`, node `../etc`,
+unknown fix) refused with one line and nothing run or patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from structlog.testing import capture_logs
+
+from fixes.catalog.masquerade import UNIT_PATH
+from fixes.model import Approval, Outcome
+from fixes.runner import FixRunner
+from probes.errors import InvalidInput
+from probes.model import Status
+from tests.fixes.fakenode import FakeEngine, FakeNode
+
+MASQ = {"pod_cidr": "192.168.88.0/24", "interface": "wlp59s0"}
+RULE = "POSTROUTING -s 192.168.88.0/24 -o wlp59s0 -j MASQUERADE"
+APPROVAL = Approval(approver="alice@ops", approved_at=datetime(2026, 11, 26, tzinfo=UTC), requested_by="bob")
+
+
+def setup(**node_kw: object) -> tuple[FakeNode, FakeEngine, FixRunner]:
+    node = FakeNode(node="worker2", **node_kw)  # type: ignore[arg-type]
+    engine = FakeEngine(node)
+    return node, engine, FixRunner(engine)
+
+
+async def test_masquerade_plan_shows_idempotent_unit_for_the_backend_in_use() -> None:
+    node, _, runner = setup()
+    plan = await runner.plan("worker2", "masquerade", MASQ)
+    assert plan.params == MASQ and len(plan.summary) <= 300
+    assert "nft" in plan.summary
+    exec_start = ("ExecStart=/bin/sh -c '/usr/sbin/iptables-nft -t nat -C " + RULE
+                  + " 2>/dev/null || /usr/sbin/iptables-nft -t nat -A " + RULE + "'")
+    assert exec_start in plan.change
+    assert "ExecStop=/bin/sh -c '/usr/sbin/iptables-nft -t nat -D " + RULE in plan.change
+    assert "Type=oneshot" in plan.change and "RemainAfterExit=yes" in plan.change
+    assert "systemctl enable --now netcheck-masquerade.service" in plan.change
+    assert node.changes() == [], "planning must not change the node"
+
+
+async def test_apply_verifies_and_audits_every_step() -> None:
+    node, engine, runner = setup()
+    with capture_logs() as events:
+        result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert result.outcome == Outcome.APPLIED, result.message
+    assert node.nat_rules == [RULE]
+    assert UNIT_PATH in node.files and "netcheck-masquerade.service" in node.enabled
+    assert {f.probe: f.status for f in result.verification} == {
+        "masquerade": Status.OK, "pod-api": Status.OK, "return-path": Status.OK}
+    steps = [e["step"] for e in events if e.get("audit")]
+    assert steps == ["plan", "approval", "apply", "verify"]
+    for event in events:
+        assert event["who"] == "alice@ops" and event["node"] == "worker2" and event["fix"] == "masquerade"
+        json.dumps(event)
+    assert events[2]["before"] == {"unit": None, "enabled": False, "rules": 0}
+    assert events[2]["after"]["rules"] == 1
+
+
+async def test_precheck_ok_means_nothing_to_do_and_nothing_changed() -> None:
+    node, _, runner = setup(nat_rules=[RULE])
+    result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert result.outcome == Outcome.NOTHING_TO_DO
+    assert "already ok" in result.message
+    assert node.changes() == [] and node.nat_rules == [RULE] and UNIT_PATH not in node.files
+
+
+async def test_second_apply_changes_nothing() -> None:
+    node, engine, runner = setup()
+    first = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert first.outcome == Outcome.APPLIED
+    files, changes = dict(node.files), len(node.changes())
+    # Even with the probe still (wrongly) failing, the fix sees its change in place.
+    engine.forced["masquerade"] = Status.FAIL
+    second = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert second.outcome == Outcome.NOTHING_TO_DO, second.message
+    assert node.nat_rules == [RULE] and node.files == files and len(node.changes()) == changes
+
+
+async def test_verification_failure_rolls_back_exactly() -> None:
+    node, engine, runner = setup()
+    files_before, rules_before = dict(node.files), list(node.nat_rules)
+    engine.forced["return-path"] = Status.FAIL
+    with capture_logs() as events:
+        result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert result.outcome == Outcome.ROLLED_BACK
+    assert "return-path is fail" in result.message and "rolled back" in result.message
+    assert node.files == files_before and node.nat_rules == rules_before and not node.enabled
+    assert [e["step"] for e in events][-2:] == ["verify", "rollback"]
+    assert events[-1]["outcome"] == "rolled-back"
+
+
+async def test_rollback_keeps_a_rule_that_was_there_before() -> None:
+    node, engine, runner = setup(nat_rules=[RULE])
+    engine.forced.update({"masquerade": Status.FAIL, "pod-api": Status.FAIL})
+    result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert result.outcome == Outcome.ROLLED_BACK
+    assert node.nat_rules == [RULE] and UNIT_PATH not in node.files
+
+
+async def test_two_concurrent_applies_one_runs_one_is_busy() -> None:
+    node, _, runner = setup()
+    results = await asyncio.gather(
+        runner.apply("worker2", "masquerade", MASQ, APPROVAL),
+        runner.apply("worker2", "masquerade", MASQ, APPROVAL),
+    )
+    outcomes = sorted(r.outcome for r in results)
+    assert outcomes == [Outcome.APPLIED, Outcome.BUSY]
+    busy = next(r for r in results if r.outcome == Outcome.BUSY)
+    assert "already being applied" in busy.message
+    assert node.nat_rules == [RULE]
+
+
+async def test_apply_requires_an_approval() -> None:
+    node, _, runner = setup()
+    with pytest.raises(TypeError):
+        await runner.apply("worker2", "masquerade", MASQ, None)  # type: ignore[arg-type]
+    assert node.ran == []
+
+
+@pytest.mark.parametrize(
+    ("node_name", "fix_id", "params", "error"),
+    [
+        ("worker2", "calico-mtu", {"mtu": 100000}, "invalid MTU '100000'"),
+        ("worker2", "masquerade", {"pod_cidr": "10.0.0.0/8; reboot", "interface": "wlp59s0"}, "invalid CIDR"),
+        ("worker2", "masquerade", {"pod_cidr": "10.0.0.0/8", "interface": "eth0 && reboot"},
+         "invalid interface name"),
+        ("../etc", "masquerade", MASQ, "invalid node name"),
+        ("worker2", "no-such-fix", {}, "unknown fix"),
+        ("worker2", "kernel-modules", {"module": "ipip; reboot"}, "module=ipip or module=vxlan"),
+    ],
+)
+async def test_bad_input_is_refused_with_nothing_run(
+    node_name: str, fix_id: str, params: dict[str, str | int], error: str
+) -> None:
+    node, engine, runner = setup()
+    installation_before = json.dumps(engine.cluster.installation, sort_keys=True)
+    result = await runner.apply(node_name, fix_id, params, APPROVAL)
+    assert result.outcome == Outcome.REFUSED
+    assert error in result.message and "\n" not in result.message
+    assert node.ran == [], "no command may run for a refused input"
+    assert engine.cluster.patches == [] and engine.checks == []
+    assert json.dumps(engine.cluster.installation, sort_keys=True) == installation_before
+    with pytest.raises(InvalidInput):
+        await runner.plan(node_name, fix_id, params)
+    assert node.ran == []
