@@ -1,0 +1,149 @@
+"""The individual fixes with the fake node/engine.
+
+Covers: calico-mtu (plan diff + fallback, refusal above link MTU minus IPIP/VXLAN overhead, merge
+patch, operator message, rollback removes a field that was absent and restores a previous value),
+ip-forward (drop-in + sysctl, rollback restores the runtime value), kernel-modules (no modprobe ->
+rolled back, entry removed), etc-hosts (marked block with the missing nodes, rollback restores the
+text), and the registry's import-time checks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from fixes.base import Fix
+from fixes.catalog.etc_hosts import BEGIN, END
+from fixes.catalog.ip_forward import DROP_IN
+from fixes.catalog.kernel_modules import entry_path
+from fixes.model import Approval, Outcome
+from fixes.registry import FixRegistry, FixRegistryError, fix
+from fixes.runner import FixRunner
+from probes.errors import InvalidInput
+from probes.model import Status
+from tests.fixes.fakenode import FakeEngine, FakeNode, InstallationCluster
+
+APPROVAL = Approval(approver="alice@ops", approved_at=datetime(2026, 11, 26, tzinfo=UTC), requested_by="bob")
+
+
+def make(installation: dict | None = None, encapsulation: str = "ipip", **node_kw: object):
+    node = FakeNode(node="worker2", **node_kw)  # type: ignore[arg-type]
+    cluster = InstallationCluster(installation=installation if installation is not None
+                                  else {"spec": {"calicoNetwork": {"ipPools": []}}})
+    engine = FakeEngine(node, cluster, encapsulation=encapsulation)
+    return node, engine, FixRunner(engine)
+
+
+async def test_calico_mtu_plan_is_a_diff_with_a_fallback_never_run() -> None:
+    node, engine, runner = make({"spec": {"calicoNetwork": {"mtu": 1480}}})
+    plan = await runner.plan("worker2", "calico-mtu", {"mtu": "1430"})
+    assert plan.params == {"mtu": 1430}
+    assert "-    mtu: 1480" in plan.change and "+    mtu: 1430" in plan.change
+    assert "wlp59s0 (MTU 1500" in plan.change and "20 bytes for ipip" in plan.change
+    assert "ip link set tunl0 mtu 1430" in plan.fallback
+    assert engine.cluster.patches == [] and not any("ip link set" in c for c in node.ran)
+
+
+@pytest.mark.parametrize(("encap", "mtu", "fits"), [("ipip", 1480, True), ("ipip", 1481, False),
+                                                    ("vxlan", 1450, True), ("vxlan", 1451, False)])
+async def test_calico_mtu_must_fit_link_minus_overhead(encap: str, mtu: int, fits: bool) -> None:
+    _, engine, runner = make(encapsulation=encap)
+    if fits:
+        await runner.plan("worker2", "calico-mtu", {"mtu": mtu})
+    else:
+        with pytest.raises(InvalidInput, match="does not fit"):
+            await runner.plan("worker2", "calico-mtu", {"mtu": mtu})
+    assert engine.cluster.patches == []
+
+
+async def test_calico_mtu_refuses_below_576_and_without_operator() -> None:
+    _, engine, runner = make()
+    with pytest.raises(InvalidInput, match="576 to 9000"):
+        await runner.plan("worker2", "calico-mtu", {"mtu": 500})
+    _, engine, runner = make(installation={})
+    engine.cluster.installation = None
+    with pytest.raises(InvalidInput, match="Installation"):
+        await runner.plan("worker2", "calico-mtu", {"mtu": 1400})
+
+
+async def test_calico_mtu_apply_patches_and_explains_the_rollout() -> None:
+    _, engine, runner = make(link_mtu=1450)
+    result = await runner.apply("worker2", "calico-mtu", {"mtu": 1400}, APPROVAL)
+    assert result.outcome == Outcome.APPLIED, result.message
+    assert engine.cluster.patches == [{"spec": {"calicoNetwork": {"mtu": 1400}}}]
+    assert "one node at a time" in result.message and "existing pods keep their old MTU" in result.message
+    again = await runner.apply("worker2", "calico-mtu", {"mtu": 1400}, APPROVAL)
+    assert again.outcome == Outcome.NOTHING_TO_DO and len(engine.cluster.patches) == 1
+
+
+@pytest.mark.parametrize("previous", [None, 1480])
+async def test_calico_mtu_rollback_restores_the_exact_spec(previous: int | None) -> None:
+    network = {"ipPools": [{"cidr": "192.168.0.0/16"}]} | ({"mtu": previous} if previous else {})
+    _, engine, runner = make({"spec": {"calicoNetwork": network}}, link_mtu=1450)
+    spec_before = engine.cluster.installation["spec"]
+    engine.forced["mtu"] = Status.FAIL
+    result = await runner.apply("worker2", "calico-mtu", {"mtu": 1400}, APPROVAL)
+    assert result.outcome == Outcome.ROLLED_BACK
+    assert engine.cluster.installation["spec"] == spec_before
+    assert engine.cluster.patches[-1] == {"spec": {"calicoNetwork": {"mtu": previous}}}
+
+
+async def test_ip_forward_apply_and_rollback_restore_value_and_files() -> None:
+    node, engine, runner = make(ip_forward=0)
+    result = await runner.apply("worker2", "ip-forward", {}, APPROVAL)
+    assert result.outcome == Outcome.APPLIED and node.ip_forward == 1
+    assert "net.ipv4.ip_forward = 1" in node.files[DROP_IN]
+    node2, engine2, runner2 = make(ip_forward=0)
+    engine2.forced["ip-forward"] = Status.FAIL
+    files = dict(node2.files)
+    result = await runner2.apply("worker2", "ip-forward", {}, APPROVAL)
+    assert result.outcome == Outcome.ROLLED_BACK and node2.ip_forward == 0 and node2.files == files
+
+
+async def test_kernel_module_without_modprobe_is_rolled_back() -> None:
+    node, _, runner = make(can_modprobe=False)
+    files = dict(node.files)
+    result = await runner.apply("worker2", "kernel-modules", {"module": "ipip"}, APPROVAL)
+    assert result.outcome == Outcome.ROLLED_BACK
+    assert "apply failed" in result.message and "modprobe" in result.message
+    assert entry_path("ipip") not in node.files and node.files == files
+
+
+async def test_kernel_module_loaded_and_persisted() -> None:
+    node, _, runner = make()
+    result = await runner.apply("worker2", "kernel-modules", {"module": "ipip"}, APPROVAL)
+    assert result.outcome == Outcome.APPLIED and "ipip" in node.modules
+    assert node.files[entry_path("ipip")] == "ipip\n"
+
+
+async def test_etc_hosts_adds_only_missing_nodes_in_a_block_and_rolls_back() -> None:
+    hosts = "127.0.0.1 localhost\n10.0.0.10 master\n"
+    node, engine, runner = make(files={"/etc/hosts": hosts})
+    plan = await runner.plan("worker2", "etc-hosts", {})
+    assert "worker1" in plan.summary and "master" not in plan.summary.split("(")[1]
+    result = await runner.apply("worker2", "etc-hosts", {}, APPROVAL)
+    assert result.outcome == Outcome.APPLIED, result.message
+    assert node.files["/etc/hosts"] == (
+        hosts + f"{BEGIN}\n10.0.0.11 worker1\n192.168.1.105 worker2\n{END}\n")
+    assert (await runner.apply("worker2", "etc-hosts", {}, APPROVAL)).outcome == Outcome.NOTHING_TO_DO
+    node2, engine2, runner2 = make(files={"/etc/hosts": hosts})
+    engine2.forced["etc-hosts"] = Status.FAIL
+    result = await runner2.apply("worker2", "etc-hosts", {}, APPROVAL)
+    assert result.outcome == Outcome.ROLLED_BACK and node2.files["/etc/hosts"] == hosts
+
+
+def test_registry_checks_definitions_at_import() -> None:
+    registry = FixRegistry()
+
+    class Incomplete(Fix):
+        pass
+
+    with pytest.raises(FixRegistryError, match="abstract"):
+        fix(id="incomplete", addresses="mtu", registry=registry)(Incomplete)
+    from fixes.catalog.ip_forward import IpForward
+
+    with pytest.raises(FixRegistryError, match="unknown probe"):
+        fix(id="x", addresses="no-such-probe", registry=registry)(type("X", (IpForward,), {}))
+    with pytest.raises(FixRegistryError, match="must match"):
+        fix(id="Bad_Id", addresses="mtu", registry=registry)(type("Y", (IpForward,), {}))
