@@ -25,7 +25,7 @@ from .store import Resource, Store, Watcher, find_resource
 POD_START_SECONDS = 0.3
 WATCH_DEFAULT_SECONDS = 1800.0
 MTU_HOOK_SECONDS = 60.0
-OPEN_PATHS = ("/version", "/healthz", "/readyz", "/livez")
+OPEN_PATHS = ("/version", "/version/", "/healthz", "/readyz", "/livez")
 
 
 @dataclass
@@ -38,7 +38,7 @@ class State:
 
 
 STATE = web.AppKey("state", State)
-USER = "netcheck-lab-user"
+USER = web.RequestKey("user", User)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -385,14 +385,14 @@ def make_app(config: ApiServerConfig, authorizer: Authorizer = readonly_authoriz
     state = State(config, Store(), {n.name: n for n in config.nodes}, authorizer, set())
     objects.seed(state.store, config)
     app[STATE] = state
-    app.router.add_get("/version", version)
+    # The client asks for /version/, /api/ and /apis/ with a trailing slash: serve both spellings.
+    for path, handler in (("/version", version), ("/api", api_root), ("/apis", apis_root),
+                          ("/api/v1", core_resources), ("/apis/{group}/{version}", group_resources)):
+        app.router.add_get(path, handler)
+        app.router.add_get(path + "/", handler)
     for path in ("/healthz", "/readyz", "/livez"):
         app.router.add_get(path, health)
-    app.router.add_get("/api", api_root)
-    app.router.add_get("/api/v1", core_resources)
     app.router.add_route("*", "/api/v1/{tail:.+}", core_api)
-    app.router.add_get("/apis", apis_root)
-    app.router.add_get("/apis/{group}/{version}", group_resources)
     app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", group_api)
     control.add_routes(app, STATE)
 

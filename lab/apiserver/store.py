@@ -107,7 +107,7 @@ def matches(obj: dict[str, Any], label_selector: str, field_selector: str) -> bo
     return True
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     resource: Resource
     namespace: str
