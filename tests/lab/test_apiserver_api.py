@@ -21,7 +21,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from tests.lab.apiserver_support import READONLY_TOKEN, Lab, running_lab
+from tests.lab.test_apiserver_support import READONLY_TOKEN, Lab, running_lab
 
 WATCH_SECONDS = 10
 
