@@ -1,0 +1,302 @@
+"""The lab as one object: `Lab.up()`, `Lab.attach()`, `Lab.teardown()`, exec helpers, faults, ops.
+
+Used by tests (tests/labfixtures.py), by `netcheck lab ...` (lab.cli) and by the demo. Names come
+from lab.spec (prefix and state dir from NETCHECK_LAB_PREFIX / NETCHECK_LAB_STATE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lab import certs, netns, nodes, spec, topology
+from lab.spec import NodeSpec
+
+CLONE_NEWNET = 0x40000000
+UP_PARALLELISM = 8
+STATE_FILE = "lab.json"
+API_START_WAIT_S = 20.0
+
+
+def _lab_argv_env(state: Path, node: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{state / 'bin'}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    env["LAB_NODE"] = node
+    env["LAB_STATE"] = str(state)
+    return env
+
+
+class Lab:
+    """A running lab (built by `up` or found by `attach`)."""
+
+    def __init__(self, prefix: str, state: Path, workers: int, admin_token: str, control_token: str,
+                 readonly_token: str) -> None:
+        self.prefix = prefix
+        self.state = state
+        self.workers = workers
+        self.names = topology.Names(prefix)
+        self.nodes: list[NodeSpec] = spec.nodes(workers)
+        self.admin_token = admin_token
+        self.control_token = control_token
+        self.readonly_token = readonly_token
+
+    # ---- names and paths
+    @property
+    def router_ns(self) -> str:
+        return self.names.router
+
+    @property
+    def ops_ns(self) -> str:
+        return self.names.ops
+
+    def node(self, name: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise ValueError(f"no node {name!r} in this lab (nodes: {', '.join(n.name for n in self.nodes)})")
+
+    def ns(self, node: str) -> str:
+        return self.names.node(self.node(node).name)
+
+    def pod_ns(self, node: str) -> str:
+        return self.names.pod(self.node(node).name)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    @property
+    def readonly_kubeconfig(self) -> Path:
+        return self.state / "kubeconfig-readonly"
+
+    @property
+    def config_file(self) -> Path:
+        return self.state / "netcheck.yaml"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.state / "ssh" / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state / "ssh" / "known_hosts"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.state / "pki" / "netcheck-lab-ca.crt"
+
+    @property
+    def api_url(self) -> str:
+        return f"https://{topology.master_ip()}:{spec.API_PORT}"
+
+    def kubelet_config(self, node: str) -> Path:
+        return nodes.kubelet_config_path(self.state, self.node(node).name)
+
+    # ---- lifecycle
+    @classmethod
+    def up(cls, workers: int = 2) -> Lab:
+        prefix, state = spec.prefix(), spec.state_dir()
+        node_specs = spec.nodes(workers)  # validates workers
+        if netns.list_prefixed(prefix) or (state / STATE_FILE).exists():
+            raise RuntimeError(f"a lab with prefix {prefix!r} already exists; run `netcheck lab down` first")
+        lab = cls(prefix, state, workers, secrets.token_hex(16), secrets.token_hex(16), secrets.token_hex(16))
+        try:
+            lab._build(node_specs)
+        except BaseException:
+            cls.teardown()
+            raise
+        return lab
+
+    def _build(self, node_specs: list[NodeSpec]) -> None:
+        state = self.state
+        state.mkdir(parents=True, exist_ok=True)
+        # Written first so teardown after a half-failed up knows what to remove.
+        self._save_state()
+        shutil.copytree(Path(__file__).parent / "bin", state / "bin", dirs_exist_ok=True)
+        nodes.make_client_keys(state)
+        ca = certs.make_ca(state / "pki")
+        topology.build_router(self.names)
+        topology.build_ops(self.names)
+
+        def build_one(node: NodeSpec) -> str:
+            ns = self.names.node(node.name)
+            nodes.write_node_files(ns, node, node_specs, state)
+            nodes.write_pod_files(self.names.pod(node.name))
+            topology.build_node(self.names, node, node_specs)
+            kubelet = certs.issue(ca, nodes.node_dir(state, node.name), "kubelet", ips=[node.ip], dns=[node.name])
+            known = nodes.make_host_key(state, node)
+            nodes.start_sshd(state, ns, node)
+            nodes.start_kubelet(state, ns, node, kubelet.cert, kubelet.key)
+            return known
+
+        with ThreadPoolExecutor(UP_PARALLELISM) as pool:
+            known_lines = list(pool.map(build_one, node_specs))
+        self.known_hosts.write_text("\n".join(known_lines) + "\n")
+        master_ns = self.names.node("master")
+        nodes.start_dns(state, master_ns, "dns-master", topology.master_ip())
+        self._start_apiserver(ca)
+        self._write_client_files()
+        from lab import faults  # late import: faults uses Lab
+
+        faults.apply_defaults(self)
+        for node in node_specs:
+            nodes.wait_port(self.names.node(node.name), "127.0.0.1", 22)
+            nodes.wait_port(self.names.node(node.name), "127.0.0.1", spec.KUBELET_PORT)
+        nodes.wait_port(master_ns, topology.master_ip(), 53)
+
+    def _api_config(self, ca: certs.CertPair) -> dict[str, object]:
+        from lab import apiconfig
+
+        return apiconfig.build(self, ca)
+
+    def _start_apiserver(self, ca: certs.CertPair) -> None:
+        cfg_path = self.state / "apiserver.json"
+        cfg_path.write_text(json.dumps(self._api_config(ca), indent=1))
+        argv = [sys.executable, "-m", "lab.apiserver", "--config", str(cfg_path)]
+        nodes.start(self.state, "apiserver", netns.exec_argv(self.ns("master"), argv), env=nodes.python_env())
+        nodes.wait_port(self.ns("master"), topology.master_ip(), spec.API_PORT, API_START_WAIT_S)
+
+    def _write_client_files(self) -> None:
+        from lab import apiconfig
+
+        apiconfig.write_client_files(self)
+
+    def _save_state(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / STATE_FILE).write_text(json.dumps({
+            "prefix": self.prefix, "workers": self.workers, "admin_token": self.admin_token,
+            "control_token": self.control_token, "readonly_token": self.readonly_token,
+        }))
+
+    @classmethod
+    def attach(cls) -> Lab:
+        state = spec.state_dir()
+        try:
+            data = json.loads((state / STATE_FILE).read_text())
+        except FileNotFoundError:
+            raise RuntimeError(f"no lab running (no {state / STATE_FILE}); run `netcheck lab up`") from None
+        return cls(data["prefix"], state, int(data["workers"]), data["admin_token"], data["control_token"],
+                   data["readonly_token"])
+
+    @staticmethod
+    def teardown(prefix: str | None = None, state: Path | None = None) -> None:
+        """Remove every process, namespace, /etc/netns entry and state file of the lab. Idempotent."""
+        prefix = prefix or spec.prefix()
+        state = state or spec.state_dir()
+        pid_dir = state / "pids"
+        if pid_dir.is_dir():
+            for pid_file in pid_dir.glob("*.pid"):
+                with contextlib.suppress(ValueError):
+                    nodes.kill_pid(int(pid_file.read_text().strip() or 0))
+        for ns in netns.list_prefixed(prefix):
+            for pid in netns.pids_in(ns):  # anything still running in a lab namespace is the lab's
+                nodes.kill_pid(pid)
+        for ns in netns.list_prefixed(prefix):
+            netns.delete(ns)
+        if netns.NETNS_ETC_DIR.is_dir():
+            for entry in netns.NETNS_ETC_DIR.iterdir():
+                if entry.name.startswith(prefix):
+                    shutil.rmtree(entry, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+    def down(self) -> None:
+        Lab.teardown(self.prefix, self.state)
+
+    def status(self) -> dict[str, object]:
+        from lab import faults
+
+        live = set(netns.list_prefixed(self.prefix))
+        procs = {}
+        for pid_file in sorted((self.state / "pids").glob("*.pid")):
+            pid = int(pid_file.read_text().strip() or 0)
+            procs[pid_file.stem] = {"pid": pid, "alive": Path(f"/proc/{pid}").exists()}
+        return {
+            "prefix": self.prefix, "state": str(self.state), "api_url": self.api_url,
+            "nodes": [{"name": n.name, "ip": n.ip, "iface": n.iface, "pod_ip": n.pod_ip,
+                       "netns": self.names.node(n.name), "up": self.names.node(n.name) in live}
+                      for n in self.nodes],
+            "processes": procs,
+            "faults": {k: sorted(v) for k, v in faults.active(self).items()},
+        }
+
+    # ---- running things
+    def node_exec(self, node: str, *argv: str, check: bool = False, input: str | None = None,
+                  timeout: float = netns.COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        spec_ = self.node(node)
+        return netns.run(netns.exec_argv(self.ns(node), argv), check=check, input=input, timeout=timeout,
+                         env=_lab_argv_env(self.state, spec_.name))
+
+    def pod_exec(self, node: str, *argv: str, check: bool = False, input: str | None = None,
+                 timeout: float = netns.COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        return netns.run(netns.exec_argv(self.pod_ns(node), argv), check=check, input=input, timeout=timeout)
+
+    def router_exec(self, *argv: str, check: bool = False,
+                    timeout: float = netns.COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        return netns.run(netns.exec_argv(self.router_ns, argv), check=check, timeout=timeout)
+
+    def ops_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["NETCHECK_CONFIG"] = str(self.config_file)
+        return env
+
+    def run_ops(self, argv: Sequence[str], *, check: bool = False, input: str | None = None,
+                timeout: float = netns.COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        return netns.run(netns.exec_argv(self.ops_ns, list(argv)), check=check, input=input, timeout=timeout,
+                         env=self.ops_env())
+
+    @contextlib.contextmanager
+    def enter_ops(self) -> Iterator[None]:
+        """Move this thread into the ops network namespace for the block (setns), then back."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        original = os.open(f"/proc/self/task/{ctypes.CDLL(None).gettid()}/ns/net", os.O_RDONLY)
+        target = os.open(str(netns.NETNS_RUN_DIR / self.ops_ns), os.O_RDONLY)
+        try:
+            if libc.setns(target, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns into the ops namespace failed")
+            try:
+                yield
+            finally:
+                if libc.setns(original, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back to the original namespace failed")
+        finally:
+            os.close(target)
+            os.close(original)
+
+    # ---- faults and nodes
+    def fault(self, name: str, node: str = "worker2", on: bool = True) -> None:
+        from lab import faults
+
+        faults.set_fault(self, name, self.node(node).name, on)
+
+    def active_faults(self) -> dict[str, set[str]]:
+        from lab import faults
+
+        return faults.active(self)
+
+    def add_node(self, name: str, internal_ip: str, pod_cidr: str, *, ready: bool = True,
+                 annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> dict:
+        from lab import apiconfig
+
+        body = {"name": name, "internal_ip": internal_ip, "pod_cidr": pod_cidr, "ready": ready,
+                "annotations": annotations or {}, "labels": labels or {"kubernetes.io/hostname": name}}
+        return apiconfig.control(self, "POST", "/lab/v1/nodes", body)
+
+    def remove_node(self, name: str) -> dict:
+        from lab import apiconfig
+
+        return apiconfig.control(self, "DELETE", f"/lab/v1/nodes/{name}")
+
+    def set_ready(self, name: str, ready: bool) -> dict:
+        from lab import apiconfig
+
+        return apiconfig.control(self, "PUT", f"/lab/v1/nodes/{name}/ready", {"ready": ready})

@@ -1,0 +1,336 @@
+"""Switchable faults of the lab, each a small on/off unit registered by a stable name.
+
+Called through Lab.fault(name, node, on). Active faults are kept in <state>/faults.json so
+`status` and other processes see them. Each reproduces the real symptom (see the test module
+tests/lab/test_faults.py for what a plain command shows with the fault on and off).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lab import apiconfig, netns, nodes, spec, topology
+
+if TYPE_CHECKING:
+    from lab.cluster import Lab
+
+FAULTS_FILE = "faults.json"
+STUB_RESOLVER_IP = "127.0.0.53"
+VPN_IFACE = "tailscale0"
+NFT_BRIDGE_TABLE = "netcheck_lab"
+ALTERNATIVE_NAMES = ("iptables", "iptables-save", "iptables-restore")
+
+Action = Callable[["Lab", spec.NodeSpec], None]
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    summary: str
+    on: Action
+    off: Action
+
+
+REGISTRY: dict[str, Fault] = {}
+
+
+def register(name: str, summary: str) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        REGISTRY[name] = Fault(name, summary, cls.on, cls.off)  # type: ignore[attr-defined]
+        return cls
+    return wrap
+
+
+def _ipt(lab: Lab, node: spec.NodeSpec, *args: str, check: bool = True) -> None:
+    lab.node_exec(node.name, "iptables-nft", *args, check=check)
+
+
+def _ensure_rule(lab: Lab, node: spec.NodeSpec, table: str, chain: str, rule: list[str]) -> None:
+    exists = lab.node_exec(node.name, "iptables-nft", "-t", table, "-C", chain, *rule).returncode == 0
+    if not exists:
+        _ipt(lab, node, "-t", table, "-A", chain, *rule)
+
+
+def _drop_rule(lab: Lab, node: spec.NodeSpec, table: str, chain: str, rule: list[str]) -> None:
+    while lab.node_exec(node.name, "iptables-nft", "-t", table, "-D", chain, *rule).returncode == 0:
+        pass
+
+
+def masquerade_rule(node: spec.NodeSpec) -> list[str]:
+    return ["-s", node.pod_cidr, "-o", node.iface, "-j", "MASQUERADE"]
+
+
+@register("no-masquerade", "pod traffic leaves un-NATed (the case study); off adds the MASQUERADE rule")
+class NoMasquerade:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        _drop_rule(lab, node, "nat", "POSTROUTING", masquerade_rule(node))
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        _ensure_rule(lab, node, "nat", "POSTROUTING", masquerade_rule(node))
+
+
+def _set_link_mtu(lab: Lab, node: spec.NodeSpec, mtu: int) -> None:
+    netns.ip_batch(lab.ns(node.name), [f"link set {node.iface} mtu {mtu}"])
+    netns.ip_batch(lab.router_ns, [f"link set {topology.router_port(node.name)} mtu {mtu}"])
+
+
+@register("mtu", "the node's LAN link (node and router side) has MTU 1400; the node sends frag-needed")
+class SmallMtu:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        _set_link_mtu(lab, node, spec.WIFI_FAULT_MTU)
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        if node.name not in active(lab).get("icmp-blackhole", set()):
+            _set_link_mtu(lab, node, spec.HOST_MTU)
+
+
+FRAG_NEEDED_DROP = ["-p", "icmp", "--icmp-type", "fragmentation-needed", "-j", "DROP"]
+
+
+@register("icmp-blackhole", "small link MTU and ICMP frag-needed dropped: oversize packets vanish silently")
+class IcmpBlackhole:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        _set_link_mtu(lab, node, spec.WIFI_FAULT_MTU)
+        _ensure_rule(lab, node, "filter", "OUTPUT", FRAG_NEEDED_DROP)
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        _drop_rule(lab, node, "filter", "OUTPUT", FRAG_NEEDED_DROP)
+        if node.name not in active(lab).get("mtu", set()):
+            _set_link_mtu(lab, node, spec.HOST_MTU)
+
+
+KUBELET_REJECT = ["-p", "tcp", "--dport", str(spec.KUBELET_PORT), "-j", "REJECT", "--reject-with", "tcp-reset"]
+
+
+@register("kubelet-blocked", "tcp 10250 refused on the node (a firewall in front of the kubelet)")
+class KubeletBlocked:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        _ensure_rule(lab, node, "filter", "INPUT", KUBELET_REJECT)
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        _drop_rule(lab, node, "filter", "INPUT", KUBELET_REJECT)
+
+
+@register("hosts-missing", "the node's /etc/hosts lacks the other nodes")
+class HostsMissing:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        (nodes.etc_dir(lab.ns(node.name)) / "hosts").write_text(nodes.hosts_text(lab.nodes, only=node))
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        (nodes.etc_dir(lab.ns(node.name)) / "hosts").write_text(nodes.hosts_text(lab.nodes))
+
+
+def _move_rules(lab: Lab, node: spec.NodeSpec, source: str, target: str) -> None:
+    """Move every table's rules from one iptables backend to the other (source left empty)."""
+    dump = lab.node_exec(node.name, f"iptables-{source}-save", check=True).stdout
+    lab.node_exec(node.name, f"iptables-{target}-restore", input=dump, check=True)
+    empty = "".join(f"*{t}\nCOMMIT\n" for t in ("filter", "nat", "mangle") if f"*{t}\n" in dump)
+    lab.node_exec(node.name, f"iptables-{source}-restore", input=empty, check=True)
+
+
+@register("rules-in-legacy", "KUBE-*/cali-* rules live in iptables-legacy while `iptables` is nft")
+class RulesInLegacy:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        _move_rules(lab, node, "nft", "legacy")
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        _move_rules(lab, node, "legacy", "nft")
+
+
+def _set_alternative(lab: Lab, node: spec.NodeSpec, backend: str) -> None:
+    # Per-node /etc/alternatives copy; update-alternatives would write the host's /var/lib/dpkg.
+    alt = nodes.etc_dir(lab.ns(node.name)) / "alternatives"
+    for name in ALTERNATIVE_NAMES:
+        link = alt / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(f"/usr/sbin/{name.replace('iptables', f'iptables-{backend}', 1)}")
+
+
+@register("alternative-legacy", "rules in nft while the node's iptables alternative is iptables-legacy")
+class AlternativeLegacy:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        _set_alternative(lab, node, "legacy")
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        _set_alternative(lab, node, "nft")
+
+
+@register("ip-forward-off", "net.ipv4.ip_forward=0 on the node")
+class IpForwardOff:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        lab.node_exec(node.name, "sysctl", "-qw", "net.ipv4.ip_forward=0", check=True)
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        lab.node_exec(node.name, "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
+
+
+@register("ip-forward-unpersisted", "ip_forward is 1 now but no sysctl.d drop-in keeps it after a reboot")
+class IpForwardUnpersisted:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        (nodes.etc_dir(lab.ns(node.name)) / "sysctl.d" / nodes.SYSCTL_DROPIN).unlink(missing_ok=True)
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        (nodes.etc_dir(lab.ns(node.name)) / "sysctl.d" / nodes.SYSCTL_DROPIN).write_text(
+            "net.ipv4.ip_forward=1\n")
+
+
+@register("resolved-stub", "a resolved-like stub on 127.0.0.53:53; resolv.conf (kubelet's resolvConf) points at it")
+class ResolvedStub:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        name = f"resolved-{node.name}"
+        if not (lab.state / "pids" / f"{name}.pid").exists():
+            lab.node_exec(node.name, "ip", "addr", "replace", f"{STUB_RESOLVER_IP}/8", "dev", "lo")
+            nodes.start_dns(lab.state, lab.ns(node.name), name, STUB_RESOLVER_IP)
+            nodes.wait_port(lab.ns(node.name), STUB_RESOLVER_IP, 53)
+        (nodes.etc_dir(lab.ns(node.name)) / "resolv.conf").write_text(nodes.resolv_text(STUB_RESOLVER_IP))
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        nodes.stop(lab.state, f"resolved-{node.name}")
+        (nodes.etc_dir(lab.ns(node.name)) / "resolv.conf").write_text(nodes.resolv_text(topology.master_ip()))
+
+
+VPN_HOLDER = (
+    "import fcntl,os,struct,time\n"
+    "fd=os.open('/dev/net/tun',os.O_RDWR)\n"
+    "fcntl.ioctl(fd,0x400454ca,struct.pack('16sH',b'" + VPN_IFACE + "',0x0001|0x1000))\n"
+    "while True: time.sleep(3600)\n"
+)
+
+
+def vpn_address(lab: Lab, node: spec.NodeSpec) -> str:
+    return f"100.64.0.{[n.name for n in lab.nodes].index(node.name) + 1}"
+
+
+@register("vpn", "a tailscale0 tun device with 100.64.0.x; Calico's IPv4Address annotation picked it")
+class Vpn:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        name = f"vpn-{node.name}"
+        if not (lab.state / "pids" / f"{name}.pid").exists():
+            nodes.start(lab.state, name, netns.exec_argv(lab.ns(node.name), ["python3", "-c", VPN_HOLDER]))
+            lab.node_exec(node.name, "sh", "-c", f"for i in $(seq 50); do ip link show {VPN_IFACE} "
+                                                 ">/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1", check=True)
+            netns.ip_batch(lab.ns(node.name), [f"addr add {vpn_address(lab, node)}/32 dev {VPN_IFACE}",
+                                               f"link set {VPN_IFACE} mtu 1280 up"])
+        apiconfig.patch(lab, f"/api/v1/nodes/{node.name}", {"metadata": {"annotations": {
+            "projectcalico.org/IPv4Address": f"{vpn_address(lab, node)}/32"}}})
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        nodes.stop(lab.state, f"vpn-{node.name}")
+        apiconfig.patch(lab, f"/api/v1/nodes/{node.name}", {"metadata": {"annotations": {
+            "projectcalico.org/IPv4Address": f"{node.ip}/24"}}})
+
+
+@register("ipip-blocked", "the router drops IP protocol 4 (IPIP) between LAN hosts")
+class IpipBlocked:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        if lab.router_exec("nft", "list", "table", "bridge", NFT_BRIDGE_TABLE).returncode != 0:
+            script = (f"table bridge {NFT_BRIDGE_TABLE} {{\n chain forward {{\n"
+                      "  type filter hook forward priority 0; policy accept;\n"
+                      "  ip protocol 4 counter drop\n }\n}\n")
+            netns.run(netns.exec_argv(lab.router_ns, ["nft", "-f", "-"]), input=script)
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        lab.router_exec("nft", "delete", "table", "bridge", NFT_BRIDGE_TABLE)
+
+
+POOL_PATH = f"/apis/crd.projectcalico.org/v1/ippools/{spec.POOL_NAME}"
+INSTALLATION_PATH = "/apis/operator.tigera.io/v1/installations/default"
+
+
+def _set_pool(lab: Lab, encapsulation: str, ipip: str, vxlan: str) -> None:
+    inst = apiconfig.installation(encapsulation)["spec"]["calicoNetwork"]["ipPools"]
+    apiconfig.patch(lab, INSTALLATION_PATH, {"spec": {"calicoNetwork": {"ipPools": inst}}})
+    apiconfig.patch(lab, POOL_PATH, {"spec": {"ipipMode": ipip, "vxlanMode": vxlan}})
+
+
+@register("pool-ipip", "the IPPool and Installation use IPIP Always (this kernel has no ipip)")
+class PoolIpip:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        _set_pool(lab, "IPIP", "Always", "Never")
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        _set_pool(lab, "VXLANCrossSubnet", "Never", "CrossSubnet")
+
+
+@register("pod-route-missing", "the host's /32 route to the debug pod is gone")
+class PodRouteMissing:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        lab.node_exec(node.name, "ip", "route", "del", f"{node.pod_ip}/32")
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        lab.node_exec(node.name, "ip", "route", "replace", f"{node.pod_ip}/32", "dev",
+                      topology.cali_name(node.name), "scope", "link", check=True)
+
+
+@register("no-tunnel-device", "vxlan.calico is missing on the node")
+class NoTunnelDevice:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        lab.node_exec(node.name, "ip", "link", "del", topology.VXLAN_DEVICE)
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        if lab.node_exec(node.name, "ip", "link", "show", topology.VXLAN_DEVICE).returncode != 0:
+            netns.ip_batch(lab.ns(node.name), [
+                ln for ln in topology.node_lines(node, lab.nodes, lab.pod_ns(node.name))
+                if topology.VXLAN_DEVICE in ln])
+
+
+def active(lab: Lab) -> dict[str, set[str]]:
+    path = lab.state / FAULTS_FILE
+    if not path.exists():
+        return {}
+    return {k: set(v) for k, v in json.loads(path.read_text()).items() if v}
+
+
+def _save(lab: Lab, faults: dict[str, set[str]]) -> None:
+    (lab.state / FAULTS_FILE).write_text(json.dumps({k: sorted(v) for k, v in faults.items() if v}))
+
+
+def set_fault(lab: Lab, name: str, node: str, on: bool) -> None:
+    fault = REGISTRY.get(name)
+    if fault is None:
+        raise ValueError(f"unknown fault {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    spec_ = lab.node(node)
+    (fault.on if on else fault.off)(lab, spec_)
+    faults = active(lab)
+    members = faults.setdefault(name, set())
+    (members.add if on else members.discard)(spec_.name)
+    _save(lab, faults)
+
+
+def apply_defaults(lab: Lab) -> None:
+    """The case study: worker2 has no MASQUERADE (the lab's rules never add one, so just record it)."""
+    wifi = [n.name for n in lab.nodes if n.wifi]
+    _save(lab, {"no-masquerade": set(wifi)} if wifi else {})

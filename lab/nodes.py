@@ -1,0 +1,198 @@
+"""Per-node files (/etc/netns/<ns>/...) and node processes (sshd, kubelet, DNS) of the lab.
+
+Called by lab.cluster. Every process is started through `ip netns exec`, its PID written to
+<state>/pids/<name>.pid, and ended by that PID at teardown. The host's own /etc is never written:
+`ip netns exec` bind-mounts the entries of /etc/netns/<ns>/ over /etc for the node's processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab import netns, spec, topology
+from lab.spec import NodeSpec
+
+SSHD = "/usr/sbin/sshd"
+SSHD_PRIVSEP_DIR = Path("/run/sshd")
+KUBELET_CONFIG_NAME = "kubelet-config.yaml"
+PORT_WAIT_S = 15.0
+PORT_POLL_S = 0.05
+SYSCTL_DROPIN = "99-kubernetes.conf"
+LAB_ROOT = Path(__file__).resolve().parent.parent
+
+
+def node_dir(state: Path, node: str) -> Path:
+    return state / "nodes" / node
+
+
+def etc_dir(ns: str) -> Path:
+    return netns.NETNS_ETC_DIR / ns
+
+
+def kubelet_config_path(state: Path, node: str) -> Path:
+    """Where the node's KubeletConfiguration lives (readable from the node's SSH session)."""
+    return node_dir(state, node) / KUBELET_CONFIG_NAME
+
+
+def hosts_text(nodes: list[NodeSpec], only: NodeSpec | None = None) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines += [f"{n.ip}\t{n.name}" for n in nodes if only is None or n.name == only.name]
+    return "\n".join(lines) + "\n"
+
+
+def resolv_text(nameserver: str) -> str:
+    return f"nameserver {nameserver}\nsearch {spec.CLUSTER_DOMAIN}\n"
+
+
+def kubelet_config_text(resolv_conf: str = "/etc/resolv.conf") -> str:
+    return ("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+            f"clusterDNS:\n- {spec.DNS_SERVICE_IP}\nclusterDomain: {spec.CLUSTER_DOMAIN}\n"
+            f"resolvConf: {resolv_conf}\n")
+
+
+def write_node_files(ns: str, node: NodeSpec, nodes: list[NodeSpec], state: Path) -> None:
+    etc = etc_dir(ns)
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "hosts").write_text(hosts_text(nodes))
+    (etc / "resolv.conf").write_text(resolv_text(topology.master_ip()))
+    (etc / "hostname").write_text(node.name + "\n")
+    shutil.copytree("/etc/alternatives", etc / "alternatives", symlinks=True, dirs_exist_ok=True)
+    (etc / "systemd" / "system" / "multi-user.target.wants").mkdir(parents=True, exist_ok=True)
+    (etc / "sysctl.d").mkdir(exist_ok=True)
+    (etc / "sysctl.d" / SYSCTL_DROPIN).write_text("net.ipv4.ip_forward=1\n")
+    (etc / "modules-load.d").mkdir(exist_ok=True)
+    (etc / "modules-load.d" / "k8s.conf").write_text("overlay\nbr_netfilter\nvxlan\n")
+    ndir = node_dir(state, node.name)
+    ndir.mkdir(parents=True, exist_ok=True)
+    kubelet_config_path(state, node.name).write_text(kubelet_config_text())
+
+
+def write_pod_files(ns: str) -> None:
+    etc = etc_dir(ns)
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "resolv.conf").write_text(
+        f"nameserver {spec.DNS_SERVICE_IP}\nsearch netcheck.svc.{spec.CLUSTER_DOMAIN} "
+        f"svc.{spec.CLUSTER_DOMAIN} {spec.CLUSTER_DOMAIN}\noptions ndots:5\n")
+
+
+def start(state: Path, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Start a lab process detached, log to <state>/logs/<name>.log, record its PID."""
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    (state / "pids").mkdir(parents=True, exist_ok=True)
+    with open(state / "logs" / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, env=env, cwd=str(LAB_ROOT))
+    (state / "pids" / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(state: Path, name: str) -> None:
+    pid_file = state / "pids" / f"{name}.pid"
+    if not pid_file.exists():
+        return
+    kill_pid(int(pid_file.read_text().strip() or 0))
+    pid_file.unlink(missing_ok=True)
+
+
+def kill_pid(pid: int) -> None:
+    if pid <= 1:
+        return
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def python_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(LAB_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def wait_port(ns: str, host: str, port: int, timeout: float = PORT_WAIT_S) -> None:
+    """Wait until `host:port` accepts TCP inside namespace `ns`."""
+    probe = (f"import socket,sys,time\nend=time.time()+{timeout}\n"
+             "while time.time()<end:\n"
+             f"    try: socket.create_connection(('{host}',{port}),0.5).close(); sys.exit(0)\n"
+             f"    except OSError: time.sleep({PORT_POLL_S})\nsys.exit(1)\n")
+    proc = netns.ns_run(ns, [sys.executable, "-c", probe], check=False, timeout=timeout + 5)
+    if proc.returncode != 0:
+        raise netns.LabCommandError(f"{host}:{port} in {ns} did not accept within {timeout}s")
+
+
+def make_client_keys(state: Path) -> None:
+    ssh = state / "ssh"
+    ssh.mkdir(parents=True, exist_ok=True)
+    key = ssh / "id_ed25519"
+    if not key.exists():
+        netns.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "netcheck-lab", "-f", str(key)])
+    shutil.copy(ssh / "id_ed25519.pub", ssh / "authorized_keys")
+
+
+def make_host_key(state: Path, node: NodeSpec) -> str:
+    ndir = node_dir(state, node.name)
+    key = ndir / "ssh_host_ed25519_key"
+    netns.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{node.name}", "-f", str(key)])
+    pub = Path(str(key) + ".pub").read_text().split()
+    return f"{node.name},{node.ip} {pub[0]} {pub[1]}"
+
+
+def sshd_config(state: Path, node: NodeSpec) -> Path:
+    ndir = node_dir(state, node.name)
+    cfg = ndir / "sshd_config"
+    cfg.write_text("\n".join([
+        "Port 22", "ListenAddress 0.0.0.0",
+        f"HostKey {ndir / 'ssh_host_ed25519_key'}",
+        f"PidFile {ndir / 'sshd.pid'}",
+        "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
+        f"AuthorizedKeysFile {state / 'ssh' / 'authorized_keys'}",
+        "StrictModes no", "UsePAM no", "UseDNS no", "PrintMotd no",
+        f"SetEnv LAB_NODE={node.name} LAB_STATE={state}",
+        "Subsystem sftp internal-sftp",
+    ]) + "\n")
+    return cfg
+
+
+def start_sshd(state: Path, ns: str, node: NodeSpec) -> None:
+    """sshd with the node's hostname (UTS ns) and lab/bin over /usr/local/sbin (systemctl stand-in)."""
+    SSHD_PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)  # what the openssh package's unit would create
+    cfg = sshd_config(state, node)
+    script = (f"hostname {node.name} && mount --bind {state / 'bin'} /usr/local/sbin && "
+              f"exec {SSHD} -D -e -f {cfg}")
+    start(state, f"sshd-{node.name}", netns.exec_argv(ns, ["unshare", "--uts", "sh", "-c", script]))
+
+
+def start_kubelet(state: Path, ns: str, node: NodeSpec, cert: Path, key: Path) -> None:
+    argv = [sys.executable, "-m", "lab.kubelet", "--node", node.name,
+            "--config", str(kubelet_config_path(state, node.name)),
+            "--cert", str(cert), "--key", str(key), "--port", str(spec.KUBELET_PORT)]
+    start(state, f"kubelet-{node.name}", netns.exec_argv(ns, argv), env=python_env())
+
+
+def start_dns(state: Path, ns: str, name: str, listen: str) -> None:
+    argv = [sys.executable, "-m", "lab.dns", "--listen", listen, "--port", "53"]
+    start(state, name, netns.exec_argv(ns, argv), env=python_env())
+
+
+def wait_udp_dns(ns: str, host: str) -> None:
+    wait_port(ns, host, 53)
+
+
+def free_port_check(host: str, port: int) -> bool:  # pragma: no cover - debugging aid
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
+
+
+def settle(delay: float) -> None:
+    time.sleep(delay)

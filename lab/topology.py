@@ -1,0 +1,229 @@
+"""Builds the lab's real networking: router, ops host, nodes, Calico-style debug pods, kube-proxy rules.
+
+Called by lab.cluster.Lab.up. Every link is created inside a lab namespace (veths are created in
+one namespace with their peer moved straight into another), never in the host namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+from lab import netns, spec
+from lab.spec import NodeSpec
+
+LAN_BRIDGE = "br-lan"
+VXLAN_DEVICE = "vxlan.calico"
+VXLAN_ID = 4096
+VXLAN_PORT = 4789
+OPS_IFACE = "eth0"
+API_SVC_CHAIN = "KUBE-SVC-NPX46M4PTMTKRN6Y"
+API_SEP_CHAIN = "KUBE-SEP-LAB4PIAPISERVER1"
+DNS_UDP_SVC_CHAIN = "KUBE-SVC-TCOU7JCQXEZGVUNU"
+DNS_TCP_SVC_CHAIN = "KUBE-SVC-ERIFXISQEP7F7OF4"
+DNS_UDP_SEP_CHAIN = "KUBE-SEP-LAB4DNSUDP0000001"
+DNS_TCP_SEP_CHAIN = "KUBE-SEP-LAB4DNSTCP0000001"
+MASQ_POOL_SET = "cali40masq-ipam-pools"
+ALL_POOL_SET = "cali40all-ipam-pools"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Namespace and device names of one lab, derived from its prefix."""
+
+    prefix: str
+
+    @property
+    def router(self) -> str:
+        return f"{self.prefix}router"
+
+    @property
+    def ops(self) -> str:
+        return f"{self.prefix}ops"
+
+    def node(self, node: str) -> str:
+        return f"{self.prefix}{node}"
+
+    def pod(self, node: str) -> str:
+        return f"{self.prefix}pod-{node}"
+
+
+def cali_name(node: str) -> str:
+    """Host-side veth name like Calico's: 'cali' + 11 hex chars (stable per node)."""
+    return "cali" + hashlib.sha1(f"netcheck-lab/{node}".encode()).hexdigest()[:11]
+
+
+def router_port(node: str) -> str:
+    return f"v-{node}"[:15]
+
+
+def master_ip() -> str:
+    return spec.nodes(1)[0].ip
+
+
+def vxlan_addr(node: NodeSpec) -> str:
+    return str(ipaddress.ip_network(node.pod_cidr)[0])
+
+
+def router_lines() -> list[str]:
+    return [
+        f"link add {LAN_BRIDGE} type bridge",
+        f"link set {LAN_BRIDGE} up",
+        f"addr add {spec.ROUTER_LAN_IP}/24 dev {LAN_BRIDGE}",
+    ]
+
+
+def attach_to_router(names: Names, host_ns: str, iface: str, port: str) -> None:
+    """A veth from `host_ns`'s `iface` to a port of the router's LAN bridge."""
+    netns.run(["ip", "-n", host_ns, "link", "add", iface, "mtu", str(spec.HOST_MTU), "type", "veth",
+               "peer", "name", port, "netns", names.router])
+    netns.ip_batch(names.router, [f"link set {port} master {LAN_BRIDGE}", f"link set {port} up"])
+
+
+def node_lines(node: NodeSpec, all_nodes: list[NodeSpec], pod_ns: str) -> list[str]:
+    """`ip -batch` lines for a node namespace (after its LAN veth exists)."""
+    cali = cali_name(node.name)
+    lines = [
+        f"addr add {node.ip}/24 dev {node.iface}",
+        f"link set {node.iface} up",
+        f"route add default via {spec.ROUTER_LAN_IP} dev {node.iface}",
+        f"link add {cali} mtu {spec.POD_MTU} type veth peer name eth0 netns {pod_ns}",
+        f"link set {cali} up",
+        f"route add {node.pod_ip}/32 dev {cali} scope link",
+        f"link add {VXLAN_DEVICE} type vxlan id {VXLAN_ID} dstport {VXLAN_PORT} local {node.ip} "
+        f"dev {node.iface}",
+        f"link set {VXLAN_DEVICE} mtu {spec.POD_MTU}",
+        f"addr add {vxlan_addr(node)}/32 dev {VXLAN_DEVICE}",
+        f"link set {VXLAN_DEVICE} up",
+    ]
+    lines += [f"route add {other.pod_cidr} via {other.ip} dev {node.iface}"
+              for other in pod_route_peers(node, all_nodes)]
+    return lines
+
+
+def pod_route_peers(node: NodeSpec, all_nodes: list[NodeSpec]) -> list[NodeSpec]:
+    """Nodes whose pod block `node` routes to directly. Nobody routes to the WiFi node's block."""
+    return [o for o in all_nodes if o.name != node.name and not o.wifi]
+
+
+def pod_lines(node: NodeSpec) -> list[str]:
+    return [
+        f"link set eth0 mtu {spec.POD_MTU}",
+        f"addr add {node.pod_ip}/32 dev eth0",
+        "link set eth0 up",
+        f"route add {spec.POD_GATEWAY} dev eth0 scope link",
+        f"route add default via {spec.POD_GATEWAY} dev eth0",
+    ]
+
+
+def node_sysctl_script(node: NodeSpec) -> str:
+    cali = cali_name(node.name)
+    return "\n".join([
+        "set -e",
+        "sysctl -qw net.ipv4.ip_forward=1",
+        f"sysctl -qw net.ipv4.conf.{cali}.proxy_arp=1",
+        f"sysctl -qw net.ipv4.conf.{cali}.forwarding=1",
+    ])
+
+
+def ipset_restore_text() -> str:
+    return "\n".join([
+        f"create {MASQ_POOL_SET} hash:net family inet hashsize 1024 maxelem 1048576",
+        f"add {MASQ_POOL_SET} {spec.POOL_CIDR}",
+        f"create {ALL_POOL_SET} hash:net family inet hashsize 1024 maxelem 1048576",
+        f"add {ALL_POOL_SET} {spec.POOL_CIDR}",
+    ]) + "\n"
+
+
+def iptables_restore_text() -> str:
+    """kube-proxy (iptables mode) and Calico NAT rules as `iptables-save` would print them."""
+    api = f"{master_ip()}:{spec.API_PORT}"
+    dns = f"{master_ip()}:53"
+    return f"""*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-IPTABLES-HINT - [0:0]
+:KUBE-KUBELET-CANARY - [0:0]
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:{API_SVC_CHAIN} - [0:0]
+:{API_SEP_CHAIN} - [0:0]
+:{DNS_UDP_SVC_CHAIN} - [0:0]
+:{DNS_TCP_SVC_CHAIN} - [0:0]
+:{DNS_UDP_SEP_CHAIN} - [0:0]
+:{DNS_TCP_SEP_CHAIN} - [0:0]
+:cali-POSTROUTING - [0:0]
+:cali-fip-snat - [0:0]
+:cali-nat-outgoing - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "cali:O3lYWMrLQYEMJtB5" -j cali-POSTROUTING
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-SERVICES -d {spec.API_SERVICE_IP}/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport {spec.API_SERVICE_PORT} -j {API_SVC_CHAIN}
+-A KUBE-SERVICES -d {spec.DNS_SERVICE_IP}/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j {DNS_UDP_SVC_CHAIN}
+-A KUBE-SERVICES -d {spec.DNS_SERVICE_IP}/32 -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp cluster IP" -m tcp --dport 53 -j {DNS_TCP_SVC_CHAIN}
+-A {API_SVC_CHAIN} ! -s {spec.POOL_CIDR} -d {spec.API_SERVICE_IP}/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport {spec.API_SERVICE_PORT} -j KUBE-MARK-MASQ
+-A {API_SVC_CHAIN} -m comment --comment "default/kubernetes:https -> {api}" -j {API_SEP_CHAIN}
+-A {API_SEP_CHAIN} -s {master_ip()}/32 -m comment --comment "default/kubernetes:https" -j KUBE-MARK-MASQ
+-A {API_SEP_CHAIN} -p tcp -m comment --comment "default/kubernetes:https" -m tcp -j DNAT --to-destination {api}
+-A {DNS_UDP_SVC_CHAIN} ! -s {spec.POOL_CIDR} -d {spec.DNS_SERVICE_IP}/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-MARK-MASQ
+-A {DNS_UDP_SVC_CHAIN} -m comment --comment "kube-system/kube-dns:dns -> {dns}" -j {DNS_UDP_SEP_CHAIN}
+-A {DNS_UDP_SEP_CHAIN} -p udp -m comment --comment "kube-system/kube-dns:dns" -m udp -j DNAT --to-destination {dns}
+-A {DNS_TCP_SVC_CHAIN} ! -s {spec.POOL_CIDR} -d {spec.DNS_SERVICE_IP}/32 -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp cluster IP" -m tcp --dport 53 -j KUBE-MARK-MASQ
+-A {DNS_TCP_SVC_CHAIN} -m comment --comment "kube-system/kube-dns:dns-tcp -> {dns}" -j {DNS_TCP_SEP_CHAIN}
+-A {DNS_TCP_SEP_CHAIN} -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp" -m tcp -j DNAT --to-destination {dns}
+-A cali-POSTROUTING -m comment --comment "cali:Z-c7XtVd2Bq7s_hA" -j cali-fip-snat
+-A cali-POSTROUTING -m comment --comment "cali:nYKhEzDlr11Jccal" -j cali-nat-outgoing
+-A cali-nat-outgoing -m comment --comment "cali:flqWnvo8yq4ULQLa" -m set --match-set {MASQ_POOL_SET} src -m set ! --match-set {ALL_POOL_SET} dst -j MASQUERADE --random-fully
+COMMIT
+"""
+
+
+def node_setup_script(node: NodeSpec) -> str:
+    """Shell run inside the node namespace: sysctls, ipsets, then the iptables rules (nft backend)."""
+    return "\n".join([
+        node_sysctl_script(node),
+        "ipset restore <<'IPSET'", ipset_restore_text().rstrip("\n"), "IPSET",
+        "iptables-nft-restore <<'IPT'", iptables_restore_text().rstrip("\n"), "IPT",
+    ]) + "\n"
+
+
+def build_router(names: Names) -> None:
+    netns.add(names.router)
+    netns.ip_batch(names.router, router_lines())
+    netns.ns_run(names.router, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+
+def build_ops(names: Names) -> None:
+    netns.add(names.ops)
+    attach_to_router(names, names.ops, OPS_IFACE, "v-ops")
+    netns.ip_batch(names.ops, [
+        f"addr add {spec.OPS_IP}/24 dev {OPS_IFACE}",
+        f"link set {OPS_IFACE} up",
+        f"route add default via {spec.ROUTER_LAN_IP} dev {OPS_IFACE}",
+    ])
+
+
+def build_node(names: Names, node: NodeSpec, all_nodes: list[NodeSpec]) -> None:
+    node_ns, pod_ns = names.node(node.name), names.pod(node.name)
+    netns.add(node_ns)
+    netns.add(pod_ns)
+    attach_to_router(names, node_ns, node.iface, router_port(node.name))
+    netns.ip_batch(node_ns, node_lines(node, all_nodes, pod_ns))
+    netns.ip_batch(pod_ns, pod_lines(node))
+    netns.ns_run(node_ns, ["sh", "-c", node_setup_script(node)])
