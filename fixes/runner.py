@@ -72,18 +72,27 @@ class FixRunner:
             audit("plan", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.REFUSED,
                   error=str(exc))
             return FixResult(outcome=Outcome.REFUSED, message=str(exc))
+        except NetcheckError as exc:  # SSH or API unavailable while planning: nothing was changed
+            audit("plan", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.FAILED,
+                  error=str(exc))
+            return FixResult(outcome=Outcome.FAILED, message=f"cannot plan {fix_id} on {node}: {exc}")
         audit("plan", who=who, node=node, fix=fix_id, params=plan.params, outcome="planned",
               summary=plan.summary)
         audit("approval", who=who, node=node, fix=fix_id, params=plan.params, outcome="approved",
               approved_at=approval.approved_at.isoformat(), requested_by=approval.requested_by)
 
-        done = await self._precheck(fix, plan)
-        if done is not None:
+        try:
+            done = await self._precheck(fix, plan)
+            before = None if done else await fix.snapshot(plan)
+        except NetcheckError as exc:
+            audit("apply", who=who, node=node, fix=fix_id, params=plan.params, outcome=Outcome.FAILED,
+                  error=str(exc))
+            return FixResult(outcome=Outcome.FAILED, plan=plan,
+                             message=f"{fix_id} on {node}: precheck failed, nothing was changed: {exc}")
+        if done is not None or before is None:
             audit("apply", who=who, node=node, fix=fix_id, params=plan.params,
                   outcome=Outcome.NOTHING_TO_DO, reason=done)
-            return FixResult(outcome=Outcome.NOTHING_TO_DO, message=done, plan=plan)
-
-        before = await fix.snapshot(plan)
+            return FixResult(outcome=Outcome.NOTHING_TO_DO, message=str(done), plan=plan)
         try:
             after = await fix.apply(plan, approval)
         except NetcheckError as exc:
@@ -93,7 +102,10 @@ class FixRunner:
         audit("apply", who=who, node=node, fix=fix_id, params=plan.params, before=before, after=after,
               outcome=Outcome.APPLIED)
 
-        findings, problems = await self._verify(fix, plan)
+        try:
+            findings, problems = await self._verify(fix, plan)
+        except NetcheckError as exc:
+            findings, problems = [], [f"verification could not run: {exc}"]
         audit("verify", who=who, node=node, fix=fix_id, params=plan.params, before=before, after=after,
               outcome="failed" if problems else "ok", problems=problems,
               findings={f.probe: f.status.value for f in findings})
@@ -102,11 +114,19 @@ class FixRunner:
         return FixResult(outcome=Outcome.APPLIED, message=fix.applied_message(plan), plan=plan,
                          before=before, after=after, verification=findings)
 
+    def _available(self, probe_ids: tuple[str, ...]) -> list[str]:
+        """The probes the engine can run (a fix may address a probe not written or disabled yet)."""
+        registry = getattr(self.engine, "registry", None)
+        disabled = set(getattr(getattr(self.engine, "settings", None), "disabled", None) or ())
+        return [p for p in probe_ids if (registry is None or p in registry) and p not in disabled]
+
     async def _precheck(self, fix: Fix, plan: Plan) -> str | None:
         """A reason there is nothing to do, or None. The addressed probe ok, or the change already
         in place (a second apply), both mean: change nothing."""
-        report = await self.engine.check(plan.node, probes=[fix.addresses])
-        finding = report.finding(fix.addresses)
+        finding = None
+        if self._available((fix.addresses,)):
+            report = await self.engine.check(plan.node, probes=[fix.addresses])
+            finding = report.finding(fix.addresses)
         if finding is not None and finding.status == Status.OK:
             return f"nothing to do: probe {fix.addresses} is already ok on {plan.node} ({finding.summary})"
         if await fix.is_applied(plan):
@@ -114,10 +134,12 @@ class FixRunner:
         return None
 
     async def _verify(self, fix: Fix, plan: Plan) -> tuple[list[Finding], list[str]]:
-        report = await self.engine.check(plan.node, probes=list(fix.verify_probes))
+        available = self._available(fix.verify_probes)
         problems: list[str] = []
         findings: list[Finding] = []
-        for probe_id in fix.verify_probes:
+        if available:
+            report = await self.engine.check(plan.node, probes=available)
+        for probe_id in available:
             finding = report.finding(probe_id)
             if finding is None:
                 problems.append(f"probe {probe_id} did not run")
