@@ -1,0 +1,141 @@
+"""Pods on the API stand-in through the official kubernetes client over TLS.
+
+Covers: namespace create/get; pod create pinned to a node -> Running with the node's pod IP and host IP;
+a pod for an unknown node stays Pending; list with label and field selectors (spec.nodeName,
+metadata.name); delete returns the pod; exec over WebSocket (v5 chosen) really runs the command
+(exec_prefix ["env"] + the node's "netns" which is an env assignment here) with stdout, stderr and exit
+codes 0 and non-zero; refused exec upgrades (403 read-only, 404 missing pod); logs relayed from a real TLS
+kubelet stand-in, and the exact 500 "dial tcp ...: connect: connection refused" Status when none listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+from tests.lab.test_apiserver_support import KUBELET_LOG_TEXT, READONLY_TOKEN, Lab, running_lab
+
+RUNNING_WAIT_SECONDS = 5.0
+EXEC_WAIT_SECONDS = 10
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
+    async with running_lab(tmp_path) as running:
+        yield running
+
+
+def _pod(name: str, node: str | None, labels: dict[str, str] | None = None) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels=labels or {"app": "netcheck-debug"}),
+        spec=client.V1PodSpec(node_name=node, host_network=False, restart_policy="Never",
+                              containers=[client.V1Container(name="debug", image="busybox",
+                                                             command=["sleep", "3600"])]))
+
+
+async def _create_running(core: client.CoreV1Api, namespace: str, name: str, node: str) -> client.V1Pod:
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, _pod(name, node))
+    deadline = time.monotonic() + RUNNING_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        pod = await asyncio.to_thread(core.read_namespaced_pod, name, namespace)
+        if pod.status.phase == "Running":
+            return pod
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"pod {name} did not become Running")
+
+
+async def test_namespace_and_pod_lifecycle(lab: Lab) -> None:
+    core = client.CoreV1Api(lab.api_client())
+    with pytest.raises(ApiException) as missing:
+        await asyncio.to_thread(core.read_namespace, "netcheck")
+    assert missing.value.status == 404
+    with pytest.raises(ApiException) as no_namespace:
+        await asyncio.to_thread(core.create_namespaced_pod, "netcheck", _pod("early", "worker2"))
+    assert json.loads(no_namespace.value.body)["message"] == 'namespaces "netcheck" not found'
+    await asyncio.to_thread(core.create_namespace, client.V1Namespace(metadata=client.V1ObjectMeta(name="netcheck")))
+    assert (await asyncio.to_thread(core.read_namespace, "netcheck")).metadata.name == "netcheck"
+
+    pod = await _create_running(core, "netcheck", "probe-worker2", "worker2")
+    assert (pod.status.pod_ip, pod.status.host_ip) == ("192.168.88.5", "127.0.0.2")
+    assert [c.status for c in pod.status.conditions if c.type == "Ready"] == ["True"]
+    assert pod.status.container_statuses[0].ready and pod.status.container_statuses[0].state.running
+    await asyncio.to_thread(core.create_namespaced_pod, "netcheck", _pod("stuck", "nowhere", {"app": "other"}))
+    await asyncio.sleep(0.6)
+    stuck = await asyncio.to_thread(core.read_namespaced_pod, "stuck", "netcheck")
+    assert stuck.status.phase == "Pending"
+
+    by_node = await asyncio.to_thread(core.list_namespaced_pod, "netcheck", field_selector="spec.nodeName=worker2")
+    assert [p.metadata.name for p in by_node.items] == ["probe-worker2"]
+    by_label = await asyncio.to_thread(core.list_pod_for_all_namespaces, label_selector="app=other")
+    assert [p.metadata.name for p in by_label.items] == ["stuck"]
+    by_name = await asyncio.to_thread(core.list_namespaced_pod, "netcheck",
+                                      field_selector="metadata.name=stuck,status.phase=Pending")
+    assert [p.metadata.name for p in by_name.items] == ["stuck"]
+
+    deleted = await asyncio.to_thread(core.delete_namespaced_pod, "probe-worker2", "netcheck")
+    assert deleted.metadata.name == "probe-worker2"
+    with pytest.raises(ApiException) as gone:
+        await asyncio.to_thread(core.read_namespaced_pod, "probe-worker2", "netcheck")
+    assert json.loads(gone.value.body)["message"] == 'pods "probe-worker2" not found'
+
+
+def _exec(core: client.CoreV1Api, name: str, command: list[str]) -> tuple[str, str, int]:
+    response = stream(core.connect_get_namespaced_pod_exec, name, "default", command=command,
+                      stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    response.run_forever(timeout=EXEC_WAIT_SECONDS)
+    out, err, code = response.read_stdout(), response.read_stderr(), response.returncode
+    response.close()
+    return out, err, code
+
+
+async def test_exec_runs_for_real_with_exit_codes(lab: Lab) -> None:
+    core = client.CoreV1Api(lab.api_client())
+    await _create_running(core, "default", "debug-worker2", "worker2")
+    out, err, code = await asyncio.to_thread(
+        _exec, core, "debug-worker2", ["sh", "-c", 'echo "pod=$NETCHECK_POD"; echo oops >&2'])
+    assert (out, err, code) == ("pod=worker2\n", "oops\n", 0)
+    out, err, code = await asyncio.to_thread(_exec, core, "debug-worker2", ["sh", "-c", "echo partial; exit 7"])
+    assert (out, err, code) == ("partial\n", "", 7)
+
+
+async def test_exec_refusals(lab: Lab) -> None:
+    core = client.CoreV1Api(lab.api_client())
+    await _create_running(core, "default", "debug-master", "master")
+    readonly = client.CoreV1Api(lab.api_client(token=READONLY_TOKEN))
+    with pytest.raises(ApiException) as forbidden:
+        await asyncio.to_thread(_exec, readonly, "debug-master", ["true"])
+    assert forbidden.value.status == 0 and "403" in str(forbidden.value.reason)
+    with pytest.raises(ApiException) as missing:
+        await asyncio.to_thread(_exec, core, "no-such-pod", ["true"])
+    assert "404" in str(missing.value.reason)
+
+
+async def test_logs_relayed_from_kubelet(lab: Lab) -> None:
+    core = client.CoreV1Api(lab.api_client())
+    await asyncio.to_thread(core.create_namespaced_pod, "default", _pod("logs-master", "master"))
+    text = await asyncio.to_thread(core.read_namespaced_pod_log, "logs-master", "default")
+    assert text == f"default/logs-master/debug: {KUBELET_LOG_TEXT}"
+
+
+async def test_logs_when_kubelet_refuses(lab: Lab) -> None:
+    core = client.CoreV1Api(lab.api_client())
+    await asyncio.to_thread(core.create_namespaced_pod, "default", _pod("logs-worker2", "worker2"))
+    with pytest.raises(ApiException) as refused:
+        await asyncio.to_thread(core.read_namespaced_pod_log, "logs-worker2", "default", tail_lines=5)
+    port = lab.config.kubelet_port
+    body = json.loads(refused.value.body)
+    assert refused.value.status == 500
+    assert body == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": f'Get "https://127.0.0.2:{port}/containerLogs/default/logs-worker2/debug?tailLines=5": '
+                   f"dial tcp 127.0.0.2:{port}: connect: connection refused",
+        "code": 500,
+    }
