@@ -2,7 +2,7 @@
 
 Covers: namespace create/get; pod create pinned to a node -> Running with the node's pod IP and host IP;
 a pod for an unknown node stays Pending; list with label and field selectors (spec.nodeName,
-metadata.name); delete returns the pod; exec over WebSocket (v5 chosen) really runs the command
+metadata.name); delete returns the pod; exec over WebSocket (v5 chosen when offered, v4 alone works) really runs the command
 (exec_prefix ["env"] + the node's "netns" which is an env assignment here) with stdout, stderr and exit
 codes 0 and non-zero; refused exec upgrades (403 read-only, 404 missing pod); logs relayed from a real TLS
 kubelet stand-in, and the exact 500 "dial tcp ...: connect: connection refused" Status when none listens.
@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
-from tests.lab.test_apiserver_support import KUBELET_LOG_TEXT, READONLY_TOKEN, Lab, running_lab
+from tests.lab.test_apiserver_support import ADMIN_TOKEN, KUBELET_LOG_TEXT, READONLY_TOKEN, Lab, running_lab
 
 RUNNING_WAIT_SECONDS = 5.0
 EXEC_WAIT_SECONDS = 10
@@ -139,3 +141,30 @@ async def test_logs_when_kubelet_refuses(lab: Lab) -> None:
                    f"dial tcp 127.0.0.2:{port}: connect: connection refused",
         "code": 500,
     }
+
+
+async def _raw_exec(lab: Lab, protocols: tuple[str, ...]) -> tuple[str | None, dict[int, bytes]]:
+    tls = ssl.create_default_context(cafile=str(lab.ca))
+    url = (f"{lab.url}/api/v1/namespaces/default/pods/raw/exec?command=sh&command=-c&command=echo+hi%3B+exit+3"
+           "&stdout=true&stderr=true&stdin=false&tty=false")
+    channels: dict[int, bytes] = {}
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, protocols=protocols, ssl=tls,
+                                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as ws:
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    channels[message.data[0]] = channels.get(message.data[0], b"") + message.data[1:]
+            return ws.protocol, channels
+
+
+async def test_exec_protocol_negotiation(lab: Lab) -> None:
+    core = client.CoreV1Api(lab.api_client())
+    await _create_running(core, "default", "raw", "master")
+    for offered, chosen in ((("v5.channel.k8s.io", "v4.channel.k8s.io"), "v5.channel.k8s.io"),
+                            (("v4.channel.k8s.io",), "v4.channel.k8s.io")):
+        protocol, channels = await _raw_exec(lab, offered)
+        assert protocol == chosen
+        assert channels[1] == b"hi\n"
+        status = json.loads(channels[3])
+        assert (status["status"], status["reason"], status["details"]["causes"]) == (
+            "Failure", "NonZeroExitCode", [{"reason": "ExitCode", "message": "3"}])
