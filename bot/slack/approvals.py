@@ -17,9 +17,12 @@ import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
+import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.slack.settings import SlackSettings
+
+log = structlog.get_logger("netcheck.slack.approvals")
 
 VALUE_LIMIT = 2000
 
@@ -101,7 +104,11 @@ class Approvers:
         if group:
             now = self._clock()
             if self._cache is None or now - self._cache[0] > self._settings.approver_group_cache_s:
-                self._cache = (now, frozenset(await self._group_members(group)))
+                try:
+                    self._cache = (now, frozenset(await self._group_members(group)))
+                except Exception as exc:  # Slack down or no plan for groups: listed approvers still work
+                    log.error("approver_group_failed", group=group, error=str(exc))
+                    return frozenset(users)
             users |= self._cache[1]
         return frozenset(users)
 

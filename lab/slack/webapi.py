@@ -96,7 +96,7 @@ class SlackStandIn:
     # ---- server --------------------------------------------------------------------------------
     async def start(self) -> str:
         app = web.Application()
-        app.router.add_post("/api/{method}", self._handle)
+        app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/webhook/{name}", self._webhook)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -118,6 +118,8 @@ class SlackStandIn:
         return f"{self._base}.{next(self._seq):06d}"
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return {}
         if request.content_type == "application/json":
             return dict(await request.json())
         form = await request.post()

@@ -1,0 +1,279 @@
+"""The Slack bot end to end: a real Bolt AsyncApp in HTTP mode on 127.0.0.1, signed requests from
+`lab.slack.driver`, the Web API pointed at the `lab.slack.webapi` stand-in, fake engine and fix runner.
+
+Covers: ack < 3 s while probes run; parent, threaded replies (cause first, ok folded), parent verdict;
+help / unknown node / already running / channel not allowed; approver click applies once (double click)
+with the button replaced, outcome in the thread and the parent re-checked; non-approver, self-approval,
+expired and tampered values refused with nothing applied; bad signature and stale timestamp → 401;
+429 retried; node joins (existing nodes ignored, Ready once, flap, dropped stream, 410 re-list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from aiohttp import web
+
+from bot.slack.app import build_app, start_node_watch
+from bot.slack.approvals import Proposal, encode
+from bot.slack.ports import NodeState
+from bot.slack.settings import SlackSettings
+from lab.slack.driver import SlackDriver
+from lab.slack.webapi import SlackStandIn
+from tests.bot.test_slack_fakes import GONE, FakeEngine, FakeNodeSource, FakeRunner
+
+SECRET = "test-signing-secret"
+CHANNEL = "C0NETCHECK"
+JOIN = "C0JOINS"
+ALICE, BOB, MALLORY, GROUPIE = "UALICE", "UBOB", "UMALLORY", "UGROUPIE"
+
+
+class Bot:
+    def __init__(self, standin, app, rt, driver, engine, runner, site_runner):
+        self.standin, self.app, self.rt, self.driver = standin, app, rt, driver
+        self.engine, self.runner, self._site_runner = engine, runner, site_runner
+
+    async def idle(self) -> None:
+        await self.rt.tasks.idle(timeout=10)
+
+    def parent(self, index: int = -1):
+        return self.standin.messages(CHANNEL)[index]
+
+
+async def start_bot(settings_overrides: dict | None = None, *, delay_s: float = 0.0):
+    standin = SlackStandIn(channels=(CHANNEL, JOIN), usergroups={"S0OPS": [GROUPIE]})
+    await standin.start()
+    values = {"bot_token": "xoxb-test", "signing_secret": SECRET, "api_url": standin.api_url,
+              "approvers": [ALICE, BOB], "approver_group": "S0OPS", "join_channel": JOIN}
+    values.update(settings_overrides or {})
+    settings = SlackSettings.model_validate(values)
+    engine = FakeEngine(["master", "worker1", "worker2"], delay_s=delay_s)
+    runner = FakeRunner(engine)
+    app, rt = build_app(settings, engine, runner, probe_count=4)
+    site_runner = web.AppRunner(app.web_app(path="/slack/events"))
+    await site_runner.setup()
+    site = web.TCPSite(site_runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, standin)
+    return Bot(standin, app, rt, driver, engine, runner, site_runner)
+
+
+@pytest.fixture
+async def bot():
+    b = await start_bot()
+    yield b
+    await b.rt.tasks.close(1)
+    await b._site_runner.cleanup()
+    await b.standin.stop()
+
+
+async def checked(bot: Bot, node: str = "worker2", user: str = ALICE):
+    reply = await bot.driver.command(node, user=user, channel=CHANNEL)
+    assert reply.status == 200
+    await bot.idle()
+    return bot.parent()
+
+
+def fix_reply(parent):
+    return next(r for r in parent.replies if any(b["type"] == "actions" for b in r.blocks))
+
+
+async def test_ack_is_fast_while_probes_run_then_thread_and_verdict():
+    b = await start_bot(delay_s=1.5)
+    try:
+        reply = await b.driver.command("worker2", user=ALICE, channel=CHANNEL)
+        assert reply.status == 200 and reply.elapsed_s < 3
+        await asyncio.sleep(0.2)
+        assert b.engine.in_flight == 1  # acked while the probes still run
+        parent = b.parent()
+        assert parent.text == "netcheck worker2 — running 4 probes… (asked by <@UALICE>)"
+        await b.idle()
+        assert parent.text == ":x: worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)"
+        assert parent.edits == 1
+        texts = [r.text for r in parent.replies]
+        assert texts[0] == "worker2: no MASQUERADE on wlp59s0"  # cause before consequence
+        assert texts[1] == "worker2: pod→API unreachable"
+        assert texts[2].endswith("2 probes ok: `route`, `mtu`")
+        cause = parent.replies[0].blocks
+        evidence = cause[1]["text"]["text"]
+        assert evidence.startswith("```") and "characters trimmed" in evidence and len(evidence) <= 3000
+        assert "&lt;rule &amp; more&gt;" in evidence
+        (block, button), = SlackDriver.buttons(parent.replies[0])
+        assert button["text"]["text"] == "Apply fix: masquerade"
+        assert "MASQUERADE" in button["confirm"]["text"]["text"]
+        assert not any(c.answer.get("ok") is False for c in b.standin.calls)
+    finally:
+        await b.rt.tasks.close(1)
+        await b._site_runner.cleanup()
+        await b.standin.stop()
+
+
+async def test_help_unknown_node_and_channel_policy(bot):
+    reply = await bot.driver.command("", user=ALICE, channel=CHANNEL)
+    assert reply.status == 200 and "Usage" in json.loads(reply.text)["text"]
+    reply = await bot.driver.command("workr2", user=ALICE, channel=CHANNEL)
+    await bot.idle()
+    hook = bot.standin.webhooks[-1]
+    assert hook["response_type"] == "ephemeral" and "did you mean worker1, worker2" in hook["text"]
+    assert bot.standin.messages(CHANNEL) == []
+    bot.rt.settings.allowed_channels.append("C0OTHER")
+    reply = await bot.driver.command("worker2", user=ALICE, channel=CHANNEL)
+    assert "not enabled in this channel" in json.loads(reply.text)["text"]
+    await bot.idle()
+    assert bot.standin.messages(CHANNEL) == [] and bot.engine.checks == []
+
+
+async def test_already_running_links_the_thread():
+    b = await start_bot(delay_s=1.0)
+    try:
+        await b.driver.command("worker2", user=ALICE, channel=CHANNEL)
+        await asyncio.sleep(0.3)
+        await b.driver.command("worker2", user=BOB, channel=CHANNEL)
+        await b.idle()
+        assert len(b.standin.messages(CHANNEL)) == 1 and b.engine.checks == ["worker2"]
+        parent = b.parent()
+        hook = b.standin.webhooks[-1]
+        assert "already running" in hook["text"]
+        assert f"/archives/{CHANNEL}/p{parent.ts.replace('.', '')}" in hook["text"]
+    finally:
+        await b.rt.tasks.close(1)
+        await b._site_runner.cleanup()
+        await b.standin.stop()
+
+
+async def test_approver_double_click_applies_once_and_rechecks(bot):
+    parent = await checked(bot, user=ALICE)
+    message = fix_reply(parent)
+    first, second = await asyncio.gather(
+        bot.driver.click(message, user=BOB), bot.driver.click(message, user=BOB)
+    )
+    assert first.status == second.status == 200
+    await bot.idle()
+    assert len(bot.runner.applied) == 1
+    node, fix_id, params, approval = bot.runner.applied[0]
+    assert (node, fix_id, params) == ("worker2", "masquerade", {"iface": "wlp59s0", "cidr": "192.168.88.0/24"})
+    assert approval.approver == BOB and approval.requested_by == ALICE
+    assert not any(b["type"] == "actions" for b in message.blocks)
+    assert any("applying… approved by <@UBOB>" in json.dumps(b, ensure_ascii=False) for b in message.blocks)
+    assert any("*applied*" in r.text for r in parent.replies)
+    assert parent.text == "re-check after fix: :white_check_mark: worker2: all 4 probes ok"
+    assert [e.text for e in bot.standin.ephemeral if e.user == BOB][-1].startswith("Fix `masquerade`")
+
+
+async def test_stale_copy_click_applies_nothing(bot):
+    parent = await checked(bot, user=ALICE)
+    message = fix_reply(parent)
+    stale = type(message)(**{**message.__dict__, "blocks": list(message.blocks)})  # copy before update
+    await bot.driver.click(message, user=BOB)
+    await bot.idle()
+    await bot.driver.click(stale, user=GROUPIE)  # group member: an approver, but the proposal is used
+    await bot.idle()
+    assert len(bot.runner.applied) == 1
+    assert "already approved" in bot.standin.ephemeral[-1].text
+
+
+async def test_non_approver_and_self_approval_refused(bot):
+    parent = await checked(bot, user=ALICE)
+    message = fix_reply(parent)
+    await bot.driver.click(message, user=MALLORY)
+    await bot.driver.click(message, user=ALICE)
+    await bot.idle()
+    assert bot.runner.applied == []
+    refusals = {e.user: e.text for e in bot.standin.ephemeral}
+    assert "not an approver" in refusals[MALLORY] and "<!subteam^S0OPS>" in refusals[MALLORY]
+    assert "another approver" in refusals[ALICE]
+    assert any(b["type"] == "actions" for b in message.blocks)  # button still there
+
+
+async def test_group_member_approves(bot):
+    parent = await checked(bot, user=ALICE)
+    await bot.driver.click(fix_reply(parent), user=GROUPIE)
+    await bot.idle()
+    assert [a[3].approver for a in bot.runner.applied] == [GROUPIE]
+    assert len(bot.standin.calls_to("usergroups.users.list")) == 1
+
+
+async def test_expired_and_tampered_values_refused(bot):
+    parent = await checked(bot, user=ALICE)
+    message = fix_reply(parent)
+    (block, button), = SlackDriver.buttons(message)
+    old = Proposal(n="worker2", f="masquerade", p={"iface": "wlp59s0", "cidr": "192.168.88.0/24"},
+                   t=int(time.time()) - 31 * 60, r=ALICE, c=CHANNEL, th=parent.ts)
+    await bot.driver.click(message, user=BOB, value=encode(old, SECRET))
+    await bot.idle()
+    assert "re-run `/netcheck worker2`" in bot.standin.ephemeral[-1].text
+    tampered = button["value"].replace("wlp59s0", "eth0")
+    await bot.driver.click(message, user=BOB, value=tampered)
+    await bot.idle()
+    assert "failed verification" in bot.standin.ephemeral[-1].text
+    assert bot.runner.applied == []
+
+
+async def test_bad_signature_and_stale_timestamp_rejected(bot):
+    body = bot.driver.command_body("worker2", user=ALICE, channel=CHANNEL)
+    assert (await bot.driver.post(body, signature="v0=" + "0" * 64)).status == 401
+    assert (await bot.driver.post(body, timestamp=int(time.time()) - 301)).status == 401
+    await bot.idle()
+    assert bot.standin.messages(CHANNEL) == [] and bot.engine.checks == []
+
+
+async def test_rate_limited_post_is_retried(bot):
+    bot.standin.rate_limit("chat.postMessage", 1, retry_after=1)
+    parent = await checked(bot, user=ALICE)
+    statuses = [c.status for c in bot.standin.calls_to("chat.postMessage")]
+    assert statuses[0] == 429 and statuses[1] == 200
+    assert parent.text.startswith(":x: worker2: 2 problems")
+
+
+async def test_slack_error_is_logged_not_lost(bot, capsys):
+    bot.standin.channels.pop(CHANNEL)
+    await bot.driver.command("worker2", user=ALICE, channel=CHANNEL)
+    await bot.idle()
+    assert "cannot post in this channel" in bot.standin.webhooks[-1]["text"]
+    assert "channel_not_found" in capsys.readouterr().out
+
+
+async def test_node_joins(bot):
+    source = FakeNodeSource([NodeState(name=n, ready=True) for n in ("master", "worker1", "worker2")])
+    watcher = start_node_watch(bot.rt, source)
+    await asyncio.wait_for(watcher.ready.wait(), 5)
+    source.set("worker1", True)  # existing node: no summary
+    bot.engine.nodes.append("worker3")
+    source.set("worker3", False, kind="ADDED")  # new but not Ready yet
+    await asyncio.sleep(0.1)
+    assert bot.standin.messages(JOIN) == []
+    source.set("worker3", True)
+    await asyncio.sleep(0.1)
+    await _settle(bot)
+    joins = bot.standin.messages(JOIN)
+    assert [m.text for m in joins] == [":white_check_mark: worker3: all 4 probes ok"]
+    assert joins[0].replies and bot.engine.refreshes == 1
+    source.set("worker3", False)
+    source.set("worker3", True)  # flapping: no second summary
+    source.events.put_nowait(None)  # dropped stream: resume from the last version
+    source.events.put_nowait(ConnectionResetError("reset"))
+    await asyncio.sleep(0.1)
+    assert source.watches[-1] == str(source.version)
+    bot.engine.nodes.append("worker4")
+    source.set("worker4", True, announce=False)  # appears while the watch is gone
+    source.events.put_nowait(GONE("410"))
+    for _ in range(50):
+        if len(bot.standin.messages(JOIN)) == 2:
+            break
+        await asyncio.sleep(0.05)
+    await _settle(bot)
+    assert source.lists == 2
+    assert [m.text.split(":", 2)[-1].strip() for m in bot.standin.messages(JOIN)] == [
+        "worker3: all 4 probes ok", "worker4: all 4 probes ok"]
+
+
+async def _settle(bot: Bot) -> None:
+    """Wait for every task but the endless watch."""
+    for _ in range(100):
+        if bot.rt.tasks.running <= 1:
+            return
+        await asyncio.sleep(0.02)
