@@ -92,7 +92,8 @@ async def test_ack_is_fast_while_probes_run_then_thread_and_verdict():
         parent = b.parent()
         assert parent.text == "netcheck worker2 — running 4 probes… (asked by <@UALICE>)"
         await b.idle()
-        assert parent.text == ":x: worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)"
+        verdict = ":x: worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)"
+        assert parent.text == verdict
         assert parent.edits == 1
         texts = [r.text for r in parent.replies]
         assert texts[0] == "worker2: no MASQUERADE on wlp59s0"  # cause before consequence
@@ -155,7 +156,8 @@ async def test_approver_double_click_applies_once_and_rechecks(bot):
     await bot.idle()
     assert len(bot.runner.applied) == 1
     node, fix_id, params, approval = bot.runner.applied[0]
-    assert (node, fix_id, params) == ("worker2", "masquerade", {"iface": "wlp59s0", "cidr": "192.168.88.0/24"})
+    assert (node, fix_id) == ("worker2", "masquerade")
+    assert params == {"iface": "wlp59s0", "cidr": "192.168.88.0/24"}
     assert approval.approver == BOB and approval.requested_by == ALICE
     assert not any(b["type"] == "actions" for b in message.blocks)
     assert any("applying… approved by <@UBOB>" in json.dumps(b, ensure_ascii=False) for b in message.blocks)

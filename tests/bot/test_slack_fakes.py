@@ -1,5 +1,5 @@
-"""Small fakes for the Slack bot tests (no tests here): an engine with a slow, switchable report, a fix runner that
-records applies, and a scripted node source. Used by tests/bot/test_slack*.py.
+"""Small fakes for the Slack bot tests (no tests here): an engine with a slow, switchable report,
+a fix runner that records applies, and a scripted node source. Used by tests/bot/test_slack*.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def broken_findings() -> list[Finding]:
 
 
 def healthy_findings() -> list[Finding]:
-    return [f.model_copy(update={"status": Status.OK, "caused_by": None, "fix": None}) for f in broken_findings()]
+    fine = {"status": Status.OK, "caused_by": None, "fix": None}
+    return [f.model_copy(update=fine) for f in broken_findings()]
 
 
 class FakeEngine:
