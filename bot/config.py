@@ -1,0 +1,101 @@
+"""The one configuration model of netcheck, loaded from YAML plus the environment.
+
+Called by every command through `load(path)` (`--config PATH`, else `NETCHECK_CONFIG`, else
+defaults only). Secrets and endpoints come from the environment: SLACK_BOT_TOKEN,
+SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_API_URL (into `slack`), KUBECONFIG (into
+`kubeconfig` when the file sets none). Any problem raises `ConfigError` with ONE line naming the
+key, e.g. `config error: ssh.port: Input should be a valid integer`; the CLI exits 2 on it.
+
+To add a section: give it a pydantic sub-model with extra="forbid" and add one field to `Config`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.ops.settings import OpsSettings
+from bot.slack.settings import SlackSettings
+from probes.errors import ConfigError
+from probes.settings import ProbeSettings
+from probes.transports.cluster import ClusterSettings
+from probes.transports.discovery import ClusterOverrides
+from probes.transports.pod import DebugPodSettings
+from probes.transports.ssh import SSHSettings
+
+CONFIG_ENV = "NETCHECK_CONFIG"
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kubeconfig: Path | None = Field(None, description="kubeconfig file (env KUBECONFIG); None: in-cluster.")
+    context: str | None = Field(None, description="kubeconfig context; None: its current context.")
+    request_timeout: float = Field(10.0, gt=0, description="Seconds one Kubernetes API request may take.")
+    ssh: SSHSettings = Field(default_factory=SSHSettings)
+    debug_pod: DebugPodSettings = Field(default_factory=DebugPodSettings)
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    cluster: ClusterOverrides = Field(default_factory=ClusterOverrides)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+
+    def cluster_settings(self) -> ClusterSettings:
+        return ClusterSettings(kubeconfig=self.kubeconfig, context=self.context,
+                               request_timeout=self.request_timeout)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"config error: {where}: {message}"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config error: cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config error: {path}{where}: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config error: {path}: the top level must be a mapping of keys")
+    return data
+
+
+def load(path: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration from `path` (or $NETCHECK_CONFIG) and the environment."""
+    env = os.environ if env is None else env
+    chosen = path or env.get(CONFIG_ENV)
+    data = _read(Path(chosen)) if chosen else {}
+    if not data.get("kubeconfig") and env.get("KUBECONFIG"):
+        # KUBECONFIG may list several files; the client's default loader handles that itself
+        first = env["KUBECONFIG"].split(os.pathsep)[0]
+        data = {**data, "kubeconfig": first}
+    from_env = {
+        key: env[var]
+        for key, var in (("bot_token", "SLACK_BOT_TOKEN"), ("signing_secret", "SLACK_SIGNING_SECRET"),
+                         ("app_token", "SLACK_APP_TOKEN"), ("api_url", "SLACK_API_URL"))
+        if env.get(var)
+    }
+    slack_file = data.get("slack") or {}
+    if from_env and isinstance(slack_file, dict):  # the file wins over the environment
+        data = {**data, "slack": {**from_env, **slack_file}}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from None

@@ -1,0 +1,48 @@
+"""structlog set-up for every command: JSON lines on stderr, a console renderer on a terminal.
+
+Called once by `bot.cli.main` (`configure()`). Check log lines carry `node` and `probe` because
+the engine binds them; fixes write their audit trail through `audit()` (always JSON, logger
+`netcheck.audit`, so it can be shipped and grepped apart from the rest).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure(*, level: str = "info", stream: TextIO | None = None, json: bool | None = None) -> None:
+    """JSON unless `stream` is a terminal (or `json` says otherwise)."""
+    stream = stream or sys.stderr
+    use_json = json if json is not None else not stream.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*_SHARED, structlog.processors.format_exc_info, renderer]
+        if use_json
+        else [*_SHARED, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def audit(event: str, **fields: Any) -> None:
+    """One JSON audit line for a fix action (who, what, where, outcome), on stderr."""
+    processors = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.JSONRenderer(),
+    ]
+    logger = structlog.wrap_logger(structlog.PrintLogger(file=sys.stderr), processors=processors)
+    logger.info(event, logger="netcheck.audit", **fields)

@@ -1,0 +1,57 @@
+"""Build the real `Engine` from the configuration: the one place transports are assembled.
+
+Called by `netcheck check` (bot/commands/check.py), `netcheck serve` and the fixes CLI. Tests and
+embedders inject their own `Transports` through `build_engine(config, transports=...)` — the
+documented seam for running the engine without SSH or a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from bot.config import Config
+from probes.engine import Engine, Transports
+from probes.registry import Registry, default_registry
+from probes.transports.cluster import KubeCluster, load_api_client
+from probes.transports.discovery import discover
+from probes.transports.pod import DebugPods
+from probes.transports.ssh import SSHPool
+
+
+def build_transports(config: Config) -> Transports:
+    """SSH pool, debug pods and the cluster client, sharing one bounded thread pool."""
+    settings = config.cluster_settings()
+    api = load_api_client(settings)  # ConfigError when no kubeconfig/in-cluster config is usable
+    executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="netcheck-k8s")
+    cluster = KubeCluster(api, executor, request_timeout=settings.request_timeout)
+
+    async def discover_facts():  # noqa: ANN202 (ClusterFacts)
+        return await discover(cluster, config.cluster)
+
+    async def close() -> None:
+        await asyncio.to_thread(cluster.close)
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    return Transports(
+        cluster=cluster,
+        discover=discover_facts,
+        shells=SSHPool(config.ssh),
+        pods=DebugPods(cluster, config.debug_pod),
+        close=close,
+    )
+
+
+def build_engine(
+    config: Config, *, transports: Transports | None = None, registry: Registry | None = None
+) -> Engine:
+    """The engine with every catalog probe registered (import of probes.catalog registers them)."""
+    if registry is None:
+        import probes.catalog  # noqa: F401  (registers the probes on default_registry)
+
+        registry = default_registry
+    return Engine(
+        transports=transports or build_transports(config),
+        settings=config.probes,
+        registry=registry,
+    )
