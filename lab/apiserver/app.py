@@ -15,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import control, discovery, exec as pod_exec, logs, objects
+from . import control, discovery, logs, objects
+from . import exec as pod_exec
 from .auth import Authorizer, Request, User, authenticate, readonly_authorizer
 from .config import ApiServerConfig, NodeConfig
 from .patch import apply_patch
@@ -86,8 +87,9 @@ async def _run_mtu_hook(state: State, mtu: int) -> None:
     hook = state.config.mtu_hook
     if not hook:
         return
-    process = await asyncio.create_subprocess_exec(*hook, str(mtu), stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        *hook, str(mtu), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), MTU_HOOK_SECONDS)
     except TimeoutError:
@@ -96,8 +98,10 @@ async def _run_mtu_hook(state: State, mtu: int) -> None:
         print(f"apiserver: mtu hook timed out after {MTU_HOOK_SECONDS}s", file=sys.stderr)
         return
     if process.returncode:
-        print(f"apiserver: mtu hook exited {process.returncode}: {output.decode(errors='replace')}",
-              file=sys.stderr)
+        print(
+            f"apiserver: mtu hook exited {process.returncode}: {output.decode(errors='replace')}",
+            file=sys.stderr,
+        )
 
 
 def _mtu(installation: dict[str, Any]) -> Any:
@@ -136,8 +140,9 @@ def _verb(request: web.Request, target: Target) -> str:
 
 def _authorize(request: web.Request, target: Target, verb: str) -> None:
     user: User = request[USER]
-    ask = Request(verb, target.resource.group, target.resource.plural, target.subresource, target.namespace,
-                  target.name)
+    ask = Request(
+        verb, target.resource.group, target.resource.plural, target.subresource, target.namespace, target.name
+    )
     if not request.app[STATE].authorizer(user, ask):
         raise forbidden(user.name, verb, ask.group, ask.resource, ask.subresource, ask.namespace, ask.name)
 
@@ -162,7 +167,11 @@ async def _resource_request(request: web.Request, group: str, version: str, tail
     target = _parse(group, version, tail)
     verb = _verb(request, target)
     if target.subresource and (target.resource.plural, target.subresource) not in (
-            ("pods", "exec"), ("pods", "log"), ("nodes", "status"), ("pods", "status")):
+        ("pods", "exec"),
+        ("pods", "log"),
+        ("nodes", "status"),
+        ("pods", "status"),
+    ):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     _authorize(request, target, verb)
     state = request.app[STATE]
@@ -172,10 +181,18 @@ async def _resource_request(request: web.Request, group: str, version: str, tail
         return await _logs(request, state, target)
     if verb == "watch":
         return await _watch(request, state, target)
-    handlers = {"get": _get, "list": _list, "create": _create, "update": _update, "patch": _patch,
-                "delete": _delete}
+    handlers = {
+        "get": _get,
+        "list": _list,
+        "create": _create,
+        "update": _update,
+        "patch": _patch,
+        "delete": _delete,
+    }
     if verb not in handlers:
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        raise ApiError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
     return await handlers[verb](request, state, target)
 
 
@@ -189,13 +206,23 @@ async def _get(request: web.Request, state: State, target: Target) -> web.Stream
 
 
 async def _list(request: web.Request, state: State, target: Target) -> web.StreamResponse:
-    items = state.store.list(target.resource, target.namespace, request.query.get("labelSelector", ""),
-                             request.query.get("fieldSelector", ""))
+    items = state.store.list(
+        target.resource,
+        target.namespace,
+        request.query.get("labelSelector", ""),
+        request.query.get("fieldSelector", ""),
+    )
     for item in items:
         item.pop("kind", None)
         item.pop("apiVersion", None)
-    return json_response({"kind": f"{target.resource.kind}List", "apiVersion": target.resource.api_version,
-                          "metadata": {"resourceVersion": str(state.store.revision)}, "items": items})
+    return json_response(
+        {
+            "kind": f"{target.resource.kind}List",
+            "apiVersion": target.resource.api_version,
+            "metadata": {"resourceVersion": str(state.store.revision)},
+            "items": items,
+        }
+    )
 
 
 async def _create(request: web.Request, state: State, target: Target) -> web.StreamResponse:
@@ -208,18 +235,24 @@ async def _create(request: web.Request, state: State, target: Target) -> web.Str
         body["status"] = objects.pending_pod_status()
     created = state.store.create(target.resource, target.namespace, body)
     if target.resource is objects.PODS:
-        _spawn(state, _start_pod(state, target.namespace, created["metadata"]["name"], created["metadata"]["uid"]))
+        _spawn(
+            state,
+            _start_pod(state, target.namespace, created["metadata"]["name"], created["metadata"]["uid"]),
+        )
     return json_response(created, 201)
 
 
-async def _store_update(state: State, target: Target, current: dict[str, Any],
-                        new: dict[str, Any]) -> dict[str, Any]:
+async def _store_update(
+    state: State, target: Target, current: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
     wanted_version = (new.get("metadata") or {}).get("resourceVersion")
     if wanted_version and wanted_version != current["metadata"]["resourceVersion"]:
         raise conflict(target.resource.plural, target.resource.group, target.name)
     if (new.get("metadata") or {}).get("name") != target.name:
-        raise bad_request(f'the name of the object ({(new.get("metadata") or {}).get("name")}) does not match '
-                          f"the name on the URL ({target.name})")
+        raise bad_request(
+            f"the name of the object ({(new.get('metadata') or {}).get('name')}) does not match "
+            f"the name on the URL ({target.name})"
+        )
     updated = state.store.replace(target.resource, target.namespace, new)
     if target.resource is objects.INSTALLATIONS and _mtu(updated) != _mtu(current) and _mtu(updated):
         updated.setdefault("status", {})["mtu"] = _mtu(updated)
@@ -256,8 +289,9 @@ async def _delete(request: web.Request, state: State, target: Target) -> web.Str
     if target.resource.group:
         details["group"] = target.resource.group
     details |= {"kind": target.resource.plural, "uid": deleted["metadata"].get("uid", "")}
-    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                          "details": details})
+    return json_response(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+    )
 
 
 async def _watch(request: web.Request, state: State, target: Target) -> web.StreamResponse:
@@ -274,16 +308,24 @@ async def _watch(request: web.Request, state: State, target: Target) -> web.Stre
     response.enable_chunked_encoding()
     try:
         if since in ("", "0"):
-            backlog = [{"type": "ADDED", "object": o} for o in state.store.list(target.resource, target.namespace)]
+            backlog = [
+                {"type": "ADDED", "object": o} for o in state.store.list(target.resource, target.namespace)
+            ]
         else:
             if not since.isdigit():
                 raise bad_request(f'invalid resource version "{since}"')
             backlog = state.store.events_since(target.resource, target.namespace, int(since))
         await response.prepare(request)
         if backlog is None:
-            expired = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                       "message": f"too old resource version: {since} ({state.store.history_start - 1})",
-                       "reason": "Expired", "code": 410}
+            expired = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: {since} ({state.store.history_start - 1})",
+                "reason": "Expired",
+                "code": 410,
+            }
             await response.write(json.dumps({"type": "ERROR", "object": expired}).encode() + b"\n")
             return response
         with contextlib.suppress(TimeoutError):
@@ -298,8 +340,9 @@ async def _watch(request: web.Request, state: State, target: Target) -> web.Stre
         state.store.watchers.discard(watcher)
 
 
-async def _write_event(response: web.StreamResponse, event: dict[str, Any], label_selector: str,
-                       field_selector: str) -> None:
+async def _write_event(
+    response: web.StreamResponse, event: dict[str, Any], label_selector: str, field_selector: str
+) -> None:
     from .store import matches
 
     if matches(event["object"], label_selector, field_selector):
@@ -318,8 +361,9 @@ def _container(pod: dict[str, Any], requested: str) -> str:
             raise bad_request(f"container {requested} is not valid for pod {pod['metadata']['name']}")
         return requested
     if len(names) != 1:
-        raise bad_request(f"a container name must be specified for pod {pod['metadata']['name']}, "
-                          f"choose one of: {names}")
+        raise bad_request(
+            f"a container name must be specified for pod {pod['metadata']['name']}, choose one of: {names}"
+        )
     return names[0]
 
 
@@ -345,10 +389,12 @@ async def _logs(request: web.Request, state: State, target: Target) -> web.Strea
     addresses = (node or {}).get("status", {}).get("addresses", [])
     host_ip = next((a["address"] for a in addresses if a["type"] == "InternalIP"), "")
     if not host_ip:
-        raise bad_request(f'container "{container}" in pod "{target.name}" is waiting to start: '
-                          "ContainerCreating")
-    status, text = await logs.fetch_logs(host_ip, state.config.kubelet_port, target.namespace, target.name,
-                                         container, dict(request.query))
+        raise bad_request(
+            f'container "{container}" in pod "{target.name}" is waiting to start: ContainerCreating'
+        )
+    status, text = await logs.fetch_logs(
+        host_ip, state.config.kubelet_port, target.namespace, target.name, container, dict(request.query)
+    )
     return web.Response(status=status, text=text, content_type="text/plain")
 
 
@@ -386,8 +432,13 @@ def make_app(config: ApiServerConfig, authorizer: Authorizer = readonly_authoriz
     objects.seed(state.store, config)
     app[STATE] = state
     # The client asks for /version/, /api/ and /apis/ with a trailing slash: serve both spellings.
-    for path, handler in (("/version", version), ("/api", api_root), ("/apis", apis_root),
-                          ("/api/v1", core_resources), ("/apis/{group}/{version}", group_resources)):
+    for path, handler in (
+        ("/version", version),
+        ("/api", api_root),
+        ("/apis", apis_root),
+        ("/api/v1", core_resources),
+        ("/apis/{group}/{version}", group_resources),
+    ):
         app.router.add_get(path, handler)
         app.router.add_get(path + "/", handler)
     for path in ("/healthz", "/readyz", "/livez"):
@@ -405,7 +456,9 @@ def make_app(config: ApiServerConfig, authorizer: Authorizer = readonly_authoriz
 
 
 @contextlib.asynccontextmanager
-async def serve(config: ApiServerConfig, authorizer: Authorizer = readonly_authorizer) -> AsyncIterator[web.AppRunner]:
+async def serve(
+    config: ApiServerConfig, authorizer: Authorizer = readonly_authorizer
+) -> AsyncIterator[web.AppRunner]:
     """Run the stand-in in this event loop over TLS until the context exits (for tests and __main__)."""
     import ssl
 

@@ -1,4 +1,5 @@
-"""The API stand-in's configuration (written as JSON by the lab builder, read by `python -m lab.apiserver`)."""
+"""The API stand-in's configuration (JSON written by the lab builder,
+read by `python -m lab.apiserver`)."""
 
 from __future__ import annotations
 

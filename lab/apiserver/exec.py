@@ -22,17 +22,24 @@ def exit_status(code: int, command: list[str]) -> dict[str, Any]:
     if code == 0:
         return {"metadata": {}, "status": "Success"}
     return {
-        "metadata": {}, "status": "Failure",
+        "metadata": {},
+        "status": "Failure",
         "message": f"command terminated with non-zero exit code: error executing command "
-                   f"[{' '.join(command)}], exit code {code}",
+        f"[{' '.join(command)}], exit code {code}",
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
     }
 
 
 def start_failure(message: str) -> dict[str, Any]:
-    return {"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError",
-            "details": {"causes": [{"message": message}]}, "code": 500}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "InternalError",
+        "details": {"causes": [{"message": message}]},
+        "code": 500,
+    }
 
 
 async def _pump(stream: asyncio.StreamReader, ws: web.WebSocketResponse, channel: int) -> None:
@@ -52,19 +59,24 @@ async def run_exec(request: web.Request, argv: list[str], command: list[str]) ->
     await ws.prepare(request)
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
     except OSError as exc:
         await ws.send_bytes(bytes([STATUS_CHANNEL]) + json.dumps(start_failure(str(exc))).encode())
         await ws.close()
         return ws
     client = asyncio.create_task(_drain_client(ws))
     assert process.stdout is not None and process.stderr is not None
-    output = asyncio.gather(_pump(process.stdout, ws, STDOUT_CHANNEL), _pump(process.stderr, ws, STDERR_CHANNEL),
-                            process.wait())
+    output = asyncio.gather(
+        _pump(process.stdout, ws, STDOUT_CHANNEL), _pump(process.stderr, ws, STDERR_CHANNEL), process.wait()
+    )
     try:
-        done, _ = await asyncio.wait({output, client}, timeout=EXEC_MAX_SECONDS,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {output, client}, timeout=EXEC_MAX_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
         if output in done:
             status = exit_status(process.returncode or 0, command)
             await ws.send_bytes(bytes([STATUS_CHANNEL]) + json.dumps(status).encode())

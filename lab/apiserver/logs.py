@@ -28,15 +28,19 @@ def _dial_error(exc: BaseException) -> str:
     return f"connect: {getattr(os_error, 'strerror', None) or exc}"
 
 
-async def fetch_logs(host_ip: str, port: int, namespace: str, pod: str, container: str,
-                     options: dict[str, str]) -> tuple[int, str]:
-    """(status, text) from the kubelet; raises ApiError 500 with Go's dial error text when it can't connect."""
+async def fetch_logs(
+    host_ip: str, port: int, namespace: str, pod: str, container: str, options: dict[str, str]
+) -> tuple[int, str]:
+    """(status, text) from the kubelet; raises ApiError 500 with Go's dial error
+    text when it cannot connect."""
     query = "&".join(f"{k}={options[k]}" for k in FORWARDED_LOG_OPTIONS if k in options)
-    url = f"https://{host_ip}:{port}/containerLogs/{namespace}/{pod}/{container}" + (f"?{query}" if query else "")
+    url = f"https://{host_ip}:{port}/containerLogs/{namespace}/{pod}/{container}" + (
+        f"?{query}" if query else ""
+    )
     timeout = aiohttp.ClientTimeout(total=KUBELET_READ_SECONDS, sock_connect=KUBELET_DIAL_SECONDS)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.get(url, ssl=False) as response:
                 return response.status, await response.text()
-    except (aiohttp.ClientConnectorError, asyncio.TimeoutError, aiohttp.ServerTimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientConnectorError, aiohttp.ServerTimeoutError, OSError) as exc:
         raise ApiError(500, "", f'Get "{url}": dial tcp {host_ip}:{port}: {_dial_error(exc)}') from exc

@@ -22,10 +22,12 @@ INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 def ready_condition(ready: bool) -> dict[str, Any]:
     now = now_timestamp()
     return {
-        "type": "Ready", "status": "True" if ready else "Unknown",
+        "type": "Ready",
+        "status": "True" if ready else "Unknown",
         "reason": "KubeletReady" if ready else "NodeStatusUnknown",
         "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
-        "lastHeartbeatTime": now, "lastTransitionTime": now,
+        "lastHeartbeatTime": now,
+        "lastTransitionTime": now,
     }
 
 
@@ -36,13 +38,23 @@ def node_object(node: NodeConfig, kubelet_port: int) -> dict[str, Any]:
         "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
         "status": {
             "conditions": [ready_condition(node.ready)],
-            "addresses": [{"type": "InternalIP", "address": node.internal_ip},
-                          {"type": "Hostname", "address": node.name}],
+            "addresses": [
+                {"type": "InternalIP", "address": node.internal_ip},
+                {"type": "Hostname", "address": node.name},
+            ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
-            "nodeInfo": {"kubeletVersion": "v1.31.0", "operatingSystem": "linux", "architecture": "amd64",
-                         "containerRuntimeVersion": "containerd://1.7.0", "kernelVersion": "6.1.0",
-                         "osImage": "netcheck lab", "kubeProxyVersion": "v1.31.0", "machineID": "",
-                         "systemUUID": "", "bootID": ""},
+            "nodeInfo": {
+                "kubeletVersion": "v1.31.0",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "containerRuntimeVersion": "containerd://1.7.0",
+                "kernelVersion": "6.1.0",
+                "osImage": "netcheck lab",
+                "kubeProxyVersion": "v1.31.0",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+            },
         },
     }
 
@@ -50,41 +62,86 @@ def node_object(node: NodeConfig, kubelet_port: int) -> dict[str, Any]:
 def seed(store: Store, config: ApiServerConfig) -> None:
     """Load the configured cluster, then compact so that watches from before startup get 410."""
     for name in INITIAL_NAMESPACES:
-        store.create(NAMESPACES, "", {"metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]},
-                                      "status": {"phase": "Active"}})
+        store.create(
+            NAMESPACES,
+            "",
+            {
+                "metadata": {"name": name},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            },
+        )
     for node in config.nodes:
         store.create(NODES, "", node_object(node, config.kubelet_port))
     port = {"name": "https", "port": config.service.port, "protocol": "TCP", "targetPort": 6443}
     if config.service.endpoints:
         port["targetPort"] = config.service.endpoints[0].port
-    store.create(SERVICES, "default", {
-        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"clusterIP": config.service.cluster_ip, "clusterIPs": [config.service.cluster_ip],
-                 "type": "ClusterIP", "ports": [port], "sessionAffinity": "None"},
-        "status": {"loadBalancer": {}},
-    })
-    store.create(SERVICES, "kube-system", {
-        "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"}},
-        "spec": {"clusterIP": config.dns_service_ip, "clusterIPs": [config.dns_service_ip], "type": "ClusterIP",
-                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
-        "status": {"loadBalancer": {}},
-    })
+    store.create(
+        SERVICES,
+        "default",
+        {
+            "metadata": {
+                "name": "kubernetes",
+                "labels": {"component": "apiserver", "provider": "kubernetes"},
+            },
+            "spec": {
+                "clusterIP": config.service.cluster_ip,
+                "clusterIPs": [config.service.cluster_ip],
+                "type": "ClusterIP",
+                "ports": [port],
+                "sessionAffinity": "None",
+            },
+            "status": {"loadBalancer": {}},
+        },
+    )
+    store.create(
+        SERVICES,
+        "kube-system",
+        {
+            "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {
+                "clusterIP": config.dns_service_ip,
+                "clusterIPs": [config.dns_service_ip],
+                "type": "ClusterIP",
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                ],
+            },
+            "status": {"loadBalancer": {}},
+        },
+    )
     endpoints = config.service.endpoints
-    store.create(ENDPOINTS, "default", {
-        "metadata": {"name": "kubernetes"},
-        "subsets": [{"addresses": [{"ip": e.ip} for e in endpoints],
-                     "ports": [{"name": "https", "port": endpoints[0].port, "protocol": "TCP"}]}] if endpoints else [],
-    })
-    store.create(ENDPOINTSLICES, "default", {
-        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [e.ip], "conditions": {"ready": True}} for e in endpoints],
-        "ports": [{"name": "https", "port": endpoints[0].port, "protocol": "TCP"}] if endpoints else [],
-    })
+    store.create(
+        ENDPOINTS,
+        "default",
+        {
+            "metadata": {"name": "kubernetes"},
+            "subsets": [
+                {
+                    "addresses": [{"ip": e.ip} for e in endpoints],
+                    "ports": [{"name": "https", "port": endpoints[0].port, "protocol": "TCP"}],
+                }
+            ]
+            if endpoints
+            else [],
+        },
+    )
+    store.create(
+        ENDPOINTSLICES,
+        "default",
+        {
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [e.ip], "conditions": {"ready": True}} for e in endpoints],
+            "ports": [{"name": "https", "port": endpoints[0].port, "protocol": "TCP"}] if endpoints else [],
+        },
+    )
     if config.installation is not None:
         installation = {**config.installation}
-        installation.setdefault("metadata", {})["name"] = installation.get("metadata", {}).get("name", "default")
+        installation.setdefault("metadata", {})["name"] = installation.get("metadata", {}).get(
+            "name", "default"
+        )
         store.create(INSTALLATIONS, "", installation)
     for pool in config.ippools:
         store.create(IPPOOLS, "", pool)
@@ -96,20 +153,36 @@ def running_pod_status(pod: dict[str, Any], node: NodeConfig) -> dict[str, Any]:
     containers = pod.get("spec", {}).get("containers") or []
     return {
         "phase": "Running",
-        "conditions": [{"type": t, "status": "True", "lastTransitionTime": now}
-                       for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
-        "hostIP": node.internal_ip, "hostIPs": [{"ip": node.internal_ip}],
-        "podIP": node.pod_ip, "podIPs": [{"ip": node.pod_ip}] if node.pod_ip else [],
-        "startTime": now, "qosClass": "BestEffort",
+        "conditions": [
+            {"type": t, "status": "True", "lastTransitionTime": now}
+            for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+        ],
+        "hostIP": node.internal_ip,
+        "hostIPs": [{"ip": node.internal_ip}],
+        "podIP": node.pod_ip,
+        "podIPs": [{"ip": node.pod_ip}] if node.pod_ip else [],
+        "startTime": now,
+        "qosClass": "BestEffort",
         "containerStatuses": [
-            {"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "", "ready": True,
-             "started": True, "restartCount": 0, "containerID": f"containerd://{i:064x}",
-             "state": {"running": {"startedAt": now}}, "lastState": {}}
+            {
+                "name": c.get("name", ""),
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": True,
+                "started": True,
+                "restartCount": 0,
+                "containerID": f"containerd://{i:064x}",
+                "state": {"running": {"startedAt": now}},
+                "lastState": {},
+            }
             for i, c in enumerate(containers, 1)
         ],
     }
 
 
 def pending_pod_status() -> dict[str, Any]:
-    return {"phase": "Pending", "qosClass": "BestEffort", "conditions": [
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_timestamp()}]}
+    return {
+        "phase": "Pending",
+        "qosClass": "BestEffort",
+        "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now_timestamp()}],
+    }

@@ -108,9 +108,15 @@ def apply_patch(content_type: str, target: dict[str, Any], body: Any) -> dict[st
     if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
         if not isinstance(body, dict):
             kind = "array" if isinstance(body, list) else "value"
-            raise bad_request(f"error decoding patch: json: cannot unmarshal {kind} into Go value of type "
-                              "map[string]interface {}")
+            raise bad_request(
+                f"error decoding patch: json: cannot unmarshal {kind} into Go value of type "
+                "map[string]interface {}"
+            )
         return merge_patch(target, body)
-    raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted '
-                   f'media types include: application/json-patch+json, application/merge-patch+json, '
-                   f'application/apply-patch+yaml')
+    raise ApiError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted "
+        "media types include: application/json-patch+json, application/merge-patch+json, "
+        "application/apply-patch+yaml",
+    )

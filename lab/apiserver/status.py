@@ -8,9 +8,15 @@ from typing import Any
 from aiohttp import web
 
 
-def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def status_body(
+    code: int, reason: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
     }
     if reason:
         body["reason"] = reason
@@ -45,20 +51,26 @@ def _details(resource: str, group: str, name: str) -> dict[str, Any]:
 
 
 def not_found(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{qualified(resource, group)} "{name}" not found',
-                    _details(resource, group, name))
+    return ApiError(
+        404, "NotFound", f'{qualified(resource, group)} "{name}" not found', _details(resource, group, name)
+    )
 
 
 def already_exists(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{qualified(resource, group)} "{name}" already exists',
-                    _details(resource, group, name))
+    return ApiError(
+        409,
+        "AlreadyExists",
+        f'{qualified(resource, group)} "{name}" already exists',
+        _details(resource, group, name),
+    )
 
 
 def conflict(resource: str, group: str, name: str) -> ApiError:
     return ApiError(
-        409, "Conflict",
-        f'Operation cannot be fulfilled on {qualified(resource, group)} "{name}": the object has been modified; '
-        "please apply your changes to the latest version and try again",
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qualified(resource, group)} "{name}": '
+        "the object has been modified; please apply your changes to the latest version and try again",
         _details(resource, group, name),
     )
 
@@ -71,13 +83,15 @@ def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", "Unauthorized")
 
 
-def forbidden(user: str, verb: str, group: str, resource: str, subresource: str, namespace: str,
-              name: str) -> ApiError:
+def forbidden(
+    user: str, verb: str, group: str, resource: str, subresource: str, namespace: str, name: str
+) -> ApiError:
     full = f"{resource}/{subresource}" if subresource else resource
     what = f'{qualified(resource, group)} "{name}"' if name else qualified(resource, group)
     scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-    message = (f'{what} is forbidden: User "{user}" cannot {verb} resource "{full}" '
-               f'in API group "{group}" {scope}')
+    message = (
+        f'{what} is forbidden: User "{user}" cannot {verb} resource "{full}" in API group "{group}" {scope}'
+    )
     details: dict[str, Any] = {}
     if name:
         details["name"] = name

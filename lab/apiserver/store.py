@@ -149,10 +149,14 @@ class Store:
     def exists(self, resource: Resource, namespace: str, name: str) -> bool:
         return (resource, namespace, name) in self.objects
 
-    def list(self, resource: Resource, namespace: str, label_selector: str = "",
-             field_selector: str = "") -> list[dict[str, Any]]:
-        return [copy.deepcopy(obj) for (res, ns, _), obj in sorted(self.objects.items(), key=lambda i: i[0][1:])
-                if res == resource and namespace in ("", ns) and matches(obj, label_selector, field_selector)]
+    def list(
+        self, resource: Resource, namespace: str, label_selector: str = "", field_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(obj)
+            for (res, ns, _), obj in sorted(self.objects.items(), key=lambda i: i[0][1:])
+            if res == resource and namespace in ("", ns) and matches(obj, label_selector, field_selector)
+        ]
 
     def create(self, resource: Resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
@@ -202,5 +206,8 @@ class Store:
         """Events after `revision`, or None when that revision is older than the history kept."""
         if revision + 1 < self.history_start:
             return None
-        return [{"type": t, "object": copy.deepcopy(o)} for rv, res, t, o in self.history
-                if rv > revision and res == resource and namespace in ("", o["metadata"].get("namespace", ""))]
+        return [
+            {"type": t, "object": copy.deepcopy(o)}
+            for rv, res, t, o in self.history
+            if rv > revision and res == resource and namespace in ("", o["metadata"].get("namespace", ""))
+        ]

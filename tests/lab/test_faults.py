@@ -1,0 +1,83 @@
+"""Each lab fault's symptom with plain commands, on and then off (faults undone by the `fault` fixture):
+mtu (frag-needed from the node), kubelet-blocked, hosts-missing, rules-in-legacy, alternative-legacy,
+ip-forward-off, ip-forward-unpersisted, resolved-stub, pod-route-missing, no-tunnel-device.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.cluster import Lab
+
+pytest_plugins = ["tests.labfixtures"]
+pytestmark = pytest.mark.lab
+
+
+def big_ping(lab: Lab) -> str:
+    proc = lab.pod_exec("worker2", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1420", "192.168.1.10")
+    return proc.stdout + proc.stderr
+
+
+def test_mtu_frag_needed_from_the_node(lab: Lab, fault) -> None:
+    fault("no-masquerade", on=False)  # so replies can come back at all
+    assert "1 received" in big_ping(lab)
+    fault("mtu")
+    out = big_ping(lab)
+    assert "mtu = 1400" in out or "mtu=1400" in out, out
+    assert "mtu 1400" in lab.node_exec("worker2", "ip", "link", "show", "wlp59s0").stdout
+
+
+def test_kubelet_blocked_refuses(lab: Lab, fault) -> None:
+    argv = ("curl", "-sk", "--max-time", "3", "https://192.168.1.105:10250/healthz")
+    assert lab.run_ops(argv).stdout == "ok"
+    fault("kubelet-blocked")
+    assert lab.run_ops(argv).returncode == 7  # connection refused
+
+
+def test_hosts_missing(lab: Lab, fault) -> None:
+    assert lab.node_exec("worker2", "getent", "hosts", "master").returncode == 0
+    fault("hosts-missing")
+    assert lab.node_exec("worker2", "getent", "hosts", "master").returncode == 2
+
+
+def test_rules_in_legacy(lab: Lab, fault) -> None:
+    fault("rules-in-legacy")
+    assert "KUBE-SERVICES" not in lab.node_exec("worker2", "iptables-nft-save").stdout
+    assert "KUBE-SERVICES" in lab.node_exec("worker2", "iptables-legacy-save").stdout
+    assert "KUBE-IPTABLES-HINT" in lab.node_exec("worker2", "iptables-legacy-save", "-t", "mangle").stdout
+
+
+def test_alternative_legacy(lab: Lab, fault) -> None:
+    assert lab.node_exec("worker2", "readlink", "/etc/alternatives/iptables").stdout.strip().endswith("-nft")
+    fault("alternative-legacy")
+    assert lab.node_exec("worker2", "readlink", "/etc/alternatives/iptables").stdout.strip() == \
+        "/usr/sbin/iptables-legacy"
+    assert "KUBE-SERVICES" not in lab.node_exec("worker2", "iptables-save").stdout
+    assert lab.node_exec("worker1", "readlink", "/etc/alternatives/iptables").stdout.strip().endswith("-nft")
+
+
+def test_ip_forward_faults(lab: Lab, fault) -> None:
+    fault("ip-forward-off")
+    assert lab.node_exec("worker2", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+    fault("ip-forward-off", on=False)
+    fault("ip-forward-unpersisted")
+    assert lab.node_exec("worker2", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+    persisted = lab.node_exec("worker2", "sh", "-c", "cat /etc/sysctl.d/*.conf 2>/dev/null").stdout
+    assert "ip_forward" not in persisted
+    assert "ip_forward=1" in lab.node_exec("worker1", "sh", "-c", "cat /etc/sysctl.d/*.conf").stdout
+
+
+def test_resolved_stub(lab: Lab, fault) -> None:
+    fault("resolved-stub")
+    assert "nameserver 127.0.0.53" in lab.node_exec("worker2", "cat", "/etc/resolv.conf").stdout
+    assert "127.0.0.53:53" in lab.node_exec("worker2", "ss", "-ulpn").stdout
+    assert "resolvConf: /etc/resolv.conf" in lab.kubelet_config("worker2").read_text()
+
+
+def test_pod_route_and_tunnel_device(lab: Lab, fault) -> None:
+    fault("pod-route-missing")
+    assert "192.168.88.69" not in lab.node_exec("worker2", "ip", "route").stdout
+    fault("pod-route-missing", on=False)
+    assert "192.168.88.69 dev cali" in lab.node_exec("worker2", "ip", "route").stdout
+    fault("no-tunnel-device")
+    assert lab.node_exec("worker2", "ip", "link", "show", "vxlan.calico").returncode != 0
