@@ -13,5 +13,14 @@ from probes.catalog import pod_routes  # noqa: F401
 from probes.catalog import mtu  # noqa: F401
 from probes.catalog import masquerade  # noqa: F401
 from probes.catalog import return_path  # noqa: F401
+from probes.catalog import node_address  # noqa: F401
+from probes.catalog import kubelet_port  # noqa: F401
+from probes.catalog import ip_forward  # noqa: F401
+from probes.catalog import kernel_modules  # noqa: F401
+from probes.catalog import etc_hosts  # noqa: F401
+from probes.catalog import iptables_mode  # noqa: F401
+from probes.catalog import encapsulation  # noqa: F401
+from probes.catalog import resolved_53  # noqa: F401
+from probes.catalog import pod_dns  # noqa: F401
 
 default_registry.validate()

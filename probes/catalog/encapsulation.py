@@ -1,0 +1,121 @@
+"""Probe `encapsulation`: the pool's encapsulation suits the node's link, and pods reach pods on other nodes.
+
+Run by the engine. Two checks, each reported on its own line of evidence:
+- IPIP (ipipMode Always/CrossSubnet) carried over a WiFi interface (name wl*, or
+  /sys/class/net/<if>/wireless) — many WiFi drivers and home routers drop IP protocol 4; VXLAN
+  (UDP 4789) is the guide's remedy. Needs the node shell to find the interface.
+- cross-node pod-to-pod: `ping` from this node's debug pod to a debug pod on another Ready node
+  (`ctx.peer_pod_ip`, filled by the engine). A router dropping IPIP is invisible from here except
+  as this loss: no "protocol unreachable" comes back.
+Either half is skipped, with its reason, when its transport is missing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from probes.catalog.kernel_modules import node_pools
+from probes.context import ProbeContext
+from probes.errors import ProbeSkip
+from probes.model import Layer, ProbeResult, fail, ok, warn
+from probes.registry import probe
+from probes.transports.commands import iface, ip, render
+
+# Two echo requests, one second per reply: enough to tell "reachable" from "dropped" quickly.
+_PING = "ping -c 2 -W 1 {ip}"
+_ADDRS = "ip -o -4 addr show"
+_ROUTE = "ip -o route get {ip}"
+_WIRELESS = "test -d /sys/class/net/{iface}/wireless"
+_ADDR_LINE = re.compile(r"^\d+:\s+(?P<iface>\S+)\s+inet\s+(?P<ip>[\d.]+)/", re.MULTILINE)
+_LOSS = re.compile(r"(\d+(?:\.\d+)?)% packet loss")
+
+
+async def node_link(ctx: ProbeContext, evidence: list[str]) -> tuple[str | None, bool]:
+    """(interface holding the InternalIP, is it WiFi), from the node shell."""
+    timeout = ctx.settings.command_timeout
+    addrs = await ctx.host.run(render(_ADDRS), timeout=timeout)
+    owners = {m["ip"]: m["iface"] for m in _ADDR_LINE.finditer(addrs.stdout)}
+    link = owners.get(ctx.node.internal_ip or "")
+    if link is None and ctx.facts.api_endpoint is not None:
+        route = await ctx.host.run(render(_ROUTE, ip=ip(ctx.facts.api_endpoint.ip)), timeout=timeout)
+        dev = re.search(r"\bdev (\S+)", route.stdout)
+        link = dev.group(1) if dev else None
+    if link is None:
+        evidence.append(f"node link: not found\n$ {_ADDRS}\n{addrs.output}")
+        return None, False
+    wireless = await ctx.host.run(render(_WIRELESS, iface=iface(link)), timeout=timeout)
+    is_wifi = link.startswith("wl") or wireless.ok
+    evidence.append(f"node link: {link} ({'WiFi' if is_wifi else 'not WiFi'}; "
+                    f"/sys/class/net/{link}/wireless {'present' if wireless.ok else 'absent'})")
+    return link, is_wifi
+
+
+@probe(id="encapsulation", layer=Layer.ROUTER)
+async def encapsulation(ctx: ProbeContext) -> ProbeResult:
+    """IPIP is not used over WiFi, and the debug pod reaches a pod on another node.
+
+    Reads the node's IP pools (ipipMode/vxlanMode); on the node `ip -o -4 addr show` and
+    /sys/class/net/<if>/wireless find its link; from the debug pod `ping -c 2 -W 1 <peer pod IP>`
+    to a debug pod on another node. fail: no reply from the peer pod (cross-node pod traffic is
+    lost: encapsulation dropped by the router, e.g. IPIP protocol 4 — which gives no ICMP error,
+    only silence — or missing routes). warn: IPIP over a WiFi interface; remediation: switch the
+    pool to VXLAN (Installation ipPools `encapsulation: VXLANCrossSubnet`, UDP 4789).
+    ok otherwise. Each half says when it could not be checked (no shell, no pod, no peer pod).
+    """
+    if ctx.host_shell is None and ctx.pod_exec is None:
+        raise ProbeSkip("neither a node shell nor a debug pod: nothing to check")
+    evidence: list[str] = []
+    pools = node_pools(ctx)
+    ipip_pools = [p for p in pools if p.encapsulation == "ipip"]
+    pool_text = ", ".join(f"{p.name} {p.cidr} ipipMode={p.ipip_mode} vxlanMode={p.vxlan_mode}" for p in pools)
+    evidence.append("pools: " + (pool_text or "none (not Calico?)"))
+    link, is_wifi = (None, False)
+    if ctx.host_shell is not None:
+        link, is_wifi = await node_link(ctx, evidence)
+    else:
+        why = ctx.host_unavailable or "not configured"
+        evidence.append(f"link check skipped: no shell on the node ({why})")
+    loss: str | None = None
+    if ctx.pod_exec is None:
+        evidence.append(f"pod-to-pod skipped: no debug pod ({ctx.pod_unavailable or 'not configured'})")
+    elif ctx.peer_pod_ip is None:
+        evidence.append("pod-to-pod skipped: no debug pod on another Ready node")
+    else:
+        peer = ip(ctx.peer_pod_ip)
+        result = await ctx.pod_exec.run(render(_PING, ip=peer), timeout=ctx.settings.command_timeout)
+        found = _LOSS.search(result.stdout)
+        # No statistics line: ping itself failed (missing, bad address): no verdict on the path.
+        loss = found.group(1) if found else None
+        source = f"{ctx.pod_exec.name} {ctx.pod_exec.ip}"
+        evidence.append(f"$ ping -c 2 -W 1 {peer} (from {source})\n{result.output}")
+        if loss == "100" and ctx.host_shell is not None:
+            route = await ctx.host.run(render(_ROUTE, ip=peer), timeout=ctx.settings.command_timeout)
+            evidence.append(f"$ ip -o route get {peer}   (on {ctx.node.name})\n{route.output}")
+    vxlan_fix = (
+        "Switch the pool to VXLAN (UDP 4789, passes WiFi and home routers):\n"
+        "kubectl patch installation default --type json -p "
+        "'[{\"op\":\"replace\",\"path\":\"/spec/calicoNetwork/ipPools/0/encapsulation\",\"value\":\"VXLANCrossSubnet\"}]'\n"
+        "(pools not managed by the operator: calicoctl patch ippool "
+        + (ipip_pools[0].name if ipip_pools else "<pool>")
+        + " -p '{\"spec\":{\"ipipMode\":\"Never\",\"vxlanMode\":\"CrossSubnet\"}}')"
+    )
+    if loss == "100":
+        enc = pools[0].encapsulation if pools else None
+        remediation = (
+            f"Pods on {ctx.node.name} cannot reach pods on other nodes. "
+            f"Check, on {ctx.node.name} and the peer:\n"
+            "- the route to the peer's pod block (`ip route` on both nodes; "
+            "BGP TCP 179 for IPIP/unencapsulated pools, Felix for VXLAN)\n"
+            "- ip_forward and the firewall between nodes (IPIP = IP protocol 4, VXLAN = UDP 4789)\n"
+            + (f"- IPIP: a router or WiFi link that drops protocol 4 answers nothing at all.\n{vxlan_fix}"
+               if enc == "ipip" else f"- encapsulation: {enc or 'none'}")
+        )
+        return fail(f"no reply from the pod {ctx.peer_pod_ip} on another node (pod-to-pod lost)",
+                    "\n".join(evidence), remediation)
+    if ipip_pools and is_wifi:
+        return warn(f"IPIP encapsulation over WiFi interface {link}: WiFi drivers/routers often drop "
+                    "IP protocol 4; use VXLAN", "\n".join(evidence), vxlan_fix)
+    parts = ["no IPIP over WiFi" if link else "link not checked",
+             f"pod-to-pod to {ctx.peer_pod_ip} ok ({loss}% loss)" if loss is not None
+             else "pod-to-pod not checked"]
+    return ok("; ".join(parts), "\n".join(evidence))

@@ -1,0 +1,64 @@
+"""Probe `etc-hosts`: every cluster node's name resolves on this node (guide Issue 3).
+
+Run by the engine. One command asks `getent hosts` for each node name in turn (getent's exit
+status says only "some key was missing", so each name gets its own call and its own output line).
+"""
+
+from __future__ import annotations
+
+import re
+
+from probes.context import ProbeContext
+from probes.model import Layer, ProbeResult, fail, ok, skip
+from probes.registry import probe
+from probes.transports.commands import node_name, render
+
+_MISSING = "MISSING"
+_LINE = re.compile(r"^(?P<name>[a-z0-9.-]+): (?P<answer>.*)$")
+
+
+def lookup_command(names: list[str]) -> str:
+    """`for n in master worker1 ...; do printf '%s: ' "$n"; getent hosts "$n" || echo MISSING; done`."""
+    args = {f"n{i}": node_name(name) for i, name in enumerate(names)}
+    keys = " ".join(f"{{{key}}}" for key in args)
+    template = f"for n in {keys}; do printf '%s: ' \"$n\"; getent hosts \"$n\" || echo {_MISSING}; done"
+    return render(template, **args)
+
+
+def missing_names(output: str, names: list[str]) -> list[str]:
+    """Names whose line says MISSING, or that have no line at all (the loop was cut short)."""
+    answered = {}
+    for line in output.splitlines():
+        m = _LINE.match(line.strip())
+        if m and m["name"] not in answered:
+            answered[m["name"]] = m["answer"].strip()
+    return [n for n in names if answered.get(n, _MISSING) == _MISSING]
+
+
+@probe(id="etc-hosts", layer=Layer.HOST_ROUTE, needs={"host"})
+async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
+    """Every cluster node's name resolves on this node (`getent hosts`, i.e. /etc/hosts or DNS).
+
+    Runs `getent hosts <name>` on the node for each node name the API lists. fail: the names that
+    do not resolve, listed exactly with their InternalIPs; remediation appends those lines to
+    /etc/hosts (guide Issue 3) and restarts kubelet. ok: every name resolves. skip: the API listed
+    no nodes.
+    """
+    names = [n.name for n in ctx.facts.nodes]
+    if not names:
+        return skip("the API listed no nodes to look up")
+    result = await ctx.host.run(lookup_command(names), timeout=ctx.settings.command_timeout)
+    missing = missing_names(result.stdout, names)
+    evidence = f"$ getent hosts <name>, for {', '.join(names)}\n{result.output}"
+    if not missing:
+        return ok(f"all {len(names)} node names resolve on {ctx.node.name}", evidence)
+    ips = {n.name: n.internal_ip for n in ctx.facts.nodes}
+    entries = "\n".join(f"{ips[n] or '<InternalIP unknown>'}  {n}" for n in missing)
+    remediation = (
+        f"On {ctx.node.name}, add the missing nodes to /etc/hosts:\n"
+        f"sudo tee -a /etc/hosts << EOF\n{entries}\nEOF\n"
+        "sudo systemctl restart kubelet"
+    )
+    listed = ", ".join(f"{n} ({ips[n] or 'no InternalIP'})" for n in missing)
+    return fail(f"{len(missing)} node name(s) do not resolve on {ctx.node.name}: {listed}",
+                evidence, remediation)

@@ -1,0 +1,88 @@
+"""Probe `kernel-modules`: the module the IP pool's encapsulation needs is loaded (guide Issue 7).
+
+Run by the engine. Evidence comes from whatever the node exposes: /proc/modules, /sys/module,
+modules.builtin, and the tunnel device Calico creates (tunl0 / vxlan.calico exists only if the
+module works, calico-facts C5). Kernels without module support expose none of these: that is
+its own case (`skip`), never a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from probes.context import ProbeContext
+from probes.errors import ProbeSkip
+from probes.facts import IPPoolFacts
+from probes.model import FixProposal, Layer, ProbeResult, fail, ok
+from probes.registry import probe
+from probes.transports.commands import iface, render, word
+
+TUNNEL_DEVICE = {"ipip": "tunl0", "vxlan": "vxlan.calico"}
+_PROC = "cat /proc/modules"
+_SYS = "ls -d /sys/module /sys/module/{module}"
+_BUILTIN = 'grep -E "/{module}\\.ko" "/lib/modules/$(uname -r)/modules.builtin"'
+_DEVICE = "ip -o link show dev {device}"
+
+
+def node_pools(ctx: ProbeContext) -> list[IPPoolFacts]:
+    """Enabled pools holding this node's pod CIDR; all enabled pools when none does."""
+    enabled = [p for p in ctx.facts.ippools if not p.disabled]
+    cidr = ctx.node.pod_cidr
+    mine = [p for p in enabled if cidr and p.contains(cidr.split("/")[0])]
+    return mine or enabled
+
+
+@probe(id="kernel-modules", layer=Layer.HOST_ROUTE, needs={"host"})
+async def kernel_modules(ctx: ProbeContext) -> ProbeResult:
+    """The kernel module the pool's encapsulation needs (ipip for IPIP, vxlan for VXLAN) is loaded.
+
+    Reads the node's IP pools (ipipMode / vxlanMode), then on the node: `cat /proc/modules`,
+    `ls -d /sys/module/<m>`, modules.builtin, and `ip -o link show dev tunl0|vxlan.calico`.
+    ok: the tunnel device exists or the module is listed (or no encapsulation is configured).
+    fail: the node lists its modules and the needed one is absent and no tunnel device exists;
+    remediation `modprobe <m>` and persist it in /etc/modules; fix `kernel-modules`.
+    skip: no Calico IP pools, or the node exposes no module information and no tunnel device.
+    """
+    pools = node_pools(ctx)
+    if not pools:
+        raise ProbeSkip("no Calico IP pools: encapsulation unknown")
+    needed = sorted({p.encapsulation for p in pools if p.encapsulation})
+    if not needed:
+        return ok("no encapsulation: pools " + ", ".join(f"{p.name} ({p.cidr})" for p in pools)
+                  + " use neither IPIP nor VXLAN")
+    timeout = ctx.settings.command_timeout
+    module = needed[0]  # a node's pod CIDR sits in one pool; its encapsulation decides
+    mod, dev = word(module, "module"), iface(TUNNEL_DEVICE[module])
+    proc, sys_module, builtin, device = await asyncio.gather(
+        ctx.host.run(render(_PROC), timeout=timeout),
+        ctx.host.run(render(_SYS, module=mod), timeout=timeout),
+        ctx.host.run(render(_BUILTIN, module=mod), timeout=timeout),
+        ctx.host.run(render(_DEVICE, device=dev), timeout=timeout),
+    )
+    listed = proc.ok and any(line.split()[:1] == [module] for line in proc.stdout.splitlines())
+    sys_lines = sys_module.stdout.split()
+    in_sys = f"/sys/module/{module}" in sys_lines
+    evidence = "\n".join([
+        f"pool encapsulation: {module} ("
+        + ", ".join(f"{p.name} ipipMode={p.ipip_mode} vxlanMode={p.vxlan_mode}" for p in pools) + ")",
+        f"$ {_PROC}: " + (f"{module} listed" if listed else ("present, no " + module) if proc.ok
+                          else proc.output or "unreadable"),
+        f"$ ls -d /sys/module /sys/module/{module}\n{sys_module.output}",
+        f"$ grep {module}.ko modules.builtin\n{builtin.output or '(no match)'}",
+        f"$ ip -o link show dev {dev}\n{device.output}",
+    ])
+    if device.ok:
+        return ok(f"{dev} exists: {module} is loaded", evidence)
+    if listed or in_sys or builtin.ok:
+        return ok(f"{module} is loaded" + (" (built in)" if builtin.ok else ""), evidence)
+    exposes_modules = proc.ok or "/sys/module" in sys_lines or builtin.exit_status == 1
+    if not exposes_modules:
+        raise ProbeSkip(f"the node exposes no module information (no /proc/modules, /sys/module or "
+                        f"modules.builtin) and no {dev} device: cannot tell whether {module} is loaded")
+    remediation = (f"On {ctx.node.name}:\nsudo modprobe {module}\n"
+                   f"echo {module} | sudo tee -a /etc/modules   # load on boot\n"
+                   f"kubectl delete pod -n calico-system -l k8s-app=calico-node "
+                   f"--field-selector spec.nodeName={ctx.node.name}   # recreate {dev}")
+    return fail(f"{module} module not loaded on {ctx.node.name} and no {dev}: "
+                f"{module.upper()} encapsulation cannot work", evidence, remediation,
+                FixProposal(id="kernel-modules", params={"module": module}))
