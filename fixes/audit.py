@@ -1,13 +1,15 @@
 """Audit trail of every fix: one structlog event per plan, approval, apply, verify and rollback.
 
 Called by `fixes.runner.FixRunner` only. Every event carries who, node, fix, params, before,
-after and outcome with JSON-safe values, so the JSON renderer configured by the CLI/bot writes
-one self-contained line per step.
+after and outcome, and is always rendered as one JSON line on stderr (logger `netcheck.audit`,
+the same shape as `bot.logging.audit`), whatever renderer the rest of the logging uses, so the
+audit trail can be shipped and grepped apart.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import structlog
@@ -34,8 +36,17 @@ def audit(
     after: Any = None,
     **extra: Any,
 ) -> None:
-    structlog.get_logger(AUDIT_LOGGER).info(
+    logger = structlog.wrap_logger(
+        structlog.PrintLogger(file=sys.stderr),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    logger.info(
         f"fix.{step}",
+        logger=AUDIT_LOGGER,
         audit=True,
         step=step,
         who=who,

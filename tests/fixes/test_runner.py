@@ -14,7 +14,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from structlog.testing import capture_logs
 
 from fixes.catalog.masquerade import UNIT_PATH
 from fixes.model import Approval, Outcome
@@ -48,20 +47,28 @@ async def test_masquerade_plan_shows_idempotent_unit_for_the_backend_in_use() ->
     assert node.changes() == [], "planning must not change the node"
 
 
-async def test_apply_verifies_and_audits_every_step() -> None:
+def audit_events(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    """The JSON audit lines written to stderr (each line must parse on its own)."""
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]
+    return [e for e in events if e.get("logger") == "netcheck.audit"]
+
+
+async def test_apply_verifies_and_audits_every_step(capsys: pytest.CaptureFixture[str]) -> None:
     node, engine, runner = setup()
-    with capture_logs() as events:
-        result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    capsys.readouterr()
+    result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    events = audit_events(capsys)
     assert result.outcome == Outcome.APPLIED, result.message
     assert node.nat_rules == [RULE]
     assert UNIT_PATH in node.files and "netcheck-masquerade.service" in node.enabled
     assert {f.probe: f.status for f in result.verification} == {
         "masquerade": Status.OK, "pod-api": Status.OK, "return-path": Status.OK}
-    steps = [e["step"] for e in events if e.get("audit")]
+    steps = [e["step"] for e in events]
     assert steps == ["plan", "approval", "apply", "verify"]
     for event in events:
         assert event["who"] == "alice@ops" and event["node"] == "worker2" and event["fix"] == "masquerade"
-        json.dumps(event)
+        assert event["params"] == MASQ and "timestamp" in event and event["outcome"]
     assert events[2]["before"] == {"unit": None, "enabled": False, "rules": 0}
     assert events[2]["after"]["rules"] == 1
 
@@ -86,17 +93,20 @@ async def test_second_apply_changes_nothing() -> None:
     assert node.nat_rules == [RULE] and node.files == files and len(node.changes()) == changes
 
 
-async def test_verification_failure_rolls_back_exactly() -> None:
+async def test_verification_failure_rolls_back_exactly(capsys: pytest.CaptureFixture[str]) -> None:
     node, engine, runner = setup()
     files_before, rules_before = dict(node.files), list(node.nat_rules)
     engine.forced["return-path"] = Status.FAIL
-    with capture_logs() as events:
-        result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    capsys.readouterr()
+    result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    events = audit_events(capsys)
     assert result.outcome == Outcome.ROLLED_BACK
     assert "return-path is fail" in result.message and "rolled back" in result.message
     assert node.files == files_before and node.nat_rules == rules_before and not node.enabled
     assert [e["step"] for e in events][-2:] == ["verify", "rollback"]
     assert events[-1]["outcome"] == "rolled-back"
+    assert events[-1]["before"] == {"unit": None, "enabled": False, "rules": 0}
+    assert events[-1]["after"] == {"unit": None, "rules": 0}
 
 
 async def test_rollback_keeps_a_rule_that_was_there_before() -> None:

@@ -1,0 +1,124 @@
+"""`netcheck fix NODE FIX_ID [--param KEY=VALUE ...] [--dry-run] [--yes] [--config PATH]`.
+
+Prints the plan, asks for confirmation on a terminal (`--yes` skips; no terminal and no `--yes`
+refuses), then applies through `fixes.runner.FixRunner`, which verifies and rolls back on failure.
+Exit status: 0 applied and verified (or nothing to do), 1 verification failed and rolled back (or
+the fix failed), 2 refused or invalid. Registered by `bot/cli.py` through `add_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import socket
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from fixes.model import Approval, Outcome
+from fixes.runner import FixRunner
+from probes.errors import InvalidInput, NetcheckError
+
+EXIT_OK, EXIT_ROLLED_BACK, EXIT_REFUSED = 0, 1, 2
+_EXIT = {
+    Outcome.APPLIED: EXIT_OK,
+    Outcome.NOTHING_TO_DO: EXIT_OK,
+    Outcome.ROLLED_BACK: EXIT_ROLLED_BACK,
+    Outcome.FAILED: EXIT_ROLLED_BACK,
+    Outcome.REFUSED: EXIT_REFUSED,
+    Outcome.BUSY: EXIT_REFUSED,
+}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "fix", help="plan, confirm, apply and verify a fix on a node (rolled back if it does not verify)"
+    )
+    parser.add_argument("node", help="node name")
+    parser.add_argument("fix_id", metavar="FIX_ID",
+                        help="calico-mtu, masquerade, ip-forward, kernel-modules or etc-hosts")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a fix parameter, e.g. --param mtu=1400 (repeatable)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--config", default=None, help="configuration file (or NETCHECK_CONFIG)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def parse_params(pairs: list[str]) -> dict[str, str | int]:
+    params: dict[str, str | int] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"invalid --param {pair!r}: expected KEY=VALUE")
+        params[key] = value
+    return params
+
+
+def local_approver() -> str:
+    """The CLI's approver: the local user at this host (who typed yes, or --yes)."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+async def execute(
+    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO
+) -> int:
+    """The command, given an engine (tests pass a fake one)."""
+    def say(text: str) -> None:
+        print(text, file=stdout, flush=True)
+
+    runner = FixRunner(engine)
+    try:
+        params = parse_params(args.param)
+        plan = await runner.plan(args.node, args.fix_id, params)
+    except InvalidInput as exc:
+        say(f"netcheck fix: {exc}")
+        return EXIT_REFUSED
+    except NetcheckError as exc:
+        say(f"netcheck fix: cannot plan {args.fix_id} on {args.node}: {exc}")
+        return EXIT_ROLLED_BACK
+    say(plan.render())
+    if args.dry_run:
+        say("\n--dry-run: nothing was changed.")
+        return EXIT_OK
+    if not args.yes:
+        if not stdin.isatty():
+            say("\nnetcheck fix: refusing to apply without confirmation: no terminal; pass --yes to approve.")
+            return EXIT_REFUSED
+        print("\nApply this change? [y/N] ", end="", file=stdout, flush=True)
+        answer = await asyncio.to_thread(stdin.readline)
+        if answer.strip().lower() not in ("y", "yes"):
+            say("Not applied.")
+            return EXIT_REFUSED
+    who = local_approver()
+    approval = Approval(approver=who, approved_at=datetime.now(UTC), requested_by=who)
+    result = await runner.apply(args.node, args.fix_id, params, approval)
+    say(f"\n{result.outcome.value}: {result.message}")
+    for finding in result.verification:
+        say(f"  {finding.probe:<14} {finding.status.value:<5} {finding.summary}")
+    return _EXIT[result.outcome]
+
+
+async def _main(args: argparse.Namespace, build_engine: Callable[[Any], Any], config: Any) -> int:
+    engine = build_engine(config)
+    try:
+        return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout)
+    finally:
+        close = getattr(engine, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot import config as config_module  # imported late so `fix --help` works without them
+    from bot import wiring
+
+    try:
+        config = config_module.load(args.config)
+        return asyncio.run(_main(args, wiring.build_engine, config))
+    except NetcheckError as exc:
+        print(f"netcheck fix: {exc}", file=sys.stderr)
+        return EXIT_REFUSED

@@ -1,0 +1,87 @@
+"""`netcheck fix` (bot/commands/fix.py) against the fake node/engine.
+
+Covers: --dry-run prints the plan and changes nothing; no terminal and no --yes -> refused (exit
+2) with nothing changed; a terminal answer "n" -> not applied; --yes applies and verifies (exit 0);
+verification failure -> rolled back (exit 1); bad input -> one line, exit 2; the approver is
+user@host; argparse wiring of --param.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+from bot.commands import fix as fix_command
+from probes.model import Status
+from tests.fixes.fakenode import FakeEngine, FakeNode
+
+RULE = "POSTROUTING -s 192.168.88.0/24 -o wlp59s0 -j MASQUERADE"
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    fix_command.add_parser(parser.add_subparsers())
+    return parser.parse_args(["fix", *argv])
+
+
+MASQ_ARGS = ("worker2", "masquerade", "--param", "pod_cidr=192.168.88.0/24", "--param", "interface=wlp59s0")
+
+
+async def run(
+    args: argparse.Namespace, stdin: io.StringIO | None = None
+) -> tuple[int, str, FakeNode, FakeEngine]:
+    node = FakeNode(node="worker2")
+    engine = FakeEngine(node)
+    if getattr(args, "_fail", None):
+        engine.forced[args._fail] = Status.FAIL
+    out = io.StringIO()
+    code = await fix_command.execute(args, engine, stdin=stdin or io.StringIO(""), stdout=out)
+    return code, out.getvalue(), node, engine
+
+
+async def test_dry_run_prints_the_plan_and_changes_nothing() -> None:
+    code, out, node, _ = await run(parse(*MASQ_ARGS, "--dry-run"))
+    assert code == 0 and "ExecStart=/bin/sh -c" in out and "nothing was changed" in out
+    assert node.changes() == []
+
+
+async def test_no_terminal_and_no_yes_is_refused() -> None:
+    code, out, node, _ = await run(parse(*MASQ_ARGS))
+    assert code == 2 and "no terminal" in out and node.changes() == [] and node.nat_rules == []
+
+
+async def test_terminal_no_means_not_applied() -> None:
+    code, out, node, _ = await run(parse(*MASQ_ARGS), stdin=Tty("n\n"))
+    assert code == 2 and "Not applied" in out and node.changes() == []
+
+
+async def test_terminal_yes_applies_with_the_local_user_as_approver(capsys) -> None:
+    code, out, node, _ = await run(parse(*MASQ_ARGS), stdin=Tty("y\n"))
+    assert code == 0, out
+    assert "applied:" in out and node.nat_rules == [RULE]
+    assert f'"who": "{fix_command.local_approver()}"' in capsys.readouterr().err
+
+
+async def test_yes_applies_and_failed_verification_exits_1() -> None:
+    code, out, node, _ = await run(parse(*MASQ_ARGS, "--yes"))
+    assert code == 0 and "masquerade     ok" in out
+    args = parse(*MASQ_ARGS, "--yes")
+    args._fail = "pod-api"
+    code, out, node, _ = await run(args)
+    assert code == 1 and "rolled-back:" in out
+    assert node.nat_rules == [] and node.files.keys() == {"/etc/hosts"}
+
+
+async def test_bad_input_is_one_line_and_exit_2() -> None:
+    args = parse("worker2", "masquerade", "--param", "pod_cidr=10.0.0.0/8; reboot", "--param",
+                 "interface=wlp59s0", "--yes")
+    code, out, node, engine = await run(args)
+    assert code == 2 and out.count("\n") == 1 and "invalid CIDR" in out
+    assert node.ran == [] and engine.checks == []
+    code, out, node, _ = await run(parse("worker2", "calico-mtu", "--param", "mtu", "--yes"))
+    assert code == 2 and "expected KEY=VALUE" in out and node.ran == []
