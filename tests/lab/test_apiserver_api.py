@@ -59,14 +59,17 @@ async def test_nodes_list_get_and_selectors(lab: Lab) -> None:
     assert int(nodes.metadata.resource_version) > 0
     worker2 = await asyncio.to_thread(core.read_node, "worker2")
     assert worker2.spec.pod_cidr == "192.168.88.0/24" and worker2.spec.pod_cidrs == ["192.168.88.0/24"]
-    assert {a.type: a.address for a in worker2.status.addresses} == {"InternalIP": "127.0.0.2",
-                                                                    "Hostname": "worker2"}
+    assert {a.type: a.address for a in worker2.status.addresses} == {
+        "InternalIP": "127.0.0.2",
+        "Hostname": "worker2",
+    }
     assert worker2.metadata.annotations["projectcalico.org/IPv4Address"] == "192.168.1.105/24"
     assert worker2.metadata.uid and worker2.metadata.creation_timestamp
-    ready = {n.metadata.name: [c.status for c in n.status.conditions if c.type == "Ready"][0] for n in nodes.items}
+    ready = {
+        n.metadata.name: [c.status for c in n.status.conditions if c.type == "Ready"][0] for n in nodes.items
+    }
     assert ready == {"ghost": "Unknown", "master": "True", "worker2": "True"}
-    by_label = await asyncio.to_thread(core.list_node,
-                                       label_selector="node-role.kubernetes.io/control-plane")
+    by_label = await asyncio.to_thread(core.list_node, label_selector="node-role.kubernetes.io/control-plane")
     assert [n.metadata.name for n in by_label.items] == ["master"]
     by_field = await asyncio.to_thread(core.list_node, field_selector="metadata.name=worker2")
     assert [n.metadata.name for n in by_field.items] == ["worker2"]
@@ -83,7 +86,8 @@ async def test_kubernetes_service_and_endpoints(lab: Lab) -> None:
     assert [(p.name, p.port) for p in service.spec.ports] == [("https", 443)]
     endpoints = await asyncio.to_thread(core.read_namespaced_endpoints, "kubernetes", "default")
     assert [(a.ip, endpoints.subsets[0].ports[0].port) for a in endpoints.subsets[0].addresses] == [
-        ("192.168.1.10", 6443)]
+        ("192.168.1.10", 6443)
+    ]
 
 
 def _watch_until(lab: Lab, resource_version: str, wanted: set[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -101,10 +105,15 @@ async def test_watch_sees_node_join_and_ready(lab: Lab) -> None:
     core = client.CoreV1Api(lab.api_client())
     listed = await asyncio.to_thread(core.list_node)
     wanted = {("ADDED", "worker9"), ("MODIFIED", "worker9"), ("DELETED", "ghost")}
-    watching = asyncio.create_task(asyncio.to_thread(_watch_until, lab, listed.metadata.resource_version, wanted))
+    watching = asyncio.create_task(
+        asyncio.to_thread(_watch_until, lab, listed.metadata.resource_version, wanted)
+    )
     await asyncio.sleep(0.3)
-    await lab.control("POST", "/lab/v1/nodes", {"name": "worker9", "internal_ip": "127.0.0.9",
-                                                  "pod_cidr": "10.244.99.0/24", "ready": False})
+    await lab.control(
+        "POST",
+        "/lab/v1/nodes",
+        {"name": "worker9", "internal_ip": "127.0.0.9", "pod_cidr": "10.244.99.0/24", "ready": False},
+    )
     await lab.control("PUT", "/lab/v1/nodes/worker9/ready", {"ready": True})
     await lab.control("DELETE", "/lab/v1/nodes/ghost", None)
     seen = await asyncio.wait_for(watching, WATCH_SECONDS + 5)
@@ -118,7 +127,9 @@ async def test_watch_replays_from_resource_version(lab: Lab) -> None:
     core = client.CoreV1Api(lab.api_client())
     listed = await asyncio.to_thread(core.list_node)
     await lab.control("PATCH", "/lab/v1/nodes/master/annotations", {"netcheck/probe": "x"})
-    seen = await asyncio.to_thread(_watch_until, lab, listed.metadata.resource_version, {("MODIFIED", "master")})
+    seen = await asyncio.to_thread(
+        _watch_until, lab, listed.metadata.resource_version, {("MODIFIED", "master")}
+    )
     assert seen == [("MODIFIED", "master")]
 
 
@@ -140,9 +151,15 @@ async def test_no_token_is_401(lab: Lab) -> None:
     with pytest.raises(ApiException) as denied:
         await asyncio.to_thread(core.list_node)
     assert denied.value.status == 401
-    assert json.loads(denied.value.body) == {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                             "status": "Failure", "message": "Unauthorized",
-                                             "reason": "Unauthorized", "code": 401}
+    assert json.loads(denied.value.body) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }
     bad = client.CoreV1Api(lab.api_client(token="wrong"))
     with pytest.raises(ApiException) as wrong:
         await asyncio.to_thread(bad.list_node)
@@ -154,20 +171,32 @@ async def test_readonly_token_reads_but_cannot_write(lab: Lab) -> None:
     assert len((await asyncio.to_thread(client.CoreV1Api(api).list_node)).items) == 3
     custom = client.CustomObjectsApi(api)
     with pytest.raises(ApiException) as denied:
-        await asyncio.to_thread(custom.patch_cluster_custom_object, "operator.tigera.io", "v1", "installations",
-                                "default", {"spec": {"calicoNetwork": {"mtu": 1400}}})
+        await asyncio.to_thread(
+            custom.patch_cluster_custom_object,
+            "operator.tigera.io",
+            "v1",
+            "installations",
+            "default",
+            {"spec": {"calicoNetwork": {"mtu": 1400}}},
+        )
     assert denied.value.status == 403
     body = json.loads(denied.value.body)
     assert body["reason"] == "Forbidden"
-    assert body["message"] == ('installations.operator.tigera.io "default" is forbidden: User "viewer" cannot '
-                               'patch resource "installations" in API group "operator.tigera.io" at the '
-                               "cluster scope")
-    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="p"),
-                       spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]))
+    assert body["message"] == (
+        'installations.operator.tigera.io "default" is forbidden: User "viewer" cannot '
+        'patch resource "installations" in API group "operator.tigera.io" at the '
+        "cluster scope"
+    )
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="p"),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
+    )
     with pytest.raises(ApiException) as create:
         await asyncio.to_thread(client.CoreV1Api(api).create_namespaced_pod, "default", pod)
     assert json.loads(create.value.body)["message"] == (
-        'pods is forbidden: User "viewer" cannot create resource "pods" in API group "" in the namespace "default"')
+        'pods is forbidden: User "viewer" cannot create resource "pods" in API group "" '
+        'in the namespace "default"'
+    )
 
 
 async def test_installation_merge_and_json_patch(lab: Lab) -> None:
@@ -175,16 +204,24 @@ async def test_installation_merge_and_json_patch(lab: Lab) -> None:
     group = ("operator.tigera.io", "v1", "installations")
     installation = await asyncio.to_thread(custom.get_cluster_custom_object, *group, "default")
     assert installation["spec"]["calicoNetwork"]["mtu"] == 1450
-    patched = await asyncio.to_thread(custom.patch_cluster_custom_object, *group, "default",
-                                      {"spec": {"calicoNetwork": {"mtu": 1400}}})
+    patched = await asyncio.to_thread(
+        custom.patch_cluster_custom_object, *group, "default", {"spec": {"calicoNetwork": {"mtu": 1400}}}
+    )
     assert patched["spec"]["calicoNetwork"]["mtu"] == 1400 and patched["status"]["mtu"] == 1400
     assert patched["spec"]["calicoNetwork"]["bgp"] == "Enabled"
     assert (lab.tmp / "mtu-hook-called").read_text().strip() == "1400"
-    ops = [{"op": "replace", "path": "/spec/calicoNetwork/mtu", "value": 1380},
-           {"op": "remove", "path": "/spec/calicoNetwork/nodeAddressAutodetectionV4/firstFound"},
-           {"op": "add", "path": "/spec/calicoNetwork/nodeAddressAutodetectionV4/interface", "value": "wl.*"}]
-    patched = await asyncio.to_thread(custom.patch_cluster_custom_object, *group, "default", ops,
-                                      _content_type="application/json-patch+json")
+    ops = [
+        {"op": "replace", "path": "/spec/calicoNetwork/mtu", "value": 1380},
+        {"op": "remove", "path": "/spec/calicoNetwork/nodeAddressAutodetectionV4/firstFound"},
+        {"op": "add", "path": "/spec/calicoNetwork/nodeAddressAutodetectionV4/interface", "value": "wl.*"},
+    ]
+    patched = await asyncio.to_thread(
+        custom.patch_cluster_custom_object,
+        *group,
+        "default",
+        ops,
+        _content_type="application/json-patch+json",
+    )
     assert patched["spec"]["calicoNetwork"]["nodeAddressAutodetectionV4"] == {"interface": "wl.*"}
     assert patched["status"]["mtu"] == 1380
     assert (lab.tmp / "mtu-hook-called").read_text().strip() == "1380"
@@ -193,15 +230,22 @@ async def test_installation_merge_and_json_patch(lab: Lab) -> None:
     assert as_merge.value.status == 400
     assert "cannot unmarshal array" in json.loads(as_merge.value.body)["message"]
     with pytest.raises(ApiException) as bad_path:
-        await asyncio.to_thread(custom.patch_cluster_custom_object, *group, "default",
-                                [{"op": "replace", "path": "/spec/nothing/here", "value": 1}],
-                                _content_type="application/json-patch+json")
+        await asyncio.to_thread(
+            custom.patch_cluster_custom_object,
+            *group,
+            "default",
+            [{"op": "replace", "path": "/spec/nothing/here", "value": 1}],
+            _content_type="application/json-patch+json",
+        )
     assert bad_path.value.status == 400
     with pytest.raises(ApiException) as missing:
         await asyncio.to_thread(custom.get_cluster_custom_object, *group, "other")
     body = json.loads(missing.value.body)
     assert (missing.value.status, body["reason"], body["message"]) == (
-        404, "NotFound", 'installations.operator.tigera.io "other" not found')
+        404,
+        "NotFound",
+        'installations.operator.tigera.io "other" not found',
+    )
     assert body["details"] == {"name": "other", "group": "operator.tigera.io", "kind": "installations"}
 
 
@@ -210,24 +254,36 @@ async def test_ippool_list_and_patch(lab: Lab) -> None:
     group = ("crd.projectcalico.org", "v1", "ippools")
     pools = await asyncio.to_thread(custom.list_cluster_custom_object, *group)
     assert pools["kind"] == "IPPoolList" and [p["metadata"]["name"] for p in pools["items"]] == [
-        "default-ipv4-ippool"]
-    patched = await asyncio.to_thread(custom.patch_cluster_custom_object, *group, "default-ipv4-ippool",
-                                      {"spec": {"ipipMode": "Never", "vxlanMode": "Always"}})
+        "default-ipv4-ippool"
+    ]
+    patched = await asyncio.to_thread(
+        custom.patch_cluster_custom_object,
+        *group,
+        "default-ipv4-ippool",
+        {"spec": {"ipipMode": "Never", "vxlanMode": "Always"}},
+    )
     assert (patched["spec"]["ipipMode"], patched["spec"]["vxlanMode"], patched["spec"]["cidr"]) == (
-        "Never", "Always", "10.244.0.0/16")
+        "Never",
+        "Always",
+        "10.244.0.0/16",
+    )
 
 
 async def test_lease_lifecycle_and_conflict(lab: Lab) -> None:
     leases = client.CoordinationV1Api(lab.api_client())
-    lease = client.V1Lease(metadata=client.V1ObjectMeta(name="netcheck-leader"),
-                           spec=client.V1LeaseSpec(holder_identity="bot-a", lease_duration_seconds=15))
+    lease = client.V1Lease(
+        metadata=client.V1ObjectMeta(name="netcheck-leader"),
+        spec=client.V1LeaseSpec(holder_identity="bot-a", lease_duration_seconds=15),
+    )
     created = await asyncio.to_thread(leases.create_namespaced_lease, "kube-system", lease)
     assert created.spec.holder_identity == "bot-a"
     with pytest.raises(ApiException) as exists:
         await asyncio.to_thread(leases.create_namespaced_lease, "kube-system", lease)
     assert exists.value.status == 409 and json.loads(exists.value.body)["reason"] == "AlreadyExists"
     created.spec.holder_identity = "bot-b"
-    updated = await asyncio.to_thread(leases.replace_namespaced_lease, "netcheck-leader", "kube-system", created)
+    updated = await asyncio.to_thread(
+        leases.replace_namespaced_lease, "netcheck-leader", "kube-system", created
+    )
     assert updated.spec.holder_identity == "bot-b"
     assert updated.metadata.resource_version != created.metadata.resource_version
     created.spec.holder_identity = "bot-c"  # still carries the old resourceVersion
@@ -235,9 +291,12 @@ async def test_lease_lifecycle_and_conflict(lab: Lab) -> None:
         await asyncio.to_thread(leases.replace_namespaced_lease, "netcheck-leader", "kube-system", created)
     assert stale.value.status == 409
     assert json.loads(stale.value.body)["message"].startswith(
-        'Operation cannot be fulfilled on leases.coordination.k8s.io "netcheck-leader": the object has been modified')
-    patched = await asyncio.to_thread(leases.patch_namespaced_lease, "netcheck-leader", "kube-system",
-                                      {"spec": {"leaseTransitions": 2}})
+        'Operation cannot be fulfilled on leases.coordination.k8s.io "netcheck-leader": '
+        "the object has been modified"
+    )
+    patched = await asyncio.to_thread(
+        leases.patch_namespaced_lease, "netcheck-leader", "kube-system", {"spec": {"leaseTransitions": 2}}
+    )
     assert patched.spec.lease_transitions == 2 and patched.spec.holder_identity == "bot-b"
     await asyncio.to_thread(leases.delete_namespaced_lease, "netcheck-leader", "kube-system")
     with pytest.raises(ApiException) as gone:

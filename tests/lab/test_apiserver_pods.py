@@ -2,10 +2,11 @@
 
 Covers: namespace create/get; pod create pinned to a node -> Running with the node's pod IP and host IP;
 a pod for an unknown node stays Pending; list with label and field selectors (spec.nodeName,
-metadata.name); delete returns the pod; exec over WebSocket (v5 chosen when offered, v4 alone works) really runs the command
-(exec_prefix ["env"] + the node's "netns" which is an env assignment here) with stdout, stderr and exit
-codes 0 and non-zero; refused exec upgrades (403 read-only, 404 missing pod); logs relayed from a real TLS
-kubelet stand-in, and the exact 500 "dial tcp ...: connect: connection refused" Status when none listens.
+metadata.name); delete returns the pod; exec over WebSocket (v5 chosen when offered, v4 alone works)
+really runs the command (exec_prefix ["env"] + the node's "netns", an env assignment here) with stdout,
+stderr and exit codes 0 and non-zero; refused exec upgrades (403 read-only, 404 missing pod); logs
+relayed from a real TLS kubelet stand-in, and the exact 500 "dial tcp ...: connect:
+connection refused" Status when none listens.
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
 def _pod(name: str, node: str | None, labels: dict[str, str] | None = None) -> client.V1Pod:
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, labels=labels or {"app": "netcheck-debug"}),
-        spec=client.V1PodSpec(node_name=node, host_network=False, restart_policy="Never",
-                              containers=[client.V1Container(name="debug", image="busybox",
-                                                             command=["sleep", "3600"])]))
+        spec=client.V1PodSpec(
+            node_name=node,
+            host_network=False,
+            restart_policy="Never",
+            containers=[client.V1Container(name="debug", image="busybox", command=["sleep", "3600"])],
+        ),
+    )
 
 
 async def _create_running(core: client.CoreV1Api, namespace: str, name: str, node: str) -> client.V1Pod:
@@ -62,24 +67,31 @@ async def test_namespace_and_pod_lifecycle(lab: Lab) -> None:
     with pytest.raises(ApiException) as no_namespace:
         await asyncio.to_thread(core.create_namespaced_pod, "netcheck", _pod("early", "worker2"))
     assert json.loads(no_namespace.value.body)["message"] == 'namespaces "netcheck" not found'
-    await asyncio.to_thread(core.create_namespace, client.V1Namespace(metadata=client.V1ObjectMeta(name="netcheck")))
+    await asyncio.to_thread(
+        core.create_namespace, client.V1Namespace(metadata=client.V1ObjectMeta(name="netcheck"))
+    )
     assert (await asyncio.to_thread(core.read_namespace, "netcheck")).metadata.name == "netcheck"
 
     pod = await _create_running(core, "netcheck", "probe-worker2", "worker2")
     assert (pod.status.pod_ip, pod.status.host_ip) == ("192.168.88.5", "127.0.0.2")
     assert [c.status for c in pod.status.conditions if c.type == "Ready"] == ["True"]
     assert pod.status.container_statuses[0].ready and pod.status.container_statuses[0].state.running
-    await asyncio.to_thread(core.create_namespaced_pod, "netcheck", _pod("stuck", "nowhere", {"app": "other"}))
+    await asyncio.to_thread(
+        core.create_namespaced_pod, "netcheck", _pod("stuck", "nowhere", {"app": "other"})
+    )
     await asyncio.sleep(0.6)
     stuck = await asyncio.to_thread(core.read_namespaced_pod, "stuck", "netcheck")
     assert stuck.status.phase == "Pending"
 
-    by_node = await asyncio.to_thread(core.list_namespaced_pod, "netcheck", field_selector="spec.nodeName=worker2")
+    by_node = await asyncio.to_thread(
+        core.list_namespaced_pod, "netcheck", field_selector="spec.nodeName=worker2"
+    )
     assert [p.metadata.name for p in by_node.items] == ["probe-worker2"]
     by_label = await asyncio.to_thread(core.list_pod_for_all_namespaces, label_selector="app=other")
     assert [p.metadata.name for p in by_label.items] == ["stuck"]
-    by_name = await asyncio.to_thread(core.list_namespaced_pod, "netcheck",
-                                      field_selector="metadata.name=stuck,status.phase=Pending")
+    by_name = await asyncio.to_thread(
+        core.list_namespaced_pod, "netcheck", field_selector="metadata.name=stuck,status.phase=Pending"
+    )
     assert [p.metadata.name for p in by_name.items] == ["stuck"]
 
     deleted = await asyncio.to_thread(core.delete_namespaced_pod, "probe-worker2", "netcheck")
@@ -90,8 +102,17 @@ async def test_namespace_and_pod_lifecycle(lab: Lab) -> None:
 
 
 def _exec(core: client.CoreV1Api, name: str, command: list[str]) -> tuple[str, str, int]:
-    response = stream(core.connect_get_namespaced_pod_exec, name, "default", command=command,
-                      stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    response = stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        "default",
+        command=command,
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+        _preload_content=False,
+    )
     response.run_forever(timeout=EXEC_WAIT_SECONDS)
     out, err, code = response.read_stdout(), response.read_stderr(), response.returncode
     response.close()
@@ -102,9 +123,12 @@ async def test_exec_runs_for_real_with_exit_codes(lab: Lab) -> None:
     core = client.CoreV1Api(lab.api_client())
     await _create_running(core, "default", "debug-worker2", "worker2")
     out, err, code = await asyncio.to_thread(
-        _exec, core, "debug-worker2", ["sh", "-c", 'echo "pod=$NETCHECK_POD"; echo oops >&2'])
+        _exec, core, "debug-worker2", ["sh", "-c", 'echo "pod=$NETCHECK_POD"; echo oops >&2']
+    )
     assert (out, err, code) == ("pod=worker2\n", "oops\n", 0)
-    out, err, code = await asyncio.to_thread(_exec, core, "debug-worker2", ["sh", "-c", "echo partial; exit 7"])
+    out, err, code = await asyncio.to_thread(
+        _exec, core, "debug-worker2", ["sh", "-c", "echo partial; exit 7"]
+    )
     assert (out, err, code) == ("partial\n", "", 7)
 
 
@@ -136,21 +160,27 @@ async def test_logs_when_kubelet_refuses(lab: Lab) -> None:
     body = json.loads(refused.value.body)
     assert refused.value.status == 500
     assert body == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
         "message": f'Get "https://127.0.0.2:{port}/containerLogs/default/logs-worker2/debug?tailLines=5": '
-                   f"dial tcp 127.0.0.2:{port}: connect: connection refused",
+        f"dial tcp 127.0.0.2:{port}: connect: connection refused",
         "code": 500,
     }
 
 
 async def _raw_exec(lab: Lab, protocols: tuple[str, ...]) -> tuple[str | None, dict[int, bytes]]:
     tls = ssl.create_default_context(cafile=str(lab.ca))
-    url = (f"{lab.url}/api/v1/namespaces/default/pods/raw/exec?command=sh&command=-c&command=echo+hi%3B+exit+3"
-           "&stdout=true&stderr=true&stdin=false&tty=false")
+    url = (
+        f"{lab.url}/api/v1/namespaces/default/pods/raw/exec?command=sh&command=-c&command=echo+hi%3B+exit+3"
+        "&stdout=true&stderr=true&stdin=false&tty=false"
+    )
     channels: dict[int, bytes] = {}
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(url, protocols=protocols, ssl=tls,
-                                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as ws:
+        async with session.ws_connect(
+            url, protocols=protocols, ssl=tls, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        ) as ws:
             async for message in ws:
                 if message.type == aiohttp.WSMsgType.BINARY:
                     channels[message.data[0]] = channels.get(message.data[0], b"") + message.data[1:]
@@ -160,11 +190,16 @@ async def _raw_exec(lab: Lab, protocols: tuple[str, ...]) -> tuple[str | None, d
 async def test_exec_protocol_negotiation(lab: Lab) -> None:
     core = client.CoreV1Api(lab.api_client())
     await _create_running(core, "default", "raw", "master")
-    for offered, chosen in ((("v5.channel.k8s.io", "v4.channel.k8s.io"), "v5.channel.k8s.io"),
-                            (("v4.channel.k8s.io",), "v4.channel.k8s.io")):
+    for offered, chosen in (
+        (("v5.channel.k8s.io", "v4.channel.k8s.io"), "v5.channel.k8s.io"),
+        (("v4.channel.k8s.io",), "v4.channel.k8s.io"),
+    ):
         protocol, channels = await _raw_exec(lab, offered)
         assert protocol == chosen
         assert channels[1] == b"hi\n"
         status = json.loads(channels[3])
         assert (status["status"], status["reason"], status["details"]["causes"]) == (
-            "Failure", "NonZeroExitCode", [{"reason": "ExitCode", "message": "3"}])
+            "Failure",
+            "NonZeroExitCode",
+            [{"reason": "ExitCode", "message": "3"}],
+        )

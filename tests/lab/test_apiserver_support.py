@@ -40,8 +40,13 @@ class Lab:
     async def control(self, method: str, path: str, body: Any) -> dict[str, Any]:
         tls = ssl.create_default_context(cafile=str(self.ca))
         async with aiohttp.ClientSession() as session:
-            async with session.request(method, self.url + path, json=body, ssl=tls,
-                                       headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}) as response:
+            async with session.request(
+                method,
+                self.url + path,
+                json=body,
+                ssl=tls,
+                headers={"Authorization": f"Bearer {CONTROL_TOKEN}"},
+            ) as response:
                 assert response.status < 300, await response.text()
                 return await response.json()
 
@@ -53,29 +58,61 @@ def make_tls(directory: Path) -> tuple[certs.CertPair, certs.CertPair]:
 
 def base_config(server: certs.CertPair, kubelet_port: int, tmp: Path) -> dict[str, Any]:
     return {
-        "listen_host": "127.0.0.1", "listen_port": 0,
-        "tls_cert": str(server.cert), "tls_key": str(server.key),
-        "tokens": {ADMIN_TOKEN: {"user": "admin", "groups": ["system:masters"]},
-                   READONLY_TOKEN: {"user": "viewer", "readonly": True}},
+        "listen_host": "127.0.0.1",
+        "listen_port": 0,
+        "tls_cert": str(server.cert),
+        "tls_key": str(server.key),
+        "tokens": {
+            ADMIN_TOKEN: {"user": "admin", "groups": ["system:masters"]},
+            READONLY_TOKEN: {"user": "viewer", "readonly": True},
+        },
         "control_token": CONTROL_TOKEN,
-        "service": {"cluster_ip": "10.96.0.1", "port": 443, "endpoints": [{"ip": "192.168.1.10", "port": 6443}]},
-        "dns_service_ip": "10.96.0.10", "service_cidr": "10.96.0.0/12",
+        "service": {
+            "cluster_ip": "10.96.0.1",
+            "port": 443,
+            "endpoints": [{"ip": "192.168.1.10", "port": 6443}],
+        },
+        "dns_service_ip": "10.96.0.10",
+        "service_cidr": "10.96.0.0/12",
         "nodes": [
-            {"name": "master", "internal_ip": "127.0.0.1", "pod_cidr": "10.244.0.0/24",
-             "labels": {"node-role.kubernetes.io/control-plane": ""}, "pod_ip": "10.244.0.5",
-             "pod_netns": "NETCHECK_POD=master"},
-            {"name": "worker2", "internal_ip": "127.0.0.2", "pod_cidr": "192.168.88.0/24",
-             "annotations": {"projectcalico.org/IPv4Address": "192.168.1.105/24"}, "pod_ip": "192.168.88.5",
-             "pod_netns": "NETCHECK_POD=worker2"},
+            {
+                "name": "master",
+                "internal_ip": "127.0.0.1",
+                "pod_cidr": "10.244.0.0/24",
+                "labels": {"node-role.kubernetes.io/control-plane": ""},
+                "pod_ip": "10.244.0.5",
+                "pod_netns": "NETCHECK_POD=master",
+            },
+            {
+                "name": "worker2",
+                "internal_ip": "127.0.0.2",
+                "pod_cidr": "192.168.88.0/24",
+                "annotations": {"projectcalico.org/IPv4Address": "192.168.1.105/24"},
+                "pod_ip": "192.168.88.5",
+                "pod_netns": "NETCHECK_POD=worker2",
+            },
             {"name": "ghost", "internal_ip": "127.0.0.3", "pod_cidr": "10.244.9.0/24", "ready": False},
         ],
-        "installation": {"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
-                         "metadata": {"name": "default"},
-                         "spec": {"calicoNetwork": {"mtu": 1450, "bgp": "Enabled",
-                                                    "nodeAddressAutodetectionV4": {"firstFound": True}}}},
-        "ippools": [{"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool",
-                     "metadata": {"name": "default-ipv4-ippool"},
-                     "spec": {"cidr": "10.244.0.0/16", "ipipMode": "Always", "natOutgoing": True}}],
+        "installation": {
+            "apiVersion": "operator.tigera.io/v1",
+            "kind": "Installation",
+            "metadata": {"name": "default"},
+            "spec": {
+                "calicoNetwork": {
+                    "mtu": 1450,
+                    "bgp": "Enabled",
+                    "nodeAddressAutodetectionV4": {"firstFound": True},
+                }
+            },
+        },
+        "ippools": [
+            {
+                "apiVersion": "crd.projectcalico.org/v1",
+                "kind": "IPPool",
+                "metadata": {"name": "default-ipv4-ippool"},
+                "spec": {"cidr": "10.244.0.0/16", "ipipMode": "Always", "natOutgoing": True},
+            }
+        ],
         "exec_prefix": ["env"],
         "kubelet_port": kubelet_port,
         "mtu_hook": ["sh", "-c", 'echo "$1" > "$0"', str(tmp / "mtu-hook-called")],
