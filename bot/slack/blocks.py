@@ -48,10 +48,11 @@ def header(text: str) -> Block:
 
 def evidence(text: str) -> Block:
     """Evidence in a code block; escaping may grow the text, so trim until it fits."""
-    budget = SECTION_LIMIT - 2 * len(_FENCE) - 2
+    target = SECTION_LIMIT - 2 * len(_FENCE) - 2
+    budget = target
     body = msg.escape(trim(text, budget))
-    while len(body) > budget:
-        budget -= len(body) - budget + 20
+    while len(body) > target:
+        budget = max(200, budget * target // len(body) - 20)
         body = msg.escape(trim(text, budget))
     return section(f"{_FENCE}\n{body}\n{_FENCE}")
 

@@ -1,0 +1,118 @@
+"""Pure parts of the Slack bot and the stand-in's Slack-like errors.
+
+Covers: verdict wording (cause before consequence, all ok), mrkdwn escaping of & < > only, Block Kit
+limits for oversized findings / summaries / buttons (checked by the stand-in's validator), signed button
+value round trip and tamper detection, approver decisions, and the stand-in answering invalid_auth,
+channel_not_found, invalid_blocks, msg_too_long through a real AsyncWebClient.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import blocks as bk
+from bot.slack import messages as msg
+from bot.slack.approvals import Approvers, Decision, InvalidValue, Proposal, decode, encode
+from bot.slack.settings import SlackSettings
+from lab.slack.limits import block_errors
+from lab.slack.webapi import SlackStandIn
+from probes.model import Finding, Layer, Report, Status
+from tests.bot.test_slack_fakes import broken_findings, healthy_findings
+
+
+def report(findings: list[Finding], node: str = "worker2") -> Report:
+    return Report(node=node, started_at=datetime.now(UTC), duration_s=1.0, findings=findings)
+
+
+def proposal(**kw) -> Proposal:
+    values = {"n": "worker2", "f": "masquerade", "p": {"iface": "wlp59s0"}, "t": int(time.time()),
+              "r": "UALICE", "c": "C1", "th": "1.000100"}
+    return Proposal(**{**values, **kw})
+
+
+def test_verdict_wording():
+    assert msg.verdict(report(broken_findings())) == (
+        "worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)")
+    assert msg.verdict(report(healthy_findings())) == "worker2: all 4 probes ok"
+    assert [f.probe for f in msg.problems(report(broken_findings()))] == ["masquerade", "pod-api"]
+
+
+def test_escape_only_three_characters():
+    assert msg.escape("a & <b> \"c\" 'd' *e*") == "a &amp; &lt;b&gt; \"c\" 'd' *e*"
+
+
+def test_oversized_content_stays_within_limits():
+    huge = Finding(probe="x", layer=Layer.IPTABLES, status=Status.FAIL, summary="<" * 5000,
+                   evidence="&" * 20000, remediation=">" * 9000)
+    button = bk.fix_button(proposal(f="f" * 200), "secret", "plan " * 500)
+    out = bk.finding(huge, button)
+    assert block_errors(out) == []
+    assert "characters trimmed" in out[1]["text"]["text"]
+    many = [report(healthy_findings(), node=f"node-{i:04d}-" + "x" * 200) for i in range(2000)]
+    summary = bk.summary_all("netcheck all", many)
+    assert len(summary) <= 50 and block_errors(summary) == []
+
+
+def test_button_too_long_params_gives_no_button():
+    assert bk.fix_button(proposal(p={"k": "v" * 3000}), "s", "plan") is None
+    assert "too long" in bk.finding(broken_findings()[1], None, "its parameters are too long")[-1][
+        "elements"][0]["text"]
+
+
+def test_value_round_trip_and_tamper():
+    p = proposal()
+    value = encode(p, "secret")
+    assert decode(value, "secret") == p
+    with pytest.raises(InvalidValue):
+        decode(value, "other-secret")
+    with pytest.raises(InvalidValue):
+        decode(value.replace("wlp59s0", "eth0"), "secret")
+    with pytest.raises(InvalidValue):
+        decode("not json", "secret")
+
+
+async def test_approver_decisions():
+    settings = SlackSettings(approvers=["UALICE", "UBOB"], approver_group="S1", proposal_ttl_minutes=30)
+    asked: list[str] = []
+
+    async def members(group: str) -> list[str]:
+        asked.append(group)
+        return ["UGROUP"]
+
+    approvers = Approvers(settings, members)
+    assert await approvers.decide(proposal(), "UBOB") is Decision.APPROVED
+    assert await approvers.decide(proposal(), "UGROUP") is Decision.APPROVED
+    assert await approvers.decide(proposal(), "UALICE") is Decision.SELF_APPROVAL
+    assert await approvers.decide(proposal(), "UEVE") is Decision.NOT_APPROVER
+    assert await approvers.decide(proposal(t=int(time.time()) - 1801), "UBOB") is Decision.EXPIRED
+    assert asked == ["S1"]  # membership cached
+
+
+async def test_standin_errors():
+    standin = SlackStandIn(channels=("C1",))
+    await standin.start()
+    try:
+        good = AsyncWebClient(token="xoxb-test", base_url=standin.api_url)
+        bad = AsyncWebClient(token="xoxb-wrong", base_url=standin.api_url)
+        oversized_header = {"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}
+        cases = [
+            (bad.chat_postMessage(channel="C1", text="x"), "invalid_auth"),
+            (good.chat_postMessage(channel="C404", text="x"), "channel_not_found"),
+            (good.chat_postMessage(channel="C1", text="x", blocks=[oversized_header]), "invalid_blocks"),
+            (good.chat_postMessage(channel="C1", text="x" * 40001), "msg_too_long"),
+        ]
+        for call, error in cases:
+            with pytest.raises(SlackApiError) as info:
+                await call
+            assert info.value.response["error"] == error
+        first = await good.chat_postMessage(channel="C1", text="a")
+        second = await good.chat_postMessage(channel="C1", text="b", thread_ts=first["ts"])
+        assert float(second["ts"]) > float(first["ts"])
+        assert [m.text for m in standin.messages("C1")[0].replies] == ["b"]
+    finally:
+        await standin.stop()
