@@ -14,13 +14,13 @@ from typing import Any
 from fixes.base import Fix, FixFailed
 from fixes.model import Approval, Plan
 from fixes.registry import fix
+from probes.catalog import iptables_mode
 from probes.errors import InvalidInput
 from probes.transports.commands import Arg, cidr, iface, render
 
 UNIT_NAME = "netcheck-masquerade.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 _BINARY = re.compile(r"^/[A-Za-z0-9_./-]+/iptables-(nft|legacy)$")
-_HINTS = ("KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY")
 
 UNIT_TEMPLATE = """\
 # Installed by `netcheck fix masquerade`: NAT pod traffic leaving {iface} to the node's address,
@@ -41,30 +41,26 @@ WantedBy=multi-user.target
 
 
 async def detect_backend(fix: Fix) -> str:
-    """'nft' or 'legacy': the iptables backend kubelet uses on the node (read-only checks).
+    """'nft' or 'legacy': the backend whose rules are live on the node (read-only commands).
 
-    The iptables-wrappers/Felix order (calico-facts C8): KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY
-    in `iptables-nft-save -t mangle` means nft; otherwise the legacy tables are only looked at if
-    /proc/net/ip_tables_names exists (running iptables-legacy-save would load the legacy modules),
-    and a hint there means legacy; otherwise the backend with more rules wins, nft on a tie.
-    Stands in until the `iptables-mode` probe exports its own helper.
+    Runs the same reads as the `iptables-mode` probe (the legacy tables only where
+    /proc/net/ip_tables_names exists, since iptables-legacy-save would load their modules) and
+    decides with its exported pure `detect_backend` (calico-facts C8 order: kubelet hint in nft,
+    then in legacy, then more KUBE-*/cali-* chains, then what `iptables` itself is).
     """
-    nft_mangle = await fix.run("iptables-nft-save -t mangle", check=False)
-    if any(h in nft_mangle.stdout for h in _HINTS):
-        return "nft"
-    has_legacy = await fix.run("test -e /proc/net/ip_tables_names", check=False)
-    if not has_legacy.ok:
-        return "nft"
-    legacy_mangle = await fix.run("iptables-legacy-save -t mangle", check=False)
-    if any(h in legacy_mangle.stdout for h in _HINTS):
-        return "legacy"
-    nft_all = await fix.run("iptables-nft-save", check=False)
-    legacy_all = await fix.run("iptables-legacy-save", check=False)
-
-    def rules(text: str) -> int:
-        return sum(1 for line in text.splitlines() if line.startswith("-A "))
-
-    return "legacy" if rules(legacy_all.stdout) > rules(nft_all.stdout) else "nft"
+    nft_save = await fix.run("iptables-nft-save", check=False)
+    legacy_save = await fix.run("test -e /proc/net/ip_tables_names && iptables-legacy-save", check=False)
+    version = await fix.run("iptables --version", check=False)
+    found = iptables_mode.detect_backend(
+        nft_save=nft_save.stdout, legacy_save=legacy_save.stdout if legacy_save.ok else None,
+        version=version.stdout,
+    )
+    if found.backend is None:
+        raise FixFailed(f"cannot tell which iptables backend {fix.node} uses ({found.evidence_line()})")
+    if found.split:
+        raise FixFailed(f"cluster chains are split across iptables backends on {fix.node} "
+                        f"({found.evidence_line()}): fix the iptables-mode finding first")
+    return found.backend
 
 
 def unit_text(binary: str, pod_cidr: Arg, interface: Arg) -> str:

@@ -83,8 +83,12 @@ class FakeNode(FakeShell):
         if argv[:3] == ["rm", "-f", "--"]:
             self.files.pop(argv[3], None)
             return self._ok(command)
-        if command == "iptables-nft-save -t mangle":
+        if command == "iptables-nft-save":
             return self._ok(command, "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n")
+        if command == "test -e /proc/net/ip_tables_names && iptables-legacy-save":
+            return self._ok(command, exit_status=1)
+        if command == "iptables --version":
+            return self._ok(command, "iptables v1.8.9 (nf_tables)\n")
         if command == "command -v iptables-nft":
             return self._ok(command, "/usr/sbin/iptables-nft\n")
         if command == "/usr/sbin/iptables-nft-save -t nat":
@@ -130,6 +134,7 @@ class FakeNode(FakeShell):
     def changes(self) -> list[str]:
         """Commands that change something (everything but the read-only ones)."""
         read_only = ("if [ -e ", "iptables-nft-save", "/usr/sbin/iptables-nft-save", "command -v", "test ",
+                     "iptables --version",
                      "sysctl -n", "ip -o", "systemctl is-enabled")
         return [c for c in self.ran if not c.startswith(read_only)]
 
