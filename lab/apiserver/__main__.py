@@ -24,14 +24,25 @@ async def _run(config: ApiServerConfig) -> None:
         await stop.wait()
 
 
+def _first_problem(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "document"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.apiserver")
     parser.add_argument("--config", required=True, type=Path)
     args = parser.parse_args(argv)
     try:
         config = ApiServerConfig.model_validate_json(args.config.read_text())
-    except (OSError, ValidationError) as exc:
-        print(f"apiserver: bad config {args.config}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    except OSError as exc:
+        print(f"apiserver: bad config {args.config}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"apiserver: bad config {args.config}: {_first_problem(exc)}", file=sys.stderr)
         return 2
     asyncio.run(_run(config))
     return 0
