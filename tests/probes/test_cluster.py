@@ -1,0 +1,240 @@
+"""Cluster, discovery and debug-pod transports against H2's API stand-in (lab/apiserver, in-process
+on 127.0.0.1 over TLS), through the official kubernetes client and a real kubeconfig file.
+
+Covers: kubeconfig/context loading (and a bad kubeconfig -> ConfigError); discovery of the API
+service, endpoints, nodes (InternalIP, podCIDR, Ready, annotations), kube-dns, Installation and
+IPPools; config overrides win; Calico absent -> None/[]; ApiException translation (404, 403 with
+the message, unreachable); merge and JSON patch of the Installation; debug pods: missing
+namespace reported, pinned pod with labels/tolerations, exec stdout/stderr/exit code, command
+timeout, leftover pod of a crashed run deleted, a pod that never runs -> PodUnavailable and
+deleted; the whole engine wired by `bot.wiring.build_transports`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from bot.config import Config
+from bot.wiring import build_engine, build_transports
+from probes.engine import UnknownNode
+from probes.errors import (
+    ClusterForbidden,
+    ClusterNotFound,
+    ClusterUnreachable,
+    CommandTimeout,
+    ConfigError,
+    PodUnavailable,
+)
+from probes.facts import NodeFacts
+from probes.model import Layer, Status, ok
+from probes.registry import Registry, probe
+from probes.transports.cluster import ClusterSettings, KubeCluster, load_api_client
+from probes.transports.discovery import ClusterOverrides, discover
+from probes.transports.pod import DebugPods, DebugPodSettings, pod_manifest
+from tests.lab.test_apiserver_support import ADMIN_TOKEN, READONLY_TOKEN, running_lab
+
+WORKER2 = NodeFacts(name="worker2", internal_ip="127.0.0.2")
+
+
+def write_kubeconfig(path: Path, url: str, ca: Path, token: str, context: str = "lab") -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "lab", "cluster": {"server": url, "certificate-authority": str(ca)}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": "lab", "user": "u"}},
+                     {"name": "other", "context": {"cluster": "lab", "user": "u"}}],
+    }))
+    return path
+
+
+@pytest.fixture
+async def lab(tmp_path):
+    async with running_lab(tmp_path) as lab:
+        yield lab
+
+
+@pytest.fixture
+async def kube(lab, tmp_path):
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", lab.url, lab.ca, ADMIN_TOKEN)
+    executor = ThreadPoolExecutor(max_workers=4)
+    cluster = KubeCluster(load_api_client(ClusterSettings(kubeconfig=kubeconfig, context="lab")), executor,
+                          request_timeout=5)
+    yield cluster
+    cluster.close()
+    executor.shutdown(wait=False)
+
+
+async def test_discovery(kube) -> None:
+    facts = await discover(kube)
+    assert (facts.api_service_ip, facts.api_service_port) == ("10.96.0.1", 443)
+    assert [(e.ip, e.port) for e in facts.api_endpoints] == [("192.168.1.10", 6443)]
+    assert facts.dns_service_ip == "10.96.0.10"
+    assert [n.name for n in facts.nodes] == ["ghost", "master", "worker2"]
+    worker2 = facts.node("worker2")
+    assert (worker2.internal_ip, worker2.pod_cidr, worker2.ready) == ("127.0.0.2", "192.168.88.0/24", True)
+    assert worker2.calico_ipv4_address == "192.168.1.105/24"
+    assert facts.node("ghost").ready is False
+    assert facts.installation.pod_mtu == 1450
+    assert facts.installation.node_address_autodetection_v4 == {"firstFound": True}
+    [pool] = facts.ippools
+    assert (pool.cidr, pool.encapsulation, pool.nat_outgoing) == ("10.244.0.0/16", "ipip", True)
+
+
+async def test_overrides_win(kube) -> None:
+    overrides = ClusterOverrides(service_cidr="10.96.0.0/12", pod_cidr="10.244.0.0/16",
+                                 api_service_ip="10.96.0.2", api_service_port=8443)
+    facts = await discover(kube, overrides)
+    assert (facts.api_service_ip, facts.api_service_port) == ("10.96.0.2", 8443)
+    assert (facts.service_cidr, facts.cluster_pod_cidr) == ("10.96.0.0/12", "10.244.0.0/16")
+
+
+def test_override_values_validated() -> None:
+    with pytest.raises(ValueError, match="invalid CIDR"):
+        ClusterOverrides(pod_cidr="10.244.0.1/16")
+
+
+async def test_calico_absent(tmp_path) -> None:
+    async with running_lab(tmp_path, installation=None, ippools=[]) as lab:
+        kubeconfig = write_kubeconfig(tmp_path / "kc", lab.url, lab.ca, ADMIN_TOKEN)
+        with ThreadPoolExecutor(2) as executor:
+            kube = KubeCluster(load_api_client(ClusterSettings(kubeconfig=kubeconfig)), executor,
+                               request_timeout=5)
+            facts = await discover(kube)
+            kube.close()
+    assert facts.installation is None and facts.ippools == []
+
+
+async def test_errors_are_translated(kube, lab, tmp_path) -> None:
+    with pytest.raises(ClusterNotFound, match=r"get service default/nope: .*\(HTTP 404\)"):
+        await kube.get_service("default", "nope")
+    readonly = write_kubeconfig(tmp_path / "ro", lab.url, lab.ca, READONLY_TOKEN)
+    with ThreadPoolExecutor(1) as executor:
+        ro = KubeCluster(load_api_client(ClusterSettings(kubeconfig=readonly)), executor, request_timeout=5)
+        with pytest.raises(ClusterForbidden, match=r"patch Installation default: .*forbidden.*\(HTTP 403\)"):
+            await ro.patch_installation({"spec": {"calicoNetwork": {"mtu": 1400}}})
+        ro.close()
+
+
+async def test_unreachable_api(lab, tmp_path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:1", lab.ca, ADMIN_TOKEN)
+    with ThreadPoolExecutor(1) as executor:
+        kube = KubeCluster(load_api_client(ClusterSettings(kubeconfig=kubeconfig)), executor,
+                           request_timeout=2)
+        kube.api.configuration.retries = 0
+        with pytest.raises(ClusterUnreachable, match="list nodes: API server unreachable"):
+            await kube.list_nodes()
+        kube.close()
+
+
+def test_bad_kubeconfig(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="kubeconfig: cannot load"):
+        load_api_client(ClusterSettings(kubeconfig=tmp_path / "missing"))
+    path = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:1", tmp_path / "ca", "t")
+    with pytest.raises(ConfigError, match="nope"):
+        load_api_client(ClusterSettings(kubeconfig=path, context="nope"))
+
+
+async def test_patch_installation_merge_and_json(kube) -> None:
+    await kube.patch_installation({"spec": {"calicoNetwork": {"mtu": 1400}}})
+    assert (await kube.get_installation())["spec"]["calicoNetwork"]["mtu"] == 1400
+    await kube.patch_installation(
+        [{"op": "replace", "path": "/spec/calicoNetwork/mtu", "value": 1380}], json_patch=True
+    )
+    assert (await kube.get_installation())["spec"]["calicoNetwork"]["mtu"] == 1380
+
+
+async def _create_namespace(kube: KubeCluster, name: str = "netcheck") -> None:
+    await kube.call("create namespace", kube.core.create_namespace, {"metadata": {"name": name}})
+
+
+def pod_settings(**over) -> DebugPodSettings:
+    return DebugPodSettings(**{"start_timeout": 5, "poll_interval": 0.1, "command_timeout": 5, **over})
+
+
+async def test_missing_namespace_is_reported(kube) -> None:
+    pods = DebugPods(kube, pod_settings())
+    with pytest.raises(PodUnavailable, match="namespace 'netcheck' does not exist"):
+        await pods.get(WORKER2)
+
+
+async def test_debug_pod_lifecycle_and_exec(kube) -> None:
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings())
+    pod = await pods.get(WORKER2)
+    assert await pods.get(WORKER2) is pod  # one pod per node at a time
+    raw = await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
+    assert raw.spec.node_name == "worker2" and raw.spec.host_network in (False, None)
+    assert raw.metadata.labels == {"app.kubernetes.io/managed-by": "netcheck", "netcheck/node": "worker2"}
+    assert [t.operator for t in raw.spec.tolerations] == ["Exists"]
+    assert pod.ip == "192.168.88.5"
+    result = await pod.run("echo $NETCHECK_POD; echo oops >&2; exit 3")
+    assert (result.stdout, result.stderr, result.exit_status) == ("worker2\n", "oops\n", 3)
+    assert (await pod.run("true")).exit_status == 0
+    with pytest.raises(CommandTimeout, match="timed out after 0.5 s"):
+        await pod.run("sleep 3", timeout=0.5)
+    await pods.release("worker2")
+    with pytest.raises(ClusterNotFound):
+        await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
+
+
+async def test_leftover_pod_is_deleted_first(kube) -> None:
+    await _create_namespace(kube)
+    leftover = pod_manifest("worker2", pod_settings())
+    await kube.call("create", kube.core.create_namespaced_pod, "netcheck", leftover)
+    other_node = pod_manifest("master", pod_settings())
+    await kube.call("create", kube.core.create_namespaced_pod, "netcheck", other_node)
+    pods = DebugPods(kube, pod_settings())
+    pod = await pods.get(WORKER2)
+    names = {p.metadata.name for p in
+             (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items}
+    assert names == {pod.name, other_node["metadata"]["name"]}  # only worker2's leftover went
+    await pods.aclose()
+
+
+async def test_pod_that_never_runs(kube) -> None:
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings(start_timeout=0.6))
+    with pytest.raises(PodUnavailable, match=r"not Running after 0.6 s"):
+        await pods.get(NodeFacts(name="ghost"))
+    left = await kube.call("list", kube.core.list_namespaced_pod, "netcheck")
+    assert left.items == []
+
+
+async def test_engine_wired_from_config(lab, tmp_path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc", lab.url, lab.ca, ADMIN_TOKEN)
+    config = Config(kubeconfig=kubeconfig, debug_pod=pod_settings(), ssh={"known_hosts": tmp_path / "kh"})
+    reg = Registry()
+
+    @probe(id="in-pod", layer=Layer.POD_APP, needs={"pod"}, registry=reg)
+    async def in_pod(ctx):
+        return ok((await ctx.pod.run("echo $NETCHECK_POD")).stdout.strip())
+
+    @probe(id="on-host", layer=Layer.HOST_ROUTE, needs={"host"}, registry=reg)
+    async def on_host(ctx):
+        raise AssertionError("no known_hosts: must be skipped")
+
+    engine = build_engine(config, transports=build_transports(config), registry=reg)
+    try:
+        await _create_namespace(engine.cluster)
+        assert await engine.node_names() == ["ghost", "master", "worker2"]
+        report = await engine.check("worker2")
+        assert report.finding("in-pod").summary == "worker2"
+        assert report.finding("on-host").status is Status.SKIP
+        assert "known_hosts file" in report.finding("ssh").summary
+        with pytest.raises(UnknownNode, match="did you mean worker2"):
+            await engine.check("worker3")
+        pods_left = await engine.cluster.call("list", engine.cluster.core.list_namespaced_pod, "netcheck")
+        assert pods_left.items == []  # released after the check
+    finally:
+        await engine.aclose()
+    await asyncio.sleep(0)
+
+
+def test_client_is_official(kube) -> None:
+    assert isinstance(kube.api, client.ApiClient)
