@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 from typing import Any
 
@@ -30,16 +29,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> tuple[SlackSettings, Any, Any, Any]:
-    """Settings, engine, fix runner and node source from the root configuration (bot/config.py)."""
-    from bot import config as config_module  # written by H3; imported late so `serve --help` works
+    """Slack settings, engine, fix runner and node source from the root configuration."""
+    from bot import config as config_module
     from bot import wiring
+    from bot.slack.nodesource import ClusterNodeSource
+    from fixes.runner import FixRunner
 
     config = config_module.load(args.config)
-    slack = SlackSettings.from_env(dict(os.environ), **config.slack.model_dump(exclude_unset=True))
-    engine = wiring.build_engine(config)
-    runner = wiring.build_fix_runner(config, engine) if hasattr(wiring, "build_fix_runner") else None
-    source = wiring.build_node_source(config) if hasattr(wiring, "build_node_source") else None
-    return slack, engine, runner, source
+    factory = getattr(args, "engine_factory", None) or wiring.build_engine
+    engine = factory(config)
+    source = ClusterNodeSource(engine.cluster) if hasattr(engine.cluster, "watch_nodes") else None
+    return config.slack, engine, FixRunner(engine), source
 
 
 async def serve(settings: SlackSettings, engine: Any, runner: Any, source: Any, port: int) -> None:

@@ -13,7 +13,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 from pydantic import BaseModel, ConfigDict, Field
@@ -120,6 +121,43 @@ class KubeCluster:
     async def list_nodes(self) -> list[dict[str, Any]]:
         nodes = await self.call("list nodes", self.core.list_node)
         return [self.to_dict(n) for n in nodes.items]
+
+    async def list_nodes_versioned(self) -> tuple[list[dict[str, Any]], str]:
+        """Nodes plus the list's resourceVersion, where a watch starts (added for the Slack node watch)."""
+        nodes = await self.call("list nodes", self.core.list_node)
+        return [self.to_dict(n) for n in nodes.items], str(nodes.metadata.resource_version or "")
+
+    async def watch_nodes(self, resource_version: str, *, timeout_s: int) -> AsyncIterator[dict[str, Any]]:
+        """Node events {type, object} from `resource_version` until the server ends the watch after
+        `timeout_s`. 410 Gone raises ClusterError(status=410): re-list, then watch again. The blocking
+        stream runs on the executor and hands events over through a queue."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        finished = object()
+        stream = k8s_watch.Watch()
+
+        def pump() -> None:
+            try:
+                for event in stream.stream(self.core.list_node, resource_version=resource_version,
+                                           timeout_seconds=timeout_s, _request_timeout=timeout_s + 5):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+                loop.call_soon_threadsafe(queue.put_nowait, finished)
+            except Exception as exc:  # handed to the async side, translated there
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+        pumping = loop.run_in_executor(self.executor, pump)
+        try:
+            while (item := await queue.get()) is not finished:
+                if isinstance(item, ApiException):
+                    raise api_error(item, "watch nodes") from item
+                if isinstance(item, Exception):
+                    raise ClusterUnreachable(f"watch nodes: {item}") from item
+                obj = item["object"]
+                yield {"type": item["type"], "object": obj if isinstance(obj, dict) else self.to_dict(obj)}
+        finally:
+            stream.stop()  # the pump ends at the next event or at the server's timeout
+            if pumping.done():
+                pumping.exception()
 
     async def get_service(self, namespace: str, name: str) -> dict[str, Any]:
         svc = await self.call(f"get service {namespace}/{name}", self.core.read_namespaced_service,
