@@ -1,12 +1,12 @@
 """Pods on the API stand-in through the official kubernetes client over TLS.
 
-Covers: namespace create/get; pod create pinned to a node -> Running with the node's pod IP and host IP;
-a pod for an unknown node stays Pending; list with label and field selectors (spec.nodeName,
-metadata.name); delete returns the pod; exec over WebSocket (v5 chosen when offered, v4 alone works)
-really runs the command (exec_prefix ["env"] + the node's "netns", an env assignment here) with stdout,
-stderr and exit codes 0 and non-zero; refused exec upgrades (403 read-only, 404 missing pod); logs
-relayed from a real TLS kubelet stand-in, and the exact 500 "dial tcp ...: connect:
-connection refused" Status when none listens.
+Covers: namespace create/get; pod create pinned to a node -> Running with the node's pod IP and host IP; a
+pod for an unknown node stays Pending; list with label and field selectors (spec.nodeName, metadata.name);
+delete returns the pod; a pod watch sees ADDED Pending then MODIFIED Running; the exec'd process is killed
+when the client leaves; exec over WebSocket (v5 chosen when offered, v4 alone works) really runs the command
+(exec_prefix ["env"] + the node's "netns", an env assignment here) with stdout, stderr and exit codes 0 and
+non-zero; refused exec upgrades (403 read-only, 404 missing pod); logs relayed from a real TLS kubelet
+stand-in, and the exact 500 "dial tcp ...: connect: connection refused" Status when none listens.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
@@ -203,3 +203,64 @@ async def test_exec_protocol_negotiation(lab: Lab) -> None:
             "NonZeroExitCode",
             [{"reason": "ExitCode", "message": "3"}],
         )
+
+
+def _watch_pod_until_running(lab: Lab, name: str, resource_version: str) -> list[tuple[str, str]]:
+    core = client.CoreV1Api(lab.api_client())
+    seen: list[tuple[str, str]] = []
+    w = watch.Watch()
+    for event in w.stream(
+        core.list_namespaced_pod,
+        "default",
+        field_selector=f"metadata.name={name}",
+        resource_version=resource_version,
+        timeout_seconds=EXEC_WAIT_SECONDS,
+    ):
+        seen.append((event["type"], event["object"].status.phase))
+        if event["object"].status.phase == "Running":
+            w.stop()
+    return seen
+
+
+async def test_watch_pod_until_running(lab: Lab) -> None:
+    core = client.CoreV1Api(lab.api_client())
+    listed = await asyncio.to_thread(core.list_namespaced_pod, "default")
+    await asyncio.to_thread(core.create_namespaced_pod, "default", _pod("watched", "master"))
+    await asyncio.to_thread(core.create_namespaced_pod, "default", _pod("other", "master"))
+    seen = await asyncio.to_thread(_watch_pod_until_running, lab, "watched", listed.metadata.resource_version)
+    assert seen == [("ADDED", "Pending"), ("MODIFIED", "Running")]
+
+
+async def test_exec_process_killed_when_client_leaves(lab: Lab) -> None:
+    core = client.CoreV1Api(lab.api_client())
+    await _create_running(core, "default", "sleeper", "master")
+    pid_file = lab.tmp / "exec.pid"
+
+    def start_and_leave() -> None:
+        response = stream(
+            core.connect_get_namespaced_pod_exec,
+            "sleeper",
+            "default",
+            command=["sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            _preload_content=False,
+        )
+        deadline = time.monotonic() + EXEC_WAIT_SECONDS
+        while not pid_file.exists() and time.monotonic() < deadline:
+            response.update(timeout=0.1)
+        response.close()
+
+    await asyncio.to_thread(start_and_leave)
+    assert await asyncio.to_thread(_process_gone, int(pid_file.read_text())), (
+        "the command outlived its client"
+    )
+
+
+def _process_gone(pid: int) -> bool:
+    deadline = time.monotonic() + EXEC_WAIT_SECONDS
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not Path(f"/proc/{pid}").exists()
