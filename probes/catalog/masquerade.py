@@ -130,6 +130,10 @@ def nft_nat_line(ruleset: str, pod_cidr: str, dev: str) -> str | None:
             continue  # set-, mark- or xt-match-based: kube-proxy's or Calico's own rules, judged elsewhere
         saddr = re.search(r"ip saddr (!= )?(\S+/\d+|\S+\.\S+)", line)
         oif = re.search(r'oifname (!= )?"?([^"\s]+)"?', line)
+        if not saddr and not oif:
+            # An unconditional masquerade line is kube-proxy's (iptables-nft shows its KUBE-POSTROUTING
+            # here too, its mark check sits on an earlier line): it does not NAT pod egress.
+            continue
         if saddr and not _covers(saddr.group(2), bool(saddr.group(1)), pod_cidr):
             continue
         if oif and (oif.group(2) == dev) == bool(oif.group(1)):

@@ -37,7 +37,11 @@ TAIL = "COMMIT\n# Completed on Thu Nov 26 10:42:59 2026\n"
 IN_SET = out("", 0, "Warning: 192.168.1.10 is in set cali40all-ipam-pools.")
 NOT_IN_SET = out("", 1, "192.168.1.10 is NOT in set cali40all-ipam-pools.")
 NO_SET = out("", 1, "ipset v7.17: The set with the given name does not exist")
-NFT_EMPTY = out("table ip filter {\n\tchain INPUT {\n"
+KUBE_PROXY_NFT = ("table ip nat {\n\tchain KUBE-POSTROUTING {\n"
+                  "\t\tmeta mark & 0x00004000 != 0x00004000 counter packets 4 bytes 230 return\n"
+                  "\t\tcounter packets 0 bytes 0 meta mark set mark xor 0x4000\n"
+                  "\t\t counter packets 0 bytes 0 masquerade fully-random\n\t}\n}\n")
+NFT_EMPTY = out(KUBE_PROXY_NFT + "table ip filter {\n\tchain INPUT {\n"
                 "\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n")
 POD_API_FAIL = {"pod-api": finding("pod-api", Status.FAIL, "pod cannot reach the API: timed out")}
 UNIT_LINE = ("ExecStart=/bin/sh -c '/usr/sbin/iptables -t nat -C POSTROUTING -s 192.168.88.0/24 -o wlp59s0 "
