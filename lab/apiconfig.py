@@ -56,7 +56,8 @@ def node_labels(node: spec.NodeSpec) -> dict[str, str]:
 
 def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
     master = topology.master_ip()
-    pair = certs.issue(ca, lab.state / "pki", "apiserver", ips=[master, spec.API_SERVICE_IP], dns=API_SANS_DNS)
+    pair = certs.issue(ca, lab.state / "pki", "apiserver", ips=[master, spec.API_SERVICE_IP],
+                       dns=API_SANS_DNS)
     return {
         "listen_host": master, "listen_port": spec.API_PORT,
         "tls_cert": str(pair.cert), "tls_key": str(pair.key),

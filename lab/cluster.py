@@ -132,7 +132,8 @@ class Lab:
             nodes.write_node_files(ns, node, node_specs, state)
             nodes.write_pod_files(self.names.pod(node.name))
             topology.build_node(self.names, node, node_specs)
-            kubelet = certs.issue(ca, nodes.node_dir(state, node.name), "kubelet", ips=[node.ip], dns=[node.name])
+            kubelet = certs.issue(ca, nodes.node_dir(state, node.name), "kubelet", ips=[node.ip],
+                                  dns=[node.name])
             known = nodes.make_host_key(state, node)
             nodes.start_sshd(state, ns, node)
             nodes.start_kubelet(state, ns, node, kubelet.cert, kubelet.key)

@@ -108,7 +108,8 @@ class IcmpBlackhole:
             _set_link_mtu(lab, node, spec.HOST_MTU)
 
 
-KUBELET_REJECT = ["-p", "tcp", "--dport", str(spec.KUBELET_PORT), "-j", "REJECT", "--reject-with", "tcp-reset"]
+KUBELET_REJECT = ["-p", "tcp", "--dport", str(spec.KUBELET_PORT), "-j", "REJECT",
+                  "--reject-with", "tcp-reset"]
 
 
 @register("kubelet-blocked", "tcp 10250 refused on the node (a firewall in front of the kubelet)")
@@ -195,7 +196,8 @@ class IpForwardUnpersisted:
             "net.ipv4.ip_forward=1\n")
 
 
-@register("resolved-stub", "a resolved-like stub on 127.0.0.53:53; resolv.conf (kubelet's resolvConf) points at it")
+@register("resolved-stub", "a resolved-like stub on 127.0.0.53:53; resolv.conf (kubelet's resolvConf) "
+          "points at it")
 class ResolvedStub:
     @staticmethod
     def on(lab: Lab, node: spec.NodeSpec) -> None:
@@ -231,8 +233,9 @@ class Vpn:
         name = f"vpn-{node.name}"
         if not (lab.state / "pids" / f"{name}.pid").exists():
             nodes.start(lab.state, name, netns.exec_argv(lab.ns(node.name), ["python3", "-c", VPN_HOLDER]))
-            lab.node_exec(node.name, "sh", "-c", f"for i in $(seq 50); do ip link show {VPN_IFACE} "
-                                                 ">/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1", check=True)
+            wait = (f"for i in $(seq 50); do ip link show {VPN_IFACE} >/dev/null 2>&1 && exit 0; sleep 0.1; "
+                    "done; exit 1")
+            lab.node_exec(node.name, "sh", "-c", wait, check=True)
             netns.ip_batch(lab.ns(node.name), [f"addr add {vpn_address(lab, node)}/32 dev {VPN_IFACE}",
                                                f"link set {VPN_IFACE} mtu 1280 up"])
         apiconfig.patch(lab, f"/api/v1/nodes/{node.name}", {"metadata": {"annotations": {

@@ -21,7 +21,8 @@ class LabCommandError(RuntimeError):
 
 
 def run(argv: Sequence[str], *, check: bool = True, input: str | None = None,
-        env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None,
+        timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise LabCommandError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()[:500]}")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from lab import netns, spec, topology
@@ -183,16 +181,3 @@ def start_kubelet(state: Path, ns: str, node: NodeSpec, cert: Path, key: Path) -
 def start_dns(state: Path, ns: str, name: str, listen: str) -> None:
     argv = [sys.executable, "-m", "lab.dns", "--listen", listen, "--port", "53"]
     start(state, name, netns.exec_argv(ns, argv), env=python_env())
-
-
-def wait_udp_dns(ns: str, host: str) -> None:
-    wait_port(ns, host, 53)
-
-
-def free_port_check(host: str, port: int) -> bool:  # pragma: no cover - debugging aid
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) == 0
-
-
-def settle(delay: float) -> None:
-    time.sleep(delay)

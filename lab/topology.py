@@ -24,6 +24,7 @@ DNS_UDP_SVC_CHAIN = "KUBE-SVC-TCOU7JCQXEZGVUNU"
 DNS_TCP_SVC_CHAIN = "KUBE-SVC-ERIFXISQEP7F7OF4"
 DNS_UDP_SEP_CHAIN = "KUBE-SEP-LAB4DNSUDP0000001"
 DNS_TCP_SEP_CHAIN = "KUBE-SEP-LAB4DNSTCP0000001"
+DNS_COMMENT = "kube-system/kube-dns:dns"
 MASQ_POOL_SET = "cali40masq-ipam-pools"
 ALL_POOL_SET = "cali40all-ipam-pools"
 
@@ -136,62 +137,57 @@ def ipset_restore_text() -> str:
     ]) + "\n"
 
 
+def _svc_rules(svc_chain: str, sep_chain: str, ip: str, proto: str, port: int, comment: str,
+               endpoint: str) -> list[str]:
+    """One ClusterIP service as kube-proxy writes it: match in KUBE-SERVICES, mark, DNAT."""
+    match = f"-d {ip}/32 -p {proto} -m comment --comment \"{comment} cluster IP\" -m {proto} --dport {port}"
+    return [
+        f"-A KUBE-SERVICES {match} -j {svc_chain}",
+        f"-A {svc_chain} ! -s {spec.POOL_CIDR} {match} -j KUBE-MARK-MASQ",
+        f"-A {svc_chain} -m comment --comment \"{comment} -> {endpoint}\" -j {sep_chain}",
+        f"-A {sep_chain} -s {endpoint.split(':')[0]}/32 -m comment --comment \"{comment}\" -j KUBE-MARK-MASQ",
+        f"-A {sep_chain} -p {proto} -m comment --comment \"{comment}\" -m {proto} "
+        f"-j DNAT --to-destination {endpoint}",
+    ]
+
+
 def iptables_restore_text() -> str:
     """kube-proxy (iptables mode) and Calico NAT rules as `iptables-save` would print them."""
     api = f"{master_ip()}:{spec.API_PORT}"
     dns = f"{master_ip()}:53"
-    return f"""*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:KUBE-IPTABLES-HINT - [0:0]
-:KUBE-KUBELET-CANARY - [0:0]
-COMMIT
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:KUBE-SERVICES - [0:0]
-:KUBE-MARK-MASQ - [0:0]
-:KUBE-POSTROUTING - [0:0]
-:{API_SVC_CHAIN} - [0:0]
-:{API_SEP_CHAIN} - [0:0]
-:{DNS_UDP_SVC_CHAIN} - [0:0]
-:{DNS_TCP_SVC_CHAIN} - [0:0]
-:{DNS_UDP_SEP_CHAIN} - [0:0]
-:{DNS_TCP_SEP_CHAIN} - [0:0]
-:cali-POSTROUTING - [0:0]
-:cali-fip-snat - [0:0]
-:cali-nat-outgoing - [0:0]
--A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A POSTROUTING -m comment --comment "cali:O3lYWMrLQYEMJtB5" -j cali-POSTROUTING
--A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
--A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
--A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
--A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0
--A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
--A KUBE-SERVICES -d {spec.API_SERVICE_IP}/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport {spec.API_SERVICE_PORT} -j {API_SVC_CHAIN}
--A KUBE-SERVICES -d {spec.DNS_SERVICE_IP}/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j {DNS_UDP_SVC_CHAIN}
--A KUBE-SERVICES -d {spec.DNS_SERVICE_IP}/32 -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp cluster IP" -m tcp --dport 53 -j {DNS_TCP_SVC_CHAIN}
--A {API_SVC_CHAIN} ! -s {spec.POOL_CIDR} -d {spec.API_SERVICE_IP}/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport {spec.API_SERVICE_PORT} -j KUBE-MARK-MASQ
--A {API_SVC_CHAIN} -m comment --comment "default/kubernetes:https -> {api}" -j {API_SEP_CHAIN}
--A {API_SEP_CHAIN} -s {master_ip()}/32 -m comment --comment "default/kubernetes:https" -j KUBE-MARK-MASQ
--A {API_SEP_CHAIN} -p tcp -m comment --comment "default/kubernetes:https" -m tcp -j DNAT --to-destination {api}
--A {DNS_UDP_SVC_CHAIN} ! -s {spec.POOL_CIDR} -d {spec.DNS_SERVICE_IP}/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-MARK-MASQ
--A {DNS_UDP_SVC_CHAIN} -m comment --comment "kube-system/kube-dns:dns -> {dns}" -j {DNS_UDP_SEP_CHAIN}
--A {DNS_UDP_SEP_CHAIN} -p udp -m comment --comment "kube-system/kube-dns:dns" -m udp -j DNAT --to-destination {dns}
--A {DNS_TCP_SVC_CHAIN} ! -s {spec.POOL_CIDR} -d {spec.DNS_SERVICE_IP}/32 -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp cluster IP" -m tcp --dport 53 -j KUBE-MARK-MASQ
--A {DNS_TCP_SVC_CHAIN} -m comment --comment "kube-system/kube-dns:dns-tcp -> {dns}" -j {DNS_TCP_SEP_CHAIN}
--A {DNS_TCP_SEP_CHAIN} -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp" -m tcp -j DNAT --to-destination {dns}
--A cali-POSTROUTING -m comment --comment "cali:Z-c7XtVd2Bq7s_hA" -j cali-fip-snat
--A cali-POSTROUTING -m comment --comment "cali:nYKhEzDlr11Jccal" -j cali-nat-outgoing
--A cali-nat-outgoing -m comment --comment "cali:flqWnvo8yq4ULQLa" -m set --match-set {MASQ_POOL_SET} src -m set ! --match-set {ALL_POOL_SET} dst -j MASQUERADE --random-fully
-COMMIT
-"""
+    builtin = [":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+               ":POSTROUTING ACCEPT [0:0]"]
+    nat_chains = ["KUBE-SERVICES", "KUBE-MARK-MASQ", "KUBE-POSTROUTING", API_SVC_CHAIN, API_SEP_CHAIN,
+                  DNS_UDP_SVC_CHAIN, DNS_TCP_SVC_CHAIN, DNS_UDP_SEP_CHAIN, DNS_TCP_SEP_CHAIN,
+                  "cali-POSTROUTING", "cali-fip-snat", "cali-nat-outgoing"]
+    nat = [
+        "*nat", *builtin, *[f":{c} - [0:0]" for c in nat_chains],
+        '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A POSTROUTING -m comment --comment "cali:O3lYWMrLQYEMJtB5" -j cali-POSTROUTING',
+        '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+        "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+        "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
+        "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
+        '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" '
+        "-j MASQUERADE --random-fully",
+        *_svc_rules(API_SVC_CHAIN, API_SEP_CHAIN, spec.API_SERVICE_IP, "tcp", spec.API_SERVICE_PORT,
+                    "default/kubernetes:https", api),
+        *_svc_rules(DNS_UDP_SVC_CHAIN, DNS_UDP_SEP_CHAIN, spec.DNS_SERVICE_IP, "udp", 53,
+                    DNS_COMMENT, dns),
+        *_svc_rules(DNS_TCP_SVC_CHAIN, DNS_TCP_SEP_CHAIN, spec.DNS_SERVICE_IP, "tcp", 53,
+                    "kube-system/kube-dns:dns-tcp", dns),
+        '-A cali-POSTROUTING -m comment --comment "cali:Z-c7XtVd2Bq7s_hA" -j cali-fip-snat',
+        '-A cali-POSTROUTING -m comment --comment "cali:nYKhEzDlr11Jccal" -j cali-nat-outgoing',
+        '-A cali-nat-outgoing -m comment --comment "cali:flqWnvo8yq4ULQLa" '
+        f"-m set --match-set {MASQ_POOL_SET} src -m set ! --match-set {ALL_POOL_SET} dst "
+        "-j MASQUERADE --random-fully",
+        "COMMIT",
+    ]
+    mangle = ["*mangle", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]",
+              ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", ":KUBE-IPTABLES-HINT - [0:0]",
+              ":KUBE-KUBELET-CANARY - [0:0]", "COMMIT"]
+    return "\n".join(mangle + nat) + "\n"
 
 
 def node_setup_script(node: NodeSpec) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -264,3 +265,25 @@ def _process_gone(pid: int) -> bool:
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     return not Path(f"/proc/{pid}").exists()
+
+
+async def test_logs_when_kubelet_dial_times_out(lab: Lab) -> None:
+    """A listener whose accept queue is full drops SYNs, so the dial to node "ghost" (127.0.0.3) hangs."""
+    port = lab.config.kubelet_port
+    with socket.socket() as full:
+        full.bind(("127.0.0.3", port))
+        full.listen(0)
+        fillers = [socket.create_connection(("127.0.0.3", port)) for _ in range(2)]
+        try:
+            core = client.CoreV1Api(lab.api_client())
+            await asyncio.to_thread(core.create_namespaced_pod, "default", _pod("logs-ghost", "ghost"))
+            with pytest.raises(ApiException) as timed_out:
+                await asyncio.to_thread(core.read_namespaced_pod_log, "logs-ghost", "default")
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert timed_out.value.status == 500
+    assert json.loads(timed_out.value.body)["message"] == (
+        f'Get "https://127.0.0.3:{port}/containerLogs/default/logs-ghost/debug": '
+        f"dial tcp 127.0.0.3:{port}: i/o timeout"
+    )

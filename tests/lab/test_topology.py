@@ -84,4 +84,5 @@ def test_systemctl_stand_in_over_ssh(lab: Lab) -> None:
         unknown = ssh(lab, "192.168.1.20", "systemctl start nope.service")
         assert unknown.returncode != 0 and "Unit nope.service not found" in unknown.stderr
     finally:
-        ssh(lab, "192.168.1.20", "systemctl disable --now lab-test; rm -f /etc/systemd/system/lab-test.service")
+        ssh(lab, "192.168.1.20",
+            "systemctl disable --now lab-test; rm -f /etc/systemd/system/lab-test.service")
