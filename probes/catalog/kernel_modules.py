@@ -75,10 +75,13 @@ async def kernel_modules(ctx: ProbeContext) -> ProbeResult:
         return ok(f"{dev} exists: {module} is loaded", evidence)
     if listed or in_sys or builtin.ok:
         return ok(f"{module} is loaded" + (" (built in)" if builtin.ok else ""), evidence)
-    exposes_modules = proc.ok or "/sys/module" in sys_lines or builtin.exit_status == 1
+    # Absence from /sys/module proves nothing by itself: a built-in module without parameters never
+    # appears there. Only /proc/modules (loadable modules) or modules.builtin make "absent" conclusive.
+    exposes_modules = proc.ok or builtin.exit_status == 1
     if not exposes_modules:
-        raise ProbeSkip(f"the node exposes no module information (no /proc/modules, /sys/module or "
-                        f"modules.builtin) and no {dev} device: cannot tell whether {module} is loaded")
+        raise ProbeSkip(f"the node exposes no module list (no /proc/modules, no modules.builtin; "
+                        f"no /sys/module/{module}) and no {dev} device: "
+                        f"cannot tell whether {module} is loaded")
     remediation = (f"On {ctx.node.name}:\nsudo modprobe {module}\n"
                    f"echo {module} | sudo tee -a /etc/modules   # load on boot\n"
                    f"kubectl delete pod -n calico-system -l k8s-app=calico-node "

@@ -8,6 +8,7 @@ the bot runs is reported beside it; it only says what the bot's own network sees
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import ssl
 
@@ -33,8 +34,10 @@ async def tls_connect(host: str, port: int, timeout: float) -> str:
             _, writer = await asyncio.open_connection(host, port, ssl=context)
     except TimeoutError:
         return f"no answer within {timeout:g} s"
-    except OSError as exc:  # refused, unreachable, TLS errors (ssl.SSLError is an OSError)
-        return f"failed: {exc.strerror or exc}"
+    except ssl.SSLError as exc:
+        return f"TLS failed: {exc.reason or exc}"
+    except OSError as exc:  # refused, unreachable (asyncio words it "Connect call failed")
+        return f"failed: {os.strerror(exc.errno) if exc.errno else exc}"
     writer.close()
     try:
         async with asyncio.timeout(timeout):

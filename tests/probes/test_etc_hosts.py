@@ -1,0 +1,40 @@
+"""etc-hosts probe: every node name resolves → ok; missing names → fail listing exactly those names
+with their InternalIPs, and a `tee -a /etc/hosts` block with those lines only; the lookup command
+quotes each validated name; no nodes → skip. Output format is real `getent hosts` loop output."""
+
+from __future__ import annotations
+
+from probes.catalog.etc_hosts import etc_hosts, lookup_command
+from probes.model import Status
+from tests.fakes import FakeShell, out
+from tests.probes.catalog_helpers import cluster_facts, ctx
+
+ALL = ("master: 192.168.1.10    master\nworker1: 192.168.1.20    worker1\n"
+       "worker2: 192.168.1.105   worker2\n")
+TWO_MISSING = "master: 192.168.1.10    master\nworker1: MISSING\nworker2: 127.0.1.1    worker2\n"
+
+
+def test_lookup_command_is_one_getent_per_name() -> None:
+    assert lookup_command(["master", "worker1"]) == (
+        "for n in master worker1; do printf '%s: ' \"$n\"; getent hosts \"$n\" || echo MISSING; done")
+
+
+async def test_all_names_resolve_ok() -> None:
+    result = await etc_hosts(ctx(FakeShell().on(r"getent hosts", out(ALL))))
+    assert result.status is Status.OK
+    assert result.summary == "all 3 node names resolve on worker2"
+
+
+async def test_missing_names_fail_with_exact_lines() -> None:
+    result = await etc_hosts(ctx(FakeShell().on(r"getent hosts", out(TWO_MISSING))))
+    assert result.status is Status.FAIL
+    assert result.summary == "1 node name(s) do not resolve on worker2: worker1 (192.168.1.20)"
+    assert result.remediation == (
+        "On worker2, add the missing nodes to /etc/hosts:\n"
+        "sudo tee -a /etc/hosts << EOF\n192.168.1.20  worker1\nEOF\n"
+        "sudo systemctl restart kubelet")
+
+
+async def test_no_nodes_skips() -> None:
+    result = await etc_hosts(ctx(FakeShell(), facts=cluster_facts(nodes=[])))
+    assert result.status is Status.SKIP
