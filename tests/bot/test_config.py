@@ -1,0 +1,77 @@
+"""Configuration loading (bot/config.py).
+
+Covers: defaults without a file; YAML values land in the sub-models; NETCHECK_CONFIG is used when
+no path is given; KUBECONFIG and SLACK_* come from the environment (the file wins); every bad
+input gives ONE line naming the key (wrong type, unknown key, bad node name in ssh.hosts, bad
+CIDR override, invalid YAML, unreadable file, non-mapping top level).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import load
+from probes.errors import ConfigError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "netcheck.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_file() -> None:
+    config = load(None, env={})
+    assert config.debug_pod.image == "nicolaka/netshoot"
+    assert config.debug_pod.namespace == "netcheck"
+    assert config.ssh.user == "root" and config.ssh.port == 22
+    assert config.kubeconfig is None
+
+
+def test_values_from_yaml_and_env(tmp_path) -> None:
+    path = write(tmp_path, """
+context: lab
+ssh: {user: ops, port: 2222, sudo: true, hosts: {worker2: {host: 10.0.0.5, port: 22}}}
+debug_pod: {image: busybox, namespace: tools, start_timeout: 30}
+probes: {default_timeout: 5, timeouts: {mtu: 12}, disabled: [pod-dns], max_nodes_in_parallel: 2}
+cluster: {service_cidr: 10.96.0.0/12, api_service_ip: 10.96.0.1, api_service_port: 443}
+slack: {approvers: [U1]}
+""")
+    env = {"NETCHECK_CONFIG": str(path), "KUBECONFIG": "/k/config:/k/other", "SLACK_BOT_TOKEN": "xoxb-1"}
+    config = load(None, env=env)
+    assert config.context == "lab" and str(config.kubeconfig) == "/k/config"
+    assert config.ssh.hosts["worker2"].host == "10.0.0.5" and config.ssh.sudo
+    assert config.probes.timeout_for("mtu") == 12 and config.probes.max_nodes_in_parallel == 2
+    assert config.cluster.service_cidr == "10.96.0.0/12"
+    assert config.slack.bot_token.get_secret_value() == "xoxb-1" and config.slack.approvers == ["U1"]
+
+
+def test_file_kubeconfig_wins_over_env(tmp_path) -> None:
+    path = write(tmp_path, "kubeconfig: /etc/netcheck/kubeconfig\n")
+    assert str(load(path, env={"KUBECONFIG": "/other"}).kubeconfig) == "/etc/netcheck/kubeconfig"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ssh: {port: abc}\n", "config error: ssh.port: Input should be a valid integer"),
+        ("ssh: {prot: 22}\n", "config error: ssh.prot: unknown key"),
+        ("sshh: {}\n", "config error: sshh: unknown key"),
+        ("ssh: {hosts: {'Worker 2': {host: x}}}\n",
+         "config error: ssh.hosts: Value error, invalid node name"),
+        ("cluster: {pod_cidr: 10.244.0.1/16}\n", "config error: cluster.pod_cidr: Value error, invalid CIDR"),
+        ("probes: {default_timeout: -1}\n", "config error: probes.default_timeout: Input should be greater"),
+        ("ssh: [1, 2\n", "line "),
+        ("- a\n- b\n", "the top level must be a mapping"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(tmp_path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, text), env={})
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unreadable_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"^config error: cannot read .*missing.yaml: No such file"):
+        load(tmp_path / "missing.yaml", env={})
