@@ -23,7 +23,8 @@ from probes.transports.commands import Arg, iface, integer, ipv4, render
 CAPTURE_PACKETS = 20
 
 
-@probe(id="return-path", layer=Layer.ROUTER, needs={"host"}, after=("host-api", "pod-api", "masquerade"))
+@probe(id="return-path", layer=Layer.ROUTER, needs={"host", "pod"},
+       after=("host-api", "pod-api", "masquerade"))
 async def return_path(ctx: ProbeContext) -> ProbeResult:
     """Replies to pod IPs come back (host-api ok, pod-api failing, no NAT: the router has no route back)."""
     host_api = await ctx.result_of("host-api")
