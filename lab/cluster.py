@@ -219,7 +219,7 @@ class Lab:
         procs = {}
         for pid_file in sorted((self.state / "pids").glob("*.pid")):
             pid = int(pid_file.read_text().strip() or 0)
-            procs[pid_file.stem] = {"pid": pid, "alive": Path(f"/proc/{pid}").exists()}
+            procs[pid_file.stem] = {"pid": pid, "alive": nodes.alive(pid)}
         return {
             "prefix": self.prefix, "state": str(self.state), "api_url": self.api_url,
             "nodes": [{"name": n.name, "ip": n.ip, "iface": n.iface, "pod_ip": n.pod_ip,

@@ -111,6 +111,15 @@ def kill_pid(pid: int) -> None:
         pass
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie left for an init that does not reap counts as gone: it holds nothing)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 def python_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(LAB_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
