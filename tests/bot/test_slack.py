@@ -2,6 +2,7 @@
 `lab.slack.driver`, the Web API pointed at the `lab.slack.webapi` stand-in, fake engine and fix runner.
 
 Covers: ack < 3 s while probes run; parent, threaded replies (cause first, ok folded), parent verdict;
+`/netcheck all` (a line per node, details in the thread);
 help / unknown node / already running / channel not allowed; approver click applies once (double click)
 with the button replaced, outcome in the thread and the parent re-checked; non-approver, self-approval,
 expired and tampered values refused with nothing applied; bad signature and stale timestamp → 401;
@@ -279,3 +280,18 @@ async def _settle(bot: Bot) -> None:
         if bot.rt.tasks.running <= 1:
             return
         await asyncio.sleep(0.02)
+
+
+async def test_netcheck_all_one_line_per_node_details_in_thread(bot):
+    reply = await bot.driver.command("all", user=ALICE, channel=CHANNEL)
+    assert reply.status == 200
+    await bot.idle()
+    parent = bot.parent()
+    lines = parent.blocks[1]["text"]["text"].splitlines()
+    assert lines == [
+        ":white_check_mark: master: all 4 probes ok",
+        ":white_check_mark: worker1: all 4 probes ok",
+        ":x: worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)",
+    ]
+    assert [r.text.split(":")[0] for r in parent.replies] == ["master", "worker1", "worker2"]
+    assert "no MASQUERADE on wlp59s0 (`masquerade`)" in parent.replies[2].blocks[0]["text"]["text"]
