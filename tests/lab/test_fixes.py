@@ -1,0 +1,173 @@
+"""The fixes against the lab (real SSH, real iptables in the node's namespace, the lab's systemctl
+stand-in, the Kubernetes API stand-in), driven from the ops namespace.
+
+Covers: the masquerade fix on worker2 (the case study) makes masquerade, pod-api and return-path
+ok with exactly one rule and one unit; a second apply changes nothing; rollback restores
+iptables-save and the unit directory exactly; `netcheck fix` refuses bad inputs (MTU 100000, CIDR
+`10.0.0.0/8; reboot`, interface `eth0 && reboot`, node `../etc`) with exit 2 and nothing changed
+(iptables-save, unit directory, Installation compared); kernel-modules cannot load a module on
+the lab (no tunnel device), so verification fails and the CLI rolls back (exit 1) leaving the
+files as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from lab.cluster import Lab
+
+pytest_plugins = ["tests.labfixtures"]
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+NODE = "worker2"
+MASQ = {"pod_cidr": "192.168.88.0/24", "interface": "wlp59s0"}
+RULE = "-A POSTROUTING -s 192.168.88.0/24 -o wlp59s0 -j MASQUERADE"
+UNIT = "/etc/systemd/system/netcheck-masquerade.service"
+CLI = (
+    "import argparse, sys\n"
+    "from bot.commands import fix\n"
+    "parser = argparse.ArgumentParser(prog='netcheck')\n"
+    "fix.add_parser(parser.add_subparsers())\n"
+    "args = parser.parse_args(sys.argv[1:])\n"
+    "sys.exit(args.run(args))\n"
+)
+
+
+def nat_rules(lab: Lab) -> list[str]:
+    """The nat table's chains and rules (counters dropped: traffic changes them, not fixes)."""
+    saved = lab.node_exec(NODE, "iptables-nft-save", "-t", "nat", check=True).stdout
+    return [line.split(" [")[0] for line in saved.splitlines() if line.startswith((":", "-A"))]
+
+
+def unit_dir(lab: Lab) -> str:
+    """Every file under /etc/systemd/system with its content, and the stand-in's enabled state."""
+    script = "cd /etc/systemd/system && find . | sort | while read f; do echo \"== $f\"; " \
+             "[ -f \"$f\" ] && cat \"$f\"; done; systemctl is-enabled netcheck-masquerade.service"
+    return lab.node_exec(NODE, "sh", "-c", script).stdout
+
+
+async def _with_engine(lab: Lab, use):  # noqa: ANN001, ANN202 - small test helper
+    from bot import config as config_module
+    from bot import wiring
+
+    engine = wiring.build_engine(config_module.load(lab.config_file))
+    try:
+        return await use(engine)
+    finally:
+        await engine.aclose()
+
+
+def in_ops(lab: Lab, use):  # noqa: ANN001, ANN202
+    with lab.enter_ops():
+        return asyncio.run(_with_engine(lab, use))
+
+
+def netcheck_fix(lab: Lab, *argv: str):  # noqa: ANN202
+    return lab.run_ops([sys.executable, "-c", CLI, "fix", *argv], timeout=120)
+
+
+@pytest.fixture(scope="module")
+def netcheck_namespace(lab: Lab) -> None:
+    """The debug pods' namespace, as the deploy manifests create it (pod-api needs its debug pod)."""
+    from probes.errors import ClusterError
+
+    async def create(engine):  # noqa: ANN001, ANN202
+        try:
+            await engine.cluster.call("create namespace", engine.cluster.core.create_namespace,
+                                      {"metadata": {"name": "netcheck"}})
+        except ClusterError as exc:
+            if exc.status != 409:  # already there: fine
+                raise
+
+    in_ops(lab, create)
+
+
+@pytest.fixture
+def clean_worker2(lab: Lab, netcheck_namespace: None) -> Iterator[None]:
+    """worker2 in its case-study state (no MASQUERADE, no unit) before and after the test."""
+    lab.fault("no-masquerade", node=NODE, on=True)
+    lab.node_exec(NODE, "sh", "-c", f"systemctl disable --now netcheck-masquerade.service; rm -f {UNIT}; "
+                  "systemctl daemon-reload")
+    yield
+    lab.node_exec(NODE, "sh", "-c", f"systemctl disable --now netcheck-masquerade.service; rm -f {UNIT}; "
+                  "systemctl daemon-reload")
+    lab.fault("no-masquerade", node=NODE, on=True)
+
+
+def test_masquerade_fix_applies_once_verifies_and_rolls_back_exactly(lab: Lab, clean_worker2: None) -> None:
+    from fixes.model import Approval, Outcome
+    from fixes.runner import FixRunner
+
+    rules_before, units_before = nat_rules(lab), unit_dir(lab)
+    assert RULE not in rules_before
+    approval = Approval(approver="lab-test", approved_at=datetime.now(UTC), requested_by="lab-test")
+
+    async def apply_twice_then_rollback(engine):  # noqa: ANN001, ANN202
+        runner = FixRunner(engine)
+        first = await runner.apply(NODE, "masquerade", MASQ, approval)
+        after_first = (nat_rules(lab), unit_dir(lab))
+        second = await runner.apply(NODE, "masquerade", MASQ, approval)
+        after_second = (nat_rules(lab), unit_dir(lab))
+        undone = await runner.rollback(NODE, "masquerade", MASQ, first.before or {}, approval)
+        return first, after_first, second, after_second, undone
+
+    first, (rules1, units1), second, (rules2, units2), undone = in_ops(lab, apply_twice_then_rollback)
+    assert first.outcome == Outcome.APPLIED, first.message + " " + str(first.problems)
+    assert {f.probe: f.status.value for f in first.verification} == {
+        "masquerade": "ok", "pod-api": "ok", "return-path": "ok"}
+    assert rules1.count(RULE) == 1 and "ExecStart=/bin/sh -c" in units1 and units1.endswith("enabled\n")
+    assert second.outcome == Outcome.NOTHING_TO_DO, second.message
+    assert (rules2, units2) == (rules1, units1)
+    assert undone.outcome == Outcome.ROLLED_BACK, undone.message
+    assert nat_rules(lab) == rules_before
+    assert unit_dir(lab) == units_before
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (("calico-mtu", "--param", "mtu=100000"), "invalid MTU"),
+        (("masquerade", "--param", "pod_cidr=10.0.0.0/8; reboot", "--param", "interface=wlp59s0"),
+         "invalid CIDR"),
+        (("masquerade", "--param", "pod_cidr=10.0.0.0/8", "--param", "interface=eth0 && reboot"),
+         "invalid interface name"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_changes(
+    lab: Lab, clean_worker2: None, argv: tuple[str, ...], error: str
+) -> None:
+    before = (nat_rules(lab), unit_dir(lab), in_ops(lab, lambda e: e.cluster.get_installation()))
+    proc = netcheck_fix(lab, NODE, *argv, "--yes")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert error in proc.stdout and proc.stdout.count("\n") == 1
+    assert (nat_rules(lab), unit_dir(lab), in_ops(lab, lambda e: e.cluster.get_installation())) == before
+
+
+def test_bad_node_name_is_refused(lab: Lab, clean_worker2: None) -> None:
+    before = (nat_rules(lab), unit_dir(lab))
+    proc = netcheck_fix(lab, "../etc", "masquerade", "--param", "pod_cidr=192.168.88.0/24",
+                        "--param", "interface=wlp59s0", "--yes")
+    assert proc.returncode == 2 and "invalid node name" in proc.stdout, proc.stdout + proc.stderr
+    assert (nat_rules(lab), unit_dir(lab)) == before
+
+
+def test_kernel_module_verification_failure_rolls_back(lab: Lab, fault) -> None:
+    """The lab's pool is VXLAN; without vxlan.calico the probe fails, and loading the module cannot
+    bring the device back (calico-node would), so verification fails and the fix is undone."""
+    fault("no-tunnel-device")
+    conf = "/etc/modules-load.d/netcheck-vxlan.conf"
+    listing = ["sh", "-c", "ls -la --time-style=+ /etc/modules-load.d; cat /etc/modules-load.d/*"]
+    before = lab.node_exec(NODE, *listing).stdout
+    proc = netcheck_fix(lab, NODE, "kernel-modules", "--param", "module=vxlan", "--yes")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "rolled-back:" in proc.stdout and "kernel-modules is fail" in proc.stdout
+    assert lab.node_exec(NODE, "test", "-e", conf).returncode == 1
+    assert lab.node_exec(NODE, *listing).stdout == before
