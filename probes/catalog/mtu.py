@@ -103,6 +103,9 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     route = parse_route(route_out.stdout) if route_out.ok else None
     if route is None or route.dev is None:
         raise ProbeSkip(f"the node has no route to the API endpoint {endpoint.ip}: {route_out.output}")
+    if route.dev == "lo" or route_out.stdout.startswith("local "):
+        return ok(f"the API endpoint {endpoint.ip} is this node's own address: no link MTU on the path",
+                  evidence=f"$ {route_out.command}\n{route_out.output}")
     dev = iface(route.dev)
     link = await ctx.host.run(render("ip -o link show dev {dev}", dev=dev), timeout=timeout)
     link_mtu = link_mtus(link.stdout).get(dev.value)

@@ -134,3 +134,14 @@ async def test_wireguard_overhead_when_wireguard_interface_exists() -> None:
 async def test_unknown_endpoint_skips() -> None:
     with pytest.raises(ProbeSkip, match="real IPv4 address is unknown"):
         await mtu_probe(context(node(), cluster_facts=facts(endpoint=None)))
+
+
+async def test_endpoint_on_this_node_needs_no_path_check() -> None:
+    local = "local 192.168.1.10 dev lo src 192.168.1.10 uid 0 \\    cache <local> \n"
+    host = (FakeShell().on(r"^ip -o link show$", out(LINKS.format(wifi=1500)))
+            .on(r"^ip -o route get 192\.168\.1\.10$", out(local)))
+    result = await mtu_probe(context(host, cluster_facts=facts(installation=INSTALLED)))
+    assert result.status is Status.OK
+    assert result.summary == ("the API endpoint 192.168.1.10 is this node's own address: "
+                              "no link MTU on the path")
+    assert not any(cmd.startswith("ping") for cmd in host.ran)
