@@ -107,6 +107,14 @@ class _Lazy:
         except TransportUnavailable as exc:
             return None, str(exc)
 
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    @property
+    def missing(self) -> str:
+        return self._missing
+
     def cancel(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -211,21 +219,31 @@ class Engine:
             (lambda: pods.get(node)) if pods is not None and "pod" in needs else None,
             "no debug pod configured",
         )
+        peer_node = self._peer_node(node, facts) if "peer-pod" in needs else None
+        peer = _Lazy(
+            (lambda: pods.get(peer_node)) if pods is not None and peer_node is not None else None,
+            "no debug pod on another Ready node",
+        )
         futures: dict[str, asyncio.Future[Finding]] = {
             spec.id: asyncio.get_running_loop().create_future() for spec in specs
         }
         try:
             findings = await asyncio.gather(
-                *(self._run_and_publish(spec, node, facts, host, pod, futures, node_log) for spec in specs)
+                *(
+                    self._run_and_publish(spec, node, facts, host, pod, peer, futures, node_log)
+                    for spec in specs
+                )
             )
         finally:
-            host.cancel()
-            pod.cancel()
-            if pods is not None and "pod" in needs:
+            for lazy in (host, pod, peer):
+                lazy.cancel()
+            for used, pod_node in ((pod, node.name), (peer, peer_node.name if peer_node else None)):
+                if pods is None or not used.started or pod_node is None:
+                    continue
                 try:
-                    await pods.release(node.name)
+                    await pods.release(pod_node)
                 except Exception:  # clean-up must not hide the report; aclose retries
-                    node_log.exception("debug pod release failed")
+                    node_log.exception("debug pod release failed", pod_node=pod_node)
         findings = list(findings)
         findings.extend(self._transport_findings(host, pod))
         return Report(
@@ -234,6 +252,13 @@ class Engine:
             duration_s=time.monotonic() - t0,
             findings=attribute_causes(findings),
         )
+
+    @staticmethod
+    def _peer_node(node: NodeFacts, facts: ClusterFacts) -> NodeFacts | None:
+        """Another Ready node for cross-node pod checks (a worker before a control-plane node)."""
+        others = [n for n in facts.nodes if n.ready and n.name != node.name]
+        others.sort(key=lambda n: "node-role.kubernetes.io/control-plane" in n.labels)
+        return others[0] if others else None
 
     @staticmethod
     def _transport_findings(host: _Lazy, pod: _Lazy) -> list[Finding]:
@@ -258,12 +283,13 @@ class Engine:
         facts: ClusterFacts,
         host: _Lazy,
         pod: _Lazy,
+        peer: _Lazy,
         futures: dict[str, asyncio.Future[Finding]],
         node_log: Any,
     ) -> Finding:
         future = futures[spec.id]
         try:
-            finding = await self.run_one(spec, node, facts, host, pod, futures, node_log)
+            finding = await self.run_one(spec, node, facts, host, pod, peer, futures, node_log)
         except BaseException as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -279,6 +305,7 @@ class Engine:
         facts: ClusterFacts,
         host: _Lazy,
         pod: _Lazy,
+        peer: _Lazy,
         futures: dict[str, asyncio.Future[Finding]],
         node_log: Any,
     ) -> Finding:
@@ -289,19 +316,22 @@ class Engine:
         def finding(status: Status, summary: str, **extra: Any) -> Finding:
             return Finding(probe=spec.id, layer=spec.layer, status=status, summary=summary, **extra)
 
-        host_shell = pod_exec = None
-        host_reason = pod_reason = None
         transport_wait = self.settings.transport_timeout
-        if "host" in spec.needs:
-            host_shell, host_reason = await host.get(transport_wait)
-            if host_shell is None:
-                probe_log.info("probe skipped", reason=host_reason)
-                return finding(Status.SKIP, f"no SSH to {node.name}: {host_reason}")
-        if "pod" in spec.needs:
-            pod_exec, pod_reason = await pod.get(transport_wait)
-            if pod_exec is None:
-                probe_log.info("probe skipped", reason=pod_reason)
-                return finding(Status.SKIP, f"no debug pod on {node.name}: {pod_reason}")
+        # A declared need is awaited and required; a transport another probe of this check started
+        # is handed over too (awaited, not required), so probes that use one opportunistically get it.
+        host_shell, host_reason = await host.get(transport_wait) if host.started else (None, host.missing)
+        if "host" in spec.needs and host_shell is None:
+            probe_log.info("probe skipped", reason=host_reason)
+            return finding(Status.SKIP, f"no SSH to {node.name}: {host_reason}")
+        pod_exec, pod_reason = await pod.get(transport_wait) if pod.started else (None, pod.missing)
+        if "pod" in spec.needs and pod_exec is None:
+            probe_log.info("probe skipped", reason=pod_reason)
+            return finding(Status.SKIP, f"no debug pod on {node.name}: {pod_reason}")
+        peer_pod = None
+        if "peer-pod" in spec.needs and peer.started:
+            peer_pod, peer_reason = await peer.get(transport_wait)
+            if peer_pod is None:
+                probe_log.info("no peer pod", reason=peer_reason)
         ctx = ProbeContext(
             node=node,
             facts=facts,
@@ -313,10 +343,13 @@ class Engine:
             pod_exec=pod_exec,
             pod_unavailable=pod_reason,
             results={dep: futures[dep] for dep in spec.after if dep in futures},
+            peer_pod_ip=peer_pod.ip if peer_pod is not None else None,
         )
         try:
-            async with asyncio.timeout(timeout):
-                result = await spec.fn(ctx)
+            # contextvars too, so transport log lines (ssh, pod) of this probe carry node and probe
+            with structlog.contextvars.bound_contextvars(node=node.name, probe=spec.id):
+                async with asyncio.timeout(timeout):
+                    result = await spec.fn(ctx)
         except TimeoutError:
             probe_log.warning("probe timed out", timeout_s=timeout)
             return finding(Status.ERROR, f"timed out after {timeout:g} s")

@@ -17,7 +17,9 @@ from probes.model import Layer, ProbeResult
 if TYPE_CHECKING:
     from probes.context import ProbeContext
 
-Need = Literal["host", "pod", "cluster"]
+Need = Literal["host", "pod", "cluster", "peer-pod"]
+"""host/pod/cluster: required (the probe is skipped without it). peer-pod: wanted, never required —
+the engine starts a debug pod on another Ready node and passes its IP as `ctx.peer_pod_ip`."""
 ProbeFn = Callable[["ProbeContext"], Awaitable[ProbeResult]]
 
 _ID = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -57,7 +59,7 @@ class Registry:
             raise RegistryError(f"probe id {spec.id!r} is registered twice")
         if not inspect.iscoroutinefunction(spec.fn):
             raise RegistryError(f"probe {spec.id!r} must be an async function")
-        unknown_needs = set(spec.needs) - {"host", "pod", "cluster"}
+        unknown_needs = set(spec.needs) - {"host", "pod", "cluster", "peer-pod"}
         if unknown_needs:
             raise RegistryError(f"probe {spec.id!r} needs unknown transports {sorted(unknown_needs)}")
         self.specs[spec.id] = spec

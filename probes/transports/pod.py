@@ -143,13 +143,15 @@ class KubePodExec:
 
 
 class DebugPods:
-    """`DebugPods` for the engine: one pod per node at a time, deleted on release/aclose."""
+    """`DebugPods` for the engine: one pod per node at a time, shared by its users (the node's own
+    check and other nodes' cross-node checks), deleted when the last user releases it or on aclose."""
 
     def __init__(self, cluster: KubeCluster, settings: DebugPodSettings) -> None:
         self.cluster = cluster
         self.settings = settings
         self._pods: dict[str, KubePodExec] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
 
     async def get(self, node: NodeFacts) -> KubePodExec:
         async with self._locks.setdefault(node.name, asyncio.Lock()):
@@ -157,6 +159,7 @@ class DebugPods:
             if pod is None:
                 pod = await self._start(node.name)
                 self._pods[node.name] = pod
+            self._users[node.name] = self._users.get(node.name, 0) + 1
             return pod
 
     async def _leftovers(self, node: str) -> list[str]:
@@ -230,13 +233,20 @@ class DebugPods:
         )
 
     async def release(self, node: str) -> None:
+        """One user is done with the node's pod; the last one deletes it."""
         async with self._locks.setdefault(node, asyncio.Lock()):
+            users = self._users.get(node, 0) - 1
+            if users > 0:
+                self._users[node] = users
+                return
+            self._users.pop(node, None)
             pod = self._pods.pop(node, None)
             if pod is not None:
                 await self._delete(pod.name)
 
     async def aclose(self) -> None:
         for node in list(self._pods):
+            self._users.pop(node, None)
             await self.release(node)
 
 

@@ -1,13 +1,13 @@
-"""Cluster, discovery and debug-pod transports against H2's API stand-in (lab/apiserver, in-process
-on 127.0.0.1 over TLS), through the official kubernetes client and a real kubeconfig file.
+"""Cluster, discovery and debug-pod transports against H2's API stand-in (lab/apiserver, in-process on
+127.0.0.1 over TLS), through the official kubernetes client and a real kubeconfig file.
 
 Covers: kubeconfig/context loading (and a bad kubeconfig -> ConfigError); discovery of the API
 service, endpoints, nodes (InternalIP, podCIDR, Ready, annotations), kube-dns, Installation and
-IPPools; config overrides win; Calico absent -> None/[]; ApiException translation (404, 403 with
-the message, unreachable); merge and JSON patch of the Installation; debug pods: missing
-namespace reported, pinned pod with labels/tolerations, exec stdout/stderr/exit code, command
-timeout, leftover pod of a crashed run deleted, a pod that never runs -> PodUnavailable and
-deleted; the whole engine wired by `bot.wiring.build_transports`.
+IPPools; config overrides win; Calico absent -> None/[]; ApiException translation (404, 403 with the
+message, unreachable); merge and JSON patch of the Installation; debug pods: missing namespace
+reported, pinned pod with labels/tolerations, exec stdout/stderr/exit code, command timeout, a pod
+shared by two users is deleted by the last, leftover pod of a crashed run deleted, a pod that never
+runs -> PodUnavailable and deleted; the whole engine wired by `bot.wiring.build_transports`.
 """
 
 from __future__ import annotations
@@ -167,7 +167,6 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
     await _create_namespace(kube)
     pods = DebugPods(kube, pod_settings())
     pod = await pods.get(WORKER2)
-    assert await pods.get(WORKER2) is pod  # one pod per node at a time
     raw = await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
     assert raw.spec.node_name == "worker2" and raw.spec.host_network in (False, None)
     assert raw.metadata.labels == {"app.kubernetes.io/managed-by": "netcheck", "netcheck/node": "worker2"}
@@ -195,6 +194,18 @@ async def test_leftover_pod_is_deleted_first(kube) -> None:
              (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items}
     assert names == {pod.name, other_node["metadata"]["name"]}  # only worker2's leftover went
     await pods.aclose()
+
+
+async def test_shared_pod_deleted_by_last_user(kube) -> None:
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings())
+    pod = await pods.get(WORKER2)
+    assert await pods.get(WORKER2) is pod  # e.g. worker2's own check and another node's peer check
+    await pods.release("worker2")
+    await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")  # still there
+    await pods.release("worker2")
+    with pytest.raises(ClusterNotFound):
+        await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
 
 
 async def test_pod_that_never_runs(kube) -> None:

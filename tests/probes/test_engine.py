@@ -3,8 +3,10 @@
 Covers: probes of a node run concurrently (overlap proven by events); `after=` waits only for its
 dependency, and a dependency that is not selected resolves to None; timeout -> error "timed out
 after N s"; exception -> error; ProbeSkip -> skip; missing/failed transport -> skip with the reason
-plus a visible `ssh` error finding; disabled probes; unknown node names the closest names;
-unknown probe id; root-cause attribution; check_all's concurrency bound; debug pod release.
+plus a visible `ssh` error finding; transports another probe started are handed to probes that did
+not declare them; `peer-pod` gives the IP of a debug pod on another Ready node; disabled probes;
+unknown node names the closest names; unknown probe id; root-cause attribution; check_all's
+concurrency bound; debug pod release.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from probes.registry import Registry, probe
 from probes.settings import ProbeSettings
 from tests.fakes import FakeCluster, FakePod, FakeShell
 
-NODES = [NodeFacts(name=n, internal_ip=f"10.0.0.{i}") for i, n in enumerate(["master", "worker1", "worker2"])]
+NODES = [
+    NodeFacts(name=n, internal_ip=f"10.0.0.{i}", ready=n != "worker1",
+              labels={"node-role.kubernetes.io/control-plane": ""} if n == "master" else {})
+    for i, n in enumerate(["master", "worker1", "worker2"])
+]
 
 
 class Shells:
@@ -46,7 +52,7 @@ class Pods:
         self.closed = False
 
     async def get(self, node: NodeFacts) -> FakePod:
-        return FakePod(node=node.name)
+        return FakePod(node=node.name, name=f"debug-{node.name}", ip=f"10.244.{NODES.index(node)}.9")
 
     async def release(self, node: str) -> None:
         self.released.append(node)
@@ -295,3 +301,34 @@ async def test_aclose_closes_pods() -> None:
     engine = make_engine(Registry(), pods=pods)
     await engine.aclose()
     assert pods.closed
+
+
+async def test_started_transports_are_shared_with_undeclared_probes() -> None:
+    reg = Registry()
+
+    @probe(id="needs-host", layer=Layer.HOST_ROUTE, needs={"host"}, registry=reg)
+    async def needs_host(ctx):
+        return ok(ctx.host.node)
+
+    @probe(id="opportunist", layer=Layer.ROUTER, registry=reg)
+    async def opportunist(ctx):
+        return ok(f"host={ctx.host_shell is not None} pod={ctx.pod_exec is not None} ({ctx.pod_unavailable})")
+
+    report = await make_engine(reg, shells=Shells(), pods=Pods()).check("worker2")
+    assert report.finding("opportunist").summary == "host=True pod=False (no debug pod configured)"
+
+
+async def test_peer_pod_on_another_ready_node() -> None:
+    reg = Registry()
+
+    @probe(id="cross", layer=Layer.ROUTER, needs={"peer-pod"}, registry=reg)
+    async def cross(ctx):
+        return ok(f"peer {ctx.peer_pod_ip}")
+
+    pods = Pods()
+    report = await make_engine(reg, pods=pods).check("worker2")
+    # worker1 is not Ready; the control-plane node is the only other candidate
+    assert report.finding("cross").summary == "peer 10.244.0.9"
+    assert pods.released == ["master"]
+    report = await make_engine(reg).check("worker2")
+    assert report.finding("cross").summary == "peer None"
