@@ -1,9 +1,17 @@
 """Each lab fault's symptom with plain commands, on and then off (faults undone by the `fault` fixture):
 mtu (frag-needed from the node), kubelet-blocked, hosts-missing, rules-in-legacy, alternative-legacy,
-ip-forward-off, ip-forward-unpersisted, resolved-stub, pod-route-missing, no-tunnel-device.
+ip-forward-off, ip-forward-unpersisted, resolved-stub, pod-route-missing, no-tunnel-device,
+icmp-blackhole (oversize DF packets vanish, no frag-needed) and ipip-blocked (raw IP-protocol-4 packets
+from worker2 reach master's raw socket, then stop at the router's bridge filter).
+
+The mtu fault: the router is a plain bridge (an L2 AP), so the frag-needed comes from worker2 itself
+when it forwards the pod's 1450-byte-MTU traffic onto the 1400-byte WiFi link, as in the case study.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +89,54 @@ def test_pod_route_and_tunnel_device(lab: Lab, fault) -> None:
     assert "192.168.88.69 dev cali" in lab.node_exec("worker2", "ip", "route").stdout
     fault("no-tunnel-device")
     assert lab.node_exec("worker2", "ip", "link", "show", "vxlan.calico").returncode != 0
+
+
+def test_icmp_blackhole_drops_silently(lab: Lab, fault) -> None:
+    fault("no-masquerade", on=False)
+    fault("icmp-blackhole")
+    out = big_ping(lab)
+    assert "0 received" in out and "mtu" not in out.lower(), out  # no frag-needed reaches the pod
+    small = lab.pod_exec("worker2", "ping", "-c", "1", "-W", "2", "-s", "1000", "192.168.1.10").stdout
+    assert "1 received" in small
+    fault("icmp-blackhole", on=False)
+    assert "1 received" in big_ping(lab)
+
+
+IPIP_RECEIVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4)
+s.settimeout(float(sys.argv[1]))
+try:
+    while True:
+        data, addr = s.recvfrom(2048)
+        if addr[0] == "192.168.1.105":
+            print("got", addr[0]); break
+except TimeoutError:
+    print("nothing")
+"""
+IPIP_SENDER = """
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4)
+for _ in range(10):
+    s.sendto(b"\\x45" + b"\\x00" * 19, ("192.168.1.10", 0)); time.sleep(0.1)
+"""
+
+
+def ipip_reaches_master(lab: Lab) -> bool:
+    receiver = subprocess.Popen(["ip", "netns", "exec", lab.ns("master"), sys.executable, "-c",
+                                 IPIP_RECEIVER, "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        lab.node_exec("worker2", sys.executable, "-c", IPIP_SENDER, check=True)
+        out, _ = receiver.communicate(timeout=10)
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+    return out.startswith("got")
+
+
+def test_ipip_blocked_at_the_router(lab: Lab, fault) -> None:
+    assert ipip_reaches_master(lab)
+    fault("ipip-blocked")
+    assert not ipip_reaches_master(lab)
+    assert "ip protocol ipencap counter" in lab.router_exec("nft", "list", "ruleset").stdout
