@@ -23,7 +23,9 @@ _LOOKUP = (
 _DIG_A = re.compile(r"\sIN\s+A\s+(\d+\.\d+\.\d+\.\d+)\s*$", re.MULTILINE)
 _NSLOOKUP_A = re.compile(r"^Address(?:\s+\d+)?:\s*(\d+\.\d+\.\d+\.\d+)\s*$", re.MULTILINE)
 _NAMESERVER = re.compile(r"^\s*nameserver\s+(\S+)", re.MULTILINE)
-_STATUS = re.compile(r"status: (\w+)|(connection timed out[^\n]*)|(NXDOMAIN|SERVFAIL|REFUSED)")
+_STATUS = re.compile(
+    r"status: (\w+)|(connection timed out|no servers could be reached)|(NXDOMAIN|SERVFAIL|REFUSED)"
+)
 
 
 def answers(output: str) -> list[str]:

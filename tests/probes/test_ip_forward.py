@@ -10,7 +10,7 @@ from probes.model import FixProposal, Status
 from tests.fakes import FakeShell, out
 from tests.probes.catalog_helpers import ctx
 
-V6_ADDR = ("3: eth0    inet6 2001:db8::105/64 scope global \\       valid_lft forever preferred_lft forever\n")
+V6_ADDR = "3: eth0    inet6 2001:db8::105/64 scope global \\       valid_lft forever preferred_lft forever\n"
 
 
 def node(v4: str = "1", persisted: str = "", v6_addr: str = "", v6: str = "1") -> FakeShell:

@@ -53,10 +53,16 @@ async def test_rbac_refusal_skips() -> None:
     assert result.status is Status.SKIP
 
 
-async def test_tls_connect_real_handshake_and_refusal(tmp_path: Path) -> None:
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
                     "-out", str(cert), "-days", "1", "-subj", "/CN=kubelet"], check=True, capture_output=True)
+    return key, cert
+
+
+async def test_tls_connect_real_handshake_and_refusal(self_signed: tuple[Path, Path]) -> None:
+    key, cert = self_signed
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
 

@@ -1,0 +1,76 @@
+"""encapsulation probe: IPIP pool over wlp59s0 → warn recommending VXLAN with the pool's name;
+VXLAN pool over WiFi with the peer pod answering → ok; peer pod silent (100% loss, real ping output)
+→ fail with the host route as evidence; no peer → pod-to-pod reported as not checked; a missing ping
+binary gives no verdict; no shell and no pod → skip."""
+
+from __future__ import annotations
+
+import pytest
+
+from probes.catalog.encapsulation import encapsulation
+from probes.errors import ProbeSkip
+from probes.model import Status
+from tests.fakes import FakePod, FakeShell, out
+from tests.probes.catalog_helpers import IPIP_POOL, VXLAN_POOL, cluster_facts, ctx
+
+ADDRS = ("2: wlp59s0    inet 192.168.1.105/24 scope global wlp59s0\\       valid_lft forever "
+         "preferred_lft forever\n")
+PING_OK = ("PING 192.168.87.69 (192.168.87.69) 56(84) bytes of data.\n"
+           "64 bytes from 192.168.87.69: icmp_seq=1 ttl=62 time=0.128 ms\n"
+           "64 bytes from 192.168.87.69: icmp_seq=2 ttl=62 time=0.048 ms\n\n"
+           "--- 192.168.87.69 ping statistics ---\n"
+           "2 packets transmitted, 2 received, 0% packet loss, time 1017ms\n")
+PING_LOST = ("PING 192.168.87.69 (192.168.87.69) 56(84) bytes of data.\n\n"
+             "--- 192.168.87.69 ping statistics ---\n"
+             "2 packets transmitted, 0 received, 100% packet loss, time 1019ms\n")
+
+
+def node() -> FakeShell:
+    return (FakeShell().on(r"^ip -o -4 addr show$", out(ADDRS))
+            .on(r"^test -d /sys/class/net/wlp59s0/wireless$", out("", 1))
+            .on(r"^ip -o route get 192\.168\.87\.69$", out("192.168.87.69 via 192.168.1.20 dev wlp59s0 "
+                                                           "src 192.168.1.105 uid 0 \\    cache \n")))
+
+
+async def test_ipip_over_wifi_warns_recommending_vxlan() -> None:
+    result = await encapsulation(ctx(node(), facts=cluster_facts(pools=[IPIP_POOL])))
+    assert result.status is Status.WARN
+    assert result.summary.startswith("IPIP encapsulation over WiFi interface wlp59s0")
+    assert '"value":"VXLANCrossSubnet"' in result.remediation
+    assert "calicoctl patch ippool default-ipv4-ippool" in result.remediation
+    assert "pod-to-pod skipped: no debug pod" in result.evidence
+
+
+async def test_vxlan_over_wifi_with_peer_reachable_ok() -> None:
+    pod = FakePod().on(r"^ping -c 2 -W 1 192\.168\.87\.69$", out(PING_OK))
+    result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
+    assert result.status is Status.OK
+    assert result.summary == "no IPIP over WiFi; pod-to-pod to 192.168.87.69 ok (0% loss)"
+
+
+async def test_peer_pod_silent_fails_with_route_evidence() -> None:
+    pod = FakePod().on(r"^ping ", out(PING_LOST, 1))
+    result = await encapsulation(ctx(node(), pod, facts=cluster_facts(pools=[IPIP_POOL]),
+                                     peer_pod_ip="192.168.87.69"))
+    assert result.status is Status.FAIL
+    assert result.summary == "no reply from the pod 192.168.87.69 on another node (pod-to-pod lost)"
+    assert "192.168.87.69 via 192.168.1.20 dev wlp59s0" in result.evidence
+    assert "drops protocol 4" in result.remediation
+
+
+async def test_without_peer_pod_to_pod_not_checked() -> None:
+    result = await encapsulation(ctx(node(), FakePod()))
+    assert result.status is Status.OK
+    assert "pod-to-pod skipped: no debug pod on another Ready node" in result.evidence
+
+
+async def test_missing_ping_gives_no_verdict() -> None:
+    pod = FakePod().on(r"^ping ", out("", 127, "sh: ping: not found"))
+    result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
+    assert result.status is Status.OK
+    assert result.summary.endswith("pod-to-pod not checked")
+
+
+async def test_nothing_to_run_on_skips() -> None:
+    with pytest.raises(ProbeSkip):
+        await encapsulation(ctx(facts=cluster_facts(pools=[VXLAN_POOL])))
