@@ -272,7 +272,7 @@ class Engine:
             if reason is not None:
                 extra.append(
                     Finding(probe=probe_id, layer=layer, status=Status.ERROR,
-                            summary=f"{what} unavailable: {reason}", evidence=reason)
+                            summary=f"{what} unavailable: {reason}")
                 )
         return extra
 

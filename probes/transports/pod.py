@@ -191,8 +191,9 @@ class DebugPods:
             await self.cluster.call(f"create pod {ns}/{name}", self.cluster.core.create_namespaced_pod,
                                     ns, manifest)
         except ClusterNotFound as exc:
+            # the only 404 a pod create gets is a missing namespace; creating it is the operator's job
             raise PodUnavailable(
-                f"namespace {ns!r} does not exist (create it: kubectl create namespace {ns}): {exc}"
+                f"namespace {ns!r} does not exist (create it: kubectl create namespace {ns})"
             ) from exc
         except ClusterError as exc:
             raise PodUnavailable(f"cannot create the debug pod in {ns}: {exc}") from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import structlog.testing
 
 from probes.causes import attribute_causes
 from probes.engine import Engine, Transports, UnknownNode, UnknownProbe
@@ -332,3 +333,18 @@ async def test_peer_pod_on_another_ready_node() -> None:
     assert pods.released == ["master"]
     report = await make_engine(reg).check("worker2")
     assert report.finding("cross").summary == "peer None"
+
+
+async def test_probe_log_lines_carry_node_and_probe() -> None:
+    reg = Registry()
+
+    @probe(id="talks", layer=Layer.POD_APP, registry=reg)
+    async def talks(ctx):
+        ctx.log.info("looking")
+        return ok("done")
+
+    with structlog.testing.capture_logs() as logs:
+        await make_engine(reg).check("worker2")
+    lines = [entry for entry in logs if entry["event"] in ("looking", "probe done")]
+    assert len(lines) == 2
+    assert all((e["node"], e["probe"]) == ("worker2", "talks") for e in lines)
