@@ -5,7 +5,9 @@ Covers: the masquerade fix on worker2 (the case study) makes masquerade, pod-api
 ok with exactly one rule and one unit; a second apply changes nothing; rollback restores
 iptables-save and the unit directory exactly; `netcheck fix` refuses bad inputs (MTU 100000, CIDR
 `10.0.0.0/8; reboot`, interface `eth0 && reboot`, node `../etc`) with exit 2 and nothing changed
-(iptables-save, unit directory, Installation compared); kernel-modules cannot load a module on
+(iptables-save, unit directory, Installation compared); ip-forward and etc-hosts on their lab
+faults: probe ok after one apply, the second changes nothing, rollback restores the runtime value,
+the files and the /etc/hosts inode; kernel-modules cannot load a module on
 the lab (no tunnel device), so verification fails and the CLI rolls back (exit 1) leaving the
 files as before.
 """
@@ -159,15 +161,52 @@ def test_bad_node_name_is_refused(lab: Lab, clean_worker2: None) -> None:
 
 
 def test_kernel_module_verification_failure_rolls_back(lab: Lab, fault) -> None:
-    """The lab's pool is VXLAN; without vxlan.calico the probe fails, and loading the module cannot
-    bring the device back (calico-node would), so verification fails and the fix is undone."""
-    fault("no-tunnel-device")
-    conf = "/etc/modules-load.d/netcheck-vxlan.conf"
+    """With the pool on IPIP the probe fails and proposes ipip; this kernel cannot load ipip, so the
+    fix fails and is undone (the legitimate lab test of the rollback path)."""
+    fault("pool-ipip")
+    conf = "/etc/modules-load.d/netcheck-ipip.conf"
     listing = ["sh", "-c", "ls -la --time-style=+ /etc/modules-load.d; cat /etc/modules-load.d/*"]
     before = lab.node_exec(NODE, *listing).stdout
-    proc = netcheck_fix(lab, NODE, "kernel-modules", "--param", "module=vxlan", "--yes")
+    proc = netcheck_fix(lab, NODE, "kernel-modules", "--param", "module=ipip", "--yes")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "rolled-back:" in proc.stdout and "kernel-modules is fail" in proc.stdout
+    assert "rolled-back:" in proc.stdout and "modprobe" in proc.stdout
     assert lab.node_exec(NODE, "test", "-e", conf).returncode == 1
     assert lab.node_exec(NODE, *listing).stdout == before
+
+
+@pytest.mark.parametrize(
+    ("fault_name", "fix_id", "state"),
+    [
+        ("ip-forward-off", "ip-forward",
+         "sysctl -n net.ipv4.ip_forward; ls -la --time-style=+ /etc/sysctl.d; cat /etc/sysctl.d/*"),
+        ("hosts-missing", "etc-hosts", "cat /etc/hosts; stat -c %i /etc/hosts"),
+    ],
+)
+def test_node_fix_makes_its_probe_ok_once_and_rolls_back_exactly(
+    lab: Lab, fault, netcheck_namespace: None, fault_name: str, fix_id: str, state: str
+) -> None:
+    from fixes.model import Approval, Outcome
+    from fixes.runner import FixRunner
+
+    fault(fault_name)
+    read = ["sh", "-c", state]
+    before = lab.node_exec(NODE, *read).stdout
+    approval = Approval(approver="lab-test", approved_at=datetime.now(UTC), requested_by="lab-test")
+
+    async def apply_twice_then_rollback(engine):  # noqa: ANN001, ANN202
+        runner = FixRunner(engine)
+        first = await runner.apply(NODE, fix_id, {}, approval)
+        applied = lab.node_exec(NODE, *read).stdout
+        second = await runner.apply(NODE, fix_id, {}, approval)
+        again = lab.node_exec(NODE, *read).stdout
+        undone = await runner.rollback(NODE, fix_id, {}, first.before or {}, approval)
+        return first, applied, second, again, undone
+
+    first, applied, second, again, undone = in_ops(lab, apply_twice_then_rollback)
+    assert first.outcome == Outcome.APPLIED, f"{first.message} {first.problems}"
+    assert [f.status.value for f in first.verification] == ["ok"]
+    assert applied != before
+    assert second.outcome == Outcome.NOTHING_TO_DO and again == applied
+    assert undone.outcome == Outcome.ROLLED_BACK, undone.message
+    assert lab.node_exec(NODE, *read).stdout == before
