@@ -66,7 +66,9 @@ def _covers(network: str | None, negated: bool, pod_cidr: str) -> bool:
     if network is None:
         return True
     pods = ipaddress.ip_network(pod_cidr, strict=False)
-    return pods.subnet_of(ipaddress.ip_network(network, strict=False)) != negated
+    rule = ipaddress.ip_network(network, strict=False)
+    inside = pods.version == rule.version and pods.subnet_of(rule)  # type: ignore[arg-type]
+    return inside != negated
 
 
 def _iface_matches(pattern: str, dev: str) -> bool:
