@@ -5,8 +5,11 @@ Run by the engine. Two checks, each reported on its own line of evidence:
   /sys/class/net/<if>/wireless) — many WiFi drivers and home routers drop IP protocol 4; VXLAN
   (UDP 4789) is the guide's remedy. Needs the node shell to find the interface.
 - cross-node pod-to-pod: `ping` from this node's debug pod to a debug pod on another Ready node
-  (`ctx.peer_pod_ip`, filled by the engine). A router dropping IPIP is invisible from here except
-  as this loss: no "protocol unreachable" comes back.
+  (`ctx.peer_pod_ip`: the engine starts that pod for the `peer-pod` need).
+A router that drops IP protocol 4 is invisible from a pod except as this loss. (In the lab, whose
+kernel has no ipip, pod traffic is routed directly, so a protocol-4 drop there would only show as
+missing ICMP "protocol unreachable" answers from the peer host; this probe does not send raw
+protocol-4 packets, so the lab's ipip-blocked fault does not change its result.)
 Either half is skipped, with its reason, when its transport is missing.
 """
 
@@ -50,7 +53,9 @@ async def node_link(ctx: ProbeContext, evidence: list[str]) -> tuple[str | None,
     return link, is_wifi
 
 
-@probe(id="encapsulation", layer=Layer.ROUTER)
+# The node shell is used when another probe of the run opened it (the engine hands it over); the
+# WiFi half says so when it is missing instead of skipping the pod-to-pod half.
+@probe(id="encapsulation", layer=Layer.ROUTER, needs={"pod", "peer-pod"})
 async def encapsulation(ctx: ProbeContext) -> ProbeResult:
     """IPIP is not used over WiFi, and the debug pod reaches a pod on another node.
 
