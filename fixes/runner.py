@@ -120,12 +120,28 @@ class FixRunner:
         disabled = set(getattr(getattr(self.engine, "settings", None), "disabled", None) or ())
         return [p for p in probe_ids if (registry is None or p in registry) and p not in disabled]
 
+    def _with_dependencies(self, probe_ids: list[str]) -> list[str]:
+        """The probes plus those they wait for (`after=`): return-path judges host-api and pod-api
+        from the same run, so they must run together."""
+        registry = getattr(self.engine, "registry", None)
+        wanted: list[str] = []
+        pending = list(probe_ids)
+        while pending:
+            probe_id = pending.pop(0)
+            if probe_id in wanted:
+                continue
+            wanted.append(probe_id)
+            spec = registry[probe_id] if registry is not None and probe_id in registry else None
+            pending += [dep for dep in getattr(spec, "after", ()) if dep not in wanted]
+        return wanted
+
     async def _precheck(self, fix: Fix, plan: Plan) -> str | None:
         """A reason there is nothing to do, or None. The addressed probe ok, or the change already
         in place (a second apply), both mean: change nothing."""
         finding = None
+        await self.engine.facts(refresh=True)  # judge the cluster as it is now, not a cached view
         if self._available((fix.addresses,)):
-            report = await self.engine.check(plan.node, probes=[fix.addresses])
+            report = await self.engine.check(plan.node, probes=self._with_dependencies([fix.addresses]))
             finding = report.finding(fix.addresses)
         if finding is not None and finding.status == Status.OK:
             return f"nothing to do: probe {fix.addresses} is already ok on {plan.node} ({finding.summary})"
@@ -137,8 +153,9 @@ class FixRunner:
         available = self._available(fix.verify_probes)
         problems: list[str] = []
         findings: list[Finding] = []
+        await self.engine.facts(refresh=True)  # the fix may have changed the Installation/pools
         if available:
-            report = await self.engine.check(plan.node, probes=available)
+            report = await self.engine.check(plan.node, probes=self._with_dependencies(available))
         for probe_id in available:
             finding = report.finding(probe_id)
             if finding is None:

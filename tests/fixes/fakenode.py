@@ -148,6 +148,7 @@ class FakeEngine:
         self.cluster = cluster or InstallationCluster(installation={"spec": {"calicoNetwork": {}}})
         self.forced: dict[str, Status] = {}
         self.checks: list[tuple[str, tuple[str, ...]]] = []
+        self.refreshes = 0
         pools = [IPPoolFacts(name="default-ipv4-ippool", cidr="192.168.0.0/16",
                              ipip_mode="Always" if encapsulation == "ipip" else "Never",
                              vxlan_mode="Always" if encapsulation == "vxlan" else "Never")]
@@ -158,6 +159,7 @@ class FakeEngine:
         )
 
     async def facts(self, *, refresh: bool = False) -> ClusterFacts:
+        self.refreshes += refresh
         return self._facts
 
     async def node_shell(self, node: str) -> FakeNode:

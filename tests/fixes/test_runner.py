@@ -66,6 +66,7 @@ async def test_apply_verifies_and_audits_every_step(capsys: pytest.CaptureFixtur
         "masquerade": Status.OK, "pod-api": Status.OK, "return-path": Status.OK}
     steps = [e["step"] for e in events]
     assert steps == ["plan", "approval", "apply", "verify"]
+    assert engine.refreshes == 2, "precheck and verify must judge fresh cluster facts"
     for event in events:
         assert event["who"] == "alice@ops" and event["node"] == "worker2" and event["fix"] == "masquerade"
         assert event["params"] == MASQ and "timestamp" in event and event["outcome"]

@@ -210,3 +210,36 @@ def test_node_fix_makes_its_probe_ok_once_and_rolls_back_exactly(
     assert second.outcome == Outcome.NOTHING_TO_DO and again == applied
     assert undone.outcome == Outcome.ROLLED_BACK, undone.message
     assert lab.node_exec(NODE, *read).stdout == before
+
+
+def test_calico_mtu_from_the_probe_proposal_and_exact_rollback(
+    lab: Lab, fault, netcheck_namespace: None
+) -> None:
+    from fixes.model import Approval, Outcome
+    from fixes.runner import FixRunner
+
+    fault("mtu")  # worker2's LAN link is 1400: the pod MTU must shrink
+    approval = Approval(approver="lab-test", approved_at=datetime.now(UTC), requested_by="lab-test")
+
+    async def flow(engine):  # noqa: ANN001, ANN202
+        spec_before = (await engine.cluster.get_installation())["spec"]
+        proposal = (await engine.check(NODE, probes=["mtu"])).finding("mtu").fix
+        runner = FixRunner(engine)
+        too_big = await runner.apply(NODE, "calico-mtu", {"mtu": 1400}, approval)
+        spec_refused = (await engine.cluster.get_installation())["spec"]
+        first = await runner.apply(NODE, "calico-mtu", dict(proposal.params), approval)
+        spec_applied = (await engine.cluster.get_installation())["spec"]
+        second = await runner.apply(NODE, "calico-mtu", dict(proposal.params), approval)
+        params = dict(proposal.params)
+        undone = await runner.rollback(NODE, "calico-mtu", params, first.before or {}, approval)
+        spec_after = (await engine.cluster.get_installation())["spec"]
+        return spec_before, proposal, too_big, spec_refused, first, spec_applied, second, undone, spec_after
+
+    before, proposal, too_big, refused, first, applied, second, undone, after = in_ops(lab, flow)
+    assert proposal is not None and proposal.id == "calico-mtu"
+    assert too_big.outcome == Outcome.REFUSED and "does not fit" in too_big.message and refused == before
+    assert first.outcome == Outcome.APPLIED, f"{first.message} {first.problems}"
+    assert "one node at a time" in first.message
+    assert applied["calicoNetwork"]["mtu"] == proposal.params["mtu"]
+    assert second.outcome == Outcome.NOTHING_TO_DO
+    assert undone.outcome == Outcome.ROLLED_BACK and after == before
