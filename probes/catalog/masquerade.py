@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from probes.catalog.pod_routes import parse_route
 from probes.context import ProbeContext
 from probes.errors import ProbeSkip
-from probes.model import FixProposal, Layer, ProbeResult, Status, fail, ok
+from probes.model import FixProposal, Layer, ProbeResult, Status, fail, ok, warn
 from probes.registry import probe
 from probes.transports.base import NodeShell
 from probes.transports.commands import ipv4, render
@@ -207,8 +207,14 @@ async def _no_nat(ctx: ProbeContext, summary: str, evidence: list[str], fix: Fix
         # Replies to pod IPs come back (the network routes the pod CIDR): no NAT is needed here.
         return ok(f"{summary}; not needed: pod-api answers, so the network routes {pod_cidr} back",
                   evidence="\n".join(evidence))
+    remediation = masquerade_remediation(backend, pod_cidr, dev)
+    if pod_api is None or pod_api.status is not Status.FAIL:
+        # Without a pod-api answer nobody saw replies go missing: the router may route the pod CIDR.
+        unproven = "pod-api not run" if pod_api is None else f"pod-api {pod_api.status}"
+        return warn(f"{summary} for {pod_cidr} leaving via {dev}; whether replies come back is unproven "
+                    f"({unproven})", evidence="\n".join(evidence), remediation=remediation, fix=fix)
     return fail(f"{summary} for {pod_cidr} leaving via {dev}", evidence="\n".join(evidence),
-                remediation=masquerade_remediation(backend, pod_cidr, dev), fix=fix)
+                remediation=remediation, fix=fix)
 
 
 def masquerade_remediation(backend: Backend, pod_cidr: str, dev: str) -> str:

@@ -18,9 +18,10 @@ from probes.facts import ENCAP_OVERHEAD_V4
 from probes.model import FixProposal, Layer, ProbeResult, fail, ok, warn
 from probes.registry import probe
 from probes.transports.base import CommandResult, NodeShell
-from probes.transports.commands import iface, ipv4, mtu, render
+from probes.transports.commands import Arg, iface, integer, ipv4, mtu, render
 
 IP_ICMP_HEADERS = 28  # 20 IPv4 + 8 ICMP: ping -s N sends N + 28 bytes
+PING_WAIT_S = 1  # ping -W: a reply on a LAN path comes in far less; keeps the MTU search short
 PMTU_SEARCH_STEP = 10  # bytes: precision of the path-MTU search when no ICMP names the MTU
 _POD_MTU_LINKS = ("vxlan.calico", "tunl0", "wireguard.cali")
 _TUNNEL_FOR = {"vxlan": "vxlan.calico", "ipip": "tunl0", "wireguard": "wireguard.cali"}
@@ -40,7 +41,9 @@ def reported_mtu(output: str) -> int | None:
 
 
 async def _ping(shell: NodeShell, address: str, size: int, timeout: float) -> CommandResult:
-    command = render("ping -M do -c 1 -W 1 -s {size} {ip}", size=mtu(size, 0), ip=ipv4(address))
+    wait = Arg(str(integer(PING_WAIT_S, 1, 60, "ping wait")))
+    command = render("ping -M do -c 1 -W {wait} -s {size} {ip}",
+                     wait=wait, size=mtu(size, 0), ip=ipv4(address))
     return await shell.run(command, timeout=timeout)
 
 

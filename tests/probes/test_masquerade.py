@@ -139,3 +139,12 @@ async def test_no_nat_is_fine_when_pod_replies_come_back() -> None:
     assert result.status is Status.OK
     assert result.summary.endswith("not needed: pod-api answers, so the network routes 192.168.88.0/24 back")
     assert result.fix is None
+
+
+async def test_no_nat_without_a_pod_answer_warns() -> None:
+    skipped = {"pod-api": finding("pod-api", Status.SKIP, "no debug pod on worker2")}
+    result = await masquerade(context(node(), results=skipped))
+    assert result.status is Status.WARN
+    assert result.summary.endswith("whether replies come back is unproven (pod-api skip)")
+    assert result.fix is not None and result.fix.id == "masquerade"
+    assert (await masquerade(context(node()))).summary.endswith("(pod-api not run)")
