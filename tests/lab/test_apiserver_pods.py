@@ -6,7 +6,8 @@ delete returns the pod; a pod watch sees ADDED Pending then MODIFIED Running; th
 when the client leaves; exec over WebSocket (v5 chosen when offered, v4 alone works) really runs the command
 (exec_prefix ["env"] + the node's "netns", an env assignment here) with stdout, stderr and exit codes 0 and
 non-zero; refused exec upgrades (403 read-only, 404 missing pod); logs relayed from a real TLS kubelet
-stand-in, and the exact 500 "dial tcp ...: connect: connection refused" Status when none listens.
+stand-in, and the exact 500 "dial tcp ...: connect: connection refused" Status when none
+listens, "i/o timeout" when the dial hangs.
 """
 
 from __future__ import annotations
@@ -273,7 +274,7 @@ async def test_logs_when_kubelet_dial_times_out(lab: Lab) -> None:
     with socket.socket() as full:
         full.bind(("127.0.0.3", port))
         full.listen(0)
-        fillers = [socket.create_connection(("127.0.0.3", port)) for _ in range(2)]
+        fillers = [socket.create_connection(("127.0.0.3", port), timeout=1)]  # backlog 0 holds one
         try:
             core = client.CoreV1Api(lab.api_client())
             await asyncio.to_thread(core.create_namespaced_pod, "default", _pod("logs-ghost", "ghost"))
