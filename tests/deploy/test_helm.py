@@ -22,7 +22,8 @@ HELM_ONLY_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/managed-by"
 FULL_VALUES = [
     "namespace.create=true",
     "slack.botToken=xoxb-test", "slack.signingSecret=sign", "slack.appToken=xapp-test",
-    "slack.joinChannel=#infra", "slack.approvers={U0APPROVER,S0GROUP}", "slack.allowSelfApproval=true",
+    "slack.joinChannel=#infra", "slack.approvers={U0APPROVER,W0GRID}", "slack.approverGroup=S0GROUP",
+    "slack.allowSelfApproval=true",
     "slack.allowedChannels={C0OPS}", "ssh.user=ops", "ssh.sudo=false",
     "ssh.privateKey=KEY", "ssh.knownHosts=worker1 ssh-ed25519 AAAA",
     "debugPod.image=registry.local/netshoot:1", "replicaCount=1",
@@ -76,7 +77,8 @@ def test_values_reach_the_objects(helm):
     objects = keyed(render(helm, *FULL_VALUES))
     config = yaml.safe_load(objects[("ConfigMap", "netcheck", "netcheck-config")]["data"]["config.yaml"])
     assert config["slack"] == {
-        "join_channel": "#infra", "approvers": ["U0APPROVER", "S0GROUP"], "allow_self_approval": True,
+        "join_channel": "#infra", "approvers": ["U0APPROVER", "W0GRID"], "approver_group": "S0GROUP",
+        "allow_self_approval": True,
         "proposal_ttl_minutes": 30, "allowed_channels": ["C0OPS"],
     }
     assert config["ssh"]["user"] == "ops" and config["ssh"]["sudo"] is False
@@ -88,6 +90,17 @@ def test_values_reach_the_objects(helm):
     ssh = objects[("Secret", "netcheck", "netcheck-ssh")]["stringData"]
     assert ssh == {"id_ed25519": "KEY", "known_hosts": "worker1 ssh-ed25519 AAAA"}
     assert objects[("Deployment", "netcheck", "netcheck")]["spec"]["replicas"] == 1
+
+
+def test_rendered_config_loads_with_the_bot_config_model(helm, tmp_path):
+    from bot import config as bot_config
+
+    objects = keyed(render(helm, *FULL_VALUES))
+    path = tmp_path / "config.yaml"
+    path.write_text(objects[("ConfigMap", "netcheck", "netcheck-config")]["data"]["config.yaml"])
+    loaded = bot_config.load(path, env={})
+    assert loaded.slack.approvers == ["U0APPROVER", "W0GRID"] and loaded.slack.approver_group == "S0GROUP"
+    assert loaded.ssh.sudo is False
 
 
 def test_existing_secrets_are_referenced_not_rendered(helm):

@@ -15,7 +15,7 @@ from tests.deploy.conftest import KUSTOMIZE_DIR, assemble_kustomization, load_al
 EXPECTED_RULES = {
     # (kind, namespace): sorted (apiGroups, resources, resourceNames, verbs)
     ("ClusterRole", None): [
-        (("",), ("nodes",), (), ("get", "list", "watch")),
+        (("",), ("nodes",), (), ("list", "watch")),
         (("crd.projectcalico.org",), ("ippools",), (), ("list",)),
         (("operator.tigera.io",), ("installations",), ("default",), ("get", "patch")),
     ],
@@ -23,7 +23,7 @@ EXPECTED_RULES = {
         (("",), ("endpoints", "services"), ("kubernetes",), ("get",)),
     ],
     ("Role", "netcheck"): [
-        (("",), ("pods",), (), ("create", "delete", "get", "list", "watch")),
+        (("",), ("pods",), (), ("create", "delete", "get", "list")),
         (("",), ("pods/exec",), (), ("create", "get")),
         (("",), ("pods/log",), (), ("get",)),
         (("coordination.k8s.io",), ("leases",), (), ("create",)),
@@ -136,7 +136,8 @@ def test_config_map_and_secret_template_match_the_deployment(kustomize_objects):
     assert config["ssh"]["private_key"].startswith("/etc/netcheck/ssh/")
     assert config["debug_pod"]["namespace"] == "netcheck"
     assert set(config["slack"]) == {
-        "join_channel", "approvers", "allow_self_approval", "proposal_ttl_minutes", "allowed_channels"
+        "join_channel", "approvers", "approver_group", "allow_self_approval", "proposal_ttl_minutes",
+        "allowed_channels",
     }
     assert config["slack"]["allow_self_approval"] is False
     template = load_all((KUSTOMIZE_DIR / "secret-template.yaml").read_text())
@@ -157,3 +158,24 @@ def test_fallback_assembly_equals_kubectl_kustomize(kustomize_objects):
         return (o["kind"], o["metadata"].get("namespace") or "", o["metadata"]["name"])
 
     assert sorted(assemble_kustomization(), key=key) == sorted(kustomize_objects, key=key)
+
+
+def test_config_map_loads_with_the_bot_config_model(kustomize_objects, tmp_path):
+    from bot import config as bot_config
+
+    (config_map,) = by_kind(kustomize_objects, "ConfigMap")
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_APP_TOKEN": "xapp-1"}
+    loaded = bot_config.load(path, env=env)
+    assert loaded.kubeconfig is None  # in-cluster
+    assert str(loaded.ssh.private_key) == "/etc/netcheck/ssh/id_ed25519"
+    assert loaded.debug_pod.namespace == "netcheck"
+    assert loaded.slack.app_token is not None  # the Secret's env reaches the Slack settings
+    assert loaded.ops.lease_name in rules_of_names(kustomize_objects, "leases")
+    assert loaded.ops.lease_namespace == "netcheck"
+
+
+def rules_of_names(objects, resource):
+    return {name for o in objects if "rules" in o for r in o["rules"] if resource in r["resources"]
+            for name in r.get("resourceNames", [])}

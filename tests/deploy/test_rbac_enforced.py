@@ -44,8 +44,7 @@ def req(verb: str, resource: str, namespace: str = "", name: str = "", *, group:
 
 
 BOT_REQUESTS = {
-    "look a node up": req("get", "nodes", name="worker2"),
-    "list nodes (all, join watcher)": req("list", "nodes"),
+    "list nodes (facts, all, join watcher)": req("list", "nodes"),
     "watch nodes (join watcher)": req("watch", "nodes"),
     "read the Installation": req("get", "installations", name="default", group="operator.tigera.io"),
     "calico-mtu fix": req("patch", "installations", name="default", group="operator.tigera.io"),
@@ -54,12 +53,11 @@ BOT_REQUESTS = {
     "API endpoints": req("get", "endpoints", "default", "kubernetes"),
     "create debug pod": req("create", "pods", "netcheck"),
     "wait for debug pod": req("get", "pods", "netcheck", "netcheck-debug-worker2"),
-    "watch debug pod": req("watch", "pods", "netcheck"),
-    "find debug pods after restart": req("list", "pods", "netcheck"),
+    "find leftover debug pods": req("list", "pods", "netcheck"),
     "delete debug pod": req("delete", "pods", "netcheck", "netcheck-debug-worker2"),
     "exec in debug pod": req("create", "pods", "netcheck", "netcheck-debug-worker2", sub="exec"),
     "exec over WebSocket (GET)": req("get", "pods", "netcheck", "netcheck-debug-worker2", sub="exec"),
-    "debug pod log": req("get", "pods", "netcheck", "netcheck-debug-worker2", sub="log"),
+    "kubelet-port probe (pod log)": req("get", "pods", "netcheck", "netcheck-debug-worker2", sub="log"),
     "create the Lease": req("create", "leases", "netcheck", group="coordination.k8s.io"),
     "read the Lease": req("get", "leases", "netcheck", "netcheck-leader", group="coordination.k8s.io"),
     "renew the Lease": req("update", "leases", "netcheck", "netcheck-leader", group="coordination.k8s.io"),
@@ -70,6 +68,8 @@ DENIED = {
     "exec elsewhere": req("create", "pods", "kube-system", "calico-node-x", sub="exec"),
     "secrets": req("get", "secrets", "netcheck", "netcheck-slack"),
     "node writes": req("patch", "nodes", name="worker2"),
+    "single node reads": req("get", "nodes", name="worker2"),
+    "watch pods": req("watch", "pods", "netcheck"),
     "other services in default": req("get", "services", "default", "my-app"),
     "list services": req("list", "services", "default"),
     "other Lease": req("update", "leases", "netcheck", "someone-else", group="coordination.k8s.io"),
@@ -119,7 +119,7 @@ def test_neighbours_are_denied():
     allowed = [what for what, request in DENIED.items() if authorizer.allows(BOT, request)]
     assert allowed == []
     stranger = User(service_account_user("default", "default"), service_account_groups("default"), False)
-    assert not authorizer.allows(stranger, BOT_REQUESTS["list nodes (all, join watcher)"])
+    assert not authorizer.allows(stranger, BOT_REQUESTS["list nodes (facts, all, join watcher)"])
 
 
 @pytest.mark.parametrize(("kind", "name", "index"), all_rules())
