@@ -77,6 +77,9 @@ class NoMasquerade:
 def _set_link_mtu(lab: Lab, node: spec.NodeSpec, mtu: int) -> None:
     netns.ip_batch(lab.ns(node.name), [f"link set {node.iface} mtu {mtu}"])
     netns.ip_batch(lab.router_ns, [f"link set {topology.router_port(node.name)} mtu {mtu}"])
+    # Learned path MTUs would outlive the fault (or hide a new one); start every switch clean.
+    for ns in (lab.pod_ns(node.name), lab.ns(node.name)):
+        netns.ip_batch(ns, ["route flush cache"])
 
 
 @register("mtu", "the node's LAN link (node and router side) has MTU 1400; the node sends frag-needed")
