@@ -176,7 +176,7 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
     assert (result.stdout, result.stderr, result.exit_status) == ("worker2\n", "oops\n", 3)
     assert (await pod.run("true")).exit_status == 0
     with pytest.raises(CommandTimeout, match="timed out after 0.5 s"):
-        await pod.run("sleep 3", timeout=0.5)
+        await pod.run("sleep 1", timeout=0.5)
     await pods.release("worker2")
     with pytest.raises(ClusterNotFound):
         await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
@@ -249,3 +249,31 @@ async def test_engine_wired_from_config(lab, tmp_path) -> None:
 
 def test_client_is_official(kube) -> None:
     assert isinstance(kube.api, client.ApiClient)
+
+
+def test_exec_handshake_error_is_translated_by_its_reason() -> None:
+    from kubernetes.client.rest import ApiException
+
+    from probes.transports.cluster import api_error
+
+    exc = ApiException(status=0, reason="Handshake status 403 Forbidden -+-+- {...} -+-+- b''")
+    error = api_error(exc, "exec in pod netcheck/x")
+    assert isinstance(error, ClusterForbidden) and error.status == 403
+    assert str(error).startswith("exec in pod netcheck/x: Handshake status 403 Forbidden")
+
+
+@pytest.mark.parametrize(
+    ("status_text", "code"),
+    [
+        ('{"metadata":{},"status":"Success"}', 0),
+        ('{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode",'
+         '"message":"3"}]}}', 3),
+        ('{"status":"Failure","message":"command not found"}', -1),  # no causes: do not crash
+        ("", -1),
+        ("{not yaml", -1),
+    ],
+)
+def test_exit_status_read_defensively(status_text: str, code: int) -> None:
+    from probes.transports.pod import exit_status_from
+
+    assert exit_status_from(status_text) == code
