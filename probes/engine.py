@@ -187,7 +187,7 @@ class Engine:
 
     async def check(self, node: str, *, probes: Sequence[str] | None = None) -> Report:
         specs = self._selected(probes)
-        facts = await self.facts()
+        facts = await self.facts(refresh=True)  # one discovery per run: the bot lives for days
         node_facts = await self._node(node, facts)
         return await self._check(node_facts, facts, specs)
 
@@ -195,7 +195,7 @@ class Engine:
         self, *, probes: Sequence[str] | None = None, concurrency: int | None = None
     ) -> list[Report]:
         specs = self._selected(probes)
-        facts = await self.facts()
+        facts = await self.facts(refresh=True)
         limit = asyncio.Semaphore(concurrency or self.settings.max_nodes_in_parallel)
 
         async def one(node: NodeFacts) -> Report:

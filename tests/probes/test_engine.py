@@ -348,3 +348,20 @@ async def test_probe_log_lines_carry_node_and_probe() -> None:
     lines = [entry for entry in logs if entry["event"] in ("looking", "probe done")]
     assert len(lines) == 2
     assert all((e["node"], e["probe"]) == ("worker2", "talks") for e in lines)
+
+
+async def test_each_check_discovers_afresh() -> None:
+    reg = Registry()
+    seen: list[int] = []
+
+    async def discover() -> ClusterFacts:
+        seen.append(len(seen))
+        nodes = NODES if len(seen) == 1 else [*NODES, NodeFacts(name="worker3")]
+        return ClusterFacts(api_service_ip="10.96.0.1", nodes=nodes)
+
+    engine = Engine(transports=Transports(cluster=FakeCluster(), discover=discover),
+                    settings=ProbeSettings(), registry=reg)
+    assert await engine.node_names() == ["master", "worker1", "worker2"]
+    assert (await engine.check("worker3")).node == "worker3"  # a node that joined since
+    assert await engine.node_names() == ["master", "worker1", "worker2", "worker3"]  # cached
+    assert len(seen) == 2
