@@ -7,7 +7,6 @@ Run by the engine. `detect_backend()` is pure and exported: the masquerade fix u
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Literal
 
@@ -177,10 +176,12 @@ async def iptables_mode(ctx: ProbeContext) -> ProbeResult:
     calico-node and kube-proxy on this node. skip: no KUBE-/cali- chains in either backend.
     """
     timeout = ctx.settings.command_timeout
-    alternatives, readlink, version, nft_save, legacy_save = await asyncio.gather(
-        *(ctx.host.run(render(cmd), timeout=timeout)
-          for cmd in (_ALTERNATIVES, _READLINK, _VERSION, _NFT_SAVE, _LEGACY_SAVE))
-    )
+    # One after another: each command is an SSH channel, and sshd caps channels per connection
+    # (MaxSessions, 10 by default) that every probe of the node shares.
+    alternatives, readlink, version, nft_save, legacy_save = [
+        await ctx.host.run(render(cmd), timeout=timeout)
+        for cmd in (_ALTERNATIVES, _READLINK, _VERSION, _NFT_SAVE, _LEGACY_SAVE)
+    ]
     found = detect_backend(
         nft_save=nft_save.stdout,
         legacy_save=legacy_save.stdout if legacy_save.ok else None,

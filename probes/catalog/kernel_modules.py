@@ -8,8 +8,6 @@ its own case (`skip`), never a guess.
 
 from __future__ import annotations
 
-import asyncio
-
 from probes.context import ProbeContext
 from probes.errors import ProbeSkip
 from probes.facts import IPPoolFacts
@@ -53,12 +51,11 @@ async def kernel_modules(ctx: ProbeContext) -> ProbeResult:
     timeout = ctx.settings.command_timeout
     module = needed[0]  # a node's pod CIDR sits in one pool; its encapsulation decides
     mod, dev = word(module, "module"), iface(TUNNEL_DEVICE[module])
-    proc, sys_module, builtin, device = await asyncio.gather(
-        ctx.host.run(render(_PROC), timeout=timeout),
-        ctx.host.run(render(_SYS, module=mod), timeout=timeout),
-        ctx.host.run(render(_BUILTIN, module=mod), timeout=timeout),
-        ctx.host.run(render(_DEVICE, device=dev), timeout=timeout),
-    )
+    # Sequential: every command is an SSH channel, and sshd caps channels per connection.
+    proc = await ctx.host.run(render(_PROC), timeout=timeout)
+    sys_module = await ctx.host.run(render(_SYS, module=mod), timeout=timeout)
+    builtin = await ctx.host.run(render(_BUILTIN, module=mod), timeout=timeout)
+    device = await ctx.host.run(render(_DEVICE, device=dev), timeout=timeout)
     listed = proc.ok and any(line.split()[:1] == [module] for line in proc.stdout.splitlines())
     sys_lines = sys_module.stdout.split()
     in_sys = f"/sys/module/{module}" in sys_lines
