@@ -13,7 +13,9 @@ class OpsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     health_host: str = Field("0.0.0.0", description="Address the health/metrics server listens on.")
-    health_port: int = Field(8080, ge=1, le=65535, description="Port of /healthz, /readyz and /metrics.")
+    health_port: int = Field(
+        8080, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics (0: any free port)."
+    )
     readiness_timeout: float = Field(
         3.0, gt=0, description="Seconds each readiness check (Slack, cluster API) may take."
     )

@@ -39,9 +39,13 @@ class GracefulShutdown:
     def running(self) -> int:
         return len(self._tasks)
 
-    def add_cleanup(self, name: str, cleanup: Cleanup) -> None:
-        """Cleanups run in the order added, after the tracked tasks finished or were cancelled."""
-        self._cleanups.append((name, cleanup))
+    def add_cleanup(self, name: str, cleanup: Cleanup, *, first: bool = False) -> None:
+        """Cleanups run in the order added (`first`: before those already added), after the tracked
+        tasks finished or were cancelled."""
+        if first:
+            self._cleanups.insert(0, (name, cleanup))
+        else:
+            self._cleanups.append((name, cleanup))
 
     def install_signal_handlers(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
         loop = asyncio.get_running_loop()
