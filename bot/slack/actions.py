@@ -102,7 +102,7 @@ async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[
 
 async def _recheck(rt: Runtime, proposal: Proposal) -> None:
     try:
-        report = await rt.engine.check(proposal.n)
+        report = await rt.engine.check(proposal.n, probes=rt.settings.probes)
     except Exception as exc:  # the parent then says the re-check failed
         log.exception("recheck_failed", node=proposal.n)
         await threads.update_parent(rt, proposal.c, proposal.th, msg.check_failed(proposal.n, str(exc)), None)

@@ -73,7 +73,7 @@ def build_app(
         engine=engine,
         runner=runner,
         approval_factory=approval_factory,
-        probe_count=probe_count,
+        probe_count=len(settings.probes) if settings.probes else probe_count,
         client=client,
         approvers=Approvers(settings, group_members),
         ledger=ProposalLedger(settings.proposal_ttl_minutes * 60),

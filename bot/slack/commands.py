@@ -68,7 +68,8 @@ async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: A
 async def _unknown(rt: Runtime, node: str, names: list[str], user: str, channel: str, respond: Any) -> None:
     rt.running.pop(node, None)
     try:
-        await rt.engine.check(node)  # the engine's UnknownNode names the closest nodes
+        # the engine's UnknownNode names the closest nodes
+        await rt.engine.check(node, probes=rt.settings.probes)
         closest = ""
     except InvalidInput as exc:
         closest = str(exc)
@@ -85,7 +86,7 @@ async def check_all(rt: Runtime, channel: str, user: str) -> None:
     if parent_ts is None:
         return
     try:
-        reports = await rt.engine.check_all()
+        reports = await rt.engine.check_all(probes=rt.settings.probes)
     except Exception as exc:  # shown in the channel rather than lost
         log.exception("check_all_failed", channel=channel, user=user)
         await threads.update_parent(rt, channel, parent_ts, msg.check_failed("all", str(exc)), None)

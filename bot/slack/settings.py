@@ -30,6 +30,7 @@ class SlackSettings(BaseModel):
     allow_self_approval: bool = Field(False, description="May the requester approve their own fix?")
     proposal_ttl_minutes: float = Field(30.0, gt=0, description="How long a fix button stays valid.")
     allowed_channels: list[str] = Field(default_factory=list, description="Channel ids; empty means any.")
+    probes: list[str] | None = Field(None, description="Probe ids the bot runs; None: every probe.")
     rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
 
