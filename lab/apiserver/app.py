@@ -5,45 +5,23 @@ Built by `make_app(config)`; served by `serve(config)` (in-process, for tests) o
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import sys
+import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from . import control, discovery, logs, objects
-from . import exec as pod_exec
-from .auth import Authorizer, Request, User, authenticate, readonly_authorizer
-from .config import ApiServerConfig, NodeConfig
+from . import control, discovery, mtu, objects, pods, watch
+from .auth import Authorizer, Request, authenticate, readonly_authorizer
+from .config import ApiServerConfig
 from .patch import apply_patch
+from .state import STATE, USER, State, Target, json_response, spawn
 from .status import ApiError, bad_request, conflict, forbidden, not_found, unauthorized
-from .store import Resource, Store, Watcher, find_resource
+from .store import Store, find_resource
 
-POD_START_SECONDS = 0.3
-WATCH_DEFAULT_SECONDS = 1800.0
-MTU_HOOK_SECONDS = 60.0
 OPEN_PATHS = ("/version", "/version/", "/healthz", "/readyz", "/livez")
-
-
-@dataclass
-class State:
-    config: ApiServerConfig
-    store: Store
-    nodes: dict[str, NodeConfig]
-    authorizer: Authorizer
-    tasks: set[asyncio.Task[Any]]
-
-
-STATE = web.AppKey("state", State)
-USER = web.RequestKey("user", User)
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
 @web.middleware
@@ -61,59 +39,6 @@ async def errors_and_auth(request: web.Request, handler: Any) -> web.StreamRespo
         return await handler(request)
     except ApiError as error:
         return error.response()
-
-
-def _spawn(state: State, coro: Any) -> None:
-    task = asyncio.create_task(coro)
-    state.tasks.add(task)
-    task.add_done_callback(state.tasks.discard)
-
-
-async def _start_pod(state: State, namespace: str, name: str, uid: str) -> None:
-    """A pod pinned to a node with a debug-pod namespace turns Running, like a kubelet would report."""
-    await asyncio.sleep(POD_START_SECONDS)
-    pods = objects.PODS
-    if not state.store.exists(pods, namespace, name):
-        return
-    pod = state.store.get(pods, namespace, name)
-    node = state.nodes.get(pod.get("spec", {}).get("nodeName", ""))
-    if pod["metadata"].get("uid") != uid or node is None or not node.pod_netns:
-        return
-    pod["status"] = objects.running_pod_status(pod, node)
-    state.store.replace(pods, namespace, pod)
-
-
-async def _run_mtu_hook(state: State, mtu: int) -> None:
-    hook = state.config.mtu_hook
-    if not hook:
-        return
-    process = await asyncio.create_subprocess_exec(
-        *hook, str(mtu), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), MTU_HOOK_SECONDS)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        print(f"apiserver: mtu hook timed out after {MTU_HOOK_SECONDS}s", file=sys.stderr)
-        return
-    if process.returncode:
-        print(
-            f"apiserver: mtu hook exited {process.returncode}: {output.decode(errors='replace')}",
-            file=sys.stderr,
-        )
-
-
-def _mtu(installation: dict[str, Any]) -> Any:
-    return ((installation.get("spec") or {}).get("calicoNetwork") or {}).get("mtu")
-
-
-@dataclass(frozen=True)
-class Target:
-    resource: Resource
-    namespace: str
-    name: str
-    subresource: str
 
 
 def _parse(group: str, version: str, tail: str) -> Target:
@@ -139,7 +64,7 @@ def _verb(request: web.Request, target: Target) -> str:
 
 
 def _authorize(request: web.Request, target: Target, verb: str) -> None:
-    user: User = request[USER]
+    user = request[USER]
     ask = Request(
         verb, target.resource.group, target.resource.plural, target.subresource, target.namespace, target.name
     )
@@ -176,11 +101,11 @@ async def _resource_request(request: web.Request, group: str, version: str, tail
     _authorize(request, target, verb)
     state = request.app[STATE]
     if target.subresource == "exec":
-        return await _exec(request, state, target)
+        return await pods.exec_in_pod(request, state, target)
     if target.subresource == "log":
-        return await _logs(request, state, target)
+        return await pods.pod_logs(request, state, target)
     if verb == "watch":
-        return await _watch(request, state, target)
+        return await watch.watch(request, state, target)
     handlers = {
         "get": _get,
         "list": _list,
@@ -235,9 +160,9 @@ async def _create(request: web.Request, state: State, target: Target) -> web.Str
         body["status"] = objects.pending_pod_status()
     created = state.store.create(target.resource, target.namespace, body)
     if target.resource is objects.PODS:
-        _spawn(
+        spawn(
             state,
-            _start_pod(state, target.namespace, created["metadata"]["name"], created["metadata"]["uid"]),
+            pods.start_pod(state, target.namespace, created["metadata"]["name"], created["metadata"]["uid"]),
         )
     return json_response(created, 201)
 
@@ -253,12 +178,14 @@ async def _store_update(
             f"the name of the object ({(new.get('metadata') or {}).get('name')}) does not match "
             f"the name on the URL ({target.name})"
         )
+    new_mtu = mtu.calico_mtu(new) if target.resource is objects.INSTALLATIONS else None
+    mtu_changed = new_mtu is not None and new_mtu != mtu.calico_mtu(current)
+    if mtu_changed:
+        mtu.validate(new_mtu, target.name)
+        new.setdefault("status", {})["mtu"] = new_mtu  # the operator would report it once rolled out
     updated = state.store.replace(target.resource, target.namespace, new)
-    if target.resource is objects.INSTALLATIONS and _mtu(updated) != _mtu(current) and _mtu(updated):
-        updated.setdefault("status", {})["mtu"] = _mtu(updated)
-        updated["metadata"].pop("resourceVersion", None)
-        updated = state.store.replace(target.resource, target.namespace, updated)
-        await _run_mtu_hook(state, int(_mtu(updated)))
+    if mtu_changed:
+        await mtu.run_mtu_hook(state, new_mtu)
     return updated
 
 
@@ -292,110 +219,6 @@ async def _delete(request: web.Request, state: State, target: Target) -> web.Str
     return json_response(
         {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
     )
-
-
-async def _watch(request: web.Request, state: State, target: Target) -> web.StreamResponse:
-    label_selector = request.query.get("labelSelector", "")
-    field_selector = request.query.get("fieldSelector", "")
-    if target.name:
-        field_selector = ",".join(filter(None, [field_selector, f"metadata.name={target.name}"]))
-    timeout = float(request.query.get("timeoutSeconds") or WATCH_DEFAULT_SECONDS)
-    since = request.query.get("resourceVersion", "")
-    watcher = Watcher(target.resource, target.namespace)
-    # Register before reading the backlog: nothing awaits in between, so no event is lost or doubled.
-    state.store.watchers.add(watcher)
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    response.enable_chunked_encoding()
-    try:
-        if since in ("", "0"):
-            backlog = [
-                {"type": "ADDED", "object": o} for o in state.store.list(target.resource, target.namespace)
-            ]
-        else:
-            if not since.isdigit():
-                raise bad_request(f'invalid resource version "{since}"')
-            backlog = state.store.events_since(target.resource, target.namespace, int(since))
-        await response.prepare(request)
-        if backlog is None:
-            expired = {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Failure",
-                "message": f"too old resource version: {since} ({state.store.history_start - 1})",
-                "reason": "Expired",
-                "code": 410,
-            }
-            await response.write(json.dumps({"type": "ERROR", "object": expired}).encode() + b"\n")
-            return response
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                for event in backlog:
-                    await _write_event(response, event, label_selector, field_selector)
-                while True:
-                    event = await watcher.queue.get()
-                    await _write_event(response, event, label_selector, field_selector)
-        return response
-    finally:
-        state.store.watchers.discard(watcher)
-
-
-async def _write_event(
-    response: web.StreamResponse, event: dict[str, Any], label_selector: str, field_selector: str
-) -> None:
-    from .store import matches
-
-    if matches(event["object"], label_selector, field_selector):
-        await response.write(json.dumps(event).encode() + b"\n")
-
-
-def _pod_node(state: State, target: Target) -> tuple[dict[str, Any], NodeConfig | None]:
-    pod = state.store.get(objects.PODS, target.namespace, target.name)
-    return pod, state.nodes.get(pod.get("spec", {}).get("nodeName", ""))
-
-
-def _container(pod: dict[str, Any], requested: str) -> str:
-    names = [c.get("name", "") for c in pod.get("spec", {}).get("containers") or []]
-    if requested:
-        if requested not in names:
-            raise bad_request(f"container {requested} is not valid for pod {pod['metadata']['name']}")
-        return requested
-    if len(names) != 1:
-        raise bad_request(
-            f"a container name must be specified for pod {pod['metadata']['name']}, choose one of: {names}"
-        )
-    return names[0]
-
-
-async def _exec(request: web.Request, state: State, target: Target) -> web.StreamResponse:
-    pod, node = _pod_node(state, target)
-    command = request.query.getall("command", [])
-    if not command:
-        raise bad_request("you must specify at least 1 command")
-    container = _container(pod, request.query.get("container", ""))
-    if not pod.get("spec", {}).get("nodeName"):
-        raise bad_request(f"pod {target.name} does not have a host assigned")
-    if pod.get("status", {}).get("phase") != "Running" or node is None or not node.pod_netns:
-        raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
-    argv = [*state.config.exec_prefix, node.pod_netns, *command]
-    return await pod_exec.run_exec(request, argv, command)
-
-
-async def _logs(request: web.Request, state: State, target: Target) -> web.StreamResponse:
-    pod, _ = _pod_node(state, target)
-    container = _container(pod, request.query.get("container", ""))
-    node_name = pod.get("spec", {}).get("nodeName", "")
-    node = state.store.get(objects.NODES, "", node_name) if node_name else None
-    addresses = (node or {}).get("status", {}).get("addresses", [])
-    host_ip = next((a["address"] for a in addresses if a["type"] == "InternalIP"), "")
-    if not host_ip:
-        raise bad_request(
-            f'container "{container}" in pod "{target.name}" is waiting to start: ContainerCreating'
-        )
-    status, text = await logs.fetch_logs(
-        host_ip, state.config.kubelet_port, target.namespace, target.name, container, dict(request.query)
-    )
-    return web.Response(status=status, text=text, content_type="text/plain")
 
 
 async def version(request: web.Request) -> web.Response:
@@ -460,8 +283,6 @@ async def serve(
     config: ApiServerConfig, authorizer: Authorizer = readonly_authorizer
 ) -> AsyncIterator[web.AppRunner]:
     """Run the stand-in in this event loop over TLS until the context exits (for tests and __main__)."""
-    import ssl
-
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(config.tls_cert, config.tls_key)
     runner = web.AppRunner(make_app(config, authorizer), shutdown_timeout=1.0)

@@ -225,6 +225,16 @@ async def test_installation_merge_and_json_patch(lab: Lab) -> None:
     assert patched["spec"]["calicoNetwork"]["nodeAddressAutodetectionV4"] == {"interface": "wl.*"}
     assert patched["status"]["mtu"] == 1380
     assert (lab.tmp / "mtu-hook-called").read_text().strip() == "1380"
+    with pytest.raises(ApiException) as not_a_number:
+        await asyncio.to_thread(
+            custom.patch_cluster_custom_object,
+            *group,
+            "default",
+            {"spec": {"calicoNetwork": {"mtu": "1300"}}},
+        )
+    assert not_a_number.value.status == 422
+    assert json.loads(not_a_number.value.body)["message"].endswith('must be of type integer: "1300"')
+    assert (lab.tmp / "mtu-hook-called").read_text().strip() == "1380"
     with pytest.raises(ApiException) as as_merge:
         await asyncio.to_thread(custom.patch_cluster_custom_object, *group, "default", ops)
     assert as_merge.value.status == 400

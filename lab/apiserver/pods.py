@@ -1,0 +1,79 @@
+"""Pod behaviour beyond storage: turning Running on a node with a debug-pod netns, exec and logs routing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from . import exec as pod_exec
+from . import logs, objects
+from .config import NodeConfig
+from .state import State, Target
+from .status import bad_request
+
+POD_START_SECONDS = 0.3
+
+
+async def start_pod(state: State, namespace: str, name: str, uid: str) -> None:
+    """A pod pinned to a node with a debug-pod namespace turns Running, like a kubelet would report."""
+    await asyncio.sleep(POD_START_SECONDS)
+    pods = objects.PODS
+    if not state.store.exists(pods, namespace, name):
+        return
+    pod = state.store.get(pods, namespace, name)
+    node = state.nodes.get(pod.get("spec", {}).get("nodeName", ""))
+    if pod["metadata"].get("uid") != uid or node is None or not node.pod_netns:
+        return
+    pod["status"] = objects.running_pod_status(pod, node)
+    state.store.replace(pods, namespace, pod)
+
+
+def _pod_node(state: State, target: Target) -> tuple[dict[str, Any], NodeConfig | None]:
+    pod = state.store.get(objects.PODS, target.namespace, target.name)
+    return pod, state.nodes.get(pod.get("spec", {}).get("nodeName", ""))
+
+
+def _container(pod: dict[str, Any], requested: str) -> str:
+    names = [c.get("name", "") for c in pod.get("spec", {}).get("containers") or []]
+    if requested:
+        if requested not in names:
+            raise bad_request(f"container {requested} is not valid for pod {pod['metadata']['name']}")
+        return requested
+    if len(names) != 1:
+        raise bad_request(
+            f"a container name must be specified for pod {pod['metadata']['name']}, choose one of: {names}"
+        )
+    return names[0]
+
+
+async def exec_in_pod(request: web.Request, state: State, target: Target) -> web.StreamResponse:
+    pod, node = _pod_node(state, target)
+    command = request.query.getall("command", [])
+    if not command:
+        raise bad_request("you must specify at least 1 command")
+    container = _container(pod, request.query.get("container", ""))
+    if not pod.get("spec", {}).get("nodeName"):
+        raise bad_request(f"pod {target.name} does not have a host assigned")
+    if pod.get("status", {}).get("phase") != "Running" or node is None or not node.pod_netns:
+        raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
+    argv = [*state.config.exec_prefix, node.pod_netns, *command]
+    return await pod_exec.run_exec(request, argv, command)
+
+
+async def pod_logs(request: web.Request, state: State, target: Target) -> web.StreamResponse:
+    pod, _ = _pod_node(state, target)
+    container = _container(pod, request.query.get("container", ""))
+    node_name = pod.get("spec", {}).get("nodeName", "")
+    node = state.store.get(objects.NODES, "", node_name) if node_name else None
+    addresses = (node or {}).get("status", {}).get("addresses", [])
+    host_ip = next((a["address"] for a in addresses if a["type"] == "InternalIP"), "")
+    if not host_ip:
+        raise bad_request(
+            f'container "{container}" in pod "{target.name}" is waiting to start: ContainerCreating'
+        )
+    status, text = await logs.fetch_logs(
+        host_ip, state.config.kubelet_port, target.namespace, target.name, container, dict(request.query)
+    )
+    return web.Response(status=status, text=text, content_type="text/plain")

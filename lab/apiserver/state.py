@@ -1,0 +1,48 @@
+"""Shared per-server state of the API stand-in, the parsed request target, and small response helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .auth import Authorizer, User
+from .config import ApiServerConfig, NodeConfig
+from .store import Resource, Store
+
+
+@dataclass
+class State:
+    """Everything a handler needs; `nodes` holds the node configs (pod netns, pod IP) by name."""
+
+    config: ApiServerConfig
+    store: Store
+    nodes: dict[str, NodeConfig]
+    authorizer: Authorizer
+    tasks: set[asyncio.Task[Any]]
+
+
+STATE = web.AppKey("state", State)
+USER = web.RequestKey("user", User)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+@dataclass(frozen=True)
+class Target:
+    resource: Resource
+    namespace: str
+    name: str
+    subresource: str
+
+
+def spawn(state: State, coro: Coroutine[Any, Any, Any]) -> None:
+    task = asyncio.create_task(coro)
+    state.tasks.add(task)
+    task.add_done_callback(state.tasks.discard)
