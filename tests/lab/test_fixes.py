@@ -243,3 +243,26 @@ def test_calico_mtu_from_the_probe_proposal_and_exact_rollback(
     assert applied["calicoNetwork"]["mtu"] == proposal.params["mtu"]
     assert second.outcome == Outcome.NOTHING_TO_DO
     assert undone.outcome == Outcome.ROLLED_BACK and after == before
+
+
+def test_two_concurrent_masquerade_applies_one_runs(lab: Lab, clean_worker2: None) -> None:
+    from fixes.model import Approval, Outcome
+    from fixes.runner import FixRunner
+
+    rules_before, units_before = nat_rules(lab), unit_dir(lab)
+    approval = Approval(approver="lab-test", approved_at=datetime.now(UTC), requested_by="lab-test")
+
+    async def race(engine):  # noqa: ANN001, ANN202
+        runner = FixRunner(engine)
+        results = await asyncio.gather(runner.apply(NODE, "masquerade", MASQ, approval),
+                                       runner.apply(NODE, "masquerade", MASQ, approval))
+        rules = nat_rules(lab)
+        applied = next(r for r in results if r.outcome == Outcome.APPLIED)
+        undone = await runner.rollback(NODE, "masquerade", MASQ, applied.before or {}, approval)
+        return sorted(r.outcome for r in results), rules, undone
+
+    outcomes, rules, undone = in_ops(lab, race)
+    assert outcomes == [Outcome.APPLIED, Outcome.BUSY]
+    assert rules.count(RULE) == 1
+    assert undone.outcome == Outcome.ROLLED_BACK
+    assert (nat_rules(lab), unit_dir(lab)) == (rules_before, units_before)
