@@ -94,6 +94,10 @@ class _Lazy:
 
     def __init__(self, factory: Callable[[], Awaitable[Any]] | None, missing: str) -> None:
         self._task: asyncio.Task[Any] | None = asyncio.ensure_future(factory()) if factory else None
+        if self._task is not None:
+            # a failure nobody awaited (e.g. the peer pod when the own pod already failed) is reported
+            # through `failure()` or the probes' skip reasons, not as "exception never retrieved"
+            self._task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._missing = missing
 
     async def get(self, timeout: float) -> tuple[Any | None, str | None]:

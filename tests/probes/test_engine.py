@@ -18,7 +18,7 @@ import structlog.testing
 
 from probes.causes import attribute_causes
 from probes.engine import Engine, Transports, UnknownNode, UnknownProbe
-from probes.errors import HostKeyRejected, ProbeSkip
+from probes.errors import HostKeyRejected, PodUnavailable, ProbeSkip
 from probes.facts import ClusterFacts, NodeFacts
 from probes.model import Finding, Layer, Status, fail, ok
 from probes.registry import Registry, probe
@@ -365,3 +365,26 @@ async def test_each_check_discovers_afresh() -> None:
     assert (await engine.check("worker3")).node == "worker3"  # a node that joined since
     assert await engine.node_names() == ["master", "worker1", "worker2", "worker3"]  # cached
     assert len(seen) == 2
+
+
+async def test_failed_peer_pod_nobody_awaited_is_not_an_unretrieved_exception() -> None:
+    reg = Registry()
+
+    @probe(id="cross", layer=Layer.ROUTER, needs={"pod", "peer-pod"}, registry=reg)
+    async def cross(ctx):
+        raise AssertionError("own pod failed: must be skipped")
+
+    class FailingPods(Pods):
+        async def get(self, node: NodeFacts) -> FakePod:
+            raise PodUnavailable(f"no pod on {node.name}")
+
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    report = await make_engine(reg, pods=FailingPods()).check("worker2")
+    assert report.finding("cross").summary == "no debug pod on worker2: no pod on worker2"
+    import gc
+
+    gc.collect()
+    await asyncio.sleep(0)
+    assert unhandled == []
