@@ -23,6 +23,9 @@ log = structlog.get_logger("netcheck.serve")
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set)")
     parser.add_argument("--port", type=int, default=3000, help="HTTP mode port for /slack/events")
+    parser.add_argument(
+        "--host", default="0.0.0.0", help="HTTP mode address (default: all, Slack must reach it)"
+    )
     parser.add_argument("--config", default=None, help="configuration file")
     parser.set_defaults(run=run)
     return parser
@@ -42,15 +45,26 @@ def _load(args: argparse.Namespace) -> tuple[SlackSettings, Any, Any, Any]:
     return config.slack, engine, FixRunner(engine), source
 
 
-async def serve(settings: SlackSettings, engine: Any, runner: Any, source: Any, port: int) -> None:
+async def serve(
+    settings: SlackSettings,
+    engine: Any,
+    runner: Any,
+    source: Any,
+    *,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set), then give running tasks their shutdown time."""
     probe_count = len(list(getattr(engine, "registry", [])))
     app, rt = build_app(settings, engine, runner, probe_count=probe_count)
     if source is not None:
         start_node_watch(rt, source)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     if settings.app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -64,17 +78,19 @@ async def serve(settings: SlackSettings, engine: Any, runner: Any, source: Any, 
 
         runner_ = web.AppRunner(app.web_app(path="/slack/events", port=port))
         await runner_.setup()
-        await web.TCPSite(runner_, "0.0.0.0", port).start()  # Slack must reach it: all interfaces
-        log.info("serving", mode="http", port=port, path="/slack/events")
+        await web.TCPSite(runner_, host, port).start()
+        log.info("serving", mode="http", host=host, port=port, path="/slack/events")
         await stop.wait()
         await runner_.cleanup()
     await rt.tasks.close(settings.shutdown_timeout_s)
+    if hasattr(engine, "aclose"):
+        await engine.aclose()
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         settings, engine, runner, source = _load(args)
-        asyncio.run(serve(settings, engine, runner, source, args.port))
+        asyncio.run(serve(settings, engine, runner, source, host=args.host, port=args.port))
     except NetcheckError as exc:
         print(f"netcheck serve: {exc}")
         return 2
