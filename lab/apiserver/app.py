@@ -200,7 +200,7 @@ async def _update(request: web.Request, state: State, target: Target) -> web.Str
 async def _patch(request: web.Request, state: State, target: Target) -> web.StreamResponse:
     body = await _body(request)
     current = state.store.get(target.resource, target.namespace, target.name)
-    patched = apply_patch(request.content_type, current, body)
+    patched = apply_patch(request.content_type, current, body, custom=target.resource.custom)
     if not isinstance(patched, dict):
         raise bad_request("the patched object is not an object")
     if (patched.get("metadata") or {}).get("resourceVersion") == current["metadata"]["resourceVersion"]:

@@ -102,10 +102,14 @@ def json_patch(target: Any, operations: Any) -> Any:
     return doc
 
 
-def apply_patch(content_type: str, target: dict[str, Any], body: Any) -> dict[str, Any]:
+def apply_patch(content_type: str, target: dict[str, Any], body: Any, *, custom: bool) -> dict[str, Any]:
+    """Patch `target` as kube-apiserver would; strategic merge is treated as merge (no patch-merge keys)."""
+    merge_types = ["application/merge-patch+json"]
+    if not custom:
+        merge_types.append("application/strategic-merge-patch+json")
     if content_type == "application/json-patch+json":
         return json_patch(target, body)
-    if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+    if content_type in merge_types:
         if not isinstance(body, dict):
             kind = "array" if isinstance(body, list) else "value"
             raise bad_request(
@@ -116,7 +120,7 @@ def apply_patch(content_type: str, target: dict[str, Any], body: Any) -> dict[st
     raise ApiError(
         415,
         "UnsupportedMediaType",
-        "the body of the request was in an unknown format - accepted "
-        "media types include: application/json-patch+json, application/merge-patch+json, "
-        "application/apply-patch+yaml",
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        + ("" if custom else ", application/strategic-merge-patch+json"),
     )

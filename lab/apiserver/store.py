@@ -27,6 +27,7 @@ class Resource:
     kind: str
     namespaced: bool
     verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
+    custom: bool = False  # a CRD: no strategic merge patch, like the real server
 
     @property
     def api_version(self) -> str:
@@ -41,8 +42,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "endpoints", "Endpoints", True),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
-    Resource("operator.tigera.io", "v1", "installations", "Installation", False),
-    Resource("crd.projectcalico.org", "v1", "ippools", "IPPool", False),
+    Resource("operator.tigera.io", "v1", "installations", "Installation", False, custom=True),
+    Resource("crd.projectcalico.org", "v1", "ippools", "IPPool", False, custom=True),
 )
 
 

@@ -225,6 +225,15 @@ async def test_installation_merge_and_json_patch(lab: Lab) -> None:
     assert patched["spec"]["calicoNetwork"]["nodeAddressAutodetectionV4"] == {"interface": "wl.*"}
     assert patched["status"]["mtu"] == 1380
     assert (lab.tmp / "mtu-hook-called").read_text().strip() == "1380"
+    with pytest.raises(ApiException) as strategic:
+        await asyncio.to_thread(
+            custom.patch_cluster_custom_object,
+            *group,
+            "default",
+            {"spec": {}},
+            _content_type="application/strategic-merge-patch+json",
+        )
+    assert strategic.value.status == 415
     with pytest.raises(ApiException) as not_a_number:
         await asyncio.to_thread(
             custom.patch_cluster_custom_object,
