@@ -5,9 +5,10 @@ pod for an unknown node stays Pending; list with label and field selectors (spec
 delete returns the pod; a pod watch sees ADDED Pending then MODIFIED Running; the exec'd process is killed
 when the client leaves; exec over WebSocket (v5 chosen when offered, v4 alone works) really runs the command
 (exec_prefix ["env"] + the node's "netns", an env assignment here) with stdout, stderr and exit codes 0 and
-non-zero; refused exec upgrades (403 read-only, 404 missing pod); logs relayed from a real TLS kubelet
-stand-in, and the exact 500 "dial tcp ...: connect: connection refused" Status when none
-listens, "i/o timeout" when the dial hangs.
+non-zero; refused exec upgrades (403 read-only, 404 missing pod, 400 unscheduled pod); a pluggable
+authorizer receives the RBAC attributes and can deny pods/exec; logs relayed from a real TLS kubelet stand-
+in, and the exact 500 "dial tcp ...: connect: connection refused" Status when none listens, "i/o timeout"
+when the dial hangs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
+from lab.apiserver.auth import Request, User
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, KUBELET_LOG_TEXT, READONLY_TOKEN, Lab, running_lab
 
 RUNNING_WAIT_SECONDS = 5.0
@@ -144,6 +146,28 @@ async def test_exec_refusals(lab: Lab) -> None:
     with pytest.raises(ApiException) as missing:
         await asyncio.to_thread(_exec, core, "no-such-pod", ["true"])
     assert "404" in str(missing.value.reason)
+    await asyncio.to_thread(core.create_namespaced_pod, "default", _pod("unscheduled", "nowhere"))
+    with pytest.raises(ApiException) as pending:
+        await asyncio.to_thread(_exec, core, "unscheduled", ["true"])
+    assert "400" in str(pending.value.reason)
+
+
+async def test_pluggable_authorizer_decides_exec(tmp_path: Path) -> None:
+    """The authorizer sees RBAC's attributes; this one denies only the pods/exec subresource."""
+    asked: list[Request] = []
+
+    def no_exec(user: User, request: Request) -> bool:
+        asked.append(request)
+        return request.subresource != "exec"
+
+    async with running_lab(tmp_path, authorizer=no_exec) as lab:
+        core = client.CoreV1Api(lab.api_client())
+        await _create_running(core, "default", "guarded", "master")
+        with pytest.raises(ApiException) as denied:
+            await asyncio.to_thread(_exec, core, "guarded", ["true"])
+    assert "403" in str(denied.value.reason)
+    assert Request("create", "", "pods", "exec", "default", "guarded") in asked
+    assert Request("create", "", "pods", "", "default", "") in asked
 
 
 async def test_logs_relayed_from_kubelet(lab: Lab) -> None:

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from lab import certs
 from lab.apiserver import ApiServerConfig, serve
+from lab.apiserver.auth import Authorizer, readonly_authorizer
 
 ADMIN_TOKEN = "admin-token"
 READONLY_TOKEN = "readonly-token"
@@ -141,10 +142,12 @@ async def kubelet_standin(server: certs.CertPair) -> AsyncIterator[int]:
 
 
 @contextlib.asynccontextmanager
-async def running_lab(tmp: Path, **overrides: Any) -> AsyncIterator[Lab]:
+async def running_lab(
+    tmp: Path, authorizer: Authorizer = readonly_authorizer, **overrides: Any
+) -> AsyncIterator[Lab]:
     ca, server = make_tls(tmp / "tls")
     async with kubelet_standin(server) as kubelet_port:
         config = ApiServerConfig.model_validate({**base_config(server, kubelet_port, tmp), **overrides})
-        async with serve(config) as runner:
+        async with serve(config, authorizer) as runner:
             port = runner.addresses[0][1]
             yield Lab(f"https://127.0.0.1:{port}", ca.cert, config, tmp)
