@@ -48,6 +48,10 @@ class SSHSettings(BaseModel):
     sudo: bool = Field(False, description="Prefix commands with `sudo -n` (only for a non-root user).")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect and authenticate.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one command may run by default.")
+    max_sessions: int = Field(
+        8, ge=1, le=64,
+        description="Commands run at once on one node's connection (sshd's MaxSessions defaults to 10).",
+    )
     output_limit: int = Field(
         64_000, ge=1000, description="Characters of stdout/stderr kept per command (head and tail)."
     )
@@ -86,6 +90,8 @@ class SSHShell:
         self._conn = conn
         self._settings = settings
         self._closing = False
+        # probes of a node run concurrently; sshd refuses channels beyond MaxSessions
+        self._sessions = asyncio.Semaphore(settings.max_sessions)
 
     @property
     def closed(self) -> bool:
@@ -96,12 +102,14 @@ class SSHShell:
         limit = timeout or self._settings.command_timeout
         sent = self._settings.wrap(command)
         try:
-            async with asyncio.timeout(limit):
+            async with self._sessions, asyncio.timeout(limit):
                 completed = await self._conn.run(sent, check=False)
         except TimeoutError:
             raise CommandTimeout(f"{self.node}: command timed out after {limit:g} s: {command}") from None
+        except asyncssh.ChannelOpenError as exc:  # this session was refused; the connection is fine
+            raise HostUnreachable(f"{self.node}: SSH session refused: {exc.reason}") from exc
         except (asyncssh.Error, OSError) as exc:
-            self.close()  # the pool reconnects on the next get()
+            self.close()  # the connection is gone: the pool reconnects on the next get()
             raise HostUnreachable(f"{self.node}: SSH session failed: {exc}") from exc
         stdout, stderr = _text(completed.stdout), _text(completed.stderr)
         cap = self._settings.output_limit

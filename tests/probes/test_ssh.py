@@ -1,6 +1,7 @@
 """SSH transport against a REAL sshd started on 127.0.0.1 (ephemeral port, own host key, temp dir).
 
-Covers: commands run with stdout/stderr/exit status; the connection is pooled and reconnected when
+Covers: commands run with stdout/stderr/exit status; 25 concurrent commands on one connection
+(beyond sshd MaxSessions); the connection is pooled and reconnected when
 closed; per-command timeout -> CommandTimeout; output capped keeping head and tail; a changed host
 key and an unknown host -> HostKeyRejected with the exact reason (never accepted); a missing
 known_hosts file; a closed port -> HostUnreachable; ssh.hosts override; `sudo -n` wrapping; the
@@ -9,6 +10,7 @@ engine turns a rejected host key into skips plus a visible `ssh` error finding.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -102,6 +104,17 @@ async def test_runs_commands_and_pools_the_connection(sshd) -> None:
         shell.close()
         again = await pool.get(NODE)
         assert again is not shell and (await again.run("true")).ok
+    finally:
+        await pool.aclose()
+
+
+async def test_many_concurrent_commands_share_one_connection(sshd) -> None:
+    pool = SSHPool(settings(sshd))
+    try:
+        shell = await pool.get(NODE)
+        # more than sshd's MaxSessions (10): the shell queues them instead of being refused
+        results = await asyncio.gather(*(shell.run(f"sleep 0.2; echo {i}") for i in range(25)))
+        assert [r.stdout for r in results] == [f"{i}\n" for i in range(25)]
     finally:
         await pool.aclose()
 
