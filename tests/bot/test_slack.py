@@ -6,7 +6,8 @@ Covers: ack < 3 s while probes run; parent, threaded replies (cause first, ok fo
 help / unknown node / already running / channel not allowed; approver click applies once (double click)
 with the button replaced, outcome in the thread and the parent re-checked; non-approver, self-approval,
 expired and tampered values refused with nothing applied; bad signature and stale timestamp → 401;
-429 retried; node joins (existing nodes ignored, Ready once, flap, dropped stream, 410 re-list).
+429 retried; Slack errors and cluster failures shown/logged; a JSON log line per command, click, approval,
+refusal and fix outcome; node joins (existing nodes ignored, Ready once, flap, dropped stream, 410 re-list).
 """
 
 from __future__ import annotations
@@ -295,3 +296,43 @@ async def test_netcheck_all_one_line_per_node_details_in_thread(bot):
     ]
     assert [r.text.split(":")[0] for r in parent.replies] == ["master", "worker1", "worker2"]
     assert "no MASQUERADE on wlp59s0 (`masquerade`)" in parent.replies[2].blocks[0]["text"]["text"]
+
+
+async def test_cluster_failure_is_shown_not_silent(bot):
+    bot.engine.nodes.append("unreachable")
+    await checked(bot, node="unreachable")
+    assert bot.parent().text == (
+        ":boom: netcheck unreachable failed: list nodes: API server unreachable: connection refused")
+
+
+async def test_json_log_line_for_command_click_approval_refusal_and_outcome(bot):
+    import io
+
+    import structlog
+
+    from bot.logging import configure
+
+    stream = io.StringIO()
+    configure(level="info", stream=stream, json=True)
+    try:
+        parent = await checked(bot, user=ALICE)
+        message = fix_reply(parent)
+        await bot.driver.click(message, user=MALLORY)
+        await bot.idle()
+        await bot.driver.click(message, user=BOB)
+        await bot.idle()
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    by_event: dict[str, list[dict]] = {}
+    for line in lines:
+        by_event.setdefault(line["event"], []).append(line)
+    assert by_event["command"][0] | {"user": ALICE, "channel": CHANNEL} == by_event["command"][0]
+    assert {c["user"] for c in by_event["click"]} == {MALLORY, BOB}
+    refusal = by_event["refusal"][0]
+    assert (refusal["user"], refusal["reason"], refusal["node"], refusal["fix"]) == (
+        MALLORY, "not-approver", "worker2", "masquerade")
+    assert by_event["approval"][0]["user"] == BOB
+    outcome = by_event["fix_outcome"][0]
+    assert (outcome["user"], outcome["channel"], outcome["node"], outcome["fix"], outcome["outcome"]) == (
+        BOB, CHANNEL, "worker2", "masquerade", "applied")

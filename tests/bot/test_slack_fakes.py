@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from bot.slack.ports import NodeEvent, NodeState, WatchExpired
 from fixes.model import Approval, FixResult, Outcome, Plan
 from probes.engine import UnknownNode
+from probes.errors import ClusterUnreachable
 from probes.model import Finding, FixProposal, Layer, Report, Status
 
 EVIDENCE = "\n".join(f"-A POSTROUTING -s 10.{i}.0.0/16 -j RETURN  # <rule & more>" for i in range(400))
@@ -50,6 +51,8 @@ class FakeEngine:
         return list(self.nodes)
 
     async def check(self, node: str, *, probes: object = None) -> Report:
+        if node == "unreachable":
+            raise ClusterUnreachable("list nodes: API server unreachable: connection refused")
         if node not in self.nodes:
             raise UnknownNode(f"unknown node {node!r}: did you mean worker1, worker2?")
         self.in_flight += 1
