@@ -36,6 +36,8 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 @dataclass(frozen=True)
 class Target:
+    """What a URL names: resource, namespace ("" = cluster scope/all), name ("" = collection), subresource."""
+
     resource: Resource
     namespace: str
     name: str

@@ -1,11 +1,11 @@
 """API stand-in through the official kubernetes client over TLS with CA verification.
 
 Covers: /version, discovery (/api, /apis incl. Calico and coordination groups), /healthz; nodes list with
-label/field selectors and get; Service and Endpoints default/kubernetes; watch (ADDED for a node added via
-the control API, MODIFIED for Ready, 410 Expired for a too-old resourceVersion); 401 without a token;
-403 with the real message for a read-only token's write; Installation get/merge patch/JSON patch (MTU hook
-runs, status.mtu follows), a JSON-patch list sent as merge patch rejected, NotFound shape; IPPool patch;
-Lease create/update/409 conflict/delete.
+label/field selectors and get; Service, Endpoints and EndpointSlice default/kubernetes; watch (ADDED for a
+node added via the control API, MODIFIED for Ready, 410 Expired for a too-old resourceVersion); 401 without
+a token; 403 with the real message for a read-only token's write; Installation get/merge patch/JSON patch
+(MTU hook runs, status.mtu follows), a JSON-patch list sent as merge patch rejected, NotFound shape; IPPool
+patch; Lease create/update/409 conflict/delete.
 """
 
 from __future__ import annotations
@@ -88,6 +88,12 @@ async def test_kubernetes_service_and_endpoints(lab: Lab) -> None:
     assert [(a.ip, endpoints.subsets[0].ports[0].port) for a in endpoints.subsets[0].addresses] == [
         ("192.168.1.10", 6443)
     ]
+    slices = await asyncio.to_thread(
+        client.DiscoveryV1Api(lab.api_client()).list_namespaced_endpoint_slice,
+        "default",
+        label_selector="kubernetes.io/service-name=kubernetes",
+    )
+    assert [e.addresses for e in slices.items[0].endpoints] == [["192.168.1.10"]]
 
 
 def _watch_until(lab: Lab, resource_version: str, wanted: set[tuple[str, str]]) -> list[tuple[str, str]]:
