@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = config_module.load(args.config)
-        return asyncio.run(_main(args, wiring.build_engine, config))
+        build_engine = getattr(args, "engine_factory", None) or wiring.build_engine  # bot.cli seam for tests
+        return asyncio.run(_main(args, build_engine, config))
     except NetcheckError as exc:
         print(f"netcheck fix: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -18,7 +18,6 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -27,21 +26,10 @@ from lab.cluster import Lab
 pytest_plugins = ["tests.labfixtures"]
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
 NODE = "worker2"
 MASQ = {"pod_cidr": "192.168.88.0/24", "interface": "wlp59s0"}
 RULE = "-A POSTROUTING -s 192.168.88.0/24 -o wlp59s0 -j MASQUERADE"
 UNIT = "/etc/systemd/system/netcheck-masquerade.service"
-CLI = (
-    "import argparse, sys\n"
-    "from bot.commands import fix\n"
-    "parser = argparse.ArgumentParser(prog='netcheck')\n"
-    "fix.add_parser(parser.add_subparsers())\n"
-    "args = parser.parse_args(sys.argv[1:])\n"
-    "sys.exit(args.run(args))\n"
-)
-
-
 def nat_rules(lab: Lab) -> list[str]:
     """The nat table's chains and rules (counters dropped: traffic changes them, not fixes)."""
     saved = lab.node_exec(NODE, "iptables-nft-save", "-t", "nat", check=True).stdout
@@ -72,7 +60,8 @@ def in_ops(lab: Lab, use):  # noqa: ANN001, ANN202
 
 
 def netcheck_fix(lab: Lab, *argv: str):  # noqa: ANN202
-    return lab.run_ops([sys.executable, "-c", CLI, "fix", *argv], timeout=120)
+    """The real `netcheck` entry point (bot/cli.py), run in the ops namespace with the lab's config."""
+    return lab.run_ops([sys.executable, "-m", "bot.cli", "fix", *argv], timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +255,17 @@ def test_two_concurrent_masquerade_applies_one_runs(lab: Lab, clean_worker2: Non
     assert rules.count(RULE) == 1
     assert undone.outcome == Outcome.ROLLED_BACK
     assert (nat_rules(lab), unit_dir(lab)) == (rules_before, units_before)
+
+
+def test_cli_refuses_without_terminal_then_applies_with_yes(lab: Lab, clean_worker2: None) -> None:
+    masq = ("masquerade", "--param", "pod_cidr=192.168.88.0/24", "--param", "interface=wlp59s0")
+    before = (nat_rules(lab), unit_dir(lab))
+    refused = netcheck_fix(lab, NODE, *masq)
+    assert refused.returncode == 2 and "no terminal" in refused.stdout, refused.stdout + refused.stderr
+    assert (nat_rules(lab), unit_dir(lab)) == before
+    applied = netcheck_fix(lab, NODE, *masq, "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "applied:" in applied.stdout and "return-path    ok" in applied.stdout
+    assert nat_rules(lab).count(RULE) == 1
+    again = netcheck_fix(lab, NODE, *masq, "--yes")
+    assert again.returncode == 0 and "nothing-to-do:" in again.stdout and nat_rules(lab).count(RULE) == 1
