@@ -113,6 +113,12 @@ class KubeCluster:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ClusterUnreachable(f"{what}: API server unreachable: {exc}") from exc
 
+    def exec_client(self) -> k8s.ApiClient:
+        """A fresh ApiClient for ONE exec session: `kubernetes.stream.stream` swaps the client's
+        `request` for a WebSocket one while it runs, so sharing a client across threads sends other
+        calls (e.g. a pod delete) over WebSocket and can leave the swap in place for good."""
+        return k8s.ApiClient(self.api.configuration)
+
     def to_dict(self, obj: Any) -> dict[str, Any]:
         return self.api.sanitize_for_serialization(obj)
 

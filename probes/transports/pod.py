@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 import yaml
+from kubernetes import client as k8s
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,8 +98,12 @@ class KubePodExec:
         self._settings = settings
 
     def _exec_blocking(self, command: str, timeout: float) -> tuple[str, str, str, bool]:
+        with self._cluster.exec_client() as api:
+            return self._exec_session(k8s.CoreV1Api(api), command, timeout)
+
+    def _exec_session(self, core: Any, command: str, timeout: float) -> tuple[str, str, str, bool]:
         ws = stream(
-            self._cluster.core.connect_get_namespaced_pod_exec,
+            core.connect_get_namespaced_pod_exec,
             self.name,
             self.namespace,
             command=["sh", "-c", command],

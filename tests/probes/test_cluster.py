@@ -182,6 +182,20 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
         await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
 
 
+async def test_concurrent_execs_do_not_hijack_other_calls(kube) -> None:
+    """kubernetes.stream swaps the client's request function while an exec runs (see cluster.py)."""
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings())
+    pod = await pods.get(WORKER2)
+    execs = [pod.run(f"sleep 0.3; echo {i}") for i in range(4)]
+    reads = [kube.list_nodes() for _ in range(4)]
+    results = await asyncio.gather(*execs, *reads)
+    assert [r.stdout for r in results[:4]] == [f"{i}\n" for i in range(4)]
+    assert all(len(nodes) == 3 for nodes in results[4:])
+    await pods.release("worker2")  # a plain DELETE, not over WebSocket
+    assert (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items == []
+
+
 async def test_leftover_pod_is_deleted_first(kube) -> None:
     await _create_namespace(kube)
     leftover = pod_manifest("worker2", pod_settings())
