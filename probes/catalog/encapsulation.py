@@ -24,8 +24,9 @@ from probes.model import Layer, ProbeResult, fail, ok, warn
 from probes.registry import probe
 from probes.transports.commands import iface, ip, render
 
-# Two echo requests, one second per reply: enough to tell "reachable" from "dropped" quickly.
-_PING = "ping -c 2 -W 1 {ip}"
+# Three echo requests, two seconds for the last reply: a loaded node's first reply (neighbour
+# resolution) can take over a second; only total loss is a verdict.
+_PING = "ping -c 3 -i 0.5 -W 2 {ip}"
 _ADDRS = "ip -o -4 addr show"
 _ROUTE = "ip -o route get {ip}"
 _WIRELESS = "test -d /sys/class/net/{iface}/wireless"
@@ -53,14 +54,12 @@ async def node_link(ctx: ProbeContext, evidence: list[str]) -> tuple[str | None,
     return link, is_wifi
 
 
-# The node shell is used when another probe of the run opened it (the engine hands it over); the
-# WiFi half says so when it is missing instead of skipping the pod-to-pod half.
-@probe(id="encapsulation", layer=Layer.ROUTER, needs={"pod", "peer-pod"})
+@probe(id="encapsulation", layer=Layer.ROUTER, needs={"host", "pod", "peer-pod"})
 async def encapsulation(ctx: ProbeContext) -> ProbeResult:
     """IPIP is not used over WiFi, and the debug pod reaches a pod on another node.
 
     Reads the node's IP pools (ipipMode/vxlanMode); on the node `ip -o -4 addr show` and
-    /sys/class/net/<if>/wireless find its link; from the debug pod `ping -c 2 -W 1 <peer pod IP>`
+    /sys/class/net/<if>/wireless find its link; from the debug pod `ping -c 3 -i 0.5 -W 2 <peer pod IP>`
     to a debug pod on another node. fail: no reply from the peer pod (cross-node pod traffic is
     lost: encapsulation dropped by the router, e.g. IPIP protocol 4 — which gives no ICMP error,
     only silence — or missing routes). warn: IPIP over a WiFi interface; remediation: switch the
@@ -92,7 +91,7 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
         # No statistics line: ping itself failed (missing, bad address): no verdict on the path.
         loss = found.group(1) if found else None
         source = f"{ctx.pod_exec.name} {ctx.pod_exec.ip}"
-        evidence.append(f"$ ping -c 2 -W 1 {peer} (from {source})\n{result.output}")
+        evidence.append(f"$ ping -c 3 -i 0.5 -W 2 {peer} (from {source})\n{result.output}")
         if loss == "100" and ctx.host_shell is not None:
             route = await ctx.host.run(render(_ROUTE, ip=peer), timeout=ctx.settings.command_timeout)
             evidence.append(f"$ ip -o route get {peer}   (on {ctx.node.name})\n{route.output}")

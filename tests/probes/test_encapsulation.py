@@ -42,7 +42,7 @@ async def test_ipip_over_wifi_warns_recommending_vxlan() -> None:
 
 
 async def test_vxlan_over_wifi_with_peer_reachable_ok() -> None:
-    pod = FakePod().on(r"^ping -c 2 -W 1 192\.168\.87\.69$", out(PING_OK))
+    pod = FakePod().on(r"^ping -c 3 -i 0\.5 -W 2 192\.168\.87\.69$", out(PING_OK))
     result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
     assert result.status is Status.OK
     assert result.summary == "no IPIP over WiFi; pod-to-pod to 192.168.87.69 ok (0% loss)"
