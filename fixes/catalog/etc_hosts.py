@@ -3,7 +3,8 @@
 Proposed by the `etc-hosts` probe with no parameters: the entries are recomputed from the
 cluster facts (node name -> InternalIP) at plan time, so a Slack button carries no data. The block
 sits between `# BEGIN netcheck` and `# END netcheck`; the file is rewritten in place (in the lab
-/etc/hosts is a bind mount, which a rename would break). Rollback writes the previous text back.
+/etc/hosts is a bind mount, which a rename would break). Rollback writes the previous text back,
+keeping lines someone else added outside the block in the meantime.
 """
 
 from __future__ import annotations
@@ -122,5 +123,11 @@ class EtcHosts(Fix):
         return [f"{name} is still missing from {HOSTS}" for name, _ in wanted if name not in present]
 
     async def rollback(self, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:
-        await self.write_file(HOSTS, before["hosts"])
+        previous: str = before["hosts"]
+        current = await self._hosts()
+        if without_block(current) == without_block(previous):
+            restored = previous  # nobody else edited the file since: put back the exact text
+        else:  # someone edited outside our block meanwhile: keep their lines, restore only our block
+            restored = with_block(current, self._block_of(previous))
+        await self.write_file(HOSTS, restored)
         return {"hosts": await self._hosts()}

@@ -147,3 +147,17 @@ def test_registry_checks_definitions_at_import() -> None:
         fix(id="x", addresses="no-such-probe", registry=registry)(type("X", (IpForward,), {}))
     with pytest.raises(FixRegistryError, match="must match"):
         fix(id="Bad_Id", addresses="mtu", registry=registry)(type("Y", (IpForward,), {}))
+
+
+async def test_etc_hosts_rollback_keeps_lines_added_by_someone_else() -> None:
+    from fixes.catalog.etc_hosts import EtcHosts
+
+    hosts = "127.0.0.1 localhost\n"
+    node, engine, runner = make(files={"/etc/hosts": hosts})
+    fix_ = EtcHosts(engine, "worker2")
+    plan = await fix_.plan({})
+    before = await fix_.snapshot(plan)
+    await fix_.apply(plan, APPROVAL)
+    node.files["/etc/hosts"] += "10.9.9.9 added-meanwhile\n"
+    await fix_.rollback(plan, before)
+    assert node.files["/etc/hosts"] == hosts + "10.9.9.9 added-meanwhile\n"
