@@ -259,9 +259,11 @@ class Engine:
 
     @staticmethod
     def _peer_node(node: NodeFacts, facts: ClusterFacts) -> NodeFacts | None:
-        """Another Ready node for cross-node pod checks (a worker before a control-plane node)."""
+        """Another Ready node for cross-node pod checks. A control-plane node first: it is the one
+        every cluster has, and a broken worker (the usual suspect) would make a healthy node's
+        pod-to-pod check fail for the peer's fault."""
         others = [n for n in facts.nodes if n.ready and n.name != node.name]
-        others.sort(key=lambda n: "node-role.kubernetes.io/control-plane" in n.labels)
+        others.sort(key=lambda n: "node-role.kubernetes.io/control-plane" not in n.labels)
         return others[0] if others else None
 
     @staticmethod

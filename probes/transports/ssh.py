@@ -102,8 +102,9 @@ class SSHShell:
         limit = timeout or self._settings.command_timeout
         sent = self._settings.wrap(command)
         try:
-            async with self._sessions, asyncio.timeout(limit):
-                completed = await self._conn.run(sent, check=False)
+            async with self._sessions:  # waiting for a free session is bounded by the probe's timeout
+                async with asyncio.timeout(limit):
+                    completed = await self._conn.run(sent, check=False)
         except TimeoutError:
             raise CommandTimeout(f"{self.node}: command timed out after {limit:g} s: {command}") from None
         except asyncssh.ChannelOpenError as exc:  # this session was refused; the connection is fine

@@ -328,9 +328,11 @@ async def test_peer_pod_on_another_ready_node() -> None:
 
     pods = Pods()
     report = await make_engine(reg, pods=pods).check("worker2")
-    # worker1 is not Ready; the control-plane node is the only other candidate
+    # the control-plane node is preferred (and worker1 is not Ready anyway)
     assert report.finding("cross").summary == "peer 10.244.0.9"
     assert pods.released == ["master"]
+    report = await make_engine(reg, pods=pods).check("master")
+    assert report.finding("cross").summary == "peer 10.244.2.9"  # worker2, the only other Ready node
     report = await make_engine(reg).check("worker2")
     assert report.finding("cross").summary == "peer None"
 
