@@ -103,8 +103,7 @@ class SSHShell:
         sent = self._settings.wrap(command)
         try:
             async with self._sessions:  # waiting for a free session is bounded by the probe's timeout
-                async with asyncio.timeout(limit):
-                    completed = await self._conn.run(sent, check=False)
+                completed = await self._run(sent, limit)
         except TimeoutError:
             raise CommandTimeout(f"{self.node}: command timed out after {limit:g} s: {command}") from None
         except asyncssh.ChannelOpenError as exc:  # this session was refused; the connection is fine
@@ -124,6 +123,23 @@ class SSHShell:
             stderr=trim(stderr, cap),
             truncated=len(stdout) > cap or len(stderr) > cap,
         )
+
+    async def _run(self, sent: str, limit: float) -> asyncssh.SSHCompletedProcess:
+        """Open the session (bounded by connect_timeout: a loaded sshd is slow to fork), then give
+        the command itself `limit` seconds; on timeout the channel is closed so it does not linger."""
+        try:
+            async with asyncio.timeout(self._settings.connect_timeout):
+                process = await self._conn.create_process(sent, stdin=asyncssh.DEVNULL)
+        except TimeoutError:
+            raise HostUnreachable(
+                f"{self.node}: no SSH session within {self._settings.connect_timeout:g} s"
+            ) from None
+        try:
+            async with asyncio.timeout(limit):
+                return await process.wait(check=False)
+        finally:
+            if process.exit_status is None and process.exit_signal is None:
+                process.close()
 
     def close(self) -> None:
         self._closing = True
