@@ -30,7 +30,8 @@ EXPLAINS: dict[str, tuple[tuple[str, Condition], ...]] = {
     ),
     "host-api": (("pod-api", _always),),
     "masquerade": (("pod-api", _always), ("pod-dns", _always)),
-    "return-path": (("pod-api", _always), ("pod-dns", _always)),
+    # replies to pod IPs that the router cannot route also lose cross-node pod traffic it carries
+    "return-path": (("pod-api", _always), ("pod-dns", _always), ("encapsulation", _always)),
     "mtu": (("pod-api", _host_api_ok),),
     "kubelet-port": (),
 }

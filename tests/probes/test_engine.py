@@ -265,6 +265,17 @@ def test_causes_case_study_masquerade_explains_pod_api() -> None:
     assert by == {"host-api": None, "pod-api": "masquerade", "masquerade": None, "return-path": None}
 
 
+def test_causes_return_path_explains_cross_node_loss() -> None:
+    findings = attribute_causes([
+        _f("pod-api", Status.FAIL), _f("masquerade", Status.FAIL), _f("return-path", Status.FAIL),
+        _f("encapsulation", Status.FAIL), _f("pod-dns", Status.FAIL),
+    ])
+    assert {f.probe: f.caused_by for f in findings} == {
+        "pod-api": "masquerade", "masquerade": None, "return-path": None,
+        "encapsulation": "return-path", "pod-dns": "masquerade",
+    }
+
+
 def test_causes_ip_forward_wins_and_mtu_needs_host_api_ok() -> None:
     findings = attribute_causes([
         _f("ip-forward", Status.FAIL), _f("pod-api", Status.FAIL), _f("return-path", Status.FAIL),
