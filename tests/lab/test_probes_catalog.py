@@ -1,15 +1,17 @@
 """The nine catalog probes on the lab, through `netcheck check NODE --json` run from the ops namespace.
 
 Covers: the healthy lab (masquerade rule in place) has no problem finding from these probes on any
-node; each lab fault gives its probe's exact status with the node's real values: kubelet-blocked
-(kubelet-port fail), hosts-missing (etc-hosts fail listing exactly the other nodes with their
-InternalIPs), rules-in-legacy and alternative-legacy (iptables-mode fail, the right alternative),
-ip-forward-off (fail) and ip-forward-unpersisted (warn), resolved-stub (resolved-53 fail), vpn
-(node-address fail naming tailscale0 and wlp59s0), pool-ipip (encapsulation warn on the WiFi node,
-kernel-modules skip: this kernel exposes no module list), pool-ipip + ipip-blocked (still only the
-WiFi warning: the lab routes pods directly, documented limit), no-tunnel-device (kernel-modules
-still ok: /sys/module/vxlan shows the module); and one node with three faults at once (ip_forward
-off, /etc/hosts entries missing, kubelet port blocked) lists exactly those three as causes.
+node, except worker1's pod-to-pod toward the WiFi node's pod when the engine pairs them (the lab
+routes nobody to that block); each lab fault gives its probe's exact status with the node's real
+values: kubelet-blocked (kubelet-port fail), hosts-missing (etc-hosts fail listing exactly the
+other nodes with their InternalIPs), rules-in-legacy and alternative-legacy (iptables-mode fail,
+the right alternative), ip-forward-off (fail) and ip-forward-unpersisted (warn), resolved-stub
+(resolved-53 fail), vpn (node-address fail naming tailscale0 and wlp59s0), pool-ipip
+(encapsulation warn on the WiFi node, kernel-modules skip: this kernel exposes no module list),
+pool-ipip + ipip-blocked (still only the WiFi warning: the lab routes pods directly, documented
+limit), no-tunnel-device (kernel-modules still ok: /sys/module/vxlan shows the module); and one node
+with three faults at once (ip_forward off, /etc/hosts entries missing, kubelet port blocked) lists
+exactly those three as causes.
 """
 
 from __future__ import annotations
@@ -68,6 +70,14 @@ def test_healthy_lab_has_no_problems(lab: Lab, fault, node: str) -> None:
     found = check(lab, node)
     assert set(found) >= set(CATALOG)
     problems = {p: f for p, f in found.items() if f["status"] not in ("ok", "skip")}
+    if node == "worker1" and "encapsulation" in problems:
+        # When the engine pairs worker1 with the WiFi node's debug pod: the lab routes nobody to the WiFi
+        # node's pod block (lab/topology.pod_route_peers, the case study's premise), so pod-to-pod from
+        # worker1 to worker2 is really lost, and the probe shows the route via the router. Reported to
+        # the lead; once the lab routes that block this branch is dead code and must go.
+        lost = problems.pop("encapsulation")
+        assert lost["status"] == "fail", lost
+        assert "192.168.88.69 via 192.168.1.1" in lost["evidence"]
     assert problems == {}, problems
     for probe_id in ("kubelet-port", "etc-hosts", "iptables-mode", "ip-forward", "resolved-53",
                      "node-address", "pod-dns"):
