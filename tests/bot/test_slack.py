@@ -25,7 +25,13 @@ from bot.slack.ports import NodeState
 from bot.slack.settings import SlackSettings
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_slack_fakes import GONE, FakeEngine, FakeNodeSource, FakeRunner
+from tests.bot.test_slack_fakes import (
+    GONE,
+    FakeEngine,
+    FakeNodeSource,
+    FakeRunner,
+    fresh_logging,  # noqa: F401  (autouse)
+)
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0NETCHECK"

@@ -22,7 +22,11 @@ from bot.slack.settings import SlackSettings
 from lab.slack.limits import block_errors
 from lab.slack.webapi import SlackStandIn
 from probes.model import Finding, Layer, Report, Status
-from tests.bot.test_slack_fakes import broken_findings, healthy_findings
+from tests.bot.test_slack_fakes import (
+    broken_findings,
+    fresh_logging,  # noqa: F401  (autouse)
+    healthy_findings,
+)
 
 
 def report(findings: list[Finding], node: str = "worker2") -> Report:

@@ -5,8 +5,11 @@ a fix runner that records applies, and a scripted node source. Used by tests/bot
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+
+import pytest
+import structlog
 
 from bot.slack.ports import NodeEvent, NodeState, WatchExpired
 from fixes.model import Approval, FixResult, Outcome, Plan
@@ -118,3 +121,12 @@ class FakeNodeSource:
 
 
 GONE = WatchExpired
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging() -> Iterator[None]:
+    """structlog back to its defaults around each test: a test that ran `netcheck` main() leaves it
+    printing to that test's (closed) capture stream. Imported by every tests/bot/test_slack*.py."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from lab.cluster import Lab
+from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 pytest_plugins = ["tests.labfixtures"]
 pytestmark = pytest.mark.lab

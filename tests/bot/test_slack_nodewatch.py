@@ -20,7 +20,11 @@ from bot.slack.ports import WatchExpired
 from bot.slack.settings import SlackSettings
 from lab.slack.webapi import SlackStandIn
 from probes.transports.cluster import ClusterSettings, KubeCluster, load_api_client
-from tests.bot.test_slack_fakes import FakeEngine, FakeRunner
+from tests.bot.test_slack_fakes import (
+    FakeEngine,
+    FakeRunner,
+    fresh_logging,  # noqa: F401  (autouse)
+)
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, running_lab
 from tests.probes.test_cluster import write_kubeconfig
 

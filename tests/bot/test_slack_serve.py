@@ -18,7 +18,11 @@ from bot.slack.settings import SlackSettings
 from lab.slack.driver import SlackDriver
 from lab.slack.socketmode import SocketModeStandIn
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_slack_fakes import FakeEngine, FakeRunner
+from tests.bot.test_slack_fakes import (
+    FakeEngine,
+    FakeRunner,
+    fresh_logging,  # noqa: F401  (autouse)
+)
 
 CHANNEL = "C0NETCHECK"
 

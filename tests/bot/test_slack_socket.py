@@ -11,7 +11,11 @@ from bot.slack.app import build_app
 from bot.slack.settings import SlackSettings
 from lab.slack.socketmode import SocketModeStandIn
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_slack_fakes import FakeEngine, FakeRunner
+from tests.bot.test_slack_fakes import (
+    FakeEngine,
+    FakeRunner,
+    fresh_logging,  # noqa: F401  (autouse)
+)
 
 CHANNEL = "C0NETCHECK"
 
