@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -126,6 +127,8 @@ class Lab:
         ca = certs.make_ca(state / "pki")
         topology.build_router(self.names)
         topology.build_ops(self.names)
+        nodes.write_lan_host_files(self.names.ops, node_specs)
+        nodes.write_lan_host_files(self.names.router, node_specs)
 
         def build_one(node: NodeSpec) -> str:
             ns = self.names.node(node.name)
@@ -259,7 +262,7 @@ class Lab:
     def enter_ops(self) -> Iterator[None]:
         """Move this thread into the ops network namespace for the block (setns), then back."""
         libc = ctypes.CDLL(None, use_errno=True)
-        original = os.open(f"/proc/self/task/{ctypes.CDLL(None).gettid()}/ns/net", os.O_RDONLY)
+        original = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
         target = os.open(str(netns.NETNS_RUN_DIR / self.ops_ns), os.O_RDONLY)
         try:
             if libc.setns(target, CLONE_NEWNET) != 0:

@@ -71,6 +71,14 @@ def write_node_files(ns: str, node: NodeSpec, nodes: list[NodeSpec], state: Path
     kubelet_config_path(state, node.name).write_text(kubelet_config_text())
 
 
+def write_lan_host_files(ns: str, nodes: list[NodeSpec]) -> None:
+    """hosts and resolv.conf for the router and ops namespaces: node names resolve, DNS stays in the lab."""
+    etc = etc_dir(ns)
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "hosts").write_text(hosts_text(nodes))
+    (etc / "resolv.conf").write_text(resolv_text(topology.master_ip()))
+
+
 def write_pod_files(ns: str) -> None:
     etc = etc_dir(ns)
     etc.mkdir(parents=True, exist_ok=True)
