@@ -144,9 +144,9 @@ class FixRunner:
             report = await self.engine.check(plan.node, probes=self._with_dependencies([fix.addresses]))
             finding = report.finding(fix.addresses)
         if finding is not None and finding.status == Status.OK:
-            return f"nothing to do: probe {fix.addresses} is already ok on {plan.node} ({finding.summary})"
+            return f"probe {fix.addresses} is already ok on {plan.node} ({finding.summary}); nothing changed"
         if await fix.is_applied(plan):
-            return f"nothing to do: {plan.fix} is already in place on {plan.node}"
+            return f"{plan.fix} is already in place on {plan.node}; nothing changed"
         return None
 
     async def _verify(self, fix: Fix, plan: Plan) -> tuple[list[Finding], list[str]]:
