@@ -198,6 +198,7 @@ async def iptables_mode(ctx: ProbeContext) -> ProbeResult:
                alternatives.output),
         found.nft.line(),
         legacy_line,
+        *(ln for ln in nft_save.stderr.splitlines() if ln.startswith("# Warning")),  # "legacy tables present"
     ])
     if found.split:
         assert found.legacy is not None
