@@ -40,6 +40,11 @@ def running_all(nodes: int, asked_by: str) -> str:
     return f"netcheck all — checking {nodes} nodes… (asked by {user(asked_by)})"
 
 
+def checked_note(report: Report, asked_by: str) -> str:
+    who = user(asked_by) if asked_by.startswith(("U", "W")) else escape(asked_by)
+    return f"asked by {who} · {len(report.findings)} probes in {report.duration_s:.1f} s"
+
+
 def problems(report: Report) -> list[Finding]:
     """Non-ok findings, causes first then what they explain (the engine's cause → consequence order)."""
     found = [f for f in report.findings if f.status.is_problem]

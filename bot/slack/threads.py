@@ -44,8 +44,12 @@ async def post_parent(rt: Runtime, channel: str, text: str) -> str | None:
     return str(answer["ts"]) if answer else None
 
 
-async def update_parent(rt: Runtime, channel: str, ts: str, text: str, report: Report | None) -> None:
-    await call(rt, "chat.update", report, channel=channel, ts=ts, text=text, blocks=bk.parent(text))
+async def update_parent(
+    rt: Runtime, channel: str, ts: str, text: str, report: Report | None, note: str | None = None
+) -> None:
+    """Replace the parent's text; `note` (who asked, how long) stays visible under it."""
+    blocks = bk.parent(text) + ([bk.context(note)] if note else [])
+    await call(rt, "chat.update", report, channel=channel, ts=ts, text=text, blocks=blocks)
 
 
 async def _fix_block(rt: Runtime, f: Finding, proposal: Proposal) -> tuple[dict[str, Any] | None, str | None]:
@@ -103,7 +107,7 @@ async def post_node_check(
 ) -> None:
     await post_findings(rt, channel, parent_ts, report, requested_by)
     line = msg.verdict_line(report)
-    await update_parent(rt, channel, parent_ts, line, report)
+    await update_parent(rt, channel, parent_ts, line, report, msg.checked_note(report, requested_by))
 
 
 async def run_check(rt: Runtime, node: str, channel: str, requested_by: str, parent_ts: str) -> Report | None:

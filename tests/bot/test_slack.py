@@ -103,6 +103,7 @@ async def test_ack_is_fast_while_probes_run_then_thread_and_verdict():
         verdict = ":x: worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)"
         assert parent.text == verdict
         assert parent.edits == 1
+        assert parent.blocks[-1]["elements"][0]["text"].startswith("asked by <@UALICE> · 4 probes in 1.5 s")
         texts = [r.text for r in parent.replies]
         assert texts[0] == "worker2: no MASQUERADE on wlp59s0"  # cause before consequence
         assert texts[1] == "worker2: pod→API unreachable"
