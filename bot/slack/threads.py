@@ -24,6 +24,7 @@ async def call(
     rt: Runtime, method: str, report: Report | None = None, **kwargs: Any
 ) -> dict[str, Any] | None:
     """One Web API call; on a Slack error log it (with the report, if any) and return None."""
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # Slack rejects explicit nulls
     try:
         answer = await rt.client.api_call(method, json=kwargs)
         return dict(answer.data) if isinstance(answer.data, dict) else {}

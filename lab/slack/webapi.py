@@ -151,6 +151,8 @@ class SlackStandIn:
         return 200, handler(params), {}
 
     def _check_message(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        if any(value is None for value in params.values()):
+            return {"ok": False, "error": "invalid_arguments"}
         if params.get("channel") not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
         if len(params.get("text") or "") > MAX_TEXT:
