@@ -53,6 +53,8 @@ def test_rules_in_legacy(lab: Lab, fault) -> None:
     assert "KUBE-SERVICES" not in lab.node_exec("worker2", "iptables-nft-save").stdout
     assert "KUBE-SERVICES" in lab.node_exec("worker2", "iptables-legacy-save").stdout
     assert "KUBE-IPTABLES-HINT" in lab.node_exec("worker2", "iptables-legacy-save", "-t", "mangle").stdout
+    nft_view = lab.node_exec("worker2", "iptables", "-t", "nat", "-S")
+    assert "# Warning: iptables-legacy tables present" in nft_view.stdout + nft_view.stderr
 
 
 def test_alternative_legacy(lab: Lab, fault) -> None:
@@ -65,8 +67,12 @@ def test_alternative_legacy(lab: Lab, fault) -> None:
 
 
 def test_ip_forward_faults(lab: Lab, fault) -> None:
+    fault("no-masquerade", on=False)
+    api = ("curl", "-sk", "--max-time", "3", "https://10.96.0.1/version")
+    assert lab.pod_exec("worker2", *api).returncode == 0
     fault("ip-forward-off")
     assert lab.node_exec("worker2", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+    assert lab.pod_exec("worker2", *api).returncode == 28  # the node no longer forwards the pod's traffic
     fault("ip-forward-off", on=False)
     fault("ip-forward-unpersisted")
     assert lab.node_exec("worker2", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
