@@ -2,7 +2,8 @@
 stand-in) and the real FixRunner, driven by signed requests through Bolt in HTTP mode, with the Web
 API stand-in — all inside the lab's ops namespace.
 
-Covers: /netcheck worker2 in the case-study state posts the masquerade problem with its fix button;
+Covers (every catalog probe, as the bot runs by default): /netcheck worker2 in the case-study
+state posts the masquerade problem with its fix button;
 an approver's click applies the masquerade fix in the lab (the rule appears once), the outcome
 "applied" is posted in the thread and the parent's re-check no longer reports masquerade or pod-api.
 """
@@ -26,7 +27,6 @@ CHANNEL = "C0NETCHECK"
 RULE = "-A POSTROUTING -s 192.168.88.0/24 -o wlp59s0 -j MASQUERADE"
 UNIT = "/etc/systemd/system/netcheck-masquerade.service"
 SECRET = "lab-signing-secret"
-CORE = ["host-api", "pod-api", "pod-routes", "mtu", "masquerade", "return-path"]
 
 
 def reset_worker2(lab: Lab) -> None:
@@ -75,8 +75,7 @@ async def check_and_fix(lab: Lab) -> dict[str, object]:
     await standin.start()
     engine = wiring.build_engine(config_module.load(lab.config_file))
     settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
-                                             "api_url": standin.api_url, "approvers": ["UBOB"],
-                                             "probes": CORE})
+                                             "api_url": standin.api_url, "approvers": ["UBOB"]})
     app, rt = build_app(settings, engine, FixRunner(engine), probe_count=len(list(engine.registry)))
     site_runner = web.AppRunner(app.web_app(path="/slack/events"))
     await site_runner.setup()
