@@ -22,8 +22,7 @@ _SHARED = [
 
 def configure(*, level: str = "info", stream: TextIO | None = None, json: bool | None = None) -> None:
     """JSON unless `stream` is a terminal (or `json` says otherwise)."""
-    stream = stream or sys.stderr
-    use_json = json if json is not None else not stream.isatty()
+    use_json = json if json is not None else not (stream or sys.stderr).isatty()
     renderer: Any = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -32,7 +31,8 @@ def configure(*, level: str = "info", stream: TextIO | None = None, json: bool |
         if use_json
         else [*_SHARED, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        # sys.stderr is looked up per logger, not bound once: it may be replaced (tests, daemons)
+        logger_factory=(lambda *_: structlog.PrintLogger(file=stream or sys.stderr)),
         cache_logger_on_first_use=False,
     )
 
