@@ -15,6 +15,7 @@ from bot.slack import messages as msg
 from bot.slack import threads
 from bot.slack.ports import NodeEvent, NodeSource, NodeState, WatchExpired
 from bot.slack.runtime import Runtime
+from probes.errors import NetcheckError
 
 log = structlog.get_logger("netcheck.slack.nodewatch")
 
@@ -22,11 +23,11 @@ JOIN_REQUESTER = "netcheck"
 
 
 class NodeWatcher:
-    def __init__(self, rt: Runtime, source: NodeSource, channel: str, retry_delay_s: float = 1.0) -> None:
+    def __init__(self, rt: Runtime, source: NodeSource, channel: str) -> None:
         self._rt = rt
         self._source = source
         self._channel = channel
-        self._retry_delay_s = retry_delay_s
+        self._retry_delay_s = rt.settings.watch_retry_s
         self._seen: set[str] = set()
         self._announced: set[str] = set()
         self._pending: set[str] = set()  # new nodes not Ready yet
@@ -37,19 +38,23 @@ class NodeWatcher:
         nodes, version = await self._source.list_nodes()
         self._seen = {n.name for n in nodes}
         self.ready.set()
+        relist = False
         while True:
             try:
+                if relist:
+                    nodes, version = await self._source.list_nodes()
+                    relist = False
+                    for node in nodes:
+                        self._on_state(node)
                 async for event in self._source.watch_nodes(version):
                     version = event.resource_version
                     self._on_event(event)
                 log.info("watch_ended", resource_version=version)  # resume from where it stopped
             except WatchExpired:
                 log.info("watch_expired", resource_version=version)
-                nodes, version = await self._source.list_nodes()
-                for node in nodes:
-                    self._on_state(node)
-            except (ConnectionError, OSError, TimeoutError) as exc:
-                log.warning("watch_dropped", error=str(exc), resource_version=version)
+                relist = True
+            except (ConnectionError, OSError, TimeoutError, NetcheckError) as exc:
+                log.warning("watch_dropped", error=str(exc), resource_version=version, relist=relist)
                 await asyncio.sleep(self._retry_delay_s)
 
     def _on_event(self, event: NodeEvent) -> None:

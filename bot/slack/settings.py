@@ -32,6 +32,7 @@ class SlackSettings(BaseModel):
     allowed_channels: list[str] = Field(default_factory=list, description="Channel ids; empty means any.")
     probes: list[str] | None = Field(None, description="Probe ids the bot runs; None: every probe.")
     rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
+    watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
 
     @classmethod

@@ -55,7 +55,8 @@ async def start_bot(settings_overrides: dict | None = None, *, delay_s: float = 
     standin = SlackStandIn(channels=(CHANNEL, JOIN), usergroups={"S0OPS": [GROUPIE]})
     await standin.start()
     values = {"bot_token": "xoxb-test", "signing_secret": SECRET, "api_url": standin.api_url,
-              "approvers": [ALICE, BOB], "approver_group": "S0OPS", "join_channel": JOIN}
+              "approvers": [ALICE, BOB], "approver_group": "S0OPS", "join_channel": JOIN,
+              "watch_retry_s": 0.05}
     values.update(settings_overrides or {})
     settings = SlackSettings.model_validate(values)
     engine = FakeEngine(["master", "worker1", "worker2"], delay_s=delay_s)
@@ -271,13 +272,14 @@ async def test_node_joins(bot):
     assert source.watches[-1] == str(source.version)
     bot.engine.nodes.append("worker4")
     source.set("worker4", True, announce=False)  # appears while the watch is gone
+    source.fail_lists = 1  # and the first re-list after the 410 fails: retried
     source.events.put_nowait(GONE("410"))
     for _ in range(50):
         if len(bot.standin.messages(JOIN)) == 2:
             break
         await asyncio.sleep(0.05)
     await _settle(bot)
-    assert source.lists == 2
+    assert source.lists == 3
     assert [m.text.split(":", 2)[-1].strip() for m in bot.standin.messages(JOIN)] == [
         "worker3: all 4 probes ok", "worker4: all 4 probes ok"]
 

@@ -96,10 +96,14 @@ class FakeNodeSource:
         self.version = 1
         self.events: asyncio.Queue[NodeEvent | Exception | None] = asyncio.Queue()
         self.lists = 0
+        self.fail_lists = 0  # the next N lists raise ClusterUnreachable
         self.watches: list[str] = []
 
     async def list_nodes(self) -> tuple[list[NodeState], str]:
         self.lists += 1
+        if self.fail_lists:
+            self.fail_lists -= 1
+            raise ClusterUnreachable("list nodes: API server unreachable")
         return list(self.nodes.values()), str(self.version)
 
     def set(self, name: str, ready: bool, *, kind: str = "MODIFIED", announce: bool = True) -> None:
