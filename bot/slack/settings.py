@@ -1,6 +1,7 @@
 """Slack settings of `netcheck serve` (tokens from the environment, policy from the config file).
 
-Read by `bot/config.py` (the root `Config.slack` field) and by `bot/slack/app.py::build_app`.
+Read by `bot/config.py` (the root `Config.slack` field, which also fills the SLACK_* variables in)
+and by `bot/slack/app.py::build_app`.
 """
 
 from __future__ import annotations
@@ -34,19 +35,6 @@ class SlackSettings(BaseModel):
     rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
-
-    @classmethod
-    def from_env(cls, env: dict[str, str], **overrides: object) -> SlackSettings:
-        """Tokens and URL from SLACK_* variables; explicit overrides (config file) win."""
-        values: dict[str, object] = {
-            "bot_token": env.get("SLACK_BOT_TOKEN"),
-            "signing_secret": env.get("SLACK_SIGNING_SECRET"),
-            "app_token": env.get("SLACK_APP_TOKEN"),
-            "api_url": env.get("SLACK_API_URL"),
-        }
-        values = {k: v for k, v in values.items() if v}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
 
     def secret(self) -> str:
         return self.signing_secret.get_secret_value() if self.signing_secret else ""
