@@ -25,8 +25,11 @@ def _host_api_ok(findings: Mapping[str, Finding]) -> bool:
 
 EXPLAINS: dict[str, tuple[tuple[str, Condition], ...]] = {
     # cause id: (symptom id, condition on the other findings), in order of preference
+    # a node that forwards nothing fails every pod-traffic check, including "is it NATed" (masquerade
+    # fails when pod-api does and no NAT applies): forwarding is the cause, not the missing rule
     "ip-forward": tuple(
-        (symptom, _always) for symptom in ("pod-api", "return-path", "pod-dns", "encapsulation")
+        (symptom, _always)
+        for symptom in ("pod-api", "masquerade", "return-path", "pod-dns", "encapsulation")
     ),
     "host-api": (("pod-api", _always),),
     "masquerade": (("pod-api", _always), ("pod-dns", _always)),

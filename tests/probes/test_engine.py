@@ -279,10 +279,11 @@ def test_causes_return_path_explains_cross_node_loss() -> None:
 def test_causes_ip_forward_wins_and_mtu_needs_host_api_ok() -> None:
     findings = attribute_causes([
         _f("ip-forward", Status.FAIL), _f("pod-api", Status.FAIL), _f("return-path", Status.FAIL),
-        _f("masquerade", Status.OK), _f("pod-dns", Status.WARN),
+        _f("masquerade", Status.FAIL), _f("pod-dns", Status.WARN), _f("kubelet-port", Status.FAIL),
     ])
-    assert {f.probe: f.caused_by for f in findings}["pod-api"] == "ip-forward"
-    assert {f.probe: f.caused_by for f in findings}["return-path"] == "ip-forward"
+    by = {f.probe: f.caused_by for f in findings}
+    assert by == {"ip-forward": None, "pod-api": "ip-forward", "return-path": "ip-forward",
+                  "masquerade": "ip-forward", "pod-dns": "ip-forward", "kubelet-port": None}
     mtu_host_down = attribute_causes([_f("host-api", Status.ERROR), _f("mtu", Status.FAIL),
                                       _f("pod-api", Status.FAIL)])
     assert all(f.caused_by is None for f in mtu_host_down)  # an errored host-api explains nothing
