@@ -123,6 +123,10 @@ class _Lazy:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
+    def acquired(self) -> bool:
+        task = self._task
+        return task is not None and task.done() and not task.cancelled() and task.exception() is None
+
     def failure(self) -> str | None:
         """The reason acquisition failed, once it is done (None if it succeeded or is pending)."""
         if self._task is None or not self._task.done() or self._task.cancelled():
@@ -242,8 +246,8 @@ class Engine:
             for lazy in (host, pod, peer):
                 lazy.cancel()
             for used, pod_node in ((pod, node.name), (peer, peer_node.name if peer_node else None)):
-                if pods is None or not used.started or pod_node is None:
-                    continue
+                if pods is None or not used.acquired() or pod_node is None:
+                    continue  # only a successful get() holds a reference to release
                 try:
                     await pods.release(pod_node)
                 except Exception:  # clean-up must not hide the report; aclose retries

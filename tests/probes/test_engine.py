@@ -395,8 +395,10 @@ async def test_failed_peer_pod_nobody_awaited_is_not_an_unretrieved_exception() 
     loop = asyncio.get_running_loop()
     unhandled: list[dict] = []
     loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
-    report = await make_engine(reg, pods=FailingPods()).check("worker2")
+    failing = FailingPods()
+    report = await make_engine(reg, pods=failing).check("worker2")
     assert report.finding("cross").summary == "no debug pod on worker2: no pod on worker2"
+    assert failing.released == []  # a failed get() holds no reference: releasing could free another's
     import gc
 
     gc.collect()
