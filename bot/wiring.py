@@ -11,10 +11,13 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from bot.config import Config
+from bot.slack.nodesource import ClusterNodeSource
+from fixes.runner import FixRunner
 from probes.engine import Engine, Transports
 from probes.registry import Registry, default_registry
 from probes.transports.cluster import KubeCluster, load_api_client
 from probes.transports.discovery import discover
+from probes.transports.leases import KubernetesLeaseStore
 from probes.transports.pod import DebugPods
 from probes.transports.ssh import SSHPool
 
@@ -54,4 +57,29 @@ def build_engine(
         transports=transports or build_transports(config),
         settings=config.probes,
         registry=registry,
+    )
+
+
+def build_fix_runner(config: Config, engine: Engine) -> FixRunner:
+    """The fix runner over the same engine (and so the same transports) the checks use."""
+    del config  # the runner reads its settings from the engine; kept for a uniform builder signature
+    return FixRunner(engine)
+
+
+def build_node_source(engine: Engine) -> ClusterNodeSource | None:
+    """Node-join source over the engine's cluster client; None when the cluster cannot watch
+    (an injected `Transports` without a Kubernetes client)."""
+    if not isinstance(engine.cluster, KubeCluster):
+        return None
+    return ClusterNodeSource(engine.cluster)
+
+
+def build_lease_store(config: Config, engine: Engine) -> KubernetesLeaseStore | None:
+    """The leader-election Lease store on the engine's API client (same credentials and timeout);
+    None without a Kubernetes client — the caller then runs as the only replica."""
+    if not isinstance(engine.cluster, KubeCluster):
+        return None
+    return KubernetesLeaseStore(
+        engine.cluster.api, config.ops.lease_namespace,
+        request_timeout=config.cluster_settings().request_timeout,
     )

@@ -1,23 +1,45 @@
-"""`netcheck serve [--port 3000] [--config PATH]`: run the Slack bot.
+"""`netcheck serve [--port 3000] [--config PATH]`: run the Slack bot with its operational runtime.
 
 Socket Mode when SLACK_APP_TOKEN is set (no public URL needed), else HTTP mode with Bolt's
 /slack/events endpoint on --port. Registered by `bot/cli.py` through `add_parser`.
+
+Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
+- /healthz, /readyz, /metrics on `ops.health_host:ops.health_port`;
+- leader election through the `ops.lease_name` Lease: only the leader holds the Socket Mode
+  connection, answers /slack/events and watches for node joins. In HTTP mode a standby answers
+  /slack/events with 503 + Retry-After and runs nothing: Slack retries Events API deliveries that
+  fail (and the Service may route the retry to the leader); it does not retry slash commands or
+  button clicks, so with more than one replica use Socket Mode (Slack only delivers to the open
+  connection, i.e. the leader) — see deploy/README-section.md;
+- metrics: every check and fix the bot runs goes through `MeteredEngine`/`MeteredFixRunner`
+  (composition layer; bot/slack is unchanged);
+- SIGTERM: stop taking commands, let running checks/fixes finish (bounded by
+  `ops.shutdown_grace`), delete debug pods (`engine.aclose()`), release the Lease, stop health.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
-from bot.slack.app import build_app, start_node_watch
+from bot.ops import metrics
+from bot.ops.leader import LeaseStore
+from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
+from bot.ops.runtime import OpsRuntime
+from bot.ops.settings import OpsSettings
+from bot.slack.app import build_app
+from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
-from probes.errors import NetcheckError
+from probes.errors import ClusterConflict, ClusterNotFound, NetcheckError
 
 log = structlog.get_logger("netcheck.serve")
+
+STANDBY_RETRY_AFTER_S = 2
+"""Retry-After a standby sends with its 503 (about one leader-election retry period)."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -31,18 +53,137 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> tuple[SlackSettings, Any, Any, Any]:
-    """Slack settings, engine, fix runner and node source from the root configuration."""
+class MeteredEngine:
+    """The engine as the Slack side sees it: every report is recorded in the metrics."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def check(self, node: str, **kwargs: Any) -> Any:
+        report = await self._engine.check(node, **kwargs)
+        metrics.record_report(report)
+        return report
+
+    async def check_all(self, **kwargs: Any) -> Any:
+        reports = await self._engine.check_all(**kwargs)
+        for report in reports:
+            metrics.record_report(report)
+        return reports
+
+
+class MeteredFixRunner:
+    """The fix runner with every applied fix's outcome recorded in the metrics."""
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+    async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any) -> Any:
+        result = await self._runner.apply(node, fix_id, params, approval)
+        metrics.record_fix(result)
+        return result
+
+
+class LocalLeaseStore:
+    """A Lease kept in this process, for an engine without a Kubernetes client (tests, embedders):
+    the single replica always leads. Same contract as `KubernetesLeaseStore`."""
+
+    def __init__(self) -> None:
+        self._lease: dict[str, Any] | None = None
+        self._version = 0
+
+    async def get(self, name: str) -> dict[str, Any]:
+        if self._lease is None:
+            raise ClusterNotFound(f"lease {name} not found")
+        return self._lease
+
+    async def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self._lease is not None:
+            raise ClusterConflict(f"lease {name} exists")
+        return self._store(body)
+
+    async def replace(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self._lease is None:
+            raise ClusterNotFound(f"lease {name} not found")
+        return self._store(body)
+
+    def _store(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._version += 1
+        metadata = {**body.get("metadata", {}), "resourceVersion": str(self._version)}
+        self._lease = {**body, "metadata": metadata}
+        return self._lease
+
+
+def _engine_ready(engine: Any, timeout: float) -> Callable[[], Awaitable[bool]]:
+    """Without a Lease store, the cluster is 'answering' when the engine can list node names."""
+
+    async def check() -> bool:
+        try:
+            await asyncio.wait_for(engine.node_names(), timeout)
+        except (NetcheckError, TimeoutError):
+            return False
+        return True
+
+    return check
+
+
+def _load(args: argparse.Namespace) -> tuple[SlackSettings, OpsSettings, Any, Any, Any, LeaseStore | None]:
+    """Slack and ops settings, engine, fix runner, node source and Lease store from the configuration."""
     from bot import config as config_module
     from bot import wiring
-    from bot.slack.nodesource import ClusterNodeSource
-    from fixes.runner import FixRunner
 
     config = config_module.load(args.config)
     factory = getattr(args, "engine_factory", None) or wiring.build_engine
     engine = factory(config)
-    source = ClusterNodeSource(engine.cluster) if hasattr(engine.cluster, "watch_nodes") else None
-    return config.slack, engine, FixRunner(engine), source
+    return (
+        config.slack,
+        config.ops,
+        engine,
+        wiring.build_fix_runner(config, engine),
+        wiring.build_node_source(engine),
+        wiring.build_lease_store(config, engine),
+    )
+
+
+class _SlackSide:
+    """What only the leader runs: the Socket Mode connection (or answering /slack/events) and the
+    node-join watch. Started/stopped by the leader elector's callbacks."""
+
+    def __init__(self, app: Any, rt: Any, settings: SlackSettings, source: Any) -> None:
+        self.app, self.rt, self.settings, self.source = app, rt, settings, source
+        self.socket: Any = None
+        self.watch: asyncio.Task[None] | None = None
+        self.closed = False
+
+    async def start(self) -> None:
+        if self.closed:
+            return
+        if self.settings.app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self.socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
+            await self.socket.connect_async()
+            log.info("answering", mode="socket")
+        else:
+            log.info("answering", mode="http")
+        if self.source is not None and self.settings.join_channel:
+            watcher = NodeWatcher(self.rt, self.source, self.settings.join_channel)
+            self.watch = asyncio.create_task(watcher.run(), name="node-watch")
+
+    async def stop(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
+            await asyncio.gather(self.watch, return_exceptions=True)
+            self.watch = None
+        if self.socket is not None:
+            socket, self.socket = self.socket, None
+            await socket.close_async()
+        log.info("standing_by")
 
 
 async def serve(
@@ -54,43 +195,115 @@ async def serve(
     host: str,
     port: int,
     stop: asyncio.Event | None = None,
+    ops: OpsSettings | None = None,
+    lease_store: LeaseStore | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or `stop` is set), then give running tasks their shutdown time."""
+    """Run until SIGTERM/SIGINT (or `stop` is set), then drain and clean up (see module docstring).
+
+    `ops` None: health on a free loopback port (embedders and tests); `lease_store` None: this
+    process is the only replica (a process-local Lease)."""
+    ops = ops or OpsSettings(health_host="127.0.0.1", health_port=0)
     probe_count = len(list(getattr(engine, "registry", [])))
-    app, rt = build_app(settings, engine, runner, probe_count=probe_count)
-    if source is not None:
-        start_node_watch(rt, source)
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    app, rt = build_app(
+        settings, MeteredEngine(engine), MeteredFixRunner(runner) if runner is not None else None,
+        probe_count=probe_count,
+    )
+    slack = _SlackSide(app, rt, settings, source)
+    store = lease_store or LocalLeaseStore()
+    ready_cluster = (
+        cluster_ready(store, ops.lease_name) if lease_store is not None
+        else _engine_ready(engine, ops.readiness_timeout)
+    )
+    runtime: OpsRuntime
     if settings.app_token:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+        def is_leader() -> bool:
+            return runtime.elector.is_leader
 
-        handler = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
-        await handler.connect_async()
-        log.info("serving", mode="socket")
-        await stop.wait()
-        await handler.close_async()
+        ready_slack = socket_mode_ready(_SocketHandlerView(slack), rt.client, is_leader)
     else:
-        from aiohttp import web
+        ready_slack = slack_web_ready(rt.client)
+    runtime = OpsRuntime(
+        ops, lease_store=store, slack_ready=ready_slack, cluster_ready=ready_cluster,
+        on_started_leading=slack.start, on_stopped_leading=slack.stop,
+    )
 
-        runner_ = web.AppRunner(app.web_app(path="/slack/events", port=port))
-        await runner_.setup()
-        await web.TCPSite(runner_, host, port).start()
-        log.info("serving", mode="http", host=host, port=port, path="/slack/events")
-        await stop.wait()
-        await runner_.cleanup()
-    await rt.tasks.close(settings.shutdown_timeout_s)
-    if hasattr(engine, "aclose"):
-        await engine.aclose()
+    runtime.add_cleanup("delete debug pods and close the engine", _aclose(engine))
+    health_port = await runtime.start(install_signal_handlers=stop is None)
+    web_runner = None
+    if not settings.app_token:
+        web_runner = await _start_http(app, runtime, host, port)
+    log.info("serving", mode="socket" if settings.app_token else "http", host=host, port=port,
+             health_port=health_port, identity=runtime.elector.identity)
+    relay = asyncio.create_task(_relay(stop, runtime)) if stop is not None else None
+
+    await runtime.shutdown.requested.wait()
+    # Stop taking new commands first, then let running checks and fixes finish (bounded).
+    slack.closed = True
+    await slack.stop()
+    if web_runner is not None:
+        await web_runner.cleanup()
+    await rt.tasks.close(ops.shutdown_grace)
+    failed = await runtime.run_until_shutdown()  # cleanups: engine.aclose, election stop, Lease release
+    if relay is not None:
+        relay.cancel()
+    if failed:
+        log.warning("shutdown_cleanups_failed", failed=failed)
+
+
+class _SocketHandlerView:
+    """`socket_mode_ready` wants `handler.client.is_connected()`; the handler changes per leadership."""
+
+    def __init__(self, slack: _SlackSide) -> None:
+        self._slack = slack
+
+    @property
+    def client(self) -> Any:
+        return self
+
+    async def is_connected(self) -> bool:
+        socket = self._slack.socket
+        return socket is not None and await socket.client.is_connected()
+
+
+def _aclose(engine: Any) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        if hasattr(engine, "aclose"):
+            await engine.aclose()
+
+    return close
+
+
+async def _relay(stop: asyncio.Event, runtime: OpsRuntime) -> None:
+    await stop.wait()
+    runtime.shutdown.request()
+
+
+async def _start_http(app: Any, runtime: OpsRuntime, host: str, port: int) -> Any:
+    """Bolt's /slack/events behind a gate: a standby answers 503 and runs nothing."""
+    from aiohttp import web
+
+    @web.middleware
+    async def leader_only(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not runtime.elector.is_leader:
+            return web.json_response(
+                {"ok": False, "error": "standby replica; the leader answers"}, status=503,
+                headers={"Retry-After": str(STANDBY_RETRY_AFTER_S)},
+            )
+        return await handler(request)
+
+    web_app = app.web_app(path="/slack/events", port=port)
+    web_app.middlewares.append(leader_only)
+    web_runner = web.AppRunner(web_app)
+    await web_runner.setup()
+    await web.TCPSite(web_runner, host, port).start()
+    return web_runner
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings, engine, runner, source = _load(args)
-        asyncio.run(serve(settings, engine, runner, source, host=args.host, port=args.port))
+        settings, ops, engine, runner, source, store = _load(args)
+        asyncio.run(serve(settings, engine, runner, source, host=args.host, port=args.port,
+                          ops=ops, lease_store=store))
     except NetcheckError as exc:
         print(f"netcheck serve: {exc}")
         return 2
