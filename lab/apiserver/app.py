@@ -17,6 +17,7 @@ from . import control, discovery, mtu, objects, pods, watch
 from .auth import Authorizer, Request, authenticate, readonly_authorizer
 from .config import ApiServerConfig
 from .patch import apply_patch
+from .rbac import RbacAuthorizer
 from .state import STATE, USER, State, Target, json_response, spawn
 from .status import ApiError, bad_request, conflict, forbidden, not_found, unauthorized
 from .store import Store, find_resource
@@ -249,7 +250,11 @@ async def group_resources(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-def make_app(config: ApiServerConfig, authorizer: Authorizer = readonly_authorizer) -> web.Application:
+def make_app(config: ApiServerConfig, authorizer: Authorizer | None = None) -> web.Application:
+    """`authorizer` None: RBAC from `config.rbac_manifests` when given, else the read-only default."""
+    if authorizer is None:
+        authorizer = RbacAuthorizer.from_files(config.rbac_manifests) if config.rbac_manifests \
+            else readonly_authorizer
     app = web.Application(middlewares=[errors_and_auth])
     state = State(config, Store(), {n.name: n for n in config.nodes}, authorizer, set())
     objects.seed(state.store, config)
@@ -280,7 +285,7 @@ def make_app(config: ApiServerConfig, authorizer: Authorizer = readonly_authoriz
 
 @contextlib.asynccontextmanager
 async def serve(
-    config: ApiServerConfig, authorizer: Authorizer = readonly_authorizer
+    config: ApiServerConfig, authorizer: Authorizer | None = None
 ) -> AsyncIterator[web.AppRunner]:
     """Run the stand-in in this event loop over TLS until the context exits (for tests and __main__)."""
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

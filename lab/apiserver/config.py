@@ -58,3 +58,11 @@ class ApiServerConfig(BaseModel):
     exec_prefix: list[str] = Field(default_factory=list)
     kubelet_port: int = 10250
     mtu_hook: list[str] | None = None
+    rbac_manifests: list[Path] = Field(
+        default_factory=list,
+        description="RBAC manifests (e.g. deploy/kubernetes/rbac.yaml) to enforce for every token; "
+        "empty: the read-only/read-write default authorizer.",
+    )
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to create beside the standard ones."
+    )

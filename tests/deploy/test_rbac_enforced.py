@@ -1,5 +1,5 @@
 """The shipped RBAC, enforced: the API stand-in decides every request of the bot's ServiceAccount
-token with `tests/deploy/rbac.py` built from deploy/kubernetes/rbac.yaml (and, identically, from the
+token with `lab/apiserver/rbac.py` built from deploy/kubernetes/rbac.yaml (and, identically, from the
 Helm rendering).
 
 Covers: every API request netcheck makes (the table below, one line per call site kind) is allowed;
@@ -27,10 +27,10 @@ from bot.ops.leader import LeaderElector
 from bot.ops.settings import OpsSettings
 from lab.apiserver import ApiServerConfig, serve
 from lab.apiserver.auth import Request, User
+from lab.apiserver.rbac import RbacAuthorizer, rule_allows, service_account_groups, service_account_user
 from probes.errors import ClusterForbidden
 from probes.transports.leases import KubernetesLeaseStore
 from tests.deploy.conftest import KUSTOMIZE_DIR, load_all
-from tests.deploy.rbac import RbacAuthorizer, rule_allows, service_account_groups, service_account_user
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, kubelet_standin, make_tls
 from tests.lab.test_apiserver_support import base_config as stand_in_config
 
