@@ -75,6 +75,8 @@ def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
         "installation": installation(), "ippools": [ippool()],
         "exec_prefix": ["ip", "netns", "exec"], "kubelet_port": spec.KUBELET_PORT,
         "mtu_hook": [sys.executable, "-m", "lab.hooks", "mtu", "--state", str(lab.state)],
+        # as if netcheck's manifests were applied: its namespace holds the debug pods
+        "namespaces": [spec.DEBUG_POD_NAMESPACE],
     }
 
 
@@ -97,7 +99,7 @@ def write_client_files(lab: Lab) -> None:
         "kubeconfig": str(lab.kubeconfig),
         "ssh": {"user": "root", "port": 22, "private_key": str(lab.ssh_key),
                 "known_hosts": str(lab.known_hosts), "sudo": False},
-        "debug_pod": {"namespace": "netcheck"},
+        "debug_pod": {"namespace": spec.DEBUG_POD_NAMESPACE},
         "cluster": {"service_cidr": spec.SERVICE_CIDR, "pod_cidr": spec.POOL_CIDR},
     }, sort_keys=False))
 

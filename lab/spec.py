@@ -35,6 +35,7 @@ WIFI_FAULT_MTU = 1400
 DEBUG_POD_HOST_OCTET = 69  # 192.168.88.69 on the WiFi node, as in the case study
 POD_GATEWAY = "169.254.1.1"
 CLUSTER_DOMAIN = "cluster.local"
+DEBUG_POD_NAMESPACE = "netcheck"  # netcheck's own namespace, as its manifests create it
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.labfixtures"]  # the session `lab` fixture and the `fault` factory
+
 REQUIRE_LAB = os.environ.get("NETCHECK_REQUIRE_LAB") == "1"
 
 

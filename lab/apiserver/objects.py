@@ -61,7 +61,7 @@ def node_object(node: NodeConfig, kubelet_port: int) -> dict[str, Any]:
 
 def seed(store: Store, config: ApiServerConfig) -> None:
     """Load the configured cluster, then compact so that watches from before startup get 410."""
-    for name in INITIAL_NAMESPACES:
+    for name in (*INITIAL_NAMESPACES, *config.namespaces):
         store.create(
             NAMESPACES,
             "",

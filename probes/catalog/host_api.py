@@ -56,7 +56,13 @@ def judge_api_answer(result: CommandResult, where: str, target: str) -> ProbeRes
 
 @probe(id="host-api", layer=Layer.HOST_ROUTE, needs={"host"})
 async def host_api(ctx: ProbeContext) -> ProbeResult:
-    """Node host: HTTPS GET /version on the API service IP:port answers (any HTTP status)."""
+    """Node host: HTTPS GET /version on the API service IP:port answers (any HTTP status).
+
+    Runs `curl -sk --max-time <http_timeout> https://<service IP>:<port>/version` on the node.
+    ok: any HTTP answer (200, 401, 403 all prove routing, the service DNAT and TLS work).
+    fail: timeout, refusal or TLS handshake timeout: a node-level problem (firewall, routes,
+    kube-proxy) that comes before every pod-level finding.
+    """
     target = f"{ctx.facts.api_service_ip}:{ctx.facts.api_service_port}"
     command = api_curl_command(ctx.facts.api_service_ip, ctx.facts.api_service_port,
                                ctx.settings.http_timeout)

@@ -146,7 +146,17 @@ def nft_nat_line(ruleset: str, pod_cidr: str, dev: str) -> str | None:
 
 @probe(id="masquerade", layer=Layer.IPTABLES, needs={"host"}, after=("pod-api",))
 async def masquerade(ctx: ProbeContext) -> ProbeResult:
-    """Pod egress toward the API endpoint is source-NATed (explicit rule, nftables or Calico natOutgoing)."""
+    """Pod egress toward the API endpoint is source-NATed (explicit rule, nftables or Calico natOutgoing).
+
+    Reads nat POSTROUTING (`iptables-save -t nat` of the backend in use, `nft list ruleset`) for
+    a MASQUERADE/SNAT rule covering the pod CIDR on the interface toward the API server's real
+    address, then Calico natOutgoing, which only applies when that address is outside every IP
+    pool (`ipset test cali40all-ipam-pools`; a pool overlapping the LAN silently disables it,
+    calico#4138). The summary says which: explicit rule, "Calico NAT present", "NAT skipped:
+    destination inside pool X", or "no NAT at all". ok: NAT applies, or no NAT is needed
+    because pod-api answers. fail: no NAT and pod-api fails; fix `masquerade` installs an
+    idempotent systemd unit for `-s <pod CIDR> -o <iface> -j MASQUERADE`.
+    """
     timeout = ctx.settings.command_timeout
     pod_cidr, endpoint = ctx.node.pod_cidr, ctx.facts.api_endpoint
     if not pod_cidr:

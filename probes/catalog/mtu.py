@@ -90,7 +90,17 @@ async def pod_mtu(ctx: ProbeContext, links: dict[str, int]) -> tuple[int | None,
 
 @probe(id="mtu", layer=Layer.PHYSICAL, needs={"host"})
 async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
-    """Pod MTU + encapsulation overhead fits the interface and the measured path MTU toward the API."""
+    """Pod MTU + encapsulation overhead fits the interface and the measured path MTU toward the API.
+
+    Reads the pod MTU from the Installation (spec.calicoNetwork.mtu, else status.mtu), else
+    /var/lib/calico/mtu or the vxlan.calico/tunl0/cali* MTU (it is already the tunnel MTU), adds
+    the pool's overhead (IPIP 20, VXLAN 50, WireGuard 60), and compares with the MTU of the
+    interface `ip -o route get <API endpoint>` names; then measures the path with
+    `ping -M do -s N` ("frag needed (mtu X)" / "message too long" are the evidence).
+    fail: pod MTU + overhead exceeds the interface or path MTU (TLS handshakes stall); fix
+    `calico-mtu` patches the Installation to the largest value that fits. warn: the path is
+    smaller than the interface but pod packets still fit.
+    """
     timeout = ctx.settings.command_timeout
     endpoint = ctx.facts.api_endpoint
     if endpoint is None or ipaddress.ip_address(endpoint.ip).version != 4:

@@ -14,7 +14,12 @@ from probes.registry import probe
 
 @probe(id="pod-api", layer=Layer.POD_APP, needs={"pod"})
 async def pod_api(ctx: ProbeContext) -> ProbeResult:
-    """Debug pod: HTTPS GET /version on the API service IP:port answers (any HTTP status)."""
+    """Debug pod: HTTPS GET /version on the API service IP:port answers (any HTTP status).
+
+    Runs the same curl inside a debug pod pinned to the node (pod exec API). ok: any HTTP answer.
+    fail: the pod cannot reach the API while the host can (the guide's key indicator); the
+    report names the cause (masquerade/return-path, mtu, ip-forward) found by the other probes.
+    """
     target = f"{ctx.facts.api_service_ip}:{ctx.facts.api_service_port}"
     command = api_curl_command(ctx.facts.api_service_ip, ctx.facts.api_service_port,
                                ctx.settings.http_timeout)

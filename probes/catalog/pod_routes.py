@@ -48,7 +48,15 @@ def link_is_up(output: str) -> bool:
 
 @probe(id="pod-routes", layer=Layer.POD_NETWORK, needs={"pod", "host"})
 async def pod_routes(ctx: ProbeContext) -> ProbeResult:
-    """Pod has a route to the API service IP; the node routes the pod IP to its up, proxy-ARP veth."""
+    """Pod has a route to the API service IP; the node routes the pod IP to its up, proxy-ARP veth.
+
+    Runs `ip -o route get <service IP>` in the pod, and on the node `ip -o route get <pod IP>`,
+    `ip -o link show dev <cali veth>` and /proc/sys/net/ipv4/conf/<veth>/proxy_arp.
+    A pod whose only routes are `default via 169.254.1.1 dev eth0` and the 169.254.1.1 link route
+    is normal for Calico (service IPs are DNATed on the host), so that is ok, not "missing routes".
+    fail: no pod route, no `<pod IP> dev cali… scope link` route on the node, the veth down, or
+    proxy_arp off (the pod's 169.254.1.1 gateway never answers ARP): restart calico-node there.
+    """
     timeout = ctx.settings.command_timeout
     svc = ctx.facts.api_service_ip
     pod_ip = ctx.pod.ip

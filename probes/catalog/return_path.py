@@ -26,7 +26,14 @@ CAPTURE_PACKETS = 20
 @probe(id="return-path", layer=Layer.ROUTER, needs={"host", "pod"},
        after=("host-api", "pod-api", "masquerade"))
 async def return_path(ctx: ProbeContext) -> ProbeResult:
-    """Replies to pod IPs come back (host-api ok, pod-api failing, no NAT: the router has no route back)."""
+    """Replies to pod IPs come back (host-api ok, pod-api failing, no NAT: the router has no route back).
+
+    The case study's diagnosis, from host-api, pod-api and masquerade; the evidence is what the
+    node sees: `conntrack -L -s <pod IP>` entries stuck in SYN_SENT [UNREPLIED], or a short
+    `tcpdump` of SYN retransmissions with no reply. fail: pod source IPs leave the node and the
+    router drops the replies (no route to the pod CIDR); fix `masquerade`. warn: NAT applies but
+    pod-api still fails (look at mtu, firewalls). skip: host-api fails (node problem first).
+    """
     host_api = await ctx.result_of("host-api")
     pod_api = await ctx.result_of("pod-api")
     masq = await ctx.result_of("masquerade")

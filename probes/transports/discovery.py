@@ -25,10 +25,14 @@ class ClusterOverrides(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    service_cidr: str | None = None
-    pod_cidr: str | None = None
-    api_service_ip: str | None = None
-    api_service_port: int | None = Field(None, ge=1, le=65535)
+    service_cidr: str | None = Field(None, description="Service CIDR, when the API does not tell it.")
+    pod_cidr: str | None = Field(None, description="Cluster pod CIDR (all nodes' pod blocks).")
+    api_service_ip: str | None = Field(
+        None, description="API service IP; default: Service default/kubernetes."
+    )
+    api_service_port: int | None = Field(
+        None, ge=1, le=65535, description="API service port; default: Service default/kubernetes."
+    )
 
     @field_validator("service_cidr", "pod_cidr")
     @classmethod

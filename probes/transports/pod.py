@@ -36,8 +36,15 @@ NODE_LABEL = "netcheck/node"
 class DebugPodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    image: str = Field("nicolaka/netshoot", min_length=1)
-    namespace: str = Field("netcheck", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    image: str = Field(
+        "nicolaka/netshoot", min_length=1, description="Debug pod image (needs curl, ip, ping, dig)."
+    )
+    namespace: str = Field(
+        "netcheck",
+        description="Namespace of the debug pods (must exist).",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+    )
     start_timeout: float = Field(60.0, gt=0, description="Seconds for the pod to become Running.")
     poll_interval: float = Field(0.5, gt=0, description="Seconds between pod status reads.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one exec may run by default.")

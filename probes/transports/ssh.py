@@ -39,8 +39,8 @@ class SSHHost(BaseModel):
 class SSHSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user: str = Field("root", min_length=1)
-    port: int = Field(22, ge=1, le=65535)
+    user: str = Field("root", min_length=1, description="SSH user on the nodes.")
+    port: int = Field(22, ge=1, le=65535, description="SSH port on the nodes.")
     private_key: Path | None = Field(None, description="Client key file; None: the default keys/agent.")
     known_hosts: Path = Field(
         DEFAULT_KNOWN_HOSTS, description="known_hosts file the node host keys are verified against."

@@ -19,7 +19,6 @@ from aiohttp import web
 from lab.cluster import Lab
 from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
-pytest_plugins = ["tests.labfixtures"]
 pytestmark = pytest.mark.lab
 
 NODE = "worker2"
@@ -40,21 +39,6 @@ def case_study(lab: Lab) -> Iterator[None]:
     reset_worker2(lab)
     yield
     reset_worker2(lab)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def debug_pod_namespace(lab: Lab) -> None:
-    """The debug-pod namespace, as `deploy/` creates it in a real cluster (idempotent)."""
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
-
-    with lab.enter_ops():
-        api = client.CoreV1Api(config.new_client_from_config(str(lab.kubeconfig)))
-        try:
-            api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="netcheck")))
-        except ApiException as exc:
-            if exc.status != 409:  # it exists already
-                raise
 
 
 def nat_rules(lab: Lab) -> list[str]:

@@ -17,7 +17,6 @@ import pytest
 
 from lab.cluster import Lab
 
-pytest_plugins = ["tests.labfixtures"]
 pytestmark = pytest.mark.lab
 
 

@@ -23,7 +23,6 @@ import pytest
 
 from lab.cluster import Lab
 
-pytest_plugins = ["tests.labfixtures"]
 pytestmark = pytest.mark.lab
 
 NODE = "worker2"
@@ -64,24 +63,8 @@ def netcheck_fix(lab: Lab, *argv: str):  # noqa: ANN202
     return lab.run_ops([sys.executable, "-m", "bot.cli", "fix", *argv], timeout=120)
 
 
-@pytest.fixture(scope="module")
-def netcheck_namespace(lab: Lab) -> None:
-    """The debug pods' namespace, as the deploy manifests create it (pod-api needs its debug pod)."""
-    from probes.errors import ClusterError
-
-    async def create(engine):  # noqa: ANN001, ANN202
-        try:
-            await engine.cluster.call("create namespace", engine.cluster.core.create_namespace,
-                                      {"metadata": {"name": "netcheck"}})
-        except ClusterError as exc:
-            if exc.status != 409:  # already there: fine
-                raise
-
-    in_ops(lab, create)
-
-
 @pytest.fixture
-def clean_worker2(lab: Lab, netcheck_namespace: None) -> Iterator[None]:
+def clean_worker2(lab: Lab) -> Iterator[None]:
     """worker2 in its case-study state (no MASQUERADE, no unit) before and after the test."""
     lab.fault("no-masquerade", node=NODE, on=True)
     lab.node_exec(NODE, "sh", "-c", f"systemctl disable --now netcheck-masquerade.service; rm -f {UNIT}; "
@@ -173,7 +156,7 @@ def test_kernel_module_verification_failure_rolls_back(lab: Lab, fault) -> None:
     ],
 )
 def test_node_fix_makes_its_probe_ok_once_and_rolls_back_exactly(
-    lab: Lab, fault, netcheck_namespace: None, fault_name: str, fix_id: str, state: str
+    lab: Lab, fault, fault_name: str, fix_id: str, state: str
 ) -> None:
     from fixes.model import Approval, Outcome
     from fixes.runner import FixRunner
@@ -202,7 +185,7 @@ def test_node_fix_makes_its_probe_ok_once_and_rolls_back_exactly(
 
 
 def test_calico_mtu_from_the_probe_proposal_and_exact_rollback(
-    lab: Lab, fault, netcheck_namespace: None
+    lab: Lab, fault
 ) -> None:
     from fixes.model import Approval, Outcome
     from fixes.runner import FixRunner

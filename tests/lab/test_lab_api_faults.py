@@ -11,7 +11,6 @@ from kubernetes import client, config
 from lab import topology
 from lab.cluster import Lab
 
-pytest_plugins = ["tests.labfixtures"]
 pytestmark = pytest.mark.lab
 INSTALLATION = ("operator.tigera.io", "v1", "installations", "default")
 IPPOOL = ("crd.projectcalico.org", "v1", "ippools", "default-ipv4-ippool")

@@ -13,7 +13,6 @@ import pytest
 
 from lab.cluster import Lab
 
-pytest_plugins = ["tests.labfixtures"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

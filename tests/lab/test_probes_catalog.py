@@ -24,28 +24,12 @@ import pytest
 
 from lab.cluster import Lab
 
-pytest_plugins = ["tests.labfixtures"]
 pytestmark = pytest.mark.lab
 
 CATALOG = ("kubelet-port", "etc-hosts", "iptables-mode", "ip-forward", "resolved-53", "kernel-modules",
            "node-address", "encapsulation", "pod-dns")
 NETCHECK = str(Path(sys.executable).with_name("netcheck"))
 CHECK_TIMEOUT_S = 120.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def debug_pod_namespace(lab: Lab) -> None:
-    """The configured debug-pod namespace, as `deploy/` creates it in a real cluster (idempotent)."""
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
-
-    with lab.enter_ops():
-        api = client.CoreV1Api(config.new_client_from_config(str(lab.kubeconfig)))
-        try:
-            api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="netcheck")))
-        except ApiException as exc:
-            if exc.status != 409:  # 409: it exists already
-                raise
 
 
 def report(lab: Lab, node: str, probes: tuple[str, ...] | None = CATALOG) -> dict:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab import topology
+from lab import spec, topology
 from lab.cluster import Lab
 
-pytest_plugins = ["tests.labfixtures"]
 API = "https://10.96.0.1/version"
 pytestmark = pytest.mark.lab
 
@@ -86,3 +85,14 @@ def test_systemctl_stand_in_over_ssh(lab: Lab) -> None:
     finally:
         ssh(lab, "192.168.1.20",
             "systemctl disable --now lab-test; rm -f /etc/systemd/system/lab-test.service")
+
+
+@pytest.mark.lab
+def test_api_has_netchecks_namespace_like_an_installed_cluster(lab: Lab) -> None:
+    from kubernetes import client, config
+
+    with lab.enter_ops():
+        api = client.CoreV1Api(config.new_client_from_config(str(lab.kubeconfig)))
+        namespace = api.read_namespace(spec.DEBUG_POD_NAMESPACE)
+    assert namespace.metadata.name == "netcheck"
+    assert namespace.status.phase == "Active"
