@@ -1,0 +1,50 @@
+"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--workers N]`: the whole product on this
+machine — a lab cluster, `/netcheck NODE` through the real Slack bot against a local Slack stand-in
+(the conversation printed in the terminal), an approver's click on "Apply fix", the re-check, teardown.
+
+Registered by bot/cli.py; the flow lives in lab.demo.flow. Exit: 0 the flow completed as expected
+(diagnosis found, fix applied and verified), 1 it did not (one line says why), 2 usage (not root,
+unknown fault or node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+EXIT_USAGE = 2
+ROOT_REASON = ("netcheck demo needs root: it builds the lab cluster from network namespaces, veths and "
+               "iptables rules")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("demo", help="watch the whole flow in a throw-away lab (needs root)")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up and print how to use it")
+    parser.add_argument("--fault", metavar="NAME", help="also inject this lab fault before the check")
+    parser.add_argument("--node", default="worker2",
+                        help="node for the fault and /netcheck (default: worker2)")
+    parser.add_argument("--workers", type=int, default=2, help="lab workers (default 2; worker2 is WiFi)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
+    """`euid` stands in for os.geteuid() (tests of the not-root message)."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        print(ROOT_REASON, file=sys.stderr)
+        return EXIT_USAGE
+    from lab.demo.flow import run_demo
+    from lab.demo.options import DemoOptions
+
+    try:
+        options = DemoOptions(keep=args.keep, fault=args.fault, node=args.node, workers=args.workers,
+                              color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        print(f"netcheck demo: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_demo(options)

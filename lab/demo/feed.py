@@ -1,0 +1,65 @@
+"""Prints the Slack conversation as it happens: every message the bot posts or updates (read from the
+Slack stand-in's call record) and every action of the demo's users, rendered by lab.demo.render.
+
+Used by lab.demo.flow: `feed.pump()` prints what is new; `feed.follow()` pumps until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from lab.demo.render import Renderer
+from lab.slack.webapi import SlackStandIn
+
+FOLLOW_INTERVAL_S = 0.1
+"""How often the live view looks for new Slack calls (the bot answers within tens of ms)."""
+
+
+class ConversationFeed:
+    def __init__(self, standin: SlackStandIn, renderer: Renderer, write: Callable[[str], None]) -> None:
+        self.standin = standin
+        self.renderer = renderer
+        self.write = write
+        self._seen = 0
+
+    def user_action(self, user: str, action: str) -> None:
+        self.pump()
+        name = self.renderer.user_names.get(user, user)
+        self.write(f"\n@{name} {action}")
+
+    def pump(self) -> None:
+        calls = self.standin.calls
+        while self._seen < len(calls):
+            call = calls[self._seen]
+            self._seen += 1
+            if call.answer.get("ok") is False:
+                self.write(f"\n(slack refused {call.method}: {call.answer.get('error')})")
+                continue
+            self._show(call.method, call.params)
+
+    def _show(self, method: str, params: dict[str, Any]) -> None:
+        text, blocks = params.get("text", ""), params.get("blocks") or []
+        thread = params.get("thread_ts")
+        if method == "chat.postMessage" and not thread:
+            self.write(f"\n#netcheck · netcheck bot:\n{self.renderer.message(text, blocks, reply=False)}")
+        elif method == "chat.postMessage":
+            self.write(f"      ↳ reply in thread:\n{self.renderer.message(text, blocks, reply=True)}")
+        elif method == "chat.update":
+            target = self.standin.find(params.get("channel", ""), params.get("ts", ""))
+            is_reply = bool(target and target.thread_ts)
+            where = "a thread reply" if is_reply else "the parent message"
+            indent = "      " if is_reply else ""
+            self.write(f"{indent}✎ bot updated {where}:\n"
+                       f"{self.renderer.message(text, blocks, reply=is_reply)}")
+        elif method == "chat.postEphemeral":
+            who = self.renderer.user_names.get(params.get("user", ""), params.get("user", ""))
+            self.write(f"(only @{who} sees:)\n{self.renderer.message(text, blocks, reply=bool(thread))}")
+        elif method == "response_url":
+            self.write(f"(reply to the command:)\n{self.renderer.message(text, blocks, reply=False)}")
+
+    async def follow(self) -> None:
+        while True:
+            self.pump()
+            await asyncio.sleep(FOLLOW_INTERVAL_S)

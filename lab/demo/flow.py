@@ -1,0 +1,221 @@
+"""The steps of `netcheck demo`, with progress lines, and the guarantee that the lab it built is torn
+down whatever happens (an error, Ctrl-C, SIGTERM) unless `--keep` was asked and the flow ran to its end.
+
+Steps: lab up → debug-pod namespace → optional extra fault → in the ops namespace: the Slack bot
+(lab.demo.harness), `/netcheck NODE` from the requester, the thread rendered live (lab.demo.feed),
+the approver's click on the first "Apply fix" button, the outcome and the parent's re-check.
+Called by bot/commands/demo.py; returns the exit status (0 as expected, 1 not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+from lab import netns, spec
+from lab.cluster import Lab
+from lab.demo.feed import ConversationFeed
+from lab.demo.harness import APPROVER, CHANNEL, REQUESTER, USER_NAMES, running_bot
+from lab.demo.options import DemoOptions
+from lab.demo.render import Renderer
+from lab.slack.driver import SlackDriver
+
+EXIT_OK, EXIT_FAILED = 0, 1
+CHECK_TIMEOUT_S = 60.0
+"""Longest the bot may take to post a check's findings (measured in the lab: a few seconds)."""
+FIX_TIMEOUT_S = 90.0
+"""Longest the fix (plan, precheck, apply, verify) plus the parent's re-check may take."""
+DEBUG_POD_NAMESPACE = "netcheck"
+APPLIED_MARK = "*applied*"
+RECHECK_PREFIX = "re-check after fix: "
+OK_EMOJI = ":white_check_mark:"
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+Write = Callable[[str], None]
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: unwinds like KeyboardInterrupt so every `finally` (teardown) runs."""
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    reason: str
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGINT/SIGTERM raise Interrupted once (a second signal while we clean up is ignored)."""
+    fired: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not fired:
+            fired.append(signum)
+            raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    """While tearing down: a second Ctrl-C must not leave half a lab behind."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Progress:
+    """'[  3.1 s] lab: up in 2.9 s' lines, flushed at once (the demo is watched live)."""
+
+    def __init__(self, write: Write) -> None:
+        self.write = write
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        self.write(f"[{time.monotonic() - self.started:5.1f} s] {message}")
+
+
+def _write_stdout(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_demo(options: DemoOptions, write: Write = _write_stdout) -> int:
+    progress = Progress(write)
+    prefix, state = spec.prefix(), spec.state_dir()
+    if netns.list_prefixed(prefix) or state.exists():
+        write(f"netcheck demo: a lab with prefix {prefix!r} already exists ({state}); "
+              "run `netcheck lab down` first, or set NETCHECK_LAB_PREFIX/NETCHECK_LAB_STATE to another lab")
+        return EXIT_FAILED
+    keep = False
+    with signals_interrupt():
+        try:
+            progress(f"lab: bringing up {options.workers + 1} nodes (prefix {prefix}) …")
+            t0 = time.monotonic()
+            lab = Lab.up(workers=options.workers)
+            progress(f"lab: up in {time.monotonic() - t0:.1f} s — API {lab.api_url}; "
+                     f"worker2 is the WiFi node (wlp59s0, pods 192.168.88.0/24) without MASQUERADE")
+            outcome = _with_lab(lab, options, progress, write)
+            keep = options.keep
+        except Interrupted as exc:
+            outcome = Outcome(False, f"interrupted by {exc}")
+        except Exception as exc:  # any failure: say it in one line, then tear down (below)
+            outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
+        finally:
+            if not keep:
+                with signals_ignored():
+                    t0 = time.monotonic()
+                    Lab.teardown(prefix, state)
+                    left = netns.list_prefixed(prefix)
+                    progress(f"lab: torn down in {time.monotonic() - t0:.1f} s"
+                             + (f" — but namespaces are left: {', '.join(left)}" if left else ""))
+    if keep:
+        _print_keep_help(write, prefix, str(state), options.node)
+    write(("demo: ok — " if outcome.ok else "demo: FAILED — ") + outcome.reason)
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+def _with_lab(lab: Lab, options: DemoOptions, progress: Progress, write: Write) -> Outcome:
+    if options.fault:
+        lab.fault(options.fault, node=options.node, on=True)
+        progress(f"lab: fault {options.fault!r} injected on {options.node}")
+    with lab.enter_ops():
+        _ensure_debug_pod_namespace(lab)
+        return asyncio.run(_converse(lab, options, progress, write))
+
+
+def _ensure_debug_pod_namespace(lab: Lab) -> None:
+    """The namespace the debug pods run in, as deploy/ creates it in a real cluster. Created here
+    (idempotently) because Lab.up does not create it yet; must run inside the ops namespace."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    api = client.CoreV1Api(config.new_client_from_config(str(lab.kubeconfig)))
+    try:
+        api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=DEBUG_POD_NAMESPACE)))
+    except ApiException as exc:
+        if exc.status != 409:  # 409: it exists already
+            raise
+
+
+async def _converse(lab: Lab, options: DemoOptions, progress: Progress, write: Write) -> Outcome:
+    node = options.node
+    async with running_bot(lab) as bot:
+        progress("slack: bot running (Bolt HTTP mode on 127.0.0.1 in the lab's ops namespace), "
+                 f"Web API → stand-in {bot.standin.url}")
+        feed = ConversationFeed(bot.standin, Renderer(USER_NAMES, color=options.color), write)
+        follower = asyncio.create_task(feed.follow())
+        try:
+            feed.user_action(REQUESTER, f"typed: /netcheck {node}")
+            t0 = time.monotonic()
+            reply = await bot.driver.command(node, user=REQUESTER, channel=CHANNEL)
+            if reply.status != 200:
+                return Outcome(False, f"the bot answered the slash command with HTTP {reply.status}")
+            progress(f"slack: /netcheck acknowledged in {reply.elapsed_s * 1000:.0f} ms")
+            await bot.runtime.tasks.idle(timeout=CHECK_TIMEOUT_S)
+            feed.pump()
+            parents = bot.standin.messages(CHANNEL)
+            if not parents:
+                return Outcome(False, "the bot posted no message for /netcheck")
+            parent = parents[0]
+            diagnosis = parent.text
+            progress(f"check: {node} diagnosed in {time.monotonic() - t0:.1f} s")
+            with_button = [r for r in parent.replies if SlackDriver.buttons(r)]
+            if not with_button:
+                return Outcome(False, f"no fix button in the thread; the verdict was: {diagnosis}")
+            fix_message = with_button[0]
+            label = SlackDriver.buttons(fix_message)[0][1]["text"]["text"]
+            feed.user_action(APPROVER, f"(an approver, not the requester) clicked [ {label} ] and confirmed")
+            t0 = time.monotonic()
+            click = await bot.driver.click(fix_message, user=APPROVER)
+            if click.status != 200:
+                return Outcome(False, f"the bot answered the click with HTTP {click.status}")
+            await bot.runtime.tasks.idle(timeout=FIX_TIMEOUT_S)
+            feed.pump()
+            progress(f"fix: applied, verified and re-checked in {time.monotonic() - t0:.1f} s")
+            return _judge(label, parent.replies, parent.text, bot.standin.calls)
+        finally:
+            follower.cancel()
+            feed.pump()
+
+
+def _judge(label: str, replies: list, recheck: str, calls: list) -> Outcome:
+    refused = [f"{c.method}: {c.answer.get('error')}" for c in calls if c.answer.get("ok") is False]
+    if refused:
+        return Outcome(False, f"Slack refused calls of the bot: {'; '.join(refused)}")
+    if not any(APPLIED_MARK in r.text for r in replies):
+        outcome = [r.text for r in replies if "fix `" in r.text]
+        return Outcome(False, f"{label!r} was not applied: {outcome[-1] if outcome else 'no outcome posted'}")
+    if not recheck.startswith(RECHECK_PREFIX):
+        return Outcome(False, f"{label!r} applied, but the parent shows no re-check: {recheck}")
+    verdict = recheck.removeprefix(RECHECK_PREFIX)
+    if OK_EMOJI in verdict.split("\n")[0]:
+        return Outcome(True, f"diagnosed, {label!r} applied by the approver and verified; re-check green")
+    return Outcome(True, f"diagnosed, {label!r} applied and verified; the re-check still reports: {verdict}")
+
+
+def _print_keep_help(write: Write, prefix: str, state: str, node: str) -> None:
+    env = ""
+    if prefix != spec.DEFAULT_PREFIX or os.environ.get(spec.STATE_ENV):
+        env = f"{spec.PREFIX_ENV}={prefix} {spec.STATE_ENV}={state} "
+    cli = "netcheck" if sys.argv and sys.argv[0].endswith("netcheck") else f"{sys.executable} -m bot.cli"
+    write("\nThe lab is still up. Try, from this shell (as root):")
+    write(f"  {env}{cli} lab run -- {cli} check {node}")
+    write(f"  {env}{cli} lab fault no-masquerade --node {node} --on    # the case study again")
+    write(f"  SLACK_BOT_TOKEN=xoxb-… SLACK_SIGNING_SECRET=… {env}{cli} lab run -- {cli} serve --port 3000")
+    write(f"  {env}{cli} lab down                                        # remove it")
