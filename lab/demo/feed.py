@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from lab.demo.render import Renderer
+from lab.demo.render import REPLY_INDENT, Renderer
 from lab.slack.webapi import SlackStandIn
 
 FOLLOW_INTERVAL_S = 0.1
@@ -23,6 +23,7 @@ class ConversationFeed:
         self.renderer = renderer
         self.write = write
         self._seen = 0
+        self._shown: dict[str, list[str]] = {}  # ts → lines last shown, so an update shows what changed
 
     def user_action(self, user: str, action: str) -> None:
         self.pump()
@@ -37,22 +38,33 @@ class ConversationFeed:
             if call.answer.get("ok") is False:
                 self.write(f"\n(slack refused {call.method}: {call.answer.get('error')})")
                 continue
-            self._show(call.method, call.params)
+            self._show(call.method, call.params, call.answer)
 
-    def _show(self, method: str, params: dict[str, Any]) -> None:
+    def _show_update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        target = self.standin.find(channel, ts)
+        if not (target and target.thread_ts):
+            self._shown[ts] = self.renderer.body(text, blocks)
+            parent = self.renderer.message(text, blocks, reply=False)
+            self.write(f"✎ bot updated the parent message:\n{parent}")
+            return
+        before, after = self._shown.get(ts, []), self.renderer.body(text, blocks)
+        self._shown[ts] = after
+        changed = [line for line in after if line not in before]
+        title = before[0] if before else ""
+        self.write(f"      ✎ bot updated the reply “{title.strip()}”; now it shows:\n"
+                   + "\n".join(REPLY_INDENT + line for line in changed or after))
+
+    def _show(self, method: str, params: dict[str, Any], answer: dict[str, Any]) -> None:
         text, blocks = params.get("text", ""), params.get("blocks") or []
         thread = params.get("thread_ts")
-        if method == "chat.postMessage" and not thread:
-            self.write(f"\n#netcheck · netcheck bot:\n{self.renderer.message(text, blocks, reply=False)}")
-        elif method == "chat.postMessage":
-            self.write(f"      ↳ reply in thread:\n{self.renderer.message(text, blocks, reply=True)}")
+        if method == "chat.postMessage":
+            self._shown[answer.get("ts", "")] = self.renderer.body(text, blocks)
+            if thread:
+                self.write(f"      ↳ reply in thread:\n{self.renderer.message(text, blocks, reply=True)}")
+            else:
+                self.write(f"\n#netcheck · netcheck bot:\n{self.renderer.message(text, blocks, reply=False)}")
         elif method == "chat.update":
-            target = self.standin.find(params.get("channel", ""), params.get("ts", ""))
-            is_reply = bool(target and target.thread_ts)
-            where = "a thread reply" if is_reply else "the parent message"
-            indent = "      " if is_reply else ""
-            self.write(f"{indent}✎ bot updated {where}:\n"
-                       f"{self.renderer.message(text, blocks, reply=is_reply)}")
+            self._show_update(params.get("channel", ""), params.get("ts", ""), text, blocks)
         elif method == "chat.postEphemeral":
             who = self.renderer.user_names.get(params.get("user", ""), params.get("user", ""))
             self.write(f"(only @{who} sees:)\n{self.renderer.message(text, blocks, reply=bool(thread))}")

@@ -49,14 +49,10 @@ class Renderer:
         return f"{code}{text}{RESET}" if self.color else text
 
     def _status_colour(self, line: str) -> str:
-        stripped = line.lstrip()
-        if stripped.startswith(OK_MARK):
-            return self._paint(GREEN, line)
-        if stripped.startswith(PROBLEM_MARKS):
-            return self._paint(RED, line)
-        if stripped.startswith(WARN_MARK):
-            return self._paint(YELLOW, line)
-        return line
+        """A line's colour follows its first status mark ('re-check after fix: ✔ …' is green)."""
+        marks = {OK_MARK: GREEN, WARN_MARK: YELLOW, **{m: RED for m in PROBLEM_MARKS}}
+        found = sorted((line.find(m), colour) for m, colour in marks.items() if m in line)
+        return self._paint(found[0][1], line) if found else line
 
     # ---- mrkdwn with code blocks
     def mrkdwn(self, text: str) -> list[str]:

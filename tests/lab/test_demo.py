@@ -1,0 +1,115 @@
+"""`netcheck demo` end to end, as a newcomer runs it: `python -m bot.cli demo` in a subprocess with its
+own lab prefix and state dir (never the session lab's).
+
+Covers: the full flow exits 0 and prints the parent message, the threaded findings naming the
+masquerade cause (wlp59s0, 192.168.88.0/24), the fix button, the approver's click and the outcome,
+and the green re-check; afterwards no namespace with the demo's prefix and no state dir is left.
+SIGTERM (while the lab comes up) and SIGINT (while the check runs in the bot) still tear the lab down.
+An unknown fault is one line, exit 2, before anything is built; not root is one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.commands import demo
+from lab import netns
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_DEADLINE_S = 90.0
+SIGNAL_WAIT_S = 30.0
+
+
+def demo_env(prefix: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"NETCHECK_LAB_PREFIX": prefix, "NO_COLOR": "1",
+                "NETCHECK_LAB_STATE": f"/run/netcheck-lab/{prefix.rstrip('-')}"})
+    return env
+
+
+def leftovers(prefix: str) -> list[str]:
+    state = Path(f"/run/netcheck-lab/{prefix.rstrip('-')}")
+    return netns.list_prefixed(prefix) + ([str(state)] if state.exists() else [])
+
+
+def test_demo_runs_the_case_study_end_to_end() -> None:
+    prefix = "ncdemo-"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo"], cwd=REPO, env=demo_env(prefix),
+                          capture_output=True, text=True, timeout=DEMO_DEADLINE_S)
+    elapsed = time.monotonic() - started
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "lab: up in" in out
+    assert "@newcomer typed: /netcheck worker2" in out
+    assert "#netcheck · netcheck bot:\n  netcheck worker2 — running" in out  # the parent message
+    thread = [line for line in out.splitlines() if line.startswith("      │ ")]
+    cause = [line for line in thread if "✖ NAT skipped" in line]
+    assert cause and "192.168.88.0/24" in cause[0] and "wlp59s0" in cause[0], thread[:5]
+    assert "      │ [ Apply fix: masquerade ] (asks to confirm)" in out
+    assert "@approver (an approver, not the requester) clicked [ Apply fix: masquerade ]" in out
+    assert "applying… approved by @approver" in out
+    assert "      │ ✔ fix `masquerade` on worker2: applied (approved by @approver)" in out
+    assert "re-check after fix: ✔ worker2: all " in out and " probes ok" in out
+    assert out.index("✖ worker2: ") < out.index("re-check after fix: ✔")  # red verdict first, then green
+    assert out.rstrip().endswith("re-check green"), out[-400:]
+    assert "lab: torn down" in out
+    assert leftovers(prefix) == []
+    assert elapsed < 60, f"the demo took {elapsed:.0f} s"
+
+
+@pytest.mark.parametrize(("sig", "when"), [(signal.SIGTERM, "lab: up in"),
+                                           (signal.SIGINT, "/netcheck acknowledged")])
+def test_signal_mid_demo_still_tears_the_lab_down(sig: signal.Signals, when: str) -> None:
+    prefix = "ncdems-"
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo"], cwd=REPO, env=demo_env(prefix),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if when in line:
+                proc.send_signal(sig)
+                break
+        rest, _ = proc.communicate(timeout=SIGNAL_WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + rest
+    assert when in "".join(seen), out
+    assert proc.returncode == 1, out
+    assert f"demo: FAILED — interrupted by {sig.name}" in out
+    assert "lab: torn down" in out
+    assert leftovers(prefix) == [], out
+
+
+def test_unknown_fault_is_one_line_and_builds_nothing() -> None:
+    prefix = "ncdemf-"
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--fault", "no-such-fault"], cwd=REPO,
+                          env=demo_env(prefix), capture_output=True, text=True, timeout=SIGNAL_WAIT_S)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netcheck demo: unknown fault 'no-such-fault' (known: ")
+    assert "no-masquerade" in lines[0]
+    assert done.stdout == "" and leftovers(prefix) == []
+
+
+def test_not_root_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    args = argparse.Namespace(keep=False, fault=None, node="worker2", workers=2)
+    assert demo.run(args, euid=1000) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines() == [demo.ROOT_REASON]
+    assert "needs root" in demo.ROOT_REASON and "network namespaces" in demo.ROOT_REASON
