@@ -1,0 +1,160 @@
+"""`bench/run` (= `python -m bench`): the performance figures of the README, measured in the lab.
+
+For each lab size (workers 2, 9, 29 -> 3, 10, 30 nodes) it brings a lab up (own prefix/state from
+NETCHECK_LAB_PREFIX/_STATE), adds latency on the router (bench/delay.py's Delayer), and measures:
+one node (`netcheck check NODE --json` wall time, each probe alone with --probe, the sequential
+baseline of bench/baseline.py) on the smallest lab; `netcheck check --all --json` on every size;
+ack latency and RSS (bench/slackbench.py) on the largest. Prints a table and writes JSON to
+bench/results/<UTC timestamp>.json. Each lab is torn down, also on error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.delay import Delayer
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+NETCHECK = [sys.executable, "-m", "bot.cli"]
+STEP_TIMEOUT_S = 900.0
+
+
+def machine() -> dict[str, Any]:
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    return {"nproc": os.cpu_count(), "mem_total_gib": round(int(mem) / 1024 / 1024, 1),
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+def ops(lab: Any, argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    env_argv = ["env", f"PYTHONPATH={REPO}", *argv]
+    t0 = time.monotonic()
+    done = lab.run_ops(env_argv, timeout=STEP_TIMEOUT_S)
+    return time.monotonic() - t0, done
+
+
+def ops_json(lab: Any, argv: list[str]) -> dict[str, Any]:
+    _, done = ops(lab, argv)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"{argv[:4]} printed no JSON (exit {done.returncode}): {done.stderr[-800:]}")
+    return json.loads(lines[-1])
+
+
+def probe_ids() -> list[str]:
+    import probes.catalog  # noqa: F401  (registers)
+    from probes.registry import default_registry
+
+    return default_registry.ids()
+
+
+def one_node(lab: Any, node: str, repeats: int) -> dict[str, Any]:
+    walls = []
+    for _ in range(repeats):
+        wall, done = ops(lab, [*NETCHECK, "check", node, "--json"])
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"netcheck check {node} failed: {done.stderr[-800:]}")
+        walls.append(wall)
+    per_probe = {}
+    for pid in probe_ids():
+        wall, done = ops(lab, [*NETCHECK, "check", node, "--json", "--probe", pid])
+        per_probe[pid] = round(wall, 3)
+    base = ops_json(lab, [sys.executable, "-m", "bench.baseline", node])
+    check_s = min(walls)
+    slowest = max(per_probe, key=per_probe.__getitem__)
+    return {"node": node, "check_s_runs": [round(w, 3) for w in walls], "check_s": round(check_s, 3),
+            "per_probe_s": per_probe, "slowest_probe": slowest, "slowest_probe_s": per_probe[slowest],
+            "baseline": base, "ratio_vs_baseline": round(check_s / base["baseline_s"], 3),
+            "ratio_vs_slowest_probe": round(check_s / per_probe[slowest], 3)}
+
+
+def fleet(lab: Any) -> dict[str, Any]:
+    wall, done = ops(lab, [*NETCHECK, "check", "--all", "--json"])
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
+    reports = json.loads(done.stdout)
+    return {"nodes": len(reports), "check_all_s": round(wall, 3),
+            "slowest_report_s": max(r["duration_s"] for r in reports)}
+
+
+def with_lab(workers: int, delay_ms: float, body: Any) -> Any:
+    from lab.cluster import Lab
+
+    Lab.teardown()  # a leftover of an interrupted run with this prefix
+    lab = Lab.up(workers=workers)
+    try:
+        with Delayer(lab.router_ns, delay_ms):
+            return body(lab)
+    finally:
+        lab.down()
+
+
+def table(result: dict[str, Any]) -> str:
+    one, rows = result["one_node"], []
+    rows.append(("delay per bridge crossing", f"{result['delay_ms']:g} ms each way"))
+    rows.append((f"check {one['node']} (wall)", f"{one['check_s']:.2f} s"))
+    rows.append(("sequential baseline", f"{one['baseline']['baseline_s']:.2f} s "
+                 f"({one['baseline']['ssh_commands']} ssh + {one['baseline']['pod_commands']} pod cmds)"))
+    rows.append(("ratio check/baseline (goal <= 0.3)", f"{one['ratio_vs_baseline']:.2f}"))
+    rows.append((f"slowest probe alone ({one['slowest_probe']})", f"{one['slowest_probe_s']:.2f} s"))
+    rows.append(("ratio check/slowest (goal <= 1.3)", f"{one['ratio_vs_slowest_probe']:.2f}"))
+    for f in result["fleet"]:
+        rows.append((f"check --all, {f['nodes']} nodes", f"{f['check_all_s']:.2f} s"))
+    big = result["fleet"][-1]
+    rows.append(("30-node sweep / one node (goal <= 2)", f"{big['check_all_s'] / one['check_s']:.2f}"))
+    s = result.get("slack")
+    if s:
+        rows.append((f"ack p50 / p99 ({s['requests']} requests)",
+                     f"{s['ack']['p50_ms']:.1f} / {s['ack']['p99_ms']:.1f} ms (goal p99 < 100)"))
+        rows.append(("bot RSS idle / peak in sweep", f"{s['rss_idle_kib'] / 1024:.0f} / "
+                     f"{s['rss_peak_kib'] / 1024:.0f} MiB"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--sizes", default="2,9,29", help="worker counts of the fleet labs")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the one-node check (min is kept)")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--node", default="worker2")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/run needs root: it builds the lab (network namespaces)", file=sys.stderr)
+        return 2
+    sizes = [int(s) for s in args.sizes.split(",")]
+    result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                              "machine": machine(), "delay_ms": args.delay_ms, "fleet": []}
+    for i, workers in enumerate(sizes):
+        def body(lab: Any, first: bool = i == 0, last: bool = i == len(sizes) - 1) -> None:
+            if first:
+                print(f"[bench] one node ({args.node}), {len(lab.nodes)}-node lab", file=sys.stderr)
+                result["one_node"] = one_node(lab, args.node, args.repeats)
+            print(f"[bench] check --all, {len(lab.nodes)} nodes", file=sys.stderr)
+            result["fleet"].append(fleet(lab))
+            if last:
+                print(f"[bench] slack acks + RSS, {len(lab.nodes)} nodes", file=sys.stderr)
+                result["slack"] = ops_json(lab, [sys.executable, "-m", "bench.slackbench",
+                                                 "--requests", str(args.requests)])
+
+        with_lab(workers, args.delay_ms, body)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    print(f"\nJSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
