@@ -26,6 +26,7 @@ from lab.demo.harness import APPROVER, CHANNEL, REQUESTER, USER_NAMES, running_b
 from lab.demo.options import DemoOptions
 from lab.demo.render import Renderer
 from lab.slack.driver import SlackDriver
+from lab.slack.webapi import Call, Message
 
 EXIT_OK, EXIT_FAILED = 0, 1
 CHECK_TIMEOUT_S = 60.0
@@ -34,9 +35,12 @@ FIX_TIMEOUT_S = 90.0
 """Longest the fix (plan, precheck, apply, verify) plus the parent's re-check may take."""
 DEBUG_POD_NAMESPACE = "netcheck"
 APPLIED_MARK = "*applied*"
+FIX_LABEL_PREFIX = "Apply fix: "
 RECHECK_PREFIX = "re-check after fix: "
 OK_EMOJI = ":white_check_mark:"
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REASON_CHARS = 300
+"""The final line quotes the bot's verdict up to this length (the full text is in the conversation)."""
 
 Write = Callable[[str], None]
 
@@ -126,7 +130,10 @@ def run_demo(options: DemoOptions, write: Write = _write_stdout) -> int:
                              + (f" — but namespaces are left: {', '.join(left)}" if left else ""))
     if keep:
         _print_keep_help(write, prefix, str(state), options.node)
-    write(("demo: ok — " if outcome.ok else "demo: FAILED — ") + outcome.reason)
+    reason = Renderer(USER_NAMES).inline(outcome.reason).replace("\n", " ")
+    if len(reason) > REASON_CHARS:
+        reason = reason[:REASON_CHARS - 1] + "…"
+    write(("demo: ok — " if outcome.ok else "demo: FAILED — ") + reason)
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
@@ -175,38 +182,52 @@ async def _converse(lab: Lab, options: DemoOptions, progress: Progress, write: W
             parent = parents[0]
             diagnosis = parent.text
             progress(f"check: {node} diagnosed in {time.monotonic() - t0:.1f} s")
-            with_button = [r for r in parent.replies if SlackDriver.buttons(r)]
-            if not with_button:
+            fixes = _distinct_fix_buttons(parent.replies)
+            if not fixes:
                 return Outcome(False, f"no fix button in the thread; the verdict was: {diagnosis}")
-            fix_message = with_button[0]
-            label = SlackDriver.buttons(fix_message)[0][1]["text"]["text"]
-            feed.user_action(APPROVER, f"(an approver, not the requester) clicked [ {label} ] and confirmed")
-            t0 = time.monotonic()
-            click = await bot.driver.click(fix_message, user=APPROVER)
-            if click.status != 200:
-                return Outcome(False, f"the bot answered the click with HTTP {click.status}")
-            await bot.runtime.tasks.idle(timeout=FIX_TIMEOUT_S)
-            feed.pump()
-            progress(f"fix: applied, verified and re-checked in {time.monotonic() - t0:.1f} s")
-            return _judge(label, parent.replies, parent.text, bot.standin.calls)
+            for fix_message, label in fixes:  # cause order, as the bot posted them; each fix once
+                feed.user_action(APPROVER, f"(an approver, not the requester) clicked [ {label} ] "
+                                 "and confirmed")
+                t0 = time.monotonic()
+                click = await bot.driver.click(fix_message, user=APPROVER)
+                if click.status != 200:
+                    return Outcome(False, f"the bot answered the click on {label!r} with HTTP {click.status}")
+                await bot.runtime.tasks.idle(timeout=FIX_TIMEOUT_S)
+                feed.pump()
+                progress(f"fix: {label.removeprefix(FIX_LABEL_PREFIX)} run and re-checked in "
+                         f"{time.monotonic() - t0:.1f} s")
+            return _judge([label for _, label in fixes], parent.replies, parent.text, bot.standin.calls)
         finally:
             follower.cancel()
             feed.pump()
 
 
-def _judge(label: str, replies: list, recheck: str, calls: list) -> Outcome:
+def _distinct_fix_buttons(replies: list[Message]) -> list[tuple[Message, str]]:
+    """The first reply carrying each distinct "Apply fix: X" button (several findings may offer one fix)."""
+    seen: dict[str, Message] = {}
+    for reply in replies:
+        for _, button in SlackDriver.buttons(reply):
+            seen.setdefault(button["text"]["text"], reply)
+    return [(message, label) for label, message in seen.items()]
+
+
+def _judge(labels: list[str], replies: list[Message], recheck: str, calls: list[Call]) -> Outcome:
     refused = [f"{c.method}: {c.answer.get('error')}" for c in calls if c.answer.get("ok") is False]
     if refused:
         return Outcome(False, f"Slack refused calls of the bot: {'; '.join(refused)}")
-    if not any(APPLIED_MARK in r.text for r in replies):
-        outcome = [r.text for r in replies if "fix `" in r.text]
-        return Outcome(False, f"{label!r} was not applied: {outcome[-1] if outcome else 'no outcome posted'}")
+    for label in labels:
+        fix_id = label.removeprefix(FIX_LABEL_PREFIX)
+        outcomes = [r.text for r in replies if f" fix `{fix_id}` on " in r.text]  # messages.outcome
+        if not any(APPLIED_MARK in text for text in outcomes):
+            last = outcomes[-1] if outcomes else "no outcome posted"
+            return Outcome(False, f"{label!r} was not applied: {last}")
     if not recheck.startswith(RECHECK_PREFIX):
-        return Outcome(False, f"{label!r} applied, but the parent shows no re-check: {recheck}")
+        return Outcome(False, f"fixes applied, but the parent shows no re-check: {recheck}")
+    applied = ", ".join(repr(label) for label in labels)
     verdict = recheck.removeprefix(RECHECK_PREFIX)
-    if OK_EMOJI in verdict.split("\n")[0]:
-        return Outcome(True, f"diagnosed, {label!r} applied by the approver and verified; re-check green")
-    return Outcome(True, f"diagnosed, {label!r} applied and verified; the re-check still reports: {verdict}")
+    if verdict.startswith(OK_EMOJI):
+        return Outcome(True, f"diagnosed, {applied} applied by the approver and verified; re-check green")
+    return Outcome(True, f"diagnosed, {applied} applied and verified; the re-check still reports: {verdict}")
 
 
 def _print_keep_help(write: Write, prefix: str, state: str, node: str) -> None:
