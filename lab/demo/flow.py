@@ -236,7 +236,10 @@ def _print_keep_help(write: Write, prefix: str, state: str, node: str) -> None:
         env = f"{spec.PREFIX_ENV}={prefix} {spec.STATE_ENV}={state} "
     cli = "netcheck" if sys.argv and sys.argv[0].endswith("netcheck") else f"{sys.executable} -m bot.cli"
     write("\nThe lab is still up. Try, from this shell (as root):")
-    write(f"  {env}{cli} lab run -- {cli} check {node}")
+    write(f"  {env}{cli} lab run -- {cli} check {node}          # the CLI against the lab")
     write(f"  {env}{cli} lab fault no-masquerade --node {node} --on    # the case study again")
-    write(f"  SLACK_BOT_TOKEN=xoxb-… SLACK_SIGNING_SECRET=… {env}{cli} lab run -- {cli} serve --port 3000")
-    write(f"  {env}{cli} lab down                                        # remove it")
+    write(f"  SLACK_BOT_TOKEN=xoxb-… SLACK_SIGNING_SECRET=… SLACK_API_URL=http://…/api/ \\\n"
+          f"    {env}{cli} lab run -- {cli} serve --port 3000")
+    write("      # the bot in HTTP mode inside the lab's ops namespace, which reaches only the lab:")
+    write("      # point SLACK_API_URL at a Slack-compatible endpoint reachable from there")
+    write(f"  {env}{cli} lab down                                 # remove it")
