@@ -21,6 +21,7 @@ CODE_LINES_SHOWN = 8
 """Evidence blocks longer than this show their head and a count (the full text is in the thread)."""
 
 GREEN, RED, YELLOW, BOLD, DIM, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+BOLD_OFF = "\x1b[22m"  # ends bold only, so a line's status colour goes on after a bold word
 PARENT_INDENT = "  "
 REPLY_INDENT = "      │ "
 
@@ -41,7 +42,7 @@ class Renderer:
             text = text.replace(code, symbol)
         text = _MENTION.sub(lambda m: "@" + self.user_names.get(m.group(1), m.group(1)), text)
         text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
-        text = _BOLD.sub(lambda m: self._paint(BOLD, m.group(1)), text)
+        text = _BOLD.sub(lambda m: f"{BOLD}{m.group(1)}{BOLD_OFF}" if self.color else m.group(1), text)
         text = _ITALIC.sub(lambda m: m.group(1), text)
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 

@@ -9,6 +9,8 @@ ops namespace) still tear the lab down. The SIGINT lands before the check opens 
 purpose: on this machine root's ~/.bashrc runs `pyenv rehash`, and a node shell killed inside it
 leaves pyenv's lock behind, stalling every lab's SSH commands (reported to the lead).
 An unknown fault is one line, exit 2, before anything is built; not root is one line, exit 2.
+Without a lab: the terminal renderer (mentions, emoji, code-block trimming, buttons, colour by status)
+and the judgement of a finished conversation (each fix applied once, re-check green or not).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import pytest
 
 from bot.commands import demo
 from lab import netns
-
-pytestmark = pytest.mark.lab
+from lab.demo import flow
+from lab.demo.render import GREEN, RED, Renderer
+from lab.slack.webapi import Call, Message
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DEADLINE_S = 90.0
@@ -45,6 +48,7 @@ def leftovers(prefix: str) -> list[str]:
     return netns.list_prefixed(prefix) + ([str(state)] if state.exists() else [])
 
 
+@pytest.mark.lab
 def test_demo_runs_the_case_study_end_to_end() -> None:
     prefix = "ncdemo-"
     started = time.monotonic()
@@ -71,6 +75,7 @@ def test_demo_runs_the_case_study_end_to_end() -> None:
     assert elapsed < 60, f"the demo took {elapsed:.0f} s"
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize(("sig", "when"), [(signal.SIGTERM, "lab: up in"),
                                            (signal.SIGINT, "slack: bot running")])
 def test_signal_mid_demo_still_tears_the_lab_down(sig: signal.Signals, when: str) -> None:
@@ -98,6 +103,7 @@ def test_signal_mid_demo_still_tears_the_lab_down(sig: signal.Signals, when: str
     assert leftovers(prefix) == [], out
 
 
+@pytest.mark.lab
 def test_unknown_fault_is_one_line_and_builds_nothing() -> None:
     prefix = "ncdemf-"
     done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--fault", "no-such-fault"], cwd=REPO,
@@ -116,3 +122,61 @@ def test_not_root_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None
     assert captured.out == ""
     assert captured.err.strip().splitlines() == [demo.ROOT_REASON]
     assert "needs root" in demo.ROOT_REASON and "network namespaces" in demo.ROOT_REASON
+
+
+def button(label: str) -> dict:
+    return {"type": "actions", "block_id": "b", "elements": [
+        {"type": "button", "action_id": "apply_fix", "value": "v",
+         "text": {"type": "plain_text", "text": label},
+         "confirm": {"title": {"type": "plain_text", "text": "Apply?"}}}]}
+
+
+def test_renderer_shows_a_finding_readably() -> None:
+    text = (":x: *NAT skipped* for 192.168.88.0/24 &amp; wlp59s0 &lt;pod&gt;, asked by <@U0NEWCOMER>\n"
+            "_masquerade · iptables_\n```\n" + "\n".join(f"line {n}" for n in range(12)) + "\n```")
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}, button("Apply fix: masquerade")]
+    lines = Renderer({"U0NEWCOMER": "newcomer"}).body("fallback", blocks)
+    assert lines[0] == "✖ NAT skipped for 192.168.88.0/24 & wlp59s0 <pod>, asked by @newcomer"
+    assert lines[1] == "masquerade · iptables"
+    assert lines[2:4] == ["    line 0", "    line 1"]
+    assert lines[-2] == "    … (4 more lines)"
+    assert lines[-1] == "[ Apply fix: masquerade ] (asks to confirm)"
+
+
+def test_renderer_colours_a_line_by_its_first_status_mark() -> None:
+    coloured = Renderer({}, color=True)
+    assert coloured.mrkdwn("re-check after fix: :white_check_mark: all ok")[0].startswith(GREEN)
+    assert coloured.mrkdwn(":x: *bad* then :white_check_mark:")[0].startswith(RED)
+    assert Renderer({}).mrkdwn(":x: plain")[0] == "✖ plain"
+
+
+def outcome_reply(fix_id: str, result: str) -> Message:
+    return Message("1.2", "C", f":white_check_mark: fix `{fix_id}` on worker2: *{result}* (approved by <@U>)",
+                   [], thread_ts="1.1")
+
+
+def test_each_distinct_fix_is_clicked_once_in_posted_order() -> None:
+    first = Message("1.3", "C", "mtu", [button("Apply fix: calico-mtu")], thread_ts="1.1")
+    second = Message("1.4", "C", "nat", [button("Apply fix: masquerade")], thread_ts="1.1")
+    again = Message("1.5", "C", "return path", [button("Apply fix: masquerade")], thread_ts="1.1")
+    plain = Message("1.6", "C", "ok", [], thread_ts="1.1")
+    found = flow._distinct_fix_buttons([first, second, again, plain])
+    assert [(m.ts, label) for m, label in found] == [("1.3", "Apply fix: calico-mtu"),
+                                                     ("1.4", "Apply fix: masquerade")]
+
+
+def test_judgement_needs_every_fix_applied_and_tells_the_recheck_truthfully() -> None:
+    ok_calls = [Call("chat.postMessage", {}, 200, {"ok": True})]
+    labels = ["Apply fix: masquerade"]
+    green = flow._judge(labels, [outcome_reply("masquerade", "applied")],
+                        "re-check after fix: :white_check_mark: worker2: all 15 probes ok", ok_calls)
+    assert green.ok and green.reason.endswith("re-check green")
+    red = flow._judge(labels, [outcome_reply("masquerade", "applied")],
+                      "re-check after fix: :x: worker2: 1 problem — mtu", ok_calls)
+    assert red.ok and "still reports: :x: worker2: 1 problem — mtu" in red.reason
+    failed = flow._judge(labels, [outcome_reply("masquerade", "rolled-back")], "re-check after fix: x",
+                         ok_calls)
+    assert not failed.ok and "was not applied" in failed.reason and "rolled-back" in failed.reason
+    refused = flow._judge(labels, [outcome_reply("masquerade", "applied")], "re-check after fix: x",
+                          [Call("chat.update", {}, 200, {"ok": False, "error": "invalid_blocks"})])
+    assert not refused.ok and "chat.update: invalid_blocks" in refused.reason
