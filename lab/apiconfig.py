@@ -2,17 +2,25 @@
 
 Called by lab.cluster (at `up`) and lab.faults (vpn, pool-ipip). Requests go out with curl from
 the ops namespace, so they travel over the lab network like any client's.
+
+The stand-in enforces the shipped RBAC (deploy/kubernetes/rbac.yaml) for the bot's ServiceAccount
+token, and netcheck.yaml points at `kubeconfig-bot` (that token), so every lab run of netcheck has
+exactly the permissions the manifests grant in a cluster. The lab's own calls keep the admin token
+(system:masters); the read-only token keeps read access through a `view`-like ClusterRole.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from lab import certs, spec, topology
+from lab.apiserver.rbac import service_account_groups, service_account_user
 
 if TYPE_CHECKING:
     from lab.cluster import Lab
@@ -21,6 +29,31 @@ API_CALL_TIMEOUT_S = 10
 API_SANS_DNS = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
                 f"kubernetes.default.svc.{spec.CLUSTER_DOMAIN}"]
 MTU = spec.POD_MTU
+SHIPPED_RBAC = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "rbac.yaml"
+BOT_NAMESPACE = BOT_SERVICE_ACCOUNT = "netcheck"
+VIEWER_GROUP = "viewers"
+
+
+def bot_token(lab: Lab) -> str:
+    """The bot ServiceAccount's token, derived from the admin token so `attach` finds the same one."""
+    return hashlib.sha256(f"netcheck-bot:{lab.admin_token}".encode()).hexdigest()
+
+
+def bot_kubeconfig_path(lab: Lab) -> Path:
+    return lab.state / "kubeconfig-bot"
+
+
+def lab_rbac() -> list[dict[str, Any]]:
+    """RBAC for the lab's own read-only token (what it had before RBAC was enforced): read anything."""
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": "lab-view"},
+         "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "lab-view"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "lab-view"},
+         "subjects": [{"kind": "Group", "name": VIEWER_GROUP}]},
+    ]
 
 
 def installation(encapsulation: str = "VXLANCrossSubnet") -> dict[str, Any]:
@@ -58,13 +91,18 @@ def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
     master = topology.master_ip()
     pair = certs.issue(ca, lab.state / "pki", "apiserver", ips=[master, spec.API_SERVICE_IP],
                        dns=API_SANS_DNS)
+    lab_rbac_path = lab.state / "lab-rbac.yaml"
+    lab_rbac_path.write_text(yaml.safe_dump_all(lab_rbac()))
     return {
         "listen_host": master, "listen_port": spec.API_PORT,
         "tls_cert": str(pair.cert), "tls_key": str(pair.key),
         "tokens": {
             lab.admin_token: {"user": "kubernetes-admin", "groups": ["system:masters"], "readonly": False},
-            lab.readonly_token: {"user": "netcheck-viewer", "groups": ["viewers"], "readonly": True},
+            lab.readonly_token: {"user": "netcheck-viewer", "groups": [VIEWER_GROUP], "readonly": True},
+            bot_token(lab): {"user": service_account_user(BOT_NAMESPACE, BOT_SERVICE_ACCOUNT),
+                             "groups": list(service_account_groups(BOT_NAMESPACE))},
         },
+        "rbac_manifests": [str(SHIPPED_RBAC), str(lab_rbac_path)],
         "control_token": lab.control_token,
         "service": {"cluster_ip": spec.API_SERVICE_IP, "port": spec.API_SERVICE_PORT,
                     "endpoints": [{"ip": master, "port": spec.API_PORT}]},
@@ -93,10 +131,12 @@ def kubeconfig(lab: Lab, token: str, user: str) -> dict[str, Any]:
 def write_client_files(lab: Lab) -> None:
     lab.kubeconfig.write_text(yaml.safe_dump(kubeconfig(lab, lab.admin_token, "kubernetes-admin")))
     lab.readonly_kubeconfig.write_text(yaml.safe_dump(kubeconfig(lab, lab.readonly_token, "netcheck-viewer")))
-    for path in (lab.kubeconfig, lab.readonly_kubeconfig):
+    bot_kubeconfig = bot_kubeconfig_path(lab)
+    bot_kubeconfig.write_text(yaml.safe_dump(kubeconfig(lab, bot_token(lab), "netcheck")))
+    for path in (lab.kubeconfig, lab.readonly_kubeconfig, bot_kubeconfig):
         path.chmod(0o600)
     lab.config_file.write_text(yaml.safe_dump({
-        "kubeconfig": str(lab.kubeconfig),
+        "kubeconfig": str(bot_kubeconfig),  # netcheck runs as its ServiceAccount, under the shipped RBAC
         "ssh": {"user": "root", "port": 22, "private_key": str(lab.ssh_key),
                 "known_hosts": str(lab.known_hosts), "sudo": False},
         "debug_pod": {"namespace": spec.DEBUG_POD_NAMESPACE},

@@ -1,0 +1,76 @@
+"""The lab runs netcheck under the shipped RBAC (lab/apiconfig.py: the API stand-in enforces
+deploy/kubernetes/rbac.yaml for the bot's ServiceAccount token; netcheck.yaml uses kubeconfig-bot).
+
+Covers, from the lab's ops namespace over the lab network:
+- netcheck.yaml points at kubeconfig-bot; the bot token is refused pods outside its namespace (403
+  naming the verb and resource) while the admin token used by the lab itself is not;
+- `netcheck check --all` under RBAC: master and worker1 ok, worker2 fails for the WiFi case study's
+  cause, and the only request RBAC denied is the optional kube-system/kube-dns read;
+- a fix under RBAC: `netcheck fix worker2 masquerade --yes` applies, verifies with a re-check (debug
+  pods: create/get/exec/delete); worker2 is put back in its case-study state afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from lab import apiconfig
+from lab.cluster import Lab
+
+pytestmark = pytest.mark.lab
+
+CHECK_TIMEOUT_S = 120.0
+UNIT = "/etc/systemd/system/netcheck-masquerade.service"
+NETCHECK = [sys.executable, "-m", "bot.cli"]
+
+
+@pytest.fixture
+def case_study_worker2(lab: Lab) -> Iterator[None]:
+    """worker2 without MASQUERADE and without the fix's boot unit, before and after the test."""
+    def reset() -> None:
+        lab.node_exec("worker2", "sh", "-c", f"systemctl disable --now netcheck-masquerade.service; "
+                      f"rm -f {UNIT}; systemctl daemon-reload")
+        lab.fault("no-masquerade", node="worker2", on=True)
+
+    reset()
+    yield
+    reset()
+
+
+def test_netcheck_uses_the_bot_token_and_rbac_is_enforced(lab: Lab) -> None:
+    config = yaml.safe_load(lab.config_file.read_text())
+    assert config["kubeconfig"] == str(apiconfig.bot_kubeconfig_path(lab))
+    path = "/api/v1/namespaces/kube-system/pods"  # the bot may list pods only in its own namespace
+    with pytest.raises(RuntimeError) as denied:
+        apiconfig.request(lab, "GET", path, token=apiconfig.bot_token(lab))
+    assert "HTTP 403" in str(denied.value)
+    assert "cannot list resource" in str(denied.value) and '"kind": "pods"' in str(denied.value)
+    assert apiconfig.request(lab, "GET", path)["kind"] == "PodList"  # the lab's admin token
+
+
+def test_check_all_passes_under_rbac(lab: Lab) -> None:
+    proc = lab.run_ops([*NETCHECK, "check", "--all", "--json"], timeout=CHECK_TIMEOUT_S)
+    reports = {r["node"]: r for r in json.loads(proc.stdout)}
+    verdicts = {node: r["verdict"] for node, r in reports.items()}
+    assert verdicts == {"master": "ok", "worker1": "ok", "worker2": "fail"}, proc.stdout[-3000:]
+    failing = {f["probe"] for f in reports["worker2"]["findings"] if f["status"] == "fail"}
+    assert "masquerade" in failing  # the case study's cause, found with the bot's permissions
+    denials = [line for line in proc.stderr.splitlines() if "forbidden" in line]
+    assert all("kube-system/kube-dns" in line for line in denials), denials
+
+
+def test_masquerade_fix_under_rbac(lab: Lab, case_study_worker2: None) -> None:
+    node = next(n for n in lab.nodes if n.name == "worker2")
+    proc = lab.run_ops(
+        [*NETCHECK, "fix", "worker2", "masquerade", "--param", f"pod_cidr={node.pod_cidr}",
+         "--param", f"interface={node.iface}", "--yes"],
+        timeout=CHECK_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "applied:" in proc.stdout
+    assert "forbidden" not in proc.stdout
