@@ -85,8 +85,22 @@ class MeteredFixRunner:
 
     async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any) -> Any:
         result = await self._runner.apply(node, fix_id, params, approval)
-        metrics.record_fix(result)
+        # a result refused before planning carries no plan; the fix id asked for still labels it
+        metrics.record_fix(result if result.plan is not None else _Planned(result, fix_id))
         return result
+
+
+class _Planned:
+    """A fix result seen through `record_fix` with the requested fix id as its plan's."""
+
+    def __init__(self, result: Any, fix_id: str) -> None:
+        self.outcome = result.outcome
+        self.plan = _FixId(fix_id)
+
+
+class _FixId:
+    def __init__(self, fix: str) -> None:
+        self.fix = fix
 
 
 class LocalLeaseStore:

@@ -1,0 +1,173 @@
+"""`bot.commands.serve.serve` (HTTP mode, in-process, real Bolt app against the Slack stand-in):
+graceful shutdown and the metrics wrapping at the composition layer.
+
+Covers:
+- stop requested while a check runs: the check finishes and its verdict reaches Slack, then the
+  engine is closed (debug pods deleted) with nothing in flight, the Lease is released (empty holder),
+  and the check is counted in netcheck_checks_total;
+- the drain is bounded: a check longer than `shutdown_grace` is cancelled, serve still returns
+  promptly and still closes the engine;
+- a command sent while this replica does not hold the Lease gets 503 + Retry-After and runs nothing;
+- `MeteredFixRunner` counts each applied fix by fix id and outcome in netcheck_fixes_total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from datetime import UTC, datetime
+
+from bot.commands.serve import LocalLeaseStore, MeteredFixRunner, serve
+from bot.ops.metrics import METRICS
+from bot.ops.settings import OpsSettings
+from bot.slack.settings import SlackSettings
+from fixes.model import Approval
+from lab.slack.driver import SlackDriver
+from lab.slack.webapi import SlackStandIn
+from tests.bot.test_slack_fakes import (
+    FakeEngine,
+    FakeRunner,
+    fresh_logging,  # noqa: F401  (autouse)
+)
+
+CHANNEL = "C0NETCHECK"
+SECRET = "s"
+WAIT_S = 10.0
+POLL_S = 0.02
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ClosingEngine(FakeEngine):
+    """FakeEngine that records what was still running when `aclose()` (debug pod clean-up) ran."""
+
+    def __init__(self, nodes: list[str], *, delay_s: float) -> None:
+        super().__init__(nodes, delay_s=delay_s)
+        self.closed_with: tuple[int, int] | None = None  # (checks in flight, checks finished)
+
+    async def aclose(self) -> None:
+        self.closed_with = (self.in_flight, len(self.checks))
+
+
+async def until(condition, what: str) -> None:  # noqa: ANN001 (a sync predicate)
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(POLL_S)
+
+
+def checks_counted(verdict: str) -> float:
+    return METRICS.registry.get_sample_value("netcheck_checks_total", {"verdict": verdict}) or 0.0
+
+
+async def start(engine: FakeEngine, store: LocalLeaseStore, ops: OpsSettings, web: SlackStandIn):
+    settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
+                                             "api_url": web.api_url})
+    stop = asyncio.Event()
+    port = free_port()
+    server = asyncio.create_task(serve(settings, engine, FakeRunner(engine), None, host="127.0.0.1",
+                                       port=port, stop=stop, ops=ops, lease_store=store))
+    driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, web)
+    return server, stop, driver
+
+
+def holder(store: LocalLeaseStore) -> str | None:
+    lease = store._lease  # the test's own store: read what serve wrote
+    return None if lease is None else lease["spec"]["holderIdentity"]
+
+
+OPS = dict(health_host="127.0.0.1", health_port=0, retry_period=0.05, lease_duration=2.0, renew_deadline=1.0,
+           cleanup_timeout=2.0)
+
+
+async def command(driver: SlackDriver, text: str) -> int:
+    for _ in range(100):
+        try:
+            return (await driver.command(text, user="UALICE", channel=CHANNEL)).status
+        except OSError:
+            await asyncio.sleep(POLL_S)
+    raise AssertionError("the HTTP endpoint never came up")
+
+
+async def test_stop_lets_the_running_check_finish_then_cleans_up():
+    web = SlackStandIn(channels=(CHANNEL,))
+    await web.start()
+    engine, store = ClosingEngine(["worker2"], delay_s=1.0), LocalLeaseStore()
+    server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=5.0), web)
+    counted = checks_counted("fail")
+    try:
+        await until(lambda: bool(holder(store)), "leadership")
+        assert await command(driver, "worker2") == 200
+        await until(lambda: engine.in_flight == 1, "the check to start")
+        stop.set()  # what SIGTERM does
+        await asyncio.wait_for(server, WAIT_S)
+    finally:
+        stop.set()
+        await web.stop()
+    assert engine.checks == ["worker2"]
+    assert web.messages(CHANNEL)[0].text.startswith(":x: worker2")  # the verdict still arrived
+    assert engine.closed_with == (0, 1)  # debug pods deleted only after the check finished
+    assert holder(store) == ""  # Lease released for the standby
+    assert checks_counted("fail") == counted + 1
+
+
+async def test_drain_is_bounded():
+    web = SlackStandIn(channels=(CHANNEL,))
+    await web.start()
+    engine, store = ClosingEngine(["worker2"], delay_s=60.0), LocalLeaseStore()
+    server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=0.5), web)
+    try:
+        await until(lambda: bool(holder(store)), "leadership")
+        assert await command(driver, "worker2") == 200
+        await until(lambda: engine.in_flight == 1, "the check to start")
+        stopped = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(server, WAIT_S)
+        assert time.monotonic() - stopped < 0.5 + 2 * OPS["cleanup_timeout"]
+    finally:
+        stop.set()
+        await web.stop()
+    assert engine.checks == []  # cancelled after the grace period
+    assert engine.closed_with == (0, 0)
+
+
+async def test_standby_answers_503_and_runs_nothing():
+    web = SlackStandIn(channels=(CHANNEL,))
+    await web.start()
+    engine, store = ClosingEngine(["worker2"], delay_s=0.0), LocalLeaseStore()
+    other = {"holderIdentity": "other-replica", "leaseDurationSeconds": 60}
+    await store.create("netcheck-leader", {"metadata": {"name": "netcheck-leader"}, "spec": other})
+    server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=1.0), web)
+    try:
+        for _ in range(100):
+            try:
+                reply = await driver.command("worker2", user="UALICE", channel=CHANNEL)
+                break
+            except OSError:
+                await asyncio.sleep(POLL_S)
+        assert reply.status == 503
+        await asyncio.sleep(0.3)  # several election rounds: still the other replica's Lease
+        assert holder(store) == "other-replica"
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, WAIT_S)
+        await web.stop()
+    assert engine.checks == [] and web.calls_to("chat.postMessage") == []
+
+
+async def test_metered_fix_runner_counts_fixes():
+    engine = FakeEngine(["worker2"])
+    runner = MeteredFixRunner(FakeRunner(engine))
+    labels = {"fix": "masquerade", "outcome": "applied"}
+    before = METRICS.registry.get_sample_value("netcheck_fixes_total", labels) or 0.0
+    approval = Approval(approver="UBOB", approved_at=datetime.now(UTC), requested_by="UALICE")
+    plan = await runner.plan("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"})
+    result = await runner.apply("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"},
+                                approval)
+    assert plan.fix == "masquerade"
+    assert METRICS.registry.get_sample_value("netcheck_fixes_total", labels) == before + 1, result
