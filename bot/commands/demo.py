@@ -12,11 +12,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.slack.runtime import Runtime
+    from lab.demo.harness import SlackSide
+
 EXIT_USAGE = 2
+SHUTDOWN_GRACE_S = 1.0
+"""Seconds the bot's running tasks get when the demo ends or is interrupted."""
 ROOT_REASON = ("netcheck demo needs root: it builds the lab cluster from network namespaces, veths and "
                "iptables rules")
 
@@ -47,4 +59,39 @@ def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         print(f"netcheck demo: {message}", file=sys.stderr)
         return EXIT_USAGE
-    return run_demo(options)
+    return run_demo(options, slack_bot)
+
+
+@dataclass
+class SlackBot:
+    """The real bot for lab.demo.harness: Bolt's aiohttp app (HTTP mode) and its task runtime."""
+
+    web_app: web.Application
+    runtime: Runtime
+
+    async def idle(self, timeout: float) -> None:
+        await self.runtime.tasks.idle(timeout)
+
+
+@asynccontextmanager
+async def slack_bot(config_file: Path, slack: SlackSide) -> AsyncIterator[SlackBot]:
+    """The bot as `netcheck serve` builds it in HTTP mode: engine and FixRunner from the lab's config."""
+    from bot import config as config_module
+    from bot import wiring
+    from bot.slack.app import build_app
+    from bot.slack.settings import SlackSettings
+    from fixes.runner import FixRunner
+
+    engine = wiring.build_engine(config_module.load(config_file))
+    runtime = None
+    try:
+        settings = SlackSettings.model_validate({
+            "bot_token": slack.bot_token, "signing_secret": slack.signing_secret, "api_url": slack.api_url,
+            "approvers": list(slack.approvers),
+        })
+        app, runtime = build_app(settings, engine, FixRunner(engine), probe_count=len(list(engine.registry)))
+        yield SlackBot(app.web_app(path=slack.events_path), runtime)
+    finally:
+        if runtime is not None:
+            await runtime.tasks.close(SHUTDOWN_GRACE_S)
+        await engine.aclose()

@@ -22,7 +22,7 @@ from types import FrameType
 from lab import netns, spec
 from lab.cluster import Lab
 from lab.demo.feed import ConversationFeed
-from lab.demo.harness import APPROVER, CHANNEL, REQUESTER, USER_NAMES, running_bot
+from lab.demo.harness import APPROVER, CHANNEL, REQUESTER, USER_NAMES, BotFactory, running_bot
 from lab.demo.options import DemoOptions
 from lab.demo.render import Renderer
 from lab.slack.driver import SlackDriver
@@ -99,7 +99,7 @@ def _write_stdout(line: str) -> None:
     print(line, flush=True)
 
 
-def run_demo(options: DemoOptions, write: Write = _write_stdout) -> int:
+def run_demo(options: DemoOptions, bot_factory: BotFactory, write: Write = _write_stdout) -> int:
     progress = Progress(write)
     prefix, state = spec.prefix(), spec.state_dir()
     if netns.list_prefixed(prefix) or state.exists():
@@ -114,7 +114,7 @@ def run_demo(options: DemoOptions, write: Write = _write_stdout) -> int:
             lab = Lab.up(workers=options.workers)
             progress(f"lab: up in {time.monotonic() - t0:.1f} s — API {lab.api_url}; "
                      f"worker2 is the WiFi node (wlp59s0, pods 192.168.88.0/24) without MASQUERADE")
-            outcome = _with_lab(lab, options, progress, write)
+            outcome = _with_lab(lab, options, bot_factory, progress, write)
             keep = options.keep
         except Interrupted as exc:
             outcome = Outcome(False, f"interrupted by {exc}")
@@ -137,13 +137,14 @@ def run_demo(options: DemoOptions, write: Write = _write_stdout) -> int:
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
-def _with_lab(lab: Lab, options: DemoOptions, progress: Progress, write: Write) -> Outcome:
+def _with_lab(lab: Lab, options: DemoOptions, bot_factory: BotFactory, progress: Progress,
+              write: Write) -> Outcome:
     if options.fault:
         lab.fault(options.fault, node=options.node, on=True)
         progress(f"lab: fault {options.fault!r} injected on {options.node}")
     with lab.enter_ops():
         _ensure_debug_pod_namespace(lab)
-        return asyncio.run(_converse(lab, options, progress, write))
+        return asyncio.run(_converse(lab, options, bot_factory, progress, write))
 
 
 def _ensure_debug_pod_namespace(lab: Lab) -> None:
@@ -160,23 +161,24 @@ def _ensure_debug_pod_namespace(lab: Lab) -> None:
             raise
 
 
-async def _converse(lab: Lab, options: DemoOptions, progress: Progress, write: Write) -> Outcome:
+async def _converse(lab: Lab, options: DemoOptions, bot_factory: BotFactory, progress: Progress,
+                    write: Write) -> Outcome:
     node = options.node
-    async with running_bot(lab) as bot:
+    async with running_bot(lab, bot_factory) as harness:
         progress("slack: bot running (Bolt HTTP mode on 127.0.0.1 in the lab's ops namespace), "
-                 f"Web API → stand-in {bot.standin.url}")
-        feed = ConversationFeed(bot.standin, Renderer(USER_NAMES, color=options.color), write)
+                 f"Web API → stand-in {harness.standin.url}")
+        feed = ConversationFeed(harness.standin, Renderer(USER_NAMES, color=options.color), write)
         follower = asyncio.create_task(feed.follow())
         try:
             feed.user_action(REQUESTER, f"typed: /netcheck {node}")
             t0 = time.monotonic()
-            reply = await bot.driver.command(node, user=REQUESTER, channel=CHANNEL)
+            reply = await harness.driver.command(node, user=REQUESTER, channel=CHANNEL)
             if reply.status != 200:
                 return Outcome(False, f"the bot answered the slash command with HTTP {reply.status}")
             progress(f"slack: /netcheck acknowledged in {reply.elapsed_s * 1000:.0f} ms")
-            await bot.runtime.tasks.idle(timeout=CHECK_TIMEOUT_S)
+            await harness.bot.idle(timeout=CHECK_TIMEOUT_S)
             feed.pump()
-            parents = bot.standin.messages(CHANNEL)
+            parents = harness.standin.messages(CHANNEL)
             if not parents:
                 return Outcome(False, "the bot posted no message for /netcheck")
             parent = parents[0]
@@ -189,14 +191,14 @@ async def _converse(lab: Lab, options: DemoOptions, progress: Progress, write: W
                 feed.user_action(APPROVER, f"(an approver, not the requester) clicked [ {label} ] "
                                  "and confirmed")
                 t0 = time.monotonic()
-                click = await bot.driver.click(fix_message, user=APPROVER)
+                click = await harness.driver.click(fix_message, user=APPROVER)
                 if click.status != 200:
                     return Outcome(False, f"the bot answered the click on {label!r} with HTTP {click.status}")
-                await bot.runtime.tasks.idle(timeout=FIX_TIMEOUT_S)
+                await harness.bot.idle(timeout=FIX_TIMEOUT_S)
                 feed.pump()
                 progress(f"fix: {label.removeprefix(FIX_LABEL_PREFIX)} run and re-checked in "
                          f"{time.monotonic() - t0:.1f} s")
-            return _judge([label for _, label in fixes], parent.replies, parent.text, bot.standin.calls)
+            return _judge([label for _, label in fixes], parent.replies, parent.text, harness.standin.calls)
         finally:
             follower.cancel()
             feed.pump()
