@@ -176,7 +176,10 @@ async def _converse(lab: Lab, options: DemoOptions, bot_factory: BotFactory, pro
             if reply.status != 200:
                 return Outcome(False, f"the bot answered the slash command with HTTP {reply.status}")
             progress(f"slack: /netcheck acknowledged in {reply.elapsed_s * 1000:.0f} ms")
-            await harness.bot.idle(timeout=CHECK_TIMEOUT_S)
+            try:
+                await harness.bot.idle(timeout=CHECK_TIMEOUT_S)
+            except TimeoutError:
+                return Outcome(False, f"the bot did not finish the check within {CHECK_TIMEOUT_S:g} s")
             feed.pump()
             parents = harness.standin.messages(CHANNEL)
             if not parents:
@@ -194,7 +197,11 @@ async def _converse(lab: Lab, options: DemoOptions, bot_factory: BotFactory, pro
                 click = await harness.driver.click(fix_message, user=APPROVER)
                 if click.status != 200:
                     return Outcome(False, f"the bot answered the click on {label!r} with HTTP {click.status}")
-                await harness.bot.idle(timeout=FIX_TIMEOUT_S)
+                try:
+                    await harness.bot.idle(timeout=FIX_TIMEOUT_S)
+                except TimeoutError:
+                    return Outcome(False, f"{label!r} and its re-check did not finish within "
+                                          f"{FIX_TIMEOUT_S:g} s")
                 feed.pump()
                 progress(f"fix: {label.removeprefix(FIX_LABEL_PREFIX)} run and re-checked in "
                          f"{time.monotonic() - t0:.1f} s")
