@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
 NETCHECK = [sys.executable, "-m", "bot.cli"]
 STEP_TIMEOUT_S = 900.0
+DEFAULT_PARALLEL = 4  # probes.settings.ProbeSettings.max_nodes_in_parallel's default
 
 
 def machine() -> dict[str, Any]:
@@ -77,13 +78,28 @@ def one_node(lab: Any, node: str, repeats: int) -> dict[str, Any]:
             "ratio_vs_slowest_probe": round(check_s / per_probe[slowest], 3)}
 
 
-def fleet(lab: Any) -> dict[str, Any]:
-    wall, done = ops(lab, [*NETCHECK, "check", "--all", "--json"])
+def config_with_parallel(lab: Any, parallel: int) -> Path:
+    """A copy of the lab's netcheck.yaml with probes.max_nodes_in_parallel set (the fleet's bound)."""
+    import yaml
+
+    data = yaml.safe_load(lab.config_file.read_text()) or {}
+    data.setdefault("probes", {})["max_nodes_in_parallel"] = parallel
+    path = lab.state / f"netcheck-bench-parallel-{parallel}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def fleet(lab: Any, parallel: int | None) -> dict[str, Any]:
+    """`netcheck check --all` wall time; parallel=None keeps the configured bound (default 4)."""
+    argv = [*NETCHECK, "check", "--all", "--json"]
+    if parallel is not None:
+        argv += ["--config", str(config_with_parallel(lab, parallel))]
+    wall, done = ops(lab, argv)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
     reports = json.loads(done.stdout)
-    return {"nodes": len(reports), "check_all_s": round(wall, 3),
-            "slowest_report_s": max(r["duration_s"] for r in reports)}
+    return {"nodes": len(reports), "max_nodes_in_parallel": parallel or DEFAULT_PARALLEL,
+            "check_all_s": round(wall, 3), "slowest_report_s": max(r["duration_s"] for r in reports)}
 
 
 def with_lab(workers: int, delay_ms: float, body: Any) -> Any:
@@ -99,26 +115,43 @@ def with_lab(workers: int, delay_ms: float, body: Any) -> Any:
 
 
 def table(result: dict[str, Any]) -> str:
-    one, rows = result["one_node"], []
+    one, rows = result.get("one_node"), []
     rows.append(("delay per bridge crossing", f"{result['delay_ms']:g} ms each way"))
+    if one:
+        rows += _one_rows(one)
+    for f in result["fleet"]:
+        bound = f.get("max_nodes_in_parallel", DEFAULT_PARALLEL)
+        rows.append((f"check --all, {f['nodes']} nodes, {bound} at once", f"{f['check_all_s']:.2f} s"))
+    if one and result["fleet"]:
+        biggest = max(f["nodes"] for f in result["fleet"])
+        for f in (f for f in result["fleet"] if f["nodes"] == biggest):
+            ratio = f["check_all_s"] / one["check_s"]
+            rows.append((f"{biggest}-node sweep ({f.get('max_nodes_in_parallel', DEFAULT_PARALLEL)} at once) "
+                         "/ one node (goal <= 2)", f"{ratio:.2f}"))
+    rows += _slack_rows(result.get("slack"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _one_rows(one: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
     rows.append((f"check {one['node']} (wall)", f"{one['check_s']:.2f} s"))
     rows.append(("sequential baseline", f"{one['baseline']['baseline_s']:.2f} s "
                  f"({one['baseline']['ssh_commands']} ssh + {one['baseline']['pod_commands']} pod cmds)"))
     rows.append(("ratio check/baseline (goal <= 0.3)", f"{one['ratio_vs_baseline']:.2f}"))
     rows.append((f"slowest probe alone ({one['slowest_probe']})", f"{one['slowest_probe_s']:.2f} s"))
     rows.append(("ratio check/slowest (goal <= 1.3)", f"{one['ratio_vs_slowest_probe']:.2f}"))
-    for f in result["fleet"]:
-        rows.append((f"check --all, {f['nodes']} nodes", f"{f['check_all_s']:.2f} s"))
-    big = result["fleet"][-1]
-    rows.append(("30-node sweep / one node (goal <= 2)", f"{big['check_all_s'] / one['check_s']:.2f}"))
-    s = result.get("slack")
+    return rows
+
+
+def _slack_rows(s: dict[str, Any] | None) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
     if s:
         rows.append((f"ack p50 / p99 ({s['requests']} requests)",
                      f"{s['ack']['p50_ms']:.1f} / {s['ack']['p99_ms']:.1f} ms (goal p99 < 100)"))
         rows.append(("bot RSS idle / peak in sweep", f"{s['rss_idle_kib'] / 1024:.0f} / "
                      f"{s['rss_peak_kib'] / 1024:.0f} MiB"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,29 +161,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of the one-node check (min is kept)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--node", default="worker2")
+    parser.add_argument("--fleet-parallel", default="",
+                        help="extra probes.max_nodes_in_parallel bounds to time --all with, e.g. 10,30")
+    parser.add_argument("--stages", default="one,fleet,slack",
+                        help="subset of: one (first size), fleet (every size), slack (last size)")
     args = parser.parse_args(argv)
+    stages = set(args.stages.split(","))
+    if not stages <= {"one", "fleet", "slack"}:
+        parser.error("--stages takes one, fleet, slack")
     if os.geteuid() != 0:
         print("bench/run needs root: it builds the lab (network namespaces)", file=sys.stderr)
         return 2
     sizes = [int(s) for s in args.sizes.split(",")]
+    bounds = [int(b) for b in args.fleet_parallel.split(",") if b]
     result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                               "machine": machine(), "delay_ms": args.delay_ms, "fleet": []}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+
+    def save() -> None:  # after every stage, so an interrupted run keeps what it measured
+        out.write_text(json.dumps(result, indent=1) + "\n")
+
     for i, workers in enumerate(sizes):
-        def body(lab: Any, first: bool = i == 0, last: bool = i == len(sizes) - 1) -> None:
-            if first:
+        first, last = i == 0, i == len(sizes) - 1
+        if not ("fleet" in stages or (first and "one" in stages) or (last and "slack" in stages)):
+            continue
+
+        def body(lab: Any, first: bool = first, last: bool = last) -> None:
+            if first and "one" in stages:
                 print(f"[bench] one node ({args.node}), {len(lab.nodes)}-node lab", file=sys.stderr)
                 result["one_node"] = one_node(lab, args.node, args.repeats)
-            print(f"[bench] check --all, {len(lab.nodes)} nodes", file=sys.stderr)
-            result["fleet"].append(fleet(lab))
-            if last:
+                save()
+            if "fleet" in stages:
+                for parallel in [None, *bounds]:
+                    print(f"[bench] check --all, {len(lab.nodes)} nodes, bound {parallel or 'default'}",
+                          file=sys.stderr)
+                    result["fleet"].append(fleet(lab, parallel))
+                    save()
+            if last and "slack" in stages:
                 print(f"[bench] slack acks + RSS, {len(lab.nodes)} nodes", file=sys.stderr)
                 result["slack"] = ops_json(lab, [sys.executable, "-m", "bench.slackbench",
                                                  "--requests", str(args.requests)])
+                save()
 
         with_lab(workers, args.delay_ms, body)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))
     print(f"\nJSON: {out}")
     return 0

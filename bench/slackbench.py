@@ -1,13 +1,15 @@
-"""Slash-command ack latency while checks run, and the bot's resident memory idle and under a sweep.
+"""Slash-command ack latency while checks run, and the bot's resident memory idle and during a sweep.
 
 Run inside the lab's ops namespace by bench/run (`python -m bench.slackbench --requests 200`,
-KUBECONFIG/NETCHECK_CONFIG from Lab.run_ops). One process holds the real Bolt app in HTTP mode on
-127.0.0.1 (bot.slack.app.build_app with the real engine against the lab), the Slack Web API
-stand-in and the signed-request driver (lab/slack). While the engine sweeps every node
-(`check_all`, as `netcheck check --all`), `requests` signed `/netcheck NODE` commands are sent at a
-fixed interval without waiting for each other (each starts a real check); the ack time is the HTTP
-round trip of each. RSS is this process's VmRSS: bot + stand-in + driver, so an upper bound for the bot.
-Prints one JSON object.
+KUBECONFIG/NETCHECK_CONFIG from Lab.run_ops). The bot is the real thing in its own process:
+`netcheck serve --port P` (Bolt in HTTP mode on 127.0.0.1 of the ops namespace, leader election,
+the real engine against the lab), with SLACK_API_URL pointing at the Web API stand-in. This process
+plays Slack: the stand-in (lab/slack/webapi.py) and the signed-request driver (lab/slack/driver.py).
+Once the bot answers, it reads the bot's VmRSS (/proc/PID/status) idle, sends `/netcheck all` (the
+sweep of every node, through the bot), then `requests` signed `/netcheck NODE` commands at a fixed
+interval without waiting for each other (each starts a real check, or is told one is running); the
+ack time is each command's HTTP round trip. RSS is sampled until the sweep's summary is posted.
+The bot is stopped with SIGTERM by PID. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -15,100 +17,148 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from bench.stats import rss_kib, summary_ms
+from lab.slack.driver import SlackDriver
+from lab.slack.webapi import SlackStandIn
 
 CHANNEL = "C0NETCHECK"
 SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench"
 SEND_INTERVAL_S = 0.05
+ACK_TIMEOUT_S = 10.0
 RSS_SAMPLE_INTERVAL_S = 0.1
-CLOSE_TIMEOUT_S = 5.0
+BOT_READY_TIMEOUT_S = 60.0
+READY_POLL_S = 0.25
+SETTLE_S = 2.0
+SWEEP_TIMEOUT_S = 900.0
+STOP_TIMEOUT_S = 30.0
 
 
-def own_rss_kib() -> int:
-    return rss_kib(Path("/proc/self/status").read_text())
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-async def sample_rss(peak: list[int], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        peak[0] = max(peak[0], own_rss_kib())
+def bot_rss_kib(pid: int) -> int:
+    return rss_kib(Path(f"/proc/{pid}/status").read_text())
+
+
+async def wait_answering(driver: SlackDriver) -> None:
+    """Until the bot is leader and answers a signed `/netcheck help` with 200."""
+    deadline = time.monotonic() + BOT_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
         try:
-            await asyncio.wait_for(stop.wait(), RSS_SAMPLE_INTERVAL_S)
-        except TimeoutError:
-            pass
+            reply = await driver.command("help", user="UREADY", channel=CHANNEL, timeout=ACK_TIMEOUT_S)
+            if reply.status == 200:
+                return
+        except OSError:
+            pass  # not listening yet
+        await asyncio.sleep(READY_POLL_S)
+    raise RuntimeError(f"the bot did not answer within {BOT_READY_TIMEOUT_S:g} s")
 
 
-async def run(requests: int) -> dict[str, Any]:
-    from bot import config as config_module
-    from bot import wiring
-    from bot.slack.app import build_app
-    from bot.slack.settings import SlackSettings
-    from fixes.runner import FixRunner
-    from lab.slack.driver import SlackDriver
-    from lab.slack.webapi import SlackStandIn
+def sweep_finished(standin: SlackStandIn, title: str | None) -> tuple[bool, str | None]:
+    """(done, title): the sweep's parent is the first channel message; done once its text changed."""
+    messages = standin.messages(CHANNEL)
+    if not messages:
+        return False, title
+    parent = messages[0]
+    if title is None:
+        return False, parent.text
+    return parent.text != title, title
 
+
+def start_bot(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("w") as log:
+        return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+async def run(requests: int, log_path: Path) -> dict[str, Any]:
     standin = SlackStandIn(bot_token=BOT_TOKEN, channels=(CHANNEL,))
     await standin.start()
-    engine = wiring.build_engine(config_module.load(None))
-    settings = SlackSettings.model_validate({"bot_token": BOT_TOKEN, "signing_secret": SECRET,
-                                             "api_url": standin.api_url, "approvers": ["UBOB"]})
-    app, rt = build_app(settings, engine, FixRunner(engine), probe_count=len(list(engine.registry)))
-    runner = web.AppRunner(app.web_app(path="/slack/events"))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = free_port()
+    env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET,
+           "SLACK_API_URL": standin.api_url}
+    env.pop("SLACK_APP_TOKEN", None)  # HTTP mode
+    bot = start_bot(port, env, log_path)
     driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, standin)
     try:
-        nodes = await engine.node_names()
-        await asyncio.sleep(1.0)
-        rss_idle = own_rss_kib()
-        peak, stop = [rss_idle], asyncio.Event()
-        sampler = asyncio.create_task(sample_rss(peak, stop))
+        await wait_answering(driver)
+        await asyncio.sleep(SETTLE_S)
+        names = await _node_names()
+        rss_idle = bot_rss_kib(bot.pid)
+        peak = rss_idle
         t0 = time.monotonic()
-        sweep = asyncio.create_task(engine.check_all())
+        sweep_ack = await driver.command("all", user="USWEEP", channel=CHANNEL, timeout=ACK_TIMEOUT_S)
 
-        async def one(i: int) -> tuple[int, float]:
-            reply = await driver.command(nodes[i % len(nodes)], user=f"U{i:04d}", channel=CHANNEL)
-            return reply.status, reply.elapsed_s
+        async def one(i: int) -> float | None:
+            try:
+                reply = await driver.command(names[i % len(names)], user=f"U{i:04d}", channel=CHANNEL,
+                                             timeout=ACK_TIMEOUT_S)
+            except TimeoutError:
+                return None
+            return reply.elapsed_s if reply.status == 200 else None
 
         sends = []
         for i in range(requests):
             sends.append(asyncio.create_task(one(i)))
             await asyncio.sleep(SEND_INTERVAL_S)
-        acks = await asyncio.gather(*sends)
-        sweep_reports = await sweep
+            peak = max(peak, bot_rss_kib(bot.pid))
+        title: str | None = None
+        done = False
+        while not done and time.monotonic() - t0 < SWEEP_TIMEOUT_S:
+            peak = max(peak, bot_rss_kib(bot.pid))
+            done, title = sweep_finished(standin, title)
+            await asyncio.sleep(RSS_SAMPLE_INTERVAL_S)
         sweep_s = time.monotonic() - t0
-        # the checks the commands started are not waited for: close() below cancels what is left
-        stop.set()
-        await sampler
-        statuses = sorted({s for s, _ in acks})
-        return {"nodes": len(nodes), "requests": requests, "ack_http_statuses": statuses,
-                "ack": summary_ms([e for _, e in acks]), "sweep_s": round(sweep_s, 3),
-                "sweep_nodes": len(sweep_reports), 
-                "rss_idle_kib": rss_idle, "rss_peak_kib": peak[0],
-                "messages_posted": len(standin.messages(CHANNEL))}
+        acks = await asyncio.gather(*sends)
+        answered = [a for a in acks if a is not None]
+        return {"nodes": len(names), "requests": requests, "answered": len(answered),
+                "unanswered_or_timeout": len(acks) - len(answered),
+                "ack": summary_ms(answered) if answered else None,
+                "sweep_ack_ms": round(sweep_ack.elapsed_s * 1000, 2), "sweep_done": done,
+                "sweep_s": round(sweep_s, 3), "rss_idle_kib": rss_idle, "rss_peak_kib": peak,
+                "bot_log": str(log_path)}
     finally:
-        await rt.tasks.close(CLOSE_TIMEOUT_S)
-        await runner.cleanup()
+        bot.send_signal(signal.SIGTERM)  # by PID: the bot this function started
+        try:
+            await asyncio.to_thread(bot.wait, STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            bot.kill()
+            bot.wait()
         await standin.stop()
+
+
+async def _node_names() -> list[str]:
+    from bot import config as config_module
+    from bot import wiring
+
+    engine = wiring.build_engine(config_module.load(None))
+    try:
+        return await engine.node_names()
+    finally:
         await engine.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.slackbench", description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--bot-log", type=Path, default=Path("/tmp/netcheck-bench-bot.log"))
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 5000:
         parser.error("--requests must be from 1 to 5000")
-    print(json.dumps(asyncio.run(run(args.requests))))
+    print(json.dumps(asyncio.run(run(args.requests, args.bot_log))))
     return 0
 
 
