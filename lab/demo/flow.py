@@ -1,7 +1,7 @@
 """The steps of `netcheck demo`, with progress lines, and the guarantee that the lab it built is torn
 down whatever happens (an error, Ctrl-C, SIGTERM) unless `--keep` was asked and the flow ran to its end.
 
-Steps: lab up → debug-pod namespace → optional extra fault → in the ops namespace: the Slack bot
+Steps: lab up → optional extra fault → in the ops namespace: the Slack bot
 (lab.demo.harness), `/netcheck NODE` from the requester, the thread rendered live (lab.demo.feed),
 the approver's click on the first "Apply fix" button, the outcome and the parent's re-check.
 Called by bot/commands/demo.py; returns the exit status (0 as expected, 1 not).
@@ -33,7 +33,6 @@ CHECK_TIMEOUT_S = 60.0
 """Longest the bot may take to post a check's findings (measured in the lab: a few seconds)."""
 FIX_TIMEOUT_S = 90.0
 """Longest the fix (plan, precheck, apply, verify) plus the parent's re-check may take."""
-DEBUG_POD_NAMESPACE = "netcheck"
 APPLIED_MARK = "*applied*"
 FIX_LABEL_PREFIX = "Apply fix: "
 RECHECK_PREFIX = "re-check after fix: "
@@ -55,22 +54,51 @@ class Outcome:
     reason: str
 
 
-@contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """SIGINT/SIGTERM raise Interrupted once (a second signal while we clean up is ignored)."""
-    fired: list[int] = []
+class SignalLatch:
+    """SIGINT/SIGTERM, once (a second signal while we clean up is ignored).
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not fired:
-            fired.append(signum)
-            raise Interrupted(signal.Signals(signum).name)
+    In plain code the first signal raises Interrupted at once. While the event loop runs, raising at
+    an arbitrary point could be swallowed (a callback, a `__del__`) or leave the loop half-stopped, so
+    there it cancels the demo's main task instead (`cancel_on_signal`); `check()` turns a latched
+    signal into Interrupted at the next safe point.
+    """
 
-    previous = {sig: signal.signal(sig, handler) for sig in HANDLED_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    def __init__(self) -> None:
+        self.fired: signal.Signals | None = None
+        self._cancel: Callable[[], None] | None = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.fired is not None:
+            return
+        self.fired = signal.Signals(signum)
+        if self._cancel is not None:
+            self._cancel()
+            return
+        raise Interrupted(self.fired.name)
+
+    def check(self) -> None:
+        if self.fired is not None:
+            raise Interrupted(self.fired.name)
+
+    @contextmanager
+    def installed(self) -> Iterator[SignalLatch]:
+        previous = {sig: signal.signal(sig, self._handler) for sig in HANDLED_SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    @contextmanager
+    def cancel_on_signal(self) -> Iterator[None]:
+        """Inside a coroutine: a signal cancels the current task (its `finally` blocks then run)."""
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+        assert task is not None
+        self._cancel = lambda: loop.call_soon_threadsafe(task.cancel)
+        try:
+            yield
+        finally:
+            self._cancel = None
 
 
 @contextmanager
@@ -107,14 +135,14 @@ def run_demo(options: DemoOptions, bot_factory: BotFactory, write: Write = _writ
               "run `netcheck lab down` first, or set NETCHECK_LAB_PREFIX/NETCHECK_LAB_STATE to another lab")
         return EXIT_FAILED
     keep = False
-    with signals_interrupt():
+    with SignalLatch().installed() as latch:
         try:
             progress(f"lab: bringing up {options.workers + 1} nodes (prefix {prefix}) …")
             t0 = time.monotonic()
             lab = Lab.up(workers=options.workers)
             progress(f"lab: up in {time.monotonic() - t0:.1f} s — API {lab.api_url}; "
                      f"worker2 is the WiFi node (wlp59s0, pods 192.168.88.0/24) without MASQUERADE")
-            outcome = _with_lab(lab, options, bot_factory, progress, write)
+            outcome = _with_lab(lab, options, bot_factory, latch, progress, write)
             keep = options.keep
         except Interrupted as exc:
             outcome = Outcome(False, f"interrupted by {exc}")
@@ -137,32 +165,30 @@ def run_demo(options: DemoOptions, bot_factory: BotFactory, write: Write = _writ
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
-def _with_lab(lab: Lab, options: DemoOptions, bot_factory: BotFactory, progress: Progress,
-              write: Write) -> Outcome:
+def _with_lab(lab: Lab, options: DemoOptions, bot_factory: BotFactory, latch: SignalLatch,
+              progress: Progress, write: Write) -> Outcome:
+    latch.check()
     if options.fault:
         lab.fault(options.fault, node=options.node, on=True)
         progress(f"lab: fault {options.fault!r} injected on {options.node}")
-    with lab.enter_ops():
-        _ensure_debug_pod_namespace(lab)
-        return asyncio.run(_converse(lab, options, bot_factory, progress, write))
-
-
-def _ensure_debug_pod_namespace(lab: Lab) -> None:
-    """The namespace the debug pods run in, as deploy/ creates it in a real cluster. Created here
-    (idempotently) because Lab.up does not create it yet; must run inside the ops namespace."""
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
-
-    api = client.CoreV1Api(config.new_client_from_config(str(lab.kubeconfig)))
-    try:
-        api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=DEBUG_POD_NAMESPACE)))
-    except ApiException as exc:
-        if exc.status != 409:  # 409: it exists already
+    with lab.enter_ops():  # (the debug pods' namespace exists: Lab.up creates it, as deploy/ would)
+        try:
+            outcome = asyncio.run(_converse(lab, options, bot_factory, latch, progress, write))
+        except asyncio.CancelledError:
+            latch.check()  # cancelled by a signal: Interrupted
             raise
+    latch.check()  # a signal that came while the event loop was shutting down
+    return outcome
 
 
-async def _converse(lab: Lab, options: DemoOptions, bot_factory: BotFactory, progress: Progress,
-                    write: Write) -> Outcome:
+async def _converse(lab: Lab, options: DemoOptions, bot_factory: BotFactory, latch: SignalLatch,
+                    progress: Progress, write: Write) -> Outcome:
+    with latch.cancel_on_signal():
+        return await _converse_with_bot(lab, options, bot_factory, progress, write)
+
+
+async def _converse_with_bot(lab: Lab, options: DemoOptions, bot_factory: BotFactory, progress: Progress,
+                             write: Write) -> Outcome:
     node = options.node
     async with running_bot(lab, bot_factory) as harness:
         progress("slack: bot running (Bolt HTTP mode on 127.0.0.1 in the lab's ops namespace), "
