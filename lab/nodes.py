@@ -162,6 +162,9 @@ def make_host_key(state: Path, node: NodeSpec) -> str:
     return f"{node.name},{node.ip} {pub[0]} {pub[1]}"
 
 
+ROOT_DOTFILES = ("/root/.bashrc", "/root/.profile", "/root/.bash_profile", "/root/.bash_login")
+
+
 def sshd_config(state: Path, node: NodeSpec) -> Path:
     ndir = node_dir(state, node.name)
     cfg = ndir / "sshd_config"
@@ -183,8 +186,12 @@ def start_sshd(state: Path, ns: str, node: NodeSpec) -> None:
     """sshd with the node's hostname (UTS ns) and lab/bin over /usr/local/sbin (systemctl stand-in)."""
     SSHD_PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)  # what the openssh package's unit would create
     cfg = sshd_config(state, node)
+    # A node's root shell must not run this machine's own dotfiles: root's .bashrc here runs
+    # `pyenv init`, whose rehash lock, left behind by a killed session, stalls every later one.
+    hide_dotfiles = "".join(f"if [ -e {rc} ]; then mount --bind /dev/null {rc}; fi && "
+                            for rc in ROOT_DOTFILES)
     script = (f"hostname {node.name} && mount --bind {state / 'bin'} /usr/local/sbin && "
-              f"exec {SSHD} -D -e -f {cfg}")
+              f"{hide_dotfiles}exec {SSHD} -D -e -f {cfg}")
     start(state, f"sshd-{node.name}", netns.exec_argv(ns, ["unshare", "--uts", "sh", "-c", script]))
 
 

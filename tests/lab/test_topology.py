@@ -96,3 +96,13 @@ def test_api_has_netchecks_namespace_like_an_installed_cluster(lab: Lab) -> None
         namespace = api.read_namespace(spec.DEBUG_POD_NAMESPACE)
     assert namespace.metadata.name == "netcheck"
     assert namespace.status.phase == "Active"
+
+
+@pytest.mark.lab
+def test_node_shells_do_not_run_this_machines_root_dotfiles(lab: Lab) -> None:
+    """A node's root shell is a node's, not this host's: no host .bashrc (pyenv init and its lock)."""
+    result = ssh(lab, "192.168.1.20", "wc -c < /root/.bashrc 2>/dev/null || echo 0; echo \"[$PYENV_ROOT]\"")
+    assert result.returncode == 0, result.stderr
+    size, pyenv_root = result.stdout.split()
+    assert size == "0"
+    assert pyenv_root == "[]"
