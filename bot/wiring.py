@@ -79,7 +79,9 @@ def build_lease_store(config: Config, engine: Engine) -> KubernetesLeaseStore | 
     None without a Kubernetes client — the caller then runs as the only replica."""
     if not isinstance(engine.cluster, KubeCluster):
         return None
+    # A client of its own (same configuration): shutdown closes the engine, and so its client,
+    # before the Lease is released.
     return KubernetesLeaseStore(
-        engine.cluster.api, config.ops.lease_namespace,
+        engine.cluster.exec_client(), config.ops.lease_namespace,
         request_timeout=config.cluster_settings().request_timeout,
     )
