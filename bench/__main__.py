@@ -75,7 +75,8 @@ def one_node(lab: Any, node: str, repeats: int) -> dict[str, Any]:
     return {"node": node, "check_s_runs": [round(w, 3) for w in walls], "check_s": round(check_s, 3),
             "per_probe_s": per_probe, "slowest_probe": slowest, "slowest_probe_s": per_probe[slowest],
             "baseline": base, "ratio_vs_baseline": round(check_s / base["baseline_s"], 3),
-            "ratio_vs_slowest_probe": round(check_s / per_probe[slowest], 3)}
+            "ratio_vs_slowest_probe": round(check_s / per_probe[slowest], 3),
+            "load_avg_1m_after": round(os.getloadavg()[0], 2)}
 
 
 def config_with_parallel(lab: Any, parallel: int) -> Path:
@@ -99,6 +100,7 @@ def fleet(lab: Any, parallel: int | None) -> dict[str, Any]:
         raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
     reports = json.loads(done.stdout)
     return {"nodes": len(reports), "max_nodes_in_parallel": parallel or DEFAULT_PARALLEL,
+            "load_avg_1m_after": round(os.getloadavg()[0], 2),
             "check_all_s": round(wall, 3), "slowest_report_s": max(r["duration_s"] for r in reports)}
 
 
@@ -128,7 +130,9 @@ def table(result: dict[str, Any]) -> str:
             ratio = f["check_all_s"] / one["check_s"]
             rows.append((f"{biggest}-node sweep ({f.get('max_nodes_in_parallel', DEFAULT_PARALLEL)} at once) "
                          "/ one node (goal <= 2)", f"{ratio:.2f}"))
-    rows += _slack_rows(result.get("slack"))
+    rows += _slack_rows(result.get("slack"), ", each starting a check")
+    rows += _slack_rows(result.get("slack_sweep_only"), ", help only, during the sweep")
+    rows += _slack_rows(result.get("slack_idle"), ", help only, idle bot")
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -144,13 +148,14 @@ def _one_rows(one: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _slack_rows(s: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _slack_rows(s: dict[str, Any] | None, label: str = "") -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     if s:
-        rows.append((f"ack p50 / p99 ({s['requests']} requests)",
+        rows.append((f"ack p50 / p99 ({s['requests']} requests{label})",
                      f"{s['ack']['p50_ms']:.1f} / {s['ack']['p99_ms']:.1f} ms (goal p99 < 100)"))
-        rows.append(("bot RSS idle / peak in sweep", f"{s['rss_idle_kib'] / 1024:.0f} / "
-                     f"{s['rss_peak_kib'] / 1024:.0f} MiB"))
+    if s and not label.endswith("idle bot"):
+        rss = f"{s['rss_idle_kib'] / 1024:.0f} / {s['rss_peak_kib'] / 1024:.0f} MiB"
+        rows.append((f"bot RSS idle / peak in sweep{label}", rss))
     return rows
 
 
@@ -161,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of the one-node check (min is kept)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--node", default="worker2")
+    parser.add_argument("--slack-references", action="store_true",
+                        help="also time acks of `/netcheck help` during the sweep only, and with an idle bot")
     parser.add_argument("--fleet-parallel", default="",
                         help="extra probes.max_nodes_in_parallel bounds to time --all with, e.g. 10,30")
     parser.add_argument("--stages", default="one,fleet,slack",
@@ -200,9 +207,14 @@ def main(argv: list[str] | None = None) -> int:
                     save()
             if last and "slack" in stages:
                 print(f"[bench] slack acks + RSS, {len(lab.nodes)} nodes", file=sys.stderr)
-                result["slack"] = ops_json(lab, [sys.executable, "-m", "bench.slackbench",
-                                                 "--requests", str(args.requests)])
+                slack = [sys.executable, "-m", "bench.slackbench", "--requests", str(args.requests)]
+                result["slack"] = ops_json(lab, slack)
                 save()
+                if args.slack_references:
+                    print("[bench] slack acks: sweep only, then idle", file=sys.stderr)
+                    result["slack_sweep_only"] = ops_json(lab, [*slack, "--help-only"])
+                    result["slack_idle"] = ops_json(lab, [*slack, "--help-only", "--no-sweep"])
+                    save()
 
         with_lab(workers, args.delay_ms, body)
     print(table(result))

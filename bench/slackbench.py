@@ -8,7 +8,8 @@ plays Slack: the stand-in (lab/slack/webapi.py) and the signed-request driver (l
 Once the bot answers, it reads the bot's VmRSS (/proc/PID/status) idle, sends `/netcheck all` (the
 sweep of every node, through the bot), then `requests` signed `/netcheck NODE` commands at a fixed
 interval without waiting for each other (each starts a real check, or is told one is running); the
-ack time is each command's HTTP round trip. RSS is sampled until the sweep's summary is posted.
+ack time is each command's HTTP round trip (--help-only / --no-sweep give reference points:
+acks while only the sweep runs, and acks of an idle bot). RSS is sampled until the sweep's summary is posted.
 The bot is stopped with SIGTERM by PID. Prints one JSON object.
 """
 
@@ -84,7 +85,7 @@ def start_bot(port: int, env: dict[str, str], log_path: Path) -> subprocess.Pope
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
-async def run(requests: int, log_path: Path) -> dict[str, Any]:
+async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool) -> dict[str, Any]:
     standin = SlackStandIn(bot_token=BOT_TOKEN, channels=(CHANNEL,))
     await standin.start()
     port = free_port()
@@ -100,12 +101,13 @@ async def run(requests: int, log_path: Path) -> dict[str, Any]:
         rss_idle = bot_rss_kib(bot.pid)
         peak = rss_idle
         t0 = time.monotonic()
-        sweep_ack = await driver.command("all", user="USWEEP", channel=CHANNEL, timeout=ACK_TIMEOUT_S)
+        sweep_ack = await driver.command("all" if sweep else "help", user="USWEEP", channel=CHANNEL,
+                                         timeout=ACK_TIMEOUT_S)
 
         async def one(i: int) -> float | None:
             try:
-                reply = await driver.command(names[i % len(names)], user=f"U{i:04d}", channel=CHANNEL,
-                                             timeout=ACK_TIMEOUT_S)
+                text = "help" if help_only else names[i % len(names)]
+                reply = await driver.command(text, user=f"U{i:04d}", channel=CHANNEL, timeout=ACK_TIMEOUT_S)
             except TimeoutError:
                 return None
             return reply.elapsed_s if reply.status == 200 else None
@@ -117,14 +119,15 @@ async def run(requests: int, log_path: Path) -> dict[str, Any]:
             peak = max(peak, bot_rss_kib(bot.pid))
         title: str | None = None
         done = False
-        while not done and time.monotonic() - t0 < SWEEP_TIMEOUT_S:
+        while sweep and not done and time.monotonic() - t0 < SWEEP_TIMEOUT_S:
             peak = max(peak, bot_rss_kib(bot.pid))
             done, title = sweep_finished(standin, title)
             await asyncio.sleep(RSS_SAMPLE_INTERVAL_S)
         sweep_s = time.monotonic() - t0
         acks = await asyncio.gather(*sends)
         answered = [a for a in acks if a is not None]
-        return {"nodes": len(names), "requests": requests, "answered": len(answered),
+        return {"nodes": len(names), "requests": requests, "commands": "help" if help_only else "NODE",
+                "sweep": sweep, "answered": len(answered),
                 "unanswered_or_timeout": len(acks) - len(answered),
                 "ack": summary_ms(answered) if answered else None,
                 "sweep_ack_ms": round(sweep_ack.elapsed_s * 1000, 2), "sweep_done": done,
@@ -155,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.slackbench", description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--bot-log", type=Path, default=Path("/tmp/netcheck-bench-bot.log"))
+    parser.add_argument("--help-only", action="store_true",
+                        help="send `/netcheck help` (ack, no check started) instead of `/netcheck NODE`")
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="no `/netcheck all` meanwhile")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 5000:
         parser.error("--requests must be from 1 to 5000")
-    print(json.dumps(asyncio.run(run(args.requests, args.bot_log))))
+    result = asyncio.run(run(args.requests, args.bot_log, help_only=args.help_only, sweep=args.sweep))
+    print(json.dumps(result))
     return 0
 
 
