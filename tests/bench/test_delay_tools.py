@@ -3,7 +3,7 @@
 Covers: NFQUEUE netlink message layout (bind/config/verdict headers, attribute padding, queue number
 in network order), parsing of packet and error messages (including a truncated buffer), the delay
 line's FIFO release and wait times, the iptables rule argv (and refusal of an unknown action),
-nearest-rank percentiles and summaries, and VmRSS parsing.
+nearest-rank percentiles and summaries, VmRSS parsing, and merging partial results.
 """
 
 from __future__ import annotations
@@ -93,3 +93,20 @@ def test_rss_kib() -> None:
     assert rss_kib("Name:\tpython\nVmRSS:\t  112204 kB\nThreads: 3\n") == 112204
     with pytest.raises(ValueError):
         rss_kib("Name: x\n")
+
+
+def test_merge_keeps_later_rows_and_refuses_other_machines() -> None:
+    from bench.merge import merge
+
+    base = {"started_at": "t0", "machine": {"nproc": 2}, "delay_ms": 20.0}
+    a = {**base, "one_node": {"check_s": 1.0}, "fleet": [{"nodes": 3, "check_all_s": 5.0},
+                                                         {"nodes": 30, "check_all_s": 90.0}]}
+    b = {**base, "fleet": [{"nodes": 30, "max_nodes_in_parallel": 4, "check_all_s": 99.0},
+                           {"nodes": 30, "max_nodes_in_parallel": 30, "check_all_s": 60.0}],
+         "slack": {"ack": {}}}
+    out = merge([a, b], ["a.json", "b.json"])
+    assert out["one_node"] == {"check_s": 1.0} and out["slack"] == {"ack": {}}
+    assert [(r["nodes"], r["check_all_s"]) for r in out["fleet"]] == [(3, 5.0), (30, 99.0), (30, 60.0)]
+    assert out["sources"] == ["a.json", "b.json"]
+    with pytest.raises(ValueError):
+        merge([a, {**b, "machine": {"nproc": 8}}], ["a", "b"])
