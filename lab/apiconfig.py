@@ -140,7 +140,8 @@ def write_client_files(lab: Lab) -> None:
         "ssh": {"user": "root", "port": 22, "private_key": str(lab.ssh_key),
                 "known_hosts": str(lab.known_hosts), "sudo": False},
         "debug_pod": {"namespace": spec.DEBUG_POD_NAMESPACE},
-        "cluster": {"service_cidr": spec.SERVICE_CIDR, "pod_cidr": spec.POOL_CIDR},
+        "cluster": {"service_cidr": spec.SERVICE_CIDR, "pod_cidr": spec.POOL_CIDR,
+                    "dns_service_ip": spec.DNS_SERVICE_IP},
     }, sort_keys=False))
 
 

@@ -1,7 +1,7 @@
 """Cluster discovery: turn the API's objects into `ClusterFacts`, once per run.
 
 Called through `Transports.discover` (wired in `bot.wiring`). Reads Service and Endpoints
-`default/kubernetes`, the nodes, Service `kube-system/kube-dns` (optional), the Calico
+`default/kubernetes`, the nodes, the Calico
 Installation `default` and the IPPools. Missing Calico objects give None/[] (probes skip);
 configured overrides (`cluster:` in the config) win over what was discovered.
 """
@@ -33,13 +33,18 @@ class ClusterOverrides(BaseModel):
     api_service_port: int | None = Field(
         None, ge=1, le=65535, description="API service port; default: Service default/kubernetes."
     )
+    dns_service_ip: str | None = Field(
+        None,
+        description="Cluster DNS service IP, named in pod-dns remediation (not read from kube-system: "
+        "the bot's RBAC stays out of that namespace).",
+    )
 
     @field_validator("service_cidr", "pod_cidr")
     @classmethod
     def _cidr(cls, value: str | None) -> str | None:
         return None if value is None else _valid(commands.cidr, value)
 
-    @field_validator("api_service_ip")
+    @field_validator("api_service_ip", "dns_service_ip")
     @classmethod
     def _ip(cls, value: str | None) -> str | None:
         return None if value is None else _valid(commands.ip, value)
@@ -122,7 +127,6 @@ async def discover(source: DiscoverySource, overrides: ClusterOverrides | None =
     service = await source.get_service("default", "kubernetes")
     endpoints = await _optional("endpoints default/kubernetes",
                                 source.get_endpoints("default", "kubernetes"), {})
-    dns = await _optional("service kube-system/kube-dns", source.get_service("kube-system", "kube-dns"), {})
     nodes = await source.list_nodes()
     installation = await _optional("Installation default", source.get_installation(), None)
     pools = await _optional("IPPools", source.list_ippools(), [])
@@ -141,7 +145,7 @@ async def discover(source: DiscoverySource, overrides: ClusterOverrides | None =
         api_endpoints=api_endpoints,
         service_cidr=overrides.service_cidr,
         cluster_pod_cidr=overrides.pod_cidr,
-        dns_service_ip=((dns.get("spec") or {}).get("clusterIP")) or None,
+        dns_service_ip=overrides.dns_service_ip,
         nodes=sorted((node_facts(n) for n in nodes), key=lambda n: n.name),
         installation=installation_facts(installation) if installation else None,
         ippools=[ippool_facts(p) for p in pools],

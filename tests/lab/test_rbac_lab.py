@@ -5,7 +5,7 @@ Covers, from the lab's ops namespace over the lab network:
 - netcheck.yaml points at kubeconfig-bot; the bot token is refused pods outside its namespace (403
   naming the verb and resource) while the admin token used by the lab itself is not;
 - `netcheck check --all` under RBAC: master and worker1 ok, worker2 fails for the WiFi case study's
-  cause, and the only request RBAC denied is the optional kube-system/kube-dns read;
+  cause, and RBAC denied nothing;
 - a fix under RBAC: `netcheck fix worker2 masquerade --yes` applies, verifies with a re-check (debug
   pods: create/get/exec/delete); worker2 is put back in its case-study state afterwards.
 """
@@ -63,7 +63,7 @@ def test_check_all_passes_under_rbac(lab: Lab) -> None:
     failing = {f["probe"] for f in reports["worker2"]["findings"] if f["status"] == "fail"}
     assert "masquerade" in failing  # the case study's cause, found with the bot's permissions
     denials = [line for line in proc.stderr.splitlines() if "forbidden" in line]
-    assert all("kube-system/kube-dns" in line for line in denials), denials
+    assert denials == []
 
 
 def test_masquerade_fix_under_rbac(lab: Lab, case_study_worker2: None) -> None:

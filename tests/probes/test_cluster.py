@@ -2,7 +2,7 @@
 127.0.0.1 over TLS), through the official kubernetes client and a real kubeconfig file.
 
 Covers: kubeconfig/context loading (and a bad kubeconfig -> ConfigError); discovery of the API
-service, endpoints, nodes (InternalIP, podCIDR, Ready, annotations), kube-dns, Installation and
+service, endpoints, nodes (InternalIP, podCIDR, Ready, annotations), Installation and
 IPPools; config overrides win; Calico absent -> None/[]; ApiException translation (404, 403 with the
 message, unreachable); merge and JSON patch of the Installation; debug pods: missing namespace
 reported, pinned pod with labels/tolerations, exec stdout/stderr/exit code, command timeout, a pod
@@ -74,7 +74,9 @@ async def test_discovery(kube) -> None:
     facts = await discover(kube)
     assert (facts.api_service_ip, facts.api_service_port) == ("10.96.0.1", 443)
     assert [(e.ip, e.port) for e in facts.api_endpoints] == [("192.168.1.10", 6443)]
-    assert facts.dns_service_ip == "10.96.0.10"
+    assert facts.dns_service_ip is None  # kube-system is not read (RBAC); the config can name it
+    stated = await discover(kube, ClusterOverrides(dns_service_ip="10.96.0.10"))
+    assert stated.dns_service_ip == "10.96.0.10"
     assert [n.name for n in facts.nodes] == ["ghost", "master", "worker2"]
     worker2 = facts.node("worker2")
     assert (worker2.internal_ip, worker2.pod_cidr, worker2.ready) == ("127.0.0.2", "192.168.88.0/24", True)
