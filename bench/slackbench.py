@@ -131,7 +131,9 @@ async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool) ->
                 "unanswered_or_timeout": len(acks) - len(answered),
                 "ack": summary_ms(answered) if answered else None,
                 "sweep_ack_ms": round(sweep_ack.elapsed_s * 1000, 2), "sweep_done": done,
-                "sweep_s": round(sweep_s, 3), "rss_idle_kib": rss_idle, "rss_peak_kib": peak,
+                "sweep_s": round(sweep_s, 3),
+                "sweep_parent_text": standin.messages(CHANNEL)[0].text[:300] if sweep and done else None,
+                "rss_idle_kib": rss_idle, "rss_peak_kib": peak,
                 "bot_log": str(log_path)}
     finally:
         bot.send_signal(signal.SIGTERM)  # by PID: the bot this function started
