@@ -72,12 +72,18 @@ def load_api_client(settings: ClusterSettings) -> k8s.ApiClient:
 def api_error(exc: ApiException, what: str) -> ClusterError:
     """Translate an ApiException (exec handshake failures carry the status only in `reason`)."""
     status = exc.status or 0
+    reason = str(exc.reason or "").strip()
+    body_text = exc.body
     if status == 0:
-        match = _HANDSHAKE.search(str(exc.reason or ""))
+        match = _HANDSHAKE.search(reason)
         status = int(match.group(1)) if match else 0
-    message = str(exc.reason or "").strip()
+        # websocket-client's reason: "Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}"
+        parts = reason.split(" -+-+- ")
+        if match and len(parts) == 3:
+            body_text, reason = parts[2], parts[0]
+    message = reason
     try:
-        body = json.loads(exc.body) if exc.body else {}
+        body = json.loads(body_text) if body_text else {}
         message = body.get("message") or message
     except (ValueError, TypeError, AttributeError):
         pass

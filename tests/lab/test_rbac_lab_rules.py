@@ -7,7 +7,6 @@ LeaderElector, discovery) run the operations the bot performs. Covers:
 - with the shipped rules every operation succeeds (no 403 anywhere);
 - for each rule (parametrized), with only that rule removed, at least one operation fails with a 403
   whose message netcheck surfaces as one short line naming a verb and a resource of the removed rule
-  (the pods/exec rule is a strict xfail: its 403 arrives as a WebSocket handshake dump).
 The rules are swapped on the running stand-in's authorizer, so all cases share one server.
 """
 
@@ -197,16 +196,7 @@ def is_clear_403(message: str, rule: dict) -> bool:
 
 
 def rule_cases() -> list:
-    cases = []
-    for kind, name, index in rules():
-        rule = shipped_rule(kind, name, index)
-        marks = []
-        if "pods/exec" in rule["resources"]:
-            marks.append(pytest.mark.xfail(strict=True, reason=(
-                "a 403 on exec surfaces as the WebSocket handshake dump (headers + Status JSON) from "
-                "probes/transports/pod.py, not one clear line")))
-        cases.append(pytest.param(kind, name, index, marks=marks, id=f"{kind}-{name}-{index}"))
-    return cases
+    return [pytest.param(kind, name, index, id=f"{kind}-{name}-{index}") for kind, name, index in rules()]
 
 
 def shipped_rule(kind: str, name: str, index: int) -> dict:
