@@ -10,7 +10,7 @@ Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
   /slack/events with 503 + Retry-After and runs nothing: Slack retries Events API deliveries that
   fail (and the Service may route the retry to the leader); it does not retry slash commands or
   button clicks, so with more than one replica use Socket Mode (Slack only delivers to the open
-  connection, i.e. the leader) — see deploy/README-section.md;
+  connection, i.e. the leader) — see README.md, "Deploying netcheck in a cluster";
 - metrics: every check and fix the bot runs goes through `MeteredEngine`/`MeteredFixRunner`
   (composition layer; bot/slack is unchanged);
 - SIGTERM: stop taking commands, let running checks/fixes finish (bounded by
