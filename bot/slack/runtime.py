@@ -5,6 +5,7 @@ Built once by `app.py::build_app`; the listeners in `commands.py` and `actions.p
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import structlog
@@ -31,6 +32,11 @@ class Runtime:
     tasks: TaskTracker = field(default_factory=TaskTracker)
     running: dict[str, tuple[str, str]] = field(default_factory=dict)
     """node -> (channel, parent ts) of the check in flight."""
+    check_slots: asyncio.Semaphore = field(init=False)
+    """Bounds the checks commands start: each one is SSH, a debug pod and 15 probes of CPU."""
+
+    def __post_init__(self) -> None:
+        self.check_slots = asyncio.Semaphore(self.settings.max_concurrent_checks)
 
     def channel_allowed(self, channel: str) -> bool:
         return not self.settings.allowed_channels or channel in self.settings.allowed_channels

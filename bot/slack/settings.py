@@ -35,6 +35,10 @@ class SlackSettings(BaseModel):
     rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
+    max_concurrent_checks: int = Field(
+        4, ge=1, le=64,
+        description="Node checks Slack commands run at once; more wait (acks stay fast on small machines).",
+    )
 
     def secret(self) -> str:
         return self.signing_secret.get_secret_value() if self.signing_secret else ""

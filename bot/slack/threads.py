@@ -115,7 +115,8 @@ async def run_check(rt: Runtime, node: str, channel: str, requested_by: str, par
     """Check one node into an existing parent; an engine failure becomes a visible message."""
     rt.running[node] = (channel, parent_ts)
     try:
-        report = await rt.engine.check(node, probes=rt.settings.probes)
+        async with rt.check_slots:
+            report = await rt.engine.check(node, probes=rt.settings.probes)
     except Exception as exc:  # the engine turns probe failures into findings; this is the engine itself
         log.exception("check_failed", node=node, channel=channel, user=requested_by)
         await update_parent(rt, channel, parent_ts, msg.check_failed(node, str(exc)), None)

@@ -345,3 +345,21 @@ async def test_json_log_line_for_command_click_approval_refusal_and_outcome(bot)
     outcome = by_event["fix_outcome"][0]
     assert (outcome["user"], outcome["channel"], outcome["node"], outcome["fix"], outcome["outcome"]) == (
         BOB, CHANNEL, "worker2", "masquerade", "applied")
+
+
+async def test_commands_share_a_bounded_number_of_check_slots():
+    b = await start_bot({"max_concurrent_checks": 1}, delay_s=0.5)
+    try:
+        for node in ("master", "worker1"):
+            reply = await b.driver.command(node, user=ALICE, channel=CHANNEL)
+            assert reply.status == 200 and reply.elapsed_s < 3
+        await asyncio.sleep(0.2)
+        assert len(b.standin.messages(CHANNEL)) == 2  # both asked: parents posted at once
+        assert b.engine.in_flight == 1  # but only one check runs; the other waits for the slot
+        await b.idle()
+        assert sorted(b.engine.checks) == ["master", "worker1"]
+        assert all("all 4 probes ok" in p.text for p in b.standin.messages(CHANNEL))
+    finally:
+        await b.rt.tasks.close(1)
+        await b._site_runner.cleanup()
+        await b.standin.stop()
