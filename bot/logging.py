@@ -1,8 +1,8 @@
 """structlog set-up for every command: JSON lines on stderr, a console renderer on a terminal.
 
 Called once by `bot.cli.main` (`configure()`). Check log lines carry `node` and `probe` because
-the engine binds them; fixes write their audit trail through `audit()` (always JSON, logger
-`netcheck.audit`, so it can be shipped and grepped apart from the rest).
+the engine binds them; fixes write their own audit trail (fixes/audit.py: always JSON, logger
+`netcheck.audit`, unfiltered by the level set here).
 """
 
 from __future__ import annotations
@@ -35,14 +35,3 @@ def configure(*, level: str = "info", stream: TextIO | None = None, json: bool |
         logger_factory=(lambda *_: structlog.PrintLogger(file=stream or sys.stderr)),
         cache_logger_on_first_use=False,
     )
-
-
-def audit(event: str, **fields: Any) -> None:
-    """One JSON audit line for a fix action (who, what, where, outcome), on stderr."""
-    processors = [
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.JSONRenderer(),
-    ]
-    logger = structlog.wrap_logger(structlog.PrintLogger(file=sys.stderr), processors=processors)
-    logger.info(event, logger="netcheck.audit", **fields)

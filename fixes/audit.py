@@ -43,6 +43,8 @@ def audit(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(),
         ],
+        # never the configured level filter: `--log-level warning` must not drop the audit trail
+        wrapper_class=structlog.BoundLogger,
     )
     logger.info(
         f"fix.{step}",

@@ -298,8 +298,10 @@ class Engine:
         node_log: Any,
     ) -> Finding:
         future = futures[spec.id]
+        started = time.monotonic()
         try:
             finding = await self.run_one(spec, node, facts, host, pod, peer, futures, node_log)
+            finding = finding.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
         except BaseException as exc:
             if not future.done():
                 future.set_exception(exc)

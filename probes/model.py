@@ -88,6 +88,9 @@ class Finding(_Frozen):
     caused_by: str | None = Field(
         default=None, description="Id of the probe whose failure explains this one, if any."
     )
+    duration_s: float | None = Field(
+        default=None, description="Seconds the probe took, waiting for its transports included."
+    )
 
 
 class Report(_Frozen):

@@ -62,6 +62,8 @@ class Metrics:
         self.check_duration.observe(report.duration_s)
         for finding in report.findings:
             self.findings.labels(probe=finding.probe, status=finding.status.value).inc()
+            if finding.duration_s is not None:
+                self.probe_duration.labels(probe=finding.probe).observe(finding.duration_s)
 
     def record_fix(self, result: FixResultLike) -> None:
         fix_id = result.plan.fix if result.plan is not None else "unknown"

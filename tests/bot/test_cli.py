@@ -129,7 +129,7 @@ def test_json_one_object_and_exit_1(config_file, capsys) -> None:
     by_probe = {f["probe"]: f for f in data["findings"]}
     assert list(by_probe) == ["host-api", "pod-api", "masquerade", "kernel-modules"]
     assert set(by_probe["masquerade"]) == {"probe", "layer", "status", "summary", "evidence",
-                                           "remediation", "fix", "caused_by"}
+                                           "remediation", "fix", "caused_by", "duration_s"}
     assert by_probe["masquerade"]["fix"] == {"id": "masquerade",
                                              "params": {"pod_cidr": "192.168.88.0/24", "iface": "wlp59s0"}}
     assert by_probe["pod-api"]["caused_by"] == "masquerade"

@@ -103,14 +103,14 @@ async def test_metrics_after_report_and_fix(served):
         started_at=datetime.now(UTC),
         duration_s=3.5,
         findings=[
-            Finding(probe="masquerade", layer=Layer.IPTABLES, status=Status.FAIL, summary="no MASQUERADE"),
+            Finding(probe="masquerade", layer=Layer.IPTABLES, status=Status.FAIL, summary="no MASQUERADE",
+                    duration_s=0.4),
             Finding(probe="pod-to-api", layer=Layer.POD_APP, status=Status.FAIL, summary="unreachable",
                     caused_by="masquerade"),
             Finding(probe="mtu", layer=Layer.PHYSICAL, status=Status.OK, summary="1500"),
         ],
     )
-    metrics.record_report(report)
-    metrics.record_probe_duration("masquerade", 0.4)
+    metrics.record_report(report)  # the engine stamps each finding with its probe's duration
     plan = Plan(fix="masquerade", node="worker2", params={"interface": "wlp59s0"}, summary="add rule",
                 change="iptables -t nat -A ...")
     metrics.record_fix(FixResult(outcome=Outcome.APPLIED, message="done", plan=plan))
@@ -130,3 +130,5 @@ async def test_metrics_after_report_and_fix(served):
     assert samples[("netcheck_fixes_total", (("fix", "masquerade"), ("outcome", "applied")))] == 1
     assert samples[("netcheck_fixes_total", (("fix", "unknown"), ("outcome", "refused")))] == 1
     assert samples[("netcheck_probe_duration_seconds_count", (("probe", "masquerade"),))] == 1
+    assert samples[("netcheck_probe_duration_seconds_sum", (("probe", "masquerade"),))] == 0.4
+    assert ("netcheck_probe_duration_seconds_count", (("probe", "mtu"),)) not in samples  # no duration

@@ -164,3 +164,20 @@ async def test_bad_input_is_refused_with_nothing_run(
     with pytest.raises(InvalidInput):
         await runner.plan(node_name, fix_id, params)
     assert node.ran == []
+
+
+def test_audit_lines_survive_a_warning_log_level(capsys) -> None:
+    """`netcheck fix` runs at --log-level warning by default; the audit trail must not be filtered."""
+    import structlog
+
+    from bot import logging as netcheck_logging
+    from fixes.audit import audit
+
+    netcheck_logging.configure(level="warning", json=True)
+    try:
+        audit("apply", who="alice@ops", node="worker2", fix="masquerade", params={"interface": "wlp59s0"},
+              outcome="applied")
+    finally:
+        structlog.reset_defaults()
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert (line["event"], line["who"], line["outcome"]) == ("fix.apply", "alice@ops", "applied")

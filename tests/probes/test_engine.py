@@ -6,7 +6,7 @@ after N s"; exception -> error; ProbeSkip -> skip; missing/failed transport -> s
 plus a visible `ssh` error finding; transports another probe started are handed to probes that did
 not declare them; `peer-pod` gives the IP of a debug pod on another Ready node; disabled probes;
 unknown node names the closest names; unknown probe id; root-cause attribution; check_all's
-concurrency bound; debug pod release.
+concurrency bound; debug pod release; per-probe durations.
 """
 
 from __future__ import annotations
@@ -404,3 +404,22 @@ async def test_failed_peer_pod_nobody_awaited_is_not_an_unretrieved_exception() 
     gc.collect()
     await asyncio.sleep(0)
     assert unhandled == []
+
+
+async def test_each_finding_carries_its_probe_duration() -> None:
+    reg = Registry()
+
+    @probe(id="quick", layer=Layer.POD_APP, registry=reg)
+    async def quick(ctx):
+        return ok("at once")
+
+    @probe(id="slow", layer=Layer.POD_APP, registry=reg)
+    async def slow(ctx):
+        await asyncio.sleep(0.2)
+        return ok("after a while")
+
+    report = await make_engine(reg).check("worker2")
+    durations = {f.probe: f.duration_s for f in report.findings}
+    assert durations["slow"] is not None and 0.2 <= durations["slow"] < 2
+    assert durations["quick"] is not None and durations["quick"] < durations["slow"]
+    assert report.as_json()["findings"][0]["duration_s"] == durations[report.findings[0].probe]
