@@ -234,7 +234,7 @@ def masquerade_remediation(backend: Backend, pod_cidr: str, dev: str) -> str:
         "NAT pod traffic to the node's address on this node (troubleshooting guide, issue 8):",
         f"  sudo {backend.iptables} {rule}",
         "Make it permanent (idempotent, survives reboots):",
-        "  sudo tee /etc/systemd/system/k8s-masquerade.service << 'EOF'",
+        "  sudo tee /etc/systemd/system/netcheck-masquerade.service << 'EOF'",
         "  [Unit]",
         "  Description=Masquerade Kubernetes pod traffic leaving the node",
         "  After=network.target",
@@ -245,5 +245,5 @@ def masquerade_remediation(backend: Backend, pod_cidr: str, dev: str) -> str:
         "  [Install]",
         "  WantedBy=multi-user.target",
         "  EOF",
-        "  sudo systemctl daemon-reload && sudo systemctl enable --now k8s-masquerade.service",
+        "  sudo systemctl daemon-reload && sudo systemctl enable --now netcheck-masquerade.service",
     ])
