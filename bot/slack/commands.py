@@ -92,15 +92,7 @@ async def check_all(rt: Runtime, channel: str, user: str) -> None:
         await threads.update_parent(rt, channel, parent_ts, msg.check_failed("all", str(exc)), None)
         return
     for report in reports:
-        await threads.call(
-            rt,
-            "chat.postMessage",
-            report,
-            channel=channel,
-            thread_ts=parent_ts,
-            text=msg.verdict(report),
-            blocks=bk.node_summary(report),
-        )
+        await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report), bk.node_summary(report))
     summary = bk.summary_all(f"netcheck all — {len(reports)} nodes", reports)
     fallback = "; ".join(msg.verdict(r) for r in reports)
     await threads.call(

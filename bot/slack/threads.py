@@ -80,27 +80,18 @@ async def post_findings(rt: Runtime, channel: str, parent_ts: str, report: Repor
                 th=parent_ts,
             )
             button, note = await _fix_block(rt, f, proposal)
-        text = f"{report.node}: {f.summary}"
-        await call(
-            rt,
-            "chat.postMessage",
-            report,
-            channel=channel,
-            thread_ts=parent_ts,
-            text=text,
-            blocks=bk.finding(f, button, note),
-        )
+        await post_reply(rt, channel, parent_ts, report, f"{report.node}: {f.summary}",
+                         bk.finding(f, button, note))
     fine = [f for f in report.findings if f.status in (Status.OK, Status.SKIP)]
     if fine:
-        await call(
-            rt,
-            "chat.postMessage",
-            report,
-            channel=channel,
-            thread_ts=parent_ts,
-            text=msg.ok_folded(fine),
-            blocks=bk.ok_folded(fine),
-        )
+        await post_reply(rt, channel, parent_ts, report, msg.ok_folded(fine), bk.ok_folded(fine))
+
+
+async def post_reply(
+    rt: Runtime, channel: str, parent_ts: str, report: Report | None, text: str, blocks: list[dict[str, Any]]
+) -> None:
+    """One reply in the check's thread; a Slack error is logged with the report, never lost."""
+    await call(rt, "chat.postMessage", report, channel=channel, thread_ts=parent_ts, text=text, blocks=blocks)
 
 
 async def post_node_check(

@@ -12,7 +12,7 @@ import re
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, Status, fail, ok
 from probes.registry import probe
-from probes.transports.base import CommandResult
+from probes.transports.base import CommandResult, NodeShell, PodExec
 from probes.transports.commands import Arg, integer, ip, port, render
 
 _CURL_V4 = "curl -sSk -o /dev/null -w '%{{http_code}}' --max-time {seconds} https://{ip}:{port}/version"
@@ -63,16 +63,23 @@ async def host_api(ctx: ProbeContext) -> ProbeResult:
     fail: timeout, refusal or TLS handshake timeout: a node-level problem (firewall, routes,
     kube-proxy) that comes before every pod-level finding.
     """
-    target = f"{ctx.facts.api_service_ip}:{ctx.facts.api_service_port}"
-    command = api_curl_command(ctx.facts.api_service_ip, ctx.facts.api_service_port,
-                               ctx.settings.http_timeout)
-    result = await ctx.host.run(command, timeout=ctx.settings.command_timeout)
-    verdict = judge_api_answer(result, f"node {ctx.node.name}", target)
-    if verdict.status is Status.OK:
-        return verdict
-    return verdict.model_copy(update={"remediation": (
+    return await curl_api(ctx, ctx.host, f"node {ctx.node.name}", remediation=(
         "A node-level problem (outside the pod network): check on the node\n"
         f"  ip route get {ctx.facts.api_service_ip}        # route toward the service IP\n"
         f"  sudo iptables-save -t nat | grep {ctx.facts.api_service_ip}   # kube-proxy DNAT rule present?\n"
         "  the firewall between this node and the API server (port 6443)"
-    )})
+    ))
+
+
+async def curl_api(
+    ctx: ProbeContext, shell: NodeShell | PodExec, where: str, *, remediation: str
+) -> ProbeResult:
+    """The shared body of host-api and pod-api: curl the service IP from `shell`, judge the answer."""
+    target = f"{ctx.facts.api_service_ip}:{ctx.facts.api_service_port}"
+    command = api_curl_command(ctx.facts.api_service_ip, ctx.facts.api_service_port,
+                               ctx.settings.http_timeout)
+    result = await shell.run(command, timeout=ctx.settings.command_timeout)
+    verdict = judge_api_answer(result, where, target)
+    if verdict.status is Status.OK:
+        return verdict
+    return verdict.model_copy(update={"remediation": remediation})

@@ -6,9 +6,9 @@ node-level fault from a pod-network one (troubleshooting guide, "Quick Diagnosis
 
 from __future__ import annotations
 
-from probes.catalog.host_api import api_curl_command, judge_api_answer
+from probes.catalog.host_api import curl_api
 from probes.context import ProbeContext
-from probes.model import Layer, ProbeResult, Status
+from probes.model import Layer, ProbeResult
 from probes.registry import probe
 
 
@@ -20,14 +20,7 @@ async def pod_api(ctx: ProbeContext) -> ProbeResult:
     fail: the pod cannot reach the API while the host can (the guide's key indicator); the
     report names the cause (masquerade/return-path, mtu, ip-forward) found by the other probes.
     """
-    target = f"{ctx.facts.api_service_ip}:{ctx.facts.api_service_port}"
-    command = api_curl_command(ctx.facts.api_service_ip, ctx.facts.api_service_port,
-                               ctx.settings.http_timeout)
-    result = await ctx.pod.run(command, timeout=ctx.settings.command_timeout)
-    verdict = judge_api_answer(result, f"pod {ctx.pod.name} ({ctx.pod.ip})", target)
-    if verdict.status is Status.OK:
-        return verdict
-    return verdict.model_copy(update={"remediation": (
+    return await curl_api(ctx, ctx.pod, f"pod {ctx.pod.name} ({ctx.pod.ip})", remediation=(
         "If host-api is ok this is a pod-network problem: see the masquerade, return-path, mtu and\n"
         "pod-routes findings of this node for the cause."
-    )})
+    ))
