@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_POOL_LABELS = (
+    "cloud.google.com/gke-nodepool",
+    "eks.amazonaws.com/nodegroup",
+    "kubernetes.azure.com/agentpool",
+    "node.kubernetes.io/pool",
+)
+"""Labels the big providers (and a common convention) put the node pool's name in."""
+
 
 class ProbeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,6 +30,20 @@ class ProbeSettings(BaseModel):
     )
     transport_timeout: float = Field(
         60.0, gt=0, description="Seconds a probe waits for its node's SSH connection or debug pod."
+    )
+
+    reference_node: str | None = Field(
+        None, description="Node to compare others with (diff, differential verdicts); None: picked per run "
+                          "(Ready, same node pool, every probe ok)."
+    )
+    node_pool_labels: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_POOL_LABELS),
+        description="Node labels that name a node's pool, first present wins; without one, control-plane "
+                    "and workers are the two pools.",
+    )
+    follow_up: bool = Field(
+        True,
+        description="A single-node check with problems also probes the blamed peer and a reference node.",
     )
 
     def timeout_for(self, probe_id: str) -> float:

@@ -10,6 +10,7 @@ import re
 
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, fail, ok, skip
+from probes.observations import Observations
 from probes.registry import probe
 from probes.transports.commands import node_name, render
 
@@ -50,8 +51,9 @@ async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
     result = await ctx.host.run(lookup_command(names), timeout=ctx.settings.command_timeout)
     missing = missing_names(result.stdout, names)
     evidence = f"$ getent hosts <name>, for {', '.join(names)}\n{result.output}"
+    observed = Observations(unresolved_nodes=tuple(missing))
     if not missing:
-        return ok(f"all {len(names)} node names resolve on {ctx.node.name}", evidence)
+        return ok(f"all {len(names)} node names resolve on {ctx.node.name}", evidence, observed=observed)
     ips = {n.name: n.internal_ip for n in ctx.facts.nodes}
     entries = "\n".join(f"{ips[n] or '<InternalIP unknown>'}  {n}" for n in missing)
     remediation = (
@@ -60,5 +62,6 @@ async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
         "sudo systemctl restart kubelet"
     )
     listed = ", ".join(f"{n} ({ips[n] or 'no InternalIP'})" for n in missing)
+    proof = "\n".join(ln for ln in result.stdout.splitlines() if ln.strip().endswith(_MISSING))
     return fail(f"{len(missing)} node name(s) do not resolve on {ctx.node.name}: {listed}",
-                evidence, remediation)
+                evidence, remediation, proof=proof, observed=observed)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 
 from probes.catalog.pod_routes import parse_route
 from probes.context import ProbeContext
 from probes.errors import ProbeSkip
 from probes.facts import ENCAP_OVERHEAD_V4
-from probes.model import FixProposal, Layer, ProbeResult, fail, ok, warn
-from probes.registry import probe
+from probes.model import Finding, FixProposal, Layer, ProbeResult, Status, fail, ok, warn
+from probes.observations import LinkKind, Observations
+from probes.registry import Explains, probe
 from probes.transports.base import CommandResult, NodeShell
 from probes.transports.commands import Arg, iface, integer, ipv4, mtu, render
 
@@ -24,6 +26,8 @@ IP_ICMP_HEADERS = 28  # 20 IPv4 + 8 ICMP: ping -s N sends N + 28 bytes
 PING_WAIT_S = 1  # ping -W: a reply on a LAN path comes in far less; keeps the MTU search short
 PMTU_SEARCH_STEP = 10  # bytes: precision of the path-MTU search when no ICMP names the MTU
 _POD_MTU_LINKS = ("vxlan.calico", "tunl0", "wireguard.cali")
+_VPN_NAMES = re.compile(r"^(tailscale|wg|tun|tap|zt|nebula|utun|ppp|wireguard)")
+_WIRELESS = "test -d /sys/class/net/{dev}/wireless"
 _TUNNEL_FOR = {"vxlan": "vxlan.calico", "ipip": "tunl0", "wireguard": "wireguard.cali"}
 
 
@@ -33,6 +37,13 @@ def link_mtus(output: str) -> dict[str, int]:
     for match in re.finditer(r"^\d+: ([^:@\s]+)(?:@\S+)?: <[^>]*> mtu (\d+)", output, re.M):
         found[match.group(1)] = int(match.group(2))
     return found
+
+
+def link_kind(name: str, wireless: bool) -> LinkKind:
+    """wifi (wl* or a /sys/class/net/<if>/wireless directory), vpn (tunnel names), else ethernet."""
+    if wireless or name.startswith("wl"):
+        return "wifi"
+    return "vpn" if _VPN_NAMES.match(name) else "ethernet"
 
 
 def reported_mtu(output: str) -> int | None:
@@ -88,7 +99,24 @@ async def pod_mtu(ctx: ProbeContext, links: dict[str, int]) -> tuple[int | None,
     return None, "nowhere (no Installation mtu, /var/lib/calico/mtu or Calico interface)"
 
 
-@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host"})
+def _host_api_ok(symptom: Finding, findings: Mapping[str, Finding]) -> bool:
+    """The host reaches the API, so a pod failing on the same path is the pods' larger packets."""
+    host = findings.get("host-api")
+    return host is not None and host.status is Status.OK
+
+
+def _is_warn(symptom: Finding, findings: Mapping[str, Finding]) -> bool:
+    """return-path's "NAT applies but still failing" / encapsulation's "large packets lost"."""
+    return symptom.status is Status.WARN
+
+
+# Packets larger than the path stall TLS handshakes (the certificate is the first big packet),
+# leave return-path with "NAT applies but still failing", and lose large pod-to-pod packets.
+@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host"}, explains=(
+    Explains("pod-api", when=_host_api_ok, only_when_failing=True),
+    Explains("return-path", when=_is_warn, only_when_failing=True),
+    Explains("encapsulation", when=_is_warn, only_when_failing=True, across=True),
+))
 async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     """Pod MTU + encapsulation overhead fits the interface and the measured path MTU toward the API.
 
@@ -125,6 +153,10 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     if link_mtu is None:
         raise ProbeSkip(f"cannot read the MTU of {dev}: {link.output}")
     path_mtu, transcript = await measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout)
+    wireless = await ctx.host.run(render(_WIRELESS, dev=dev), timeout=timeout)
+    observed = Observations(uplink=dev.value, uplink_mtu=link_mtu,
+                            uplink_kind=link_kind(dev.value, wireless.ok),
+                            path_mtu=path_mtu, pod_mtu=pod_value)
 
     effective = min(link_mtu, path_mtu or link_mtu)
     needed = (pod_value or 0) + overhead
@@ -133,19 +165,24 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
                   f"{path_mtu if path_mtu else 'not measurable (no ping answer)'}")
     evidence = "\n".join([facts_line, f"$ {route_out.command}\n{route_out.output}",
                           f"$ {link.command}\n{link.output}", *transcript])
+    # the numbers and the pings' own words (frag needed, message too long, loss), not every transcript line
+    told = [ln for t in transcript for ln in t.splitlines()
+            if re.search(r"mtu|packet loss|^\$ ping", ln, re.I)]
+    proof = "\n".join([facts_line, *told[-6:]])
     if pod_value and needed > effective:
         recommended = effective - overhead
         return fail(f"pod MTU {pod_value} + {encap or 'no'} overhead {overhead} = {needed} exceeds "
                     f"{'path' if effective < link_mtu else dev.value} MTU {effective} toward {endpoint.ip}",
                     evidence=evidence,
                     remediation=_remediation(dev.value, link_mtu, effective, recommended, encap),
-                    fix=FixProposal(id="calico-mtu", params={"mtu": recommended}))
+                    fix=FixProposal(id="calico-mtu", params={"mtu": recommended}), proof=proof,
+                    observed=observed)
     if path_mtu is not None and path_mtu < link_mtu:
         return warn(f"path MTU to {endpoint.ip} is {path_mtu}, below {dev} MTU {link_mtu}; pod packets "
                     f"({needed}) fit, host traffic relies on ICMP frag-needed getting through",
-                    evidence=evidence)
+                    evidence=evidence, proof=proof, observed=observed)
     return ok(f"pod MTU {pod_value or 'unknown'} + {overhead} = {needed} fits {dev} MTU {link_mtu}"
-              f"{f' and path MTU {path_mtu}' if path_mtu else ''}", evidence=evidence)
+              f"{f' and path MTU {path_mtu}' if path_mtu else ''}", evidence=evidence, observed=observed)
 
 
 def _first_address(pod_cidr: str) -> str:
