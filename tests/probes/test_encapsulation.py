@@ -1,8 +1,8 @@
 """encapsulation probe: IPIP pool over wlp59s0 → warn recommending VXLAN with the pool's name;
 VXLAN pool over WiFi with the peer pod answering → ok; peer pod silent (100% loss, real ping output)
 → fail naming the peer's node, with the host route as evidence; small pings pass but pod-MTU-sized
-ones with DF are lost → warn (large packets), passing → ok; no peer → pod-to-pod reported as not checked; a missing ping
-binary gives no verdict; no shell and no pod → skip."""
+ones with DF are lost → warn (large packets), passing → ok; no peer → pod-to-pod reported as not
+checked; a missing ping binary gives no verdict; no shell and no pod → skip."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ MASQ_FIX = FixProposal(id="masquerade", params={"pod_cidr": "10.244.2.0/24", "in
 
 
 def f(probe_id: str, status: Status, **extra: object) -> Finding:
-    return Finding(probe=probe_id, layer=Layer.POD_APP, status=status, summary=f"{probe_id} {status}", **extra)
+    summary = f"{probe_id} {status}"
+    return Finding(probe=probe_id, layer=Layer.POD_APP, status=status, summary=summary, **extra)
 
 
 def report(node: str, *findings: Finding) -> Report:
@@ -38,8 +39,8 @@ def causes(r: Report) -> dict[str, str | None]:
 
 def test_case_study_one_action_masquerade_resolves_the_rest() -> None:
     (r,) = attribute([report(
-        "edge-2", f("host-api", Status.OK), f("pod-api", Status.FAIL), f("masquerade", Status.FAIL, fix=MASQ_FIX,
-                                                                          remediation="15 lines"),
+        "edge-2", f("host-api", Status.OK), f("pod-api", Status.FAIL),
+        f("masquerade", Status.FAIL, fix=MASQ_FIX, remediation="15 lines"),
         f("return-path", Status.FAIL, fix=MASQ_FIX, remediation="15 lines"), f("pod-dns", Status.FAIL),
         f("encapsulation", Status.FAIL),
     )], default_registry)
@@ -66,7 +67,8 @@ def test_ip_forward_off_is_the_one_cause_and_no_consequence_keeps_a_fix() -> Non
 
 
 def test_a_warn_of_ip_forward_explains_nothing() -> None:
-    (r,) = attribute([report("w1", f("ip-forward", Status.WARN), f("pod-api", Status.FAIL))], default_registry)
+    (r,) = attribute([report("w1", f("ip-forward", Status.WARN), f("pod-api", Status.FAIL))],
+                     default_registry)
     assert causes(r)["pod-api"] is None
 
 
@@ -81,7 +83,8 @@ def test_mtu_needs_host_api_ok_and_explains_the_chain() -> None:
     assert causes(chain) == {"host-api": None, "mtu": None, "pod-api": "mtu", "masquerade": None,
                              "return-path": "mtu", "encapsulation": "mtu"}
     assert [x.probe for x in chain.causes] == ["mtu"]
-    (lost,) = attribute([report("n", f("mtu", Status.FAIL), f("encapsulation", Status.FAIL))], default_registry)
+    (lost,) = attribute([report("n", f("mtu", Status.FAIL), f("encapsulation", Status.FAIL))],
+                        default_registry)
     assert causes(lost)["encapsulation"] is None  # total pod-to-pod loss is not an MTU symptom
 
 
@@ -121,7 +124,8 @@ def test_actions_most_resolving_first() -> None:
     b = report("b", f("ip-forward", Status.FAIL, fix=FixProposal(id="ip-forward", params={})),
                f("pod-api", Status.FAIL), f("pod-dns", Status.FAIL))
     found = actions(attribute([a, b], default_registry), default_registry)
-    assert [(x.node, x.title, len(x.resolves())) for x in found] == [("b", "ip-forward", 2), ("a", "etc-hosts", 0)]
+    assert [(x.node, x.title, len(x.resolves())) for x in found] == [("b", "ip-forward", 2),
+                                                                      ("a", "etc-hosts", 0)]
 
 
 def test_registry_rejects_unknown_self_and_cyclic_explanations() -> None:
