@@ -7,10 +7,13 @@ Called by `commands.py`, `actions.py` and `nodewatch.py`; everything here is a p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bot.slack import messages as msg
 from bot.slack.approvals import VALUE_LIMIT, Proposal, encode
+from probes.diff import NodeDiff
+from probes.graph import Action, role
 from probes.model import Finding, Report, Status, trim
 
 Block = dict[str, Any]
@@ -92,8 +95,8 @@ def parent(text: str) -> list[Block]:
 
 def finding(f: Finding, button: Block | None, button_note: str | None = None) -> list[Block]:
     blocks = [section(msg.finding_title(f))]
-    if f.evidence:
-        blocks.append(evidence(f.evidence))
+    if f.proof_or_evidence:
+        blocks.append(evidence(f.proof_or_evidence))
     if f.remediation:
         blocks.append(section("*What to do*\n" + msg.escape(f.remediation)))
     if button is not None:
@@ -103,25 +106,32 @@ def finding(f: Finding, button: Block | None, button_note: str | None = None) ->
     return blocks
 
 
-def ok_folded(findings: list[Finding]) -> list[Block]:
-    return [section(msg.ok_folded(findings))]
+def action(act: Action, number: int, total: int, button: Block | None, button_note: str | None,
+           evidence_note: str | None = None) -> list[Block]:
+    """One thing to do: its title (what it resolves), each cause with the lines that prove it, one
+    remediation and one button."""
+    blocks = [section(msg.action_title(act, number, total))]
+    for cause in act.causes[: (MAX_BLOCKS - 6) // 2]:
+        blocks.append(section(msg.finding_title(cause, act.node)))
+        if cause.proof_or_evidence:
+            blocks.append(evidence(cause.proof_or_evidence))
+    if act.remediation:
+        blocks.append(section("*What to do*\n" + msg.escape(act.remediation)))
+    if button is not None:
+        blocks.append(button)
+    elif button_note:
+        blocks.append(context(msg.no_button(button_note)))
+    if evidence_note:
+        blocks.append(context(evidence_note))
+    return blocks
 
 
-def node_summary(report: Report) -> list[Block]:
-    """One node's compact reply for `/netcheck all`: verdict plus one line per problem."""
-    lines = [msg.verdict_line(report)]
-    for f in msg.problems(report):
-        lines.append(f"{msg.STATUS_EMOJI[f.status]} {msg.escape(f.summary)} (`{f.probe}`)")
-    return [section("\n".join(lines))]
-
-
-def summary_all(title: str, reports: list[Report]) -> list[Block]:
-    """Parent of `/netcheck all`: a line per node, split over sections, within the block limit."""
-    blocks: list[Block] = [section(title)]
+def _chunked(head: str, lines: Sequence[str]) -> list[Block]:
+    """A heading and lines split over sections within the text and block limits."""
+    blocks: list[Block] = [section(head)]
     chunk: list[str] = []
-    for report in reports:
-        line = msg.verdict_line(report)
-        if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT:
+    for line in lines:
+        if chunk and sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT:
             blocks.append(section("\n".join(chunk)))
             chunk = []
         chunk.append(line)
@@ -130,6 +140,38 @@ def summary_all(title: str, reports: list[Report]) -> list[Block]:
     if len(blocks) > MAX_BLOCKS:
         blocks = blocks[: MAX_BLOCKS - 1] + [context(f"… and {len(blocks) - MAX_BLOCKS + 1} more sections")]
     return blocks
+
+
+def consequences(run: Sequence[Report], here: str | None) -> list[Block]:
+    """Every explained problem of the run, one line each, naming its cause."""
+    lines = [msg.consequence_line(r.node, f, here) for r in run for f in r.findings
+             if f.status.is_problem and f.explained]
+    return _chunked(msg.consequences_heading(len(lines)), lines) if lines else []
+
+
+def node_diff(diff: NodeDiff) -> list[Block]:
+    blocks = _chunked(msg.diff_heading(diff), msg.diff_lines(diff)) if diff.differences \
+        else [section(msg.diff_heading(diff))]
+    footer = msg.diff_footer(diff)
+    return blocks + ([context(footer)] if footer else [])
+
+
+def ok_folded(findings: list[Finding]) -> list[Block]:
+    return [section(msg.ok_folded(findings))]
+
+
+def node_summary(report: Report, run: Sequence[Report] | None = None) -> list[Block]:
+    """One node's compact lines: verdict plus one line per problem with its role."""
+    lines = [msg.verdict_line(report, run)]
+    for f in msg.problems(report):
+        tag = msg.escape(role(f, report.node))
+        lines.append(f"{msg.STATUS_EMOJI[f.status]} {msg.escape(f.summary)} (`{f.probe}`, {tag})")
+    return [section("\n".join(lines))]
+
+
+def summary_all(title: str, reports: list[Report]) -> list[Block]:
+    """Parent of `/netcheck all`: what to act on first, then a line per node, within the limits."""
+    return _chunked(title, [msg.verdict_line(r, reports) for r in reports])
 
 
 def replace_action(blocks: list[Block], block_id: str, replacement: Block) -> list[Block]:

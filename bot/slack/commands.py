@@ -91,10 +91,17 @@ async def check_all(rt: Runtime, channel: str, user: str) -> None:
         log.exception("check_all_failed", channel=channel, user=user)
         await threads.update_parent(rt, channel, parent_ts, msg.check_failed("all", str(exc)), None)
         return
+    # the things to do across the whole run first (one button per fix), then each node with problems
+    evidence_name = await threads.post_plan(rt, channel, parent_ts, reports, user, None)
     for report in reports:
-        await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report), bk.node_summary(report))
-    summary = bk.summary_all(f"netcheck all — {len(reports)} nodes", reports)
-    fallback = "; ".join(msg.verdict(r) for r in reports)
+        if report.verdict.is_problem:
+            await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report, reports),
+                                     bk.node_summary(report, reports))
+    if evidence_name:
+        await threads.upload_evidence(rt, channel, parent_ts, reports, evidence_name)
+    title = f"netcheck all — {len(reports)} nodes: {msg.headline(reports)}"
+    summary = bk.summary_all(msg.escape(title), reports)
+    fallback = title + "; " + "; ".join(msg.verdict(r, reports) for r in reports)
     await threads.call(
         rt, "chat.update", None, channel=channel, ts=parent_ts, text=fallback[:3000], blocks=summary
     )

@@ -41,7 +41,7 @@ def proposal(**kw) -> Proposal:
 
 def test_verdict_wording():
     assert msg.verdict(report(broken_findings())) == (
-        "worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)")
+        "worker2: 2 problems — act on masquerade: no MASQUERADE on wlp59s0 (resolves pod-api)")
     assert msg.verdict(report(healthy_findings())) == "worker2: all 4 probes ok"
     assert [f.probe for f in msg.problems(report(broken_findings()))] == ["masquerade", "pod-api"]
 
