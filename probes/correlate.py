@@ -24,6 +24,8 @@ from probes.registry import Registry
 from probes.settings import ProbeSettings
 
 NAT_PROBE = "masquerade"
+RETURN_PATH_PROBE = "return-path"
+"""Its "the router has no route back" verdict stands on masquerade's "no NAT and failing"."""
 
 
 def correlate(reports: Sequence[Report], facts: ClusterFacts, registry: Registry, settings: ProbeSettings,
@@ -63,12 +65,22 @@ def _rejudge_nat(raw: Report, attributed: Report, reference: str | None, reports
     if why is None:
         return raw
     observed = (before.observed or Observations()).merged(Observations(pod_nat_needed=False))
+    cause = _cause_label(before)
     verdict = Finding(
         probe=before.probe, layer=before.layer, status=Status.OK,
-        summary=f"no NAT, and none needed: {why}; pods here fail because of {_cause_label(before)}",
+        summary=f"no NAT, and none needed: {why}; pods here fail because of {cause}",
         evidence=before.evidence, proof=before.proof, observed=observed, duration_s=before.duration_s,
     )
-    return raw.model_copy(update={"findings": [verdict if f.probe == NAT_PROBE else f for f in raw.findings]})
+    replaced = {NAT_PROBE: verdict}
+    return_path = raw.finding(RETURN_PATH_PROBE)
+    if return_path is not None and return_path.status is Status.FAIL:
+        # its "the router has no route back" assumed NAT was needed: that premise is gone
+        replaced[RETURN_PATH_PROBE] = Finding(
+            probe=return_path.probe, layer=return_path.layer, status=Status.SKIP,
+            summary=f"not judged: no NAT is needed here ({why}); pods fail because of {cause}",
+            evidence=return_path.evidence, duration_s=return_path.duration_s,
+        )
+    return raw.model_copy(update={"findings": [replaced.get(f.probe, f) for f in raw.findings]})
 
 
 def _differential(report: Report, reference: str | None, reports: dict[str, Report]) -> Report:

@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from probes.correlate import correlate
+from probes.correlate import NAT_PROBE, correlate
 from probes.diff import NodeDiff, compare_nodes
 from probes.facts import ClusterFacts
 from probes.graph import attribute
 from probes.model import Report
-from probes.reference import candidates, healthy
+from probes.reference import api_node, candidates, healthy
 from probes.registry import Registry
 from probes.settings import ProbeSettings
 
@@ -61,9 +61,13 @@ def peer_probes(report: Report, registry: Registry) -> dict[str, set[str]]:
     return jobs
 
 
+def problems_of(report: Report) -> set[str]:
+    return {f.probe for f in report.findings if f.status.is_problem}
+
+
 def reference_probes(report: Report, registry: Registry) -> set[str]:
     """The probes that found problems here, plus what they run after (a verdict needs its inputs)."""
-    wanted = {f.probe for f in report.findings if f.status.is_problem and f.probe in registry}
+    wanted = {p for p in problems_of(report) if p in registry}
     pending = list(wanted)
     while pending:
         for dep in registry[pending.pop()].after:
@@ -91,6 +95,11 @@ async def examine(report: Report, facts: ClusterFacts, registry: Registry, setti
     if not any(f.status.is_problem for f in report.findings):
         return correlate([report], facts, registry, settings, pick_reference=False)[0]
     jobs = peer_probes(report, registry)
+    witness = api_node(facts)
+    if NAT_PROBE in problems_of(report) and witness is not None and witness.name != report.node \
+            and ROUTE_PROBE in registry:
+        # does the API's own node route our pod block back? Then no NAT is needed (probes/reference.py)
+        jobs.setdefault(witness.name, set()).add(ROUTE_PROBE)
     ref_ids = sorted(reference_probes(report, registry))
     names = [n.name for n in candidates(report.node, facts, settings, exclude=jobs)][:REFERENCE_TRIES]
     peer_runs = [run(peer, sorted(ids), facts) for peer, ids in sorted(jobs.items())]

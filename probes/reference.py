@@ -79,14 +79,29 @@ def same_network(a: NodeFacts, b: NodeFacts, facts: ClusterFacts) -> bool:
     return lan_a is None or lan_b is None or lan_a == lan_b
 
 
+def api_node(facts: ClusterFacts) -> NodeFacts | None:
+    """The node the API endpoint runs on (its InternalIP), when it is a node of the cluster."""
+    endpoint = facts.api_endpoint
+    return next((n for n in facts.nodes if endpoint is not None and n.internal_ip == endpoint.ip), None)
+
+
 def nat_not_needed(node: str, reference: str | None, reports: Mapping[str, Report],
                    facts: ClusterFacts) -> str | None:
-    """Why NAT is evidently not needed for `node`'s pods: the reference node's pods reach the API
-    endpoint without NAT over the same network (None: no such evidence)."""
+    """Why NAT is evidently not needed for `node`'s pods (None: no such evidence): the node the API
+    runs on routes this node's pod block directly (replies never meet a router), or the reference
+    node's pods reach the API endpoint without NAT over the same network."""
     endpoint = facts.api_endpoint
-    me, ref = facts.node(node), facts.node(reference) if reference else None
+    me = facts.node(node)
+    host = api_node(facts)
+    if endpoint is None or me is None:
+        return None
+    if host is not None and host.name != node and host.name in reports:
+        routes = reports[host.name].observations().pod_block_routes or {}
+        if routes.get(node) == "direct":
+            return f"{host.name}, where the API runs, routes {me.pod_cidr or 'its pod block'} directly back"
+    ref = facts.node(reference) if reference else None
     report = reports.get(reference) if reference else None
-    if endpoint is None or me is None or ref is None or report is None:
+    if ref is None or report is None:
         return None
     if ref.internal_ip == endpoint.ip:
         return None  # the API runs on the reference itself: its pods' requests never cross the network

@@ -1,7 +1,8 @@
 """Correlating a run (probes/correlate.py, probes/reference.py) and the node diff (probes/diff.py).
 
 Covers: masquerade failing only because ip-forward is off becomes ok ("no NAT, and none needed")
-when the reference's pods reach the API without NAT on the same network — and stays a consequence
+when the reference's pods reach the API without NAT on the same network, or the node the API runs on
+routes the node's pod block directly back — and stays a consequence
 without a fix when the reference is the API host, uses NAT, or sits on another LAN; reference
 picking (Ready, same pool label, every probe ok; the configured one first); scopes node-local,
 peer-side and cluster-wide with their sentences; the diff of two nodes' observations field by field,
@@ -57,7 +58,8 @@ def forwarding_off(name: str) -> Report:
     return report(name, f("ip-forward", Status.FAIL, fix=FixProposal(id="ip-forward", params={})),
                   f("pod-api", Status.FAIL, summary="pod cannot reach the API at 10.43.0.1:443: timed out"),
                   f("masquerade", Status.FAIL, fix=MASQ, remediation="add NAT",
-                    observed=Observations(pod_nat="none", pod_nat_needed=True)))
+                    observed=Observations(pod_nat="none", pod_nat_needed=True)),
+                  f("return-path", Status.FAIL, fix=MASQ, summary="the router has no route to 10.244.1.0/24"))
 
 
 def healthy(name: str, nat: Observations = NO_NAT_NEEDED) -> Report:
@@ -74,6 +76,9 @@ def test_masquerade_is_ok_when_a_reference_shows_no_nat_is_needed() -> None:
     assert masq.summary == ("no NAT, and none needed: pods on edge-b reach the API at 172.20.0.5 without "
                             "NAT on the same network; pods here fail because of ip-forward")
     assert [x.probe for x in bad.causes] == ["ip-forward"]
+    return_path = bad.finding("return-path")
+    assert return_path.status is Status.SKIP and return_path.summary.startswith(
+        "not judged: no NAT is needed here (pods on edge-b reach the API")
     assert bad.reference == "edge-b"
     pod_api = bad.finding("pod-api")
     assert pod_api.scope == "node-local"
@@ -92,6 +97,19 @@ def test_masquerade_stays_a_consequence_without_a_fix_when_nat_may_be_needed() -
         masq = bad.finding("masquerade")
         assert masq.status is Status.FAIL and masq.caused_by == "ip-forward", masq
         assert masq.fix is None and masq.remediation == ""
+
+
+def test_masquerade_is_ok_when_the_api_node_routes_the_pod_block_back() -> None:
+    api_host = report("cp-1", f("pod-block-routes", Status.OK, observed=Observations(
+        pod_block_routes={"edge-a": "direct", "edge-b": "default"})))
+    bad, cp = correlate([forwarding_off("edge-a"), api_host], facts(CP, A), default_registry, ProbeSettings())
+    masq = bad.finding("masquerade")
+    assert masq.status is Status.OK and masq.summary == (
+        "no NAT, and none needed: cp-1, where the API runs, routes 10.244.1.0/24 directly back; pods here "
+        "fail because of ip-forward")
+    run = [forwarding_off("edge-b"), api_host]
+    other, _ = correlate(run, facts(CP, B), default_registry, ProbeSettings())
+    assert other.finding("masquerade").status is Status.FAIL  # left to the default gateway: NAT may be needed
 
 
 def test_reference_is_ready_same_pool_and_healthy_or_configured() -> None:
