@@ -124,7 +124,9 @@ def render_report(report: Report, *, verbose: bool = False) -> str:
     lines = _status_lines(report)
     for peer in report.peers:
         why = "reference" if peer.node == report.reference else "looked at"
-        lines += ["", *_status_lines(peer, title=f"{why}: node {peer.node} ({len(peer.findings)} probes)")]
+        count = len(peer.findings)
+        title = f"{why}: node {peer.node} ({count} probe{'s' if count != 1 else ''})"
+        lines += ["", *_status_lines(peer, title=title)]
     everything = [report, *report.peers]
     lines += _plan(everything, verbose)
     return "\n".join(lines)

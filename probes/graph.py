@@ -41,16 +41,22 @@ def _same_node_candidates(symptom: Finding, findings: Mapping[str, Finding], reg
 
 
 def _same_node_parents(report: Report, registry: Registry) -> dict[str, str]:
-    """probe -> the probe that explains it on this node (a root candidate preferred)."""
+    """probe -> the probe that explains it on this node: a root candidate first, and among those the
+    broadest (the one explaining most of the node's problems: forwarding off outranks an MTU that
+    would only stall large packets), then registry order."""
     findings = {f.probe: f for f in report.findings}
     candidates = {
         f.probe: _same_node_candidates(f, findings, registry) for f in report.findings if f.status.is_problem
     }
     roots = {probe for probe, found in candidates.items() if not found}
+    breadth = {cause: sum(cause in found for found in candidates.values()) for cause in roots}
     parents = {}
     for probe, found in candidates.items():
-        if found:
-            parents[probe] = next((c for c in found if c in roots), found[0])
+        rooted = [c for c in found if c in roots]
+        if rooted:
+            parents[probe] = max(rooted, key=lambda c: breadth[c])  # max keeps the first of equals
+        elif found:
+            parents[probe] = found[0]
     return parents
 
 

@@ -66,6 +66,14 @@ def test_ip_forward_off_is_the_one_cause_and_no_consequence_keeps_a_fix() -> Non
     assert [x.probe for x in r.causes] == ["ip-forward", "kubelet-port"]
 
 
+def test_the_broadest_cause_wins_a_shared_symptom() -> None:
+    (r,) = attribute([report("w1", f("host-api", Status.OK), f("mtu", Status.FAIL),
+                             f("ip-forward", Status.FAIL), f("pod-api", Status.FAIL),
+                             f("pod-dns", Status.FAIL))], default_registry)
+    assert causes(r)["pod-api"] == "ip-forward"  # it explains pod-api and pod-dns; mtu only pod-api
+    assert [x.probe for x in r.causes] == ["mtu", "ip-forward"]  # both still causes
+
+
 def test_a_warn_of_ip_forward_explains_nothing() -> None:
     (r,) = attribute([report("w1", f("ip-forward", Status.WARN), f("pod-api", Status.FAIL))],
                      default_registry)
