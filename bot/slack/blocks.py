@@ -25,7 +25,12 @@ BUTTON_TEXT_LIMIT = 75
 CONFIRM_TITLE_LIMIT = 100
 CONFIRM_TEXT_LIMIT = 300
 ACTION_ID = "apply_fix"
+MESSAGE_TEXT_BUDGET = 10000
+"""Characters of block text per message: Slack refuses roughly 12–13k in all (msg_blocks_too_long)
+even when every block is within its own limit (docs/slack.md, "Block Kit and message limits")."""
 _FENCE = "```"
+_MIN_EVIDENCE = 300
+_TRIM_FLOOR = 120  # `trim` keeps a head, a tail and its note: below this it has nothing left to cut
 
 
 def clip(text: str, limit: int) -> str:
@@ -49,14 +54,18 @@ def header(text: str) -> Block:
     return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_LIMIT)}}
 
 
-def evidence(text: str) -> Block:
+def evidence(text: str, limit: int = SECTION_LIMIT) -> Block:
     """Evidence in a code block; escaping may grow the text, so trim until it fits."""
-    target = SECTION_LIMIT - 2 * len(_FENCE) - 2
+    target = min(limit, SECTION_LIMIT) - 2 * len(_FENCE) - 2
     budget = target
     body = msg.escape(trim(text, budget))
-    while len(body) > target:
-        budget = max(200, budget * target // len(body) - 20)
+    while len(body) > target and budget > _TRIM_FLOOR:
+        # strictly smaller each round: escaping can grow text fivefold (&amp;)
+        budget = max(_TRIM_FLOOR, min(budget - 1, budget * target // len(body) - 20))
         body = msg.escape(trim(text, budget))
+    if len(body) > target:  # even the shortest trim escapes too long: cut before a whole entity
+        cut = body.rfind("&", 0, target - 1)
+        body = body[: cut if cut > target - 6 else target - 1] + "…"
     return section(f"{_FENCE}\n{body}\n{_FENCE}")
 
 
@@ -106,39 +115,67 @@ def finding(f: Finding, button: Block | None, button_note: str | None = None) ->
     return blocks
 
 
+def _text_size(blocks: list[Block]) -> int:
+    size = 0
+    for block in blocks:
+        size += len((block.get("text") or {}).get("text", ""))
+        size += sum(len(e.get("text", "")) for e in block.get("elements", []) if block["type"] == "context")
+    return size
+
+
 def action(act: Action, number: int, total: int, button: Block | None, button_note: str | None,
            evidence_note: str | None = None) -> list[Block]:
     """One thing to do: its title (what it resolves), each cause with the lines that prove it, one
-    remediation and one button."""
-    blocks = [section(msg.action_title(act, number, total))]
-    for cause in act.causes[: (MAX_BLOCKS - 6) // 2]:
-        blocks.append(section(msg.finding_title(cause, act.node)))
-        if cause.proof_or_evidence:
-            blocks.append(evidence(cause.proof_or_evidence))
+    remediation and one button — within the message's text budget (evidence shrinks first, then
+    further causes sharing the fix are only named)."""
+    head = [section(msg.action_title(act, number, total))]
+    tail: list[Block] = []
     if act.remediation:
-        blocks.append(section("*What to do*\n" + msg.escape(act.remediation)))
+        tail.append(section("*What to do*\n" + msg.escape(act.remediation)))
     if button is not None:
-        blocks.append(button)
+        tail.append(button)
     elif button_note:
-        blocks.append(context(msg.no_button(button_note)))
+        tail.append(context(msg.no_button(button_note)))
     if evidence_note:
-        blocks.append(context(evidence_note))
-    return blocks
+        tail.append(context(evidence_note))
+    budget = MESSAGE_TEXT_BUDGET - _text_size(head) - _text_size(tail)
+    shown: list[Block] = []
+    left = list(act.causes[: (MAX_BLOCKS - 6) // 2])
+    while left:
+        cause = left.pop(0)
+        title = section(msg.finding_title(cause, act.node))
+        share = (budget - _text_size(shown)) // (len(left) + 1) - _text_size([title])
+        if share < _MIN_EVIDENCE and shown:
+            left.insert(0, cause)
+            break
+        shown.append(title)
+        if cause.proof_or_evidence:
+            shown.append(evidence(cause.proof_or_evidence, max(share, _MIN_EVIDENCE)))
+    unnamed = left + act.causes[(MAX_BLOCKS - 6) // 2:]
+    if unnamed:
+        shown.append(context(msg.more_causes([c.probe for c in unnamed])))
+    return head + shown + tail
 
 
 def _chunked(head: str, lines: Sequence[str]) -> list[Block]:
-    """A heading and lines split over sections within the text and block limits."""
+    """A heading and lines split over sections, within the text, block and message limits."""
     blocks: list[Block] = [section(head)]
     chunk: list[str] = []
-    for line in lines:
+    used = len(head)
+    for shown, line in enumerate(lines):
+        line = clip(line, SECTION_LIMIT)
+        if used + len(line) > MESSAGE_TEXT_BUDGET or len(blocks) >= MAX_BLOCKS - 2:
+            if chunk:
+                blocks.append(section("\n".join(chunk)))
+            blocks.append(context(msg.more_lines(len(lines) - shown)))
+            return blocks
         if chunk and sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT:
             blocks.append(section("\n".join(chunk)))
             chunk = []
         chunk.append(line)
+        used += len(line) + 1
     if chunk:
         blocks.append(section("\n".join(chunk)))
-    if len(blocks) > MAX_BLOCKS:
-        blocks = blocks[: MAX_BLOCKS - 1] + [context(f"… and {len(blocks) - MAX_BLOCKS + 1} more sections")]
     return blocks
 
 

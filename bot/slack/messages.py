@@ -137,6 +137,14 @@ def consequences_heading(count: int) -> str:
     return f":link: *{count} {noun}* (no fix of their own: the cause's fix clears them)"
 
 
+def more_causes(probes: list[str]) -> str:
+    return f"_… and {len(probes)} more cause(s) this fix addresses: {escape(', '.join(probes))}_"
+
+
+def more_lines(count: int) -> str:
+    return f"_… and {count} more (the terminal shows all: `netcheck check --all`)_"
+
+
 def evidence_note(filename: str) -> str:
     return f"Full evidence of every problem: the file `{escape(filename)}` in this thread."
 
