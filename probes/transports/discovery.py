@@ -82,6 +82,7 @@ def node_facts(node: dict[str, Any]) -> NodeFacts:
         name=meta["name"],
         internal_ip=internal,
         pod_cidr=spec.get("podCIDR"),
+        pod_cidrs=spec.get("podCIDRs") or [],
         ready=ready,
         annotations=meta.get("annotations") or {},
         labels=meta.get("labels") or {},
