@@ -6,7 +6,10 @@ and by `bot/slack/app.py::build_app`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from probes.errors import InvalidInput
+from probes.transports.commands import slack_id
 
 
 class SlackSettings(BaseModel):
@@ -40,5 +43,33 @@ class SlackSettings(BaseModel):
         description="Node checks Slack commands run at once; more wait (acks stay fast on small machines).",
     )
 
+    @field_validator("approvers")
+    @classmethod
+    def _user_ids(cls, values: list[str]) -> list[str]:
+        return [_valid(value, "Slack user id") for value in values]
+
+    @field_validator("allowed_channels")
+    @classmethod
+    def _channel_ids(cls, values: list[str]) -> list[str]:
+        return [_valid(value, "Slack channel id") for value in values]
+
+    @field_validator("join_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        return None if value is None else _valid(value, "Slack channel")
+
+    @field_validator("approver_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else _valid(value, "Slack user group id")
+
     def secret(self) -> str:
         return self.signing_secret.get_secret_value() if self.signing_secret else ""
+
+
+def _valid(value: str, kind: str) -> str:
+    """The value through the validator module, as pydantic wants a failure (ValueError, one line)."""
+    try:
+        return slack_id(value, kind).value
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None

@@ -41,9 +41,10 @@ _NETWORK_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}/[0-9]{1,3}")
 _PROBE_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _PARAM_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _SLACK_ID = {
-    "Slack user id": re.compile(r"[UW][A-Z0-9]{2,31}"),
-    "Slack channel id": re.compile(r"[CGD][A-Z0-9]{2,31}"),
-    "Slack user group id": re.compile(r"S[A-Z0-9]{2,31}"),
+    "Slack user id": re.compile(r"[UW][A-Z0-9]{1,31}"),
+    "Slack channel id": re.compile(r"[CGD][A-Z0-9]{1,31}"),
+    "Slack user group id": re.compile(r"S[A-Z0-9]{1,31}"),
+    "Slack channel": re.compile(r"[CGD][A-Z0-9]{1,31}|#[a-z0-9][a-z0-9._-]{0,79}"),
 }
 
 NODE_NAME_MAX = 253
@@ -207,8 +208,9 @@ def param_key(value: str) -> Arg:
 
 
 def slack_id(value: str, kind: str = "Slack user id") -> Arg:
-    """A Slack user (U…/W…), channel (C…/G…/D…) or user group (S…) id; they end up in `<@U…>`."""
-    if not _matches(_SLACK_ID[kind], value, 32):
+    """A Slack user (U…/W…), channel (C…/G…/D…) or user group (S…) id; they end up in `<@U…>`.
+    kind "Slack channel" also takes a `#channel-name` (chat.postMessage accepts either)."""
+    if not _matches(_SLACK_ID[kind], value, 81):
         raise _bad(kind, value, "not a Slack id (uppercase letters and digits)")
     return Arg(value)
 
