@@ -38,6 +38,11 @@ class SlackSettings(BaseModel):
     rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
+    max_request_bytes: int = Field(
+        256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024,
+        description="Largest HTTP-mode request body read (413 above): a click carries its message's blocks, "
+        "which Slack caps far below this.",
+    )
     max_concurrent_checks: int = Field(
         4, ge=1, le=64,
         description="Node checks Slack commands run at once; more wait (acks stay fast on small machines).",
