@@ -19,6 +19,9 @@ from bot.slack.runtime import Runtime
 
 log = structlog.get_logger("netcheck.slack")
 
+NOTHING_CHANGED = ("refused", "busy")
+"""Outcomes after which the node is as it was: no re-check (a hostile click costs no check)."""
+
 
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.action(bk.ACTION_ID)
@@ -106,7 +109,8 @@ async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[
         text=text,
         blocks=[bk.section(text)],
     )
-    await _recheck(rt, proposal)
+    if outcome not in NOTHING_CHANGED:
+        await _recheck(rt, proposal)
 
 
 async def _recheck(rt: Runtime, proposal: Proposal) -> None:
