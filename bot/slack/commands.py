@@ -37,7 +37,11 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             return
         try:
             text = validate.text(command.get("text") or "", TEXT_MAX, "command text").strip()
-            target = text.split()[0] if text else ""
+            words = text.split()
+            if len(words) > 1:  # `NODE && touch x` must not quietly become a check of NODE
+                raise InvalidInput(f"invalid command text {validate.shown(text)}: "
+                                   "give one node name, `all` or `help`")
+            target = words[0] if words else ""
             if target and target.lower() not in ("all", "help"):
                 validate.node_name(target)
         except InvalidInput as exc:  # refused before anything runs: one line back to the user
