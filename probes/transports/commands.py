@@ -66,11 +66,15 @@ class Arg:
 
 
 def shown(value: object) -> str:
-    """The value for an error line: escaped by repr (one line), cut to SHOWN_MAX characters."""
+    """The value for an error line: escaped by repr (one line), cut to SHOWN_MAX characters and its
+    escaped form to twice that (`\U0001f600` is ten characters of repr for one of value)."""
     text = value if isinstance(value, str) else str(value)
-    if len(text) <= SHOWN_MAX:
-        return repr(text)
-    return f"{text[:SHOWN_MAX]!r}… ({len(text)} characters)"
+    escaped = repr(text[:SHOWN_MAX])
+    if len(escaped) > 2 * SHOWN_MAX:
+        escaped = escaped[: 2 * SHOWN_MAX] + "…"
+    if len(text) <= SHOWN_MAX and not escaped.endswith("…"):
+        return escaped
+    return f"{escaped}… ({len(text)} characters)"
 
 
 def _bad(kind: str, value: object, why: str) -> InvalidInput:
