@@ -4,7 +4,7 @@ A parameter can be well-formed and still wrong for this node: `pod_cidr=10.0.0.0
 CIDR but masquerades someone else's LAN. Each function here takes a value that already passed its
 validator (probes/transports/commands.py) and refuses it with one `InvalidInput` line unless it
 belongs here. They only read (cluster facts, `ip -o link show` on the node). Used by the fixes in
-fixes/catalog/; the rules are listed in docs/security.md ("Fix parameters").
+fixes/catalog/; the rules are listed in docs/security.md ("Fix parameters are bound to the node").
 """
 
 from __future__ import annotations
