@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -13,7 +15,7 @@ class ProbeSettings(BaseModel):
     http_timeout: float = Field(
         4.0, gt=0, description="Seconds the curl to the API service IP waits (curl --max-time)."
     )
-    timeouts: dict[str, float] = Field(
+    timeouts: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="Per-probe overrides of default_timeout, by probe id."
     )
     disabled: list[str] = Field(default_factory=list, description="Probe ids never run.")

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
 from probes.errors import InvalidInput, NetcheckError
+from probes.transports.commands import param_key, shown
 
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_REFUSED = 0, 1, 2
 _EXIT = {
@@ -49,11 +50,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def parse_params(pairs: list[str]) -> dict[str, str | int]:
+    """KEY=VALUE pairs; a key given twice is an error (never "the last one wins"). Values are
+    validated by the fix itself, in `plan`."""
     params: dict[str, str | int] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InvalidInput(f"invalid --param {pair!r}: expected KEY=VALUE")
+            raise InvalidInput(f"invalid --param {shown(pair)}: expected KEY=VALUE")
+        param_key(key)
+        if key in params:
+            raise InvalidInput(f"--param {key} given twice; give each parameter once")
         params[key] = value
     return params
 

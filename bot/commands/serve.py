@@ -32,6 +32,7 @@ from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
 from bot.ops.runtime import OpsRuntime
 from bot.ops.settings import OpsSettings
 from bot.slack.app import build_app
+from bot.slack.http import events_app
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
 from probes.errors import ClusterConflict, ClusterNotFound, NetcheckError
@@ -245,7 +246,7 @@ async def serve(
     health_port = await runtime.start(install_signal_handlers=stop is None)
     web_runner = None
     if not settings.app_token:
-        web_runner = await _start_http(app, runtime, host, port)
+        web_runner = await _start_http(app, settings, runtime, host, port)
     log.info("serving", mode="socket" if settings.app_token else "http", host=host, port=port,
              health_port=health_port, identity=runtime.elector.identity)
     relay = asyncio.create_task(_relay(stop, runtime)) if stop is not None else None
@@ -292,7 +293,7 @@ async def _relay(stop: asyncio.Event, runtime: OpsRuntime) -> None:
     runtime.shutdown.request()
 
 
-async def _start_http(app: Any, runtime: OpsRuntime, host: str, port: int) -> Any:
+async def _start_http(app: Any, settings: SlackSettings, runtime: OpsRuntime, host: str, port: int) -> Any:
     """Bolt's /slack/events behind a gate: a standby answers 503 and runs nothing."""
     from aiohttp import web
 
@@ -305,7 +306,7 @@ async def _start_http(app: Any, runtime: OpsRuntime, host: str, port: int) -> An
             )
         return await handler(request)
 
-    web_app = app.web_app(path="/slack/events", port=port)
+    web_app = events_app(app, settings, path="/slack/events")  # authenticates before Bolt parses
     web_app.middlewares.append(leader_only)
     web_runner = web.AppRunner(web_app)
     await web_runner.setup()

@@ -11,13 +11,14 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import actions, commands
+from bot.slack import actions, commands, guard
 from bot.slack.approvals import Approvers, ProposalLedger
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.ports import ApprovalFactory, ApprovalRecord, Engine, FixRunner, NodeSource
@@ -78,15 +79,20 @@ def build_app(
         approvers=Approvers(settings, group_members),
         ledger=ProposalLedger(settings.proposal_ttl_minutes * 60),
     )
-    app = AsyncApp(client=client, signing_secret=settings.secret(), name="netcheck")
+    # Unhandled requests go to `on_error` (one line) rather than Bolt's multi-line suggestion.
+    app = AsyncApp(client=client, signing_secret=settings.secret(), name="netcheck",
+                   raise_error_for_unhandled_request=True)
     commands.register(app, rt)
     actions.register(app, rt)
+    guard.register_catch_all(app)  # last: only what no listener above takes
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error(
-            "listener_error", error=repr(error), type=body.get("type") or body.get("command"), exc_info=error
-        )
+        kind = guard.short(body.get("type") or body.get("command"))
+        if isinstance(error, BoltUnhandledRequestError):
+            log.info("unhandled", kind=kind)  # Bolt answers it 404, as without this handler
+            return
+        log.error("listener_error", error=repr(error)[:300], type=kind, exc_info=error)
 
     return app, rt
 

@@ -130,6 +130,15 @@ def expired(node: str) -> str:
     return f"This fix proposal has expired; re-run `/netcheck {escape(node)}`. Nothing was changed."
 
 
+def invalid_input(error: str) -> str:
+    """A refused slash-command argument: the validator's one line, escaped, and the usage."""
+    return f"{escape(error)}. Nothing was run.\n{USAGE}"
+
+
+def malformed_command() -> str:
+    return "This command arrived without a valid user or channel; nothing was run."
+
+
 def tampered() -> str:
     return "This button's value failed verification; re-run the check. Nothing was changed."
 
