@@ -2,8 +2,10 @@
 
 Used by the engine (`Transports.pods`, wired in `bot.wiring`): `get(node)` deletes a leftover
 netcheck pod of that node (crashed run), creates a fresh one (nodeName pinned, tolerates every
-taint, labelled `app.kubernetes.io/managed-by=netcheck` and `netcheck/node=<node>`), waits for
-Running within `start_timeout`, and `release(node)` deletes it. Exec goes through
+taint, labelled `app.kubernetes.io/managed-by=netcheck` and `netcheck/node=<node>`), and has it
+Running within `start_timeout` (the whole attempt: clean-up, create and wait), else fails at once
+with the pod's last state and deletes the pod in the background; `release(node)` deletes it. A
+NotReady node is not tried: its kubelet does not start new pods. Exec goes through
 `kubernetes.stream`; the exit status is read from the status channel defensively (client-quirks).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -45,7 +48,10 @@ class DebugPodSettings(BaseModel):
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
     )
-    start_timeout: float = Field(60.0, gt=0, description="Seconds for the pod to become Running.")
+    start_timeout: float = Field(
+        60.0, gt=0, description="Seconds for the debug pod to be created and become Running (the whole "
+        "attempt; a pod that did not start is not tried again in the same run).",
+    )
     poll_interval: float = Field(0.5, gt=0, description="Seconds between pod status reads.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one exec may run by default.")
     output_limit: int = Field(64_000, ge=1000, description="Characters kept per stream (head and tail).")
@@ -154,6 +160,14 @@ class KubePodExec:
         )
 
 
+@dataclass
+class _Attempt:
+    """How far one pod start got, for the message when its time runs out."""
+
+    name: str | None = None
+    state: str = "not created yet"
+
+
 class DebugPods:
     """`DebugPods` for the engine: one pod per node at a time, shared by its users (the node's own
     check and other nodes' cross-node checks), deleted when the last user releases it or on aclose."""
@@ -164,8 +178,13 @@ class DebugPods:
         self._pods: dict[str, KubePodExec] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
+        self._deleting: set[asyncio.Task[None]] = set()
 
     async def get(self, node: NodeFacts) -> KubePodExec:
+        if not node.ready:
+            # A NotReady node's kubelet is not reporting (or has no pod network): a new pod stays
+            # Pending for good, so waiting start_timeout for it would only delay the report.
+            raise PodUnavailable(f"node {node.name} is NotReady: its kubelet would not start a debug pod")
         async with self._locks.setdefault(node.name, asyncio.Lock()):
             pod = self._pods.get(node.name)
             if pod is None:
@@ -192,6 +211,25 @@ class DebugPods:
             pass
 
     async def _start(self, node: str) -> KubePodExec:
+        """One attempt, bounded as a whole by start_timeout; a pod that did not start is deleted in
+        the background, so the failure is reported the moment it is known."""
+        ns = self.settings.namespace
+        attempt = _Attempt()
+        try:
+            try:
+                async with asyncio.timeout(self.settings.start_timeout):
+                    return await self._create_running(node, attempt)
+            except TimeoutError:
+                raise PodUnavailable(
+                    f"debug pod {ns}/{attempt.name or '(not created)'} not Running after "
+                    f"{self.settings.start_timeout:g} s ({attempt.state})"
+                ) from None
+        except BaseException:  # timed out, failed or cancelled: nobody will use this pod
+            if attempt.name is not None and attempt.state != "Running":
+                self._delete_later(attempt.name)
+            raise
+
+    async def _create_running(self, node: str, attempt: _Attempt) -> KubePodExec:
         ns = self.settings.namespace
         bound = log.bind(node=node, namespace=ns)
         try:
@@ -200,6 +238,7 @@ class DebugPods:
                 await self._delete(leftover)
             manifest = pod_manifest(node, self.settings)
             name = manifest["metadata"]["name"]
+            bound.info("creating debug pod", pod=name)
             await self.cluster.call(f"create pod {ns}/{name}", self.cluster.core.create_namespaced_pod,
                                     ns, manifest)
         except ClusterNotFound as exc:
@@ -209,14 +248,16 @@ class DebugPods:
             ) from exc
         except ClusterError as exc:
             raise PodUnavailable(f"cannot create the debug pod in {ns}: {exc}") from exc
-        bound = bound.bind(pod=name)
-        try:
-            ip = await self._wait_running(name)
-        except BaseException:
-            await asyncio.shield(self._delete_quietly(name))
-            raise
-        bound.info("debug pod running", pod_ip=ip)
+        attempt.name, attempt.state = name, "not yet scheduled"
+        ip = await self._wait_running(name, attempt)
+        attempt.state = "Running"
+        bound.info("debug pod running", pod=name, pod_ip=ip)
         return KubePodExec(self.cluster, name, ns, ip, self.settings)
+
+    def _delete_later(self, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._delete_quietly(name))
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
 
     async def _delete_quietly(self, name: str) -> None:
         try:
@@ -224,11 +265,9 @@ class DebugPods:
         except ClusterError:
             log.warning("could not delete debug pod", pod=name)
 
-    async def _wait_running(self, name: str) -> str:
+    async def _wait_running(self, name: str, attempt: _Attempt) -> str:
         ns = self.settings.namespace
-        last = "not yet scheduled"
-        deadline = time.monotonic() + self.settings.start_timeout
-        while time.monotonic() < deadline:
+        while True:  # bounded by the caller's start_timeout
             try:
                 pod = await self.cluster.call(f"read pod {ns}/{name}", self.cluster.core.read_namespaced_pod,
                                               name, ns)
@@ -239,11 +278,8 @@ class DebugPods:
                 return pod.status.pod_ip
             if phase in ("Failed", "Succeeded"):
                 raise PodUnavailable(f"debug pod {ns}/{name} ended ({phase}): {pod.status.message or ''}")
-            last = _waiting_reason(pod) or phase or last
+            attempt.state = _waiting_reason(pod) or phase or attempt.state
             await asyncio.sleep(self.settings.poll_interval)
-        raise PodUnavailable(
-            f"debug pod {ns}/{name} not Running after {self.settings.start_timeout:g} s ({last})"
-        )
 
     async def release(self, node: str) -> None:
         """One user is done with the node's pod; the last one deletes it."""
@@ -261,6 +297,8 @@ class DebugPods:
         for node in list(self._pods):
             self._users.pop(node, None)
             await self.release(node)
+        if self._deleting:  # pods that did not start, still being deleted
+            await asyncio.gather(*self._deleting, return_exceptions=True)
 
 
 def _waiting_reason(pod: Any) -> str | None:

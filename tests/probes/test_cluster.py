@@ -39,7 +39,7 @@ from probes.transports.discovery import ClusterOverrides, discover
 from probes.transports.pod import DebugPods, DebugPodSettings, pod_manifest
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, READONLY_TOKEN, running_lab
 
-WORKER2 = NodeFacts(name="worker2", internal_ip="127.0.0.2")
+WORKER2 = NodeFacts(name="worker2", internal_ip="127.0.0.2", ready=True)
 
 
 def write_kubeconfig(path: Path, url: str, ca: Path, token: str, context: str = "lab") -> Path:
@@ -227,10 +227,19 @@ async def test_shared_pod_deleted_by_last_user(kube) -> None:
 async def test_pod_that_never_runs(kube) -> None:
     await _create_namespace(kube)
     pods = DebugPods(kube, pod_settings(start_timeout=0.6))
-    with pytest.raises(PodUnavailable, match=r"not Running after 0.6 s"):
-        await pods.get(NodeFacts(name="ghost"))
+    with pytest.raises(PodUnavailable, match=r"not Running after 0.6 s \(Pending\)"):
+        await pods.get(NodeFacts(name="ghost", ready=True))
+    await pods.aclose()  # the pod that did not start is deleted in the background; aclose waits for it
     left = await kube.call("list", kube.core.list_namespaced_pod, "netcheck")
     assert left.items == []
+
+
+async def test_not_ready_node_gets_no_pod_attempt(kube) -> None:
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings())
+    with pytest.raises(PodUnavailable, match="node worker2 is NotReady"):
+        await pods.get(WORKER2.model_copy(update={"ready": False}))
+    assert (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items == []
 
 
 async def test_engine_wired_from_config(lab, tmp_path) -> None:
