@@ -23,7 +23,7 @@ EXPECTED_RULES = {
         (("",), ("endpoints", "services"), ("kubernetes",), ("get",)),
     ],
     ("Role", "netcheck"): [
-        (("",), ("pods",), (), ("create", "delete", "get", "list")),
+        (("",), ("pods",), (), ("create", "delete", "get", "list", "patch")),
         (("",), ("pods/exec",), (), ("create", "get")),
         (("",), ("pods/log",), (), ("get",)),
         (("coordination.k8s.io",), ("leases",), (), ("create",)),

@@ -46,6 +46,8 @@ REQUEST_TIMEOUT_S = 5.0
 CLEAR_MESSAGE_CHARS = 400
 """A message longer than this is a dump, not a report."""
 WATCH_TIMEOUT_S = 1
+POD_LEASE_S = 0.6
+"""The debug pod's lease in the session: short, so the session renews it (a pods patch)."""
 """The server ends an allowed node watch after this many seconds (a denied one ends at once)."""
 
 
@@ -122,10 +124,13 @@ Operation = Callable[[KubeCluster], Awaitable[object]]
 
 
 async def debug_pod_session(cluster: KubeCluster) -> None:
-    """What a pod probe does: leftovers list, create, wait Running, exec, log (kubelet-port), delete."""
-    pods = DebugPods(cluster, DebugPodSettings(start_timeout=REQUEST_TIMEOUT_S, poll_interval=0.05))
+    """What a pod probe does: leftovers list, create, wait Running, exec, log (kubelet-port), renew
+    (patch), delete."""
+    pods = DebugPods(cluster, DebugPodSettings(start_timeout=REQUEST_TIMEOUT_S, poll_interval=0.05,
+                                               lease_duration=POD_LEASE_S))
     pod = await pods.get(NODE)
     try:
+        await asyncio.sleep(POD_LEASE_S / 2)  # at least one renewal (every third of the lease)
         result = await pod.run("echo netcheck", timeout=REQUEST_TIMEOUT_S)
         assert "netcheck" in result.stdout
         await cluster.pod_logs(pod.namespace, pod.name, timeout=REQUEST_TIMEOUT_S)
