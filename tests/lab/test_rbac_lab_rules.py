@@ -3,7 +3,8 @@
 One in-process API stand-in (HTTPS, the kubelet stand-in for exec/log) enforces the rules of
 deploy/kubernetes/rbac.yaml for the bot's ServiceAccount token; netcheck's real transports
 (KubeCluster, DebugPods with exec and logs, ClusterNodeSource's watch, KubernetesLeaseStore through
-LeaderElector, discovery) run the operations the bot performs. Covers:
+LeaderElector, the fix runner's per-node ClusterFixLock, discovery) run the operations the bot
+performs. Covers:
 - with the shipped rules every operation succeeds (no 403 anywhere);
 - for each rule (parametrized), with only that rule removed, at least one operation fails with a 403
   whose message netcheck surfaces as one short line naming a verb and a resource of the removed rule
@@ -28,6 +29,8 @@ from kubernetes import client
 from bot.ops.leader import LeaderElector
 from bot.ops.settings import OpsSettings
 from bot.slack.nodesource import ClusterNodeSource
+from fixes.base import FixSettings
+from fixes.lock import ClusterFixLock
 from lab.apiserver import ApiServerConfig, serve
 from lab.apiserver.rbac import RbacAuthorizer, service_account_groups, service_account_user
 from probes.facts import NodeFacts
@@ -153,6 +156,16 @@ async def leader_election(cluster: KubeCluster) -> None:
         await elector.try_acquire_or_renew()
 
 
+async def fix_lock(cluster: KubeCluster) -> None:
+    """The per-node fix Lease a fix holds: created, taken, renewed, released."""
+    lock = ClusterFixLock(KubernetesLeaseStore(cluster.api, "netcheck"), namespace="netcheck",
+                          owner="rbac-test", settings=FixSettings(lock_duration=0.6, lock_wait=0))
+    held = await lock.acquire(NODE.name, "rbac test")
+    await asyncio.sleep(0.3)  # one renewal (every third of the duration)
+    await held.release()
+    await (await lock.acquire(NODE.name, "rbac test again")).release()  # an existing, released Lease
+
+
 async def mtu_fix_patch(cluster: KubeCluster) -> None:
     installation = await cluster.get_installation()
     assert installation is not None
@@ -168,6 +181,7 @@ OPERATIONS: dict[str, Operation] = {
     "debug pod session": debug_pod_session,
     "node-join watch": node_watch,
     "leader election": leader_election,
+    "fix lock": fix_lock,
     "calico-mtu fix patch": mtu_fix_patch,
 }
 
