@@ -163,5 +163,16 @@ def outcome_undelivered(text: str) -> str:
     return f":warning: the fix outcome could not be posted to this thread: {text}"
 
 
+def failing_over_command(command: str) -> str:
+    """A standby replica's answer to a slash command (the leader is being replaced)."""
+    return (f"`{escape(command)}` was not run: netcheck is failing over to another replica. "
+            "Try again in a few seconds.")
+
+
+def failing_over_click() -> str:
+    return ("Your click was not processed: netcheck is failing over to another replica. Click again in a few "
+            "seconds. Nothing was changed.")
+
+
 def node_joined(node: str) -> str:
     return f"New node {escape(node)} is Ready — checking it…"
