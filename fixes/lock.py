@@ -6,7 +6,8 @@ during a handover) therefore never run a fix on the same node at the same time, 
 never sees a half-applied change of another process. A second apply waits up to `lock_wait`
 seconds, then is told who is busy on the node.
 
-The algorithm is the leader election's (bot/ops/leader.py), per node: a Lease that does not exist
+The algorithm is the leader election's (bot/ops/leader.py; docs/faults.md#leases-as-locks), per
+node: a Lease that does not exist
 or has no holder is free; a held one is taken over only after it has not changed for its
 leaseDurationSeconds as observed on *our* clock (its holder stopped renewing: it is gone); every
 write carries the resourceVersion read, so of two racing processes one wins and one gets a 409.

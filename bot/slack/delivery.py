@@ -6,15 +6,17 @@ bot makes). Slack answers a passing fault with HTTP 5xx, or with `internal_error
 `service_unavailable`, `fatal_error` or `request_timeout`; a connection can also drop mid-request.
 `TransientErrorRetryHandler` (an slack_sdk `AsyncRetryHandler`) retries those with exponential
 backoff and jitter, at most `slack.server_error_retries` times; 429 stays with slack_sdk's
-rate-limit handler (Retry-After). See docs/slack.md ("Rate limits and retries").
+rate-limit handler (Retry-After). See docs/faults.md#slack-transient-errors and
+docs/slack.md#rate-limits-and-retries.
 
 Slack documents that after `internal_error` or `fatal_error` "some aspect of the operation" may have
 succeeded, and a dropped connection says nothing either: a chat.postMessage may have landed although
 its answer was an error. Before retrying one, the handler asks Slack whether it landed: every post
 carries a delivery key in its message metadata, and `conversations.replies` (a thread reply) or
 `conversations.history` (a top-level message) is searched for it. Found: no retry, the call counts as
-delivered (with the ts Slack gave it). The context of the post travels to the handler in a
-ContextVar set around the call (the handler only sees the HTTP request, not its JSON body).
+delivered (with the ts Slack gave it; docs/faults.md#message-metadata-and-thread-lookups). The
+context of the post travels to the handler in a ContextVar set around the call (the handler only
+sees the HTTP request, not its JSON body).
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@ retries get 503.
 
 Called by `bot/commands/serve.py` for every /slack/events request while this replica does not hold
 the Lease (the leader's requests go to Bolt). Slack does not retry a slash command or a button click
-that fails, so a bare 503 would leave the user with "dispatch failed": a signed slash command is
-acked with an ephemeral answer, a signed click is acked and answered through its `response_url`
-(interaction acks carry no message). Events API deliveries, which Slack does retry, still get 503 +
-Retry-After, so the retry can reach the leader. Nothing here runs a check or a fix. The signature is
-verified first (the same v0 HMAC and 5-minute window as Bolt): unsigned requests get 401.
+that fails (docs/faults.md#what-slack-retries), so a bare 503 would leave the user with "dispatch
+failed": a signed slash command is acked with an ephemeral answer, a signed click is acked and
+answered through its `response_url` (interaction acks carry no message). Events API deliveries,
+which Slack does retry, still get 503 + Retry-After, so the retry can reach the leader. Nothing here
+runs a check or a fix. The signature is verified first (the same v0 HMAC and 5-minute window as
+Bolt): unsigned requests get 401.
 """
 
 from __future__ import annotations

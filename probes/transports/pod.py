@@ -6,14 +6,15 @@ netcheck pods of that node, creates a fresh one (nodeName pinned, tolerates ever
 annotated `netcheck/expires-at`, renewed every third of `lease_duration` while in use), and has it
 Running within `start_timeout` (the whole attempt: clean-up, create and wait), else fails at once
 with the pod's last state and deletes the pod in the background; `release(node)` deletes it. A
-NotReady node is not tried: its kubelet does not start new pods. Exec goes through
-`kubernetes.stream`; the exit status is read from the status channel defensively (client-quirks).
+NotReady node is not tried: its kubelet does not start new pods (docs/faults.md#pods-on-notready-nodes).
+Exec goes through `kubernetes.stream`; the exit status is read from the status channel defensively
+(docs/client-libraries.md#exec-exit-status).
 
 Owned pods: several netcheck processes may probe one node at once (the CLI and the bot, two bot
 replicas during a handover), each with its own pod. A leftover is a pod this process made and no
 longer uses, or another owner's pod whose expiry passed (that owner stopped renewing: it is gone);
 a live process's pod is never deleted. Expiry is wall-clock time (UTC), so the processes' clocks must
-agree to well within `lease_duration`.
+agree to well within `lease_duration` (docs/faults.md#owned-debug-pods).
 """
 
 from __future__ import annotations
@@ -110,7 +111,10 @@ def pod_manifest(
 
 
 def exit_status_from(status_text: str) -> int:
-    """The exit code from the exec status channel; tolerant of missing fields (client-quirks)."""
+    """The exit code from the exec status channel; tolerant of missing fields.
+
+    Why: docs/client-libraries.md#exec-exit-status.
+    """
     if not status_text:
         return -1
     try:
