@@ -59,6 +59,11 @@ class FixLockBusy(FixLockError):
     """Another process holds the node's fix Lease (and kept renewing it for `lock_wait`)."""
 
 
+class NoLockNamespace(FixLockError):
+    """The Lease namespace does not exist: no netcheck bot is deployed there to share the node with
+    (e.g. the CLI used on its own); the caller may go on with its in-process lock only."""
+
+
 def lease_name(node: str) -> str:
     name = f"{LEASE_PREFIX}{node}"
     if len(name) <= NAME_LIMIT:
@@ -132,6 +137,8 @@ class ClusterFixLock:
         while True:
             try:
                 busy = await self._try(name, holder, what)
+            except NoLockNamespace:
+                raise
             except ClusterError as exc:
                 raise FixLockError(f"cannot take the fix lock of {node} "
                                    f"(Lease {self.namespace}/{name}): {exc}") from exc
@@ -174,6 +181,8 @@ class ClusterFixLock:
                 await self.store.create(name, body)
             except ClusterConflict:
                 return "another netcheck process took it first"
+            except ClusterNotFound as exc:  # a missing namespace: the only 404 a create gets
+                raise NoLockNamespace(f"namespace {self.namespace!r} does not exist: {exc}") from exc
             return None
         spec = dict(lease.get("spec") or {})
         current = spec.get("holderIdentity") or ""

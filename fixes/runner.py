@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
+
 from fixes.audit import audit
 from fixes.base import EngineAPI, Fix, FixSettings
-from fixes.lock import ClusterFixLock, FixLockBusy, FixLockError, HeldLock
+from fixes.lock import ClusterFixLock, FixLockBusy, FixLockError, HeldLock, NoLockNamespace
 from fixes.model import Approval, FixResult, Outcome, Plan
 from fixes.registry import FixRegistry, default_registry
 from probes.errors import InvalidInput, NetcheckError
 from probes.model import Finding, Status
 from probes.transports.commands import node_name
+
+log = structlog.get_logger("netcheck.fixes")
 
 
 class FixRunner:
@@ -88,6 +92,10 @@ class FixRunner:
             return None, FixResult(outcome=Outcome.REFUSED, message=str(exc))
         try:
             return await self.node_lock.acquire(node, f"{fix_id} approved by {who}"), None
+        except NoLockNamespace as exc:  # no bot deployed to share the node with: this process's lock
+            log.warning("fix lock unavailable: fixes serialized in this process only", node=node,
+                        error=str(exc))
+            return None, None
         except FixLockBusy as exc:
             audit("apply", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.BUSY,
                   error=str(exc))

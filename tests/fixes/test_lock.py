@@ -5,7 +5,8 @@ Covers: a second process is told who is busy after lock_wait; it goes on as soon
 releases; a holder that stopped renewing (crashed) is taken over after the lease duration as
 observed on the waiter's clock, a renewing one never; two holds of one process serialize too; and
 two FixRunners (as the CLI and the bot) applying the same fix on one node: one applies, the other's
-precheck starts only after the first verified, and it finds nothing to do.
+precheck starts only after the first verified, and it finds nothing to do; without the Lease's
+namespace (no bot deployed) a fix still runs, under the process's own lock.
 """
 
 from __future__ import annotations
@@ -147,3 +148,18 @@ async def test_cli_and_bot_apply_the_same_fix_once(capsys: pytest.CaptureFixture
     verified = next(e["timestamp"] for e in trail if e["step"] == "verify")
     loser_started = next(e["timestamp"] for e in trail if e["step"] == "approval" and e["who"] != winner)
     assert loser_started >= verified  # the second precheck began after the first apply verified
+
+
+async def test_without_the_lease_namespace_the_cli_works_alone() -> None:
+    """No namespace for the Lease (the CLI used without a bot deployed): nothing to share the node
+    with, so the fix runs under this process's lock only, and says so in the log."""
+
+    class NoNamespace(Leases):
+        async def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+            raise ClusterNotFound('namespaces "netcheck" not found', status=404)
+
+    node = FakeNode(node="worker2")
+    runner = FixRunner(FakeEngine(node), settings=FAST, node_lock=lock(NoNamespace(), "cli-1"))
+    approval = Approval(approver="alice@laptop", approved_at=datetime.now(UTC), requested_by="alice@laptop")
+    result = await runner.apply("worker2", "masquerade", MASQ, approval)
+    assert result.outcome == Outcome.APPLIED and len(node.nat_rules) == 1
