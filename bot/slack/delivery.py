@@ -49,6 +49,9 @@ METADATA_EVENT = "netcheck_delivery"
 """Message metadata event_type carrying the delivery key of a post."""
 LOOKUP_LIMIT = 200
 """Messages of a thread (or of the channel since the first attempt) searched for the delivery key."""
+CLOCK_MARGIN_S = 120.0
+"""A top-level post is looked for from this long before its first attempt: this host's clock and the
+ts Slack stamps may differ, and a channel posts far fewer than LOOKUP_LIMIT messages in that time."""
 POST_METHOD = "chat.postMessage"
 
 
@@ -85,9 +88,9 @@ class PendingPost:
         a rare duplicate is better than a lost finding."""
         if self.thread_ts:
             method, params = "conversations.replies", {"channel": self.channel, "ts": self.thread_ts}
-        else:  # a top-level message: the channel since just before the first attempt
+        else:  # a top-level message: the channel since (a margin before) the first attempt
             method, params = "conversations.history", {"channel": self.channel,
-                                                       "oldest": f"{self.started - 1:.6f}"}
+                                                       "oldest": f"{self.started - CLOCK_MARGIN_S:.6f}"}
         params |= {"limit": LOOKUP_LIMIT, "include_all_metadata": True}
         try:
             answer = await self.client.api_call(method, params=params)
