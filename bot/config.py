@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
+from fixes.base import FixSettings
 from probes.errors import ConfigError
 from probes.settings import ProbeSettings
 from probes.transports.cluster import ClusterSettings
@@ -42,6 +43,7 @@ class Config(BaseModel):
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     debug_pod: DebugPodSettings = Field(default_factory=DebugPodSettings)
     probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    fixes: FixSettings = Field(default_factory=FixSettings)
     cluster: ClusterOverrides = Field(default_factory=ClusterOverrides)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)

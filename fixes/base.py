@@ -33,6 +33,15 @@ class FixSettings(BaseModel):
     command_timeout: float = Field(
         15.0, gt=0, description="Seconds one node command of a fix may take (systemctl, iptables)."
     )
+    lock_duration: float = Field(
+        30.0, gt=0, description="Seconds a node's fix Lease (netcheck-fix-NODE) stays valid without "
+        "renewal; its holder renews it every third of that while the fix runs.",
+    )
+    lock_wait: float = Field(
+        60.0, ge=0, description="Seconds a fix waits for another process's fix on the same node before "
+        "it is refused as busy.",
+    )
+    lock_retry: float = Field(1.0, gt=0, description="Seconds between attempts to take a busy node's Lease.")
 
 
 class FixFailed(NetcheckError):

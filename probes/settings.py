@@ -23,7 +23,9 @@ class ProbeSettings(BaseModel):
         4, ge=1, description="Nodes `check --all` probes at the same time (SSH sessions, debug pods)."
     )
     transport_timeout: float = Field(
-        60.0, gt=0, description="Seconds a probe waits for its node's SSH connection or debug pod."
+        120.0, gt=0,
+        description="Safety cap on a probe's wait for its node's SSH connection or debug pod; the "
+        "transports end a dead node's wait first (ssh.connect_timeout, debug_pod.start_timeout).",
     )
 
     def timeout_for(self, probe_id: str) -> float:

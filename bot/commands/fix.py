@@ -70,13 +70,13 @@ def local_approver() -> str:
 
 
 async def execute(
-    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO
+    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO, runner: FixRunner | None = None
 ) -> int:
-    """The command, given an engine (tests pass a fake one)."""
+    """The command, given an engine (tests pass a fake one) and the runner over it (default: plain)."""
     def say(text: str) -> None:
         print(text, file=stdout, flush=True)
 
-    runner = FixRunner(engine)
+    runner = runner or FixRunner(engine)
     try:
         params = parse_params(args.param)
         plan = await runner.plan(args.node, args.fix_id, params)
@@ -109,9 +109,12 @@ async def execute(
 
 
 async def _main(args: argparse.Namespace, build_engine: Callable[[Any], Any], config: Any) -> int:
+    from bot import wiring
+
     engine = build_engine(config)
     try:
-        return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout)
+        runner = wiring.build_fix_runner(config, engine)  # with the node's fix Lease, as the bot's
+        return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout, runner=runner)
     finally:
         close = getattr(engine, "aclose", None)
         if close is not None:

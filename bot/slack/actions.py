@@ -101,7 +101,7 @@ async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[
             outcome, message = "failed", str(exc)
     log.info("fix_outcome", **fields, outcome=outcome, detail=message)
     text = msg.outcome(proposal.f, proposal.n, outcome, message, approver)
-    await threads.call(
+    posted = await threads.call(
         rt,
         "chat.postMessage",
         channel=proposal.c,
@@ -110,15 +110,16 @@ async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[
         blocks=[bk.section(text)],
     )
     if outcome not in NOTHING_CHANGED:
-        await _recheck(rt, proposal)
+        await _recheck(rt, proposal, None if posted else msg.outcome_undelivered(text))
 
 
-async def _recheck(rt: Runtime, proposal: Proposal) -> None:
+async def _recheck(rt: Runtime, proposal: Proposal, missing: str | None) -> None:
     try:
         report = await rt.engine.check(proposal.n, probes=rt.settings.probes)
     except Exception as exc:  # the parent then says the re-check failed
         log.exception("recheck_failed", node=proposal.n)
-        await threads.update_parent(rt, proposal.c, proposal.th, msg.check_failed(proposal.n, str(exc)), None)
+        await threads.update_parent(rt, proposal.c, proposal.th, msg.check_failed(proposal.n, str(exc)), None,
+                                    missing=missing)
         return
     line = "re-check after fix: " + msg.verdict_line(report)
-    await threads.update_parent(rt, proposal.c, proposal.th, line, report)
+    await threads.update_parent(rt, proposal.c, proposal.th, line, report, missing=missing)

@@ -113,9 +113,12 @@ async def check_all(rt: Runtime, channel: str, user: str) -> None:
         log.exception("check_all_failed", channel=channel, user=user)
         await threads.update_parent(rt, channel, parent_ts, msg.check_failed("all", str(exc)), None)
         return
-    for report in reports:
-        await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report), bk.node_summary(report))
+    lost = [report.node for report in reports
+            if not await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report),
+                                            bk.node_summary(report))]
     summary = bk.summary_all(f"netcheck all — {len(reports)} nodes", reports)
+    if lost:  # the one line per node is in the summary; say whose details the thread lacks
+        summary = summary[: bk.MAX_BLOCKS - 1] + [bk.context(msg.nodes_undelivered(lost))]
     fallback = "; ".join(msg.verdict(r) for r in reports)
     await threads.call(
         rt, "chat.update", None, channel=channel, ts=parent_ts, text=fallback[:3000], blocks=summary

@@ -36,6 +36,14 @@ class SlackSettings(BaseModel):
     allowed_channels: list[str] = Field(default_factory=list, description="Channel ids; empty means any.")
     probes: list[str] | None = Field(None, description="Probe ids the bot runs; None: every probe.")
     rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
+    server_error_retries: int = Field(
+        4, ge=0, description="Retries of a Web API call answered with 5xx, internal_error, "
+        "service_unavailable, fatal_error or request_timeout, or whose connection dropped (a post is "
+        "first looked up: no duplicates).",
+    )
+    server_error_backoff_s: float = Field(
+        0.5, gt=0, description="Backoff factor of those retries: about 0.5, 1, 2, 4 s apart, with jitter.",
+    )
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
     max_request_bytes: int = Field(
