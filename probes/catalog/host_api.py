@@ -54,8 +54,10 @@ def judge_api_answer(result: CommandResult, where: str, target: str) -> ProbeRes
     return fail(f"{where} cannot reach the API at {target}: {why}", evidence=evidence)
 
 
-@probe(id="host-api", layer=Layer.HOST_ROUTE, needs={"host"},
-       explains=(Explains("pod-api", only_when_failing=True),))
+# What the node itself cannot reach, its pods cannot either (and masquerade then sees pod-api failing).
+@probe(id="host-api", layer=Layer.HOST_ROUTE, needs={"host"}, explains=(
+    Explains("pod-api", only_when_failing=True), Explains("masquerade", only_when_failing=True),
+))
 async def host_api(ctx: ProbeContext) -> ProbeResult:
     """Node host: HTTPS GET /version on the API service IP:port answers (any HTTP status).
 

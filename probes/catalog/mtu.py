@@ -111,9 +111,11 @@ def _is_warn(symptom: Finding, findings: Mapping[str, Finding]) -> bool:
 
 
 # Packets larger than the path stall TLS handshakes (the certificate is the first big packet),
-# leave return-path with "NAT applies but still failing", and lose large pod-to-pod packets.
+# leave return-path with "NAT applies but still failing", and lose large pod-to-pod packets; where
+# pods need no NAT, masquerade's "no NAT and pod-api fails" is the same stall.
 @probe(id="mtu", layer=Layer.PHYSICAL, needs={"host"}, explains=(
     Explains("pod-api", when=_host_api_ok, only_when_failing=True),
+    Explains("masquerade", when=_host_api_ok, only_when_failing=True),
     Explains("return-path", when=_is_warn, only_when_failing=True),
     Explains("encapsulation", when=_is_warn, only_when_failing=True, across=True),
 ))

@@ -91,6 +91,14 @@ def test_mtu_needs_host_api_ok_and_explains_the_chain() -> None:
     assert causes(chain) == {"host-api": None, "mtu": None, "pod-api": "mtu", "masquerade": None,
                              "return-path": "mtu", "encapsulation": "mtu"}
     assert [x.probe for x in chain.causes] == ["mtu"]
+    # where pods need no NAT, the stalled pod-api makes masquerade fail too: the same stall
+    (routed,) = attribute([report(
+        "n", f("host-api", Status.OK), f("mtu", Status.FAIL), f("pod-api", Status.FAIL),
+        f("masquerade", Status.FAIL, fix=MASQ_FIX), f("return-path", Status.FAIL, fix=MASQ_FIX),
+    )], default_registry)
+    assert causes(routed) == {"host-api": None, "mtu": None, "pod-api": "mtu", "masquerade": "mtu",
+                              "return-path": "masquerade"}
+    assert [x.probe for x in routed.causes] == ["mtu"]
     (lost,) = attribute([report("n", f("mtu", Status.FAIL), f("encapsulation", Status.FAIL))],
                         default_registry)
     assert causes(lost)["encapsulation"] is None  # total pod-to-pod loss is not an MTU symptom
