@@ -42,7 +42,9 @@ class FixRunner:
 
     async def plan(self, node: str, fix_id: str, params: dict[str, str | int]) -> Plan:
         """Validate and describe the change; raises InvalidInput (one line) on bad input."""
-        plan = await self._fix(node, fix_id).plan(params)
+        fix = self._fix(node, fix_id)
+        async with self.engine.node_session(node):  # before approval: read-only host access
+            plan = await fix.plan(params)
         audit("plan", who=None, node=node, fix=fix_id, params=plan.params, outcome="planned",
               summary=plan.summary)
         return plan
@@ -58,7 +60,8 @@ class FixRunner:
             audit("apply", who=approval.approver, node=node, fix=fix_id, params=params,
                   outcome=Outcome.BUSY)
             return FixResult(outcome=Outcome.BUSY, message=message)
-        async with lock:
+        async with lock, self.engine.node_session(node, privileged=True):
+            # approved: a host pod for the change is created at first use and removed after verification
             return await self._apply_locked(node, fix_id, params, approval)
 
     async def _apply_locked(
@@ -199,7 +202,7 @@ class FixRunner:
         lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
         if lock.locked():
             return FixResult(outcome=Outcome.BUSY, message=f"{fix_id} is busy on {node}")
-        async with lock:
+        async with lock, self.engine.node_session(node, privileged=True):
             try:
                 fix = self._fix(node, fix_id)
                 plan = await fix.plan(params)

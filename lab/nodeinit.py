@@ -70,7 +70,7 @@ def start_init(state: Path, ns: str, node: NodeSpec) -> int:
     return pid1
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """PIDs whose parent is `pid` (this kernel has no /proc/PID/task/PID/children)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -87,7 +87,7 @@ def _wait_for_pid1(leader: int, node: str) -> int:
     """The leader's child once it runs this module (its setup done), or NodeInitError."""
     deadline = time.monotonic() + INIT_START_WAIT_S
     while time.monotonic() < deadline:
-        for child in _children(leader):
+        for child in children(leader):
             try:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:
@@ -107,8 +107,13 @@ def namespace_inode(path: str | Path) -> int:
 def verified_pid1(state: Path, node: str, ns: str) -> int:
     """The node's PID 1, checked to still be the init of a PID namespace other than this machine's
     and to live in the node's network namespace `ns` (a recycled PID would fail both)."""
+    return checked_pid1(pid1_file(state, node), node, ns)
+
+
+def checked_pid1(record: Path, node: str, ns: str) -> int:
+    """`verified_pid1` from the PID file itself (the API stand-in knows files, not the state dir)."""
     try:
-        pid = int(pid1_file(state, node).read_text().strip())
+        pid = int(record.read_text().strip())
         status = Path(f"/proc/{pid}/status").read_text()
         pid_ns = namespace_inode(f"/proc/{pid}/ns/pid")
         net_ns = namespace_inode(f"/proc/{pid}/ns/net")

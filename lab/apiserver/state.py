@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,8 @@ class State:
     nodes: dict[str, NodeConfig]
     authorizer: Authorizer
     tasks: set[asyncio.Task[Any]]
+    containers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """Running host pod containers (lab/apiserver/hostpods.py) by (namespace, pod name)."""
 
 
 STATE = web.AppKey("state", State)
