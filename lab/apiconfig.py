@@ -113,7 +113,7 @@ def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
             bot_token(lab): {"user": service_account_user(BOT_NAMESPACE, BOT_SERVICE_ACCOUNT),
                              "groups": list(service_account_groups(BOT_NAMESPACE))},
         },
-        "rbac_manifests": [str(SHIPPED_RBAC), str(NODE_ACCESS_COMPONENT / "rbac.yaml"), str(lab_rbac_path)],
+        "rbac_manifests": [str(path) for path in rbac_files(lab)],
         "namespace_manifests": [str(SHIPPED_NAMESPACE), str(NODE_ACCESS_COMPONENT / "namespace.yaml")],
         "containers_dir": str(containers_dir(lab)),
         "control_token": lab.control_token,
@@ -180,3 +180,17 @@ def control(lab: Lab, method: str, path: str, body: Any = None) -> dict[str, Any
 
 def patch(lab: Lab, path: str, merge_patch: dict[str, Any]) -> dict[str, Any]:
     return request(lab, "PATCH", path, merge_patch, content_type="application/merge-patch+json")
+
+
+def rbac_files(lab: Lab) -> list[Path]:
+    """The RBAC manifests the lab's API stand-in enforces (as `build` configured it)."""
+    return [SHIPPED_RBAC, NODE_ACCESS_COMPONENT / "rbac.yaml", lab.state / "lab-rbac.yaml"]
+
+
+def set_rbac(lab: Lab, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Enforce these RBAC objects from now on (tests; restore with `rbac_objects(rbac_files(lab))`)."""
+    return control(lab, "PUT", "/lab/v1/rbac", {"objects": objects})
+
+
+def rbac_objects(paths: list[Path]) -> list[dict[str, Any]]:
+    return [doc for path in paths for doc in yaml.safe_load_all(Path(path).read_text()) if doc]
