@@ -42,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from lab import netns, nodes
+from lab import netns, nodeaccess
 from lab.cluster import Lab
 
 pytestmark = pytest.mark.lab
@@ -126,12 +125,7 @@ def findings(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 def pod_config(lab: Lab) -> Path:
     """The lab's netcheck.yaml without any SSH setting, with node_access: pod."""
-    config = yaml.safe_load(lab.config_file.read_text())
-    config.pop("ssh", None)
-    config["node_access"] = "pod"
-    path = lab.state / "netcheck-node-access-pod.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return nodeaccess.config_for(lab, "pod")
 
 
 def port_open(lab: Lab, ip: str, port: int) -> bool:
@@ -142,15 +136,11 @@ def port_open(lab: Lab, ip: str, port: int) -> bool:
 
 @contextlib.contextmanager
 def sshd_stopped(lab: Lab) -> Iterator[None]:
-    for node in lab.nodes:
-        nodes.stop(lab.state, f"sshd-{node.name}")
+    nodeaccess.stop_sshd(lab)
     try:
         yield
     finally:
-        for node in lab.nodes:
-            nodes.start_sshd(lab.state, lab.ns(node.name), node)
-        for node in lab.nodes:
-            nodes.wait_port(lab.ns(node.name), "127.0.0.1", 22)
+        nodeaccess.start_sshd(lab)
 
 
 # ---- watching the host pods ---------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import apiconfig
+from lab import apiconfig, nodeaccess
 from lab.cluster import Lab
 from probes.errors import NetcheckError
 
@@ -59,14 +59,14 @@ def base_objects(lab: Lab) -> list[dict]:
 
 
 def pod_config(lab: Lab, namespace: str | None = None) -> Path:
-    config = yaml.safe_load(lab.config_file.read_text())
-    config.pop("ssh", None)
-    config["node_access"] = "pod"
-    if namespace is not None:
-        config["host_pod"] = {"namespace": namespace}
-    path = lab.state / f"netcheck-rbac-pod-{namespace or 'default'}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    path = nodeaccess.config_for(lab, "pod")
+    if namespace is None:
+        return path
+    config = yaml.safe_load(path.read_text())
+    config["host_pod"] = {"namespace": namespace}
+    other = lab.state / f"netcheck-node-access-pod-{namespace}.yaml"
+    other.write_text(yaml.safe_dump(config))
+    return other
 
 
 def host_pod_session(lab: Lab, config: Path) -> str:
