@@ -31,19 +31,25 @@ def _quoted(names: list[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
 
+def _subject(containers: list[str]) -> str:
+    return f"{'container' if len(containers) == 1 else 'containers'} {_quoted(containers)}"
+
+
 def baseline_violations(pod: dict[str, Any]) -> list[str]:
     """The baseline policy's failed checks, in the order the admission plugin reports them."""
     spec = pod.get("spec") or {}
     found = []
-    extra_caps = []
+    bad_containers: list[str] = []
+    bad_caps: set[str] = set()
     for container in _containers(spec):
         added = ((container.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
-        bad = [c for c in added if str(c).upper().removeprefix("CAP_") not in BASELINE_CAPABILITIES]
+        bad = {str(c) for c in added if str(c).upper().removeprefix("CAP_") not in BASELINE_CAPABILITIES}
         if bad:
-            extra_caps.append(f'container "{container.get("name")}" must not include {_quoted(bad)} '
-                              "in securityContext.capabilities.add")
-    if extra_caps:
-        found.append(f"non-default capabilities ({'; '.join(extra_caps)})")
+            bad_containers.append(container.get("name", ""))
+            bad_caps |= bad
+    if bad_containers:
+        found.append(f"non-default capabilities ({_subject(bad_containers)} must not include "
+                     f"{_quoted(sorted(bad_caps))} in securityContext.capabilities.add)")
     host = [f"{key}=true" for key in ("hostNetwork", "hostPID", "hostIPC") if spec.get(key)]
     if host:
         found.append(f"host namespaces ({', '.join(host)})")
@@ -57,9 +63,7 @@ def baseline_violations(pod: dict[str, Any]) -> list[str]:
     privileged = [c.get("name", "") for c in _containers(spec)
                   if (c.get("securityContext") or {}).get("privileged")]
     if privileged:
-        subject = (f'container "{privileged[0]}"' if len(privileged) == 1
-                   else f"containers {_quoted(privileged)}")
-        found.append(f"privileged ({subject} must not set securityContext.privileged=true)")
+        found.append(f"privileged ({_subject(privileged)} must not set securityContext.privileged=true)")
     return found
 
 
