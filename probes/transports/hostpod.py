@@ -179,7 +179,9 @@ class HostPods:
                 f"namespace {ns!r} for host pods does not exist (apply the node-access RBAC/namespace: "
                 "docs/node-access.md)") from exc
         except ClusterForbidden as exc:
-            raise PodUnavailable(f"cannot create the {what} in {ns}: {exc}") from exc
+            raise PodUnavailable(
+                f"cannot create the {what} in {ns}: {exc} (the node-access Role grants it there: "
+                "docs/node-access.md)") from exc
         except ClusterError as exc:
             raise PodUnavailable(f"cannot create the {what} in {ns}: {exc}") from exc
         try:
