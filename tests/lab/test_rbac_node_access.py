@@ -114,7 +114,11 @@ def test_ssh_deployment_needs_none_of_it(lab: Lab, rbac: None) -> None:
     apiconfig.set_rbac(lab, base_objects(lab))
     failure = host_pod_session(lab, pod_config(lab))
     assert "403" in failure and 'cannot list resource "pods"' in failure and "netcheck-host" in failure
-    proc = lab.run_ops([sys.executable, "-m", "bot.cli", "check", "--all", "--json"], timeout=CHECK_TIMEOUT_S)
+    # the host-side probes and a pod probe: every kind of access an SSH deployment uses
+    probes = ("masquerade", "ip-forward", "resolved-53", "pod-api", "kubelet-port")
+    argv = [sys.executable, "-m", "bot.cli", "check", "--all", "--json"]
+    argv += [arg for probe in probes for arg in ("--probe", probe)]
+    proc = lab.run_ops(argv, timeout=CHECK_TIMEOUT_S)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     reports = json.loads(proc.stdout)
     assert {r["access"]["path"] for r in reports} == {"ssh"}
