@@ -195,13 +195,14 @@ def running_pod_status(pod: dict[str, Any], node: NodeConfig) -> dict[str, Any]:
     }
 
 
-def waiting_pod_status(pod: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
-    """Pending with every container waiting for `reason`, as the kubelet reports a failed start."""
+def waiting_pod_status(pod: dict[str, Any], reason: str, message: str = "") -> dict[str, Any]:
+    """Pending with every container waiting for `reason` (and why, when known), as a kubelet reports a
+    pod it cannot start."""
     status = pending_pod_status()
+    waiting = {"reason": reason, **({"message": message} if message else {})}
     status["containerStatuses"] = [
         {"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "", "ready": False,
-         "started": False, "restartCount": 0,
-         "state": {"waiting": {"reason": reason, "message": message}}, "lastState": {}}
+         "started": False, "restartCount": 0, "state": {"waiting": dict(waiting)}, "lastState": {}}
         for c in pod.get("spec", {}).get("containers") or []
     ]
     return status

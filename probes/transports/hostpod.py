@@ -14,28 +14,30 @@ Two kinds (docs/node-access.md):
   `nsenter --target 1 --mount --uts --ipc --net --pid`, a root shell in the node's namespaces.
 
 The command inside is exactly the one SSH would run (built by `commands.render`); the wrapper only
-shell-quotes it. Lifecycle (leftovers deleted, create, wait Running, release by the last user,
-delete on aclose) and exec come from pod.py.
+shell-quotes it. Lifecycle (owned and renewed pods, leftovers of this kind deleted, one start
+attempt bounded by `debug_pod.start_timeout`, release by the last user, delete on aclose) and exec
+come from pod.py's `DebugPods`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shlex
-import time
 from typing import Any
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from probes.errors import ClusterError, ClusterForbidden, ClusterNotFound, PodUnavailable
 from probes.facts import NodeFacts
 from probes.transports.base import CommandResult
 from probes.transports.cluster import KubeCluster
-from probes.transports.pod import MANAGED_BY, DebugPodSettings, KubePodExec, _waiting_reason
-
-log = structlog.get_logger("netcheck.hostpod")
+from probes.transports.pod import (
+    MANAGED_BY,
+    OWNER_LABEL,
+    DebugPods,
+    DebugPodSettings,
+    KubePodExec,
+    pod_manifest,
+)
 
 HOST_ROOT = "/host"
 HOST_NODE_LABEL = "netcheck/host-node"
@@ -121,117 +123,34 @@ class HostPodShell:
         return result.model_copy(update={"command": command})  # evidence shows what ran on the node
 
 
-class HostPods:
-    """Host pods for one kind (read-only or privileged): one per node at a time, shared by its users,
-    deleted when the last one releases it or on aclose (the debug pods' clean-up rules)."""
+class HostPods(DebugPods):
+    """Host pods of one kind (read-only or privileged) with the debug pods' lifecycle (pod.py): one
+    per node at a time, shared by its users, owned and renewed, leftovers of this kind deleted,
+    started within `debug_pod.start_timeout` as a whole, deleted by the last user or on aclose."""
+
+    what = "host pod"
+    deploy_hint = "the node-access namespace and Role: docs/node-access.md"
 
     def __init__(self, cluster: KubeCluster, debug: DebugPodSettings, settings: HostPodSettings,
-                 *, privileged: bool) -> None:
-        self.cluster = cluster
-        self.debug = debug
-        self.settings = settings
+                 *, privileged: bool, owner: str | None = None) -> None:
+        # the debug pods' timeouts, lease and output limits; this namespace and image
+        own = debug.model_copy(
+            update={"namespace": settings.namespace, "image": settings.image or debug.image})
+        super().__init__(cluster, own, owner=owner)
         self.privileged = privileged
         self.kind = PRIVILEGED if privileged else READ_ONLY
-        self._shells: dict[str, HostPodShell] = {}
-        self._users: dict[str, int] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.what = f"{self.kind} host pod"
 
-    @property
-    def image(self) -> str:
-        return self.settings.image or self.debug.image
-
-    async def get(self, node: NodeFacts) -> HostPodShell:
-        async with self._locks.setdefault(node.name, asyncio.Lock()):
-            shell = self._shells.get(node.name)
-            if shell is None:
-                shell = HostPodShell(node.name, await self._start(node.name), privileged=self.privileged)
-                self._shells[node.name] = shell
-            self._users[node.name] = self._users.get(node.name, 0) + 1
-            return shell
+    def _manifest(self, node: str) -> dict[str, Any]:
+        manifest = host_pod_manifest(node, self.settings.image, self.settings.namespace,
+                                     privileged=self.privileged)
+        owned = pod_manifest(node, self.settings, owner=self.owner)["metadata"]
+        manifest["metadata"]["labels"][OWNER_LABEL] = owned["labels"][OWNER_LABEL]
+        manifest["metadata"]["annotations"] = owned["annotations"]
+        return manifest
 
     def _selector(self, node: str) -> str:
         return f"{MANAGED_BY[0]}={MANAGED_BY[1]},{HOST_NODE_LABEL}={node[:63]},{ACCESS_LABEL}={self.kind}"
 
-    async def _delete(self, name: str) -> None:
-        ns = self.settings.namespace
-        try:
-            await self.cluster.call(f"delete pod {ns}/{name}", self.cluster.core.delete_namespaced_pod,
-                                    name, ns, grace_period_seconds=0)
-        except ClusterNotFound:
-            pass
-
-    async def _start(self, node: str) -> KubePodExec:
-        ns = self.settings.namespace
-        what = f"{self.kind} host pod"
-        try:
-            leftovers = await self.cluster.call(
-                f"list host pods of {node}", self.cluster.core.list_namespaced_pod, ns,
-                label_selector=self._selector(node))
-            for leftover in leftovers.items:
-                log.info("deleting leftover host pod", node=node, pod=leftover.metadata.name)
-                await self._delete(leftover.metadata.name)
-            manifest = host_pod_manifest(node, self.image, ns, privileged=self.privileged)
-            name = manifest["metadata"]["name"]
-            await self.cluster.call(f"create pod {ns}/{name}", self.cluster.core.create_namespaced_pod,
-                                    ns, manifest)
-        except ClusterNotFound as exc:
-            raise PodUnavailable(
-                f"namespace {ns!r} for host pods does not exist (apply the node-access RBAC/namespace: "
-                "docs/node-access.md)") from exc
-        except ClusterForbidden as exc:
-            raise PodUnavailable(
-                f"cannot create the {what} in {ns}: {exc} (the node-access Role grants it there: "
-                "docs/node-access.md)") from exc
-        except ClusterError as exc:
-            raise PodUnavailable(f"cannot create the {what} in {ns}: {exc}") from exc
-        try:
-            ip = await self._wait_running(name)
-        except BaseException:
-            await asyncio.shield(self._delete_quietly(name))
-            raise
-        log.info("host pod running", node=node, pod=name, kind=self.kind)
-        return KubePodExec(self.cluster, name, ns, ip, self.debug)
-
-    async def _delete_quietly(self, name: str) -> None:
-        try:
-            await self._delete(name)
-        except ClusterError:
-            log.warning("could not delete host pod", pod=name)
-
-    async def _wait_running(self, name: str) -> str:
-        ns = self.settings.namespace
-        last = "not yet scheduled"
-        deadline = time.monotonic() + self.debug.start_timeout
-        while time.monotonic() < deadline:
-            try:
-                pod = await self.cluster.call(f"read pod {ns}/{name}", self.cluster.core.read_namespaced_pod,
-                                              name, ns)
-            except ClusterError as exc:
-                raise PodUnavailable(f"host pod {ns}/{name}: {exc}") from exc
-            phase = pod.status.phase if pod.status else None
-            if phase == "Running":
-                return pod.status.pod_ip or ""
-            if phase in ("Failed", "Succeeded"):
-                raise PodUnavailable(f"host pod {ns}/{name} ended ({phase}): {pod.status.message or ''}")
-            last = _waiting_reason(pod) or phase or last
-            await asyncio.sleep(self.debug.poll_interval)
-        raise PodUnavailable(
-            f"host pod {ns}/{name} not Running after {self.debug.start_timeout:g} s ({last})"
-        )
-
-    async def release(self, node: str) -> None:
-        """One user is done with the node's host pod; the last one deletes it."""
-        async with self._locks.setdefault(node, asyncio.Lock()):
-            users = self._users.get(node, 0) - 1
-            if users > 0:
-                self._users[node] = users
-                return
-            self._users.pop(node, None)
-            shell = self._shells.pop(node, None)
-            if shell is not None:
-                await self._delete(shell.pod.name)
-
-    async def aclose(self) -> None:
-        for node in list(self._shells):
-            self._users.pop(node, None)
-            await self.release(node)
+    async def get(self, node: NodeFacts) -> HostPodShell:  # type: ignore[override]
+        return HostPodShell(node.name, await super().get(node), privileged=self.privileged)

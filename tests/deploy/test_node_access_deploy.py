@@ -32,6 +32,7 @@ HOST_POD_REQUESTS = [
     Request("get", "", "pods", "", HOST_NS, "netcheck-host-worker2-abc123"),
     Request("create", "", "pods", "exec", HOST_NS, "netcheck-host-worker2-abc123"),
     Request("get", "", "pods", "exec", HOST_NS, "netcheck-host-worker2-abc123"),
+    Request("patch", "", "pods", "", HOST_NS, "netcheck-host-worker2-abc123"),
     Request("delete", "", "pods", "", HOST_NS, "netcheck-host-worker2-abc123"),
 ]
 
@@ -73,7 +74,7 @@ def test_overlay_adds_exactly_the_node_access_pieces(overlay: list[dict], base: 
     assert objects[("Namespace", None, "netcheck")]["metadata"]["labels"][PSA] == "baseline"
     rules = objects[("Role", HOST_NS, "netcheck-node-access")]["rules"]
     assert [(r["resources"], r["verbs"]) for r in rules] == [
-        (["pods"], ["create", "get", "list", "delete"]), (["pods/exec"], ["create", "get"])]
+        (["pods"], ["create", "get", "list", "patch", "delete"]), (["pods/exec"], ["create", "get"])]
     subjects = objects[("RoleBinding", HOST_NS, "netcheck-node-access")]["subjects"]
     assert subjects == [{"kind": "ServiceAccount", "name": "netcheck", "namespace": "netcheck"}]
     assert ssh_volume(overlay)["secret"]["optional"] is True and "optional" not in ssh_volume(base)["secret"]
