@@ -70,10 +70,10 @@ def test_a_host_pod_that_cannot_be_had_says_why(lab: Lab) -> None:
     config = auto_config(lab, wifi.name, host_pod={"namespace": "no-such-namespace"})
     report = run(lab, config, wifi.name, "--probe", "ip-forward", "--probe", "etc-hosts")
     found = {f["probe"]: f for f in report["findings"]}
-    reason = (f"cannot create the read-only host pod in no-such-namespace: list host pods of {wifi.name}: "
-              'pods is forbidden: User "system:serviceaccount:netcheck:netcheck" cannot list resource '
-              '"pods" in API group "" in the namespace "no-such-namespace" (HTTP 403) (the node-access '
-              "Role grants it there: docs/node-access.md)")
+    reason = (f"cannot create the read-only host pod in no-such-namespace: list read-only host pods of "
+              f'{wifi.name}: pods is forbidden: User "system:serviceaccount:netcheck:netcheck" cannot list '
+              'resource "pods" in API group "" in the namespace "no-such-namespace" (HTTP 403) (the '
+              "node-access namespace and Role: docs/node-access.md)")
     assert found["host-pod"]["status"] == "error"
     assert found["host-pod"]["summary"] == (
         f"host pod (node_access: auto, no host key for {wifi.ip} in known_hosts "
