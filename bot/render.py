@@ -45,7 +45,8 @@ def evidence_text(finding: Finding, verbose: bool) -> tuple[str, str]:
 
 def _status_lines(report: Report, *, title: str | None = None) -> list[str]:
     width = max((len(f.probe) for f in report.findings), default=0)
-    head = title or f"node {report.node}: {report.verdict.value} ({report.duration_s:.1f} s)"
+    via = f", via {report.access.path.value}: {report.access.reason}" if report.access else ""
+    head = title or f"node {report.node}: {report.verdict.value} ({report.duration_s:.1f} s{via})"
     lines = [head]
     for f in report.findings:
         tag = role(f, report.node)

@@ -135,6 +135,20 @@ class Finding(_Frozen):
         return self.proof or self.evidence
 
 
+class AccessPath(StrEnum):
+    """How the engine reaches a node's host side (`node_access`, docs/node-access.md)."""
+
+    SSH = "ssh"
+    HOST_POD = "host-pod"
+
+
+class Access(_Frozen):
+    """The host path a report used, and why that one (the configured mode, or what `auto` found)."""
+
+    path: AccessPath
+    reason: str
+
+
 class Report(_Frozen):
     node: str
     started_at: datetime
@@ -146,6 +160,9 @@ class Report(_Frozen):
     peers: list[Report] = Field(
         default_factory=list,
         description="Other nodes' findings a single-node check looked at (a blamed peer, the reference).",
+    )
+    access: Access | None = Field(
+        default=None, description="How the node's host side was reached (None: no host access configured)."
     )
 
     @property

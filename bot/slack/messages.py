@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from probes.diff import NodeDiff
 from probes.graph import Action, actions, role
-from probes.model import Finding, Report, Status
+from probes.model import AccessPath, Finding, Report, Status
 from probes.registry import default_registry
 
 STATUS_EMOJI = {
@@ -47,7 +47,14 @@ def running_all(nodes: int, asked_by: str) -> str:
 
 def checked_note(report: Report, asked_by: str) -> str:
     who = user(asked_by) if asked_by.startswith(("U", "W")) else escape(asked_by)
-    return f"asked by {who} · {len(report.findings)} probes in {report.duration_s:.1f} s"
+    return f"asked by {who} · {len(report.findings)} probes in {report.duration_s:.1f} s{access_note(report)}"
+
+
+def access_note(report: Report) -> str:
+    """' · via host pod' / ' · via SSH': which path reached the node's host side."""
+    if report.access is None:
+        return ""
+    return f" · via {'host pod' if report.access.path == AccessPath.HOST_POD else 'SSH'}"
 
 
 def problems(report: Report) -> list[Finding]:
