@@ -88,7 +88,7 @@ async def pod_mtu(ctx: ProbeContext, links: dict[str, int]) -> tuple[int | None,
     return None, "nowhere (no Installation mtu, /var/lib/calico/mtu or Calico interface)"
 
 
-@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host"})
+@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host"}, fixes=("calico-mtu",))
 async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     """Pod MTU + encapsulation overhead fits the interface and the measured path MTU toward the API.
 

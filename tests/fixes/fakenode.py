@@ -17,11 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lab.apiserver.patch import merge_patch  # the API stand-in's RFC 7386 merge patch
+from probes.catalog.ip_forward import PERSISTED_COMMAND
 from probes.facts import ClusterFacts, Endpoint, InstallationFacts, IPPoolFacts, NodeFacts
 from probes.model import Finding, Layer, Report, Status
 from probes.transports.base import CommandResult
 from tests.fakes import FakeCluster, FakeShell
 
+_SYSCTL_FILE = re.compile(r"^(/(usr/lib|lib|run|etc)/sysctl\.d/[^/]+\.conf|/etc/sysctl\.conf)$")
+_FORWARD_LINE = re.compile(r"^\s*net[./]ipv(4[./]ip_forward|6[./]conf[./]all[./]forwarding)\s*=")
 NODES = [("master", "10.0.0.10"), ("worker1", "10.0.0.11"), ("worker2", "192.168.1.105")]
 
 
@@ -101,6 +104,10 @@ class FakeNode(FakeShell):
             return self._ok(command)
         if argv[:2] == ["systemctl", "is-enabled"]:
             return self._ok(command, exit_status=0 if argv[2] in self.enabled else 1)
+        if command == PERSISTED_COMMAND:  # grep -H over the sysctl files a boot applies
+            found = [f"{path}:{line}" for path, text in sorted(self.files.items())
+                     if _SYSCTL_FILE.match(path) for line in text.splitlines() if _FORWARD_LINE.match(line)]
+            return self._ok(command, "".join(f"{line}\n" for line in found), 0 if found else 1)
         if command == "sysctl -n net.ipv4.ip_forward":
             return self._ok(command, f"{self.ip_forward}\n")
         if argv[:2] == ["sysctl", "-w"] and argv[2].startswith("net.ipv4.ip_forward="):
@@ -121,8 +128,8 @@ class FakeNode(FakeShell):
 
     def changes(self) -> list[str]:
         """Commands that change something (everything but the read-only ones)."""
-        read_only = ("if [ -e ", "iptables-nft-save", "/usr/sbin/iptables-nft-save", "command -v", "test ",
-                     "iptables --version",
+        read_only = ("if [ -e ", "iptables-nft-save", "grep -HsE", "/usr/sbin/iptables-nft-save",
+                     "command -v", "test ", "iptables --version",
                      "sysctl -n", "ip -o", "systemctl is-enabled")
         return [c for c in self.ran if not c.startswith(read_only)]
 

@@ -21,7 +21,7 @@ from fixes.model import Approval, Outcome
 from fixes.registry import FixRegistry, FixRegistryError, fix
 from fixes.runner import FixRunner
 from probes.errors import InvalidInput
-from probes.model import Status
+from probes.model import Layer, Status
 from tests.fixes.fakenode import FakeEngine, FakeNode, InstallationCluster
 
 APPROVAL = Approval(approver="alice@ops", approved_at=datetime(2026, 11, 26, tzinfo=UTC), requested_by="bob")
@@ -121,7 +121,8 @@ async def test_etc_hosts_adds_only_missing_nodes_in_a_block_and_rolls_back() -> 
     hosts = "127.0.0.1 localhost\n10.0.0.10 master\n"
     node, engine, runner = make(files={"/etc/hosts": hosts})
     plan = await runner.plan("worker2", "etc-hosts", {})
-    assert "worker1" in plan.summary and "master" not in plan.summary.split("(")[1]
+    assert plan.summary.endswith(": 10.0.0.11 worker1, 192.168.1.105 worker2")  # the entries themselves
+    assert "master" not in plan.summary.split(":")[1]
     result = await runner.apply("worker2", "etc-hosts", {}, APPROVAL)
     assert result.outcome == Outcome.APPLIED, result.message
     assert node.files["/etc/hosts"] == (
@@ -147,6 +148,27 @@ def test_registry_checks_definitions_at_import() -> None:
         fix(id="x", addresses="no-such-probe", registry=registry)(type("X", (IpForward,), {}))
     with pytest.raises(FixRegistryError, match="must match"):
         fix(id="Bad_Id", addresses="mtu", registry=registry)(type("Y", (IpForward,), {}))
+    # a fix for a probe that never proposes it could never get a button: refused at import
+    with pytest.raises(FixRegistryError, match="which never proposes it"):
+        fix(id="ip-forward", addresses="pod-dns", registry=registry)(type("Z", (IpForward,), {}))
+    fix(id="ip-forward", addresses="ip-forward", registry=registry)(type("W", (IpForward,), {}))
+
+
+def test_every_probe_declared_fix_is_registered_and_checked() -> None:
+    from fixes.catalog.ip_forward import IpForward
+    from probes.registry import ProbeSpec, Registry
+
+    probes = Registry()
+    probes.add(ProbeSpec(id="ip-forward", layer=Layer.HOST_ROUTE, fn=_noop_probe, fixes=("ip-forward",)))
+    probes.add(ProbeSpec(id="etc-hosts", layer=Layer.HOST_ROUTE, fn=_noop_probe, fixes=("etc-hosts",)))
+    registry = FixRegistry(probes=probes)
+    fix(id="ip-forward", addresses="ip-forward", registry=registry)(type("V", (IpForward,), {}))
+    with pytest.raises(FixRegistryError, match="may propose fix 'etc-hosts', which is not registered"):
+        registry.validate()
+
+
+async def _noop_probe(ctx):  # type: ignore[no-untyped-def]
+    raise AssertionError("never run")
 
 
 async def test_etc_hosts_rollback_keeps_lines_added_by_someone_else() -> None:
