@@ -1,7 +1,8 @@
 """A stateful fake node and engine for the fixes unit tests (the fixes layer's own fakes).
 
 `FakeNode` is a `FakeShell` (tests/fakes) whose answers read and change a small model of a node:
-files, nat POSTROUTING rules, systemd units (enable --now runs the unit's ExecStart rule), the
+files, nat POSTROUTING rules, systemd units (enable --now and start run the unit's ExecStart rule,
+disable --now and stop its ExecStop; is-enabled answers like systemctl), the
 ip_forward sysctl and loaded modules. `FakeEngine` answers `check()` from that model the way the
 real probes would judge it, and `InstallationCluster` adds a JSON-merge-patching Installation.
 """
@@ -45,6 +46,9 @@ class FakeNode(FakeShell):
     files: dict[str, str] = field(default_factory=dict)
     nat_rules: list[str] = field(default_factory=list)
     enabled: set[str] = field(default_factory=set)
+    active: set[str] = field(default_factory=set)
+    enable_fails: bool = False  # `enable` leaves no WantedBy link (e.g. a unit without [Install])
+    start_duplicates: bool = False  # a start that adds the rule twice (e.g. two ExecStart= lines)
     ip_forward: int = 1
     modules: set[str] = field(default_factory=set)
     can_modprobe: bool = True
@@ -87,23 +91,53 @@ class FakeNode(FakeShell):
         if argv[0] == "/usr/sbin/iptables-nft" and argv[3] == "-A":
             self.nat_rules.append(" ".join(argv[4:]))
             return self._ok(command)
+        if argv[0] == "/usr/sbin/iptables-nft" and argv[3] == "-D":
+            rule = " ".join(argv[4:])
+            if rule not in self.nat_rules:
+                return self._ok(command, exit_status=1)
+            self.nat_rules.remove(rule)
+            return self._ok(command)
         if argv[:2] == ["systemctl", "daemon-reload"]:
             return self._ok(command)
         if argv[:3] == ["systemctl", "enable", "--now"]:
-            rule = self._unit_rule(argv[3])
-            if rule not in self.nat_rules:  # ExecStart: -C || -A
-                self.nat_rules.append(rule)
-            self.enabled.add(argv[3])
+            if argv[3] not in self.active:
+                rule = self._unit_rule(argv[3])
+                if rule not in self.nat_rules:  # ExecStart: -C || -A
+                    self.nat_rules.append(rule)
+                self.active.add(argv[3])
+            if not self.enable_fails:
+                self.enabled.add(argv[3])
             return self._ok(command)
         if argv[:3] == ["systemctl", "disable", "--now"]:
-            if argv[3] in self.enabled:
+            if argv[3] in self.active:
                 rule = self._unit_rule(argv[3])
                 if rule in self.nat_rules:  # ExecStop: -D || true
                     self.nat_rules.remove(rule)
-                self.enabled.discard(argv[3])
+                self.active.discard(argv[3])
+            self.enabled.discard(argv[3])
             return self._ok(command)
         if argv[:2] == ["systemctl", "is-enabled"]:
-            return self._ok(command, exit_status=0 if argv[2] in self.enabled else 1)
+            known = f"/etc/systemd/system/{argv[2]}" in self.files
+            state = "enabled" if argv[2] in self.enabled else "disabled" if known else ""
+            return self._ok(command, f"{state}\n" if state else "", 0 if argv[2] in self.enabled else 1)
+        if argv[:2] == ["systemctl", "stop"]:
+            if argv[2] in self.active:
+                rule = self._unit_rule(argv[2])
+                if rule in self.nat_rules:  # ExecStop: -D || true
+                    self.nat_rules.remove(rule)
+                self.active.discard(argv[2])
+            return self._ok(command)
+        if argv[:2] == ["systemctl", "start"]:
+            if argv[2] not in self.active:
+                rule = self._unit_rule(argv[2])
+                if rule not in self.nat_rules:  # ExecStart: -C || -A
+                    self.nat_rules += [rule, rule] if self.start_duplicates else [rule]
+                self.active.add(argv[2])
+            return self._ok(command)
+        if command.startswith("while /usr/sbin/iptables-nft -t nat -D POSTROUTING "):
+            rule = command.split(" -D ", 1)[1].split(" 2>/dev/null")[0]
+            self.nat_rules = [r for r in self.nat_rules if r != rule]
+            return self._ok(command)
         if command == PERSISTED_COMMAND:  # grep -H over the sysctl files a boot applies
             found = [f"{path}:{line}" for path, text in sorted(self.files.items())
                      if _SYSCTL_FILE.match(path) for line in text.splitlines() if _FORWARD_LINE.match(line)]

@@ -2,7 +2,8 @@
 
 Covers: calico-mtu (plan diff + fallback, refusal above link MTU minus IPIP/VXLAN overhead, merge
 patch, operator message, rollback removes a field that was absent and restores a previous value),
-ip-forward (drop-in + sysctl, rollback restores the runtime value), kernel-modules (no modprobe ->
+ip-forward (drop-in + sysctl, rollback restores the runtime value; not verified when a later sysctl
+file would set 0 at boot), kernel-modules (no modprobe ->
 rolled back, entry removed), etc-hosts (marked block with the missing nodes, rollback restores the
 text), and the registry's import-time checks.
 """
@@ -99,6 +100,15 @@ async def test_ip_forward_apply_and_rollback_restore_value_and_files() -> None:
     files = dict(node2.files)
     result = await runner2.apply("worker2", "ip-forward", {}, APPROVAL)
     assert result.outcome == Outcome.ROLLED_BACK and node2.ip_forward == 0 and node2.files == files
+
+
+async def test_ip_forward_does_not_verify_when_a_later_file_would_reset_it_at_boot() -> None:
+    node, _, runner = make(ip_forward=0, files={"/etc/sysctl.d/99-zz-router.conf": "net.ipv4.ip_forward=0\n"})
+    result = await runner.apply("worker2", "ip-forward", {}, APPROVAL)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    assert result.problems == ["after a reboot `sysctl --system` would leave net.ipv4.ip_forward=0 "
+                               "(last set in /etc/sysctl.d/99-zz-router.conf)"]
+    assert node.ip_forward == 0 and DROP_IN not in node.files
 
 
 async def test_kernel_module_without_modprobe_is_rolled_back() -> None:
