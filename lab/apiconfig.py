@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,10 +108,11 @@ def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
         "dns_service_ip": spec.DNS_SERVICE_IP, "service_cidr": spec.SERVICE_CIDR,
         "nodes": [{"name": n.name, "internal_ip": n.ip, "pod_cidr": n.pod_cidr, "ready": True,
                    "annotations": node_annotations(n), "labels": node_labels(n), "pod_ip": n.pod_ip,
-                   "pod_netns": lab.names.pod(n.name)} for n in lab.nodes],
+                   "pod_netns": lab.names.pod(n.name), "host_netns": lab.names.node(n.name),
+                   "pod_veth": topology.cali_name(n.name), "tunnel_device": topology.VXLAN_DEVICE}
+                  for n in lab.nodes],
         "installation": installation(), "ippools": [ippool()],
         "exec_prefix": ["ip", "netns", "exec"], "kubelet_port": spec.KUBELET_PORT,
-        "mtu_hook": [sys.executable, "-m", "lab.hooks", "mtu", "--state", str(lab.state)],
         # as if netcheck's manifests were applied: its namespace holds the debug pods
         "namespaces": [spec.DEBUG_POD_NAMESPACE],
     }

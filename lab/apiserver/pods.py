@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from . import exec as pod_exec
-from . import logs, objects
+from . import logs, objects, operator
 from .config import NodeConfig
 from .state import State, Target
 from .status import bad_request
@@ -26,6 +26,7 @@ async def start_pod(state: State, namespace: str, name: str, uid: str) -> None:
     node = state.nodes.get(pod.get("spec", {}).get("nodeName", ""))
     if pod["metadata"].get("uid") != uid or node is None or not node.pod_netns:
         return
+    await operator.pod_network_started(state, node)  # the CNI sets the veth MTU before Running
     pod["status"] = objects.running_pod_status(pod, node)
     state.store.replace(pods, namespace, pod)
 
