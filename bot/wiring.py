@@ -62,8 +62,7 @@ def build_engine(
 
 def build_fix_runner(config: Config, engine: Engine) -> FixRunner:
     """The fix runner over the same engine (and so the same transports) the checks use."""
-    del config  # the runner reads its settings from the engine; kept for a uniform builder signature
-    return FixRunner(engine)
+    return FixRunner(engine, settings=config.fixes)
 
 
 def build_node_source(engine: Engine) -> ClusterNodeSource | None:

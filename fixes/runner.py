@@ -1,4 +1,4 @@
-"""`FixRunner`: plan -> precheck -> apply (with an Approval) -> verify -> rollback on failure.
+"""`FixRunner`: plan -> precheck -> apply (with an Approval) -> settle -> verify -> rollback on failure.
 
 Called by the CLI (`netcheck fix`, bot/commands/fix.py) and the Slack approval handler. One
 asyncio lock per (node, fix): a second apply of the same fix on the same node while the first
@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from fixes.audit import audit
-from fixes.base import EngineAPI, Fix, FixSettings
+from fixes.base import EngineAPI, Fix, FixSettings, Progress
 from fixes.model import Approval, FixResult, Outcome, Plan
 from fixes.registry import FixRegistry, default_registry
 from probes.errors import InvalidInput, NetcheckError
@@ -48,8 +48,11 @@ class FixRunner:
         return plan
 
     async def apply(
-        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval
+        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval,
+        *, progress: Progress | None = None,
     ) -> FixResult:
+        """`progress` receives a line each time the fix advances (the CLI prints them, Slack updates
+        the fix's thread reply)."""
         if not isinstance(approval, Approval):
             raise TypeError("apply needs an Approval (who approved, when)")
         lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
@@ -59,14 +62,16 @@ class FixRunner:
                   outcome=Outcome.BUSY)
             return FixResult(outcome=Outcome.BUSY, message=message)
         async with lock:
-            return await self._apply_locked(node, fix_id, params, approval)
+            return await self._apply_locked(node, fix_id, params, approval, progress)
 
     async def _apply_locked(
-        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval
+        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval,
+        progress: Progress | None = None,
     ) -> FixResult:
         who = approval.approver
         try:
             fix = self._fix(node, fix_id)
+            fix.progress = progress
             plan = await fix.plan(params)
         except InvalidInput as exc:
             audit("plan", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.REFUSED,
@@ -103,9 +108,16 @@ class FixRunner:
               outcome=Outcome.APPLIED)
 
         try:
-            findings, problems = await self._verify(fix, plan)
+            problems = await fix.settle(plan)  # e.g. the calico-node rollout reaching the node
         except NetcheckError as exc:
-            findings, problems = [], [f"verification could not run: {exc}"]
+            problems = [f"the change did not take effect: {exc}"]
+        findings: list[Finding] = []
+        if not problems:  # probes run only once the change can be seen, else they measure the old state
+            await fix.say(f"verifying: {', '.join(fix.verify_probes)}")
+            try:
+                findings, problems = await self._verify(fix, plan)
+            except NetcheckError as exc:
+                findings, problems = [], [f"verification could not run: {exc}"]
         audit("verify", who=who, node=node, fix=fix_id, params=plan.params, before=before, after=after,
               outcome="failed" if problems else "ok", problems=problems,
               findings={f.probe: f.status.value for f in findings})
@@ -175,6 +187,7 @@ class FixRunner:
         findings: list[Finding],
     ) -> FixResult:
         why = "; ".join(problems)
+        await fix.say(f"rolling back: {why}")
         try:
             restored = await fix.rollback(plan, before)
         except NetcheckError as exc:
@@ -194,7 +207,7 @@ class FixRunner:
         )
 
     async def rollback(self, node: str, fix_id: str, params: dict[str, str | int], before: dict[str, Any],
-                       approval: Approval) -> FixResult:
+                       approval: Approval, *, progress: Progress | None = None) -> FixResult:
         """Undo an applied fix from its recorded `before` state (FixResult.before)."""
         lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
         if lock.locked():
@@ -202,6 +215,7 @@ class FixRunner:
         async with lock:
             try:
                 fix = self._fix(node, fix_id)
+                fix.progress = progress
                 plan = await fix.plan(params)
             except InvalidInput as exc:
                 return FixResult(outcome=Outcome.REFUSED, message=str(exc))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from fixes.base import FixSettings
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
 from probes.errors import InvalidInput, NetcheckError
@@ -64,13 +65,17 @@ def local_approver() -> str:
 
 
 async def execute(
-    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO
+    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO,
+    settings: FixSettings | None = None,
 ) -> int:
     """The command, given an engine (tests pass a fake one)."""
     def say(text: str) -> None:
         print(text, file=stdout, flush=True)
 
-    runner = FixRunner(engine)
+    async def progress(line: str) -> None:  # how the fix advances, e.g. "calico-node 2/3 updated"
+        say(f"  … {line}")
+
+    runner = FixRunner(engine, settings=settings)
     try:
         params = parse_params(args.param)
         plan = await runner.plan(args.node, args.fix_id, params)
@@ -95,7 +100,8 @@ async def execute(
             return EXIT_REFUSED
     who = local_approver()
     approval = Approval(approver=who, approved_at=datetime.now(UTC), requested_by=who)
-    result = await runner.apply(args.node, args.fix_id, params, approval)
+    say("")
+    result = await runner.apply(args.node, args.fix_id, params, approval, progress=progress)
     say(f"\n{result.outcome.value}: {result.message}")
     for finding in result.verification:
         say(f"  {finding.probe:<14} {finding.status.value:<5} {finding.summary}")
@@ -105,7 +111,8 @@ async def execute(
 async def _main(args: argparse.Namespace, build_engine: Callable[[Any], Any], config: Any) -> int:
     engine = build_engine(config)
     try:
-        return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout)
+        return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout,
+                             settings=getattr(config, "fixes", None))
     finally:
         close = getattr(engine, "aclose", None)
         if close is not None:

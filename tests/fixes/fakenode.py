@@ -29,16 +29,102 @@ _FORWARD_LINE = re.compile(r"^\s*net[./]ipv(4[./]ip_forward|6[./]conf[./]all[./]
 NODES = [("master", "10.0.0.10"), ("worker1", "10.0.0.11"), ("worker2", "192.168.1.105")]
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass
 class InstallationCluster(FakeCluster):
+    """A merge-patched Installation plus the operator's calico-node rollout, one step per read of the
+    DaemonSet (object shapes as the API stand-in serves them, lab/apiserver/operator.py)."""
+
     patches: list[dict[str, Any]] = field(default_factory=list)
+    nodes: tuple[str, ...] = ("master", "worker1", "worker2")
+    stalled: set[str] = field(default_factory=set)
+    workload_pods: list[dict[str, Any]] = field(default_factory=list)
+    generation: int = 1
+    node_generation: dict[str, int] = field(default_factory=dict)
+    node_ready: dict[str, datetime | None] = field(default_factory=dict)
+    node_mtu: dict[str, int | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        start = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+        self.rendered = self._spec_mtu()
+        for node in self.nodes:
+            self.node_generation[node], self.node_ready[node] = 1, start
+            self.node_mtu[node] = self.rendered
+
+    def _spec_mtu(self) -> int | None:
+        return ((self.installation or {}).get("spec", {}).get("calicoNetwork") or {}).get("mtu")
 
     async def patch_installation(self, patch: dict[str, Any], *, json_patch: bool = False) -> dict[str, Any]:
         assert not json_patch
         self.calls.append(("patch_installation", (patch,)))
         self.patches.append(patch)
+        before = self._spec_mtu()
         self.installation = merge_patch(self.installation, patch)
+        if self._spec_mtu() != before:  # the operator renders the new template
+            self.generation += 1
+            self.rendered = self._spec_mtu()
         return copy.deepcopy(self.installation)
+
+    def _step(self) -> None:
+        """One move of the DaemonSet controller (maxUnavailable 1, nodes in name order)."""
+        now = datetime.now(UTC)
+        for node in self.nodes:  # a stalled pod whose node recovered turns Ready
+            if self.node_ready[node] is None and node not in self.stalled:
+                self.node_ready[node], self.node_mtu[node] = now, self.rendered
+                return
+        unavailable = [n for n in self.nodes if self.node_ready[n] is None]
+        for node in self.nodes:
+            if self.node_generation[node] != self.generation and (not unavailable or node in unavailable):
+                self.node_generation[node] = self.generation
+                ready = node not in self.stalled
+                self.node_ready[node] = now if ready else None
+                self.node_mtu[node] = self.rendered if ready else self.node_mtu[node]
+                return
+
+    async def get_daemonset(self, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append(("get_daemonset", (namespace, name)))
+        self._step()
+        names = ("FELIX_IPINIPMTU", "FELIX_VXLANMTU", "FELIX_WIREGUARDMTU")
+        env = [] if self.rendered is None else [{"name": n, "value": str(self.rendered)} for n in names]
+        ready = sum(1 for n in self.nodes if self.node_ready[n] is not None)
+        generation = {"deprecated.daemonset.template.generation": str(self.generation)}
+        return {"metadata": {"name": name, "namespace": namespace, "generation": self.generation,
+                             "annotations": generation},
+                "spec": {"template": {"spec": {"containers": [{"name": "calico-node", "env": env}]}}},
+                "status": {"observedGeneration": self.generation, "desiredNumberScheduled": len(self.nodes),
+                           "updatedNumberScheduled": sum(1 for n in self.nodes
+                                                         if self.node_generation[n] == self.generation),
+                           "numberAvailable": ready, "numberReady": ready}}
+
+    async def list_pods(self, *, namespace: str | None = None, label_selector: str = "",
+                        field_selector: str = "") -> list[dict[str, Any]]:
+        self.calls.append(("list_pods", (namespace, label_selector, field_selector)))
+        if namespace == "calico-system":
+            return [self._calico_pod(n) for n in self.nodes]
+        node = field_selector.removeprefix("spec.nodeName=")
+        return [p for p in self.workload_pods if p["spec"]["nodeName"] == node]
+
+    def _calico_pod(self, node: str) -> dict[str, Any]:
+        since = self.node_ready[node]
+        ready = {"type": "Ready", "status": "True", "lastTransitionTime": _stamp(since)} if since else {
+            "type": "Ready", "status": "False", "reason": "ContainersNotReady",
+            "message": "containers with unready status: [calico-node]"}
+        return {"metadata": {"name": f"calico-node-{node}", "namespace": "calico-system",
+                             "labels": {"k8s-app": "calico-node",
+                                        "pod-template-generation": str(self.node_generation[node])}},
+                "spec": {"nodeName": node, "hostNetwork": True},
+                "status": {"phase": "Running", "conditions": [ready]}}
+
+    async def get_tigerastatus(self, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_tigerastatus", (name,)))
+        done = all(self.node_generation[n] == self.generation and self.node_ready[n] for n in self.nodes)
+        return {"metadata": {"name": name}, "status": {"conditions": [
+            {"type": "Available", "status": "True" if done else "False"},
+            {"type": "Progressing", "status": "False" if done else "True",
+             "message": "" if done else 'DaemonSet "calico-system/calico-node" update is rolling out'}]}}
 
 
 @dataclass
@@ -200,7 +286,8 @@ class FakeEngine:
             return self.forced[probe]
         node = self.shell
         masq = any("MASQUERADE" in r for r in node.nat_rules)
-        mtu = ((self.cluster.installation or {}).get("spec", {}).get("calicoNetwork") or {}).get("mtu")
+        # what a debug pod created on the node now would measure (its calico-node's MTU), never the spec
+        mtu = self.cluster.node_mtu.get(node.node) if hasattr(self.cluster, "node_mtu") else None
         hosts = node.files.get("/etc/hosts", "")
         verdicts = {
             "masquerade": masq, "pod-api": masq, "return-path": masq,

@@ -1,7 +1,11 @@
 """The individual fixes with the fake node/engine.
 
 Covers: calico-mtu (plan diff + fallback, refusal above link MTU minus IPIP/VXLAN overhead, merge
-patch, operator message, rollback removes a field that was absent and restores a previous value),
+patch; follows the operator's rollout with progress lines "calico-node k/3 updated", verifies only
+after the node's calico-node runs the new MTU, lists the pods on the node created before that with
+how to recreate them (never host-network or netcheck's pods); a rollout stalled at another node names
+it, verifies nothing and the rollback that cannot finish either is reported; rollback removes a field
+that was absent and restores a previous value),
 ip-forward (drop-in + sysctl, rollback restores the runtime value; not verified when a later sysctl
 file would set 0 at boot), kernel-modules (no modprobe ->
 rolled back, entry removed), etc-hosts (marked block with the missing nodes, rollback restores the
@@ -14,7 +18,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fixes.base import Fix
+from fixes.base import Fix, FixSettings
 from fixes.catalog.etc_hosts import BEGIN, END
 from fixes.catalog.ip_forward import DROP_IN
 from fixes.catalog.kernel_modules import entry_path
@@ -25,6 +29,8 @@ from probes.errors import InvalidInput
 from probes.model import Layer, Status
 from tests.fixes.fakenode import FakeEngine, FakeNode, InstallationCluster
 
+FAST = FixSettings(rollout_timeout=2.0, rollout_poll_interval=0.001)
+"""A rollout followed without pauses: the fake operator moves one step per read."""
 APPROVAL = Approval(approver="alice@ops", approved_at=datetime(2026, 11, 26, tzinfo=UTC), requested_by="bob")
 
 
@@ -33,7 +39,7 @@ def make(installation: dict | None = None, encapsulation: str = "ipip", **node_k
     cluster = InstallationCluster(installation=installation if installation is not None
                                   else {"spec": {"calicoNetwork": {"ipPools": []}}})
     engine = FakeEngine(node, cluster, encapsulation=encapsulation)
-    return node, engine, FixRunner(engine)
+    return node, engine, FixRunner(engine, settings=FAST)
 
 
 async def test_calico_mtu_plan_is_a_diff_with_a_fallback_never_run() -> None:
@@ -68,14 +74,76 @@ async def test_calico_mtu_refuses_below_576_and_without_operator() -> None:
         await runner.plan("worker2", "calico-mtu", {"mtu": 1400})
 
 
-async def test_calico_mtu_apply_patches_and_explains_the_rollout() -> None:
-    _, engine, runner = make(link_mtu=1450)
-    result = await runner.apply("worker2", "calico-mtu", {"mtu": 1400}, APPROVAL)
+def pod(name: str, created: str, *, owner: tuple[str, str] | None = None, labels: dict | None = None,
+        host_network: bool = False, namespace: str = "apps") -> dict:
+    refs = [{"kind": owner[0], "name": owner[1], "controller": True}] if owner else []
+    return {"metadata": {"name": name, "namespace": namespace, "creationTimestamp": created,
+                         "labels": labels or {}, "ownerReferences": refs},
+            "spec": {"nodeName": "worker2", "hostNetwork": host_network}, "status": {"phase": "Running"}}
+
+
+async def test_calico_mtu_follows_the_rollout_verifies_after_it_and_lists_old_pods() -> None:
+    node, engine, runner = make(link_mtu=1450)
+    engine.cluster.workload_pods = [
+        pod("web-7d4b9c-x2x", "2026-11-26T08:00:00Z", owner=("ReplicaSet", "web-7d4b9c"),
+            labels={"pod-template-hash": "7d4b9c"}),
+        pod("bare", "2026-11-26T08:30:00Z"),
+        pod("node-exporter-abc", "2026-11-26T08:00:00Z", owner=("DaemonSet", "node-exporter"),
+            host_network=True),
+        pod("netcheck-worker2-1a2b3c", "2026-11-26T08:00:00Z",
+            labels={"app.kubernetes.io/managed-by": "netcheck"}, namespace="netcheck"),
+        pod("after", "2099-01-01T00:00:00Z", owner=("ReplicaSet", "after-1")),
+    ]
+    lines: list[str] = []
+    checked_at: list[dict] = []
+
+    async def progress(line: str) -> None:
+        lines.append(line)
+        if line.startswith("verifying"):
+            checked_at.append(dict(engine.cluster.node_generation))
+
+    result = await runner.apply("worker2", "calico-mtu", {"mtu": 1400}, APPROVAL, progress=progress)
     assert result.outcome == Outcome.APPLIED, result.message
     assert engine.cluster.patches == [{"spec": {"calicoNetwork": {"mtu": 1400}}}]
-    assert "one node at a time" in result.message and "existing pods keep their old MTU" in result.message
+    assert lines[0].startswith("applied, rolling out: Installation default spec.calicoNetwork.mtu=1400")
+    counts = [line.split()[1] for line in lines if line.startswith("calico-node ") and "updated" in line]
+    assert counts[:3] == ["1/3", "2/3", "3/3"]  # "calico-node 2/3 updated, ..." as it advances
+    reached = ("calico-node on worker2 runs MTU 1400 (calico-node-worker2 Ready); verifying with a new "
+               "debug pod")
+    assert reached in lines
+    assert checked_at == [{"master": 2, "worker1": 2, "worker2": 2}]  # the probes ran after worker2 rolled
+    assert lines[-1].startswith("calico-node rolled out on all 3 nodes (TigeraStatus calico: Available=True")
+    assert "(verified)" in result.message
+    assert "2 pod(s) on worker2 were created before its calico-node ran the new MTU" in result.message
+    assert ("apps/web-7d4b9c-x2x (Deployment web, created 08:00:00): kubectl rollout restart deployment/web "
+            "-n apps") in result.message
+    assert "apps/bare (no owner, created 08:30:00): recreate it" in result.message
+    assert "node-exporter" not in result.message and "netcheck-worker2" not in result.message
+    assert "apps/after" not in result.message
     again = await runner.apply("worker2", "calico-mtu", {"mtu": 1400}, APPROVAL)
     assert again.outcome == Outcome.NOTHING_TO_DO and len(engine.cluster.patches) == 1
+
+
+async def test_calico_mtu_stalled_rollout_names_the_node_and_verifies_nothing() -> None:
+    node, engine, runner = make(link_mtu=1450)
+    engine.cluster.stalled.add("master")  # first in the rollout: worker2 is never reached
+    lines: list[str] = []
+
+    async def progress(line: str) -> None:
+        lines.append(line)
+
+    result = await runner.apply("worker2", "calico-mtu", {"mtu": 1400}, APPROVAL, progress=progress)
+    assert result.outcome == Outcome.FAILED, result.message
+    assert result.verification == [] and not any(line.startswith("verifying") for line in lines)
+    assert result.problems[0].startswith("the calico-node rollout did not reach worker2 within 2 s: "
+                                         "calico-node 1/3 updated, 2/3 available; stalled at master: "
+                                         "calico-node-master not Ready (containers with unready status: "
+                                         "[calico-node]); not reached: worker1, worker2")
+    assert "the rollback failed too: the calico-node rollout back to MTU auto-detected did not finish" \
+        in result.message
+    assert engine.cluster.patches[-1] == {"spec": {"calicoNetwork": {"mtu": None}}}  # patched back anyway
+    assert [c for c in engine.checks if c[1] == ("mtu",)] == [("worker2", ("mtu",))]  # the precheck only
+    engine.cluster.stalled.clear()  # the node recovers: the rollback's rollout finishes
 
 
 @pytest.mark.parametrize("previous", [None, 1480])
