@@ -31,6 +31,8 @@ MTU = spec.POD_MTU
 SHIPPED_RBAC = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "rbac.yaml"
 BOT_NAMESPACE = BOT_SERVICE_ACCOUNT = "netcheck"
 VIEWER_GROUP = "viewers"
+LAB_ROLLOUT_TIMEOUT_S = 60
+LAB_ROLLOUT_POLL_S = 0.2
 
 
 def bot_token(lab: Lab) -> str:
@@ -142,6 +144,8 @@ def write_client_files(lab: Lab) -> None:
         "debug_pod": {"namespace": spec.DEBUG_POD_NAMESPACE},
         "cluster": {"service_cidr": spec.SERVICE_CIDR, "pod_cidr": spec.POOL_CIDR,
                     "dns_service_ip": spec.DNS_SERVICE_IP},
+        # the stand-in's operator rolls calico-node in about a second per node
+        "fixes": {"rollout_timeout": LAB_ROLLOUT_TIMEOUT_S, "rollout_poll_interval": LAB_ROLLOUT_POLL_S},
     }, sort_keys=False))
 
 
