@@ -110,7 +110,7 @@ class RolloutState:
         if node not in self.nodes:
             parts.append(f"no calico-node pod on {node}")
         elif not self.nodes[node].done:
-            parts.append(f"{node} does not run the new MTU")
+            parts.append(f"{node} does not run this MTU yet")
         if self.tigera:
             parts.append(f"TigeraStatus calico: {self.tigera}")
         return "; ".join(parts)

@@ -131,8 +131,13 @@ class CalicoMtu(Fix):
         return getattr(self, "_deadline", time.monotonic() + self.settings.rollout_timeout)
 
     async def _follow(self, mtu: int | None, until: Any, deadline: float) -> rollout.RolloutState:
+        async def say_changes(line: str) -> None:  # one line per change, across settle and check_applied
+            if line != getattr(self, "_last_progress", None):
+                self._last_progress = line
+                await self.say(line)
+
         return await rollout.follow(self.engine.cluster, mtu, until=until, deadline=deadline,
-                                    poll=self.settings.rollout_poll_interval, say=self.say)
+                                    poll=self.settings.rollout_poll_interval, say=say_changes)
 
     async def settle(self, plan: Plan) -> list[str]:
         """Until calico-node on this node runs the new MTU: only pods created after that get it, so
@@ -180,6 +185,7 @@ class CalicoMtu(Fix):
         shown = previous if previous is not None else "auto-detected"
         await self.say(f"rolling back: Installation mtu back to {shown}; following the calico-node rollout")
         deadline = time.monotonic() + self.settings.rollout_timeout
+        self._last_progress = None  # a new rollout: its first count is news again
         state = await self._follow(previous, lambda s: s.complete, deadline)
         if not state.complete:
             raise FixFailed(f"the calico-node rollout back to MTU {shown} did not finish within "
