@@ -5,6 +5,11 @@ stand-in, inside the lab's ops namespace.
 Covers: with the node's /etc/hosts missing the other nodes, `/netcheck NODE` shows an
 "Apply fix: etc-hosts" button whose confirm text lists the entries; an approver's click applies it,
 the outcome is posted, the node's /etc/hosts has the entries and the etc-hosts probe is ok again.
+With the node's LAN link smaller than the pod MTU, the "Apply fix: calico-mtu" click gives one thread
+reply that is updated as the API stand-in's operator rolls calico-node ("calico-node 1/3 updated" …),
+says "verifying" only after the node's calico-node runs the new MTU, and ends with the verdict
+(verified, the mtu probe measuring the new MTU) and the pod created before the patch listed as still
+on the old MTU; the Installation is rolled back afterwards.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -35,6 +41,7 @@ class BotSession:
     runtime: Any
     driver: Any
     standin: Any
+    runner: Any
 
 
 @contextlib.asynccontextmanager
@@ -53,8 +60,8 @@ async def bot_session(lab: Lab) -> AsyncIterator[BotSession]:
     engine = wiring.build_engine(config)
     settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
                                              "api_url": standin.api_url, "approvers": ["UBOB"]})
-    app, rt = build_app(settings, engine, wiring.build_fix_runner(config, engine),
-                        probe_count=len(list(engine.registry)))
+    runner = wiring.build_fix_runner(config, engine)
+    app, rt = build_app(settings, engine, runner, probe_count=len(list(engine.registry)))
     site_runner = web.AppRunner(app.web_app(path="/slack/events"))
     await site_runner.setup()
     site = web.TCPSite(site_runner, "127.0.0.1", 0)
@@ -62,7 +69,7 @@ async def bot_session(lab: Lab) -> AsyncIterator[BotSession]:
     driver = SlackDriver(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/slack/events",
                          SECRET, standin)
     try:
-        yield BotSession(engine, rt, driver, standin)
+        yield BotSession(engine, rt, driver, standin, runner)
     finally:
         await rt.tasks.close(1)
         await site_runner.cleanup()
@@ -109,3 +116,67 @@ def test_etc_hosts_button_applies_and_the_probe_is_ok_again(lab: Lab, fault) -> 
     hosts = lab.node_exec(node.name, "cat", "/etc/hosts", check=True).stdout
     assert all(f"{other.ip} {other.name}" in hosts for other in others), hosts
     assert seen["errors"] == []
+
+
+def test_calico_mtu_button_reports_the_rollout_in_its_reply(lab: Lab, fault) -> None:
+    from kubernetes import client, config
+
+    from fixes.model import Approval
+
+    node = next(n for n in lab.nodes if n.wifi)
+    fault("mtu", node=node.name)
+    admin = config.new_client_from_config(config_file=str(lab.kubeconfig))
+    with lab.enter_ops():
+        old = client.CoreV1Api(admin).create_namespaced_pod("default", {
+            "metadata": {"generateName": "app-before-"},
+            "spec": {"nodeName": node.name, "containers": [{"name": "app", "image": "busybox"}]}})
+        installation = client.CustomObjectsApi(admin).get_cluster_custom_object(
+            "operator.tigera.io", "v1", "installations", "default")
+    previous = installation["spec"]["calicoNetwork"].get("mtu")
+
+    async def flow() -> dict[str, Any]:
+        await asyncio.sleep(1.1)  # creation times have one-second resolution: the pod is strictly older
+        async with bot_session(lab) as bot:
+            await bot.driver.command(node.name, user="UALICE", channel=CHANNEL)
+            await bot.runtime.tasks.idle(timeout=CHECK_IDLE_S)
+            parent = bot.standin.messages(CHANNEL)[0]
+            offering = [r for r in parent.replies if button_of(r, "calico-mtu") is not None]
+            assert offering, [r.text for r in parent.replies]
+            before = {r.ts for r in parent.replies}
+            await bot.driver.click(offering[0], user="UBOB", index=button_of(offering[0], "calico-mtu"))
+            await bot.runtime.tasks.idle(timeout=FIX_IDLE_S)
+            (reply,) = [r for r in parent.replies if r.ts not in before and "fix `calico-mtu`" in r.text]
+            updates = [c.params["text"] for c in bot.standin.calls_to("chat.update")
+                       if c.params.get("ts") == reply.ts]
+            applied = await installation_mtu(bot.engine)
+            undone = await bot.runner.rollback(node.name, "calico-mtu", {"mtu": applied},
+                                               {"mtu": previous}, Approval(
+                                                   approver="UBOB", approved_at=datetime.now(UTC),
+                                                   requested_by="UALICE"))
+            return {"updates": updates, "final": reply.text, "undone": undone,
+                    "errors": [c.answer for c in bot.standin.calls if c.answer.get("ok") is False]}
+
+    try:
+        with lab.enter_ops():
+            seen = asyncio.run(flow())
+    finally:
+        with lab.enter_ops():
+            client.CoreV1Api(admin).delete_namespaced_pod(old.metadata.name, "default",
+                                                          grace_period_seconds=0)
+    updates = seen["updates"]
+    assert any("• applied, rolling out" in u for u in updates), updates
+    assert any("• calico-node 1/3 updated" in u for u in updates), updates
+    assert any("• calico-node 2/3 updated" in u for u in updates), updates
+    reached = next(i for i, u in enumerate(updates) if f"calico-node on {node.name} runs MTU" in u)
+    verifying = next(i for i, u in enumerate(updates) if "• verifying" in u)
+    assert reached <= verifying, updates
+    final = seen["final"]
+    assert "*applied*" in final and "(verified)" in final, final
+    assert "`mtu` ok: pod MTU" in final, final
+    assert f"default/{old.metadata.name} (no owner" in final, final
+    assert seen["undone"].outcome.value == "rolled-back", seen["undone"].message
+    assert seen["errors"] == []
+
+
+async def installation_mtu(engine: Any) -> int:
+    return (await engine.cluster.get_installation())["spec"]["calicoNetwork"]["mtu"]
