@@ -116,12 +116,16 @@ class RolloutState:
         return "; ".join(parts)
 
 
-def template_mtu_matches(ds: dict[str, Any], mtu: int | None) -> bool:
-    """The operator renders the Installation MTU into every FELIX_*MTU variable, and none for auto."""
+def template_mtu_matches(ds: dict[str, Any], mtu: int | None, since_generation: int = 0) -> bool:
+    """The operator rendered the MTU: an explicit one is in every FELIX_*MTU variable it sets; for
+    auto-detection current operators set none, older ones their defaults, so then a new generation
+    of the DaemonSet since the patch is the sign."""
     containers = (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     env = {e.get("name"): e.get("value") for c in containers for e in c.get("env") or []}
     values = {env[name] for name in MTU_ENV if name in env}
-    return not values if mtu is None else values == {str(mtu)}
+    if mtu is not None:
+        return values == {str(mtu)}
+    return not values or int((ds.get("metadata") or {}).get("generation") or 0) > since_generation
 
 
 def tigera_line(status: dict[str, Any] | None) -> str:
@@ -139,7 +143,7 @@ def tigera_line(status: dict[str, Any] | None) -> str:
 
 
 def rollout_state(ds: dict[str, Any], pods: list[dict[str, Any]], tigera: dict[str, Any] | None,
-                  mtu: int | None) -> RolloutState:
+                  mtu: int | None, since_generation: int = 0) -> RolloutState:
     """Pure: the rollout from the DaemonSet, its pods and TigeraStatus (unit-tested on real shapes)."""
     meta, status = ds.get("metadata") or {}, ds.get("status") or {}
     template_generation = str((meta.get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION, ""))
@@ -160,7 +164,7 @@ def rollout_state(ds: dict[str, Any], pods: list[dict[str, Any]], tigera: dict[s
                 "phase", "unknown"),
         )
     return RolloutState(
-        rendered=template_mtu_matches(ds, mtu),
+        rendered=template_mtu_matches(ds, mtu, since_generation),
         generation=int(meta.get("generation") or 0),
         observed_generation=int(status.get("observedGeneration") or 0),
         desired=int(status.get("desiredNumberScheduled") or 0),
@@ -171,19 +175,25 @@ def rollout_state(ds: dict[str, Any], pods: list[dict[str, Any]], tigera: dict[s
     )
 
 
-async def read_rollout(cluster: ClusterAPI, mtu: int | None) -> RolloutState:
+async def generation(cluster: ClusterAPI) -> int:
+    """The DaemonSet's generation now (before a patch: what "re-rendered since" is measured from)."""
+    ds = await cluster.get_daemonset(NAMESPACE, DAEMONSET)
+    return int((ds.get("metadata") or {}).get("generation") or 0)
+
+
+async def read_rollout(cluster: ClusterAPI, mtu: int | None, since_generation: int = 0) -> RolloutState:
     ds = await cluster.get_daemonset(NAMESPACE, DAEMONSET)
     pods = await cluster.list_pods(namespace=NAMESPACE, label_selector=POD_SELECTOR)
-    return rollout_state(ds, pods, await cluster.get_tigerastatus(TIGERASTATUS), mtu)
+    return rollout_state(ds, pods, await cluster.get_tigerastatus(TIGERASTATUS), mtu, since_generation)
 
 
 async def follow(cluster: ClusterAPI, mtu: int | None, *, until: Callable[[RolloutState], bool],
-                 deadline: float, poll: float, say: Progress) -> RolloutState:
+                 deadline: float, poll: float, say: Progress, since_generation: int = 0) -> RolloutState:
     """Read the rollout every `poll` seconds until `until(state)` or the monotonic `deadline`;
     report each change of the counts through `say`. Returns the last state read."""
     last = ""
     while True:
-        state = await read_rollout(cluster, mtu)
+        state = await read_rollout(cluster, mtu, since_generation)
         line = state.progress_line()
         if line != last:
             await say(line)

@@ -121,11 +121,18 @@ class CalicoMtu(Fix):
 
     async def apply(self, plan: Plan, approval: Approval) -> dict[str, Any]:
         mtu = int(plan.params["mtu"])
+        self._since_generation = await self._generation()
         patched = await self.engine.cluster.patch_installation(self._patch(mtu))
         self._deadline = time.monotonic() + self.settings.rollout_timeout
         await self.say(f"applied, rolling out: Installation default spec.calicoNetwork.mtu={mtu}; the "
                        "operator restarts calico-node one node at a time")
         return {"mtu": _spec_mtu(patched)}
+
+    async def _generation(self) -> int:
+        try:
+            return await rollout.generation(self.engine.cluster)
+        except ClusterError:  # followed anyway: the rollout read then says what is missing
+            return 0
 
     def _apply_deadline(self) -> float:
         return getattr(self, "_deadline", time.monotonic() + self.settings.rollout_timeout)
@@ -137,7 +144,8 @@ class CalicoMtu(Fix):
                 await self.say(line)
 
         return await rollout.follow(self.engine.cluster, mtu, until=until, deadline=deadline,
-                                    poll=self.settings.rollout_poll_interval, say=say_changes)
+                                    poll=self.settings.rollout_poll_interval, say=say_changes,
+                                    since_generation=getattr(self, "_since_generation", 0))
 
     async def settle(self, plan: Plan) -> list[str]:
         """Until calico-node on this node runs the new MTU: only pods created after that get it, so
@@ -180,6 +188,7 @@ class CalicoMtu(Fix):
         """Patch the previous value back and follow that rollout the same way; a rollout that does not
         finish is a failed rollback (the runner reports both)."""
         previous = before.get("mtu")
+        self._since_generation = await self._generation()
         # A merge patch with null removes the field: auto-detection comes back if it was unset.
         patched = await self.engine.cluster.patch_installation(self._patch(previous))
         shown = previous if previous is not None else "auto-detected"
