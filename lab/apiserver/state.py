@@ -41,6 +41,11 @@ class State:
     tasks: set[asyncio.Task[Any]]
     calico: CalicoState = field(default_factory=CalicoState)
     """The operator model's per-node state (operator.py)."""
+    held_pods: dict[str, str] = field(default_factory=dict)
+    """node name -> waiting reason: pods created on that node stay Pending (a kubelet that never
+    starts them), set through the control API."""
+    failing_watches: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """resource plural -> (watch requests still to fail, HTTP status), set through the control API."""
 
 
 STATE = web.AppKey("state", State)
