@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol
 
 import structlog
@@ -91,6 +92,10 @@ class EngineAPI(Protocol):
     async def facts(self, *, refresh: bool = False) -> ClusterFacts: ...
 
     async def node_shell(self, node: str) -> NodeShell: ...
+
+    def node_session(self, node: str, *, privileged: bool = False) -> AbstractAsyncContextManager[None]:
+        """Host access for one fix on `node` (privileged only after approval), released at the end."""
+        ...
 
 
 def file_content(text: str) -> Arg:

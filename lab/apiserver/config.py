@@ -39,7 +39,11 @@ class NodeConfig(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     pod_ip: str | None = None
     pod_netns: str | None = None
-    host_netns: str | None = Field(None, description="The node's own network namespace.")
+    host_netns: str | None = Field(None, description="The node's own network namespace (host pods; the "
+                                   "Calico tunnel device and the debug pod's host-side veth live there).")
+    host_pid1_file: Path | None = Field(
+        None, description="File holding the PID of the node's init (lab/nodeinit.py); host pods run in "
+        "its namespaces. None: host pods on this node never start.")
     pod_veth: str | None = Field(None, description="Host side of the debug pod's veth (its cali* name), "
                                  "in host_netns: a new pod's MTU is set on both ends.")
     tunnel_device: str | None = Field(None, description="The node's Calico tunnel device (vxlan.calico), "
@@ -70,3 +74,11 @@ class ApiServerConfig(BaseModel):
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to create beside the standard ones."
     )
+    namespace_manifests: list[Path] = Field(
+        default_factory=list,
+        description="YAML files whose Namespace objects (name and labels, e.g. the Pod Security level) "
+        "are created beside the standard ones.",
+    )
+    containers_dir: Path | None = Field(
+        None, description="An empty directory host pod containers mount their root on (each in its own "
+        "mount namespace); None: host pods never start.")
