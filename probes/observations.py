@@ -37,7 +37,10 @@ class Observations(BaseModel):
         None, description="ethernet, wifi (wl*, /sys/class/net/<if>/wireless) or vpn (tun/wg names; mtu)."
     )
     path_mtu: int | None = Field(None, description="Measured path MTU toward the API endpoint (mtu).")
-    pod_mtu: int | None = Field(None, description="The pod (tunnel) MTU Calico uses (mtu).")
+    pod_mtu: int | None = Field(None, description="The pod MTU measured in a new debug pod (mtu).")
+    link_fits: bool | None = Field(
+        None, description="Pod MTU + encapsulation fits this node's uplink and its path to the API (mtu)."
+    )
     iptables_backend: Literal["nft", "legacy"] | None = Field(
         None, description="Backend the cluster's rules live in (iptables-mode)."
     )

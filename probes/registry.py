@@ -70,6 +70,9 @@ class ProbeSpec:
     needs: frozenset[Need] = frozenset()
     after: tuple[str, ...] = ()
     timeout: float | None = None
+    fixes: tuple[str, ...] = ()
+    """Ids of the fixes this probe may propose; the engine refuses a proposal not listed here and the
+    fix registry refuses a fix addressing a probe that never proposes it (fixes/registry.py)."""
     explains: tuple[Explains, ...] = ()
 
     def explanation_of(self, symptom: str, *, across: bool = False) -> Explains | None:
@@ -100,6 +103,9 @@ class Registry:
         unknown_needs = set(spec.needs) - {"host", "pod", "cluster", "peer-pod"}
         if unknown_needs:
             raise RegistryError(f"probe {spec.id!r} needs unknown transports {sorted(unknown_needs)}")
+        bad_fixes = [f for f in spec.fixes if not _ID.match(f)]
+        if bad_fixes:
+            raise RegistryError(f"probe {spec.id!r} declares invalid fix ids {bad_fixes}")
         self.specs[spec.id] = spec
 
     def validate(self) -> None:
@@ -112,11 +118,13 @@ class Registry:
             for edge in spec.explains:
                 if edge.symptom not in self.specs:
                     raise RegistryError(f"probe {spec.id!r} explains unknown probe {edge.symptom!r}")
-                if edge.symptom == spec.id:
+                if edge.symptom == spec.id and not edge.across:
                     raise RegistryError(f"probe {spec.id!r} explains itself")
         self._acyclic(lambda pid: self.specs[pid].after, "probe dependency cycle")
         # a same-node explanation cycle would make two findings each other's cause
-        self._acyclic(lambda pid: tuple(e.symptom for e in self.specs[pid].explains), "probe explains cycle")
+        # (an `across` edge to itself links two nodes' findings of one probe: not a cycle on a node)
+        self._acyclic(lambda pid: tuple(e.symptom for e in self.specs[pid].explains if e.symptom != pid),
+                      "probe explains cycle")
 
     def _acyclic(self, edges: Callable[[str], tuple[str, ...]], what: str) -> None:
         visiting: set[str] = set()
@@ -159,17 +167,18 @@ def probe(
     needs: set[Need] | frozenset[Need] = frozenset(),
     after: tuple[str, ...] | list[str] = (),
     timeout: float | None = None,
+    fixes: tuple[str, ...] | list[str] = (),
     explains: tuple[str | Explains, ...] | list[str | Explains] = (),
     registry: Registry | None = None,
 ) -> Callable[[ProbeFn], ProbeFn]:
-    """Register a probe; returns the function unchanged. A plain id in `explains` is an
-    unconditional same-node edge."""
+    """Register a probe; returns the function unchanged. `fixes`: the fix ids it may propose. A plain
+    id in `explains` is an unconditional same-node edge."""
     edges = tuple(Explains(e) if isinstance(e, str) else e for e in explains)
 
     def register(fn: ProbeFn) -> ProbeFn:
         (registry or default_registry).add(
             ProbeSpec(id=id, layer=layer, fn=fn, needs=frozenset(needs), after=tuple(after),
-                      timeout=timeout, explains=edges)
+                      timeout=timeout, fixes=tuple(fixes), explains=edges)
         )
         return fn
 

@@ -26,6 +26,11 @@ _PERSISTED = (
     r"grep -HsE '^[[:space:]]*net[./]ipv(4[./]ip_forward|6[./]conf[./]all[./]forwarding)[[:space:]]*=' "
     + " ".join(f"{d}/*.conf" for d in _SYSCTL_DIRS) + " /etc/sysctl.conf"
 )
+PERSIST_FILE = "/etc/sysctl.d/99-netcheck-ip-forward.conf"
+"""Where forwarding is persisted: the remediation names it and the `ip-forward` fix writes it."""
+PERSIST_LINE = "net.ipv4.ip_forward = 1"
+PERSISTED_COMMAND = _PERSISTED
+"""Read-only: every forwarding assignment a boot (`sysctl --system`) would apply; `persisted_values`."""
 _ASSIGN = re.compile(r"^(?P<file>[^:]+):\s*(?P<key>[^=\s]+)\s*=\s*(?P<value>\S+)")
 _KEYS = {"ipv4": "net.ipv4.ip_forward", "ipv6": "net.ipv6.conf.all.forwarding"}
 
@@ -64,7 +69,7 @@ def _runtime_value(output: str) -> str | None:
 
 # A node that forwards nothing fails every pod-traffic check, including "is it NATed" (masquerade fails
 # when pod-api does and no NAT applies), and every other node's pod-to-pod toward its pods.
-@probe(id="ip-forward", layer=Layer.HOST_ROUTE, needs={"host"}, explains=(
+@probe(id="ip-forward", layer=Layer.HOST_ROUTE, needs={"host"}, fixes=("ip-forward",), explains=(
     Explains("pod-api", only_when_failing=True), Explains("masquerade", only_when_failing=True),
     Explains("return-path", only_when_failing=True), Explains("pod-dns", only_when_failing=True),
     Explains("encapsulation", only_when_failing=True, across=True),
@@ -105,10 +110,12 @@ async def ip_forward(ctx: ProbeContext) -> ProbeResult:
     )
     proof = "\n".join(ln for ln in "\n".join(evidence).splitlines() if ln.startswith(("net.", "persisted:")))
     sysctl_now = "\n".join(f"sudo sysctl -w {key}=1" for key in (off or unpersisted))
-    persist = "\n".join(f"echo '{key}=1' | sudo tee -a /etc/sysctl.d/99-kubernetes-forward.conf"
-                        for key in unpersisted)
+    persist = "\n".join(f"echo '{key} = 1' | sudo tee -a {PERSIST_FILE}" for key in unpersisted)
     remediation = f"{sysctl_now}\n# Make it permanent:\n{persist}" if unpersisted else sysctl_now
-    fix = FixProposal(id="ip-forward", params={})
+    # The fix turns on and persists IPv4 forwarding only: offered when IPv4 is all that is wrong.
+    wrong = {_KEYS[f] for f, value in families.items() if value != "1"} | set(unpersisted)
+    fixable = wrong <= {_KEYS["ipv4"]}
+    fix = FixProposal(id="ip-forward", params={}) if fixable else None
     if off:
         now = ", ".join(f"{_KEYS[f]}={value or '?'}" for f, value in families.items() if value != "1")
         return fail(f"forwarding is off on {ctx.node.name}: {now}", "\n".join(evidence), remediation, fix,

@@ -149,10 +149,9 @@ def nft_nat_line(ruleset: str, pod_cidr: str, dev: str) -> str | None:
 
 # Without NAT the replies to pod IPs die at the router: pod-api and pod-dns fail, and return-path's
 # "the router has no route back" is the same fault seen from the router's side (one fix: NAT).
-@probe(id="masquerade", layer=Layer.IPTABLES, needs={"host"}, after=("pod-api",), explains=(
-    Explains("pod-api", only_when_failing=True), Explains("pod-dns", only_when_failing=True),
-    Explains("return-path", only_when_failing=True),
-))
+@probe(id="masquerade", layer=Layer.IPTABLES, needs={"host"}, after=("pod-api",), fixes=("masquerade",),
+       explains=(Explains("pod-api", only_when_failing=True), Explains("pod-dns", only_when_failing=True),
+                 Explains("return-path", only_when_failing=True)))
 async def masquerade(ctx: ProbeContext) -> ProbeResult:
     """Pod egress toward the API endpoint is source-NATed (explicit rule, nftables or Calico natOutgoing).
 

@@ -26,7 +26,7 @@ CAPTURE_PACKETS = 20
 
 # Replies to pod IPs that the router cannot route also lose the cross-node pod traffic it carries.
 @probe(id="return-path", layer=Layer.ROUTER, needs={"host", "pod"},
-       after=("host-api", "pod-api", "masquerade"), explains=(
+       after=("host-api", "pod-api", "masquerade"), fixes=("masquerade",), explains=(
            Explains("pod-api", only_when_failing=True), Explains("pod-dns", only_when_failing=True),
            Explains("encapsulation", only_when_failing=True),
        ))

@@ -44,7 +44,7 @@ async def pod_api(ctx):
     return ok("API answered 401")
 
 
-@probe(id="masquerade", layer=Layer.IPTABLES, registry=REG, explains=("pod-api",))
+@probe(id="masquerade", layer=Layer.IPTABLES, fixes=("masquerade",), explains=("pod-api",), registry=REG)
 async def masquerade(ctx):
     """Pod egress is source-NATed."""
     if ctx.node.name in BROKEN:

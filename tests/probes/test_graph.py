@@ -169,3 +169,13 @@ def test_registry_rejects_unknown_self_and_cyclic_explanations() -> None:
 
     with pytest.raises(RegistryError, match="'c' explains itself"):
         own.validate()
+
+
+def test_a_small_link_on_the_peer_explains_this_nodes_short_pod_path() -> None:
+    from probes.observations import Observations
+
+    short_beyond = f("mtu", Status.FAIL, peer="w-b", observed=Observations(link_fits=True))
+    short_here = f("mtu", Status.FAIL, peer="w-b", observed=Observations(link_fits=False))
+    for mine, expected in ((short_beyond, CauseRef(node="w-b", probe="mtu")), (short_here, None)):
+        a, b = attribute([report("w-a", mine), report("w-b", f("mtu", Status.FAIL))], default_registry)
+        assert a.finding("mtu").caused_by_node == expected
