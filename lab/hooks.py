@@ -1,7 +1,8 @@
 """Hooks the API stand-in runs when an object changes: `python -m lab.hooks mtu --state DIR N`.
 
 The `mtu` hook applies a new pod MTU to the lab the way Felix would: on every node, the cali veth,
-the pod's eth0 and vxlan.calico get the new MTU. Called by lab.apiserver on an Installation patch.
+the pod's eth0 and (VXLAN layouts) vxlan.calico get the new MTU. Called by lab.apiserver on an
+Installation patch; the lab's layout and size come from its state file.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ def apply_mtu(state: Path, mtu: int) -> None:
         raise ValueError(f"MTU must be from {MIN_MTU} to {MAX_MTU}, got {mtu}")
     data = json.loads((state / "lab.json").read_text())
     names = topology.Names(data["prefix"])
-    for node in spec.nodes(int(data["workers"])):
-        netns.ip_batch(names.node(node.name), [f"link set {topology.cali_name(node.name)} mtu {mtu}",
-                                               f"link set {topology.VXLAN_DEVICE} mtu {mtu}"])
+    layout = spec.layout(data.get("layout", spec.DEFAULT_LAYOUT))
+    for node in layout.nodes(int(data["workers"])):
+        lines = [f"link set {topology.cali_name(node.name)} mtu {mtu}"]
+        if layout.vxlan:
+            lines.append(f"link set {topology.VXLAN_DEVICE} mtu {mtu}")
+        netns.ip_batch(names.node(node.name), lines)
         netns.ip_batch(names.pod(node.name), [f"link set eth0 mtu {mtu}"])
 
 
