@@ -118,6 +118,17 @@ def _set_link_mtu(lab: Lab, node: spec.NodeSpec, mtu: int) -> None:
     # Learned path MTUs would outlive the fault (or hide a new one); start every switch clean.
     for ns in (lab.pod_ns(node.name), lab.ns(node.name)):
         netns.ip_batch(ns, ["route flush cache"])
+    if mtu == lab.layout.host_mtu and lab.layout.vxlan:
+        _reapply_tunnel_mtu(lab, node)
+
+
+def _reapply_tunnel_mtu(lab: Lab, node: spec.NodeSpec) -> None:
+    """Felix's next pass: while the link was small, the kernel kept vxlan.calico below the
+    Installation's MTU (at most the link MTU less 50); with the link back, it gets that MTU."""
+    installation = apiconfig.request(lab, "GET", INSTALLATION_PATH)
+    mtu = (installation.get("spec", {}).get("calicoNetwork", {}).get("mtu")
+           or installation.get("status", {}).get("mtu") or lab.layout.pod_mtu)
+    lab.node_exec(node.name, "ip", "link", "set", topology.VXLAN_DEVICE, "mtu", str(mtu))  # gone: no-op
 
 
 @register("mtu", "the node's LAN link (node and router side) has an MTU below the pod MTU plus "
