@@ -31,7 +31,8 @@ API_CERT_RSA_BITS = 2048
 """The API server's key, as kubeadm makes it (RSA 2048), and its certificate is sent with the CA
 (a chain, as many servers send): the server's first TLS flight then fills a full-size packet, so an
 MTU black hole stalls the handshake here as it does in real clusters. A lone P-256 certificate
-(about 800 bytes in all) would slip through any MTU fault in one small packet."""
+(about 800 bytes in all) would slip through any MTU fault in one small packet
+(docs/lab.md#mtu-faults-on-veth-links)."""
 SHIPPED_RBAC = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "rbac.yaml"
 BOT_NAMESPACE = BOT_SERVICE_ACCOUNT = "netcheck"
 VIEWER_GROUP = "viewers"

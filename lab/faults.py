@@ -112,7 +112,8 @@ def _set_link_mtu(lab: Lab, node: spec.NodeSpec, mtu: int) -> None:
     netns.ip_batch(lab.ns(node.name), [f"link set {node.iface} mtu {mtu}"])
     # Only the node's port shrinks, as a WiFi access point's radio side does: the bridge would
     # otherwise follow its smallest port, and the router would then send frag-needed for every
-    # node's traffic. Setting the bridge's MTU explicitly keeps it at the LAN's.
+    # node's traffic. Setting the bridge's MTU explicitly keeps it at the LAN's
+    # (docs/lab.md#mtu-faults-on-veth-links).
     netns.ip_batch(lab.router_ns, [f"link set {topology.router_port(node.name)} mtu {mtu}",
                                    f"link set {topology.LAN_BRIDGE} mtu {lab.layout.host_mtu}"])
     # Learned path MTUs would outlive the fault (or hide a new one); start every switch clean.

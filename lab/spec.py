@@ -5,12 +5,13 @@ the lab state, so every later process (`Lab.attach()`, `netcheck lab ...`, the A
 hook) sees the same one. No lab module may use a node name, interface or address that does not
 come from the lab's Layout: users' clusters use other names, interfaces, CIDRs and service IPs.
 
-- `default`: the troubleshooting guide's case study. A home LAN 192.168.1.0/24 behind a router with
-  no route to the pod network; `worker2` is the WiFi node (wlp59s0, 192.168.1.105, pods in
-  192.168.88.0/24) whose pod traffic leaves un-NATed, so replies die at the router. Calico's
-  default pool 192.168.0.0/16 overlaps the LAN, which is why Calico's own natOutgoing does not
-  help: the API server's real address is inside the pool (docs/calico.md, "How Calico
-  masquerades"). Nodes route to each other's pod blocks, except nobody routes to the WiFi node's.
+- `default`: the WiFi case study (docs/troubleshooting.md#router-drops-replies-to-pod-ips). A
+  home LAN 192.168.1.0/24 behind a router with no route to the pod network; `worker2` is the WiFi
+  node (wlp59s0, 192.168.1.105, pods in 192.168.88.0/24) whose pod traffic leaves un-NATed, so
+  replies die at the router. Calico's default pool 192.168.0.0/16 overlaps the LAN, which is why
+  Calico's own natOutgoing does not help (docs/calico.md#how-calico-masquerades): the API server's
+  real address is inside the pool. Nodes route each other's pod blocks, except nobody routes the
+  WiFi node's.
 - `edge`: an on-prem/edge cluster unlike the default in every name and number. Control plane
   `cp-1` (ens18), wired worker `edge-a` (eno1), WiFi worker `edge-b` (wlan0), more wired workers
   `edge-c`, ...; LAN 172.20.0.0/24; pool `edge-pool` 10.244.0.0/16 (no overlap with the LAN),
@@ -42,7 +43,7 @@ DEBUG_POD_NAMESPACE = "netcheck"  # netcheck's own namespace, as its manifests c
 MAX_IFACE_LEN = 15  # IFNAMSIZ - 1
 ENCAPSULATION_OVERHEAD = {"VXLANCrossSubnet": 50, "VXLAN": 50, "None": 0}
 """Installation ipPools `encapsulation` values the lab builds, with their IPv4 overhead in bytes
-(docs/calico.md, "MTU"). IPIP is not here: this kernel has no ipip (`pool-ipip` only relabels)."""
+(docs/calico.md#mtu). IPIP is not here: this kernel has no ipip (`pool-ipip` only relabels)."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 

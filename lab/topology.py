@@ -81,7 +81,7 @@ def router_pod_route(node: NodeSpec) -> str:
 LAN_GSO_MAX_SEGS = "1"
 """LAN veths put wire-size packets on the "wire", as a real NIC does (its TSO segments in hardware).
 A veth otherwise passes whole GSO super-packets, which skip every MTU check on the bridge and the
-veth peer, so no MTU fault could ever drop a TCP segment in the lab."""
+veth peer, so no MTU fault could ever drop a TCP segment in the lab (docs/lab.md#mtu-faults-on-veth-links)."""
 
 
 def attach_to_router(names: Names, host_ns: str, iface: str, port: str, mtu: int) -> None:

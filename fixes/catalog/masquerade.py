@@ -1,9 +1,11 @@
 """Fix `masquerade`: a systemd oneshot unit that adds the pod-CIDR MASQUERADE rule if absent.
 
-Proposed by the `masquerade` probe with {"pod_cidr", "interface"} when no NAT applies (the
-guide's Issue 8, the WiFi case study). Unlike the guide's unit, ExecStart checks (`-C`) before it
-appends (`-A`), so a restart never adds a duplicate, and ExecStop removes the rule. The rule goes
-into the iptables backend the node actually uses (calico-facts C8), detected by `detect_backend`.
+Proposed by the `masquerade` probe with {"pod_cidr", "interface"} when no NAT applies
+(docs/troubleshooting.md#router-drops-replies-to-pod-ips, the WiFi case study). Unlike the
+troubleshooting guide's unit (docs/troubleshooting.md#where-the-guide-is-wrong), ExecStart checks
+(`-C`) before it appends (`-A`), so a restart never adds a duplicate, and ExecStop removes the rule.
+The rule goes into the iptables backend the node actually uses
+(docs/calico.md#iptables-legacy-vs-nft), detected by `detect_backend`.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ async def detect_backend(fix: Fix) -> str:
 
     Runs the same reads as the `iptables-mode` probe (the legacy tables only where
     /proc/net/ip_tables_names exists, since iptables-legacy-save would load their modules) and
-    decides with its exported pure `detect_backend` (calico-facts C8 order: kubelet hint in nft,
-    then in legacy, then more KUBE-*/cali-* chains, then what `iptables` itself is).
+    decides with its exported pure `detect_backend` (docs/calico.md#iptables-legacy-vs-nft order:
+    kubelet hint in nft, then in legacy, then more KUBE-*/cali-* chains, then what `iptables` itself is).
     """
     nft_save = await fix.run("iptables-nft-save", check=False)
     legacy_save = await fix.run("test -e /proc/net/ip_tables_names && iptables-legacy-save", check=False)

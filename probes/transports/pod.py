@@ -4,7 +4,8 @@ Used by the engine (`Transports.pods`, wired in `bot.wiring`): `get(node)` delet
 netcheck pod of that node (crashed run), creates a fresh one (nodeName pinned, tolerates every
 taint, labelled `app.kubernetes.io/managed-by=netcheck` and `netcheck/node=<node>`), waits for
 Running within `start_timeout`, and `release(node)` deletes it. Exec goes through
-`kubernetes.stream`; the exit status is read from the status channel defensively (client-quirks).
+`kubernetes.stream`; the exit status is read from the status channel defensively
+(docs/client-libraries.md#exec-exit-status).
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def pod_manifest(node: str, settings: DebugPodSettings) -> dict[str, Any]:
 
 
 def exit_status_from(status_text: str) -> int:
-    """The exit code from the exec status channel; tolerant of missing fields (client-quirks)."""
+    """The exit code from the exec status channel; tolerant of missing fields.
+
+    Why: docs/client-libraries.md#exec-exit-status.
+    """
     if not status_text:
         return -1
     try:

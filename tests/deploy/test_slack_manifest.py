@@ -1,5 +1,5 @@
 """deploy/slack-app-manifest.yaml: structure and the limits of Slack's manifest schema 1.0.0
-(slack-facts §7), and that the bot scopes are exactly those the code needs.
+(docs/slack.md#app-manifest-and-scopes), and that the bot scopes are exactly those the code needs.
 
 Covers: required sections; /netcheck command (2–32 chars, leading slash), description ≤2000,
 usage_hint "<node> | all | help" ≤1000; bot display_name ≤80; interactivity on; Socket Mode on;
