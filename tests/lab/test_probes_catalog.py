@@ -4,7 +4,8 @@ Covers (on both layouts, `any_lab`, unless noted): each lab fault gives its prob
 with the node's real values: kubelet-blocked (kubelet-port fail), hosts-missing (etc-hosts fail
 listing exactly the other nodes with their InternalIPs), rules-in-legacy and alternative-legacy
 (default layout: iptables-mode fail, the right alternative), ip-forward-off (fail) and
-ip-forward-unpersisted (warn) on the wired worker, resolved-stub (resolved-53 fail), vpn
+ip-forward-unpersisted (warn) on the wired worker, resolved-stub (default layout: resolved-53
+fail), vpn
 (node-address fail naming tailscale0 and the node's uplink), pool-ipip (encapsulation warn on the
 WiFi node, kernel-modules skip: this kernel exposes no module list), pool-ipip + ipip-blocked
 (still only the WiFi warning: the lab routes pods directly, documented limit), no-tunnel-device
@@ -88,9 +89,9 @@ def test_ip_forward_off_and_unpersisted(any_lab: Lab, fault) -> None:
     assert found["summary"] == f"forwarding is off on {node}: net.ipv4.ip_forward=0"
 
 
-def test_resolved_stub(any_lab: Lab, fault) -> None:
+def test_resolved_stub(lab: Lab, fault) -> None:
     fault("resolved-stub")
-    found = check(any_lab, any_lab.wifi_node.name, "resolved-53")["resolved-53"]
+    found = check(lab, lab.wifi_node.name, "resolved-53")["resolved-53"]
     assert found["status"] == "fail", found
     assert "loopback nameserver 127.0.0.53" in found["summary"]
     assert "127.0.0.53" in found["evidence"] and "resolvConf: /run/systemd/resolve/resolv.conf" \
