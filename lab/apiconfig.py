@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lab import certs, spec, topology
+from lab import certs, nodeinit, spec, topology
 from lab.apiserver.rbac import service_account_groups, service_account_user
 from lab.spec import Layout
 
@@ -33,7 +33,12 @@ API_CERT_RSA_BITS = 2048
 MTU black hole stalls the handshake here as it does in real clusters. A lone P-256 certificate
 (about 800 bytes in all) would slip through any MTU fault in one small packet
 (docs/lab.md#mtu-faults-on-veth-links)."""
-SHIPPED_RBAC = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "rbac.yaml"
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+SHIPPED_RBAC = DEPLOY / "kubernetes" / "rbac.yaml"
+SHIPPED_NAMESPACE = DEPLOY / "kubernetes" / "namespace.yaml"
+NODE_ACCESS_COMPONENT = DEPLOY / "kubernetes" / "components" / "node-access-pod"
+"""The optional node_access: pod pieces (host pods' namespace and Role): the lab is deployed with them,
+so `node_access: pod` works in it; with `ssh` netcheck never uses them (tests/deploy prove both)."""
 BOT_NAMESPACE = BOT_SERVICE_ACCOUNT = "netcheck"
 VIEWER_GROUP = "viewers"
 
@@ -114,9 +119,15 @@ def node_labels(node: spec.NodeSpec) -> dict[str, str]:
     return labels
 
 
+def containers_dir(lab: Lab) -> Path:
+    """Where host pod containers mount their root (each on a tmpfs in its own mount namespace)."""
+    return lab.state / "containers"
+
+
 def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
     layout = lab.layout
     control_plane = lab.control_plane.ip
+    containers_dir(lab).mkdir(parents=True, exist_ok=True)
     pair = certs.issue(ca, lab.state / "pki", "apiserver", ips=[control_plane, layout.api_service_ip],
                        dns=api_sans_dns(layout), rsa_bits=API_CERT_RSA_BITS, with_chain=True)
     lab_rbac_path = lab.state / "lab-rbac.yaml"
@@ -130,14 +141,17 @@ def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
             bot_token(lab): {"user": service_account_user(BOT_NAMESPACE, BOT_SERVICE_ACCOUNT),
                              "groups": list(service_account_groups(BOT_NAMESPACE))},
         },
-        "rbac_manifests": [str(SHIPPED_RBAC), str(lab_rbac_path)],
+        "rbac_manifests": [str(path) for path in rbac_files(lab)],
+        "namespace_manifests": [str(SHIPPED_NAMESPACE), str(NODE_ACCESS_COMPONENT / "namespace.yaml")],
+        "containers_dir": str(containers_dir(lab)),
         "control_token": lab.control_token,
         "service": {"cluster_ip": layout.api_service_ip, "port": layout.api_service_port,
                     "endpoints": [{"ip": control_plane, "port": layout.api_port}]},
         "dns_service_ip": layout.dns_service_ip, "service_cidr": layout.service_cidr,
         "nodes": [{"name": n.name, "internal_ip": n.ip, "pod_cidr": n.pod_cidr, "ready": True,
                    "annotations": node_annotations(layout, n), "labels": node_labels(n), "pod_ip": n.pod_ip,
-                   "pod_netns": lab.names.pod(n.name)} for n in lab.nodes],
+                   "pod_netns": lab.names.pod(n.name), "host_netns": lab.names.node(n.name),
+                   "host_pid1_file": str(nodeinit.pid1_file(lab.state, n.name))} for n in lab.nodes],
         "installation": installation(layout), "ippools": [ippool(layout)],
         "exec_prefix": ["ip", "netns", "exec"], "kubelet_port": spec.KUBELET_PORT,
         "mtu_hook": [sys.executable, "-m", "lab.hooks", "mtu", "--state", str(lab.state)],
@@ -194,3 +208,17 @@ def control(lab: Lab, method: str, path: str, body: Any = None) -> dict[str, Any
 
 def patch(lab: Lab, path: str, merge_patch: dict[str, Any]) -> dict[str, Any]:
     return request(lab, "PATCH", path, merge_patch, content_type="application/merge-patch+json")
+
+
+def rbac_files(lab: Lab) -> list[Path]:
+    """The RBAC manifests the lab's API stand-in enforces (as `build` configured it)."""
+    return [SHIPPED_RBAC, NODE_ACCESS_COMPONENT / "rbac.yaml", lab.state / "lab-rbac.yaml"]
+
+
+def set_rbac(lab: Lab, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Enforce these RBAC objects from now on (tests; restore with `rbac_objects(rbac_files(lab))`)."""
+    return control(lab, "PUT", "/lab/v1/rbac", {"objects": objects})
+
+
+def rbac_objects(paths: list[Path]) -> list[dict[str, Any]]:
+    return [doc for path in paths for doc in yaml.safe_load_all(Path(path).read_text()) if doc]

@@ -1,8 +1,9 @@
-"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--layout NAME] [--workers N]`: the whole
-product on this machine — a lab cluster, `/netcheck NODE` through the real Slack bot against a local
-Slack stand-in (the conversation printed in the terminal), an approver's click on "Apply fix", the
-re-check, teardown. NODE defaults to the layout's WiFi node; on a layout that is healthy by default
-the demo switches the case study (`no-masquerade`) on it unless `--fault` asks for another fault.
+"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--layout NAME] [--workers N]
+[--node-access ssh|pod|auto]`: the whole product on this machine — a lab cluster, `/netcheck NODE`
+through the real Slack bot against a local Slack stand-in (the conversation printed in the terminal),
+an approver's click on "Apply fix", the re-check, teardown. NODE defaults to the layout's WiFi node;
+on a layout that is healthy by default the demo switches the case study (`no-masquerade`) on it
+unless `--fault` asks for another fault.
 
 Registered by bot/cli.py; the flow lives in lab.demo.flow. Exit: 0 the flow completed as expected
 (diagnosis found, fix applied and verified), 1 it did not (one line says why), 2 usage (not root,
@@ -47,6 +48,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help=f"the lab's layout: {', '.join(LAYOUTS)} (default {DEFAULT_LAYOUT})")
     parser.add_argument("--workers", type=int, default=2,
                         help="lab workers (default 2; the second one is the WiFi node)")
+    parser.add_argument("--node-access", default="ssh", choices=("ssh", "pod", "auto"),
+                        help="how netcheck reaches the nodes: ssh (default), pod (host pods through the "
+                        "API; sshd stopped, no SSH configured) or auto")
     parser.set_defaults(run=run)
     return parser
 
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
 
     try:
         options = DemoOptions(keep=args.keep, fault=args.fault, node=args.node, workers=args.workers,
-                              layout=args.layout, color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+                              layout=args.layout, node_access=args.node_access,
+                              color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         print(f"netcheck demo: {message}", file=sys.stderr)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lab import faults, spec
+from lab import faults, nodeaccess, spec
 
 CASE_STUDY_FAULT = "no-masquerade"
 """What the demo switches on when the node has no fault of its own and none was asked for (a
@@ -24,6 +24,15 @@ class DemoOptions(BaseModel):
     layout: str = Field(spec.DEFAULT_LAYOUT, description="The lab's layout (lab.spec.LAYOUTS).")
     workers: int = Field(2, description="Worker count of the lab (the second worker is the WiFi node).")
     color: bool = Field(False, description="ANSI colours in the rendered conversation.")
+    node_access: str = Field("ssh", description="netcheck's node_access: ssh, pod (sshd stopped, no SSH "
+                             "configured: host pods) or auto.")
+
+    @field_validator("node_access")
+    @classmethod
+    def _known_mode(cls, mode: str) -> str:
+        if mode not in nodeaccess.MODES:
+            raise ValueError(f"unknown node access {mode!r} (known: {', '.join(nodeaccess.MODES)})")
+        return mode
 
     @field_validator("fault")
     @classmethod
