@@ -1,5 +1,5 @@
 """`netcheck lab up [--layout NAME] [--workers N] | down | status | fault NAME [--node N] --on|--off |
-run -- CMD...`.
+boot NODE | run -- CMD...`.
 
 The logic behind bot/commands/lab.py (which only registers it). Needs root: without it, one line
 "netcheck lab needs root: ..." and exit 2. Bad input (layout, worker count, fault or node names, a
@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     onoff = fault.add_mutually_exclusive_group(required=True)
     onoff.add_argument("--on", dest="on", action="store_true")
     onoff.add_argument("--off", dest="on", action="store_false")
+    boot = sub.add_parser("boot", help="simulate a reboot of a node (nat flushed, sysctls reset and "
+                          "reapplied from its files, enabled units started)")
+    boot.add_argument("node")
     run = sub.add_parser("run", help="run a command in the ops namespace (KUBECONFIG, NETCHECK_CONFIG set)")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
 
@@ -76,6 +79,12 @@ def run(args: Any) -> int:
             node = args.node or lab.wifi_node.name
             lab.fault(args.name, node=node, on=args.on)
             print(f"fault {args.name} {'on' if args.on else 'off'} on {node}")
+            return EXIT_OK
+        if action == "boot":
+            from lab.boot import boot
+
+            for line in boot(lab, args.node):
+                print(line)
             return EXIT_OK
         if action == "run":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd

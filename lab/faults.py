@@ -379,6 +379,18 @@ class NoTunnelDevice:
             netns.ip_batch(lab.ns(node.name), topology.vxlan_lines(lab.layout, node))
 
 
+@register("calico-node-stall", "calico-node pods started on the node never turn Ready (readiness fails): an "
+          "MTU rollout stops there")
+class CalicoNodeStall:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        apiconfig.control(lab, "PUT", f"/lab/v1/nodes/{node.name}/calico-node", {"ready": False})
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        apiconfig.control(lab, "PUT", f"/lab/v1/nodes/{node.name}/calico-node", {"ready": True})
+
+
 def _drop_lan(node: spec.NodeSpec) -> list[list[str]]:
     return [["INPUT", "-i", node.iface, "-j", "DROP"], ["FORWARD", "-i", node.iface, "-j", "DROP"]]
 
