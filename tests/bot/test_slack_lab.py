@@ -6,8 +6,8 @@ Covers (every catalog probe, as the bot runs by default): /netcheck worker2 in t
 state posts the masquerade problem with its fix button;
 an approver's click applies the masquerade fix in the lab (the rule appears once), the outcome
 "applied" is posted in the thread and the parent's re-check no longer reports masquerade or pod-api;
-`/netcheck all` with ip_forward off on a wired worker: the parent names that node and ip-forward
-first and the thread holds exactly one "Apply fix" button, for ip-forward on that node;
+on both layouts, `/netcheck all` with ip_forward off on a wired worker: the parent names that node
+and ip-forward first and the thread holds exactly one "Apply fix" button, for ip-forward on that node;
 a node joining (removed from and re-added to the API stand-in, seen by the real node watch) with
 ip_forward off and a small uplink MTU gets a summary listing both differences against the reference.
 """
@@ -142,14 +142,6 @@ async def bot_in_lab(lab: Lab, channels: tuple[str, ...], **settings: object):  
     return standin, driver, rt, engine, close
 
 
-def wired_worker(lab: Lab):  # noqa: ANN201
-    return next(n for n in lab.nodes if n.role != "control-plane" and not n.wifi)
-
-
-def wifi_worker(lab: Lab):  # noqa: ANN201
-    return next(n for n in lab.nodes if n.wifi)
-
-
 async def netcheck_all(lab: Lab) -> dict[str, object]:
     from bot.slack.approvals import decode
     from lab.slack.driver import SlackDriver
@@ -169,13 +161,13 @@ async def netcheck_all(lab: Lab) -> dict[str, object]:
         await close()
 
 
-def test_netcheck_all_one_button_for_the_one_cause(lab: Lab, fault) -> None:
-    fault("no-masquerade", node=wifi_worker(lab).name, on=False)
-    node = wired_worker(lab).name
+def test_netcheck_all_one_button_for_the_one_cause(any_lab: Lab, fault) -> None:
+    fault("no-masquerade", node=any_lab.wifi_node.name, on=False)
+    node = any_lab.wired_worker.name
     fault("ip-forward-off", node=node)
-    with lab.enter_ops():
-        seen = asyncio.run(netcheck_all(lab))
-    first = f"netcheck all — {len(lab.nodes)} nodes: act first on {node}: ip-forward"
+    with any_lab.enter_ops():
+        seen = asyncio.run(netcheck_all(any_lab))
+    first = f"netcheck all — {len(any_lab.nodes)} nodes: act first on {node}: ip-forward"
     assert seen["parent"].startswith(first), seen
     assert seen["buttons"] == ["Apply fix: ip-forward"] and seen["nodes"] == [node], seen
     assert seen["files"] == ["netcheck-all-evidence.txt"] and seen["errors"] == [], seen
@@ -217,16 +209,18 @@ async def join(lab: Lab, node: str) -> dict[str, object]:
             apiconfig.control(lab, "POST", "/lab/v1/nodes", config)
 
 
-def test_node_join_summary_lists_the_differences(lab: Lab, fault) -> None:
-    fault("no-masquerade", node=wifi_worker(lab).name, on=False)
-    node = wired_worker(lab)
+def test_node_join_summary_lists_the_differences(any_lab: Lab, fault) -> None:
+    fault("no-masquerade", node=any_lab.wifi_node.name, on=False)
+    node = any_lab.wired_worker
     fault("ip-forward-off", node=node.name)
     fault("mtu", node=node.name)
-    with lab.enter_ops():
-        seen = asyncio.run(join(lab, node.name))
+    with any_lab.enter_ops():
+        seen = asyncio.run(join(any_lab, node.name))
     summary = seen["parent"]
     assert f"{node.name} differs from " in summary, seen
     assert "ip_forward 0 (" in summary, seen
-    assert f"uplink {node.iface} MTU " in summary and " MTU 1500 " in summary.split("uplink", 1)[1], seen
+    small, usual = any_lab.layout.small_link_mtu, any_lab.layout.host_mtu
+    assert f"uplink {node.iface} MTU {small} " in summary, seen
+    assert f" MTU {usual} " in summary.split("uplink", 1)[1], seen  # the reference's uplink
     assert seen["diff"], seen  # the field-by-field reply in the thread
     assert seen["errors"] == [], seen
