@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from probes import timing
 from probes.errors import ProbeSkip
 from probes.facts import ClusterFacts, NodeFacts
 from probes.model import Finding
@@ -45,4 +46,7 @@ class ProbeContext:
     async def result_of(self, probe_id: str) -> Finding | None:
         """The finding of a probe this one declared in `after=`; None if it is not being run."""
         future = self.results.get(probe_id)
-        return None if future is None else await asyncio.shield(future)
+        if future is None:
+            return None
+        with timing.waiting(f"probe {probe_id}"):
+            return await asyncio.shield(future)

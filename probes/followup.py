@@ -23,12 +23,14 @@ from probes.correlate import NAT_PROBE, correlate
 from probes.diff import NodeDiff, compare_nodes
 from probes.facts import ClusterFacts
 from probes.graph import attribute
-from probes.model import Report
+from probes.model import Finding, Report
 from probes.reference import api_node, candidates, healthy
 from probes.registry import Registry
 from probes.settings import ProbeSettings
 
 RunProbes = Callable[[str, Sequence[str], ClusterFacts], Awaitable[Report]]
+StartProbes = Callable[[str, Sequence[str]], None]
+"""Start some probes of a node in this run without waiting for them (the engine's `NodeRun.ensure`)."""
 
 REFERENCE_TRIES = 2
 """Reference candidates tried in turn until one is healthy (each try is a debug pod and some probes)."""
@@ -67,7 +69,44 @@ def problems_of(report: Report) -> set[str]:
 
 def reference_probes(report: Report, registry: Registry) -> set[str]:
     """The probes that found problems here, plus what they run after (a verdict needs its inputs)."""
-    wanted = {p for p in problems_of(report) if p in registry}
+    return _with_dependencies(problems_of(report), registry)
+
+
+class EarlyStart:
+    """Starts a single-node check's follow-ups the moment a finding calls for them, while the node's
+    other probes still run: on a problem, its reference probes on the first reference candidate; on a
+    pod-to-pod problem, the probes that could explain it on the peer it crossed to; on a NAT problem,
+    the routes of the node the API runs on. This is speculation: `examine` decides exactly what is
+    needed once the node's report is complete, reuses what was started (the engine's run keeps one
+    run of each probe per node) and leaves the rest unused (cancelled when the run closes).
+    `avoid`: nodes not to pick as the reference early (the peer a pod-to-pod failure may blame)."""
+
+    def __init__(self, node: str, facts: ClusterFacts, registry: Registry, settings: ProbeSettings,
+                 start: StartProbes, *, avoid: Iterable[str] = ()) -> None:
+        self.node, self.facts, self.registry, self.settings = node, facts, registry, settings
+        self.start = start
+        self.avoid = set(avoid)
+
+    def on_finding(self, node: str, finding: Finding) -> None:
+        if node != self.node or not finding.status.is_problem or finding.probe not in self.registry:
+            return
+        if finding.peer and finding.peer != self.node:
+            self.avoid.add(finding.peer)
+            explainers = sorted(spec.id for spec in self.registry
+                                if spec.explanation_of(finding.probe, across=True))
+            if explainers:
+                self.start(finding.peer, explainers)
+        witness = api_node(self.facts)
+        if finding.probe == NAT_PROBE and witness is not None and witness.name != self.node \
+                and ROUTE_PROBE in self.registry:
+            self.start(witness.name, [ROUTE_PROBE])
+        names = candidates(self.node, self.facts, self.settings, exclude=self.avoid)
+        if names:
+            self.start(names[0].name, sorted(_with_dependencies({finding.probe}, self.registry)))
+
+
+def _with_dependencies(probe_ids: set[str], registry: Registry) -> set[str]:
+    wanted = {p for p in probe_ids if p in registry}
     pending = list(wanted)
     while pending:
         for dep in registry[pending.pop()].after:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from probes.observations import Observations
+from probes.timing import FindingTiming, RunTimings
 
 EVIDENCE_LIMIT = 4000
 """Characters of evidence kept per finding; longer output keeps its head and tail."""
@@ -124,6 +125,9 @@ class Finding(_Frozen):
     duration_s: float | None = Field(
         default=None, description="Seconds the probe took, waiting for its transports included."
     )
+    timing: FindingTiming | None = Field(
+        default=None, description="Queued, started, finished (seconds into the run) and what it waited for."
+    )
 
     @property
     def explained(self) -> bool:
@@ -163,6 +167,9 @@ class Report(_Frozen):
     )
     access: Access | None = Field(
         default=None, description="How the node's host side was reached (None: no host access configured)."
+    )
+    timings: RunTimings | None = Field(
+        default=None, description="The run's discovery and transport spans (on the report a check returns)."
     )
 
     @property

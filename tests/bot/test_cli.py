@@ -127,13 +127,18 @@ def test_json_one_object_and_exit_1(config_file, capsys) -> None:
     assert main(["check", "worker2", "--json", "--config", config_file], engine_factory=factory) == 1
     data = json.loads(capsys.readouterr().out)  # exactly one JSON document, nothing else on stdout
     assert set(data) == {"node", "verdict", "started_at", "duration_s", "findings", "access", "reference",
-                         "peers"}
+                         "peers", "timings"}
+    assert [s["what"] for s in data["timings"]["spans"]][0] == "discovery"
     assert (data["node"], data["verdict"]) == ("worker2", "fail")
     by_probe = {f["probe"]: f for f in data["findings"]}
     assert list(by_probe) == ["host-api", "pod-api", "masquerade", "kernel-modules"]
     assert set(by_probe["masquerade"]) == {"probe", "layer", "status", "summary", "evidence", "proof",
                                            "remediation", "fix", "caused_by", "caused_by_node", "peer",
-                                           "scope", "comparison", "observed", "duration_s"}
+                                           "scope", "comparison", "observed", "duration_s", "timing"}
+    timing = by_probe["masquerade"]["timing"]  # it ran after pod-api: that wait is on record
+    assert timing["queued_s"] <= timing["started_s"] <= timing["finished_s"]
+    assert "probe pod-api" in [w["on"] for w in timing["waited"]] or \
+        by_probe["pod-api"]["timing"]["finished_s"] <= timing["started_s"]
     assert by_probe["masquerade"]["fix"] == {"id": "masquerade",
                                              "params": {"pod_cidr": "192.168.88.0/24", "iface": "wlp59s0"}}
     assert by_probe["pod-api"]["caused_by"] == "masquerade"
