@@ -7,9 +7,6 @@ documented seam for running the engine without SSH or a cluster.
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 from bot.config import Config
 from bot.slack.nodesource import ClusterNodeSource
 from fixes.lock import ClusterFixLock
@@ -17,7 +14,7 @@ from fixes.runner import FixRunner
 from probes.engine import Engine, Transports
 from probes.registry import Registry, default_registry
 from probes.transports.access import NodeAccess
-from probes.transports.cluster import KubeCluster, load_api_client
+from probes.transports.cluster import KubeCluster
 from probes.transports.discovery import discover
 from probes.transports.hostpod import HostPods
 from probes.transports.leases import KubernetesLeaseStore
@@ -27,19 +24,18 @@ from probes.transports.ssh import SSHPool
 
 
 def build_transports(config: Config) -> Transports:
-    """Node access (SSH pool or host pods), debug pods and the cluster client, sharing one bounded
-    thread pool."""
-    settings = config.cluster_settings()
-    api = load_api_client(settings)  # ConfigError when no kubeconfig/in-cluster config is usable
-    executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="netcheck-k8s")
-    cluster = KubeCluster(api, executor, request_timeout=settings.request_timeout)
+    """Node access (SSH pool or host pods), debug pods and the cluster client (the kubernetes package's
+    asyncio client, loaded at the first request: a bad kubeconfig is a ConfigError then)."""
+    cluster = KubeCluster(config.cluster_settings())
 
     async def discover_facts():  # noqa: ANN202 (ClusterFacts)
         return await discover(cluster, config.cluster)
 
+    async def discover_early(on_nodes):  # noqa: ANN001, ANN202
+        return await discover(cluster, config.cluster, on_nodes=on_nodes)
+
     async def close() -> None:
-        await asyncio.to_thread(cluster.close)
-        executor.shutdown(wait=False, cancel_futures=True)
+        await cluster.aclose()
 
     # node_access: SSH, or host pods through the API (read-only for probes, privileged for fixes)
     shells = NodeAccess(
@@ -50,6 +46,7 @@ def build_transports(config: Config) -> Transports:
     return Transports(
         cluster=cluster,
         discover=discover_facts,
+        discover_early=discover_early,
         shells=shells,
         pods=DebugPods(cluster, config.debug_pod),
         close=close,
@@ -77,7 +74,7 @@ def build_fix_runner(config: Config, engine: Engine) -> FixRunner:
     Kubernetes client: an injected `Transports`)."""
     node_lock = None
     if isinstance(engine.cluster, KubeCluster):
-        store = KubernetesLeaseStore(engine.cluster.api, config.ops.lease_namespace,
+        store = KubernetesLeaseStore(engine.cluster, config.ops.lease_namespace,
                                      request_timeout=config.cluster_settings().request_timeout)
         node_lock = ClusterFixLock(store, namespace=config.ops.lease_namespace, owner=process_owner(),
                                    settings=config.fixes)
@@ -97,9 +94,9 @@ def build_lease_store(config: Config, engine: Engine) -> KubernetesLeaseStore | 
     None without a Kubernetes client — the caller then runs as the only replica."""
     if not isinstance(engine.cluster, KubeCluster):
         return None
-    # A client of its own (same configuration): shutdown closes the engine, and so its client,
-    # before the Lease is released.
+    # A client of its own (same settings): shutdown closes the engine, and so its client, before the
+    # Lease is released.
     return KubernetesLeaseStore(
-        engine.cluster.exec_client(), config.ops.lease_namespace,
+        KubeCluster(config.cluster_settings()), config.ops.lease_namespace,
         request_timeout=config.cluster_settings().request_timeout,
     )

@@ -262,6 +262,8 @@ async def serve(
     await standby.aclose()
     await rt.tasks.close(ops.shutdown_grace)
     failed = await runtime.run_until_shutdown()  # cleanups: engine.aclose, election stop, Lease release
+    if hasattr(store, "aclose"):
+        await store.aclose()  # its API session, after the Lease was released through it
     if relay is not None:
         relay.cancel()
     if failed:

@@ -1,29 +1,30 @@
-"""The Kubernetes API through the official client, kept off the event loop.
+"""The Kubernetes API through the asyncio client the kubernetes package ships (`kubernetes.aio`).
 
-Built by `bot.wiring.build_engine`; used by discovery (probes/transports/discovery.py), the debug
-pods (pod.py), probes (the `Cluster` protocol) and fixes (`patch_installation`). With pod.py, the
-only module importing kubernetes. Every blocking call runs on a bounded thread pool the caller
-owns; every `ApiException` leaves as a `ClusterError` subclass (`raise ... from exc`).
+Built by `bot.wiring.build_transports`; used by discovery (probes/transports/discovery.py), the debug
+and host pods (pod.py, hostpod.py), the fix and leader Leases (leases.py), the node watch
+(bot/slack/nodesource.py), probes (the `Cluster` protocol) and fixes (`patch_installation`). With
+pod.py and leases.py, the only modules importing kubernetes — and only when the first request is
+made, so `netcheck --help`, a configuration error or `netcheck lab` never import the client.
+
+Everything runs on the event loop (aiohttp underneath): no thread pool, no watch pump. The requests
+are made by the package's `ApiClient` (kubeconfig and in-cluster loading, TLS, tokens, its aiohttp
+session) on the REST paths directly, with JSON in and out: the generated per-group API classes pull
+hundreds of pydantic models in at import (docs/client-libraries.md#the-asyncio-client). Every error
+leaves here translated once (`api_error`, `unreachable`): an HTTP status as a `ClusterError`
+subclass, no answer at all as `ClusterUnreachable` (`raise ... from exc`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes import watch as k8s_watch
-from kubernetes.client.rest import ApiException
-from kubernetes.config.config_exception import ConfigException
 from pydantic import BaseModel, ConfigDict, Field
 
 from probes.errors import (
@@ -35,13 +36,16 @@ from probes.errors import (
     ConfigError,
 )
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from kubernetes.aio.client import ApiClient, Configuration
 
 CALICO_OPERATOR = ("operator.tigera.io", "v1", "installations")
 CALICO_IPPOOLS = ("crd.projectcalico.org", "v1", "ippools")
 TIGERA_STATUS = ("operator.tigera.io", "v1", "tigerastatuses")
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
+AUTH_SETTINGS = ["BearerToken"]
+"""What the package's generated API methods pass: the kubeconfig's token (or the in-cluster one)."""
 _HANDSHAKE = re.compile(r"Handshake status (\d{3})")
 
 
@@ -51,180 +55,300 @@ class ClusterSettings(BaseModel):
     kubeconfig: Path | None = Field(None, description="kubeconfig file; None: in-cluster, then default.")
     context: str | None = Field(None, description="kubeconfig context; None: the current context.")
     request_timeout: float = Field(10.0, gt=0, description="Seconds one API request may take.")
-    max_workers: int = Field(8, ge=1, le=64, description="Threads running blocking client calls.")
 
 
-def load_api_client(settings: ClusterSettings) -> k8s.ApiClient:
+async def load_configuration(settings: ClusterSettings) -> Configuration:
     """kubeconfig/context from the config, else in-cluster, else the default kubeconfig."""
+    from kubernetes.aio.client import Configuration
+    from kubernetes.aio.config import ConfigException, load_incluster_config, load_kube_config
+
+    configuration = Configuration()
     try:
         if settings.kubeconfig is not None or settings.context is not None:
             path = str(settings.kubeconfig.expanduser()) if settings.kubeconfig else None
-            return k8s_config.new_client_from_config(config_file=path, context=settings.context)
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            configuration = k8s.Configuration()
-            k8s_config.load_incluster_config(client_configuration=configuration)
-            return k8s.ApiClient(configuration)
-        return k8s_config.new_client_from_config()
-    except (ConfigException, OSError, ValueError) as exc:
+            await load_kube_config(config_file=path, context=settings.context,
+                                   client_configuration=configuration, persist_config=False)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            load_incluster_config(client_configuration=configuration)
+        else:
+            await load_kube_config(client_configuration=configuration, persist_config=False)
+    except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
         where = settings.kubeconfig or "the default kubeconfig"
         raise ConfigError(f"kubeconfig: cannot load {where}: {exc}") from exc
+    # The package's session trusts the environment: every request would look up ~/.netrc and the
+    # proxy variables in a worker thread. The kubeconfig's proxy-url still applies (as with the
+    # synchronous client); docs/client-libraries.md#the-asyncio-client.
+    configuration.client_session_kwargs = {"trust_env": False}
+    return configuration
 
 
-def api_error(exc: ApiException, what: str) -> ClusterError:
-    """Translate an ApiException (exec handshake failures carry the status only in `reason`)."""
-    status = exc.status or 0
-    reason = str(exc.reason or "").strip()
-    body_text = exc.body
-    if status == 0:
-        match = _HANDSHAKE.search(reason)
-        status = int(match.group(1)) if match else 0
-        # websocket-client's reason: "Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}"
-        parts = reason.split(" -+-+- ")
-        if match and len(parts) == 3:
-            body_text, reason = parts[2], parts[0]
+def api_error(status: int, reason: str, body: bytes | str | None, what: str) -> ClusterError:
+    """Translate an HTTP error answer: the Status body's message when there is one."""
     message = reason
     try:
-        body = json.loads(body_text) if body_text else {}
-        message = body.get("message") or message
-    except (ValueError, TypeError, AttributeError):
+        parsed = json.loads(body) if body else {}
+        if isinstance(parsed, dict):
+            message = parsed.get("message") or message
+    except (ValueError, TypeError):
         pass
     text = f"{what}: {message} (HTTP {status})" if status else f"{what}: {message}"
-    kind = {403: ClusterForbidden, 404: ClusterNotFound, 409: ClusterConflict}.get(status, ClusterError)
-    if status == 401:
-        kind = ClusterForbidden
+    kind = {401: ClusterForbidden, 403: ClusterForbidden, 404: ClusterNotFound,
+            409: ClusterConflict}.get(status, ClusterError)
     return kind(text, status=status or None)
 
 
+def from_api_exception(exc: Any, what: str) -> ClusterError:
+    """The package's ApiException (e.g. a watch's ERROR event: status and "Reason: message")."""
+    status = int(getattr(exc, "status", 0) or 0)
+    reason = str(getattr(exc, "reason", "") or "").strip()
+    match = _HANDSHAKE.search(reason)
+    if not status and match:
+        status = int(match.group(1))
+    return api_error(status, reason, getattr(exc, "body", None), what)
+
+
+def unreachable(exc: BaseException, what: str) -> ClusterUnreachable:
+    """A request that never got an HTTP answer (refused, timed out, TLS, DNS), in one line."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        detail = "timed out"
+    return ClusterUnreachable(f"{what}: API server unreachable: {detail}")
+
+
+def _path(template: str, **parts: str) -> str:
+    return template.format(**{k: quote(v, safe="") for k, v in parts.items()})
+
+
 class KubeCluster:
-    """The `Cluster` protocol (and more) over one ApiClient and a caller-owned executor."""
+    """The `Cluster` protocol (and more) over the package's asyncio `ApiClient`, made at first use."""
 
-    def __init__(self, api: k8s.ApiClient, executor: ThreadPoolExecutor, *, request_timeout: float) -> None:
-        self.api = api
-        self.core = k8s.CoreV1Api(api)
-        self.apps = k8s.AppsV1Api(api)
-        self.custom = k8s.CustomObjectsApi(api)
-        self.executor = executor
-        self.request_timeout = request_timeout
+    def __init__(self, settings: ClusterSettings, *, configuration: Configuration | None = None) -> None:
+        self.settings = settings
+        self.request_timeout = settings.request_timeout
+        self._configuration = configuration
+        self._api: ApiClient | None = None
+        self._ws: ApiClient | None = None
+        self._lock: asyncio.Lock | None = None
 
-    async def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one blocking client call on the executor; errors become ClusterErrors."""
-        kwargs.setdefault("_request_timeout", self.request_timeout)
-        return await self.run_blocking(what, fn, *args, **kwargs)
+    @classmethod
+    def for_token(cls, url: str, ca_file: str | Path, token: str | None, *,
+                  request_timeout: float = 10.0) -> KubeCluster:
+        """A client of the API at `url` with a bearer token, without a kubeconfig (embedders, tests)."""
+        from kubernetes.aio.client import Configuration
 
-    async def run_blocking(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Any blocking function using this client (e.g. an exec session) on the executor."""
-        loop = asyncio.get_running_loop()
+        configuration = Configuration(host=url)
+        configuration.ssl_ca_cert = str(ca_file)
+        if token is not None:
+            configuration.api_key = {"BearerToken": token}
+            configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        configuration.client_session_kwargs = {"trust_env": False}
+        return cls(ClusterSettings(request_timeout=request_timeout), configuration=configuration)
+
+    async def configuration(self) -> Configuration:
+        if self._configuration is None:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._configuration is None:
+                    self._configuration = await load_configuration(self.settings)
+        return self._configuration
+
+    async def api(self) -> ApiClient:
+        if self._api is None:
+            from kubernetes.aio.client import ApiClient
+
+            configuration = await self.configuration()
+            if self._api is None:
+                self._api = ApiClient(configuration)
+        return self._api
+
+    async def websocket_api(self) -> ApiClient:
+        """The package's WebSocket client (exec), with a session of its own: upgraded connections
+        never go back to a pool, and one client serves every concurrent exec."""
+        if self._ws is None:
+            from kubernetes.aio.stream import WsApiClient
+
+            configuration = await self.configuration()
+            if self._ws is None:
+                self._ws = WsApiClient(configuration)
+        return self._ws
+
+    @property
+    def host(self) -> str:
+        return self._configuration.host if self._configuration is not None else "(not loaded)"
+
+    async def request(self, what: str, method: str, path: str, *, query: Sequence[tuple[str, Any]] = (),
+                      body: Any = None, content_type: str | None = None,
+                      timeout: float | None = None) -> Any:
+        """One API request; the JSON answer, or a ClusterError. Bounded by `timeout` (request_timeout)."""
+        api = await self.api()
+        limit = timeout or self.request_timeout
+        headers = {"Accept": "application/json"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         try:
-            return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
-        except ApiException as exc:
-            raise api_error(exc, what) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ClusterUnreachable(f"{what}: API server unreachable: {exc}") from exc
+            async with asyncio.timeout(limit):
+                method, url, headers, data, post = await api.param_serialize(
+                    method=method, resource_path=path, query_params=list(query) or None,
+                    header_params=headers, body=body, auth_settings=AUTH_SETTINGS)
+                response = await api.call_api(method, url, headers, data, post, _request_timeout=limit)
+                raw = await response.read()
+        except ClusterError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc, what) from exc
+        if not 200 <= response.status <= 299:
+            raise api_error(response.status, response.reason or "", raw, what)
+        return json.loads(raw) if raw else {}
 
-    def exec_client(self) -> k8s.ApiClient:
-        """A fresh ApiClient for ONE exec session: `kubernetes.stream.stream` swaps the client's
-        `request` for a WebSocket one while it runs, so sharing a client across threads sends other
-        calls (e.g. a pod delete) over WebSocket and can leave the swap in place for good."""
-        return k8s.ApiClient(self.api.configuration)
+    def translate(self, exc: BaseException, what: str) -> ClusterError:
+        """Any exception of a request into the ClusterError family (the one place that knows how)."""
+        from aiohttp import ClientError, WSServerHandshakeError
+        from kubernetes.aio.client.exceptions import ApiException
 
-    def to_dict(self, obj: Any) -> dict[str, Any]:
-        return self.api.sanitize_for_serialization(obj)
+        if isinstance(exc, ClusterError):
+            return exc
+        if isinstance(exc, WSServerHandshakeError):
+            return api_error(exc.status, exc.message or "", None, what)
+        if isinstance(exc, ApiException):
+            return from_api_exception(exc, what)
+        if isinstance(exc, ClientError | OSError | TimeoutError):
+            return unreachable(exc, what)
+        raise exc
 
     # -- reads --------------------------------------------------------------------------------
 
     async def list_nodes(self) -> list[dict[str, Any]]:
-        nodes = await self.call("list nodes", self.core.list_node)
-        return [self.to_dict(n) for n in nodes.items]
+        return (await self.list_nodes_versioned())[0]
+
+    async def get_node(self, name: str) -> dict[str, Any]:
+        return await self.request(f"get node {name}", "GET", _path("/api/v1/nodes/{n}", n=name))
 
     async def list_nodes_versioned(self) -> tuple[list[dict[str, Any]], str]:
-        """Nodes plus the list's resourceVersion, where a watch starts (added for the Slack node watch)."""
-        nodes = await self.call("list nodes", self.core.list_node)
-        return [self.to_dict(n) for n in nodes.items], str(nodes.metadata.resource_version or "")
+        """Nodes plus the list's resourceVersion, where a watch starts (the Slack node watch)."""
+        listed = await self.request("list nodes", "GET", "/api/v1/nodes")
+        version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        return list(listed.get("items") or []), version
 
     async def watch_nodes(self, resource_version: str, *, timeout_s: int) -> AsyncIterator[dict[str, Any]]:
         """Node events {type, object} from `resource_version` until the server ends the watch after
-        `timeout_s`. 410 Gone raises ClusterError(status=410): re-list, then watch again. The blocking
-        stream runs on the executor and hands events over through a queue."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        finished = object()
-        stream = k8s_watch.Watch()
+        `timeout_s`, through the package's asyncio Watch on the event loop. 410 Gone (an ERROR event)
+        raises ClusterError(status=410): re-list, then watch again."""
+        from kubernetes.aio.watch import Watch
 
-        def pump() -> None:
-            try:
-                for event in stream.stream(self.core.list_node, resource_version=resource_version,
-                                           timeout_seconds=timeout_s, _request_timeout=timeout_s + 5):
-                    loop.call_soon_threadsafe(queue.put_nowait, event)
-                loop.call_soon_threadsafe(queue.put_nowait, finished)
-            except Exception as exc:  # handed to the async side, translated there
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+        api = await self.api()
 
-        pumping = loop.run_in_executor(self.executor, pump)
+        async def list_nodes(**kwargs: Any) -> Any:  # the Watch calls it with watch=True
+            query = [("watch", True), ("resourceVersion", kwargs.get("resource_version") or resource_version),
+                     ("timeoutSeconds", timeout_s), ("allowWatchBookmarks", False)]
+            method, url, headers, data, post = await api.param_serialize(
+                method="GET", resource_path="/api/v1/nodes", query_params=query,
+                header_params={"Accept": "application/json"}, auth_settings=AUTH_SETTINGS)
+            response = await api.call_api(method, url, headers, data, post, _request_timeout=timeout_s + 5)
+            if not 200 <= response.status <= 299:
+                raw = await response.read()
+                raise api_error(response.status, response.reason or "", raw, "watch nodes")
+            return response.response  # the aiohttp response: the Watch reads it line by line
+
+        watch = Watch()
         try:
-            while (item := await queue.get()) is not finished:
-                if isinstance(item, ApiException):
-                    raise api_error(item, "watch nodes") from item
-                if isinstance(item, Exception):
-                    raise ClusterUnreachable(f"watch nodes: {item}") from item
-                obj = item["object"]
-                yield {"type": item["type"], "object": obj if isinstance(obj, dict) else self.to_dict(obj)}
+            async for event in watch.stream(list_nodes, resource_version=resource_version,
+                                            timeout_seconds=timeout_s):
+                obj = event.get("raw_object", event["object"])
+                yield {"type": event["type"], "object": obj}
+        except ClusterError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc, "watch nodes") from exc
         finally:
-            stream.stop()  # the pump ends at the next event or at the server's timeout
-            if pumping.done():
-                pumping.exception()
+            await watch.close()
 
     async def get_service(self, namespace: str, name: str) -> dict[str, Any]:
-        svc = await self.call(f"get service {namespace}/{name}", self.core.read_namespaced_service,
-                              name, namespace)
-        return self.to_dict(svc)
+        return await self.request(f"get service {namespace}/{name}", "GET",
+                                  _path("/api/v1/namespaces/{ns}/services/{n}", ns=namespace, n=name))
 
     async def get_endpoints(self, namespace: str, name: str) -> dict[str, Any]:
-        ep = await self.call(f"get endpoints {namespace}/{name}", self.core.read_namespaced_endpoints,
-                             name, namespace)
-        return self.to_dict(ep)
+        return await self.request(f"get endpoints {namespace}/{name}", "GET",
+                                  _path("/api/v1/namespaces/{ns}/endpoints/{n}", ns=namespace, n=name))
 
     async def pod_logs(self, namespace: str, name: str, *, timeout: float) -> str:
-        return await self.call(f"logs of pod {namespace}/{name}", self.core.read_namespaced_pod_log,
-                               name, namespace, _request_timeout=timeout)
+        api = await self.api()
+        what = f"logs of pod {namespace}/{name}"
+        try:
+            async with asyncio.timeout(timeout):
+                method, url, headers, data, post = await api.param_serialize(
+                    method="GET", resource_path=_path("/api/v1/namespaces/{ns}/pods/{n}/log",
+                                                      ns=namespace, n=name),
+                    header_params={"Accept": "*/*"}, auth_settings=AUTH_SETTINGS)
+                response = await api.call_api(method, url, headers, data, post, _request_timeout=timeout)
+                raw = await response.read()
+        except Exception as exc:
+            raise self.translate(exc, what) from exc
+        if not 200 <= response.status <= 299:
+            raise api_error(response.status, response.reason or "", raw, what)
+        return raw.decode(errors="replace")
+
+    def _custom(self, group: str, version: str, plural: str, name: str | None = None) -> str:
+        path = _path("/apis/{g}/{v}/{p}", g=group, v=version, p=plural)
+        return path if name is None else f"{path}/{quote(name, safe='')}"
 
     async def get_installation(self) -> dict[str, Any] | None:
         try:
-            return await self.call("get Installation default", self.custom.get_cluster_custom_object,
-                                   *CALICO_OPERATOR, "default")
+            return await self.request("get Installation default", "GET",
+                                      self._custom(*CALICO_OPERATOR, "default"))
         except ClusterNotFound:
             return None  # no operator CRD or no Installation: Calico via the operator is absent
 
     async def list_ippools(self) -> list[dict[str, Any]]:
         try:
-            pools = await self.call("list IPPools", self.custom.list_cluster_custom_object, *CALICO_IPPOOLS)
+            pools = await self.request("list IPPools", "GET", self._custom(*CALICO_IPPOOLS))
         except ClusterNotFound:
             return []
         return list(pools.get("items", []))
 
     async def get_daemonset(self, namespace: str, name: str) -> dict[str, Any]:
         """A DaemonSet (the calico-node rollout the calico-mtu fix follows)."""
-        ds = await self.call(f"get daemonset {namespace}/{name}", self.apps.read_namespaced_daemon_set,
-                             name, namespace)
-        return self.to_dict(ds)
+        return await self.request(f"get daemonset {namespace}/{name}", "GET",
+                                  _path("/apis/apps/v1/namespaces/{ns}/daemonsets/{n}",
+                                        ns=namespace, n=name))
 
     async def list_pods(self, *, namespace: str | None = None, label_selector: str = "",
                         field_selector: str = "") -> list[dict[str, Any]]:
         """Pods of one namespace, or of all (e.g. `spec.nodeName=NODE`: the pods on a node)."""
         where = f"in {namespace}" if namespace else "in all namespaces"
-        selectors = {"label_selector": label_selector, "field_selector": field_selector}
-        if namespace:
-            pods = await self.call(f"list pods {where}", self.core.list_namespaced_pod, namespace,
-                                   **selectors)
-        else:
-            pods = await self.call(f"list pods {where}", self.core.list_pod_for_all_namespaces,
-                                   **selectors)
-        return [self.to_dict(p) for p in pods.items]
+        selectors = (("labelSelector", label_selector), ("fieldSelector", field_selector))
+        query = [(k, v) for k, v in selectors if v]
+        path = _path("/api/v1/namespaces/{ns}/pods", ns=namespace) if namespace else "/api/v1/pods"
+        return list((await self.request(f"list pods {where}", "GET", path, query=query)).get("items") or [])
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.request(f"read pod {namespace}/{name}", "GET", self._pod(namespace, name))
+
+    async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        name = manifest["metadata"]["name"]
+        return await self.request(f"create pod {namespace}/{name}", "POST",
+                                  _path("/api/v1/namespaces/{ns}/pods", ns=namespace), body=dict(manifest),
+                                  content_type="application/json")
+
+    async def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.request(f"patch pod {namespace}/{name}", "PATCH", self._pod(namespace, name),
+                                  body=dict(patch), content_type=MERGE_PATCH)
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        await self.request(f"delete pod {namespace}/{name}", "DELETE", self._pod(namespace, name),
+                           query=[("gracePeriodSeconds", 0)], content_type="application/json")
+
+    def _pod(self, namespace: str, name: str) -> str:
+        return _path("/api/v1/namespaces/{ns}/pods/{n}", ns=namespace, n=name)
+
+    async def create_namespace(self, name: str) -> dict[str, Any]:
+        return await self.request(f"create namespace {name}", "POST", "/api/v1/namespaces",
+                                  body={"metadata": {"name": name}}, content_type="application/json")
 
     async def get_tigerastatus(self, name: str) -> dict[str, Any] | None:
         """operator.tigera.io/v1 TigeraStatus `name`, or None when the operator publishes none."""
         try:
-            return await self.call(f"get TigeraStatus {name}", self.custom.get_cluster_custom_object,
-                                   *TIGERA_STATUS, name)
+            return await self.request(f"get TigeraStatus {name}", "GET", self._custom(*TIGERA_STATUS, name))
         except ClusterNotFound:
             return None
 
@@ -232,14 +356,13 @@ class KubeCluster:
 
     async def patch_installation(self, patch: Any, *, json_patch: bool = False) -> dict[str, Any]:
         """Merge patch (a dict) or JSON patch (a list of operations, json_patch=True)."""
-        return await self.call(
-            "patch Installation default",
-            self.custom.patch_cluster_custom_object,
-            *CALICO_OPERATOR,
-            "default",
-            patch,
-            _content_type=JSON_PATCH if json_patch else MERGE_PATCH,
-        )
+        return await self.request("patch Installation default", "PATCH",
+                                  self._custom(*CALICO_OPERATOR, "default"), body=patch,
+                                  content_type=JSON_PATCH if json_patch else MERGE_PATCH)
 
-    def close(self) -> None:
-        self.api.close()
+    async def aclose(self) -> None:
+        """Close the aiohttp sessions (the client's and the WebSocket one)."""
+        for client in (self._api, self._ws):
+            if client is not None:
+                await client.close()
+        self._api = self._ws = None

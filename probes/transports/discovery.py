@@ -11,6 +11,8 @@ line each), so nothing hostile stored in the cluster reaches a command or a fix 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
@@ -190,14 +192,26 @@ async def _optional(what: str, coro: Any, absent: Any) -> Any:
         return absent
 
 
-async def discover(source: DiscoverySource, overrides: ClusterOverrides | None = None) -> ClusterFacts:
+async def discover(source: DiscoverySource, overrides: ClusterOverrides | None = None, *,
+                   on_nodes: Callable[[list[NodeFacts]], None] | None = None) -> ClusterFacts:
+    """The five reads at once (one round trip, not five); `on_nodes` gets the nodes the moment they are
+    listed, while the others may still be in flight (a check starts its node's transports then)."""
     overrides = overrides or ClusterOverrides()
-    service = await source.get_service("default", "kubernetes")
-    endpoints = await _optional("endpoints default/kubernetes",
-                                source.get_endpoints("default", "kubernetes"), {})
-    nodes = await source.list_nodes()
-    installation = await _optional("Installation default", source.get_installation(), None)
-    pools = await _optional("IPPools", source.list_ippools(), [])
+
+    async def nodes_read() -> list[NodeFacts]:
+        listed = sorted((f for n in await source.list_nodes() if (f := node_facts(n)) is not None),
+                        key=lambda n: n.name)
+        if on_nodes is not None:
+            on_nodes(listed)
+        return listed
+
+    service, endpoints, nodes, installation, pools = await asyncio.gather(
+        source.get_service("default", "kubernetes"),
+        _optional("endpoints default/kubernetes", source.get_endpoints("default", "kubernetes"), {}),
+        nodes_read(),
+        _optional("Installation default", source.get_installation(), None),
+        _optional("IPPools", source.list_ippools(), []),
+    )
 
     svc_spec = service.get("spec") or {}
     service_port = _https_port(svc_spec.get("ports") or [], "port") or 443
@@ -219,7 +233,7 @@ async def discover(source: DiscoverySource, overrides: ClusterOverrides | None =
         service_cidr=overrides.service_cidr,
         cluster_pod_cidr=overrides.pod_cidr,
         dns_service_ip=overrides.dns_service_ip,
-        nodes=sorted((f for n in nodes if (f := node_facts(n)) is not None), key=lambda n: n.name),
+        nodes=nodes,
         installation=installation_facts(installation) if installation else None,
         ippools=[f for p in pools if (f := ippool_facts(p)) is not None],
     )

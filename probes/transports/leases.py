@@ -1,68 +1,46 @@
-"""The real `LeaseStore` for bot.ops.leader: coordination.k8s.io/v1 Leases over the official client.
+"""The real `LeaseStore` for bot.ops.leader and the fix lock: coordination.k8s.io/v1 Leases.
 
-Kept beside cluster.py because only probes/transports/ may import the kubernetes client. The client
-is synchronous, so each call runs in a worker thread, bounded by `request_timeout`. Objects go in
-and out as Kubernetes JSON dicts; ApiException becomes netcheck's ClusterError family.
+Kept beside cluster.py because only probes/transports/ may import the kubernetes client: the
+requests go through the cluster transport's asyncio client (its session and credentials), on the
+event loop. Objects go in and out as Kubernetes JSON dicts; errors are translated there, once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
-from kubernetes.client import ApiClient, CoordinationV1Api
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
-
-from probes.errors import (
-    ClusterConflict,
-    ClusterError,
-    ClusterForbidden,
-    ClusterNotFound,
-    ClusterUnreachable,
-)
-
-
-def _translate(exc: ApiException, action: str) -> ClusterError:
-    status = exc.status
-    message = f"{action}: {exc.status} {exc.reason}"
-    if status == 404:
-        return ClusterNotFound(message, status=status)
-    if status == 409:
-        return ClusterConflict(message, status=status)
-    if status == 403:
-        return ClusterForbidden(f"{message} (RBAC: the bot needs leases {action.split()[0]})", status=status)
-    return ClusterError(message, status=status)
+from probes.errors import ClusterForbidden
+from probes.transports.cluster import KubeCluster, _path
 
 
 class KubernetesLeaseStore:
-    def __init__(self, api_client: ApiClient, namespace: str, *, request_timeout: float = 5.0) -> None:
-        self.api = CoordinationV1Api(api_client)
+    def __init__(self, cluster: KubeCluster, namespace: str, *, request_timeout: float = 5.0) -> None:
+        self.cluster = cluster
         self.namespace = namespace
         self.request_timeout = request_timeout
 
-    async def _call(self, action: str, method: Any, *args: Any) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            response = method(*args, _preload_content=False, _request_timeout=self.request_timeout)
-            return json.loads(response.data)
+    def _path(self, name: str | None = None) -> str:
+        base = _path("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases", ns=self.namespace)
+        return base if name is None else f"{base}/{_path('{n}', n=name)}"
 
+    async def _call(self, action: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
         try:
-            return await asyncio.to_thread(call)
-        except ApiException as exc:
-            raise _translate(exc, action) from exc
-        except HTTPError as exc:
-            raise ClusterUnreachable(f"{action}: {exc}") from exc
+            return await self.cluster.request(action, method, path, body=body,
+                                              content_type="application/json" if body is not None else None,
+                                              timeout=self.request_timeout)
+        except ClusterForbidden as exc:
+            raise ClusterForbidden(f"{exc} (RBAC: the bot needs leases {action.split()[0]})",
+                                   status=exc.status) from exc
+
+    async def aclose(self) -> None:
+        """Close the client's session (the store's own: the engine's goes first at shutdown)."""
+        await self.cluster.aclose()
 
     async def get(self, name: str) -> dict[str, Any]:
-        return await self._call(f"get lease {name}", self.api.read_namespaced_lease, name, self.namespace)
+        return await self._call(f"get lease {name}", "GET", self._path(name))
 
     async def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(
-            f"create lease {name}", self.api.create_namespaced_lease, self.namespace, body
-        )
+        return await self._call(f"create lease {name}", "POST", self._path(), body)
 
     async def replace(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(
-            f"update lease {name}", self.api.replace_namespaced_lease, name, self.namespace, body
-        )
+        return await self._call(f"update lease {name}", "PUT", self._path(name), body)

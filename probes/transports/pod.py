@@ -7,7 +7,8 @@ annotated `netcheck/expires-at`, renewed every third of `lease_duration` while i
 Running within `start_timeout` (the whole attempt: clean-up, create and wait), else fails at once
 with the pod's last state and deletes the pod in the background; `release(node)` deletes it. A
 NotReady node is not tried: its kubelet does not start new pods (docs/faults.md#pods-on-notready-nodes).
-Exec goes through `kubernetes.stream`; the exit status is read from the status channel defensively
+Exec goes over WebSocket through the package's asyncio `WsApiClient` (`kubernetes.aio.stream`), on
+the event loop; the exit status is read from the status channel defensively
 (docs/client-libraries.md#exec-exit-status).
 
 Owned pods: several netcheck processes may probe one node at once (the CLI and the bot, two bot
@@ -21,29 +22,27 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 import yaml
-from kubernetes import client as k8s
-from kubernetes.stream import stream
-from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
 from pydantic import BaseModel, ConfigDict, Field
 
 from probes.errors import ClusterError, ClusterNotFound, CommandTimeout, PodUnavailable
 from probes.facts import NodeFacts
 from probes.model import trim
 from probes.transports.base import CommandResult
-from probes.transports.cluster import MERGE_PATCH, KubeCluster
+from probes.transports.cluster import AUTH_SETTINGS, KubeCluster, _path
 from probes.transports.owner import process_owner
 
 log = structlog.get_logger("netcheck.pod")
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "netcheck")
 NODE_LABEL = "netcheck/node"
+STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
+"""The channel byte that starts every binary message of the Kubernetes exec protocol (v4)."""
 OWNER_LABEL = "netcheck/owner"
 EXPIRES_ANNOTATION = "netcheck/expires-at"
 
@@ -143,46 +142,44 @@ class KubePodExec:
         self.ip = ip
         self._settings = settings
 
-    def _exec_blocking(self, command: str, timeout: float) -> tuple[str, str, str, bool]:
-        with self._cluster.exec_client() as api:
-            return self._exec_session(k8s.CoreV1Api(api), command, timeout)
-
-    def _exec_session(self, core: Any, command: str, timeout: float) -> tuple[str, str, str, bool]:
-        ws = stream(
-            core.connect_get_namespaced_pod_exec,
-            self.name,
-            self.namespace,
-            command=["sh", "-c", command],
-            stderr=True, stdin=False, stdout=True, tty=False,
-            _preload_content=False,
-            _request_timeout=self._cluster.request_timeout,
+    async def _exec(self, command: str) -> tuple[str, str, str]:
+        """One exec session over WebSocket: stdout, stderr and the status channel's text."""
+        api = await self._cluster.websocket_api()
+        method, url, headers, body, post = await api.param_serialize(
+            method="GET",
+            resource_path=_path("/api/v1/namespaces/{ns}/pods/{n}/exec", ns=self.namespace, n=self.name),
+            query_params=[("command", ["sh", "-c", command]), ("stderr", True), ("stdin", False),
+                          ("stdout", True), ("tty", False)],
+            header_params={"Accept": "*/*"}, auth_settings=AUTH_SETTINGS,
+            collection_formats={"command": "multi"},
         )
-        stdout, stderr, status = [], [], ""
-        deadline = time.monotonic() + timeout
-        try:
-            while ws.is_open():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return "".join(stdout), "".join(stderr), status, True
-                ws.update(timeout=min(remaining, 1.0))
-                stdout.append(ws.read_channel(STDOUT_CHANNEL, timeout=0) or "")
-                stderr.append(ws.read_channel(STDERR_CHANNEL, timeout=0) or "")
-                status += ws.read_channel(ERROR_CHANNEL, timeout=0) or ""
-            stdout.append(ws.read_channel(STDOUT_CHANNEL, timeout=0) or "")
-            stderr.append(ws.read_channel(STDERR_CHANNEL, timeout=0) or "")
-            status += ws.read_channel(ERROR_CHANNEL, timeout=0) or ""
-        finally:
-            ws.close()
-        return "".join(stdout), "".join(stderr), status, False
+        # _preload_content=False: the WebSocket itself (preloading joins stdout and stderr and drops
+        # the status channel, docs/client-libraries.md#the-asyncio-client)
+        response = await api.call_api(method, url, headers, body, post, _preload_content=False)
+        chunks: dict[int, list[bytes]] = {STDOUT_CHANNEL: [], STDERR_CHANNEL: [], ERROR_CHANNEL: []}
+        async with response.response as ws:
+            async for message in ws:
+                data = message.data
+                if isinstance(data, str):
+                    data = data.encode()
+                if isinstance(data, bytes) and len(data) > 1 and data[0] in chunks:
+                    chunks[data[0]].append(data[1:])
+
+        def text(channel: int) -> str:
+            return b"".join(chunks[channel]).decode(errors="replace")
+
+        return text(STDOUT_CHANNEL), text(STDERR_CHANNEL), text(ERROR_CHANNEL)
 
     async def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
         limit = timeout or self._settings.command_timeout
         what = f"exec in pod {self.namespace}/{self.name}"
-        stdout, stderr, status, timed_out = await self._cluster.run_blocking(
-            what, self._exec_blocking, command, limit
-        )
-        if timed_out:
-            raise CommandTimeout(f"{self.name}: command timed out after {limit:g} s: {command}")
+        try:
+            async with asyncio.timeout(limit):
+                stdout, stderr, status = await self._exec(command)
+        except TimeoutError:
+            raise CommandTimeout(f"{self.name}: command timed out after {limit:g} s: {command}") from None
+        except Exception as exc:
+            raise self._cluster.translate(exc, what) from exc
         cap = self._settings.output_limit
         return CommandResult(
             command=command,
@@ -247,29 +244,29 @@ class DebugPods:
     async def _leftovers(self, node: str) -> list[str]:
         """This node's netcheck pods nobody uses: ours but not in use, or another owner's, expired."""
         selector = self._selector(node)
-        pods = await self.cluster.call(
-            f"list {self.what}s of {node}", self.cluster.core.list_namespaced_pod,
-            self.settings.namespace, label_selector=selector,
-        )
+        pods = await self.cluster.list_pods(namespace=self.settings.namespace, label_selector=selector)
         in_use = {pod.name for pod in self._pods.values()}
         now = datetime.now(UTC)
         leftovers = []
-        for pod in pods.items:
-            meta = pod.metadata
-            if (meta.labels or {}).get(OWNER_LABEL) == self.owner:
-                if meta.name not in in_use:
-                    leftovers.append(meta.name)
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            if (meta.get("labels") or {}).get(OWNER_LABEL) == self.owner:
+                if meta.get("name") not in in_use:
+                    leftovers.append(meta["name"])
             elif self._expiry(meta) <= now:
-                leftovers.append(meta.name)
+                leftovers.append(meta["name"])
         return leftovers
 
-    def _expiry(self, meta: Any) -> datetime:
+    def _expiry(self, meta: dict[str, Any]) -> datetime:
         """The pod's expiry; a pod without one (an older netcheck) expires a lease after its creation."""
-        text = (meta.annotations or {}).get(EXPIRES_ANNOTATION, "")
+        text = (meta.get("annotations") or {}).get(EXPIRES_ANNOTATION, "")
         try:
             return datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            created = meta.creation_timestamp or datetime.now(UTC)
+            try:
+                created = datetime.fromisoformat(str(meta.get("creationTimestamp")).replace("Z", "+00:00"))
+            except ValueError:
+                created = datetime.now(UTC)
             return created + timedelta(seconds=self.settings.lease_duration)
 
     async def _renew(self, pod: KubePodExec) -> None:
@@ -279,20 +276,14 @@ class DebugPods:
             await asyncio.sleep(every)
             expires = expiry_text(datetime.now(UTC) + timedelta(seconds=self.settings.lease_duration))
             try:
-                await self.cluster.call(
-                    f"renew pod {pod.namespace}/{pod.name}", self.cluster.core.patch_namespaced_pod,
-                    pod.name, pod.namespace, {"metadata": {"annotations": {EXPIRES_ANNOTATION: expires}}},
-                    _content_type=MERGE_PATCH,
-                )
+                await self.cluster.patch_pod(pod.namespace, pod.name,
+                                             {"metadata": {"annotations": {EXPIRES_ANNOTATION: expires}}})
             except ClusterError as exc:  # the next renewal may work; the expiry still has 2/3 left
                 log.warning(f"{self.what} renewal failed", pod=pod.name, error=str(exc))
 
     async def _delete(self, name: str) -> None:
         try:
-            await self.cluster.call(
-                f"delete pod {self.settings.namespace}/{name}", self.cluster.core.delete_namespaced_pod,
-                name, self.settings.namespace, grace_period_seconds=0,
-            )
+            await self.cluster.delete_pod(self.settings.namespace, name)
         except ClusterNotFound:
             pass
 
@@ -325,8 +316,7 @@ class DebugPods:
             manifest = self._manifest(node)
             name = manifest["metadata"]["name"]
             bound.info(f"creating {self.what}", pod=name)
-            await self.cluster.call(f"create pod {ns}/{name}", self.cluster.core.create_namespaced_pod,
-                                    ns, manifest)
+            await self.cluster.create_pod(ns, manifest)
         except ClusterNotFound as exc:
             # the only 404 a pod create gets is a missing namespace; creating it is the operator's job
             hint = self.deploy_hint or f"create it: kubectl create namespace {ns}"
@@ -355,15 +345,16 @@ class DebugPods:
         ns = self.settings.namespace
         while True:  # bounded by the caller's start_timeout
             try:
-                pod = await self.cluster.call(f"read pod {ns}/{name}", self.cluster.core.read_namespaced_pod,
-                                              name, ns)
+                pod = await self.cluster.get_pod(ns, name)
             except ClusterError as exc:
                 raise PodUnavailable(f"{self.what} {ns}/{name}: {exc}") from exc
-            phase = pod.status.phase if pod.status else None
-            if phase == "Running" and pod.status.pod_ip:
-                return pod.status.pod_ip
+            status = pod.get("status") or {}
+            phase = status.get("phase")
+            if phase == "Running" and status.get("podIP"):
+                return str(status["podIP"])
             if phase in ("Failed", "Succeeded"):
-                raise PodUnavailable(f"{self.what} {ns}/{name} ended ({phase}): {pod.status.message or ''}")
+                why = status.get("message") or ""
+                raise PodUnavailable(f"{self.what} {ns}/{name} ended ({phase}): {why}")
             attempt.state = _waiting_reason(pod) or phase or attempt.state
             await asyncio.sleep(self.settings.poll_interval)
 
@@ -390,11 +381,11 @@ class DebugPods:
             await asyncio.gather(*self._deleting, return_exceptions=True)
 
 
-def _waiting_reason(pod: Any) -> str | None:
+def _waiting_reason(pod: dict[str, Any]) -> str | None:
     """e.g. 'ImagePullBackOff: Back-off pulling image ...' so a stuck pod explains itself."""
-    for status in (pod.status.container_statuses or []) if pod.status else []:
-        waiting = status.state.waiting if status.state else None
-        if waiting is not None and waiting.reason:
-            return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return f"{waiting['reason']}: {waiting.get('message') or ''}".rstrip(": ")
     return None
 

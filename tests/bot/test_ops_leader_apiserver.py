@@ -39,7 +39,7 @@ async def lab(tmp_path: Path):
 
 
 async def test_store_translates_api_errors(lab):
-    store = KubernetesLeaseStore(lab.api_client(), NAMESPACE)
+    store = KubernetesLeaseStore(lab.cluster(), NAMESPACE)
     with pytest.raises(ClusterNotFound):
         await store.get(FAST.lease_name)
     elector = LeaderElector(store, "a", settings=FAST)
@@ -50,14 +50,14 @@ async def test_store_translates_api_errors(lab):
     lease["spec"]["holderIdentity"] = "intruder"
     with pytest.raises(ClusterConflict):
         await store.replace(FAST.lease_name, lease)
-    readonly = KubernetesLeaseStore(lab.api_client(READONLY_TOKEN), NAMESPACE)
+    readonly = KubernetesLeaseStore(lab.cluster(READONLY_TOKEN), NAMESPACE)
     with pytest.raises(ClusterForbidden, match="leases"):
         await readonly.replace(FAST.lease_name, await readonly.get(FAST.lease_name))
 
 
 async def test_two_electors_one_leader_then_takeover(lab):
-    a = LeaderElector(KubernetesLeaseStore(lab.api_client(), NAMESPACE), "replica-a", settings=FAST)
-    b = LeaderElector(KubernetesLeaseStore(lab.api_client(), NAMESPACE), "replica-b", settings=FAST)
+    a = LeaderElector(KubernetesLeaseStore(lab.cluster(), NAMESPACE), "replica-a", settings=FAST)
+    b = LeaderElector(KubernetesLeaseStore(lab.cluster(), NAMESPACE), "replica-b", settings=FAST)
     tasks = {"a": asyncio.create_task(a.run()), "b": asyncio.create_task(b.run())}
     try:
         await _until(lambda: a.is_leader or b.is_leader)

@@ -48,6 +48,6 @@ async def test_slack_readiness_follows_auth_test():
 
 async def test_cluster_readiness_follows_the_api_server(tmp_path):
     async with running_lab(tmp_path) as lab:
-        store = KubernetesLeaseStore(lab.api_client(), "kube-system", request_timeout=2.0)
+        store = KubernetesLeaseStore(lab.cluster(), "kube-system", request_timeout=2.0)
         assert await cluster_ready(store, "netcheck-leader")() is True  # 404: the API answered
     assert await cluster_ready(store, "netcheck-leader")() is False  # server gone

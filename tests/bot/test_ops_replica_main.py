@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from kubernetes import client
-
 from bot.ops.runtime import OpsRuntime
 from bot.ops.settings import OpsSettings
+from probes.transports.cluster import KubeCluster
 from probes.transports.leases import KubernetesLeaseStore
 
 SETTINGS = OpsSettings(health_host="127.0.0.1", health_port=0, lease_duration=2.0, renew_deadline=1.2,
@@ -20,11 +19,7 @@ SETTINGS = OpsSettings(health_host="127.0.0.1", health_port=0, lease_duration=2.
 
 
 async def main(url: str, ca: str, token: str, identity: str) -> None:
-    configuration = client.Configuration(host=url)
-    configuration.ssl_ca_cert = ca
-    configuration.api_key = {"authorization": token}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    store = KubernetesLeaseStore(client.ApiClient(configuration), SETTINGS.lease_namespace)
+    store = KubernetesLeaseStore(KubeCluster.for_token(url, ca, token), SETTINGS.lease_namespace)
 
     async def ready() -> bool:
         return True

@@ -11,7 +11,6 @@ broken by the API stand-in (cut, then 500s) are retried and the join still posts
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -20,7 +19,7 @@ from bot.slack.nodesource import ClusterNodeSource
 from bot.slack.ports import WatchExpired
 from bot.slack.settings import SlackSettings
 from lab.slack.webapi import SlackStandIn
-from probes.transports.cluster import ClusterSettings, KubeCluster, load_api_client
+from probes.transports.cluster import ClusterSettings, KubeCluster
 from tests.bot.test_slack_fakes import (
     FakeEngine,
     FakeRunner,
@@ -36,12 +35,9 @@ JOIN = "C0JOINS"
 async def kube(tmp_path):
     async with running_lab(tmp_path) as lab:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", lab.url, lab.ca, ADMIN_TOKEN)
-        executor = ThreadPoolExecutor(max_workers=4)
-        cluster = KubeCluster(load_api_client(ClusterSettings(kubeconfig=kubeconfig, context="lab")),
-                              executor, request_timeout=5)
+        cluster = KubeCluster(ClusterSettings(kubeconfig=kubeconfig, context="lab", request_timeout=5))
         yield lab, cluster
-        cluster.close()
-        executor.shutdown(wait=False, cancel_futures=True)
+        await cluster.aclose()
 
 
 async def wait_for(predicate, timeout: float = 10.0) -> None:

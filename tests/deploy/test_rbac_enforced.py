@@ -29,6 +29,7 @@ from lab.apiserver import ApiServerConfig, serve
 from lab.apiserver.auth import Request, User
 from lab.apiserver.rbac import RbacAuthorizer, rule_allows, service_account_groups, service_account_user
 from probes.errors import ClusterForbidden
+from probes.transports.cluster import KubeCluster
 from probes.transports.leases import KubernetesLeaseStore
 from tests.deploy.conftest import KUSTOMIZE_DIR, load_all
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, kubelet_standin, make_tls
@@ -192,7 +193,13 @@ async def _stand_in(tmp: Path, rbac_objects: list[dict]):
         await running.__aexit__(None, None, None)
         await kubelet.__aexit__(None, None, None)
 
+    api.url, api.ca = url, ca.cert  # type: ignore[attr-defined]  (netcheck's own client, below)
     return api, authorizer, close
+
+
+def bot_cluster(api) -> KubeCluster:
+    """netcheck's asyncio client with the bot's token (what its Lease store uses)."""
+    return KubeCluster.for_token(api.url, api.ca, BOT_TOKEN)
 
 
 SETTINGS = OpsSettings(lease_duration=1.0, renew_deadline=0.6, retry_period=0.1)
@@ -211,11 +218,12 @@ async def test_over_https_with_the_bot_token(tmp_path):
         assert 'cannot get resource "pods"' in message and '"kube-system"' in message
         assert BOT.name in message
 
-        store = KubernetesLeaseStore(api(BOT_TOKEN), "netcheck")
+        store = KubernetesLeaseStore(bot_cluster(api), "netcheck")
         elector = LeaderElector(store, "replica-a", settings=SETTINGS)
         assert await elector.try_acquire_or_renew()
         assert await elector.try_acquire_or_renew()  # renewal: get + update on netcheck-leader
-        elsewhere = LeaderElector(KubernetesLeaseStore(api(BOT_TOKEN), "kube-system"), "x", settings=SETTINGS)
+        elsewhere = LeaderElector(KubernetesLeaseStore(bot_cluster(api), "kube-system"), "x",
+                                  settings=SETTINGS)
         with pytest.raises(ClusterForbidden, match="leases"):
             await elsewhere.try_acquire_or_renew()
     finally:
@@ -231,7 +239,7 @@ async def test_without_the_lease_rules_nobody_leads_and_the_403_is_clear(tmp_pat
     role["rules"] = [r for r in role["rules"] if "leases" not in r["resources"]]
     api, _authorizer, close = await _stand_in(tmp_path, objects)
     try:
-        elector = LeaderElector(KubernetesLeaseStore(api(BOT_TOKEN), "netcheck"), "a", settings=SETTINGS)
+        elector = LeaderElector(KubernetesLeaseStore(bot_cluster(api), "netcheck"), "a", settings=SETTINGS)
         with pytest.raises(ClusterForbidden) as denied:
             await elector.try_acquire_or_renew()
         assert "403" in str(denied.value) and "leases" in str(denied.value)

@@ -16,6 +16,7 @@ from kubernetes import client
 from lab import certs
 from lab.apiserver import ApiServerConfig, serve
 from lab.apiserver.auth import Authorizer, readonly_authorizer
+from probes.transports.cluster import KubeCluster
 
 ADMIN_TOKEN = "admin-token"
 READONLY_TOKEN = "readonly-token"
@@ -37,6 +38,10 @@ class Lab:
             configuration.api_key = {"authorization": token}
             configuration.api_key_prefix = {"authorization": "Bearer"}
         return client.ApiClient(configuration)
+
+    def cluster(self, token: str | None = ADMIN_TOKEN, request_timeout: float = 10.0) -> KubeCluster:
+        """netcheck's own client (the package's asyncio one) of this stand-in."""
+        return KubeCluster.for_token(self.url, self.ca, token, request_timeout=request_timeout)
 
     async def control(self, method: str, path: str, body: Any) -> dict[str, Any]:
         tls = ssl.create_default_context(cafile=str(self.ca))

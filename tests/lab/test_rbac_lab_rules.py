@@ -17,7 +17,6 @@ import asyncio
 import copy
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,13 +113,11 @@ async def bot(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bot]:
             admin = api(ADMIN_TOKEN)
             namespace = client.V1Namespace(metadata=client.V1ObjectMeta(name="netcheck"))
             await asyncio.to_thread(client.CoreV1Api(admin).create_namespace, namespace)
-            executor = ThreadPoolExecutor(max_workers=4)
-            cluster = KubeCluster(api(BOT_TOKEN), executor, request_timeout=REQUEST_TIMEOUT_S)
+            cluster = KubeCluster.for_token(url, ca.cert, BOT_TOKEN, request_timeout=REQUEST_TIMEOUT_S)
             try:
                 yield Bot(cluster, authorizer, admin)
             finally:
-                cluster.close()
-                executor.shutdown(wait=False, cancel_futures=True)
+                await cluster.aclose()
 
 
 Operation = Callable[[KubeCluster], Awaitable[object]]
@@ -150,7 +147,7 @@ async def node_watch(cluster: KubeCluster) -> None:
 
 async def leader_election(cluster: KubeCluster) -> None:
     settings = OpsSettings()
-    elector = LeaderElector(KubernetesLeaseStore(cluster.api, settings.lease_namespace), "rbac-test",
+    elector = LeaderElector(KubernetesLeaseStore(cluster, settings.lease_namespace), "rbac-test",
                             settings=settings)
     for _ in range(2):  # create (first time), then read + renew
         await elector.try_acquire_or_renew()
@@ -158,7 +155,7 @@ async def leader_election(cluster: KubeCluster) -> None:
 
 async def fix_lock(cluster: KubeCluster) -> None:
     """The per-node fix Lease a fix holds: created, taken, renewed, released."""
-    lock = ClusterFixLock(KubernetesLeaseStore(cluster.api, "netcheck"), namespace="netcheck",
+    lock = ClusterFixLock(KubernetesLeaseStore(cluster, "netcheck"), namespace="netcheck",
                           owner="rbac-test", settings=FixSettings(lock_duration=0.6, lock_wait=0))
     held = await lock.acquire(NODE.name, "rbac test")
     await asyncio.sleep(0.3)  # one renewal (every third of the duration)

@@ -1,5 +1,6 @@
 """Cluster, discovery and debug-pod transports against H2's API stand-in (lab/apiserver, in-process on
-127.0.0.1 over TLS), through the official kubernetes client and a real kubeconfig file.
+127.0.0.1 over TLS), through the official kubernetes package's asyncio client (`kubernetes.aio`) and a
+real kubeconfig file.
 
 Covers: kubeconfig/context loading (and a bad kubeconfig -> ConfigError); discovery of the API
 service, endpoints, nodes (InternalIP, podCIDR, Ready, annotations), Installation and
@@ -10,19 +11,19 @@ shared by two users is deleted by the last; owned pods: owner label and expiry a
 while in use, leftovers deleted only when this process made them and no longer uses them or their
 expiry passed (another live process's pod survives: two processes probe one node side by side); a
 pod that never runs -> PodUnavailable and deleted; a NotReady node gets no attempt; the whole engine
-wired by `bot.wiring.build_transports`.
+wired by `bot.wiring.build_transports`; execs and other calls share the event loop (no threads).
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes.aio import client
 
 from bot.config import Config
 from bot.wiring import build_engine, build_transports
@@ -38,7 +39,7 @@ from probes.errors import (
 from probes.facts import NodeFacts
 from probes.model import Layer, Status, ok
 from probes.registry import Registry, probe
-from probes.transports.cluster import ClusterSettings, KubeCluster, load_api_client
+from probes.transports.cluster import ClusterSettings, KubeCluster, load_configuration
 from probes.transports.discovery import ClusterOverrides, discover
 from probes.transports.owner import process_owner
 from probes.transports.pod import DebugPods, DebugPodSettings, pod_manifest
@@ -67,12 +68,9 @@ async def lab(tmp_path):
 @pytest.fixture
 async def kube(lab, tmp_path):
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", lab.url, lab.ca, ADMIN_TOKEN)
-    executor = ThreadPoolExecutor(max_workers=4)
-    cluster = KubeCluster(load_api_client(ClusterSettings(kubeconfig=kubeconfig, context="lab")), executor,
-                          request_timeout=5)
+    cluster = KubeCluster(ClusterSettings(kubeconfig=kubeconfig, context="lab", request_timeout=5))
     yield cluster
-    cluster.close()
-    executor.shutdown(wait=False)
+    await cluster.aclose()
 
 
 async def test_discovery(kube) -> None:
@@ -109,11 +107,9 @@ def test_override_values_validated() -> None:
 async def test_calico_absent(tmp_path) -> None:
     async with running_lab(tmp_path, installation=None, ippools=[]) as lab:
         kubeconfig = write_kubeconfig(tmp_path / "kc", lab.url, lab.ca, ADMIN_TOKEN)
-        with ThreadPoolExecutor(2) as executor:
-            kube = KubeCluster(load_api_client(ClusterSettings(kubeconfig=kubeconfig)), executor,
-                               request_timeout=5)
-            facts = await discover(kube)
-            kube.close()
+        kube = KubeCluster(ClusterSettings(kubeconfig=kubeconfig, request_timeout=5))
+        facts = await discover(kube)
+        await kube.aclose()
     assert facts.installation is None and facts.ippools == []
 
 
@@ -121,30 +117,26 @@ async def test_errors_are_translated(kube, lab, tmp_path) -> None:
     with pytest.raises(ClusterNotFound, match=r"get service default/nope: .*\(HTTP 404\)"):
         await kube.get_service("default", "nope")
     readonly = write_kubeconfig(tmp_path / "ro", lab.url, lab.ca, READONLY_TOKEN)
-    with ThreadPoolExecutor(1) as executor:
-        ro = KubeCluster(load_api_client(ClusterSettings(kubeconfig=readonly)), executor, request_timeout=5)
-        with pytest.raises(ClusterForbidden, match=r"patch Installation default: .*forbidden.*\(HTTP 403\)"):
-            await ro.patch_installation({"spec": {"calicoNetwork": {"mtu": 1400}}})
-        ro.close()
+    ro = KubeCluster(ClusterSettings(kubeconfig=readonly, request_timeout=5))
+    with pytest.raises(ClusterForbidden, match=r"patch Installation default: .*forbidden.*\(HTTP 403\)"):
+        await ro.patch_installation({"spec": {"calicoNetwork": {"mtu": 1400}}})
+    await ro.aclose()
 
 
 async def test_unreachable_api(lab, tmp_path) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:1", lab.ca, ADMIN_TOKEN)
-    with ThreadPoolExecutor(1) as executor:
-        kube = KubeCluster(load_api_client(ClusterSettings(kubeconfig=kubeconfig)), executor,
-                           request_timeout=2)
-        kube.api.configuration.retries = 0
-        with pytest.raises(ClusterUnreachable, match="list nodes: API server unreachable"):
-            await kube.list_nodes()
-        kube.close()
+    kube = KubeCluster(ClusterSettings(kubeconfig=kubeconfig, request_timeout=2))
+    with pytest.raises(ClusterUnreachable, match="list nodes: API server unreachable"):
+        await kube.list_nodes()
+    await kube.aclose()
 
 
-def test_bad_kubeconfig(tmp_path) -> None:
+async def test_bad_kubeconfig(tmp_path) -> None:
     with pytest.raises(ConfigError, match="kubeconfig: cannot load"):
-        load_api_client(ClusterSettings(kubeconfig=tmp_path / "missing"))
+        await load_configuration(ClusterSettings(kubeconfig=tmp_path / "missing"))
     path = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:1", tmp_path / "ca", "t")
     with pytest.raises(ConfigError, match="nope"):
-        load_api_client(ClusterSettings(kubeconfig=path, context="nope"))
+        await load_configuration(ClusterSettings(kubeconfig=path, context="nope"))
 
 
 async def test_patch_installation_merge_and_json(kube) -> None:
@@ -157,7 +149,7 @@ async def test_patch_installation_merge_and_json(kube) -> None:
 
 
 async def _create_namespace(kube: KubeCluster, name: str = "netcheck") -> None:
-    await kube.call("create namespace", kube.core.create_namespace, {"metadata": {"name": name}})
+    await kube.create_namespace(name)
 
 
 def pod_settings(**over) -> DebugPodSettings:
@@ -174,12 +166,12 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
     await _create_namespace(kube)
     pods = DebugPods(kube, pod_settings())
     pod = await pods.get(WORKER2)
-    raw = await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
-    assert raw.spec.node_name == "worker2" and raw.spec.host_network in (False, None)
-    assert raw.metadata.labels == {"app.kubernetes.io/managed-by": "netcheck", "netcheck/node": "worker2",
-                                   "netcheck/owner": pods.owner}
-    assert pods.owner == process_owner() and "netcheck/expires-at" in raw.metadata.annotations
-    assert [t.operator for t in raw.spec.tolerations] == ["Exists"]
+    raw = await kube.get_pod("netcheck", pod.name)
+    assert raw["spec"]["nodeName"] == "worker2" and raw["spec"].get("hostNetwork") in (False, None)
+    assert raw["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "netcheck",
+                                         "netcheck/node": "worker2", "netcheck/owner": pods.owner}
+    assert pods.owner == process_owner() and "netcheck/expires-at" in raw["metadata"]["annotations"]
+    assert [t["operator"] for t in raw["spec"]["tolerations"]] == ["Exists"]
     assert pod.ip == "192.168.88.5"
     result = await pod.run("echo $NETCHECK_POD; echo oops >&2; exit 3")
     assert (result.stdout, result.stderr, result.exit_status) == ("worker2\n", "oops\n", 3)
@@ -188,26 +180,30 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
         await pod.run("sleep 1", timeout=0.5)
     await pods.release("worker2")
     with pytest.raises(ClusterNotFound):
-        await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
+        await kube.get_pod("netcheck", pod.name)
 
 
-async def test_concurrent_execs_do_not_hijack_other_calls(kube) -> None:
-    """kubernetes.stream swaps the client's request function while an exec runs (see cluster.py)."""
+async def test_concurrent_execs_and_calls_share_the_event_loop(kube) -> None:
+    """Execs (WebSocket) and plain calls run at once on this thread: no worker threads appear."""
     await _create_namespace(kube)
     pods = DebugPods(kube, pod_settings())
     pod = await pods.get(WORKER2)
+    before = {t.ident for t in threading.enumerate()}
     execs = [pod.run(f"sleep 0.3; echo {i}") for i in range(4)]
     reads = [kube.list_nodes() for _ in range(4)]
     results = await asyncio.gather(*execs, *reads)
     assert [r.stdout for r in results[:4]] == [f"{i}\n" for i in range(4)]
     assert all(len(nodes) == 3 for nodes in results[4:])
+    # the in-process stand-in's subprocess watchers ("waitpid-N") are its own; the client made none
+    new = [t.name for t in threading.enumerate()
+           if t.ident not in before and not t.name.startswith("waitpid")]
+    assert new == []
     await pods.release("worker2")  # a plain DELETE, not over WebSocket
-    assert (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items == []
+    assert await kube.list_pods(namespace="netcheck") == []
 
 
 async def _pod_names(kube: KubeCluster) -> set[str]:
-    listed = await kube.call("list", kube.core.list_namespaced_pod, "netcheck")
-    return {p.metadata.name for p in listed.items}
+    return {p["metadata"]["name"] for p in await kube.list_pods(namespace="netcheck")}
 
 
 async def test_only_leftovers_nobody_owns_are_deleted_first(kube) -> None:
@@ -222,7 +218,7 @@ async def test_only_leftovers_nobody_owns_are_deleted_first(kube) -> None:
     legacy["metadata"].pop("annotations")
     other_node = pod_manifest("master", settings, owner="gone", expires_at=now - timedelta(seconds=1))
     for manifest in (mine, expired, live, legacy, other_node):
-        await kube.call("create", kube.core.create_namespaced_pod, "netcheck", manifest)
+        await kube.create_pod("netcheck", manifest)
     pods = DebugPods(kube, settings, owner="me")
     pod = await pods.get(WORKER2)
     kept = {m["metadata"]["name"] for m in (live, legacy, other_node)}
@@ -247,8 +243,8 @@ async def test_a_pod_in_use_is_renewed(kube) -> None:
     pods = DebugPods(kube, pod_settings(lease_duration=3))
 
     async def expiry(name: str) -> str:
-        raw = await kube.call("read pod", kube.core.read_namespaced_pod, name, "netcheck")
-        return raw.metadata.annotations["netcheck/expires-at"]
+        raw = await kube.get_pod("netcheck", name)
+        return raw["metadata"]["annotations"]["netcheck/expires-at"]
 
     pod = await pods.get(WORKER2)
     first = await expiry(pod.name)
@@ -264,10 +260,10 @@ async def test_shared_pod_deleted_by_last_user(kube) -> None:
     pod = await pods.get(WORKER2)
     assert await pods.get(WORKER2) is pod  # e.g. worker2's own check and another node's peer check
     await pods.release("worker2")
-    await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")  # still there
+    await kube.get_pod("netcheck", pod.name)  # still there
     await pods.release("worker2")
     with pytest.raises(ClusterNotFound):
-        await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
+        await kube.get_pod("netcheck", pod.name)
 
 
 async def test_pod_that_never_runs(kube) -> None:
@@ -276,8 +272,7 @@ async def test_pod_that_never_runs(kube) -> None:
     with pytest.raises(PodUnavailable, match=r"not Running after 0.6 s \(Pending\)"):
         await pods.get(NodeFacts(name="ghost", ready=True))
     await pods.aclose()  # the pod that did not start is deleted in the background; aclose waits for it
-    left = await kube.call("list", kube.core.list_namespaced_pod, "netcheck")
-    assert left.items == []
+    assert await kube.list_pods(namespace="netcheck") == []
 
 
 async def test_not_ready_node_gets_no_pod_attempt(kube) -> None:
@@ -285,7 +280,7 @@ async def test_not_ready_node_gets_no_pod_attempt(kube) -> None:
     pods = DebugPods(kube, pod_settings())
     with pytest.raises(PodUnavailable, match="node worker2 is NotReady"):
         await pods.get(WORKER2.model_copy(update={"ready": False}))
-    assert (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items == []
+    assert await kube.list_pods(namespace="netcheck") == []
 
 
 async def test_engine_wired_from_config(lab, tmp_path) -> None:
@@ -311,26 +306,24 @@ async def test_engine_wired_from_config(lab, tmp_path) -> None:
         assert "known_hosts file" in report.finding("ssh").summary
         with pytest.raises(UnknownNode, match="did you mean worker2"):
             await engine.check("worker3")
-        pods_left = await engine.cluster.call("list", engine.cluster.core.list_namespaced_pod, "netcheck")
-        assert pods_left.items == []  # released after the check
+        assert await engine.cluster.list_pods(namespace="netcheck") == []  # released after the check
     finally:
         await engine.aclose()
     await asyncio.sleep(0)
 
 
-def test_client_is_official(kube) -> None:
-    assert isinstance(kube.api, client.ApiClient)
+async def test_client_is_official(kube) -> None:
+    assert isinstance(await kube.api(), client.ApiClient)
 
 
-def test_exec_handshake_error_is_translated_by_its_reason() -> None:
-    from kubernetes.client.rest import ApiException
+def test_exec_handshake_error_is_translated_by_its_status() -> None:
+    from aiohttp import WSServerHandshakeError
 
-    from probes.transports.cluster import api_error
-
-    exc = ApiException(status=0, reason="Handshake status 403 Forbidden -+-+- {...} -+-+- b''")
-    error = api_error(exc, "exec in pod netcheck/x")
+    exc = WSServerHandshakeError(None, (), status=403, message="Invalid response status")
+    cluster = KubeCluster(ClusterSettings())
+    error = cluster.translate(exc, "exec in pod netcheck/x")
     assert isinstance(error, ClusterForbidden) and error.status == 403
-    assert str(error).startswith("exec in pod netcheck/x: Handshake status 403 Forbidden")
+    assert str(error) == "exec in pod netcheck/x: Invalid response status (HTTP 403)"
 
 
 @pytest.mark.parametrize(
