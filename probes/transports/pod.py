@@ -109,6 +109,14 @@ def pod_manifest(
     }
 
 
+def url_path(url: str) -> str:
+    """The path and query of a URL (the client's serialized exec URL, without scheme and host)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
 def exit_status_from(status_text: str) -> int:
     """The exit code from the exec status channel; tolerant of missing fields.
 
@@ -156,6 +164,22 @@ class KubePodExec:
         # _preload_content=False: the WebSocket itself (preloading joins stdout and stderr and drops
         # the status channel, docs/client-libraries.md#the-asyncio-client)
         response = await api.call_api(method, url, headers, body, post, _preload_content=False)
+        try:
+            return await self._read_session(response)
+        except Exception as exc:
+            status = getattr(exc, "status", 0)
+            if type(exc).__name__ != "WSServerHandshakeError" or not 400 <= status < 500:
+                raise
+            # aiohttp drops a refused handshake's body, where the API server says who may not do what
+            # (RBAC, Pod Security): the same request without the upgrade gets the same answer, read in full
+            try:
+                await self._cluster.request(f"exec in pod {self.namespace}/{self.name}", "GET", url_path(url))
+            except ClusterError as told:
+                if told.status == status:
+                    raise told from exc
+            raise
+
+    async def _read_session(self, response: Any) -> tuple[str, str, str]:
         chunks: dict[int, list[bytes]] = {STDOUT_CHANNEL: [], STDERR_CHANNEL: [], ERROR_CHANNEL: []}
         async with response.response as ws:
             async for message in ws:

@@ -1,7 +1,8 @@
 """Node shells over SSH (asyncssh): one pooled connection per node, host keys strictly verified.
 
 Used by the engine (`Transports.shells`, built in `bot.wiring`) and by fixes through
-`Engine.node_shell()`. This is the only module that imports asyncssh; its errors leave here as
+`Engine.node_shell()`. This is the only module that imports asyncssh (at the first connection or
+known_hosts read, not at import: the settings are read by every CLI start); its errors leave here as
 netcheck errors: an unknown or changed host key -> `HostKeyRejected` (never accepted), connect or
 authentication failure -> `HostUnreachable`, a command past its timeout -> `CommandTimeout`.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import asyncssh
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,6 +23,9 @@ from probes.model import trim
 from probes.transports import commands
 from probes.transports.base import CommandResult
 from probes.transports.commands import node_name
+
+if TYPE_CHECKING:
+    import asyncssh
 
 log = structlog.get_logger("netcheck.ssh")
 
@@ -103,6 +107,8 @@ class SSHSettings(BaseModel):
             return f"SSH key {key} does not exist"
         if not known_hosts.is_file():
             return f"known_hosts {known_hosts} does not exist"
+        import asyncssh
+
         try:
             host, port = self.address(node)
             trusted = asyncssh.read_known_hosts(str(known_hosts)).match(host, host, port)[0]
@@ -139,6 +145,8 @@ class SSHShell:
         return self._closing or self._conn.is_closed()
 
     async def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
+        import asyncssh
+
         limit = timeout or self._settings.command_timeout
         sent = self._settings.wrap(command)
         try:
@@ -167,6 +175,8 @@ class SSHShell:
     async def _run(self, sent: str, limit: float) -> asyncssh.SSHCompletedProcess:
         """Open the session (bounded by connect_timeout: a loaded sshd is slow to fork), then give
         the command itself `limit` seconds; on timeout the channel is closed so it does not linger."""
+        import asyncssh
+
         try:
             async with asyncio.timeout(self._settings.connect_timeout):
                 process = await self._conn.create_process(sent, stdin=asyncssh.DEVNULL)
@@ -210,6 +220,8 @@ class SSHPool:
             return shell
 
     async def _connect(self, node: NodeFacts) -> asyncssh.SSHClientConnection:
+        import asyncssh
+
         host, port = self.settings.address(node)
         known_hosts = self.settings.known_hosts.expanduser()
         if not known_hosts.is_file():
@@ -250,6 +262,8 @@ class SSHPool:
 
     async def _host_key_reason(self, host: str, port: int, known_hosts: Path) -> str:
         """Say exactly why: no entry for this host, or an entry whose key differs (and the key seen)."""
+        import asyncssh
+
         where = host if port == 22 else f"[{host}]:{port}"
         try:
             trusted = asyncssh.read_known_hosts(str(known_hosts)).match(host, host, port)[0]

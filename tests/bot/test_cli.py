@@ -205,3 +205,29 @@ def test_diff_against_a_reference(config_file, capsys) -> None:
     assert main(["diff", "worker2", "--against", "worker2", "--config", config_file],
                 engine_factory=factory) == 2
     assert "--against names the node itself" in capsys.readouterr().err
+
+
+def test_help_and_lab_import_no_client_library() -> None:
+    """`netcheck --help`, a configuration error and `netcheck lab` start without the Kubernetes,
+    SSH or Slack clients (start-up time is the CLI's first cost)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from bot.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "heavy = ('kubernetes', 'asyncssh', 'slack_bolt', 'slack_sdk', 'aiohttp')\n"
+             "print(sorted(m for m in heavy if m in sys.modules))")
+    for argv in (["--help"], ["check", "worker2", "--config", "/nonexistent/netcheck.yaml"], ["lab", "--help"]):
+        done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+        assert done.stdout.strip().splitlines()[-1] == "[]", (argv, done.stdout, done.stderr)
+
+
+def test_every_command_keeps_its_help_line() -> None:
+    """The lazily listed help lines are the modules' own."""
+    import argparse
+
+    from bot.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    actions = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {c.dest: c.help for c in actions._choices_actions} == COMMANDS
