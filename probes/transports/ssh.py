@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from probes import timing
 from probes.errors import CommandTimeout, HostKeyRejected, HostUnreachable, InvalidInput
 from probes.facts import NodeFacts
 from probes.model import trim
@@ -62,9 +63,9 @@ class SSHSettings(BaseModel):
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect and authenticate.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one command may run by default.")
     max_sessions: int = Field(
-        4, ge=1, le=10,
-        description="Commands run at once on one node's connection: below sshd's MaxSessions (10); more "
-        "only adds sshd fork load (measured in the lab: 8 starved commands past their timeout, 4 did not).",
+        10, ge=1, le=64,
+        description="Most commands run at once on one node's connection (OpenSSH's default MaxSessions); "
+        "a node whose sshd allows fewer is learned from its first refusal and kept below that.",
     )
     output_limit: int = Field(
         64_000, ge=1000, description="Characters of stdout/stderr kept per command (head and tail)."
@@ -128,6 +129,61 @@ class SSHSettings(BaseModel):
         return command
 
 
+SESSION_REFUSED = (1, 2)
+"""RFC 4254 channel-open failure codes a session beyond sshd's MaxSessions gets (administratively
+prohibited; OpenSSH answers 2, "open failed")."""
+REFUSED_RETRIES = 5
+"""Session refusals one command outlives: sshd counts a session until its close is through, so a
+refusal can come while our count is already within the limit."""
+REFUSED_BACKOFF_S = 0.05
+"""Pause before retrying a refused session, times the retry's number."""
+
+
+class SessionLimit:
+    """Sessions open at once on one connection: at most the configured number, and below what the
+    node's sshd allows (its MaxSessions, which the protocol does not announce) once it refused one."""
+
+    def __init__(self, allowed: int) -> None:
+        self.allowed = allowed
+        self.taken = 0
+        """Slots handed out (sessions open or being opened)."""
+        self.established = 0
+        """Sessions sshd accepted that are still open."""
+        self.peak = 0
+        """The most sessions sshd had accepted at once: it allows at least that many."""
+        self.limited = False
+        self._changed = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.taken < self.allowed)
+            self.taken += 1
+
+    async def opened(self) -> None:
+        async with self._changed:
+            self.established += 1
+            self.peak = max(self.peak, self.established)
+            if self.limited and self.established > self.allowed:
+                self.allowed = self.established  # sshd just accepted that many: it allows them
+                self._changed.notify_all()
+
+    async def release(self, *, established: bool) -> None:
+        async with self._changed:
+            self.taken -= 1
+            self.established -= 1 if established else 0
+            self._changed.notify_all()
+
+    def refused(self) -> bool:
+        """sshd refused a session: it allows no more than it accepted at once so far (sessions still
+        being accepted raise that again, `opened`). True when this lowered the limit."""
+        self.limited = True
+        lower = max(1, min(self.allowed, self.peak))
+        if lower >= self.allowed:
+            return False
+        self.allowed = lower
+        return True
+
+
 class SSHShell:
     """A `NodeShell` on one pooled connection."""
 
@@ -136,8 +192,8 @@ class SSHShell:
         self._conn = conn
         self._settings = settings
         self._closing = False
-        # probes of a node run concurrently; sshd refuses channels beyond MaxSessions
-        self._sessions = asyncio.Semaphore(settings.max_sessions)
+        # probes of a node run concurrently; sshd refuses sessions beyond its MaxSessions
+        self.sessions = SessionLimit(settings.max_sessions)
 
     @property
     def closed(self) -> bool:
@@ -150,8 +206,24 @@ class SSHShell:
         limit = timeout or self._settings.command_timeout
         sent = self._settings.wrap(command)
         try:
-            async with self._sessions:  # waiting for a free session is bounded by the probe's timeout
-                completed = await self._run(sent, limit)
+            for retry in range(REFUSED_RETRIES + 1):
+                # waiting for a free session is bounded by the probe's timeout
+                with timing.waiting("free SSH session"):
+                    await self.sessions.acquire()
+                opened: list[bool] = []
+                try:
+                    completed = await self._run(sent, limit, opened)
+                    break
+                except asyncssh.ChannelOpenError as exc:
+                    if exc.code not in SESSION_REFUSED or retry == REFUSED_RETRIES:
+                        raise
+                    if self.sessions.refused():
+                        log.info("ssh sessions limited by the node", node=self.node,
+                                 allowed=self.sessions.allowed)
+                finally:
+                    await self.sessions.release(established=bool(opened))
+                with timing.waiting("free SSH session"):
+                    await asyncio.sleep(REFUSED_BACKOFF_S * (retry + 1))
         except TimeoutError:
             raise CommandTimeout(f"{self.node}: command timed out after {limit:g} s: {command}") from None
         except asyncssh.ChannelOpenError as exc:  # this session was refused; the connection is fine
@@ -172,7 +244,7 @@ class SSHShell:
             truncated=len(stdout) > cap or len(stderr) > cap,
         )
 
-    async def _run(self, sent: str, limit: float) -> asyncssh.SSHCompletedProcess:
+    async def _run(self, sent: str, limit: float, opened: list[bool]) -> asyncssh.SSHCompletedProcess:
         """Open the session (bounded by connect_timeout: a loaded sshd is slow to fork), then give
         the command itself `limit` seconds; on timeout the channel is closed so it does not linger."""
         import asyncssh
@@ -180,6 +252,8 @@ class SSHShell:
         try:
             async with asyncio.timeout(self._settings.connect_timeout):
                 process = await self._conn.create_process(sent, stdin=asyncssh.DEVNULL)
+            opened.append(True)
+            await self.sessions.opened()
         except TimeoutError:
             raise HostUnreachable(
                 f"{self.node}: no SSH session within {self._settings.connect_timeout:g} s"

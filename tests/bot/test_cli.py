@@ -217,8 +217,10 @@ def test_help_and_lab_import_no_client_library() -> None:
              "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
              "heavy = ('kubernetes', 'asyncssh', 'slack_bolt', 'slack_sdk', 'aiohttp')\n"
              "print(sorted(m for m in heavy if m in sys.modules))")
-    for argv in (["--help"], ["check", "worker2", "--config", "/nonexistent/netcheck.yaml"], ["lab", "--help"]):
-        done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+    bad_config = ["check", "worker2", "--config", "/nonexistent/netcheck.yaml"]
+    for argv in (["--help"], bad_config, ["lab", "--help"]):
+        done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
+                              timeout=60)
         assert done.stdout.strip().splitlines()[-1] == "[]", (argv, done.stdout, done.stderr)
 
 

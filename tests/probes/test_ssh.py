@@ -1,8 +1,9 @@
 """SSH transport against a REAL sshd started on 127.0.0.1 (ephemeral port, own host key, temp dir).
 
 Covers: commands run with stdout/stderr/exit status; 25 concurrent commands on one connection
-(beyond sshd MaxSessions); the connection is pooled and reconnected when
-closed; per-command timeout -> CommandTimeout; output capped keeping head and tail; a changed host
+(beyond sshd MaxSessions, which the shell learns from the first refusals); the connection is pooled
+and reconnected when closed; per-command timeout -> CommandTimeout; output capped keeping head and
+tail; a changed host
 key and an unknown host -> HostKeyRejected with the exact reason (never accepted); a missing
 known_hosts file; a closed port -> HostUnreachable; ssh.hosts override; `sudo -n` wrapping; the
 engine turns a rejected host key into skips plus a visible `ssh` error finding.
@@ -57,7 +58,7 @@ def sshd(tmp_path_factory):
     config.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
         f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile none\nUsePAM no\nStrictModes no\n"
-        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nMaxSessions 3\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory sshd insists on
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
@@ -112,9 +113,12 @@ async def test_many_concurrent_commands_share_one_connection(sshd) -> None:
     pool = SSHPool(settings(sshd))
     try:
         shell = await pool.get(NODE)
-        # more than sshd's MaxSessions (10): the shell queues them instead of being refused
+        # more than this sshd's MaxSessions (3): refusals teach the shell the node's limit, then it
+        # queues the rest instead of being refused
+        assert shell.sessions.allowed == 10  # ssh.max_sessions' default: OpenSSH's MaxSessions
         results = await asyncio.gather(*(shell.run(f"sleep 0.2; echo {i}") for i in range(25)))
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(25)]
+        assert shell.sessions.allowed <= 3
     finally:
         await pool.aclose()
 
