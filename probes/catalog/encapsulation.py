@@ -15,6 +15,7 @@ Either half is skipped, with its reason, when its transport is missing.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 
@@ -25,11 +26,12 @@ from probes.model import Layer, ProbeResult, fail, ok, warn
 from probes.registry import probe
 from probes.transports.commands import Arg, iface, integer, ip, mtu, render
 
-# Three echo requests, two seconds for the last reply: a loaded node's first reply (neighbour
-# resolution) can take over a second; only total loss is a verdict.
-_PING = "ping -c 3 -i 0.5 -W 2 {ip}"
+# Echo requests 0.2 s apart until the first reply or the first ICMP error (iputils ping stops once
+# replies + errors reach -c), for at most 3 s: a loaded node's first reply (neighbour resolution) can
+# take over a second; only total loss is a verdict.
+_PING = "ping -c 1 -i 0.2 -w 3 {ip}"
 # Then full-size packets with DF set: an MTU mismatch on the way passes small pings and loses these.
-_PING_LARGE = "ping -M do -c 2 -i 0.5 -W 2 -s {size} {ip}"
+_PING_LARGE = "ping -M do -c 1 -i 0.2 -w 3 -s {size} {ip}"
 _POD_MTU = "cat /sys/class/net/eth0/mtu"
 IP_ICMP_HEADERS = 28  # ping -s N sends N + 20 (IPv4) + 8 (ICMP) bytes
 _ADDRS = "ip -o -4 addr show"
@@ -64,10 +66,11 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
     """IPIP is not used over WiFi, and the debug pod reaches a pod on another node.
 
     Reads the node's IP pools (ipipMode/vxlanMode); on the node `ip -o -4 addr show` and
-    /sys/class/net/<if>/wireless find its link; from the debug pod `ping -c 3 -i 0.5 -W 2 <peer pod IP>`
-    to a debug pod on another node. fail: no reply from the peer pod (cross-node pod traffic is
-    lost: encapsulation dropped by the router, e.g. IPIP protocol 4 — which gives no ICMP error,
-    only silence — or missing routes). warn: small pings pass but pod-MTU-sized ones with DF set
+    /sys/class/net/<if>/wireless find its link; meanwhile, from the debug pod,
+    `ping -c 1 -i 0.2 -w 3 <peer pod IP>` (ends at the first reply or ICMP error) to a debug pod on
+    another node. fail: no reply from the peer pod (cross-node pod traffic is lost: encapsulation
+    dropped by the router, e.g. IPIP protocol 4 — which gives no ICMP error, only silence — or
+    missing routes). warn: small pings pass but pod-MTU-sized ones with DF set
     (`ping -M do -s <eth0 MTU - 28>`) are lost (an MTU mismatch on the way: see mtu here and on the
     peer); or IPIP over a WiFi interface; remediation: switch the pool to VXLAN (Installation
     ipPools `encapsulation: VXLANCrossSubnet`, UDP 4789). ok otherwise. Each half says when it
@@ -80,33 +83,21 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
     ipip_pools = [p for p in pools if p.encapsulation == "ipip"]
     pool_text = ", ".join(f"{p.name} {p.cidr} ipipMode={p.ipip_mode} vxlanMode={p.vxlan_mode}" for p in pools)
     evidence.append("pools: " + (pool_text or "none (not Calico?)"))
-    link, is_wifi = (None, False)
-    if ctx.host_shell is not None:
-        link, is_wifi = await node_link(ctx, evidence)
-    else:
+    link_evidence: list[str] = []
+    link_read = asyncio.ensure_future(node_link(ctx, link_evidence)) if ctx.host_shell is not None else None
+    try:
+        ping_evidence: list[str] = []
+        loss, large_lost = await _pod_to_pod(ctx, ping_evidence)  # meanwhile the node's link is read
+        link, is_wifi = await link_read if link_read is not None else (None, False)
+    finally:
+        if link_read is not None and not link_read.done():
+            link_read.cancel()
+    if link_read is None:
         why = ctx.host_unavailable or "not configured"
-        evidence.append(f"link check skipped: no shell on the node ({why})")
-    loss: str | None = None
-    large_lost: int | None = None
+        link_evidence.append(f"link check skipped: no shell on the node ({why})")
+    evidence += link_evidence + ping_evidence
     peer_name = _node_of_pod(ctx, ctx.peer_pod_ip) if ctx.peer_pod_ip else None
     where = f"on {peer_name}" if peer_name else "on another node"
-    if ctx.pod_exec is None:
-        evidence.append(f"pod-to-pod skipped: no debug pod ({ctx.pod_unavailable or 'not configured'})")
-    elif ctx.peer_pod_ip is None:
-        evidence.append("pod-to-pod skipped: no debug pod on another Ready node")
-    else:
-        peer = ip(ctx.peer_pod_ip)
-        result = await ctx.pod_exec.run(render(_PING, ip=peer), timeout=ctx.settings.command_timeout)
-        found = _LOSS.search(result.stdout)
-        # No statistics line: ping itself failed (missing, bad address): no verdict on the path.
-        loss = found.group(1) if found else None
-        source = f"{ctx.pod_exec.name} {ctx.pod_exec.ip}"
-        evidence.append(f"$ ping -c 3 -i 0.5 -W 2 {peer} (from {source})\n{result.output}")
-        if loss == "100" and ctx.host_shell is not None:
-            route = await ctx.host.run(render(_ROUTE, ip=peer), timeout=ctx.settings.command_timeout)
-            evidence.append(f"$ ip -o route get {peer}   (on {ctx.node.name})\n{route.output}")
-        elif loss is not None and loss != "100":
-            large_lost = await _large_packets_lost(ctx, peer, evidence)
     vxlan_fix = (
         "Switch the pool to VXLAN (UDP 4789, passes WiFi and home routers):\n"
         "kubectl patch installation default --type json -p "
@@ -141,6 +132,29 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
              f"pod-to-pod to {ctx.peer_pod_ip} ok ({loss}% loss)" if loss is not None
              else "pod-to-pod not checked"]
     return ok("; ".join(parts), "\n".join(evidence))
+
+
+async def _pod_to_pod(ctx: ProbeContext, evidence: list[str]) -> tuple[str | None, int | None]:
+    """(loss percentage or None when not measured, the DF size lost when only large packets are)."""
+    if ctx.pod_exec is None:
+        evidence.append(f"pod-to-pod skipped: no debug pod ({ctx.pod_unavailable or 'not configured'})")
+        return None, None
+    if ctx.peer_pod_ip is None:
+        evidence.append("pod-to-pod skipped: no debug pod on another Ready node")
+        return None, None
+    peer = ip(ctx.peer_pod_ip)
+    result = await ctx.pod_exec.run(render(_PING, ip=peer), timeout=ctx.settings.command_timeout)
+    found = _LOSS.search(result.stdout)
+    # No statistics line: ping itself failed (missing, bad address): no verdict on the path.
+    loss = found.group(1) if found else None
+    source = f"{ctx.pod_exec.name} {ctx.pod_exec.ip}"
+    evidence.append(f"$ {result.command} (from {source})\n{result.output}")
+    if loss == "100" and ctx.host_shell is not None:
+        route = await ctx.host.run(render(_ROUTE, ip=peer), timeout=ctx.settings.command_timeout)
+        evidence.append(f"$ ip -o route get {peer}   (on {ctx.node.name})\n{route.output}")
+    elif loss is not None and loss != "100":
+        return loss, await _large_packets_lost(ctx, peer, evidence)
+    return loss, None
 
 
 def _node_of_pod(ctx: ProbeContext, pod_ip: str) -> str | None:

@@ -118,11 +118,10 @@ async def _pod_paths(ctx: ProbeContext, pod_value: int, timeout: float) -> list[
     targets = [(f"API endpoint {ctx.facts.api_endpoint.ip}", ctx.facts.api_endpoint.ip)]
     if ctx.peer_pod_ip:
         targets.append((f"peer pod {ctx.peer_pod_ip}", ctx.peer_pod_ip))
-    measured = []
-    for what, address in targets:  # one exec at a time: the pod's exec sessions are not free
-        path, transcript = await measure_path_mtu(ctx.pod, address, pod_value, timeout)
-        measured.append((what, path, transcript))
-    return measured
+    # both at once: a black-holed target waits out its pings, and execs are cheap on the event loop
+    results = await asyncio.gather(*(measure_path_mtu(ctx.pod, address, pod_value, timeout)
+                                     for _, address in targets))
+    return [(what, path, transcript) for (what, _), (path, transcript) in zip(targets, results, strict=True)]
 
 
 def _host_api_ok(symptom: Finding, findings: Mapping[str, Finding]) -> bool:
@@ -170,10 +169,12 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     endpoint = ctx.facts.api_endpoint
     if endpoint is None or ipaddress.ip_address(endpoint.ip).version != 4:
         raise ProbeSkip("the API server's real IPv4 address is unknown (no endpoint of default/kubernetes)")
-    all_links = await ctx.host.run("ip -o link show", timeout=timeout)
+    # independent reads at once: each is a round trip to the node or the pod
+    all_links, pod_link, route_out = await asyncio.gather(
+        ctx.host.run("ip -o link show", timeout=timeout),
+        ctx.pod.run(render("ip -o link show dev {dev}", dev=iface(POD_IFACE)), timeout=timeout),
+        ctx.host.run(render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), timeout=timeout))
     links = link_mtus(all_links.stdout)
-    configured, configured_source = await configured_pod_mtu(ctx, links)
-    pod_link = await ctx.pod.run(render("ip -o link show dev {dev}", dev=iface(POD_IFACE)), timeout=timeout)
     pod_value = link_mtus(pod_link.stdout).get(POD_IFACE)
     if pod_value is None:
         raise ProbeSkip(f"cannot read the debug pod's {POD_IFACE} MTU: {pod_link.output}")
@@ -181,7 +182,6 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     encap = "wireguard" if "wireguard.cali" in links else (pool.encapsulation if pool else None)
     overhead = ENCAP_OVERHEAD_V4.get(encap or "", 0)
 
-    route_out = await ctx.host.run(render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), timeout=timeout)
     route = parse_route(route_out.stdout) if route_out.ok else None
     if route is None or route.dev is None:
         raise ProbeSkip(f"the node has no route to the API endpoint {endpoint.ip}: {route_out.output}")
@@ -190,14 +190,16 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
         return ok(f"the API endpoint {endpoint.ip} is this node's own address: no link MTU on the path",
                   evidence=f"$ {route_out.command}\n{route_out.output}\n{pod_evidence}")
     dev = iface(route.dev)
-    link = await ctx.host.run(render("ip -o link show dev {dev}", dev=dev), timeout=timeout)
+    (configured, configured_source), link = await asyncio.gather(
+        configured_pod_mtu(ctx, links),
+        ctx.host.run(render("ip -o link show dev {dev}", dev=dev), timeout=timeout))
     link_mtu = link_mtus(link.stdout).get(dev.value)
     if link_mtu is None:
         raise ProbeSkip(f"cannot read the MTU of {dev}: {link.output}")
     # The node's own path and the pod's paths are measured at the same time (different transports).
-    (path_mtu, transcript), pod_paths = await asyncio.gather(
-        measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout), _pod_paths(ctx, pod_value, timeout))
-    wireless = await ctx.host.run(render(_WIRELESS, dev=dev), timeout=timeout)
+    (path_mtu, transcript), pod_paths, wireless = await asyncio.gather(
+        measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout), _pod_paths(ctx, pod_value, timeout),
+        ctx.host.run(render(_WIRELESS, dev=dev), timeout=timeout))
 
     effective = min(link_mtu, path_mtu or link_mtu)
     needed = pod_value + overhead

@@ -43,7 +43,7 @@ async def test_ipip_over_wifi_warns_recommending_vxlan() -> None:
 
 
 async def test_vxlan_over_wifi_with_peer_reachable_ok() -> None:
-    pod = FakePod().on(r"^ping -c 3 -i 0\.5 -W 2 192\.168\.87\.69$", out(PING_OK))
+    pod = FakePod().on(r"^ping -c 1 -i 0\.2 -w 3 192\.168\.87\.69$", out(PING_OK))
     result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
     assert result.status is Status.OK
     assert result.summary == "no IPIP over WiFi; pod-to-pod to 192.168.87.69 ok (0% loss)"
@@ -67,9 +67,9 @@ FRAG = ("PING 192.168.87.69 (192.168.87.69) 1422(1450) bytes of data.\n"
 
 
 async def test_large_packets_lost_warns_naming_the_peer() -> None:
-    pod = (FakePod().on(r"^ping -c 3 -i 0\.5 -W 2 192\.168\.87\.69$", out(PING_OK))
+    pod = (FakePod().on(r"^ping -c 1 -i 0\.2 -w 3 192\.168\.87\.69$", out(PING_OK))
            .on(r"^cat /sys/class/net/eth0/mtu$", out("1450\n"))
-           .on(r"^ping -M do -c 2 -i 0\.5 -W 2 -s 1422 192\.168\.87\.69$", out(FRAG, 1)))
+           .on(r"^ping -M do -c 1 -i 0\.2 -w 3 -s 1422 192\.168\.87\.69$", out(FRAG, 1)))
     result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
     assert result.status is Status.WARN
     assert result.summary == ("pod-to-pod to 192.168.87.69 on worker1: small packets pass, 1450-byte packets "
@@ -79,7 +79,7 @@ async def test_large_packets_lost_warns_naming_the_peer() -> None:
 
 
 async def test_large_packets_passing_stay_ok() -> None:
-    pod = (FakePod().on(r"^ping -c 3 ", out(PING_OK)).on(r"^cat /sys/class/net/eth0/mtu$", out("1450\n"))
+    pod = (FakePod().on(r"^ping -c 1 ", out(PING_OK)).on(r"^cat /sys/class/net/eth0/mtu$", out("1450\n"))
            .on(r"^ping -M do ", out(PING_OK)))
     result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
     assert result.status is Status.OK
