@@ -133,9 +133,11 @@ class HostPods(DebugPods):
 
     def __init__(self, cluster: KubeCluster, debug: DebugPodSettings, settings: HostPodSettings,
                  *, privileged: bool, owner: str | None = None) -> None:
-        # the debug pods' timeouts, lease and output limits; this namespace and image
+        # the debug pods' timeouts, lease, output limits and warm window; this namespace and image.
+        # A privileged pod never stays warm: it exists only for the approved fix it was made for.
         own = debug.model_copy(
-            update={"namespace": settings.namespace, "image": settings.image or debug.image})
+            update={"namespace": settings.namespace, "image": settings.image or debug.image,
+                    **({"keep_warm": 0.0} if privileged else {})})
         super().__init__(cluster, own, owner=owner)
         self.privileged = privileged
         self.kind = PRIVILEGED if privileged else READ_ONLY

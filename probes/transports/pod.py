@@ -5,7 +5,10 @@ netcheck pods of that node, creates a fresh one (nodeName pinned, tolerates ever
 `app.kubernetes.io/managed-by=netcheck`, `netcheck/node=<node>`, `netcheck/owner=<this process>`,
 annotated `netcheck/expires-at`, renewed every third of `lease_duration` while in use), and has it
 Running within `start_timeout` (the whole attempt: clean-up, create and wait), else fails at once
-with the pod's last state and deletes the pod in the background; `release(node)` deletes it. A
+with the pod's last state and deletes the pod in the background; `release(node)` by the last user
+keeps it warm for `keep_warm` seconds — the node's next check gets it without an image pull and
+start (never across images or namespaces, and only if it still runs) — then deletes it; `aclose`
+deletes every pod at once. A
 NotReady node is not tried: its kubelet does not start new pods (docs/faults.md#pods-on-notready-nodes).
 Exec goes over WebSocket through the package's asyncio `WsApiClient` (`kubernetes.aio.stream`), on
 the event loop; the exit status is read from the status channel defensively
@@ -66,6 +69,12 @@ class DebugPodSettings(BaseModel):
     poll_interval: float = Field(0.5, gt=0, description="Seconds between pod status reads.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one exec may run by default.")
     output_limit: int = Field(64_000, ge=1000, description="Characters kept per stream (head and tail).")
+    keep_warm: float = Field(
+        60.0, ge=0,
+        description="Seconds a node's debug pod outlives its last user, for the next check of that node "
+        "(the re-check after a fix, a second /netcheck): handed over without an image pull and start; "
+        "deleted when the time is up or netcheck stops (0: deleted at once).",
+    )
     lease_duration: float = Field(
         120.0, gt=0,
         description="Seconds a debug pod stays reserved for its process without renewal (annotation "
@@ -149,6 +158,9 @@ class KubePodExec:
         self.namespace = namespace
         self.ip = ip
         self._settings = settings
+        self.image = settings.image
+        self.reused = False
+        """Handed over already running (warm, or shared with another user) rather than started."""
 
     async def _exec(self, command: str) -> tuple[str, str, str]:
         """One exec session over WebSocket: stdout, stderr and the status channel's text."""
@@ -243,6 +255,8 @@ class DebugPods:
         self._users: dict[str, int] = {}
         self._deleting: set[asyncio.Task[None]] = set()
         self._renewing: dict[str, asyncio.Task[None]] = {}
+        self._cooling: dict[str, asyncio.Task[None]] = {}
+        """Warm pods nobody uses, each with the timer that deletes it (settings.keep_warm)."""
 
     async def get(self, node: NodeFacts) -> KubePodExec:
         if not node.ready:
@@ -251,12 +265,38 @@ class DebugPods:
             raise PodUnavailable(f"node {node.name} is NotReady: its kubelet would not start a {self.what}")
         async with self._locks.setdefault(node.name, asyncio.Lock()):
             pod = self._pods.get(node.name)
+            cooling = self._cooling.pop(node.name, None)
+            if cooling is not None:
+                cooling.cancel()
+                if not await self._still_running(pod):
+                    self._forget(node.name)
+                    pod = None
             if pod is None:
                 pod = await self._start(node.name)
                 self._pods[node.name] = pod
                 self._renewing[node.name] = asyncio.get_running_loop().create_task(self._renew(pod))
+            else:
+                pod.reused = True
             self._users[node.name] = self._users.get(node.name, 0) + 1
             return pod
+
+    async def _still_running(self, pod: KubePodExec | None) -> bool:
+        """A warm pod may be handed over if it is this kind's (same image and namespace) and still
+        Running with the same IP (it may have been deleted or evicted meanwhile)."""
+        if pod is None or pod.image != self.settings.image or pod.namespace != self.settings.namespace:
+            return False
+        try:
+            status = (await self.cluster.get_pod(pod.namespace, pod.name)).get("status") or {}
+        except ClusterError:
+            return False
+        return status.get("phase") == "Running" and status.get("podIP") == pod.ip
+
+    def _forget(self, node: str) -> KubePodExec | None:
+        pod = self._pods.pop(node, None)
+        renewing = self._renewing.pop(node, None)
+        if renewing is not None:
+            renewing.cancel()
+        return pod
 
     def _manifest(self, node: str) -> dict[str, Any]:
         return pod_manifest(node, self.settings, owner=self.owner)
@@ -382,25 +422,43 @@ class DebugPods:
             attempt.state = _waiting_reason(pod) or phase or attempt.state
             await asyncio.sleep(self.settings.poll_interval)
 
-    async def release(self, node: str) -> None:
-        """One user is done with the node's pod; the last one deletes it."""
+    async def release(self, node: str, *, keep_warm: bool = True) -> None:
+        """One user is done with the node's pod; after the last one it stays warm for
+        `settings.keep_warm` seconds (then it is deleted), or is deleted at once."""
         async with self._locks.setdefault(node, asyncio.Lock()):
             users = self._users.get(node, 0) - 1
             if users > 0:
                 self._users[node] = users
                 return
             self._users.pop(node, None)
-            pod = self._pods.pop(node, None)
-            renewing = self._renewing.pop(node, None)
-            if renewing is not None:
-                renewing.cancel()
+            if keep_warm and self.settings.keep_warm > 0 and node in self._pods:
+                self._cooling[node] = asyncio.get_running_loop().create_task(self._cool(node))
+                return
+            pod = self._forget(node)
             if pod is not None:
                 await self._delete(pod.name)
 
+    async def _cool(self, node: str) -> None:
+        await asyncio.sleep(self.settings.keep_warm)
+        async with self._locks.setdefault(node, asyncio.Lock()):
+            if self._cooling.get(node) is not asyncio.current_task() or self._users.get(node):
+                return  # handed over meanwhile
+            self._cooling.pop(node, None)
+            pod = self._forget(node)
+        if pod is not None:
+            try:
+                await self._delete(pod.name)
+            except ClusterError as exc:  # it expires and becomes any netcheck's leftover
+                log.warning(f"could not delete the warm {self.what}", pod=pod.name, error=str(exc))
+
     async def aclose(self) -> None:
+        """Delete every pod, warm ones included (netcheck stops)."""
+        for timer in self._cooling.values():
+            timer.cancel()
+        self._cooling.clear()
         for node in list(self._pods):
             self._users.pop(node, None)
-            await self.release(node)
+            await self.release(node, keep_warm=False)
         if self._deleting:  # pods that did not start, still being deleted
             await asyncio.gather(*self._deleting, return_exceptions=True)
 

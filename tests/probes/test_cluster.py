@@ -10,8 +10,10 @@ reported, pinned pod with labels/tolerations, exec stdout/stderr/exit code, comm
 shared by two users is deleted by the last; owned pods: owner label and expiry annotation, renewed
 while in use, leftovers deleted only when this process made them and no longer uses them or their
 expiry passed (another live process's pod survives: two processes probe one node side by side); a
-pod that never runs -> PodUnavailable and deleted; a NotReady node gets no attempt; the whole engine
-wired by `bot.wiring.build_transports`; execs and other calls share the event loop (no threads).
+pod that never runs -> PodUnavailable and deleted; a warm pod handed to the node's next check within
+`keep_warm`, never across images, deleted when the window ends or on close; a NotReady node gets no
+attempt; the whole engine wired by `bot.wiring.build_transports`; execs and other calls share the
+event loop (no threads).
 """
 
 from __future__ import annotations
@@ -153,7 +155,9 @@ async def _create_namespace(kube: KubeCluster, name: str = "netcheck") -> None:
 
 
 def pod_settings(**over) -> DebugPodSettings:
-    return DebugPodSettings(**{"start_timeout": 5, "poll_interval": 0.1, "command_timeout": 5, **over})
+    """Pods deleted by their last user (keep_warm 0), unless a test says otherwise."""
+    return DebugPodSettings(**{"start_timeout": 5, "poll_interval": 0.1, "command_timeout": 5,
+                               "keep_warm": 0, **over})
 
 
 async def test_missing_namespace_is_reported(kube) -> None:
@@ -264,6 +268,29 @@ async def test_shared_pod_deleted_by_last_user(kube) -> None:
     await pods.release("worker2")
     with pytest.raises(ClusterNotFound):
         await kube.get_pod("netcheck", pod.name)
+
+
+async def test_a_warm_pod_is_handed_over_then_deleted(kube) -> None:
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings(keep_warm=0.6))
+    first = await pods.get(WORKER2)
+    assert first.reused is False
+    await pods.release("worker2")
+    again = await pods.get(WORKER2)  # the next check of the node: no new pod, no start
+    assert again is first and again.reused is True and await _pod_names(kube) == {first.name}
+    await pods.release("worker2")
+    await asyncio.sleep(1.0)  # the window ends: deleted
+    assert await _pod_names(kube) == set()
+    fresh = await pods.get(WORKER2)
+    assert fresh.name != first.name and fresh.reused is False
+    await pods.release("worker2")
+    pods.settings = pods.settings.model_copy(update={"image": "another/image:1"})
+    other = await pods.get(WORKER2)  # never across images: a new pod, the warm one deleted first
+    assert other.name != fresh.name and other.image == "another/image:1"
+    assert await _pod_names(kube) == {other.name}
+    await pods.release("worker2")
+    await pods.aclose()  # netcheck stops: warm pods go at once
+    assert await _pod_names(kube) == set()
 
 
 async def test_pod_that_never_runs(kube) -> None:
