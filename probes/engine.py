@@ -272,12 +272,13 @@ class Engine:
     def _starter(self, run: Run, facts: ClusterFacts) -> followup.StartProbes:
         """Start some probes of another node in this run (early follow-ups); unknown ids are ignored."""
 
-        def start(node: str, probe_ids: Sequence[str]) -> None:
+        def start(node: str, probe_ids: Sequence[str], why: str) -> None:
             target = facts.node(node)
             if target is None:
                 return
             wanted = set(probe_ids)
-            run.node(target).ensure(spec for spec in self._selected(None) if spec.id in wanted)
+            run.node(target).ensure((spec for spec in self._selected(None) if spec.id in wanted),
+                                    queued_for=why)
 
         return start
 

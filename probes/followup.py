@@ -29,8 +29,9 @@ from probes.registry import Registry
 from probes.settings import ProbeSettings
 
 RunProbes = Callable[[str, Sequence[str], ClusterFacts], Awaitable[Report]]
-StartProbes = Callable[[str, Sequence[str]], None]
-"""Start some probes of a node in this run without waiting for them (the engine's `NodeRun.ensure`)."""
+StartProbes = Callable[[str, Sequence[str], str], None]
+"""Start some probes of a node in this run without waiting for them (the engine's `NodeRun.ensure`);
+the last argument names the finding that calls for them ("NODE PROBE")."""
 
 REFERENCE_TRIES = 2
 """Reference candidates tried in turn until one is healthy (each try is a debug pod and some probes)."""
@@ -90,19 +91,20 @@ class EarlyStart:
     def on_finding(self, node: str, finding: Finding) -> None:
         if node != self.node or not finding.status.is_problem or finding.probe not in self.registry:
             return
+        why = f"{node} {finding.probe}"
         if finding.peer and finding.peer != self.node:
             self.avoid.add(finding.peer)
             explainers = sorted(spec.id for spec in self.registry
                                 if spec.explanation_of(finding.probe, across=True))
             if explainers:
-                self.start(finding.peer, explainers)
+                self.start(finding.peer, explainers, why)
         witness = api_node(self.facts)
         if finding.probe == NAT_PROBE and witness is not None and witness.name != self.node \
                 and ROUTE_PROBE in self.registry:
-            self.start(witness.name, [ROUTE_PROBE])
+            self.start(witness.name, [ROUTE_PROBE], why)
         names = candidates(self.node, self.facts, self.settings, exclude=self.avoid)
         if names:
-            self.start(names[0].name, sorted(_with_dependencies({finding.probe}, self.registry)))
+            self.start(names[0].name, sorted(_with_dependencies({finding.probe}, self.registry)), why)
 
 
 def _with_dependencies(probe_ids: set[str], registry: Registry) -> set[str]:

@@ -220,8 +220,9 @@ class NodeRun:
 
     # -- probes ------------------------------------------------------------------------------------
 
-    def ensure(self, specs: Iterable[ProbeSpec]) -> None:
-        """Start the probes not yet started on this node (all futures first: `after=` sees its peers)."""
+    def ensure(self, specs: Iterable[ProbeSpec], *, queued_for: str | None = None) -> None:
+        """Start the probes not yet started on this node (all futures first: `after=` sees its peers);
+        `queued_for` names the finding that called for them (follow-ups), for the timings."""
         if self._closed:
             raise RuntimeError(f"the run of {self.node.name} is closed")
         new = [spec for spec in specs if spec.id not in self.futures]
@@ -234,7 +235,7 @@ class NodeRun:
         for spec in new:
             self.futures[spec.id] = loop.create_future()
         for spec in new:
-            self.tasks[spec.id] = loop.create_task(self._run_and_publish(spec, queued),
+            self.tasks[spec.id] = loop.create_task(self._run_and_publish(spec, queued, queued_for),
                                                    name=f"probe {spec.id} on {self.node.name}")
 
     async def report(self, probe_ids: Iterable[str]) -> Report:
@@ -273,7 +274,7 @@ class NodeRun:
                                      summary=f"{what} unavailable: {reason}"))
         return extra
 
-    async def _run_and_publish(self, spec: ProbeSpec, queued: float) -> Finding:
+    async def _run_and_publish(self, spec: ProbeSpec, queued: float, queued_for: str | None) -> Finding:
         future = self.futures[spec.id]
         waits = timing.WaitLog(self.run.clock)
         token = timing.current.set(waits)
@@ -285,7 +286,7 @@ class NodeRun:
                 "duration_s": round(time.monotonic() - started, 3),
                 "timing": timing.FindingTiming(
                     queued_s=queued, started_s=began if began is not None else finished,
-                    finished_s=finished, waited=waits.waits),
+                    finished_s=finished, waited=waits.waits, queued_for=queued_for),
             }
             if "peer-pod" in spec.needs and self.peer_node is not None and self.peer.acquired():
                 update["peer"] = self.peer_node.name  # the measurement crossed to that node

@@ -49,6 +49,8 @@ class FindingTiming(_Frozen):
     started_s: float
     finished_s: float
     waited: list[Wait] = []
+    queued_for: str | None = None
+    """Why a follow-up was queued: "NODE PROBE", the finding that called for it."""
 
 
 class Span(_Frozen):
@@ -72,6 +74,9 @@ class RunTimings(_Frozen):
 
     started_unix: float
     """Wall-clock start of the run (Unix time), so a caller can add its own start-up before it."""
+    startup_s: float | None = None
+    """Seconds from the process start to the run's start (imports, configuration), when the caller
+    knows it (`netcheck check`)."""
     spans: list[Span] = []
 
 

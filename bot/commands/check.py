@@ -1,9 +1,11 @@
-"""`netcheck check NODE [--json] [--verbose] [--probe ID ...]` and `netcheck check --all [--json]`.
+"""`netcheck check NODE [--json] [--verbose] [--timings] [--probe ID ...]`, `netcheck check --all`.
 
 Registered by `bot/cli.py`. Human output is `bot.render.render_report` / `render_run` (the cause
 graph: things to do, one per fix; `--verbose` adds the full evidence); `--json` prints exactly one
-JSON object (a list for --all) in the README's schema (`Report.as_json`). Exit status: 0 all ok or
-skip, 1 any warn/fail/error, 2 usage or configuration error (bad config, unknown node or probe).
+JSON object (a list for --all) in the README's schema (`Report.as_json`); `--timings` adds where the
+time went (bot/render_timings.py), which the JSON carries too (`timings`, `findings[].timing`).
+Exit status: 0 all ok or skip, 1 any warn/fail/error, 2 usage or configuration error (bad config,
+unknown node or probe).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from bot.commands import add_config_argument
@@ -33,6 +37,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="run only this probe (repeatable; no peer or reference follow-up)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="show every finding's full evidence, not just the lines that prove it")
+    parser.add_argument("--timings", action="store_true",
+                        help="then where the time went: the critical path, transports, slowest findings")
     add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
@@ -52,6 +58,27 @@ async def _check(engine: Any, args: argparse.Namespace) -> list[Report]:
         await engine.aclose()
 
 
+def process_started_unix() -> float | None:
+    """When this process started (Unix time, 10 ms resolution), from /proc; None elsewhere."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after the command name
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _with_startup(report: Report) -> Report:
+    """The report with the process start-up before the run (imports, configuration) in its timings."""
+    started = process_started_unix()
+    if report.timings is None or started is None:
+        return report
+    startup = round(max(0.0, report.timings.started_unix - started), 3)
+    return report.model_copy(update={"timings": report.timings.model_copy(update={"startup_s": startup})})
+
+
 def run(args: argparse.Namespace) -> int:
     from bot import config as config_module
     from bot import wiring
@@ -66,11 +93,17 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except ClusterError as exc:
         return _fail(f"cannot read the cluster: {exc}", EXIT_PROBLEM)
+    reports = [_with_startup(r) for r in reports]
     if args.json:
         payload: Any = [r.as_json() for r in reports] if args.all else reports[0].as_json()
         print(json.dumps(payload, indent=2))
     else:
         print(render_run(reports, verbose=args.verbose) if args.all
               else render_report(reports[0], verbose=args.verbose))
+    if args.timings and not args.json:
+        from bot.render_timings import render_timings
+
+        print()
+        print("\n\n".join(render_timings(r) for r in reports if r.timings is not None))
     healthy = all(r.verdict in (Status.OK, Status.SKIP) for r in reports)
     return EXIT_OK if healthy else EXIT_PROBLEM

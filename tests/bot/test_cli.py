@@ -233,3 +233,16 @@ def test_every_command_keeps_its_help_line() -> None:
     parser = build_parser()
     actions = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert {c.dest: c.help for c in actions._choices_actions} == COMMANDS
+
+
+def test_timings_print_the_critical_path(config_file, capsys) -> None:
+    assert main(["check", "worker2", "--timings", "--config", config_file], engine_factory=factory) == 1
+    out = capsys.readouterr().out
+    timings = out[out.index("where the time went"):]
+    lines = timings.splitlines()
+    table = lines.index(next(ln for ln in lines if ln.startswith(("transports:", "findings"))))
+    path = lines[lines.index("critical path:") + 1:table]
+    assert any("start-up" in ln for ln in path) and any(ln.endswith("discovery") for ln in path)
+    starts = [float(ln.split()[0]) for ln in path if "→" in ln]
+    assert starts == sorted(starts)  # earliest first, one screen
+    assert len(lines) < 60
