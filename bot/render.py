@@ -2,6 +2,7 @@
 
 One line per probe (status, id, summary), then the details of every non-ok finding: root causes
 first, then the findings they explain. Slack has its own Block Kit rendering (bot/slack/blocks.py).
+`color=True` (a terminal without NO_COLOR: `bot.terminal.color_enabled`) colours the status marks.
 """
 
 from __future__ import annotations
@@ -13,14 +14,22 @@ from probes.model import Finding, Report, Status
 _MARK = {
     Status.OK: "ok", Status.SKIP: "skip", Status.WARN: "WARN", Status.ERROR: "ERROR", Status.FAIL: "FAIL",
 }
+_COLOR = {  # SGR codes: green, dim, yellow, red, bold red
+    Status.OK: "32", Status.SKIP: "2", Status.WARN: "33", Status.ERROR: "31", Status.FAIL: "1;31",
+}
+
+
+def _mark(status: Status, color: bool, width: int = 0) -> str:
+    text = f"{_MARK[status]:<{width}}"
+    return f"\x1b[{_COLOR[status]}m{text}\x1b[0m" if color else text
 
 
 def _indent(text: str) -> str:
     return textwrap.indent(text.rstrip("\n"), "      ")
 
 
-def _details(finding: Finding) -> str:
-    head = f"  [{_MARK[finding.status]}] {finding.probe} ({finding.layer.value}): {finding.summary}"
+def _details(finding: Finding, color: bool) -> str:
+    head = f"  [{_mark(finding.status, color)}] {finding.probe} ({finding.layer.value}): {finding.summary}"
     lines = [head]
     if finding.caused_by:
         lines.append(f"    explained by: {finding.caused_by}")
@@ -34,14 +43,14 @@ def _details(finding: Finding) -> str:
     return "\n".join(lines)
 
 
-def render_report(report: Report) -> str:
+def render_report(report: Report, *, color: bool = False) -> str:
     width = max((len(f.probe) for f in report.findings), default=0)
     lines = [f"node {report.node}: {report.verdict.value} ({report.duration_s:.1f} s)"]
-    lines += [f"  {_MARK[f.status]:<5} {f.probe:<{width}}  {f.summary}" for f in report.findings]
+    lines += [f"  {_mark(f.status, color, 5)} {f.probe:<{width}}  {f.summary}" for f in report.findings]
     causes = report.causes
     symptoms = [f for f in report.findings if f.status.is_problem and f.caused_by is not None]
     if causes or symptoms:
         lines.append("")
         lines.append("details (causes first):")
-        lines += [_details(f) for f in (*causes, *symptoms)]
+        lines += [_details(f, color) for f in (*causes, *symptoms)]
     return "\n".join(lines)

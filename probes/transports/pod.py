@@ -41,7 +41,8 @@ class DebugPodSettings(BaseModel):
     )
     namespace: str = Field(
         "netcheck",
-        description="Namespace of the debug pods (must exist).",
+        description="Namespace of the debug pods (must exist); default: the bot's own (POD_NAMESPACE), "
+        "else netcheck.",
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
     )
