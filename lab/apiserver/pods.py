@@ -1,4 +1,6 @@
-"""Pod behaviour beyond storage: turning Running on a node with a debug-pod netns, exec and logs routing."""
+"""Pod behaviour beyond storage: turning Running on a node with a debug-pod netns, exec and logs routing.
+
+Exec runs the command with the container's capabilities only (capabilities.py), as a runtime would."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from . import capabilities, logs, objects
 from . import exec as pod_exec
-from . import logs, objects
 from .config import NodeConfig
 from .state import State, Target
 from .status import bad_request
@@ -58,7 +60,8 @@ async def exec_in_pod(request: web.Request, state: State, target: Target) -> web
         raise bad_request(f"pod {target.name} does not have a host assigned")
     if pod.get("status", {}).get("phase") != "Running" or node is None or not node.pod_netns:
         raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
-    argv = [*state.config.exec_prefix, node.pod_netns, *command]
+    spec = next(c for c in pod["spec"]["containers"] if c.get("name", "") == container)
+    argv = [*state.config.exec_prefix, node.pod_netns, *capabilities.exec_prefix(spec), *command]
     return await pod_exec.run_exec(request, argv, command)
 
 

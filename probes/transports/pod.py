@@ -3,7 +3,9 @@
 Used by the engine (`Transports.pods`, wired in `bot.wiring`): `get(node)` deletes a leftover
 netcheck pod of that node (crashed run), creates a fresh one (nodeName pinned, tolerates every
 taint, labelled `app.kubernetes.io/managed-by=netcheck` and `netcheck/node=<node>`), waits for
-Running within `start_timeout`, and `release(node)` deletes it. Exec goes through
+Running within `start_timeout`, and `release(node)` deletes it. The pod is hardened (docs/debug-pod.md):
+image pinned by digest, requests and limits, no ServiceAccount token, no privilege escalation, a
+read-only root filesystem and every capability dropped but NET_RAW, which ping needs. Exec goes through
 `kubernetes.stream`; the exit status is read from the status channel defensively (client-quirks).
 """
 
@@ -31,13 +33,24 @@ log = structlog.get_logger("netcheck.pod")
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "netcheck")
 NODE_LABEL = "netcheck/node"
+DEFAULT_IMAGE = (
+    "docker.io/nicolaka/netshoot:v0.13@sha256:a20c2531bf35436ed3766cd6cfe89d352b050ccc4d7005ce6400adf97503da1b"
+)
+"""nicolaka/netshoot v0.13 pinned by digest: a moved tag cannot change what runs on every node
+(docs/debug-pod.md says where the digest comes from and how to check it)."""
+CAPABILITIES = ("NET_RAW",)
+"""What the commands run in the pod need beyond an unprivileged process (docs/debug-pod.md):
+ping (pod-to-pod, path MTU) opens raw ICMP sockets; curl, ip route/link, cat and dig/nslookup
+need nothing."""
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$"
 
 
 class DebugPodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
-        "nicolaka/netshoot", min_length=1, description="Debug pod image (needs curl, ip, ping, dig)."
+        DEFAULT_IMAGE, min_length=1,
+        description="Debug pod image (needs sh, curl, ip, ping, dig or nslookup); default pinned by digest.",
     )
     namespace: str = Field(
         "netcheck",
@@ -46,6 +59,10 @@ class DebugPodSettings(BaseModel):
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
     )
+    cpu_request: str = Field("10m", pattern=QUANTITY, description="CPU the debug pod requests.")
+    cpu_limit: str = Field("200m", pattern=QUANTITY, description="CPU the debug pod may use at most.")
+    memory_request: str = Field("32Mi", pattern=QUANTITY, description="Memory the debug pod requests.")
+    memory_limit: str = Field("128Mi", pattern=QUANTITY, description="Memory the debug pod may use at most.")
     start_timeout: float = Field(60.0, gt=0, description="Seconds for the pod to become Running.")
     poll_interval: float = Field(0.5, gt=0, description="Seconds between pod status reads.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one exec may run by default.")
@@ -68,9 +85,28 @@ def pod_manifest(node: str, settings: DebugPodSettings) -> dict[str, Any]:
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
             "tolerations": [{"operator": "Exists"}],
+            # it talks to nothing but the network under test: no API token, no service env vars
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [
-                {"name": "debug", "image": settings.image, "command": ["sleep", "3600"]}
+                {
+                    "name": "debug",
+                    "image": settings.image,
+                    "command": ["sleep", "3600"],
+                    "resources": {
+                        "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+                        "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"], "add": list(CAPABILITIES)},
+                    },
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
             ],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
         },
     }
 
