@@ -5,11 +5,13 @@ capability set, minus `securityContext.capabilities.drop`, plus `add`; `privileg
 all. The stand-in runs exec'd commands in the node's pod network namespace as root, so without this
 every command would have every capability and a manifest that drops one the probes need would still
 pass in the lab. `exec_prefix(container)` is the `setpriv` argv that limits the bounding set (and so,
-for root, what any exec'd program can hold) to exactly what the spec grants.
+for root, what any exec'd program can hold) to exactly what the spec grants. A stand-in not run as
+root holds no capability to begin with (and may not change its bounding set): no prefix then.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 RUNTIME_DEFAULT = frozenset({
@@ -36,10 +38,10 @@ def granted(container: dict[str, Any]) -> frozenset[str] | None:
     return frozenset(kept | add)
 
 
-def exec_prefix(container: dict[str, Any]) -> list[str]:
+def exec_prefix(container: dict[str, Any], *, as_root: bool | None = None) -> list[str]:
     """argv to put before the command so it runs with the container's capabilities only."""
     caps = granted(container)
-    if caps is None:
+    if caps is None or not (os.geteuid() == 0 if as_root is None else as_root):
         return []
     bounding = ",".join(["-all", *(f"+{name.lower()}" for name in sorted(caps))])
     return ["setpriv", f"--bounding-set={bounding}", "--"]

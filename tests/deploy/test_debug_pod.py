@@ -81,9 +81,10 @@ def test_image_and_resources_are_configurable():
 def test_stand_in_grants_exactly_the_manifests_capabilities():
     (container,) = manifest()["spec"]["containers"]
     assert granted(container) == frozenset(CAPABILITIES)
-    assert exec_prefix(container) == ["setpriv", "--bounding-set=-all,+net_raw", "--"]
+    assert exec_prefix(container, as_root=True) == ["setpriv", "--bounding-set=-all,+net_raw", "--"]
+    assert exec_prefix(container, as_root=False) == []  # an unprivileged stand-in has no capability
     assert granted({"name": "plain"}) == RUNTIME_DEFAULT  # no securityContext: the runtime's default set
     no_raw = {"securityContext": {"capabilities": {"drop": ["NET_RAW"]}}}
     assert granted(no_raw) == RUNTIME_DEFAULT - {"NET_RAW"}
     assert granted({"securityContext": {"privileged": True}}) is None
-    assert exec_prefix({"securityContext": {"privileged": True}}) == []
+    assert exec_prefix({"securityContext": {"privileged": True}}, as_root=True) == []
