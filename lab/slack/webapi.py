@@ -64,6 +64,7 @@ class SlackStandIn:
         self._rate_limited: dict[str, int] = {}
         self._retry_after = 1
         self._seq = itertools.count(100)
+        self._tickets = itertools.count(1)
         self._base = int(time.time())
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -250,7 +251,8 @@ class SlackStandIn:
     def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         if not self.socket_url:
             return {"ok": False, "error": "socket_mode_not_enabled"}
-        return {"ok": True, "url": self.socket_url}
+        # Slack hands out a fresh ticket per call (wss://…/link/?ticket=…): one per connection
+        return {"ok": True, "url": f"{self.socket_url}?ticket={next(self._tickets)}"}
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
