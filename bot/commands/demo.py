@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from bot.terminal import color_enabled
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
 
     try:
         options = DemoOptions(keep=args.keep, fault=args.fault, node=args.node, workers=args.workers,
-                              color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+                              color=color_enabled(sys.stdout))
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         print(f"netcheck demo: {message}", file=sys.stderr)
