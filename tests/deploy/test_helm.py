@@ -11,12 +11,15 @@ fullnameOverride; instance labels and selectors; the Service (metrics always, Sl
 mode), the PDB only with more than one replica, the ServiceMonitor only when enabled; image.tag
 defaults to appVersion (digest optional); joinChannel unset by default; `config:` reaches every
 configuration key and the result loads with the bot's config model; values reach the objects;
-existing Secrets are referenced; a token without a signing secret is refused.
+existing Secrets are referenced; a token without a signing secret is refused; the README's install
+step 4, run as written with another namespace, renders the bot into that namespace (helm and kustomize).
 """
 
 from __future__ import annotations
 
 import copy
+import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -333,3 +336,38 @@ def test_token_without_signing_secret_is_refused(helm):
     done = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False)
     assert done.returncode != 0
     assert "slack.signingSecret is required" in done.stderr
+
+
+def readme_apply_commands() -> list[str]:
+    """The shell commands of the README's install step 4 ("Apply"), continuation lines joined."""
+    readme = (CHART_DIR.parents[2] / "README.md").read_text()
+    step = readme[readme.index("4. **Apply**"):]
+    block = step[step.index("```sh") + len("```sh"):step.index("```", step.index("```sh") + 5)]
+    text = block.replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_readme_install_commands_work_for_another_namespace(helm, tmp_path):
+    """Step 4 as written, with NS=platform: the helm command (as `helm template`) and the kustomize
+    commands (the sed on a copy of the base, then `kubectl kustomize` for `kubectl apply -k`)."""
+    from tests.deploy.conftest import KUSTOMIZE_DIR, render_kustomize
+
+    commands = readme_apply_commands()
+    (helm_line,) = [c for c in commands if c.startswith("helm install")]
+    argv = shlex.split(helm_line.replace('"$NS"', "platform"))
+    assert argv[:4] == ["helm", "install", "netcheck", "deploy/helm/netcheck"]
+    done = subprocess.run([helm, "template", *argv[2:]], capture_output=True, text=True,
+                          cwd=CHART_DIR.parents[2], timeout=TOOL_TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr
+    objects = load_all(done.stdout)
+    bot_objects_are_in([*objects, {"kind": "Namespace", "metadata": {"name": "platform"}}],
+                       "platform", "netcheck")
+    assert config_of(objects)["slack"]["join_channel"].startswith("C")
+
+    (sed_line,) = [c for c in commands if c.startswith("sed ")]
+    assert "kubectl apply -k deploy/kubernetes" in commands
+    shutil.copytree(KUSTOMIZE_DIR, tmp_path / "deploy" / "kubernetes")
+    ran = subprocess.run(["bash", "-c", f"NS=platform; {sed_line}"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=TOOL_TIMEOUT, check=False)
+    assert ran.returncode == 0, ran.stderr
+    bot_objects_are_in(render_kustomize(tmp_path / "deploy" / "kubernetes"), "platform", "netcheck")
