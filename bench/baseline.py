@@ -3,7 +3,7 @@
 Run inside the lab's ops namespace by bench/run (`python -m bench.baseline NODE`, KUBECONFIG and
 NETCHECK_CONFIG set by Lab.run_ops). First it runs the real engine once with transports that record
 every command (which transport, which node, the exact command); then it replays that list as a person
-following the troubleshooting guide would: a fresh `ssh` per node command, `kubectl run` a debug pod
+following docs/troubleshooting.md by hand would: a fresh `ssh` per node command, `kubectl run` a debug pod
 (the engine's own DebugPods) and one pod-exec API call (a new websocket, like `kubectl exec`) per pod
 command. Prints one JSON object: engine wall time, baseline wall time and the command counts.
 """
@@ -96,7 +96,7 @@ async def replay(config: config_module.Config, record: Recorded) -> dict[str, An
                 await asyncio.to_thread(subprocess.run, ssh_argv(config, by_name[node].internal_ip, command),
                                         capture_output=True, timeout=timeout * 2)
                 continue
-            if node not in pods:  # `kubectl run` the debug pod the first time the guide needs it
+            if node not in pods:  # `kubectl run` the debug pod the first time a pod command needs it
                 p0 = time.monotonic()
                 pods[node] = await transports.pods.get(by_name[node])  # type: ignore[union-attr]
                 pod_start_s += time.monotonic() - p0

@@ -1,7 +1,8 @@
 """The benchmark's added latency: hold every packet crossing the lab router's LAN bridge for N ms.
 
-This kernel has no netem (lab-facts), so `python -m bench.latency --delay-ms 20` runs inside the
-router namespace and accepts each queued packet `delay` later (bench/nfqueue.py). The LAN is a
+This kernel has no netem (docs/lab.md#what-the-kernel-cannot-do), so
+`python -m bench.latency --delay-ms 20` runs inside the router namespace
+and accepts each queued packet `delay` later (bench/nfqueue.py). The LAN is a
 bridge (node<->node and ops<->node traffic is bridged, not routed). This kernel's nft has no
 `queue` expression (neither bridge nor ip family: "No such file or directory"), but the xtables
 NFQUEUE target works, so the rule is `iptables-nft -t mangle -I FORWARD -j NFQUEUE`, which sees

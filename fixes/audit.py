@@ -2,7 +2,7 @@
 
 Called by `fixes.runner.FixRunner` only. Every event carries who, node, fix, params, before,
 after and outcome, and is always rendered as one JSON line on stderr (logger `netcheck.audit`,
-the same shape as `bot.logging.audit`), whatever renderer the rest of the logging uses, so the
+rendered here, not through `bot.logging.configure`), whatever renderer the rest of the logging uses, so the
 audit trail can be shipped and grepped apart.
 """
 

@@ -18,7 +18,7 @@ KNOWN_PROBES = frozenset({
     "etc-hosts", "iptables-mode", "ip-forward", "resolved-53", "kernel-modules", "node-address",
     "encapsulation", "pod-dns",
 })
-"""The stable probe ids (issue 3 and the engine brief); a fix can only address one of these."""
+"""The stable probe ids (`probes/catalog/`, one module each); a fix can only address one of these."""
 
 
 class FixRegistryError(Exception):

@@ -1,10 +1,11 @@
 """The lab's topology as data: names, interfaces and addresses every other lab module uses.
 
-The case study of the troubleshooting guide: a home LAN 192.168.1.0/24 behind a router with
-no route to the pod network; `worker2` is the WiFi node (wlp59s0, 192.168.1.105, pods in
-192.168.88.0/24) whose pod traffic leaves un-NATed, so replies die at the router.
-Calico's default pool 192.168.0.0/16 overlaps the LAN, which is why Calico's own natOutgoing
-does not help (calico#4138): the API server's real address is inside the pool.
+The WiFi case study (docs/troubleshooting.md#router-drops-replies-to-pod-ips): a home LAN
+192.168.1.0/24 behind a router with no route to the pod network; `worker2` is the WiFi node
+(wlp59s0, 192.168.1.105, pods in 192.168.88.0/24) whose pod traffic leaves un-NATed, so replies die
+at the router. Calico's default pool 192.168.0.0/16 overlaps the LAN, which is why Calico's own
+natOutgoing does not help (docs/calico.md#how-calico-masquerades): the API server's real address is
+inside the pool.
 """
 
 from __future__ import annotations

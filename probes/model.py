@@ -36,7 +36,7 @@ _SEVERITY = {Status.OK: 0, Status.SKIP: 1, Status.WARN: 2, Status.ERROR: 3, Stat
 
 
 class Layer(StrEnum):
-    """The layers of the troubleshooting guide's diagram, top (pod) to bottom (router)."""
+    """The layers of docs/troubleshooting.md#layers, top (pod) to bottom (router)."""
 
     POD_APP = "pod-app"
     POD_NETWORK = "pod-network"

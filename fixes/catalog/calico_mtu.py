@@ -1,9 +1,10 @@
 """Fix `calico-mtu`: merge-patch the Calico Installation `default` spec.calicoNetwork.mtu.
 
-Proposed by the `mtu` probe with {"mtu": N}. The value is the tunnel/pod MTU (calico-facts C1),
+Proposed by the `mtu` probe with {"mtu": N}. The value is the tunnel/pod MTU (docs/calico.md#mtu),
 so it must fit the MTU of the node interface toward the API endpoint minus the encapsulation
 overhead of the enabled pool. The operator then rolls calico-node one node at a time, and existing
-pods keep their old MTU until they are recreated (calico-facts C6).
+pods keep their old MTU until they are recreated
+(docs/calico.md#mtu-changes-and-the-operator-rollout).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Fix `ip-forward`: turn on net.ipv4.ip_forward now (`sysctl -w`) and at boot (a sysctl.d drop-in).
 
-Proposed by the `ip-forward` probe with no parameters (the guide's Issue 5; calico-facts C3: Felix
-normally sets it, so 0 means something reset it). Rollback removes the drop-in (or restores the
-one that was there) and puts the previous runtime value back.
+Proposed by the `ip-forward` probe with no parameters (docs/troubleshooting.md#ip-forwarding-disabled;
+docs/calico.md#pod-routes: Felix normally sets it, so 0 means something reset it). Rollback
+removes the drop-in (or restores the one that was there) and puts the previous runtime value back.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Fix `kernel-modules`: load the encapsulation module now (`modprobe`) and at boot (modules-load.d).
 
-Proposed by the `kernel-modules` probe with {"module": "ipip" | "vxlan"} (the guide's Issue 7).
+Proposed by the `kernel-modules` probe with {"module": "ipip" | "vxlan"}
+(docs/troubleshooting.md#missing-kernel-modules).
 Rollback removes the modules-load.d entry; it does not unload a module (something may use it).
 Where the kernel cannot load modules (the lab), verification fails and the runner rolls back.
 """

@@ -1,7 +1,7 @@
 """Bearer-token authentication and a pluggable authorizer for the API stand-in.
 
-The default authorizer allows reads for everyone and writes for tokens not marked readonly; issue 7 swaps
-in one built from RBAC manifests via `Authorizer`.
+The default authorizer allows reads for everyone and writes for tokens not marked readonly; `make_app` swaps
+in one built from RBAC manifests (`rbac.RbacAuthorizer`) when the config names them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Add a probe: write probes/catalog/<id>.py with `@probe(...)`, import it below, test it in
 tests/probes/test_<id>.py, and give it a lab fault plus a scenario test in tests/lab/.
-Import order is display order (roughly the guide's layers, bottom to top).
+Import order is display order (roughly the layers of docs/troubleshooting.md#layers, bottom to top).
 """
 
 from probes.registry import default_registry  # noqa: I001 (probe import order is display order)

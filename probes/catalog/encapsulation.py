@@ -3,7 +3,7 @@
 Run by the engine. Two checks, each reported on its own line of evidence:
 - IPIP (ipipMode Always/CrossSubnet) carried over a WiFi interface (name wl*, or
   /sys/class/net/<if>/wireless) — many WiFi drivers and home routers drop IP protocol 4; VXLAN
-  (UDP 4789) is the guide's remedy. Needs the node shell to find the interface.
+  (UDP 4789) is the usual remedy (docs/calico.md#encapsulation). Needs the node shell to find the interface.
 - cross-node pod-to-pod: `ping` from this node's debug pod to a debug pod on another Ready node
   (`ctx.peer_pod_ip`: the engine starts that pod for the `peer-pod` need).
 A router that drops IP protocol 4 is invisible from a pod except as this loss. (In the lab, whose

@@ -1,6 +1,7 @@
-"""Probe `etc-hosts`: every cluster node's name resolves on this node (guide Issue 3).
+"""Probe `etc-hosts`: every cluster node's name resolves on this node.
 
-Run by the engine. One command asks `getent hosts` for each node name in turn (getent's exit
+Run by the engine (docs/troubleshooting.md#node-names-that-do-not-resolve).
+One command asks `getent hosts` for each node name in turn (getent's exit
 status says only "some key was missing", so each name gets its own call and its own output line).
 """
 
@@ -41,8 +42,8 @@ async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
 
     Runs `getent hosts <name>` on the node for each node name the API lists. fail: the names that
     do not resolve, listed exactly with their InternalIPs; remediation appends those lines to
-    /etc/hosts (guide Issue 3) and restarts kubelet. ok: every name resolves. skip: the API listed
-    no nodes.
+    /etc/hosts (docs/troubleshooting.md#node-names-that-do-not-resolve) and restarts kubelet.
+    ok: every name resolves. skip: the API listed no nodes.
     """
     names = [n.name for n in ctx.facts.nodes]
     if not names:

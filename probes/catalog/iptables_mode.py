@@ -2,7 +2,8 @@
 
 Run by the engine. `detect_backend()` is pure and exported: the masquerade fix uses its
 `IptablesBackend.rules_backend` / `.binary("iptables")` to call the binary whose rules are live
-(calico-facts C8: a rule added with the other backend is silently ignored or mis-ordered).
+(docs/calico.md#iptables-legacy-vs-nft: a rule added with the other backend is silently ignored or
+mis-ordered).
 """
 
 from __future__ import annotations
@@ -171,9 +172,10 @@ async def iptables_mode(ctx: ProbeContext) -> ProbeResult:
     backend is where kubelet's KUBE-IPTABLES-HINT / KUBE-KUBELET-CANARY is, else the one with more
     KUBE-*/cali-* chains. The first evidence line is parseable (`backend=nft iptables=nft ...`).
     ok: `iptables` and all KUBE-/cali- chains are in one backend. fail: chains split across both
-    backends, or `iptables` is the other backend than the rules (guide Issue 4: rules that "don't
-    apply"); remediation sets the alternatives to the rules' backend and restarts kubelet,
-    calico-node and kube-proxy on this node. skip: no KUBE-/cali- chains in either backend.
+    backends, or `iptables` is the other backend than the rules
+    (docs/troubleshooting.md#iptables-backend-mismatch: rules that "don't apply"); remediation
+    sets the alternatives to the rules' backend and restarts kubelet, calico-node and kube-proxy
+    on this node. skip: no KUBE-/cali- chains in either backend.
     """
     timeout = ctx.settings.command_timeout
     # One after another: each command is an SSH channel, and sshd caps channels per connection

@@ -1,9 +1,10 @@
-"""Probe `kernel-modules`: the module the IP pool's encapsulation needs is loaded (guide Issue 7).
+"""Probe `kernel-modules`: the module the IP pool's encapsulation needs is loaded.
 
-Run by the engine. Evidence comes from whatever the node exposes: /proc/modules, /sys/module,
+Run by the engine (docs/troubleshooting.md#missing-kernel-modules).
+Evidence comes from whatever the node exposes: /proc/modules, /sys/module,
 modules.builtin, and the tunnel device Calico creates (tunl0 / vxlan.calico exists only if the
-module works, calico-facts C5). Kernels without module support expose none of these: that is
-its own case (`skip`), never a guess.
+module works, docs/calico.md#encapsulation). Kernels without module support expose none of these
+(docs/lab.md#what-the-kernel-cannot-do): that is its own case (`skip`), never a guess.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Probe `kubelet-port`: the API server can reach this node's kubelet on 10250 (guide Issue 1).
+"""Probe `kubelet-port`: the API server can reach this node's kubelet on 10250.
 
-Run by the engine. The decisive check is the guide's own symptom: fetch the debug pod's logs
+Run by the engine (docs/troubleshooting.md#kubelet-port-blocked).
+The decisive check is the symptom itself: fetch the debug pod's logs
 through the API (the API server dials the kubelet for that). A direct TLS connect from wherever
 the bot runs is reported beside it; it only says what the bot's own network sees.
 """

@@ -4,7 +4,7 @@ Run by the engine; `return_path` reads its finding. Three sources of NAT are che
 an explicit MASQUERADE/SNAT rule in nat POSTROUTING (following jumps) in the iptables backend the
 node's `iptables` alternative points at, a masquerade/snat line in `nft list ruleset`, and Calico's
 natOutgoing — which applies only when the post-DNAT destination is outside every IP pool
-(calico-facts C2; a pool overlapping the node LAN silently disables it, calico#4138).
+(docs/calico.md#how-calico-masquerades; a pool overlapping the node LAN silently disables it).
 Without NAT the pod's source IP reaches the router, which usually has no route back; when the
 pod-api probe shows replies do come back (the network routes the pod CIDR) that is fine.
 """
@@ -99,7 +99,8 @@ def explicit_nat_rule(chains: dict[str, list[list[str]]], pod_cidr: str, dev: st
             target = _option(tokens, "-j")[0] or _option(tokens, "-g")[0]
             if target is None or target.startswith("KUBE-") or "--mark" in tokens:
                 # kube-proxy only masquerades packets it marked, and it does not mark pod->ClusterIP
-                # traffic when it knows the cluster CIDR (calico-facts C7): not NAT for pod egress.
+                # traffic when it knows the cluster CIDR (docs/kube-proxy.md#iptables-mode): not NAT
+                # for pod egress.
                 continue
             if target in NAT_TARGETS:
                 return f"-A {chain} " + " ".join(tokens)
@@ -152,9 +153,9 @@ async def masquerade(ctx: ProbeContext) -> ProbeResult:
     a MASQUERADE/SNAT rule covering the pod CIDR on the interface toward the API server's real
     address, then Calico natOutgoing, which only applies when that address is outside every IP
     pool (`ipset test cali40all-ipam-pools`; a pool overlapping the LAN silently disables it,
-    calico#4138). The summary says which: explicit rule, "Calico NAT present", "NAT skipped:
-    destination inside pool X", or "no NAT at all". ok: NAT applies, or no NAT is needed
-    because pod-api answers. fail: no NAT and pod-api fails; fix `masquerade` installs an
+    docs/calico.md#how-calico-masquerades). The summary says which: explicit rule, "Calico NAT
+    present", "NAT skipped: destination inside pool X", or "no NAT at all". ok: NAT applies, or no NAT is
+    needed because pod-api answers. fail: no NAT and pod-api fails; fix `masquerade` installs an
     idempotent systemd unit for `-s <pod CIDR> -o <iface> -j MASQUERADE`.
     """
     timeout = ctx.settings.command_timeout

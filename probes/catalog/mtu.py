@@ -1,6 +1,6 @@
 """Probe `mtu`: the pod MTU plus encapsulation overhead fits the path toward the API endpoint.
 
-Run by the engine. Calico facts C1: the Installation's `mtu` (or status.mtu, /var/lib/calico/mtu,
+Run by the engine. docs/calico.md#mtu: the Installation's `mtu` (or status.mtu, /var/lib/calico/mtu,
 the MTU of vxlan.calico/tunl0/wireguard.cali/cali*) already IS the tunnel/pod MTU, so the overhead
 is added to it once and compared with the interface MTU and the measured path MTU (DF pings,
 whose "Frag needed ... (mtu = X)" / "message too long, mtu=X" answers are the evidence).

@@ -1,9 +1,11 @@
 """Probe `node-address`: Calico autodetected this node's address on its primary interface.
 
-Run by the engine. Compares the annotation `projectcalico.org/IPv4Address` (calico-facts C4),
-the node's InternalIP, the interface that holds each address (`ip -o -4 addr show`) and the
+Run by the engine. Compares the annotation `projectcalico.org/IPv4Address`
+(docs/calico.md#node-address-autodetection), the node's InternalIP,
+the interface that holds each address (`ip -o -4 addr show`) and the
 route toward the API server (`ip -o route get`). Calico's `firstFound` skips docker0, cni*, ...
-but not VPN interfaces, so a tailscale0/wg0 address is the classic wrong pick (guide "VPN Software").
+but not VPN interfaces, so a tailscale0/wg0 address is the classic wrong pick
+(docs/troubleshooting.md#vpn-interfaces-and-address-autodetection).
 """
 
 from __future__ import annotations

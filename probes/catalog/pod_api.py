@@ -1,7 +1,7 @@
 """Probe `pod-api`: can the debug pod on the node reach the API service IP? (run by the engine).
 
 Same request as `host-api` (see host_api.api_curl_command); the pair of results separates a
-node-level fault from a pod-network one (troubleshooting guide, "Quick Diagnosis Checklist").
+node-level fault from a pod-network one (docs/troubleshooting.md#key-indicator).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ async def pod_api(ctx: ProbeContext) -> ProbeResult:
     """Debug pod: HTTPS GET /version on the API service IP:port answers (any HTTP status).
 
     Runs the same curl inside a debug pod pinned to the node (pod exec API). ok: any HTTP answer.
-    fail: the pod cannot reach the API while the host can (the guide's key indicator); the
+    fail: the pod cannot reach the API while the host can (docs/troubleshooting.md#key-indicator); the
     report names the cause (masquerade/return-path, mtu, ip-forward) found by the other probes.
     """
     return await curl_api(ctx, ctx.pod, f"pod {ctx.pod.name} ({ctx.pod.ip})", remediation=(

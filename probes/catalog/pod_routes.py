@@ -2,7 +2,7 @@
 
 Run by the engine. Also home of `parse_route` (`ip -o route get` parsing), which the mtu,
 masquerade and return-path probes use to find the interface toward the API endpoint.
-Calico facts C3: a pod whose only routes are `default via 169.254.1.1 dev eth0` plus the
+docs/calico.md#pod-routes: a pod whose only routes are `default via 169.254.1.1 dev eth0` plus the
 169.254.1.1 link route is normal (ClusterIPs are DNATed on the host); the real faults are a
 missing `<podIP> dev caliX scope link` host route, proxy_arp != 1 on the veth, or a veth that is down.
 """

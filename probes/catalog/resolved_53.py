@@ -2,7 +2,7 @@
 
 Run by the engine. What breaks clusters is not the listener on 127.0.0.53:53 (harmless by itself)
 but CoreDNS forwarding to a loopback nameserver it inherited from kubelet's resolvConf, which
-makes it query itself ("Loop ... detected", calico-facts C9). So the probe reads the kubelet
+makes it query itself ("Loop ... detected", docs/calico.md#dns-loop). So the probe reads the kubelet
 process of this node's network namespace, its `--resolv-conf` flag or its `--config` file's
 `resolvConf:`, and that file's nameservers.
 """
@@ -106,8 +106,9 @@ async def resolved_53(ctx: ProbeContext) -> ProbeResult:
     /etc/resolv.conf) and `cat`s that file. fail: it lists a loopback nameserver, so CoreDNS
     forwards to itself and loops ("Loop ... detected"). warn: only a loopback stub listens on :53
     (systemd-resolved; harmless alone). ok otherwise. Remediation: point kubelet's resolvConf at
-    /run/systemd/resolve/resolv.conf (real upstreams) and restart kubelet and CoreDNS; or the
-    guide's: stop and disable systemd-resolved and write a real nameserver to /etc/resolv.conf.
+    /run/systemd/resolve/resolv.conf (real upstreams) and restart kubelet and CoreDNS; or
+    (docs/troubleshooting.md#local-dns-stub-on-port-53): stop and disable systemd-resolved and
+    write a real nameserver to /etc/resolv.conf.
     """
     timeout = ctx.settings.command_timeout
     listeners = await ctx.host.run(render(_LISTENERS), timeout=timeout)

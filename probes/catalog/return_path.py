@@ -1,5 +1,6 @@
-"""Probe `return-path`: the guide's case study — pod packets leave, replies never come back.
+"""Probe `return-path`: the WiFi case study — pod packets leave, replies never come back.
 
+See docs/troubleshooting.md#router-drops-replies-to-pod-ips.
 Run by the engine after host-api, pod-api and masquerade, whose findings it combines: host ok,
 pod failing and no NAT means the pod's own source IP reached the router, which has no route back
 to the pod CIDR. The node's conntrack table (SYN_SENT / [UNREPLIED] entries for the pod IP) or a

@@ -1,10 +1,11 @@
 """deploy/slack-app-manifest.yaml: structure and the limits of Slack's manifest schema 1.0.0
-(slack-facts §7), and that the bot scopes are exactly those the code needs.
+(docs/slack.md#app-manifest-and-scopes), and that the bot scopes are exactly those the code needs.
 
 Covers: required sections; /netcheck command (2–32 chars, leading slash), description ≤2000,
 usage_hint "<node> | all | help" ≤1000; bot display_name ≤80; interactivity on; Socket Mode on;
 no event subscriptions (the bot handles none); scopes exactly commands, chat:write,
-chat:write.public, usergroups:read; and each Web API method the bot/slack code calls is covered.
+chat:write.public, usergroups:read, channels:history, groups:history (the delivery check of a
+retried post); and each Web API method the bot/slack code calls is covered.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import yaml
 from tests.deploy.conftest import DEPLOY, ROOT
 
 MANIFEST = DEPLOY / "slack-app-manifest.yaml"
-EXPECTED_SCOPES = {"commands", "chat:write", "chat:write.public", "usergroups:read"}
+EXPECTED_SCOPES = {"commands", "chat:write", "chat:write.public", "usergroups:read", "channels:history",
+                   "groups:history"}
 METHOD_SCOPES = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
     "usergroups.users.list": "usergroups:read",
     "usergroups_users_list": "usergroups:read",
+    "conversations.replies": "channels:history",
+    "conversations.history": "groups:history",  # private channels; channels:history for public ones
 }
 KNOWN_TOP_LEVEL = {"_metadata", "display_information", "features", "oauth_config", "settings", "functions",
                    "workflows", "outgoing_domains", "types"}

@@ -1,5 +1,5 @@
 """masquerade probe: the case study (Calico pool overlapping the LAN: "NAT skipped: destination inside
-pool", kube-proxy's mark-gated MASQUERADE not counted) fails with the masquerade fix and the guide's
+pool", kube-proxy's mark-gated MASQUERADE not counted) fails with the masquerade fix and the
 command + idempotent systemd unit with the node's values; an explicit rule (exact CIDR or supernet,
 with or without -o), an nftables masquerade line, or Calico natOutgoing to a destination outside the
 pools are ok; a rule for another interface is not; legacy backend picked from the alternatives link;
