@@ -160,9 +160,15 @@ def test_another_namespace_and_release_name(helm, tmp_path):
     assert ("ClusterRole", "ops-netcheck") in names and ("Role", "ops-netcheck-apiserver-endpoints") in names
     config = config_of(objects)
     assert "namespace" not in config.get("debug_pod", {}) and "lease_namespace" not in config.get("ops", {})
-    (role,) = [o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == "ops-netcheck"]
-    lease_names = {n for r in role["rules"] if "leases" in r["resources"] for n in r.get("resourceNames", [])}
-    assert lease_names == {config["ops"]["lease_name"]} == {"ops-netcheck-leader"}
+    assert config["ops"]["lease_name"] == "ops-netcheck-leader"  # two releases never share a leader
+    from lab.apiserver.auth import Request, User
+    from lab.apiserver.rbac import RbacAuthorizer, service_account_groups, service_account_user
+
+    bot = User(service_account_user("platform", "ops-netcheck"), service_account_groups("platform"), False)
+    rbac = RbacAuthorizer.from_manifests(objects)
+    for verb in ("get", "update"):
+        lease = Request(verb, "coordination.k8s.io", "leases", "", "platform", "ops-netcheck-leader")
+        assert rbac.allows(bot, lease)
     (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
