@@ -9,6 +9,7 @@ securityContext gets the runtime's default set. Needs root (the stand-in changes
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import pytest
@@ -47,23 +48,31 @@ async def test_without_net_raw_ping_is_refused(kube) -> None:  # noqa: F811
     plain = copy.deepcopy(manifest)
     plain["metadata"]["name"] += "-plain"
     del plain["spec"]["containers"][0]["securityContext"]
-    pods = DebugPods(kube, pod_settings())
+    settings = pod_settings()
     for body in (no_raw, plain):
         await kube.call("create", kube.core.create_namespaced_pod, "netcheck", body)
     try:
-        ips = {}
-        for body in (no_raw, plain):
-            name = body["metadata"]["name"]
-            ips[name] = await pods._wait_running(name)
+        names = [body["metadata"]["name"] for body in (no_raw, plain)]
+        ips = {name: await running(kube, name) for name in names}
         refused = KubePodExec(kube, no_raw["metadata"]["name"], "netcheck", ips[no_raw["metadata"]["name"]],
-                              pods.settings)
+                              settings)
         assert await cap_eff(refused) == f"{0:016x}"
         result = await refused.run(PING)
         assert result.exit_status != 0 and "Operation not permitted" in result.stdout + result.stderr
         default = KubePodExec(kube, plain["metadata"]["name"], "netcheck", ips[plain["metadata"]["name"]],
-                              pods.settings)
+                              settings)
         assert int(await cap_eff(default), 16) & (1 << 13)  # the runtime default set includes NET_RAW
         assert int(await cap_eff(default), 16) & (1 << 21) == 0  # but not SYS_ADMIN
     finally:
         for body in (no_raw, plain):
-            await pods._delete(body["metadata"]["name"])
+            await kube.call("delete", kube.core.delete_namespaced_pod, body["metadata"]["name"], "netcheck")
+
+
+async def running(cluster, name: str) -> str:  # noqa: ANN001 (KubeCluster)
+    """The pod's IP once the stand-in reports it Running."""
+    for _ in range(100):
+        pod = await cluster.call("read", cluster.core.read_namespaced_pod, name, "netcheck")
+        if pod.status and pod.status.phase == "Running" and pod.status.pod_ip:
+            return pod.status.pod_ip
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"pod {name} never Running")
