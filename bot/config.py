@@ -20,16 +20,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
 from fixes.base import FixSettings
-from probes.errors import ConfigError, ConfigMissing
+from probes.errors import ConfigError, ConfigMissing, InvalidInput
 from probes.settings import ProbeSettings
+from probes.transports.access import NodeAccessMode
 from probes.transports.cluster import ClusterSettings
-from probes.transports.commands import shown
+from probes.transports.commands import node_name, shown
 from probes.transports.discovery import ClusterOverrides
+from probes.transports.hostpod import HostPodSettings
 from probes.transports.pod import DebugPodSettings
 from probes.transports.ssh import SSHSettings
 
@@ -51,13 +53,33 @@ class Config(BaseModel):
     log_level: LogLevel = Field(
         "warning", description="debug, info, warning or error; env NETCHECK_LOG_LEVEL and --log-level win."
     )
+    node_access: NodeAccessMode = Field(
+        "ssh",  # type: ignore[assignment]  (validated into NodeAccessMode.SSH)
+        validate_default=True,
+        description="How netcheck reaches a node's host side: ssh, pod (a host pod through the API, no "
+        "SSH; docs/node-access.md) or auto (SSH where a key and the node's host key are configured).",
+    )
+    node_access_overrides: dict[str, NodeAccessMode] = Field(
+        default_factory=dict, description="node_access for single nodes, by node name."
+    )
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     debug_pod: DebugPodSettings = Field(default_factory=DebugPodSettings)
+    host_pod: HostPodSettings = Field(default_factory=HostPodSettings)
     probes: ProbeSettings = Field(default_factory=ProbeSettings)
     fixes: FixSettings = Field(default_factory=FixSettings)
     cluster: ClusterOverrides = Field(default_factory=ClusterOverrides)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+
+    @field_validator("node_access_overrides")
+    @classmethod
+    def _override_names(cls, overrides: dict[str, NodeAccessMode]) -> dict[str, NodeAccessMode]:
+        for name in overrides:
+            try:
+                node_name(name)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return overrides
 
     def cluster_settings(self) -> ClusterSettings:
         return ClusterSettings(kubeconfig=self.kubeconfig, context=self.context,

@@ -45,7 +45,8 @@ def _details(finding: Finding, color: bool) -> str:
 
 def render_report(report: Report, *, color: bool = False) -> str:
     width = max((len(f.probe) for f in report.findings), default=0)
-    lines = [f"node {report.node}: {report.verdict.value} ({report.duration_s:.1f} s)"]
+    via = f", via {report.access.path.value}: {report.access.reason}" if report.access else ""
+    lines = [f"node {report.node}: {report.verdict.value} ({report.duration_s:.1f} s{via})"]
     lines += [f"  {_mark(f.status, color, 5)} {f.probe:<{width}}  {f.summary}" for f in report.findings]
     causes = report.causes
     symptoms = [f for f in report.findings if f.status.is_problem and f.caused_by is not None]

@@ -85,5 +85,9 @@ purpose: the bot takes them from POD_NAMESPACE (the release namespace).
 {{- if .Values.logLevel }}
 {{- $_ := set $config "log_level" .Values.logLevel -}}
 {{- end }}
+{{- if ne .Values.nodeAccess "ssh" }}
+{{- $_ := set $config "node_access" .Values.nodeAccess -}}
+{{- $_ := set $config "host_pod" (dict "namespace" .Values.hostPodNamespace) -}}
+{{- end }}
 {{- toYaml (mergeOverwrite $config (deepCopy .Values.config)) -}}
 {{- end -}}
