@@ -260,6 +260,7 @@ SAMPLE = {  # a value for every key whose default is None (None would not show i
     ("cluster", "service_cidr"): "10.43.0.0/16", ("cluster", "pod_cidr"): "10.42.0.0/16",
     ("cluster", "api_service_ip"): "10.43.0.1", ("cluster", "api_service_port"): 443,
     ("cluster", "dns_service_ip"): "10.43.0.10",
+    ("host_pod", "image"): "registry.local/tools/nsenter@sha256:" + "1f" * 32,
 }
 
 
@@ -377,3 +378,24 @@ def test_readme_install_commands_work_for_another_namespace(helm, tmp_path):
                          text=True, timeout=TOOL_TIMEOUT, check=False)
     assert ran.returncode == 0, ran.stderr
     bot_objects_are_in(render_kustomize(tmp_path / "deploy" / "kubernetes"), "platform", "netcheck")
+
+
+def test_node_access_overlay_and_chart_follow_the_namespace(helm, tmp_path):
+    """With host pods (overlay / nodeAccess=pod) in another namespace, the node-access RoleBinding
+    still names the bot's ServiceAccount where it runs."""
+    from tests.deploy.conftest import DEPLOY, render_kustomize
+
+    shutil.copytree(DEPLOY, tmp_path / "deploy")
+    namespace_file = tmp_path / "deploy" / "kubernetes" / "namespace.yaml"
+    text = namespace_file.read_text()
+    namespace_file.write_text(text.replace("  name: netcheck\n", "  name: platform\n", 1))
+    for objects, account in (
+        (render_kustomize(tmp_path / "deploy" / "overlays" / "node-access-pod"), "netcheck"),
+        (render(helm, "nodeAccess=pod", namespace="platform", release="ops"), "ops-netcheck"),
+    ):
+        (binding,) = [o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"].endswith(
+            "node-access")]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "platform"}]
+        assert config_of(objects)["node_access"] == "pod"
+        host = [o for o in objects if o["kind"] == "Namespace" and o["metadata"]["name"] == "netcheck-host"]
+        assert host and host[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
