@@ -10,7 +10,7 @@ NotReady node is not tried: its kubelet does not start new pods (docs/faults.md#
 Exec goes through `kubernetes.stream`; the exit status is read from the status channel defensively
 (docs/client-libraries.md#exec-exit-status). The pod is hardened (docs/debug-pod.md): image pinned by
 digest, requests and limits, no ServiceAccount token, no privilege escalation, a read-only root
-filesystem and every capability dropped but NET_RAW, which ping needs.
+filesystem and every capability of the runtime's default set dropped but NET_RAW, which ping needs.
 
 Owned pods: several netcheck processes may probe one node at once (the CLI and the bot, two bot
 replicas during a handover), each with its own pod. A leftover is a pod this process made and no
@@ -51,10 +51,18 @@ DEFAULT_IMAGE = (
 )
 """nicolaka/netshoot v0.13 pinned by digest: a moved tag cannot change what runs on every node
 (docs/debug-pod.md says where the digest comes from and how to check it)."""
-CAPABILITIES = ("NET_RAW",)
-"""What the commands run in the pod need beyond an unprivileged process (docs/debug-pod.md):
-ping (pod-to-pod, path MTU) opens raw ICMP sockets; curl, ip route/link, cat and dig/nslookup
-need nothing."""
+KEPT_CAPABILITIES = ("NET_RAW",)
+"""What the commands run in the pod need beyond an unprivileged process (docs/debug-pod.md): ping
+(pod-to-pod, path MTU) opens a raw ICMP socket; curl, ip route/link, cat and dig/nslookup need nothing."""
+DROPPED_CAPABILITIES = ("AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                        "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
+"""The container runtime's default set (containerd) minus KEPT_CAPABILITIES, dropped by name: Pod
+Security "baseline" forbids *adding* NET_RAW, so "drop ALL, add NET_RAW" is refused in the namespace
+the bot ships with; keeping it from the default set is allowed (docs/debug-pod.md, "What runs in it,
+and the one capability that needs")."""
+PING_GROUP_RANGE = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}
+"""A "safe" sysctl: lets ping use an unprivileged ICMP socket where the runtime's default set lacks
+NET_RAW (CRI-O's does), so the one command that needs it works there too (docs/debug-pod.md)."""
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$"
 OWNER_LABEL = "netcheck/owner"
 EXPIRES_ANNOTATION = "netcheck/expires-at"
@@ -124,7 +132,9 @@ def pod_manifest(
             # it talks to nothing but the network under test: no API token, no service env vars
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "seccompProfile": {"type": "RuntimeDefault"}, "sysctls": [dict(PING_GROUP_RANGE)],
+            },
             "containers": [
                 {
                     "name": "debug",
@@ -137,7 +147,7 @@ def pod_manifest(
                     "securityContext": {
                         "allowPrivilegeEscalation": False,
                         "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"], "add": list(CAPABILITIES)},
+                        "capabilities": {"drop": list(DROPPED_CAPABILITIES)},
                     },
                     "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                 }

@@ -2,11 +2,12 @@
 
 Covers: it validates (strict) against the Kubernetes Pod schema; hardened — no ServiceAccount token,
 no service links, seccomp RuntimeDefault, no privilege escalation, read-only root (a small /tmp
-emptyDir), every capability dropped but NET_RAW, requests and limits from the settings; it passes
-the "baseline" Pod Security level the shipped namespace enforces (no host namespaces, no privileged
-mode, added capabilities within baseline's list); the default image is pinned by digest and is the
-one the chart and the kustomize base configure; image and resources are configurable; the lab's
-API stand-in runs exec'd commands with exactly the capabilities the manifest grants.
+emptyDir), every capability of the runtime's default set dropped but NET_RAW (none added), the safe
+ping_group_range sysctl, requests and limits from the settings; it passes the "baseline" Pod
+Security level the shipped namespace enforces (the lab API's admission check, which refuses adding
+NET_RAW); the default image is pinned by digest and is the one the chart and the kustomize base
+configure; image and resources are configurable; the lab's API stand-in runs exec'd commands with
+exactly the capabilities the manifest leaves.
 """
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ import re
 import yaml
 
 from lab.apiserver.capabilities import RUNTIME_DEFAULT, exec_prefix, granted
-from probes.transports.pod import CAPABILITIES, DEFAULT_IMAGE, DebugPodSettings, pod_manifest
+from lab.apiserver.podsecurity import baseline_violations
+from probes.transports.pod import DEFAULT_IMAGE, KEPT_CAPABILITIES, DebugPodSettings, pod_manifest
 from tests.deploy.conftest import CHART_DIR, validate
 
-BASELINE_CAPABILITIES = {
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-    "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT", "NET_RAW",
-}
-"""What the Pod Security "baseline" level lets a container add (kubernetes.io Pod Security Standards)."""
 PINNED = re.compile(r"^[\w.\-/:]+@sha256:[0-9a-f]{64}$")
 
 
@@ -38,11 +35,15 @@ def test_manifest_validates_against_the_pod_schema(k8s_version):
 def test_manifest_is_hardened():
     spec = manifest()["spec"]
     assert spec["automountServiceAccountToken"] is False and spec["enableServiceLinks"] is False
-    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert spec["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}],
+    }
     (container,) = spec["containers"]
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
-    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert "add" not in security["capabilities"]
+    assert set(security["capabilities"]["drop"]) == RUNTIME_DEFAULT - {"NET_RAW"}
     assert container["resources"] == {"requests": {"cpu": "10m", "memory": "32Mi"},
                                       "limits": {"cpu": "200m", "memory": "128Mi"}}
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
@@ -50,14 +51,15 @@ def test_manifest_is_hardened():
 
 
 def test_manifest_meets_pod_security_baseline():
-    spec = manifest()["spec"]
-    assert not any(spec.get(key) for key in ("hostNetwork", "hostPID", "hostIPC"))
-    for container in spec["containers"]:
-        security = container.get("securityContext", {})
-        assert not security.get("privileged")
-        assert set(security["capabilities"]["add"]) <= BASELINE_CAPABILITIES
-        assert not container.get("ports")  # no hostPort
-    assert not [v for v in spec.get("volumes", []) if "hostPath" in v]
+    assert baseline_violations(manifest()) == []
+    # the obvious "drop ALL, add NET_RAW" is exactly what baseline refuses
+    refused = manifest()
+    capabilities = {"drop": ["ALL"], "add": ["NET_RAW"]}
+    refused["spec"]["containers"][0]["securityContext"]["capabilities"] = capabilities
+    assert baseline_violations(refused) == [
+        'non-default capabilities (container "debug" must not include "NET_RAW" in '
+        "securityContext.capabilities.add)"
+    ]
 
 
 def test_default_image_is_pinned_and_shipped():
@@ -80,7 +82,7 @@ def test_image_and_resources_are_configurable():
 
 def test_stand_in_grants_exactly_the_manifests_capabilities():
     (container,) = manifest()["spec"]["containers"]
-    assert granted(container) == frozenset(CAPABILITIES)
+    assert granted(container) == frozenset(KEPT_CAPABILITIES)
     assert exec_prefix(container, as_root=True) == ["setpriv", "--bounding-set=-all,+net_raw", "--"]
     assert exec_prefix(container, as_root=False) == []  # an unprivileged stand-in has no capability
     assert granted({"name": "plain"}) == RUNTIME_DEFAULT  # no securityContext: the runtime's default set

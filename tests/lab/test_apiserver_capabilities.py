@@ -2,7 +2,7 @@
 (lab/apiserver/capabilities.py), so the debug pod's manifest is tested for what its commands need.
 
 Covers, through the real DebugPods transport and exec over WebSocket: netcheck's debug pod holds
-NET_RAW and nothing else (CapEff) and ping works in it; a pod whose manifest drops NET_RAW cannot
+NET_RAW and nothing else (CapEff) and ping works in it; a pod whose manifest drops NET_RAW too cannot
 ping ("Operation not permitted") — NET_RAW is the one capability ping needs; a pod without any
 securityContext gets the runtime's default set. Needs root (the stand-in changes the bounding set).
 """
@@ -44,7 +44,7 @@ async def test_without_net_raw_ping_is_refused(kube) -> None:  # noqa: F811
     manifest = pod_manifest("worker2", pod_settings())
     no_raw = copy.deepcopy(manifest)
     no_raw["metadata"]["name"] += "-noraw"
-    no_raw["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] = []
+    no_raw["spec"]["containers"][0]["securityContext"]["capabilities"]["drop"].append("NET_RAW")
     plain = copy.deepcopy(manifest)
     plain["metadata"]["name"] += "-plain"
     del plain["spec"]["containers"][0]["securityContext"]
