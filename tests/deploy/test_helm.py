@@ -136,14 +136,17 @@ def test_chart_and_kustomize_agree_in_another_namespace(helm, tmp_path):
 
 
 def bot_objects_are_in(objects: list[dict], namespace: str, service_account: str) -> None:
-    """Every namespaced object of the bot in `namespace`; only the API-endpoints Role/Binding in default;
-    every ServiceAccount subject is the bot's, in `namespace`."""
+    """Every namespaced object of the bot in `namespace`; only the read-only Roles/Bindings for the API
+    endpoints (default) and calico-node (calico-system) elsewhere; every ServiceAccount subject is the
+    bot's, in `namespace`."""
     for obj in objects:
         kind, meta = obj["kind"], obj["metadata"]
         if kind in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
             assert "namespace" not in meta, kind
         elif meta["name"].endswith("-apiserver-endpoints"):
             assert meta["namespace"] == "default"
+        elif meta["name"].endswith("-calico-node"):
+            assert meta["namespace"] == "calico-system"
         else:
             assert meta["namespace"] == namespace, (kind, meta["name"], meta.get("namespace"))
         for subject in obj.get("subjects", []):
