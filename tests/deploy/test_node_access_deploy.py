@@ -127,8 +127,7 @@ def test_ssh_deployments_have_none_of_it(helm: str, base: list[dict]) -> None:
         roles = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
         pod_rules = [(o["metadata"].get("namespace"), r) for o in roles
                      for r in o["rules"] if {"pods", "pods/exec"} & set(r["resources"])]
-        writes = {ns for ns, r in pod_rules if set(r["verbs"]) - {"get", "list", "watch"}}
-        assert pod_rules and writes == {"netcheck"}  # reads elsewhere (calico-node progress) are fine
+        assert pod_rules and {ns for ns, _ in pod_rules} == {"netcheck"}
         authorizer = RbacAuthorizer.from_manifests(objects)
         assert not [r for r in HOST_POD_REQUESTS if authorizer.allows(BOT, r)]
 
