@@ -105,7 +105,8 @@ def ten_nodes(lab: Lab, fault) -> Iterator[str]:
         for i in range(SWEEP_NODES - len(lab.nodes)):
             source = healthy[i % len(healthy)]
             name = f"{source.name}-copy{i}"
-            lab.add_node(name, source.ip, source.pod_cidr, annotations=apiconfig.node_annotations(source),
+            lab.add_node(name, source.ip, source.pod_cidr,
+                         annotations=apiconfig.node_annotations(lab.layout, source),
                          labels={"kubernetes.io/hostname": name}, pods_like=source.name)
             copies.append(name)
         fault("unreachable", node=dead.name)
