@@ -23,7 +23,7 @@ from typing import Any
 from bot import logging as netcheck_logging
 from bot.commands import EXIT_USAGE, add_log_level_argument
 
-COMMANDS = ["check", "fix", "lab", "serve", "demo"]
+COMMANDS = ["check", "diff", "fix", "lab", "serve", "demo"]
 """Subcommand modules under bot/commands/, in help order."""
 
 
