@@ -264,6 +264,7 @@ SAMPLE = {  # a value for every key whose default is None (None would not show i
     ("cluster", "api_service_ip"): "10.43.0.1", ("cluster", "api_service_port"): 443,
     ("cluster", "dns_service_ip"): "10.43.0.10",
     ("host_pod", "image"): "registry.local/tools/nsenter@sha256:" + "1f" * 32,
+    ("probes", "reference_node"): "worker1",
 }
 
 
