@@ -2,19 +2,27 @@
 
 Only the module of the subcommand being run is imported (`netcheck --help` imports none, `netcheck
 lab` never the Slack or Kubernetes clients): start-up time is the CLI's first cost. A module that is
-missing does not break the others. Exit codes: 0 all ok/skip, 1 a problem was found, 2 usage or
-configuration error.
+missing does not break the others. Exit codes (README "Using it"): 0 all ok/skip, 1 a problem was
+found, 2 usage or configuration error, 3 could not check (cluster or node unreachable, a needed file
+missing). Errors are one line on stderr.
+
+The log level comes from `--log-level` (before or after the subcommand), else NETCHECK_LOG_LEVEL,
+else the configuration file's `log_level` (applied by the command once it has read the file), else
+warning; a bad value is one line and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from bot import logging as netcheck_logging
+from bot.commands import EXIT_USAGE, add_log_level_argument
 
 COMMANDS = {
     "check": "probe a node (or every node) and report layer by layer",
@@ -27,18 +35,24 @@ COMMANDS = {
 """Subcommand modules under bot/commands/, in help order, with the line `netcheck --help` shows for
 each (the module's own parser is built only when that subcommand runs)."""
 
-EXIT_USAGE = 2
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too by default)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def netcheck_version() -> str:
+    try:
+        return version("netcheck")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; of the subcommands, only the one named in `argv` (None: every one) is imported."""
     parser = _Parser(prog="netcheck", description="Why can't pods on this node reach the API server?")
-    parser.add_argument("--log-level", default="warning", help="debug, info, warning (default), error")
+    parser.add_argument("--version", action="version", version=f"netcheck {netcheck_version()}")
+    add_log_level_argument(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     wanted = set(COMMANDS) if argv is None else {a for a in argv if a in COMMANDS}
     for name, line in COMMANDS.items():
@@ -51,8 +65,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             if exc.name and (exc.name == f"bot.commands.{name}"):
                 continue  # not written (yet): the CLI works without it
             raise
-        module.add_parser(subparsers)
+        add_log_level_argument(module.add_parser(subparsers))
     return parser
+
+
+def log_level(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, bool]:
+    """(level, chosen on the command line or in the environment); ValueError for a bad env value."""
+    if getattr(args, "log_level", None):
+        return args.log_level, True
+    if env.get(netcheck_logging.LEVEL_ENV):
+        try:
+            return netcheck_logging.parse_level(env[netcheck_logging.LEVEL_ENV]), True
+        except ValueError as exc:
+            raise ValueError(f"{netcheck_logging.LEVEL_ENV}: {exc}") from None
+    return netcheck_logging.DEFAULT_LEVEL, False
 
 
 def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[..., Any] | None = None) -> int:
@@ -60,7 +86,12 @@ def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[..., Any
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[:_command_position(argv) + 1])
     args = parser.parse_args(argv)
-    netcheck_logging.configure(level=args.log_level)
+    try:
+        level, args.log_level_chosen = log_level(args, os.environ)
+    except ValueError as exc:
+        print(f"netcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    netcheck_logging.configure(level=level)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -14,7 +14,7 @@ from fixes.runner import FixRunner
 from probes.engine import Engine, Transports
 from probes.registry import Registry, default_registry
 from probes.transports.access import NodeAccess
-from probes.transports.cluster import KubeCluster
+from probes.transports.cluster import KubeCluster, check_kubeconfig
 from probes.transports.discovery import discover
 from probes.transports.hostpod import HostPods
 from probes.transports.leases import KubernetesLeaseStore
@@ -25,7 +25,9 @@ from probes.transports.ssh import SSHPool
 
 def build_transports(config: Config) -> Transports:
     """Node access (SSH pool or host pods), debug pods and the cluster client (the kubernetes package's
-    asyncio client, loaded at the first request: a bad kubeconfig is a ConfigError then)."""
+    asyncio client, loaded at the first request: a bad kubeconfig is a ConfigError then). A kubeconfig
+    that does not exist at all is `ConfigMissing` here, before anything (a fix's plan) starts."""
+    check_kubeconfig(config.cluster_settings())
     cluster = KubeCluster(config.cluster_settings())
 
     async def discover_facts():  # noqa: ANN202 (ClusterFacts)
@@ -91,8 +93,9 @@ def build_node_source(engine: Engine) -> ClusterNodeSource | None:
 
 def build_lease_store(config: Config, engine: Engine) -> KubernetesLeaseStore | None:
     """The leader-election Lease store on the engine's API client (same credentials and timeout);
-    None without a Kubernetes client — the caller then runs as the only replica."""
-    if not isinstance(engine.cluster, KubeCluster):
+    None without a Kubernetes client or with `ops.leader_election: false` — the caller then runs as
+    the only replica."""
+    if not config.ops.leader_election or not isinstance(engine.cluster, KubeCluster):
         return None
     # A client of its own (same settings): shutdown closes the engine, and so its client, before the
     # Lease is released.

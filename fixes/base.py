@@ -93,6 +93,10 @@ class EngineAPI(Protocol):
 
     async def node_shell(self, node: str) -> NodeShell: ...
 
+    async def retire_warm_pods(self) -> None:
+        """The next checks start new debug pods (none started before is reused)."""
+        ...
+
     def node_session(self, node: str, *, privileged: bool = False) -> AbstractAsyncContextManager[None]:
         """Host access for one fix on `node` (privileged only after approval), released at the end."""
         ...
@@ -116,6 +120,9 @@ class Fix(ABC):
     id: ClassVar[str]
     addresses: ClassVar[str]
     verify_probes: ClassVar[tuple[str, ...]]
+    seen_by_new_pods_only: ClassVar[bool] = False
+    """The change shows only in pods started after it (a pod's interface MTU is set when it starts):
+    verification runs in new debug pods, not in warm ones started before the apply."""
 
     def __init__(self, engine: EngineAPI, node: str, settings: FixSettings | None = None) -> None:
         self.engine = engine

@@ -214,6 +214,8 @@ class FixRunner:
         problems: list[str] = []
         findings: list[Finding] = []
         await self.engine.facts(refresh=True)  # the fix may have changed the Installation/pools
+        if fix.seen_by_new_pods_only:
+            await self.engine.retire_warm_pods()
         if available:
             report = await self.engine.check(plan.node, probes=self._with_dependencies(available))
         for probe_id in available:

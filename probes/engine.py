@@ -100,6 +100,10 @@ class DebugPods(Protocol):
         """Delete the node's debug pod, if any."""
         ...
 
+    async def retire_warm(self) -> None:
+        """Hand no pod started so far over again (the next check starts new ones)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -189,6 +193,12 @@ class Engine:
             shells = self.transports.shells
             if session.shell is not None and isinstance(shells, NodeAccessShells):
                 await shells.release(node, privileged=privileged)
+
+    async def retire_warm_pods(self) -> None:
+        """The next checks start new debug pods: after a change only pods started later see (a fix
+        of the pod network's MTU), a warm pod would measure the old state."""
+        if self.transports.pods is not None:
+            await self.transports.pods.retire_warm()
 
     # -- checks --------------------------------------------------------------------------------
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
+from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, load_config
 from bot.ops import metrics
 from bot.ops.leader import LeaseStore
 from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
@@ -36,7 +38,7 @@ from bot.slack.http import events_app
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
 from bot.slack.standby import StandbyAnswers
-from probes.errors import ClusterConflict, ClusterNotFound, NetcheckError
+from probes.errors import ClusterConflict, ClusterNotFound, ConfigMissing, NetcheckError
 
 log = structlog.get_logger("netcheck.serve")
 
@@ -50,7 +52,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default="0.0.0.0", help="HTTP mode address (default: all, Slack must reach it)"
     )
-    parser.add_argument("--config", default=None, help="configuration file")
+    add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -150,10 +152,9 @@ def _engine_ready(engine: Any, timeout: float) -> Callable[[], Awaitable[bool]]:
 
 def _load(args: argparse.Namespace) -> tuple[SlackSettings, OpsSettings, Any, Any, Any, LeaseStore | None]:
     """Slack and ops settings, engine, fix runner, node source and Lease store from the configuration."""
-    from bot import config as config_module
     from bot import wiring
 
-    config = config_module.load(args.config)
+    config = load_config(args)
     factory = getattr(args, "engine_factory", None) or wiring.build_engine
     engine = factory(config)
     return (
@@ -226,6 +227,8 @@ async def serve(
     )
     slack = _SlackSide(app, rt, settings, source)
     store = lease_store or LocalLeaseStore()
+    if lease_store is None and not ops.leader_election:
+        log.info("leader_election_off", note="this process always answers: run a single replica")
     ready_cluster = (
         cluster_ready(store, ops.lease_name) if lease_store is not None
         else _engine_ready(engine, ops.readiness_timeout)
@@ -322,7 +325,10 @@ def run(args: argparse.Namespace) -> int:
         settings, ops, engine, runner, source, store = _load(args)
         asyncio.run(serve(settings, engine, runner, source, host=args.host, port=args.port,
                           ops=ops, lease_store=store))
+    except ConfigMissing as exc:
+        print(f"netcheck serve: {exc}", file=sys.stderr)
+        return EXIT_UNCHECKED
     except NetcheckError as exc:
-        print(f"netcheck serve: {exc}")
-        return 2
-    return 0
+        print(f"netcheck serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK

@@ -50,6 +50,8 @@ def _overhead(facts: ClusterFacts) -> tuple[str | None, int]:
 
 @fix(id="calico-mtu", addresses="mtu", verify=("mtu",))
 class CalicoMtu(Fix):
+    seen_by_new_pods_only = True  # pods keep the MTU their interface got when they started
+
     async def plan(self, params: dict[str, str | int]) -> Plan:
         unknown = set(params) - {"mtu"}
         if unknown or "mtu" not in params:

@@ -20,6 +20,8 @@ import asyncio
 import json
 import os
 import re
+import socket
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ from probes.errors import (
     ClusterNotFound,
     ClusterUnreachable,
     ConfigError,
+    ConfigMissing,
 )
 
 if TYPE_CHECKING:
@@ -57,11 +60,36 @@ class ClusterSettings(BaseModel):
     request_timeout: float = Field(10.0, gt=0, description="Seconds one API request may take.")
 
 
+def check_kubeconfig(settings: ClusterSettings) -> None:
+    """Raise `ConfigMissing` for a kubeconfig that is not there at all: nothing to check with, rather
+    than a bad value. A stat, no client import: callers check it before they start anything."""
+    missing = _missing_kubeconfig(settings)
+    if missing is not None:
+        raise missing
+
+
+def _missing_kubeconfig(settings: ClusterSettings) -> ConfigMissing | None:
+    if settings.kubeconfig is not None:
+        path = settings.kubeconfig.expanduser()
+        return None if path.exists() else ConfigMissing(f"kubeconfig {path} does not exist")
+    if settings.context is not None or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    # where the client looks by default (kubernetes.config.KUBE_CONFIG_DEFAULT_LOCATION), read now
+    default = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    if any(Path(p).expanduser().exists() for p in default.split(os.pathsep) if p):
+        return None
+    return ConfigMissing(
+        f"no kubeconfig: {Path(default).expanduser()} does not exist and this is not a pod "
+        "(set KUBECONFIG or `kubeconfig:` in the configuration)"
+    )
+
+
 async def load_configuration(settings: ClusterSettings) -> Configuration:
     """kubeconfig/context from the config, else in-cluster, else the default kubeconfig."""
     from kubernetes.aio.client import Configuration
     from kubernetes.aio.config import ConfigException, load_incluster_config, load_kube_config
 
+    check_kubeconfig(settings)
     configuration = Configuration()
     try:
         if settings.kubeconfig is not None or settings.context is not None:
@@ -107,16 +135,56 @@ def from_api_exception(exc: Any, what: str) -> ClusterError:
     return api_error(status, reason, getattr(exc, "body", None), what)
 
 
-def unreachable(exc: BaseException, what: str) -> ClusterUnreachable:
-    """A request that never got an HTTP answer (refused, timed out, TLS, DNS), in one line."""
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        detail = "timed out"
-    return ClusterUnreachable(f"{what}: API server unreachable: {detail}")
+def _causes(exc: BaseException) -> list[BaseException]:
+    """exc and what it wraps, outermost first: aiohttp's `os_error`/`certificate_error` (a connector
+    error keeps the socket's error there), else `__cause__`/`__context__`."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        wrapped = getattr(current, "certificate_error", None) or getattr(current, "os_error", None)
+        if not isinstance(wrapped, BaseException):
+            wrapped = current.__cause__ or current.__context__
+        current = wrapped
+    return chain
+
+
+def _unreachable_reason(exc: BaseException) -> str:
+    """The root cause under aiohttp's wrapping ("Cannot connect to host … [Connect call failed …]"),
+    in a few words."""
+    for cause in reversed(_causes(exc)):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "cannot resolve the host name"
+        if isinstance(cause, TimeoutError):
+            return "timed out"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error: {cause.reason or cause}"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[0].lower() + cause.strerror[1:]
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def unreachable(exc: BaseException, host: str) -> ClusterUnreachable:
+    """One short line for a request that never got an HTTP answer (refused, timed out, TLS, DNS)."""
+    return ClusterUnreachable(f"cannot reach the Kubernetes API at {host}: {_unreachable_reason(exc)}")
 
 
 def _path(template: str, **parts: str) -> str:
     return template.format(**{k: quote(v, safe="") for k, v in parts.items()})
+
+
+def _client(kind: type[ApiClient], configuration: Configuration) -> ApiClient:
+    """The package's client; its TLS context is made here (the synchronous client made it at the first
+    connection), so an unusable CA or client certificate file is a configuration error, in one line."""
+    try:
+        return kind(configuration)
+    except (ssl.SSLError, OSError) as exc:
+        files = ", ".join(str(f) for f in (configuration.ssl_ca_cert, configuration.cert_file) if f)
+        raise ConfigError(f"kubeconfig: cannot use the TLS files {files}: {exc}") from exc
 
 
 class KubeCluster:
@@ -159,7 +227,7 @@ class KubeCluster:
 
             configuration = await self.configuration()
             if self._api is None:
-                self._api = ApiClient(configuration)
+                self._api = _client(ApiClient, configuration)
         return self._api
 
     async def websocket_api(self) -> ApiClient:
@@ -170,7 +238,7 @@ class KubeCluster:
 
             configuration = await self.configuration()
             if self._ws is None:
-                self._ws = WsApiClient(configuration)
+                self._ws = _client(WsApiClient, configuration)
         return self._ws
 
     @property
@@ -213,7 +281,7 @@ class KubeCluster:
         if isinstance(exc, ApiException):
             return from_api_exception(exc, what)
         if isinstance(exc, ClientError | OSError | TimeoutError):
-            return unreachable(exc, what)
+            return unreachable(exc, self.host)
         raise exc
 
     # -- reads --------------------------------------------------------------------------------

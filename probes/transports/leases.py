@@ -2,14 +2,14 @@
 
 Kept beside cluster.py because only probes/transports/ may import the kubernetes client: the
 requests go through the cluster transport's asyncio client (its session and credentials), on the
-event loop. Objects go in and out as Kubernetes JSON dicts; errors are translated there, once.
+event loop. Objects go in and out as Kubernetes JSON dicts; errors are translated there, once (the
+Status message, e.g. who may not do what in which namespace).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from probes.errors import ClusterForbidden
 from probes.transports.cluster import KubeCluster, _path
 
 
@@ -24,13 +24,10 @@ class KubernetesLeaseStore:
         return base if name is None else f"{base}/{_path('{n}', n=name)}"
 
     async def _call(self, action: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        try:
-            return await self.cluster.request(action, method, path, body=body,
-                                              content_type="application/json" if body is not None else None,
-                                              timeout=self.request_timeout)
-        except ClusterForbidden as exc:
-            raise ClusterForbidden(f"{exc} (RBAC: the bot needs leases {action.split()[0]})",
-                                   status=exc.status) from exc
+        # the API server's Status message names the user, verb, resource and namespace of a 403
+        return await self.cluster.request(f"{action} in namespace {self.namespace}", method, path,
+                                          body=body, timeout=self.request_timeout,
+                                          content_type="application/json" if body is not None else None)
 
     async def aclose(self) -> None:
         """Close the client's session (the store's own: the engine's goes first at shutdown)."""

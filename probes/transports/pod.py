@@ -12,7 +12,9 @@ deletes every pod at once. A
 NotReady node is not tried: its kubelet does not start new pods (docs/faults.md#pods-on-notready-nodes).
 Exec goes over WebSocket through the package's asyncio `WsApiClient` (`kubernetes.aio.stream`), on
 the event loop; the exit status is read from the status channel defensively
-(docs/client-libraries.md#exec-exit-status).
+(docs/client-libraries.md#exec-exit-status). The pod is hardened (docs/debug-pod.md): image pinned by
+digest, requests and limits, no ServiceAccount token, no privilege escalation, a read-only root
+filesystem and every capability of the runtime's default set dropped but NET_RAW, which ping needs.
 
 Owned pods: several netcheck processes may probe one node at once (the CLI and the bot, two bot
 replicas during a handover), each with its own pod. A leftover is a pod this process made and no
@@ -46,6 +48,24 @@ MANAGED_BY = ("app.kubernetes.io/managed-by", "netcheck")
 NODE_LABEL = "netcheck/node"
 STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 """The channel byte that starts every binary message of the Kubernetes exec protocol (v4)."""
+DEFAULT_IMAGE = (
+    "docker.io/nicolaka/netshoot:v0.13@sha256:a20c2531bf35436ed3766cd6cfe89d352b050ccc4d7005ce6400adf97503da1b"
+)
+"""nicolaka/netshoot v0.13 pinned by digest: a moved tag cannot change what runs on every node
+(docs/debug-pod.md says where the digest comes from and how to check it)."""
+KEPT_CAPABILITIES = ("NET_RAW",)
+"""What the commands run in the pod need beyond an unprivileged process (docs/debug-pod.md): ping
+(pod-to-pod, path MTU) opens a raw ICMP socket; curl, ip route/link, cat and dig/nslookup need nothing."""
+DROPPED_CAPABILITIES = ("AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                        "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
+"""The container runtime's default set (containerd) minus KEPT_CAPABILITIES, dropped by name: Pod
+Security "baseline" forbids *adding* NET_RAW, so "drop ALL, add NET_RAW" is refused in the namespace
+the bot ships with; keeping it from the default set is allowed (docs/debug-pod.md, "What runs in it,
+and the one capability that needs")."""
+PING_GROUP_RANGE = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}
+"""A "safe" sysctl: lets ping use an unprivileged ICMP socket where the runtime's default set lacks
+NET_RAW (CRI-O's does), so the one command that needs it works there too (docs/debug-pod.md)."""
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$"
 OWNER_LABEL = "netcheck/owner"
 EXPIRES_ANNOTATION = "netcheck/expires-at"
 
@@ -54,14 +74,20 @@ class DebugPodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
-        "nicolaka/netshoot", min_length=1, description="Debug pod image (needs curl, ip, ping, dig)."
+        DEFAULT_IMAGE, min_length=1,
+        description="Debug pod image (needs sh, curl, ip, ping, dig or nslookup); default pinned by digest.",
     )
     namespace: str = Field(
         "netcheck",
-        description="Namespace of the debug pods (must exist).",
+        description="Namespace of the debug pods (must exist); default: the bot's own (POD_NAMESPACE), "
+        "else netcheck.",
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
     )
+    cpu_request: str = Field("10m", pattern=QUANTITY, description="CPU the debug pod requests.")
+    cpu_limit: str = Field("200m", pattern=QUANTITY, description="CPU the debug pod may use at most.")
+    memory_request: str = Field("32Mi", pattern=QUANTITY, description="Memory the debug pod requests.")
+    memory_limit: str = Field("128Mi", pattern=QUANTITY, description="Memory the debug pod may use at most.")
     start_timeout: float = Field(
         60.0, gt=0, description="Seconds for the debug pod to be created and become Running (the whole "
         "attempt; a pod that did not start is not tried again in the same run).",
@@ -111,9 +137,30 @@ def pod_manifest(
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
             "tolerations": [{"operator": "Exists"}],
+            # it talks to nothing but the network under test: no API token, no service env vars
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "seccompProfile": {"type": "RuntimeDefault"}, "sysctls": [dict(PING_GROUP_RANGE)],
+            },
             "containers": [
-                {"name": "debug", "image": settings.image, "command": ["sleep", "3600"]}
+                {
+                    "name": "debug",
+                    "image": settings.image,
+                    "command": ["sleep", "3600"],
+                    "resources": {
+                        "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+                        "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": list(DROPPED_CAPABILITIES)},
+                    },
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
             ],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
         },
     }
 
@@ -257,6 +304,8 @@ class DebugPods:
         self._renewing: dict[str, asyncio.Task[None]] = {}
         self._cooling: dict[str, asyncio.Task[None]] = {}
         """Warm pods nobody uses, each with the timer that deletes it (settings.keep_warm)."""
+        self._retired: set[str] = set()
+        """Names of pods in use when `retire_warm` ran: deleted by their last user, never kept warm."""
 
     async def get(self, node: NodeFacts) -> KubePodExec:
         if not node.ready:
@@ -431,12 +480,29 @@ class DebugPods:
                 self._users[node] = users
                 return
             self._users.pop(node, None)
-            if keep_warm and self.settings.keep_warm > 0 and node in self._pods:
+            retired = node in self._pods and self._pods[node].name in self._retired
+            if keep_warm and not retired and self.settings.keep_warm > 0 and node in self._pods:
                 self._cooling[node] = asyncio.get_running_loop().create_task(self._cool(node))
                 return
             pod = self._forget(node)
             if pod is not None:
+                self._retired.discard(pod.name)
                 await self._delete(pod.name)
+
+    async def retire_warm(self) -> None:
+        """No pod started so far is handed over again: warm ones are deleted now, those in use when
+        their last user is done. For a change only pods started after it see (a pod's interface MTU is
+        set when it starts: the calico-mtu fix's verification needs a new pod)."""
+        for node, timer in list(self._cooling.items()):
+            timer.cancel()
+            async with self._locks.setdefault(node, asyncio.Lock()):
+                if self._cooling.get(node) is not timer:
+                    continue  # handed over meanwhile: it is in use now
+                self._cooling.pop(node, None)
+                pod = self._forget(node)
+            if pod is not None:
+                await self._delete(pod.name)
+        self._retired.update(pod.name for pod in self._pods.values())
 
     async def _cool(self, node: str) -> None:
         await asyncio.sleep(self.settings.keep_warm)

@@ -278,6 +278,7 @@ class FakeEngine:
         self.forced: dict[str, Status] = {}
         self.checks: list[tuple[str, tuple[str, ...]]] = []
         self.refreshes = 0
+        self.retired_pods = 0
         pools = [IPPoolFacts(name="default-ipv4-ippool", cidr="192.168.0.0/16",
                              ipip_mode="Always" if encapsulation == "ipip" else "Never",
                              vxlan_mode="Always" if encapsulation == "vxlan" else "Never")]
@@ -291,6 +292,9 @@ class FakeEngine:
     async def facts(self, *, refresh: bool = False) -> ClusterFacts:
         self.refreshes += refresh
         return self._facts
+
+    async def retire_warm_pods(self) -> None:
+        self.retired_pods += 1
 
     async def node_shell(self, node: str) -> FakeNode:
         assert node == self.shell.node, f"fix asked for a shell on {node}"

@@ -114,6 +114,7 @@ async def test_calico_mtu_follows_the_rollout_verifies_after_it_and_lists_old_po
     assert checked_at == [{"master": 2, "worker1": 2, "worker2": 2}]  # the probes ran after worker2 rolled
     assert lines[-1].startswith("calico-node rolled out on all 3 nodes (TigeraStatus calico: Available=True")
     assert "(verified)" in result.message
+    assert engine.retired_pods == 1  # verified in a new debug pod: a warm one has the old MTU
     assert "2 pod(s) on worker2 were created before its calico-node ran the new MTU" in result.message
     assert ("apps/web-7d4b9c-x2x (Deployment web, created 08:00:00): kubectl rollout restart deployment/web "
             "-n apps") in result.message
@@ -163,6 +164,7 @@ async def test_ip_forward_apply_and_rollback_restore_value_and_files() -> None:
     result = await runner.apply("worker2", "ip-forward", {}, APPROVAL)
     assert result.outcome == Outcome.APPLIED and node.ip_forward == 1
     assert "net.ipv4.ip_forward = 1" in node.files[DROP_IN]
+    assert engine.retired_pods == 0  # existing pods see a sysctl: the warm debug pod may verify it
     node2, engine2, runner2 = make(ip_forward=0)
     engine2.forced["ip-forward"] = Status.FAIL
     files = dict(node2.files)

@@ -2,7 +2,8 @@
 127.0.0.1 over TLS), through the official kubernetes package's asyncio client (`kubernetes.aio`) and a
 real kubeconfig file.
 
-Covers: kubeconfig/context loading (and a bad kubeconfig -> ConfigError); discovery of the API
+Covers: kubeconfig/context loading (a missing kubeconfig -> ConfigMissing; an
+unusable CA file or an unknown context -> ConfigError); discovery of the API
 service, endpoints, nodes (InternalIP, podCIDR, Ready, annotations), Installation and
 IPPools; config overrides win; Calico absent -> None/[]; ApiException translation (404, 403 with the
 message, unreachable); merge and JSON patch of the Installation; debug pods: missing namespace
@@ -11,7 +12,8 @@ shared by two users is deleted by the last; owned pods: owner label and expiry a
 while in use, leftovers deleted only when this process made them and no longer uses them or their
 expiry passed (another live process's pod survives: two processes probe one node side by side); a
 pod that never runs -> PodUnavailable and deleted; a warm pod handed to the node's next check within
-`keep_warm`, never across images, deleted when the window ends or on close; a NotReady node gets no
+`keep_warm`, never across images, deleted when the window ends or on close, none handed over after
+`retire_warm` (a busy one deleted by its last user); a NotReady node gets no
 attempt; the whole engine wired by `bot.wiring.build_transports`; execs and other calls share the
 event loop (no threads).
 """
@@ -36,6 +38,7 @@ from probes.errors import (
     ClusterUnreachable,
     CommandTimeout,
     ConfigError,
+    ConfigMissing,
     PodUnavailable,
 )
 from probes.facts import NodeFacts
@@ -128,14 +131,21 @@ async def test_errors_are_translated(kube, lab, tmp_path) -> None:
 async def test_unreachable_api(lab, tmp_path) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:1", lab.ca, ADMIN_TOKEN)
     kube = KubeCluster(ClusterSettings(kubeconfig=kubeconfig, request_timeout=2))
-    with pytest.raises(ClusterUnreachable, match="list nodes: API server unreachable"):
+    refused = r"^cannot reach the Kubernetes API at https://127\.0\.0\.1:1: connection refused$"
+    with pytest.raises(ClusterUnreachable, match=refused):
         await kube.list_nodes()
     await kube.aclose()
 
 
 async def test_bad_kubeconfig(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="kubeconfig: cannot load"):
+    with pytest.raises(ConfigMissing, match=r"kubeconfig .*missing does not exist"):
         await load_configuration(ClusterSettings(kubeconfig=tmp_path / "missing"))
+    empty_ca = tmp_path / "empty-ca.crt"
+    empty_ca.write_text("")
+    cluster = KubeCluster(ClusterSettings(
+        kubeconfig=write_kubeconfig(tmp_path / "kc-empty-ca", "https://127.0.0.1:1", empty_ca, "t")))
+    with pytest.raises(ConfigError, match=rf"^kubeconfig: cannot use the TLS files {empty_ca}: "):
+        await cluster.list_nodes()
     path = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:1", tmp_path / "ca", "t")
     with pytest.raises(ConfigError, match="nope"):
         await load_configuration(ClusterSettings(kubeconfig=path, context="nope"))
@@ -291,6 +301,25 @@ async def test_a_warm_pod_is_handed_over_then_deleted(kube) -> None:
     await pods.release("worker2")
     await pods.aclose()  # netcheck stops: warm pods go at once
     assert await _pod_names(kube) == set()
+
+
+async def test_retired_pods_are_not_handed_over(kube) -> None:
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings(keep_warm=30))
+    busy = await pods.get(WORKER2)
+    await pods.retire_warm()  # e.g. the pod MTU changed: pods started before do not show it
+    assert await _pod_names(kube) == {busy.name}  # in use: it stays until its last user is done
+    await pods.release("worker2")  # then it is deleted, not kept warm
+    assert await _pod_names(kube) == set()
+    warm = await pods.get(WORKER2)
+    assert warm.name != busy.name and warm.reused is False
+    await pods.release("worker2")
+    assert await _pod_names(kube) == {warm.name}  # pods started after it are kept warm again
+    await pods.retire_warm()
+    assert await _pod_names(kube) == set()  # a warm one goes at once
+    fresh = await pods.get(WORKER2)
+    assert fresh.name != warm.name and fresh.reused is False
+    await pods.aclose()
 
 
 async def test_pod_that_never_runs(kube) -> None:
