@@ -5,9 +5,10 @@ streams): `--version`; `--log-level` before or after the subcommand, NETCHECK_LO
 config file's `log_level` (a bad value anywhere: one line, exit 2); library log records (the
 kubernetes client's kubeconfig loader, against a closed loopback port) appear only at debug and
 then as JSON lines with the same fields as netcheck's own; Bolt's multi-line "[Suggestion]" warning
-for an unhandled request stays one JSON line; a node whose SSH and debug pod are both unavailable is "could not check" (exit 3,
-one line on stderr naming the node), while a problem a probe found still exits 1; colour only on a
-terminal (a pty) and never with NO_COLOR, and none when stdout is a pipe.
+for an unhandled request stays one JSON line; a node whose SSH and debug pod are both unavailable
+is "could not check" (exit 3, one line on stderr naming the node), while a problem a probe found
+still exits 1; colour only on a terminal (a pty) and never with NO_COLOR, and none when stdout is a
+pipe.
 """
 
 from __future__ import annotations
