@@ -18,7 +18,6 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from bot import logging as netcheck_logging
@@ -42,16 +41,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def netcheck_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # only for --version: start-up time
+
     try:
         return version("netcheck")
     except PackageNotFoundError:  # running from a checkout that was never installed
         return "unknown (not installed)"
 
 
+class _Version(argparse.Action):
+    """`--version`, with the installed version looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"netcheck {netcheck_version()}")
+        parser.exit()
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; of the subcommands, only the one named in `argv` (None: every one) is imported."""
     parser = _Parser(prog="netcheck", description="Why can't pods on this node reach the API server?")
-    parser.add_argument("--version", action="version", version=f"netcheck {netcheck_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     add_log_level_argument(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     wanted = set(COMMANDS) if argv is None else {a for a in argv if a in COMMANDS}

@@ -7,10 +7,9 @@ documented seam for running the engine without SSH or a cluster.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.config import Config
-from bot.slack.nodesource import ClusterNodeSource
-from fixes.lock import ClusterFixLock
-from fixes.runner import FixRunner
 from probes.engine import Engine, Transports
 from probes.registry import Registry, default_registry
 from probes.transports.access import NodeAccess
@@ -21,6 +20,10 @@ from probes.transports.leases import KubernetesLeaseStore
 from probes.transports.owner import process_owner
 from probes.transports.pod import DebugPods
 from probes.transports.ssh import SSHPool
+
+if TYPE_CHECKING:  # imported where they are built: `netcheck check` needs neither (start-up time)
+    from bot.slack.nodesource import ClusterNodeSource
+    from fixes.runner import FixRunner
 
 
 def build_transports(config: Config) -> Transports:
@@ -74,6 +77,9 @@ def build_fix_runner(config: Config, engine: Engine) -> FixRunner:
     """The fix runner over the same engine (and so the same transports) the checks use, serialized
     per node across processes by the node's fix Lease in the bot's namespace (none without a
     Kubernetes client: an injected `Transports`)."""
+    from fixes.lock import ClusterFixLock
+    from fixes.runner import FixRunner
+
     node_lock = None
     if isinstance(engine.cluster, KubeCluster):
         store = KubernetesLeaseStore(engine.cluster, config.ops.lease_namespace,
@@ -86,6 +92,8 @@ def build_fix_runner(config: Config, engine: Engine) -> FixRunner:
 def build_node_source(engine: Engine) -> ClusterNodeSource | None:
     """Node-join source over the engine's cluster client; None when the cluster cannot watch
     (an injected `Transports` without a Kubernetes client)."""
+    from bot.slack.nodesource import ClusterNodeSource
+
     if not isinstance(engine.cluster, KubeCluster):
         return None
     return ClusterNodeSource(engine.cluster)

@@ -233,15 +233,16 @@ class Engine:
             found = next((n for n in nodes if n.name == node), None)
             if found is not None and not early.done():
                 early.set_result(found)
-                # SSH connect and debug-pod start begin before discovery has read everything else
-                run.node(found).start_transports({need for spec in specs for need in spec.needs})
+                # SSH connect and the debug pods (the node's and its peer's) start before discovery has
+                # read everything else
+                run.node(found).start_transports({need for spec in specs for need in spec.needs}, nodes)
 
         try:
             facts = await self._discover(run, nodes_known)
             node_facts = await self._node(node, facts)
             own = run.node(node_facts)
             if follow_up:
-                potential_peer = self._peer_node(node_facts, facts) \
+                potential_peer = self.peer_node(node_facts, facts.nodes) \
                     if any("peer-pod" in spec.needs for spec in specs) else None
                 planner = followup.EarlyStart(
                     node, facts, self.registry, self.settings, self._starter(run, facts),
@@ -357,11 +358,11 @@ class Engine:
         return "host pod on" if access is not None and access.path == AccessPath.HOST_POD else "SSH to"
 
     @staticmethod
-    def _peer_node(node: NodeFacts, facts: ClusterFacts) -> NodeFacts | None:
+    def peer_node(node: NodeFacts, nodes: Sequence[NodeFacts]) -> NodeFacts | None:
         """Another Ready node for cross-node pod checks. A control-plane node first: it is the one
         every cluster has, and a broken worker (the usual suspect) would make a healthy node's
         pod-to-pod check fail for the peer's fault."""
-        others = [n for n in facts.nodes if n.ready and n.name != node.name]
+        others = [n for n in nodes if n.ready and n.name != node.name]
         others.sort(key=lambda n: "node-role.kubernetes.io/control-plane" not in n.labels)
         return others[0] if others else None
 

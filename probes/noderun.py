@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -168,14 +168,25 @@ class NodeRun:
 
     # -- transports ------------------------------------------------------------------------------
 
-    def start_transports(self, needs: Iterable[str]) -> None:
+    def start_transports(self, needs: Iterable[str], nodes: Sequence[NodeFacts] | None = None) -> None:
         """Begin acquiring what `needs` names, once: SSH connect (or host pod start) and debug-pod
-        start run together; each probe later awaits only what it needs."""
+        start run together; each probe later awaits only what it needs. With the cluster's `nodes`,
+        a peer's debug pod too when `needs` has "peer-pod" (else the first probe needing it starts it)."""
         needs = set(needs)
         transports = self.engine.transports
         shells, pods = transports.shells, transports.pods
         attempts = self.run.attempts
         node = self.node
+        # the pods first: their create requests are on the wire before the SSH side imports asyncssh
+        # and reads known_hosts, which holds the event loop for a moment
+        if "pod" in needs and not self.pod.started:
+            self.pod = Lazy(
+                self._timed("debug-pod", node.name, lambda: attempts.acquire("pod", node, pods.get))
+                if pods is not None else None,
+                "no debug pod configured",
+            )
+        if "peer-pod" in needs and nodes is not None:
+            self.start_peer(nodes)
         if "host" in needs and not self.host.started:
             via_pod = self.access is not None and self.access.path == AccessPath.HOST_POD
             what = "host-pod" if via_pod else "ssh"
@@ -184,21 +195,15 @@ class NodeRun:
                 if shells is not None else None,
                 self._host_missing(),
             )
-        if "pod" in needs and not self.pod.started:
-            self.pod = Lazy(
-                self._timed("debug-pod", node.name, lambda: attempts.acquire("pod", node, pods.get))
-                if pods is not None else None,
-                "no debug pod configured",
-            )
 
     def _host_missing(self) -> str:
         return "no SSH configured" if self.access is None else "no node access configured"
 
-    def start_peer(self, facts: ClusterFacts) -> None:
+    def start_peer(self, nodes: Sequence[NodeFacts]) -> None:
         if self.peer.started:
             return
         pods, attempts = self.engine.transports.pods, self.run.attempts
-        peer_node = self.peer_node = self.engine._peer_node(self.node, facts)
+        peer_node = self.peer_node = self.engine.peer_node(self.node, nodes)
         self.peer = Lazy(
             self._timed("debug-pod", peer_node.name, lambda: attempts.acquire("pod", peer_node, pods.get))
             if pods is not None and peer_node is not None else None,
@@ -315,7 +320,7 @@ class NodeRun:
         with timing.waiting("discovery"):
             facts = await self.run.facts()
         if "peer-pod" in spec.needs:
-            self.start_peer(facts)
+            self.start_peer(facts.nodes)
         transport_wait = settings.transport_timeout
         # A declared need is awaited and required. A transport another probe of this node started is
         # handed over only if it is already there: a probe never waits for what it did not ask for
