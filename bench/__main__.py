@@ -1,13 +1,26 @@
-"""`bench/run` (= `python -m bench`): the performance figures of the README, measured in the lab.
+"""`bench/run` (= `python -m bench`): the performance goals, measured in the lab, each with ✔/✘.
 
-For each lab size (workers 2, 9, 29 -> 3, 10, 30 nodes) it brings a lab up (own prefix/state from
-NETCHECK_LAB_PREFIX/_STATE), adds latency on the router (bench/delay.py's Delayer), and measures:
-one node (`netcheck check NODE --json` wall time, each probe alone with --probe, the sequential
-baseline of bench/baseline.py) on the smallest lab; `netcheck check --all --json` on every size;
-ack latency and RSS (bench/slackbench.py) on the largest; with `--dead-node`, `check --all` again on
-every size with one worker `unreachable` (a dead node: InternalIP silent, NotReady, pods Pending).
-Prints a table and writes JSON to
-bench/results/<UTC timestamp>.json. Each lab is torn down, also on error or Ctrl-C.
+For each lab size (workers, default 2 and 29 -> 3 and 30 nodes) it brings a lab up (own prefix/state
+from NETCHECK_LAB_PREFIX/_STATE), adds latency on the router (bench/delay.py's Delayer: 20 ms each
+way, 40 ms RTT between any two lab hosts) and measures, on the smallest lab:
+
+- startup: the CLI's cold start to its first network request, in a virtualenv holding netcheck's
+  dependencies only (what a new user installs; made once under bench/.venv-user), and the imports
+  it spends that time on (bench/startup.py);
+- one: `netcheck check NODE --json` on a healthy node and on the case-study node (best of
+  --repeats), each probe alone (`--probe ID`), the sequential baseline (bench/baseline.py: one SSH
+  session per node, commands one after another, `kubectl exec`-like pod execs) and the check's
+  critical path;
+
+on every size `netcheck check --all --json` with the default settings (and --fleet-parallel bounds),
+on the largest a one-node check of a healthy node for the fleet ratio, and there the Slack stage
+(bench/slackbench.py: 200 signed `/netcheck NODE` at 20/s during `/netcheck all`, acks, RSS, and a
+py-spy profile of the bot, bench/profile.py). The machine's load average is recorded before and after
+every stage: other processes on a shared machine slow every figure, so it is printed with them.
+
+Prints the figures and the goals, writes bench/results/<UTC timestamp>.json and bench/latest.json
+(docs/performance.md is generated from it: `python -m bench.report`). Labs are torn down, also on
+error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,23 +32,44 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.delay import Delayer
+from bench.goals import GOALS, goals
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
+LATEST = REPO / "bench" / "latest.json"
+USER_VENV = REPO / "bench" / ".venv-user"
 NETCHECK = [sys.executable, "-m", "bot.cli"]
 STEP_TIMEOUT_S = 900.0
-DEFAULT_PARALLEL = 4  # probes.settings.ProbeSettings.max_nodes_in_parallel's default
+PIP_TIMEOUT_S = 900.0
 
 
 def machine() -> dict[str, Any]:
     mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
     return {"nproc": os.cpu_count(), "mem_total_gib": round(int(mem) / 1024 / 1024, 1),
             "kernel": platform.release(), "python": platform.python_version()}
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def staged(result: dict[str, Any], key: str, measure: Callable[[], Any], *, append: bool = False) -> Any:
+    """Run one stage with the load average before and after it stored beside its figures."""
+    before = load()
+    value = measure()
+    if isinstance(value, dict):
+        value["load_before"], value["load_after"] = before, load()
+    if append:
+        result.setdefault(key, []).append(value)
+    else:
+        result[key] = value
+    return value
 
 
 def ops(lab: Any, argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -45,7 +79,7 @@ def ops(lab: Any, argv: list[str]) -> tuple[float, subprocess.CompletedProcess[s
     return time.monotonic() - t0, done
 
 
-def ops_json(lab: Any, argv: list[str]) -> dict[str, Any]:
+def ops_json(lab: Any, argv: list[str]) -> Any:
     _, done = ops(lab, argv)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -60,25 +94,52 @@ def probe_ids() -> list[str]:
     return default_registry.ids()
 
 
-def one_node(lab: Any, node: str, repeats: int) -> dict[str, Any]:
-    walls = []
-    for _ in range(repeats):
-        wall, done = ops(lab, [*NETCHECK, "check", node, "--json"])
-        if done.returncode not in (0, 1):
-            raise RuntimeError(f"netcheck check {node} failed: {done.stderr[-800:]}")
-        walls.append(wall)
+def timed_check(lab: Any, node: str) -> tuple[float, dict[str, Any]]:
+    wall, done = ops(lab, [*NETCHECK, "check", node, "--json"])
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"netcheck check {node} failed (exit {done.returncode}): {done.stderr[-800:]}")
+    return wall, json.loads(done.stdout)
+
+
+def critical_path(report_json: dict[str, Any]) -> dict[str, Any]:
+    """The check's critical path and every finding's timing (own node and follow-ups)."""
+    from bot.render_timings import critical_path as walk
+    from probes.model import Report
+
+    def strip(data: dict[str, Any]) -> dict[str, Any]:
+        data = {k: v for k, v in data.items() if k != "verdict"}
+        data["peers"] = [strip(p) for p in data.get("peers", [])]
+        return data
+
+    report = Report.model_validate(strip(report_json))
+    rows = []
+    for r in [report, *report.peers]:
+        for f in r.findings:
+            if f.timing is not None:
+                rows.append({"node": r.node, "probe": f.probe, "status": f.status.value,
+                             "queued_s": f.timing.queued_s, "started_s": f.timing.started_s,
+                             "finished_s": f.timing.finished_s, "queued_for": f.timing.queued_for,
+                             "waited": [f"{w.on} {w.seconds:.2f} s" for w in f.timing.waited]})
+    spans = [s.model_dump() for s in report.timings.spans] if report.timings else []
+    return {"steps": [{"from_s": s.from_s, "to_s": s.to_s, "what": s.what} for s in walk(report)],
+            "findings": sorted(rows, key=lambda r: r["finished_s"], reverse=True), "spans": spans}
+
+
+def one_node(lab: Any, node: str, state: str, repeats: int) -> dict[str, Any]:
+    runs = [timed_check(lab, node) for _ in range(repeats)]
+    best_wall, best = min(runs, key=lambda r: r[0])
     per_probe = {}
     for pid in probe_ids():
         wall, done = ops(lab, [*NETCHECK, "check", node, "--json", "--probe", pid])
         per_probe[pid] = round(wall, 3)
     base = ops_json(lab, [sys.executable, "-m", "bench.baseline", node])
-    check_s = min(walls)
     slowest = max(per_probe, key=per_probe.__getitem__)
-    return {"node": node, "check_s_runs": [round(w, 3) for w in walls], "check_s": round(check_s, 3),
+    return {"node": node, "state": state, "verdict": best["verdict"],
+            "check_s_runs": [round(w, 3) for w, _ in runs], "check_s": round(best_wall, 3),
             "per_probe_s": per_probe, "slowest_probe": slowest, "slowest_probe_s": per_probe[slowest],
-            "baseline": base, "ratio_vs_baseline": round(check_s / base["baseline_s"], 3),
-            "ratio_vs_slowest_probe": round(check_s / per_probe[slowest], 3),
-            "load_avg_1m_after": round(os.getloadavg()[0], 2)}
+            "baseline": base, "ratio_vs_baseline": round(best_wall / base["baseline_s"], 3),
+            "ratio_vs_slowest_probe": round(best_wall / per_probe[slowest], 3),
+            "critical_path": critical_path(best)}
 
 
 def config_with_parallel(lab: Any, parallel: int) -> Path:
@@ -92,8 +153,14 @@ def config_with_parallel(lab: Any, parallel: int) -> Path:
     return path
 
 
+def default_parallel() -> int:
+    from probes.settings import ProbeSettings
+
+    return ProbeSettings().max_nodes_in_parallel
+
+
 def fleet(lab: Any, parallel: int | None) -> dict[str, Any]:
-    """`netcheck check --all` wall time; parallel=None keeps the configured bound (default 4)."""
+    """`netcheck check --all` wall time; parallel=None keeps the default bound."""
     argv = [*NETCHECK, "check", "--all", "--json"]
     if parallel is not None:
         argv += ["--config", str(config_with_parallel(lab, parallel))]
@@ -101,168 +168,162 @@ def fleet(lab: Any, parallel: int | None) -> dict[str, Any]:
     if done.returncode not in (0, 1):
         raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
     reports = json.loads(done.stdout)
-    return {"nodes": len(reports), "max_nodes_in_parallel": parallel or DEFAULT_PARALLEL,
-            "load_avg_1m_after": round(os.getloadavg()[0], 2),
-            "check_all_s": round(wall, 3), "slowest_report_s": max(r["duration_s"] for r in reports)}
+    return {"nodes": len(reports), "max_nodes_in_parallel": parallel or default_parallel(),
+            "default_settings": parallel is None, "check_all_s": round(wall, 3),
+            "slowest_report_s": max(r["duration_s"] for r in reports)}
 
 
-def fleet_with_dead_node(lab: Any, parallel: int | None) -> dict[str, Any]:
-    """`check --all` with the last worker unreachable: what one dead node costs the sweep."""
-    import yaml
-
-    dead = [n for n in lab.nodes if n.role != "control-plane"][-1].name
-    connect_timeout = yaml.safe_load(lab.config_file.read_text()).get("ssh", {}).get("connect_timeout")
-    argv = [*NETCHECK, "check", "--all", "--json"]
-    if parallel is not None:
-        argv += ["--config", str(config_with_parallel(lab, parallel))]
-    lab.fault("unreachable", node=dead, on=True)
-    try:
-        wall, done = ops(lab, argv)
-    finally:
-        lab.fault("unreachable", node=dead, on=False)
-    if done.returncode not in (0, 1):
-        raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
-    reports = {r["node"]: r for r in json.loads(done.stdout)}
-    healthy = [r["duration_s"] for node, r in reports.items() if node != dead]
-    from probes.transports.ssh import SSHSettings
-
-    return {"nodes": len(reports), "max_nodes_in_parallel": parallel or DEFAULT_PARALLEL,
-            "dead_node": dead, "check_all_s": round(wall, 3),
-            "dead_report_s": round(reports[dead]["duration_s"], 3),
-            "slowest_healthy_report_s": round(max(healthy), 3),
-            "ssh_connect_timeout_s": connect_timeout or SSHSettings().connect_timeout,
-            "dead_findings": {f["probe"]: f["summary"] for f in reports[dead]["findings"]
-                              if f["probe"] in ("ssh", "debug-pod")},
-            "load_avg_1m_after": round(os.getloadavg()[0], 2)}
+def fleet_one(lab: Any, node: str) -> dict[str, Any]:
+    """A one-node check of a healthy node on the fleet's own lab: what the sweep is compared with."""
+    walls = [timed_check(lab, node)[0] for _ in range(2)]
+    return {"nodes": len(lab.nodes), "node": node, "check_s_runs": [round(w, 3) for w in walls],
+            "check_s": round(min(walls), 3)}
 
 
-def with_lab(workers: int, delay_ms: float, body: Any) -> Any:
+def ensure_user_venv(path: Path) -> str:
+    """A virtualenv with netcheck's dependencies only (no test extras), made once; the code under
+    test comes from this checkout (PYTHONPATH)."""
+    python = path / "bin" / "python"
+    if not python.exists():
+        print(f"[bench] making {path} (netcheck's dependencies, no test extras)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], check=True,
+                       timeout=PIP_TIMEOUT_S)
+    return str(python)
+
+
+def ensure_py_spy() -> None:
+    """py-spy for the Slack stage's profile: a bench tool, installed here, not a netcheck dependency."""
+    if not (Path(sys.executable).parent / "py-spy").exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True,
+                       timeout=PIP_TIMEOUT_S)
+
+
+def with_lab(workers: int, delay_ms: float, body: Callable[[Any], None]) -> None:
     from lab.cluster import Lab
 
     Lab.teardown()  # a leftover of an interrupted run with this prefix
     lab = Lab.up(workers=workers)
     try:
         with Delayer(lab.router_ns, delay_ms):
-            return body(lab)
+            body(lab)
     finally:
         lab.down()
 
 
 def table(result: dict[str, Any]) -> str:
-    one, rows = result.get("one_node"), []
-    rows.append(("delay per bridge crossing", f"{result['delay_ms']:g} ms each way"))
-    if one:
-        rows += _one_rows(one)
-    for f in result["fleet"]:
-        bound = f.get("max_nodes_in_parallel", DEFAULT_PARALLEL)
-        rows.append((f"check --all, {f['nodes']} nodes, {bound} at once", f"{f['check_all_s']:.2f} s"))
-    if one and result["fleet"]:
-        biggest = max(f["nodes"] for f in result["fleet"])
-        for f in (f for f in result["fleet"] if f["nodes"] == biggest):
-            ratio = f["check_all_s"] / one["check_s"]
-            rows.append((f"{biggest}-node sweep ({f.get('max_nodes_in_parallel', DEFAULT_PARALLEL)} at once) "
-                         "/ one node (goal <= 2)", f"{ratio:.2f}"))
-    for d in result.get("fleet_dead", []):
-        rows.append((f"check --all, {d['nodes']} nodes, {d['max_nodes_in_parallel']} at once, one dead "
-                     f"(connect timeout {d['ssh_connect_timeout_s']:g} s)",
-                     f"{d['check_all_s']:.2f} s (dead node's report {d['dead_report_s']:.2f} s)"))
-    rows += _slack_rows(result.get("slack"), ", each starting a check")
-    rows += _slack_rows(result.get("slack_sweep_only"), ", help only, during the sweep")
-    rows += _slack_rows(result.get("slack_idle"), ", help only, idle bot")
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-def _one_rows(one: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = []
-    rows.append((f"check {one['node']} (wall)", f"{one['check_s']:.2f} s"))
-    rows.append(("sequential baseline", f"{one['baseline']['baseline_s']:.2f} s "
-                 f"({one['baseline']['ssh_commands']} ssh + {one['baseline']['pod_commands']} pod cmds)"))
-    rows.append(("ratio check/baseline (goal <= 0.3)", f"{one['ratio_vs_baseline']:.2f}"))
-    rows.append((f"slowest probe alone ({one['slowest_probe']})", f"{one['slowest_probe_s']:.2f} s"))
-    rows.append(("ratio check/slowest (goal <= 1.3)", f"{one['ratio_vs_slowest_probe']:.2f}"))
-    return rows
-
-
-def _slack_rows(s: dict[str, Any] | None, label: str = "") -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    if s:
-        rows.append((f"ack p50 / p99 ({s['requests']} requests{label})",
-                     f"{s['ack']['p50_ms']:.1f} / {s['ack']['p99_ms']:.1f} ms (goal p99 < 100)"))
-    if s and not label.endswith("idle bot"):
-        rss = f"{s['rss_idle_kib'] / 1024:.0f} / {s['rss_peak_kib'] / 1024:.0f} MiB"
-        rows.append((f"bot RSS idle / peak in sweep{label}", rss))
-    return rows
+    lines = [f"delay {result['delay_ms']:g} ms each way on the router (40 ms RTT); machine "
+             f"{result['machine']['nproc']} CPUs, load average (1/5/15 min) at start "
+             f"{'/'.join(str(x) for x in result['load_at_start'])}"]
+    for one in result.get("one_node", []):
+        b = one["baseline"]
+        lines.append(f"check {one['node']} ({one['state']}, {one['verdict']}): best {one['check_s']:.2f} s "
+                     "of "
+                     f"{one['check_s_runs']}; baseline {b['baseline_s']:.2f} s ({b['ssh_commands']} node "
+                     f"commands over {b['ssh_sessions']} ssh sessions, {b['pod_commands']} pod execs, pod "
+                     f"start {b['baseline_pod_start_s']:.2f} s); load after {one['load_after']}")
+    start = result.get("startup")
+    if start:
+        top = ", ".join(f"{p['package']} {p['ms']:.0f}" for p in start["imports_by_package"][:6])
+        lines.append(f"cold start: first request {start['first_request_wall_s']:.2f} s (runs "
+                     f"{start['wall_s_runs']}), imports {start['imports_ms_total']:.0f} ms: {top} ms")
+    for f in result.get("fleet", []):
+        lines.append(f"check --all, {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once: "
+                     f"{f['check_all_s']:.2f} s (slowest report {f['slowest_report_s']:.2f} s); "
+                     f"load after {f['load_after']}")
+    slack = result.get("slack")
+    if slack and slack.get("profile") and slack["profile"].get("self_all"):
+        top = ", ".join(f"{e['function']} {e['pct']}%" for e in slack["profile"]["self_all"][:5])
+        samples = slack["profile"]["samples"]
+        lines.append(f"bot profile during the burst (self time, {samples} samples): {top}")
+    lines.append("")
+    width = max((len(g) for g, _, _ in goals(result)), default=0)
+    for goal, measured, met in goals(result):
+        mark = "✔" if met else "✘"
+        lines.append(f"{mark} {goal:<{width}}  {measured}")
+    if max(result["load_at_start"][0], result.get("load_at_end", [0])[0]) > result["machine"]["nproc"]:
+        lines.append(f"note: the load average exceeded the {result['machine']['nproc']} CPUs during this "
+                     "run "
+                     "(other processes on the machine): wall times are longer than on an idle machine")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--delay-ms", type=float, default=20.0)
-    parser.add_argument("--sizes", default="2,9,29", help="worker counts of the fleet labs")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of the one-node check (min is kept)")
+    parser.add_argument("--sizes", default="2,29", help="worker counts of the labs (first: one node)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the one-node check (best is kept)")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--node", default=None, help="the one node to time (default: the lab's WiFi node)")
-    parser.add_argument("--slack-references", action="store_true",
-                        help="also time acks of `/netcheck help` during the sweep only, and with an idle bot")
     parser.add_argument("--fleet-parallel", default="",
-                        help="extra probes.max_nodes_in_parallel bounds to time --all with, e.g. 10,30")
-    parser.add_argument("--dead-node", action="store_true",
-                        help="also time check --all with one worker unreachable (fleet stage)")
-    parser.add_argument("--stages", default="one,fleet,slack",
-                        help="subset of: one (first size), fleet (every size), slack (last size)")
+                        help="extra probes.max_nodes_in_parallel bounds to time --all with, e.g. 4,10")
+    parser.add_argument("--stages", default="startup,one,fleet,slack",
+                        help="subset of: startup, one (first size), fleet (every size), slack (last size)")
+    parser.add_argument("--user-venv", type=Path, default=USER_VENV,
+                        help="virtualenv with netcheck's dependencies only, for the cold start")
+    parser.add_argument("--no-latest", action="store_true", help="do not overwrite bench/latest.json")
     args = parser.parse_args(argv)
     stages = set(args.stages.split(","))
-    if not stages <= {"one", "fleet", "slack"}:
-        parser.error("--stages takes one, fleet, slack")
+    if not stages <= {"startup", "one", "fleet", "slack"}:
+        parser.error("--stages takes startup, one, fleet, slack")
     if os.geteuid() != 0:
         print("bench/run needs root: it builds the lab (network namespaces)", file=sys.stderr)
         return 2
     sizes = [int(s) for s in args.sizes.split(",")]
     bounds = [int(b) for b in args.fleet_parallel.split(",") if b]
+    user_python = ensure_user_venv(args.user_venv) if "startup" in stages else None
+    if "slack" in stages:
+        ensure_py_spy()
     result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                              "machine": machine(), "delay_ms": args.delay_ms, "fleet": []}
+                              "machine": machine(), "delay_ms": args.delay_ms, "load_at_start": load(),
+                              "stages": sorted(stages), "goals": GOALS}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
 
     def save() -> None:  # after every stage, so an interrupted run keeps what it measured
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        result["load_at_end"] = load()
+        out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
 
     for i, workers in enumerate(sizes):
         first, last = i == 0, i == len(sizes) - 1
-        if not ("fleet" in stages or (first and "one" in stages) or (last and "slack" in stages)):
+        if not ("fleet" in stages or (first and stages & {"one", "startup"}) or (last and "slack" in stages)):
             continue
 
         def body(lab: Any, first: bool = first, last: bool = last) -> None:
-            if first and "one" in stages:
-                node = args.node or lab.wifi_node.name
-                print(f"[bench] one node ({node}), {len(lab.nodes)}-node lab", file=sys.stderr)
-                result["one_node"] = one_node(lab, node, args.repeats)
+            healthy, broken = lab.wired_worker.name, lab.wifi_node.name
+            if first and "startup" in stages:
+                print(f"[bench] cold start, {len(lab.nodes)}-node lab", file=sys.stderr)
+                staged(result, "startup", lambda: ops_json(
+                    lab, [sys.executable, "-m", "bench.startup", healthy, "--python", str(user_python)]))
                 save()
+            if first and "one" in stages:
+                for node, state in ((healthy, "healthy"), (broken, "case study")):
+                    print(f"[bench] one node ({node}, {state}), {len(lab.nodes)}-node lab", file=sys.stderr)
+                    staged(result, "one_node", lambda n=node, s=state: one_node(lab, n, s, args.repeats),
+                           append=True)
+                    save()
             if "fleet" in stages:
                 for parallel in [None, *bounds]:
                     print(f"[bench] check --all, {len(lab.nodes)} nodes, bound {parallel or 'default'}",
                           file=sys.stderr)
-                    result["fleet"].append(fleet(lab, parallel))
+                    staged(result, "fleet", lambda p=parallel: fleet(lab, p), append=True)
                     save()
-                for parallel in [None, *bounds] if args.dead_node else []:
-                    print(f"[bench] check --all, {len(lab.nodes)} nodes, bound {parallel or 'default'}, "
-                          "one dead", file=sys.stderr)
-                    result.setdefault("fleet_dead", []).append(fleet_with_dead_node(lab, parallel))
+                if last:
+                    staged(result, "fleet_one", lambda: fleet_one(lab, healthy))
                     save()
             if last and "slack" in stages:
-                print(f"[bench] slack acks + RSS, {len(lab.nodes)} nodes", file=sys.stderr)
-                slack = [sys.executable, "-m", "bench.slackbench", "--requests", str(args.requests)]
-                result["slack"] = ops_json(lab, slack)
+                print(f"[bench] slack acks + RSS + profile, {len(lab.nodes)} nodes", file=sys.stderr)
+                slack = [sys.executable, "-m", "bench.slackbench", "--requests", str(args.requests),
+                         "--profile", str(lab.state / "bench-profile.txt")]
+                staged(result, "slack", lambda: ops_json(lab, slack))
                 save()
-                if args.slack_references:
-                    print("[bench] slack acks: sweep only, then idle", file=sys.stderr)
-                    result["slack_sweep_only"] = ops_json(lab, [*slack, "--help-only"])
-                    result["slack_idle"] = ops_json(lab, [*slack, "--help-only", "--no-sweep"])
-                    save()
 
         with_lab(workers, args.delay_ms, body)
+    save()
     print(table(result))
-    print(f"\nJSON: {out}")
+    if not args.no_latest:
+        LATEST.write_text(out.read_text())
+    print(f"\nJSON: {out}" + ("" if args.no_latest else f" (and {LATEST})"))
     return 0
 
 

@@ -10,7 +10,8 @@ sweep of every node, through the bot), then `requests` signed `/netcheck NODE` c
 interval without waiting for each other (each starts a real check, or is told one is running); the
 ack time is each command's HTTP round trip (--help-only / --no-sweep give reference points:
 acks while only the sweep runs, and acks of an idle bot). RSS is sampled until the sweep's summary is posted.
-The bot is stopped with SIGTERM by PID. Prints one JSON object.
+With --profile, py-spy samples the bot during the burst (bench/profile.py). The bot is stopped with
+SIGTERM by PID. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import profile
 from bench.stats import rss_kib, summary_ms
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
@@ -85,7 +87,8 @@ def start_bot(port: int, env: dict[str, str], log_path: Path) -> subprocess.Pope
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
-async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool) -> dict[str, Any]:
+async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool,
+              profile_path: Path | None = None) -> dict[str, Any]:
     standin = SlackStandIn(bot_token=BOT_TOKEN, channels=(CHANNEL,))
     await standin.start()
     port = free_port()
@@ -103,6 +106,9 @@ async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool) ->
         t0 = time.monotonic()
         sweep_ack = await driver.command("all" if sweep else "help", user="USWEEP", channel=CHANNEL,
                                          timeout=ACK_TIMEOUT_S)
+        # sampled for the burst of commands only (the window the ack figures come from)
+        sampler = profile.record(bot.pid, requests * SEND_INTERVAL_S + 1, profile_path) \
+            if profile_path is not None else None
 
         async def one(i: int) -> float | None:
             try:
@@ -125,6 +131,10 @@ async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool) ->
             await asyncio.sleep(RSS_SAMPLE_INTERVAL_S)
         sweep_s = time.monotonic() - t0
         acks = await asyncio.gather(*sends)
+        profiled = None
+        if sampler is not None and profile_path is not None:
+            _, err = await asyncio.to_thread(sampler.communicate, timeout=STOP_TIMEOUT_S)
+            profiled = await asyncio.to_thread(profile.read, profile_path, err)
         answered = [a for a in acks if a is not None]
         return {"nodes": len(names), "requests": requests, "commands": "help" if help_only else "NODE",
                 "sweep": sweep, "answered": len(answered),
@@ -133,7 +143,7 @@ async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool) ->
                 "sweep_ack_ms": round(sweep_ack.elapsed_s * 1000, 2), "sweep_done": done,
                 "sweep_s": round(sweep_s, 3),
                 "sweep_parent_text": standin.messages(CHANNEL)[0].text[:300] if sweep and done else None,
-                "rss_idle_kib": rss_idle, "rss_peak_kib": peak,
+                "rss_idle_kib": rss_idle, "rss_peak_kib": peak, "profile": profiled,
                 "bot_log": str(log_path)}
     finally:
         bot.send_signal(signal.SIGTERM)  # by PID: the bot this function started
@@ -163,10 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--help-only", action="store_true",
                         help="send `/netcheck help` (ack, no check started) instead of `/netcheck NODE`")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="no `/netcheck all` meanwhile")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="sample the bot with py-spy during the burst into this file (collapsed stacks)")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 5000:
         parser.error("--requests must be from 1 to 5000")
-    result = asyncio.run(run(args.requests, args.bot_log, help_only=args.help_only, sweep=args.sweep))
+    result = asyncio.run(run(args.requests, args.bot_log, help_only=args.help_only, sweep=args.sweep,
+                             profile_path=args.profile))
     print(json.dumps(result))
     return 0
 

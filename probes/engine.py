@@ -24,7 +24,7 @@ from probes import followup
 from probes.correlate import correlate
 from probes.errors import InvalidInput, TransportUnavailable
 from probes.facts import ClusterFacts, NodeFacts
-from probes.model import Access, AccessPath, Report
+from probes.model import Access, Report
 from probes.noderun import (  # noqa: F401  (the transport finding ids are part of the engine's API)
     HOST_POD_TRANSPORT_PROBE_ID,
     POD_TRANSPORT_PROBE_ID,
@@ -136,8 +136,6 @@ class Engine:
         self.registry = registry
         self._facts: ClusterFacts | None = None
         self._facts_lock = asyncio.Lock()
-        self._access: dict[str, Access] = {}
-        """The host path each node's latest check chose (node_access), for its skip messages."""
 
     # -- cluster knowledge ---------------------------------------------------------------------
 
@@ -344,18 +342,12 @@ class Engine:
         finally:
             await run.close()
 
-    def _choose_access(self, node: NodeFacts) -> Access | None:
+    def choose_access(self, node: NodeFacts) -> Access | None:
         """SSH or host pod for this node (node_access); None for shells that do not choose."""
         shells = self.transports.shells
         if not isinstance(shells, NodeAccessShells):
             return None
-        access = shells.choose(node)
-        self._access[node.name] = access
-        return access
-
-    def _host_what(self, node: str) -> str:
-        access = self._access.get(node)
-        return "host pod on" if access is not None and access.path == AccessPath.HOST_POD else "SSH to"
+        return shells.choose(node)
 
     @staticmethod
     def peer_node(node: NodeFacts, nodes: Sequence[NodeFacts]) -> NodeFacts | None:

@@ -154,7 +154,7 @@ class NodeRun:
         self.run = run
         self.engine = run.engine
         self.node = node
-        self.access = self.engine._choose_access(node)
+        self.access = self.engine.choose_access(node)
         self.host = Lazy(None, self._host_missing())
         self.pod = Lazy(None, "no debug pod configured")
         self.peer = Lazy(None, "no debug pod on another Ready node")
@@ -334,7 +334,8 @@ class NodeRun:
             host_shell, host_reason = self.host.ready()
         if "host" in spec.needs and host_shell is None:
             probe_log.info("probe skipped", reason=host_reason)
-            return finding(Status.SKIP, f"no {engine._host_what(node.name)} {node.name}: {host_reason}"), None
+            host_to = "host pod on" if host_what == "host pod" else "SSH to"
+            return finding(Status.SKIP, f"no {host_to} {node.name}: {host_reason}"), None
         if "pod" in spec.needs:
             with timing.waiting("debug pod"):
                 pod_exec, pod_reason = await self.pod.get(transport_wait)

@@ -28,7 +28,11 @@ class ProbeSettings(BaseModel):
     )
     disabled: list[str] = Field(default_factory=list, description="Probe ids never run.")
     max_nodes_in_parallel: int = Field(
-        4, ge=1, description="Nodes `check --all` probes at the same time (SSH sessions, debug pods)."
+        32, ge=1,
+        description="Nodes `check --all` probes at the same time. Each costs netcheck one SSH connection "
+        "and one debug pod start (a pod create and a few reads on the API server), and spends most of "
+        "its time waiting on the network: 32 sweeps a small or mid-size cluster in one wave "
+        "(docs/performance.md).",
     )
     transport_timeout: float = Field(
         120.0, gt=0,

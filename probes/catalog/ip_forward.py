@@ -14,6 +14,7 @@ from probes.context import ProbeContext
 from probes.model import FixProposal, Layer, ProbeResult, fail, ok, warn
 from probes.observations import Observations
 from probes.registry import Explains, probe
+from probes.transports.base import run_all
 from probes.transports.commands import render
 
 _RUNTIME = "sysctl net.ipv4.ip_forward"
@@ -86,21 +87,21 @@ async def ip_forward(ctx: ProbeContext) -> ProbeResult:
     /etc/sysctl.d; fix `ip-forward` does both.
     """
     timeout = ctx.settings.command_timeout
-    v4 = await ctx.host.run(render(_RUNTIME), timeout=timeout)
-    v6_addrs = await ctx.host.run(render(_GLOBAL_V6), timeout=timeout)
+    # the independent reads in one SSH exec (each session costs round trips); IPv6 forwarding only
+    # matters, and is read, when the node has a global IPv6 address
+    v4, v6_addrs, grep, rp_filter = await run_all(ctx.host, [
+        render(_RUNTIME), render(_GLOBAL_V6), render(_PERSISTED), render(_RP_FILTER)], timeout=timeout)
     families = {"ipv4": _runtime_value(v4.stdout)}
     evidence = [f"$ {_RUNTIME}\n{v4.output}"]
     if v6_addrs.ok and v6_addrs.stdout.strip():
         v6 = await ctx.host.run(render(_RUNTIME_V6), timeout=timeout)
         families["ipv6"] = _runtime_value(v6.stdout)
         evidence.append(f"(global IPv6 present)\n$ {_RUNTIME_V6}\n{v6.output}")
-    grep = await ctx.host.run(render(_PERSISTED), timeout=timeout)
     persisted = persisted_values(grep.stdout)
     evidence.append("persisted: " + (", ".join(f"{k} = {v} ({f})" for k, (v, f) in persisted.items())
                                      or "no assignment in sysctl.conf or sysctl.d"))
     off = [_KEYS[f] for f, value in families.items() if value != "1"]
     unpersisted = [_KEYS[f] for f in families if persisted.get(_KEYS[f], ("", ""))[0] != "1"]
-    rp_filter = await ctx.host.run(render(_RP_FILTER), timeout=timeout)
     rp_value = _runtime_value(rp_filter.stdout)
     observed = Observations(
         ip_forward=families["ipv4"] == "1" if families["ipv4"] is not None else None,

@@ -14,6 +14,7 @@ from probes.errors import ProbeSkip
 from probes.facts import IPPoolFacts
 from probes.model import FixProposal, Layer, ProbeResult, fail, ok
 from probes.registry import probe
+from probes.transports.base import run_all
 from probes.transports.commands import iface, render, word
 
 TUNNEL_DEVICE = {"ipip": "tunl0", "vxlan": "vxlan.calico"}
@@ -68,11 +69,10 @@ async def kernel_modules(ctx: ProbeContext) -> ProbeResult:
     timeout = ctx.settings.command_timeout
     module = needed[0]  # a node's pod CIDR sits in one pool; its encapsulation decides
     mod, dev = word(module, "module"), iface(TUNNEL_DEVICE[module])
-    # Sequential: every command is an SSH channel, and sshd caps channels per connection.
-    proc = await ctx.host.run(render(_PROC), timeout=timeout)
-    sys_module = await ctx.host.run(render(_SYS, module=mod), timeout=timeout)
-    builtin = await ctx.host.run(render(_BUILTIN, module=mod), timeout=timeout)
-    device = await ctx.host.run(render(_DEVICE, device=dev), timeout=timeout)
+    # four reads, one SSH exec: each session costs round trips, and sshd caps sessions per connection
+    proc, sys_module, builtin, device = await run_all(ctx.host, [
+        render(_PROC), render(_SYS, module=mod), render(_BUILTIN, module=mod), render(_DEVICE, device=dev),
+    ], timeout=timeout)
     listed = proc.ok and any(line.split()[:1] == [module] for line in proc.stdout.splitlines())
     sys_lines = sys_module.stdout.split()
     in_sys = f"/sys/module/{module}" in sys_lines

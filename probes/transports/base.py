@@ -7,7 +7,9 @@ fakes in tests/fakes/.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +44,25 @@ class NodeShell(Protocol):
         A non-zero exit is a normal result; `CommandTimeout` past the timeout.
         """
         ...
+
+
+@runtime_checkable
+class BatchShell(NodeShell, Protocol):
+    """A node shell that runs several commands in one exec (SSH: one session, one round trip)."""
+
+    async def run_batch(self, commands: Sequence[str], *, timeout: float | None = None,
+                        ) -> list[CommandResult]:
+        """Each command's result, as `run` would give it; the batch shares one timeout."""
+        ...
+
+
+async def run_all(shell: NodeShell, commands: Sequence[str], *, timeout: float | None = None,
+                  ) -> list[CommandResult]:
+    """Independent read-only commands of one probe: one exec where the shell batches them (each SSH
+    session costs round trips to open), else all at once. Results in the commands' order."""
+    if isinstance(shell, BatchShell):
+        return await shell.run_batch(commands, timeout=timeout)
+    return list(await asyncio.gather(*(shell.run(c, timeout=timeout) for c in commands)))
 
 
 class PodExec(Protocol):

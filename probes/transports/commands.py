@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 import shlex
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from probes.errors import InvalidInput
@@ -239,3 +241,58 @@ def render(template: str, **args: Arg) -> str:
         if not isinstance(value, Arg):
             raise TypeError(f"{name!r} must be a validated Arg, not {type(value).__name__}")
     return template.format(**{name: shlex.quote(value.value) for name, value in args.items()})
+
+
+BATCH_MARKER_BYTES = 12
+"""Random bytes in a batch's delimiter: a command's output cannot end a segment by accident."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Several commands (each built by `render`) as one shell script, run by one exec: each runs in a
+    subshell with stdin closed, and a random delimiter line before it (on stdout and stderr) and after
+    it (on stdout, with its exit status) lets `split` hand every command its own output back."""
+
+    commands: tuple[str, ...]
+    marker: str
+
+    @classmethod
+    def of(cls, commands: Sequence[str]) -> Batch:
+        if not commands:
+            raise ValueError("a batch of no commands")
+        return cls(tuple(commands), f"netcheck-batch-{secrets.token_hex(BATCH_MARKER_BYTES)}")
+
+    @property
+    def script(self) -> str:
+        m = self.marker  # hex and '-' only: nothing to quote
+        return "\n".join(
+            f"printf '\\n{m} {i}\\n'; printf '\\n{m} {i}\\n' >&2; ( {command}\n) </dev/null; "
+            f"printf '\\n{m} {i} exit %s\\n' \"$?\""
+            for i, command in enumerate(self.commands)
+        )
+
+    def split(self, stdout: str, stderr: str) -> list[tuple[int, str, str]] | None:
+        """(exit status, stdout, stderr) per command; None if the script did not run to its end."""
+        outs = self._segments(stdout, with_status=True)
+        errs = self._segments(stderr, with_status=False)
+        if outs is None or errs is None:
+            return None
+        return [(status, out, errs[i][1]) for i, (status, out) in enumerate(outs)]
+
+    def _segments(self, text: str, *, with_status: bool) -> list[tuple[int, str]] | None:
+        found: list[tuple[int, str]] = []
+        for i in range(len(self.commands)):
+            start = f"\n{self.marker} {i}\n"
+            begin = text.find(start)
+            if begin < 0:
+                return None
+            body_from = begin + len(start)
+            if with_status:
+                end = re.compile(rf"\n{re.escape(self.marker)} {i} exit (\d+)\n").search(text, body_from)
+                if end is None:
+                    return None
+                found.append((int(end.group(1)), text[body_from:end.start()]))
+                continue
+            following = text.find(f"\n{self.marker} {i + 1}\n", body_from)
+            found.append((0, text[body_from:] if following < 0 else text[body_from:following]))
+        return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ from probes.facts import NodeFacts
 from probes.model import trim
 from probes.transports import commands
 from probes.transports.base import CommandResult
-from probes.transports.commands import node_name
+from probes.transports.commands import Batch, node_name
 
 if TYPE_CHECKING:
     import asyncssh
@@ -200,7 +201,8 @@ class SSHShell:
         # is_closed() turns true only once the close handshake ran; a closing shell is not reused
         return self._closing or self._conn.is_closed()
 
-    async def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
+    async def run(self, command: str, *, timeout: float | None = None,
+                  output_limit: int | None = None) -> CommandResult:
         import asyncssh
 
         limit = timeout or self._settings.command_timeout
@@ -232,7 +234,7 @@ class SSHShell:
             self.close()  # the connection is gone: the pool reconnects on the next get()
             raise HostUnreachable(f"{self.node}: SSH session failed: {exc}") from exc
         stdout, stderr = _text(completed.stdout), _text(completed.stderr)
-        cap = self._settings.output_limit
+        cap = output_limit or self._settings.output_limit
         exit_status = completed.exit_status
         if exit_status is None:  # killed by a signal
             exit_status = 128 + 9 if completed.exit_signal else -1
@@ -243,6 +245,21 @@ class SSHShell:
             stderr=trim(stderr, cap),
             truncated=len(stdout) > cap or len(stderr) > cap,
         )
+
+    async def run_batch(self, commands: Sequence[str], *, timeout: float | None = None,
+                        ) -> list[CommandResult]:
+        """The commands in one session (commands.Batch): one channel open and exec instead of one
+        per command. The batch's output limit is each command's times their number."""
+        batch = Batch.of(commands)
+        whole = await self.run(batch.script, timeout=timeout, output_limit=self._settings.output_limit
+                               * len(commands))
+        parts = batch.split(whole.stdout, whole.stderr)
+        if parts is None:  # cut short (killed, or output over the limit): each command on its own
+            return [await self.run(command, timeout=timeout) for command in commands]
+        cap = self._settings.output_limit
+        return [CommandResult(command=command, exit_status=status, stdout=trim(out, cap),
+                              stderr=trim(err, cap), truncated=len(out) > cap or len(err) > cap)
+                for command, (status, out, err) in zip(commands, parts, strict=True)]
 
     async def _run(self, sent: str, limit: float, opened: list[bool]) -> asyncssh.SSHCompletedProcess:
         """Open the session (bounded by connect_timeout: a loaded sshd is slow to fork), then give

@@ -46,3 +46,19 @@ def test_valid_values_are_normalised() -> None:
     assert c.cidr("FD00:0::/64").value == "fd00::/64"
     assert c.mtu("1450").value == "1450"
     assert c.node_name("worker2").value == "worker2"
+
+
+def test_a_batch_splits_back_into_each_commands_output() -> None:
+    import subprocess
+
+    commands = ["echo hi; echo err >&2; exit 3", "printf 'x'", "true # a comment ends the line",
+                "cat", "printf '\\n\\n'"]
+    batch = c.Batch.of(commands)
+    done = subprocess.run(["sh", "-c", batch.script], capture_output=True, text=True, check=False)
+    assert batch.split(done.stdout, done.stderr) == [
+        (3, "hi\n", "err\n"), (0, "x", ""), (0, "", ""), (0, "", ""), (0, "\n\n", "")]
+    assert c.Batch.of(commands).marker != batch.marker  # random: output cannot end a segment
+    first_only = "\n".join(batch.script.split("\n")[:2])  # the first command's two lines
+    cut = subprocess.run(["sh", "-c", first_only], capture_output=True, text=True, check=False)
+    assert cut.stdout.startswith(f"\n{batch.marker} 0\nhi\n")
+    assert batch.split(cut.stdout, cut.stderr) is None  # killed half-way: not taken for results

@@ -1,6 +1,7 @@
 """SSH transport against a REAL sshd started on 127.0.0.1 (ephemeral port, own host key, temp dir).
 
-Covers: commands run with stdout/stderr/exit status; 25 concurrent commands on one connection
+Covers: commands run with stdout/stderr/exit status; a batch of commands in one session, each with
+its own output and exit status; 25 concurrent commands on one connection
 (beyond sshd MaxSessions, which the shell learns from the first refusals); the connection is pooled
 and reconnected when closed; per-command timeout -> CommandTimeout; output capped keeping head and
 tail; a changed host
@@ -26,6 +27,7 @@ from probes.facts import ClusterFacts, NodeFacts
 from probes.model import Layer, Status, ok
 from probes.registry import Registry, probe
 from probes.settings import ProbeSettings
+from probes.transports.base import run_all
 from probes.transports.ssh import SSHHost, SSHPool, SSHSettings
 from tests.fakes import FakeCluster
 
@@ -119,6 +121,25 @@ async def test_many_concurrent_commands_share_one_connection(sshd) -> None:
         results = await asyncio.gather(*(shell.run(f"sleep 0.2; echo {i}") for i in range(25)))
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(25)]
         assert shell.sessions.allowed <= 3
+    finally:
+        await pool.aclose()
+
+
+async def test_a_batch_is_one_session_with_each_commands_own_result(sshd) -> None:
+    pool = SSHPool(settings(sshd))
+    try:
+        shell = await pool.get(NODE)
+        commands = ["echo hi; echo err >&2; exit 3", "printf 'no newline'", "cat", "ls /nonexistent-s13",
+                    "printf 'a\\n\\n'"]
+        results = await shell.run_batch(commands)
+        assert [(r.command, r.exit_status, r.stdout) for r in results] == [
+            (commands[0], 3, "hi\n"), (commands[1], 0, "no newline"), (commands[2], 0, ""),
+            (commands[3], 2, ""), (commands[4], 0, "a\n\n")]
+        assert results[0].stderr == "err\n" and "nonexistent-s13" in results[3].stderr
+        assert shell.sessions.peak == 1  # one channel for all five
+        assert await run_all(shell, ["echo x"]) == [await shell.run("echo x")]
+        with pytest.raises(CommandTimeout):
+            await shell.run_batch(["true", "sleep 5"], timeout=0.3)
     finally:
         await pool.aclose()
 

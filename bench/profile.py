@@ -1,0 +1,83 @@
+"""Sampling profile of the bot while it acknowledges slash commands during a sweep (py-spy).
+
+Used by bench/slackbench.py: `record(pid, seconds, out)` runs py-spy (installed into the bench's
+interpreter by bench/run, not a netcheck dependency) against the bot's PID without pausing it, as
+collapsed stacks; `top_entries(text)` reads them back. Two views: where the event loop's thread
+spends its samples overall (whatever runs there delays every ack), and within the aiohttp handler
+that acknowledges a Slack request (bot/slack/http.py `events`), the ack path itself.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+SAMPLE_RATE_HZ = 250
+ACK_HANDLER = re.compile(r"^events \(.*bot/slack/http\.py")
+TOP = 12
+_FRAME = re.compile(r"^(?P<fn>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
+
+
+def py_spy() -> str:
+    return str(Path(sys.executable).parent / "py-spy")
+
+
+def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """Start sampling `pid` for `seconds`; the caller waits for the returned process."""
+    argv = [py_spy(), "record", "--pid", str(pid), "--rate", str(SAMPLE_RATE_HZ), "--nonblocking",
+            "--format", "raw", "--output", str(out), "--duration", str(max(1, round(seconds)))]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _short(frame: str) -> str:
+    """`fn (path/to/file.py:12)` -> `fn (file.py)`: one entry per function, not per line."""
+    m = _FRAME.match(frame.strip())
+    if not m:
+        return frame.strip()
+    parts = m.group("file").split("/")
+    where = "/".join(parts[-2:]) if parts[-2:-1] in (["bot"], ["probes"], ["slack"], ["fixes"]) else parts[-1]
+    return f"{m.group('fn')} ({where})"
+
+
+def top_entries(collapsed: str) -> dict[str, Any]:
+    """Leaf ("self") and inclusive counts per function: all samples, and those in the ack handler."""
+    leaf_all: Counter[str] = Counter()
+    leaf_ack: Counter[str] = Counter()
+    incl_ack: Counter[str] = Counter()
+    total = in_ack = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        total += count
+        leaf_all[_short(frames[-1])] += count
+        ack_at = next((i for i, f in enumerate(frames) if ACK_HANDLER.match(f.strip())), None)
+        if ack_at is None:
+            continue
+        in_ack += count
+        leaf_ack[_short(frames[-1])] += count
+        for name in {_short(f) for f in frames[ack_at:]}:
+            incl_ack[name] += count
+
+    def pct(counter: Counter[str], of: int) -> list[dict[str, Any]]:
+        return [{"function": k, "samples": v, "pct": round(100 * v / of, 1)}
+                for k, v in counter.most_common(TOP)] if of else []
+
+    return {"samples": total, "samples_in_ack_handler": in_ack, "rate_hz": SAMPLE_RATE_HZ,
+            "self_all": pct(leaf_all, total), "self_in_ack": pct(leaf_ack, in_ack),
+            "inclusive_in_ack": pct(incl_ack, in_ack)}
+
+
+def read(out: Path, stderr: bytes) -> dict[str, Any]:
+    """The recorded profile's top entries, or py-spy's complaint when it wrote nothing."""
+    if not out.exists():
+        return {"error": stderr.decode(errors="replace")[-400:]}
+    return top_entries(out.read_text())

@@ -1,0 +1,95 @@
+"""CLI cold start: from process start to the first network request, and which imports it is made of.
+
+Run inside the lab's ops namespace by bench/run (`python -m bench.startup NODE --python PY`): PY is
+the interpreter of a virtualenv with netcheck's dependencies only (no test extras: what `pip install`
+gives a new user; bench/run makes it), the code is this checkout (PYTHONPATH). Each run starts
+`PY -c HOOK check NODE --json`: the audit hook (sys.addaudithook, the interpreter's own event for
+every socket connect) notes the first connect to a non-loopback address — the API server — with the
+wall time since this process spawned it and the child's CPU time, then ends the child. One more run
+with `python -X importtime` attributes the import time before that connect to top-level packages.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT_S = 60.0
+HOOK = """
+import os, resource, sys, time
+spawned = float(os.environ["NETCHECK_BENCH_SPAWNED"])
+def first_connect(event, args):
+    if event == "socket.connect" and isinstance(args[1], tuple) and not str(args[1][0]).startswith("127."):
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        sys.stderr.write("NETCHECK_BENCH_FIRST_CONNECT %.4f %.4f\\n" % (
+            time.time() - spawned, usage.ru_utime + usage.ru_stime))
+        sys.stderr.flush()
+        os._exit(0)
+sys.addaudithook(first_connect)
+import runpy
+sys.argv = ["netcheck", *sys.argv[1:]]
+runpy.run_module("bot.cli", run_name="__main__", alter_sys=True)
+"""
+_MARK = re.compile(r"NETCHECK_BENCH_FIRST_CONNECT ([0-9.]+) ([0-9.]+)")
+_IMPORT = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+OURS = ("bot", "probes", "fixes", "lab", "bench")
+
+
+def one_run(python: str, node: str, *, importtime: bool = False) -> tuple[float, float, str]:
+    """(wall s, cpu s) to the first network request, and stderr."""
+    argv = [python, *(["-X", "importtime"] if importtime else []), "-c", HOOK, "check", node, "--json"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NETCHECK_BENCH_SPAWNED": repr(time.time())}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    found = _MARK.search(done.stderr)
+    if found is None:
+        raise RuntimeError(f"no network request seen (exit {done.returncode}): {done.stderr[-600:]}")
+    return float(found.group(1)), float(found.group(2)), done.stderr
+
+
+def imports_by_package(importtime_stderr: str) -> list[dict[str, Any]]:
+    """Self time of every module imported, summed per top-level package, largest first."""
+    totals: dict[str, int] = defaultdict(int)
+    for line in importtime_stderr.splitlines():
+        m = _IMPORT.match(line)
+        if m:
+            top = m.group(4).split(".")[0]
+            totals["netcheck (" + top + ")" if top in OURS else top] += int(m.group(1))
+    ordered = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
+    return [{"package": name, "ms": round(us / 1000, 1)} for name, us in ordered]
+
+
+def measure(python: str, node: str, runs: int) -> dict[str, Any]:
+    samples = [one_run(python, node)[:2] for _ in range(runs)]
+    walls, cpus = [s[0] for s in samples], [s[1] for s in samples]
+    _, _, stderr = one_run(python, node, importtime=True)
+    packages = imports_by_package(stderr)
+    return {"runs": runs, "python": python, "wall_s_runs": [round(w, 3) for w in walls],
+            "first_request_wall_s": round(statistics.median(walls), 3),
+            "first_request_cpu_s": round(statistics.median(cpus), 3),
+            "imports_ms_total": round(sum(p["ms"] for p in packages), 1),
+            "imports_by_package": packages[:14]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__)
+    parser.add_argument("node")
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.python, args.node, args.runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
