@@ -16,6 +16,7 @@ from probes.context import ProbeContext
 from probes.errors import ProbeSkip
 from probes.model import Layer, ProbeResult, fail, ok
 from probes.registry import Explains, probe
+from probes.transports.base import run_all
 from probes.transports.commands import ip, render
 
 _ADDRS = "ip -o -4 addr show"
@@ -58,14 +59,17 @@ async def node_address(ctx: ProbeContext) -> ProbeResult:
         raise ProbeSkip("node has no projectcalico.org/IPv4Address annotation (Calico not running here?)")
     annotated = annotated_cidr.split("/")[0]
     timeout = ctx.settings.command_timeout
-    addrs = await ctx.host.run(render(_ADDRS), timeout=timeout)
+    api = ctx.facts.api_endpoint
+    # both reads in one SSH exec (each session costs round trips)
+    reads = await run_all(ctx.host, [render(_ADDRS)] + ([render(_ROUTE, ip=ip(api.ip))] if api else []),
+                          timeout=timeout)
+    addrs = reads[0]
     owners = address_owners(addrs.stdout)
     evidence = [f"annotation projectcalico.org/IPv4Address={annotated_cidr}",
                 f"InternalIP={ctx.node.internal_ip or '(none)'}", f"$ {_ADDRS}\n{addrs.output}"]
     route_dev = route_src = None
-    api = ctx.facts.api_endpoint
     if api is not None:
-        route = await ctx.host.run(render(_ROUTE, ip=ip(api.ip)), timeout=timeout)
+        route = reads[1]
         route_dev, route_src = route_dev_src(route.stdout)
         evidence.append(f"$ ip -o route get {api.ip}\n{route.output}")
     internal = ctx.node.internal_ip or route_src

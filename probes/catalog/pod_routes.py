@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, fail, ok
 from probes.registry import Explains, probe
+from probes.transports.base import run_all
 from probes.transports.commands import iface, ip, render
 
 CALICO_GATEWAY = "169.254.1.1"
@@ -66,8 +67,9 @@ async def pod_routes(ctx: ProbeContext) -> ProbeResult:
     timeout = ctx.settings.command_timeout
     svc = ctx.facts.api_service_ip
     pod_ip = ctx.pod.ip
-    pod_table = await ctx.pod.run("ip -o route show", timeout=timeout)
-    pod_get = await ctx.pod.run(render("ip -o route get {ip}", ip=ip(svc)), timeout=timeout)
+    # one exec for both reads: every pod exec is a new WebSocket (several round trips)
+    pod_table, pod_get = await run_all(ctx.pod, [render("ip -o route show"),
+                                                 render("ip -o route get {ip}", ip=ip(svc))], timeout=timeout)
     evidence = [f"pod $ {pod_table.command}\n{pod_table.output}",
                 f"pod $ {pod_get.command}\n{pod_get.output}"]
     pod_route = parse_route(pod_get.stdout) if pod_get.ok else None

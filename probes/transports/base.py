@@ -47,8 +47,11 @@ class NodeShell(Protocol):
 
 
 @runtime_checkable
-class BatchShell(NodeShell, Protocol):
-    """A node shell that runs several commands in one exec (SSH: one session, one round trip)."""
+class Batching(Protocol):
+    """A node shell or pod that runs several commands in one exec (SSH: one session; a pod: one
+    WebSocket), so a probe's independent reads cost one round trip instead of one each."""
+
+    async def run(self, command: str, *, timeout: float | None = None) -> CommandResult: ...
 
     async def run_batch(self, commands: Sequence[str], *, timeout: float | None = None,
                         ) -> list[CommandResult]:
@@ -56,11 +59,11 @@ class BatchShell(NodeShell, Protocol):
         ...
 
 
-async def run_all(shell: NodeShell, commands: Sequence[str], *, timeout: float | None = None,
+async def run_all(shell: NodeShell | PodExec, commands: Sequence[str], *, timeout: float | None = None,
                   ) -> list[CommandResult]:
-    """Independent read-only commands of one probe: one exec where the shell batches them (each SSH
-    session costs round trips to open), else all at once. Results in the commands' order."""
-    if isinstance(shell, BatchShell):
+    """Independent read-only commands of one probe: one exec where the shell batches them, else all
+    at once. Results in the commands' order."""
+    if isinstance(shell, Batching):
         return await shell.run_batch(commands, timeout=timeout)
     return list(await asyncio.gather(*(shell.run(c, timeout=timeout) for c in commands)))
 

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from probes.errors import InvalidInput
+from probes.model import trim
+from probes.transports.base import CommandResult
 
 _IFACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,14}")
 _LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
@@ -270,6 +272,16 @@ class Batch:
             f"printf '\\n{m} {i} exit %s\\n' \"$?\""
             for i, command in enumerate(self.commands)
         )
+
+    def results(self, whole: CommandResult, cap: int) -> list[CommandResult] | None:
+        """Each command's result out of the script's (output kept to `cap` characters a stream);
+        None if the script did not run to its end (killed, or its output cut)."""
+        parts = None if whole.truncated else self.split(whole.stdout, whole.stderr)
+        if parts is None:
+            return None
+        return [CommandResult(command=command, exit_status=status, stdout=trim(out, cap),
+                              stderr=trim(err, cap), truncated=len(out) > cap or len(err) > cap)
+                for command, (status, out, err) in zip(self.commands, parts, strict=True)]
 
     def split(self, stdout: str, stderr: str) -> list[tuple[int, str, str]] | None:
         """(exit status, stdout, stderr) per command; None if the script did not run to its end."""

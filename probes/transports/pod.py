@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ from probes.facts import NodeFacts
 from probes.model import trim
 from probes.transports.base import CommandResult
 from probes.transports.cluster import AUTH_SETTINGS, KubeCluster, _path
+from probes.transports.commands import Batch
 from probes.transports.owner import process_owner
 
 log = structlog.get_logger("netcheck.pod")
@@ -253,7 +255,20 @@ class KubePodExec:
 
         return text(STDOUT_CHANNEL), text(STDERR_CHANNEL), text(ERROR_CHANNEL)
 
-    async def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
+    async def run_batch(self, commands: Sequence[str], *, timeout: float | None = None,
+                        ) -> list[CommandResult]:
+        """The commands in one exec (commands.Batch): every exec is a new WebSocket (TCP, TLS and
+        the upgrade: several round trips), so a probe's independent reads share one."""
+        batch = Batch.of(commands)
+        cap = self._settings.output_limit
+        whole = await self.run(batch.script, timeout=timeout, output_limit=cap * len(commands))
+        results = batch.results(whole, cap)
+        if results is None:  # cut short: each command on its own
+            return [await self.run(command, timeout=timeout) for command in commands]
+        return results
+
+    async def run(self, command: str, *, timeout: float | None = None,
+                  output_limit: int | None = None) -> CommandResult:
         limit = timeout or self._settings.command_timeout
         what = f"exec in pod {self.namespace}/{self.name}"
         try:
@@ -263,7 +278,7 @@ class KubePodExec:
             raise CommandTimeout(f"{self.name}: command timed out after {limit:g} s: {command}") from None
         except Exception as exc:
             raise self._cluster.translate(exc, what) from exc
-        cap = self._settings.output_limit
+        cap = output_limit or self._settings.output_limit
         return CommandResult(
             command=command,
             exit_status=exit_status_from(status),

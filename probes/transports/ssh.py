@@ -249,17 +249,14 @@ class SSHShell:
     async def run_batch(self, commands: Sequence[str], *, timeout: float | None = None,
                         ) -> list[CommandResult]:
         """The commands in one session (commands.Batch): one channel open and exec instead of one
-        per command. The batch's output limit is each command's times their number."""
+        per command. The script's output may be each command's limit times their number."""
         batch = Batch.of(commands)
-        whole = await self.run(batch.script, timeout=timeout, output_limit=self._settings.output_limit
-                               * len(commands))
-        parts = batch.split(whole.stdout, whole.stderr)
-        if parts is None:  # cut short (killed, or output over the limit): each command on its own
-            return [await self.run(command, timeout=timeout) for command in commands]
         cap = self._settings.output_limit
-        return [CommandResult(command=command, exit_status=status, stdout=trim(out, cap),
-                              stderr=trim(err, cap), truncated=len(out) > cap or len(err) > cap)
-                for command, (status, out, err) in zip(commands, parts, strict=True)]
+        whole = await self.run(batch.script, timeout=timeout, output_limit=cap * len(commands))
+        results = batch.results(whole, cap)
+        if results is None:  # cut short: each command on its own
+            return [await self.run(command, timeout=timeout) for command in commands]
+        return results
 
     async def _run(self, sent: str, limit: float, opened: list[bool]) -> asyncssh.SSHCompletedProcess:
         """Open the session (bounded by connect_timeout: a loaded sshd is slow to fork), then give

@@ -7,7 +7,8 @@ unusable CA file or an unknown context -> ConfigError); discovery of the API
 service, endpoints, nodes (InternalIP, podCIDR, Ready, annotations), Installation and
 IPPools; config overrides win; Calico absent -> None/[]; ApiException translation (404, 403 with the
 message, unreachable); merge and JSON patch of the Installation; debug pods: missing namespace
-reported, pinned pod with labels/tolerations, exec stdout/stderr/exit code, command timeout, a pod
+reported, pinned pod with labels/tolerations, exec stdout/stderr/exit code (also of a batch in one
+exec), command timeout, a pod
 shared by two users is deleted by the last; owned pods: owner label and expiry annotation, renewed
 while in use, leftovers deleted only when this process made them and no longer uses them or their
 expiry passed (another live process's pod survives: two processes probe one node side by side); a
@@ -190,6 +191,9 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
     result = await pod.run("echo $NETCHECK_POD; echo oops >&2; exit 3")
     assert (result.stdout, result.stderr, result.exit_status) == ("worker2\n", "oops\n", 3)
     assert (await pod.run("true")).exit_status == 0
+    batch = await pod.run_batch(["echo $NETCHECK_POD; echo oops >&2; exit 3", "printf x", "exit 0"])
+    assert [(r.stdout, r.stderr, r.exit_status) for r in batch] == [
+        ("worker2\n", "oops\n", 3), ("x", "", 0), ("", "", 0)]  # one exec, each command's own result
     with pytest.raises(CommandTimeout, match="timed out after 0.5 s"):
         await pod.run("sleep 1", timeout=0.5)
     await pods.release("worker2")
