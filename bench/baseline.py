@@ -112,8 +112,11 @@ class Session:
 
     async def run(self, command: str, *, timeout: float) -> int:
         assert self.process.stdin is not None and self.process.stdout is not None
-        # the command runs in a subshell with stdin closed, so it cannot eat the next command
-        self.process.stdin.write(f"( {command} ) </dev/null; echo \"{self.marker} $?\"\n".encode())
+        # the command runs in a subshell with stdin closed, so it cannot eat the next command; the
+        # newline before ")" keeps a trailing comment from swallowing it, the one before the marker
+        # puts it on a line of its own after output without a final newline
+        self.process.stdin.write(
+            f"( {command}\n) </dev/null; printf '\\n%s %s\\n' {self.marker} \"$?\"\n".encode())
         await self.process.stdin.drain()
         async with asyncio.timeout(timeout):
             while True:
