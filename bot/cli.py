@@ -33,21 +33,6 @@ COMMANDS = {
 }
 """Subcommand modules under bot/commands/, in help order, with the line `netcheck --help` shows for
 each (the module's own parser is built only when that subcommand runs)."""
-CLUSTER_COMMANDS = {"check", "diff", "fix", "serve"}
-"""Subcommands that talk to the Kubernetes API: they start importing its HTTP client at once."""
-PRELOADED = "aiohttp"
-"""Imported in a thread while the subcommand's own modules load: at import it reads the system CA
-bundle (twice: verified and unverified default contexts), file and C work that runs beside the main
-thread's imports instead of before the first request."""
-
-
-def _preload() -> None:
-    """Start importing PRELOADED in a daemon thread; the first `import` in the main thread simply
-    waits for it (the import lock), so nothing can see it half done."""
-    import threading
-
-    threading.Thread(target=importlib.import_module, args=(PRELOADED,), name="netcheck-preload",
-                     daemon=True).start()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,8 +65,6 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add_log_level_argument(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     wanted = set(COMMANDS) if argv is None else {a for a in argv if a in COMMANDS}
-    if argv is not None and wanted & CLUSTER_COMMANDS and "--help" not in argv and "-h" not in argv:
-        _preload()
     for name, line in COMMANDS.items():
         if name not in wanted:
             subparsers.add_parser(name, help=line)  # listed in --help; its module is not needed

@@ -10,6 +10,7 @@ line or NETCHECK_LOG_LEVEL already chose one.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 EXIT_OK = 0
@@ -46,6 +47,13 @@ def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PRELOADED = "aiohttp"
+"""The Kubernetes API's HTTP client, imported in a thread once the configuration is read (every
+command that reads it talks to the API): its import reads the system CA bundle twice (verified and
+unverified default contexts), file and C work that then runs beside the main thread's imports of the
+engine and probes instead of before the first request. A configuration error imports nothing."""
+
+
 def load_config(args: argparse.Namespace) -> Any:
     """The configuration of `args.config` (or NETCHECK_CONFIG); its log_level takes effect here."""
     from bot import config as config_module
@@ -54,4 +62,16 @@ def load_config(args: argparse.Namespace) -> Any:
     config = config_module.load(getattr(args, "config", None))
     if not getattr(args, "log_level_chosen", True):
         netcheck_logging.configure(level=config.log_level)
+    _preload(PRELOADED)
     return config
+
+
+def _preload(module: str) -> None:
+    """Import `module` in a daemon thread; an `import` of it in the main thread waits for that one
+    (the import lock), so nothing sees it half done."""
+    import importlib
+    import threading
+
+    if module not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=(module,), name="netcheck-preload",
+                         daemon=True).start()
