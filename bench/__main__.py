@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             if last and "slack" in stages:
                 print(f"[bench] slack acks + RSS + profile, {len(lab.nodes)} nodes", file=sys.stderr)
                 slack = [sys.executable, "-m", "bench.slackbench", "--requests", str(args.requests),
-                         "--profile", str(lab.state / "bench-profile.txt")]
+                         "--profile", str(RESULTS_DIR / f"{out.stem}-bot-profile.txt")]
                 staged(result, "slack", lambda: ops_json(lab, slack))
                 save()
 

@@ -19,6 +19,9 @@ from typing import Any
 SAMPLE_RATE_HZ = 250
 ACK_HANDLER = re.compile(r"^events \(.*bot/slack/http\.py")
 TOP = 12
+CALLERS_OF = 5
+"""For the functions with the most self time: their most frequent chain of callers."""
+CALLER_DEPTH = 8
 _FRAME = re.compile(r"^(?P<fn>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
 
@@ -46,6 +49,7 @@ def _short(frame: str) -> str:
 def top_entries(collapsed: str) -> dict[str, Any]:
     """Leaf ("self") and inclusive counts per function: all samples, and those in the ack handler."""
     leaf_all: Counter[str] = Counter()
+    callers: dict[str, Counter[str]] = {}
     leaf_ack: Counter[str] = Counter()
     incl_ack: Counter[str] = Counter()
     total = in_ack = 0
@@ -58,7 +62,10 @@ def top_entries(collapsed: str) -> dict[str, Any]:
         if not frames:
             continue
         total += count
-        leaf_all[_short(frames[-1])] += count
+        leaf = _short(frames[-1])
+        leaf_all[leaf] += count
+        chain = " < ".join(_short(f) for f in reversed(frames[-CALLER_DEPTH - 1:-1]))
+        callers.setdefault(leaf, Counter())[chain] += count
         ack_at = next((i for i, f in enumerate(frames) if ACK_HANDLER.match(f.strip())), None)
         if ack_at is None:
             continue
@@ -71,9 +78,10 @@ def top_entries(collapsed: str) -> dict[str, Any]:
         return [{"function": k, "samples": v, "pct": round(100 * v / of, 1)}
                 for k, v in counter.most_common(TOP)] if of else []
 
+    top_callers = {leaf: callers[leaf].most_common(1)[0][0] for leaf, _ in leaf_all.most_common(CALLERS_OF)}
     return {"samples": total, "samples_in_ack_handler": in_ack, "rate_hz": SAMPLE_RATE_HZ,
             "self_all": pct(leaf_all, total), "self_in_ack": pct(leaf_ack, in_ack),
-            "inclusive_in_ack": pct(incl_ack, in_ack)}
+            "inclusive_in_ack": pct(incl_ack, in_ack), "callers": top_callers}
 
 
 def read(out: Path, stderr: bytes) -> dict[str, Any]:

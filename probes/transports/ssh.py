@@ -130,6 +130,12 @@ class SSHSettings(BaseModel):
         return command
 
 
+ENCRYPTION_PREFERENCE = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                         "chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-ctr")
+"""Ciphers offered, AES-GCM first: asyncssh's ChaCha20-Poly1305 builds cipher objects in Python for
+every packet, and a sweep keeps dozens of connections busy on the bot's event loop (py-spy of the bot,
+docs/performance.md); AES-GCM keeps one AEAD object per key. Every OpenSSH since 6.2 offers both."""
+
 SESSION_REFUSED = (1, 2)
 """RFC 4254 channel-open failure codes a session beyond sshd's MaxSessions gets (administratively
 prohibited; OpenSSH answers 2, "open failed")."""
@@ -317,6 +323,7 @@ class SSHPool:
                 f"known_hosts file {known_hosts} does not exist: host keys cannot be verified"
             )
         options = {
+            "encryption_algs": ENCRYPTION_PREFERENCE,
             "username": self.settings.user,
             "known_hosts": str(known_hosts),
             "config": None,  # ignore ~/.ssh/config: the netcheck config is the only source
