@@ -159,18 +159,28 @@ def default_parallel() -> int:
     return ProbeSettings().max_nodes_in_parallel
 
 
+TIME_FORMAT = "NETCHECK_BENCH_CPU %U %S %M"
+"""/usr/bin/time's report of the netcheck process: user and system CPU seconds, peak RSS in KiB."""
+
+
 def fleet(lab: Any, parallel: int | None) -> dict[str, Any]:
-    """`netcheck check --all` wall time; parallel=None keeps the default bound."""
-    argv = [*NETCHECK, "check", "--all", "--json"]
+    """`netcheck check --all` wall time and the netcheck process's own CPU (the lab's nodes and API
+    server share the machine: what netcheck itself spent tells the two apart); parallel=None keeps
+    the default bound."""
+    argv = ["/usr/bin/time", "-f", TIME_FORMAT, *NETCHECK, "check", "--all", "--json"]
     if parallel is not None:
         argv += ["--config", str(config_with_parallel(lab, parallel))]
     wall, done = ops(lab, argv)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
     reports = json.loads(done.stdout)
+    cpu = next((line.split()[1:] for line in done.stderr.splitlines()
+                if line.startswith("NETCHECK_BENCH_CPU")), None)
     return {"nodes": len(reports), "max_nodes_in_parallel": parallel or default_parallel(),
             "default_settings": parallel is None, "check_all_s": round(wall, 3),
-            "slowest_report_s": max(r["duration_s"] for r in reports)}
+            "slowest_report_s": max(r["duration_s"] for r in reports),
+            "netcheck_cpu_s": round(float(cpu[0]) + float(cpu[1]), 2) if cpu else None,
+            "netcheck_peak_rss_mib": round(int(cpu[2]) / 1024) if cpu else None}
 
 
 def fleet_one(lab: Any, node: str) -> dict[str, Any]:
@@ -229,8 +239,8 @@ def table(result: dict[str, Any]) -> str:
                      f"{start['wall_s_runs']}), imports {start['imports_ms_total']:.0f} ms: {top} ms")
     for f in result.get("fleet", []):
         lines.append(f"check --all, {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once: "
-                     f"{f['check_all_s']:.2f} s (slowest report {f['slowest_report_s']:.2f} s); "
-                     f"load after {f['load_after']}")
+                     f"{f['check_all_s']:.2f} s (slowest report {f['slowest_report_s']:.2f} s, netcheck's "
+                     f"own CPU {f.get('netcheck_cpu_s')} s); load after {f['load_after']}")
     slack = result.get("slack")
     if slack and slack.get("profile") and slack["profile"].get("self_all"):
         top = ", ".join(f"{e['function']} {e['pct']}%" for e in slack["profile"]["self_all"][:5])

@@ -124,17 +124,18 @@ def _startup(start: dict[str, Any]) -> list[str]:
 
 
 def _fleet(result: dict[str, Any]) -> list[str]:
-    lines = ["## Fleet", "", "| `netcheck check --all --json` | wall | slowest node report | load after |",
-             "| --- | --- | --- | --- |"]
+    lines = ["## Fleet", "", "| `netcheck check --all --json` | wall | slowest node report | netcheck's CPU "
+             "| load after |", "| --- | --- | --- | --- | --- |"]
     for f in result.get("fleet", []):
         setting = "default" if f.get("default_settings") else "set"
+        cpu = f"{f['netcheck_cpu_s']:.2f} s" if f.get("netcheck_cpu_s") is not None else "-"
         lines.append(f"| {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once ({setting}) | "
-                     f"{f['check_all_s']:.2f} s | {f['slowest_report_s']:.2f} s | "
+                     f"{f['check_all_s']:.2f} s | {f['slowest_report_s']:.2f} s | {cpu} | "
                      f"{_fmt_load(f['load_after'])} |")
     one = result.get("fleet_one")
     if one:
         lines.append(f"| one healthy node (`check {one['node']}`) on the {one['nodes']}-node lab, best of "
-                     f"{len(one['check_s_runs'])} | {one['check_s']:.2f} s | | "
+                     f"{len(one['check_s_runs'])} | {one['check_s']:.2f} s | | | "
                      f"{_fmt_load(one['load_after'])} |")
     lines += ["", "The default bound, `probes.max_nodes_in_parallel: 32`: a node's check costs netcheck one "
               "SSH connection and one debug pod (a pod create and a few reads on the API server) and spends "
