@@ -1,8 +1,9 @@
-"""`netcheck check NODE [--json] [--probe ID ...]` and `netcheck check --all [--json]`.
+"""`netcheck check NODE [--json] [--probe ID ...] [--png FILE]` and `netcheck check --all [--json]`.
 
 Registered by `bot/cli.py`. Human output is `bot.render.render_report`; `--json` prints exactly one
-JSON object (a list for --all) in the README's schema (`Report.as_json`). Exit status: 0 all ok or
-skip, 1 any warn/fail/error, 2 usage or configuration error (bad config, unknown node or probe).
+JSON object (a list for --all) in the README's schema (`Report.as_json`); `--png FILE` also writes
+the node's layer picture (bot/picture). Exit status: 0 all ok or skip, 1 any warn/fail/error, 2 usage
+or configuration error (bad config, unknown node or probe, a picture file that cannot be written).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from bot.commands import add_config_argument
@@ -30,6 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout (a list for --all)")
     parser.add_argument("--probe", action="append", metavar="ID", dest="probes",
                         help="run only this probe (repeatable)")
+    parser.add_argument("--png", metavar="FILE", help="also draw the node's layer picture into FILE (PNG)")
     add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
@@ -44,9 +47,28 @@ async def _check(engine: Any, args: argparse.Namespace) -> list[Report]:
     try:
         if args.all:
             return await engine.check_all(probes=args.probes)
-        return [await engine.check(args.node, probes=args.probes)]
+        report = await engine.check(args.node, probes=args.probes)
+        if args.png:
+            await _picture(engine, report, Path(args.png))
+        return [report]
     finally:
         await engine.aclose()
+
+
+async def _picture(engine: Any, report: Report, path: Path) -> None:
+    """The layer picture (bot/picture) of the report, with the facts of the run the engine just did."""
+    from bot.picture import node_values, render_png_async
+
+    png = await render_png_async(report, node_values(report, await engine.facts()))
+    try:
+        await asyncio.to_thread(path.write_bytes, png)
+    except OSError as exc:
+        raise PictureNotWritten(f"cannot write the picture to {path}: {exc.strerror or exc}") from exc
+    print(f"netcheck check: layer picture of {report.node} written to {path}", file=sys.stderr)
+
+
+class PictureNotWritten(ConfigError):
+    """--png names a file that cannot be written (a usage error: nothing else went wrong)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.all:
             node_name(args.node)
+        elif args.png:
+            raise ConfigError("--png draws one node's picture: give a node name, not --all")
         config = config_module.load(args.config)
         engine = (args.engine_factory or wiring.build_engine)(config)
         reports = asyncio.run(_check(engine, args))
