@@ -1,6 +1,7 @@
-"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--workers N]`: the whole product on this
-machine — a lab cluster, `/netcheck NODE` through the real Slack bot against a local Slack stand-in
-(the conversation printed in the terminal), an approver's click on "Apply fix", the re-check, teardown.
+"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--workers N] [--save-images DIR]`: the whole
+product on this machine — a lab cluster, `/netcheck NODE` through the real Slack bot against a local
+Slack stand-in (the conversation printed in the terminal, with where the layer picture went), an
+approver's click on "Apply fix", the re-check, teardown.
 
 Registered by bot/cli.py; the flow lives in lab.demo.flow. Exit: 0 the flow completed as expected
 (diagnosis found, fix applied and verified), 1 it did not (one line says why), 2 usage (not root,
@@ -40,6 +41,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--node", default="worker2",
                         help="node for the fault and /netcheck (default: worker2)")
     parser.add_argument("--workers", type=int, default=2, help="lab workers (default 2; worker2 is WiFi)")
+    parser.add_argument("--save-images", metavar="DIR",
+                        help="save the images the bot uploads (the layer picture) into DIR")
     parser.set_defaults(run=run)
     return parser
 
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
 
     try:
         options = DemoOptions(keep=args.keep, fault=args.fault, node=args.node, workers=args.workers,
-                              color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+                              color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
+                              save_images=args.save_images)
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         print(f"netcheck demo: {message}", file=sys.stderr)

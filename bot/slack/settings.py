@@ -35,6 +35,9 @@ class SlackSettings(BaseModel):
     rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
+    pictures: bool = Field(
+        True, description="Upload each check's layer picture into its thread (needs the files:write scope).",
+    )
     max_concurrent_checks: int = Field(
         4, ge=1, le=64,
         description="Node checks Slack commands run at once; more wait (acks stay fast on small machines).",

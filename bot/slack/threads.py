@@ -1,6 +1,7 @@
 """Posting a check: the parent message, one reply per problem (with its fix button), the ok ones
-folded into one reply, and the parent updated with the verdict. Slack errors are logged with the
-report, never lost. Used by `commands.py`, `actions.py` (re-check) and `nodewatch.py`.
+folded into one reply, the layer picture (pictures.py), and the parent updated with the verdict.
+Slack errors are logged with the report, never lost. Used by `commands.py`, `actions.py` (re-check)
+and `nodewatch.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack import blocks as bk
 from bot.slack import messages as msg
+from bot.slack import pictures
 from bot.slack.approvals import Proposal
 from bot.slack.runtime import Runtime
 from probes.model import Finding, Report, Status
@@ -97,7 +99,13 @@ async def post_reply(
 async def post_node_check(
     rt: Runtime, channel: str, parent_ts: str, report: Report, requested_by: str
 ) -> None:
-    await post_findings(rt, channel, parent_ts, report, requested_by)
+    drawing = pictures.start(rt, report)  # drawn while the findings are posted
+    try:
+        await post_findings(rt, channel, parent_ts, report, requested_by)
+        await pictures.upload(rt, channel, parent_ts, report, drawing)
+    finally:
+        if drawing is not None:
+            drawing.cancel()  # no-op once done; stops the drawing if posting failed
     line = msg.verdict_line(report)
     await update_parent(rt, channel, parent_ts, line, report, msg.checked_note(report, requested_by))
 

@@ -5,6 +5,8 @@ Built by bot/commands/demo.py from argparse; read by lab.demo.flow.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab import faults, spec
@@ -20,6 +22,19 @@ class DemoOptions(BaseModel):
     node: str = Field(DEFAULT_NODE, description="The node the fault goes on and /netcheck asks about.")
     workers: int = Field(2, description="Worker count of the lab (worker2 is the WiFi node).")
     color: bool = Field(False, description="ANSI colours in the rendered conversation.")
+    save_images: Path | None = Field(None, description="Directory the images the bot uploads are saved in.")
+
+    @field_validator("save_images")
+    @classmethod
+    def _writable_directory(cls, path: Path | None) -> Path | None:
+        """An existing directory, or one that can be made now (before the lab is built)."""
+        if path is None:
+            return None
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--save-images {path}: {exc.strerror or exc}") from None
+        return path
 
     @field_validator("fault")
     @classmethod

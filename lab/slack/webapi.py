@@ -2,9 +2,11 @@
 keeps the conversation (channels → messages → thread replies, updates applied).
 
 Methods: auth.test, chat.postMessage, chat.update, chat.postEphemeral, chat.getPermalink,
-usergroups.users.list, apps.connections.open, plus POST /webhook/<id> for response_url. Errors:
-invalid_auth, channel_not_found, invalid_blocks, msg_too_long, message_not_found, and 429 with an
-integer Retry-After for the next N calls of a method (`rate_limit`). Used by tests and `netcheck demo`.
+usergroups.users.list, apps.connections.open, files.getUploadURLExternal and
+files.completeUploadExternal with POST /upload/v1/<file id> between them (files.py), views.publish
+for the Home tab (views.py), plus POST /webhook/<id> for response_url. Errors: invalid_auth,
+channel_not_found, invalid_blocks, msg_too_long, message_not_found, and 429 with an integer
+Retry-After for the next N calls of a method (`rate_limit`). Used by tests and `netcheck demo`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.slack import views
+from lab.slack.files import FileUploads, UploadedFile, UploadError, file_object
 from lab.slack.limits import MAX_TEXT, block_errors
 
 BOT_USER = "UBOT0001"
@@ -40,6 +44,8 @@ class Message:
     user: str | None = None  # set for ephemeral messages: who sees it
     replies: list[Message] = field(default_factory=list)
     edits: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """Files this message shares (a completed upload's message)."""
 
 
 class SlackStandIn:
@@ -67,6 +73,12 @@ class SlackStandIn:
         self._base = int(time.time())
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.uploads = FileUploads()
+        self.bot_channels: set[str] = set(channels)
+        """Channels the bot is a member of (file shares need membership; `remove_bot` takes it away)."""
+        self.home_enabled = True
+        self.home_views: dict[str, dict[str, Any]] = {}
+        """user id -> the Home tab view last published for that user."""
 
     # ---- test switches -------------------------------------------------------------------------
     def rate_limit(self, method: str, calls: int, retry_after: int = 1) -> None:
@@ -74,7 +86,16 @@ class SlackStandIn:
         self._rate_limited[method] = calls
         self._retry_after = retry_after
 
+    def remove_bot(self, channel: str) -> None:
+        """The bot is no longer a member of `channel` (it can still post there with chat:write.public)."""
+        self.bot_channels.discard(channel)
+
     # ---- queries -------------------------------------------------------------------------------
+    @property
+    def files(self) -> list[UploadedFile]:
+        """Every upload ticket, completed or not, in the order they were asked for."""
+        return list(self.uploads.files.values())
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -98,6 +119,7 @@ class SlackStandIn:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/webhook/{name}", self._webhook)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -251,6 +273,71 @@ class SlackStandIn:
         if not self.socket_url:
             return {"ok": False, "error": "socket_mode_not_enabled"}
         return {"ok": True, "url": self.socket_url}
+
+    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            file = self.uploads.ticket(params)
+        except UploadError as exc:
+            return {"ok": False, "error": exc.error}
+        return {"ok": True, "upload_url": f"{self.url}/upload/v1/{file.id}", "file_id": file.id}
+
+    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, thread_ts = params.get("channel_id") or None, params.get("thread_ts") or None
+        parent: Message | None = None
+        try:
+            requested = self.uploads.requested(params)
+            if channel is not None:
+                if channel not in self.channels:
+                    return {"ok": False, "error": "channel_not_found"}
+                if channel not in self.bot_channels:
+                    return {"ok": False, "error": "not_in_channel"}
+            if thread_ts is not None:
+                parent = next((m for m in self.channels.get(channel or "", []) if m.ts == thread_ts), None)
+                if parent is None:  # no channel, an unknown ts, or a reply's ts
+                    return {"ok": False, "error": "invalid_arguments"}
+            done = self.uploads.complete(requested, channel, thread_ts)
+        except UploadError as exc:
+            return {"ok": False, "error": exc.error}
+        if channel is not None:
+            share = Message(self._next_ts(), channel, params.get("initial_comment") or "", [], thread_ts)
+            for file in done:
+                file.share_ts = share.ts
+            share.files = [file_object(f, self.url) for f in done]
+            if parent is not None:
+                parent.replies.append(share)
+            else:
+                self.channels[channel].append(share)
+        return {"ok": True, "files": [file_object(f, self.url) for f in done]}
+
+    def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.home_enabled:
+            return {"ok": False, "error": "not_enabled"}
+        view = views.parse_view(params.get("view"))
+        messages = views.view_messages(params.get("user_id"), view)
+        if messages:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": messages}}
+        assert view is not None
+        if views.too_large(view):
+            return {"ok": False, "error": "view_too_large"}
+        user = str(params["user_id"])
+        self.home_views[user] = view
+        return {"ok": True, "view": {**view, "id": f"V0HOME{user}", "hash": self._next_ts()}}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL: raw bytes, or a multipart form whose `file` (or first) part holds them."""
+        file_id = request.match_info["file_id"]
+        if request.content_type.startswith("multipart/"):
+            body = b""
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name in ("file", "filename") or not body:  # type: ignore[union-attr]
+                    body = bytes(await part.read())  # type: ignore[union-attr]
+        else:
+            body = await request.read()
+        status, text = self.uploads.receive(file_id, body)
+        answer = {"ok": status == 200}
+        self.calls.append(Call("upload", {"file_id": file_id, "bytes": len(body)}, status, answer))
+        return web.Response(status=status, text=text)
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
