@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
+from bot.watch.settings import WatchSettings
 from probes.errors import ConfigError
 from probes.settings import ProbeSettings
 from probes.transports.cluster import ClusterSettings
@@ -43,6 +44,7 @@ class Config(BaseModel):
     cluster: ClusterOverrides = Field(default_factory=ClusterOverrides)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
 
     def cluster_settings(self) -> ClusterSettings:
         return ClusterSettings(kubeconfig=self.kubeconfig, context=self.context,
