@@ -1,11 +1,12 @@
 """The layer picture of a check, uploaded into the check's thread (docs/slack.md#file-uploads).
 
-`start(rt, report)` begins drawing at once (in a worker thread, bot/picture) so the picture is ready by
-the time the findings are posted; `upload(...)` then shares it into the thread with Slack's external
-upload flow (`files_upload_v2`: files.getUploadURLExternal, POST of the bytes, files.completeUploadExternal
-with `channel_id` and the parent's `thread_ts`). A failed upload (no `files:write` scope, the bot not a
-member of a private channel) is logged and the check goes on: the findings are already in the thread.
-Used by `threads.post_node_check`; off with `slack.pictures: false`.
+`start(rt, report)` begins drawing at once (in a worker thread, bot/picture) while the findings and
+the verdict are posted, so neither waits for the picture; `upload(...)` then shares it into the
+thread with Slack's external upload flow (`files_upload_v2`: files.getUploadURLExternal, POST of the
+bytes, files.completeUploadExternal with `channel_id` and the parent's `thread_ts`). A failed upload
+(no `files:write` scope, the bot not a member of a private channel) is logged and the check goes on:
+the findings are already in the thread. Used by `threads.post_node_check` and the watch's regression
+threads; off with `slack.pictures: false`.
 """
 
 from __future__ import annotations

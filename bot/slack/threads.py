@@ -99,15 +99,15 @@ async def post_reply(
 async def post_node_check(
     rt: Runtime, channel: str, parent_ts: str, report: Report, requested_by: str
 ) -> None:
-    drawing = pictures.start(rt, report)  # drawn while the findings are posted
+    drawing = pictures.start(rt, report)  # drawn in a thread while the findings and verdict are posted
     try:
         await post_findings(rt, channel, parent_ts, report, requested_by)
-        await pictures.upload(rt, channel, parent_ts, report, drawing)
+        line = msg.verdict_line(report)
+        await update_parent(rt, channel, parent_ts, line, report, msg.checked_note(report, requested_by))
+        await pictures.upload(rt, channel, parent_ts, report, drawing)  # the verdict never waits for it
     finally:
         if drawing is not None:
             drawing.cancel()  # no-op once done; stops the drawing if posting failed
-    line = msg.verdict_line(report)
-    await update_parent(rt, channel, parent_ts, line, report, msg.checked_note(report, requested_by))
 
 
 async def run_check(rt: Runtime, node: str, channel: str, requested_by: str, parent_ts: str) -> Report | None:

@@ -127,9 +127,10 @@ class Watcher:
         drawing = pictures.start(self.rt, report)
         try:
             await threads.post_findings(self.rt, self.channel, parent_ts, report, fleet_text.WATCH_REQUESTER)
+            note = fleet_text.regression_note(change, self.fleet.agree)
+            await threads.update_parent(self.rt, self.channel, parent_ts,
+                                        fleet_text.regression_parent(change), report, note)
             await pictures.upload(self.rt, self.channel, parent_ts, report, drawing)
         finally:
             if drawing is not None:
                 drawing.cancel()
-        await threads.update_parent(self.rt, self.channel, parent_ts, fleet_text.regression_parent(change),
-                                    report, fleet_text.regression_note(change, self.fleet.agree))
