@@ -100,7 +100,9 @@ def home_node_line(record: NodeRecord, now: float) -> str:
         head = f"{msg.STATUS_EMOJI[report.verdict]} *{msg.escape(record.node)}* — {what}{more}"
     else:
         counted = [f for f in report.findings if f.status is not Status.SKIP]
-        head = f"{msg.STATUS_EMOJI[Status.OK]} *{msg.escape(record.node)}* — all {len(counted)} probes ok"
+        what = f"all {len(counted)} probes ok" if counted else "nothing checked (every probe skipped)"
+        mark = msg.STATUS_EMOJI[Status.OK if counted else Status.SKIP]
+        head = f"{mark} *{msg.escape(record.node)}* — {what}"
     return f"{head}\n_checked {age(now - record.checked_at)} ({record.source.value})_"
 
 
