@@ -96,6 +96,11 @@ class SlackStandIn:
         """Every upload ticket, completed or not, in the order they were asked for."""
         return list(self.uploads.files.values())
 
+    def file_content(self, file_id: str) -> bytes | None:
+        """The bytes uploaded for `file_id` (None: no such ticket, or nothing received yet)."""
+        file = self.uploads.files.get(file_id)
+        return file.data if file is not None else None
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
