@@ -11,8 +11,8 @@ counts towards the streak; the fleet series show the status change; the Home tab
 stays within them for a 300-node fleet; its re-check button checks the node into the watch channel
 as the clicking user (who then may not approve its fix), a forged node name is refused; without a
 channel there are no buttons; config: `watch.interval: 10s`, bad durations and a missing channel are
-one-line errors; serve runs the scheduled sweeps, answers app_home_opened and shows the series on
-/metrics.
+one-line errors, and so is an unknown watched probe at `serve`; serve runs the scheduled sweeps,
+answers app_home_opened and shows the series on /metrics.
 """
 
 from __future__ import annotations
@@ -289,3 +289,23 @@ async def test_serve_runs_the_scheduled_sweeps_home_and_metrics() -> None:
     assert "netcheck_watch_sweeps_total" in exposition
     assert view_messages(APPROVER, standin.home_views[APPROVER]) == []
     assert standin.messages(WATCH_CHANNEL) == []  # broken from the start: the baseline, not a regression
+
+
+async def test_serve_refuses_an_unknown_watched_probe_before_starting() -> None:
+    from bot.config import Config
+    from bot.wiring import build_engine
+    from probes.engine import Transports
+    from tests.bot.test_picture import FACTS, REG
+    from tests.fakes import FakeCluster
+
+    async def discover():
+        return FACTS
+
+    transports = Transports(cluster=FakeCluster(), discover=discover)
+    engine = build_engine(Config(), transports=transports, registry=REG)
+    settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
+                                             "api_url": "http://127.0.0.1:9/api/"})
+    watch = WatchSettings(interval=10, channel=WATCH_CHANNEL, probes=["host-api", "host-apii"])
+    with pytest.raises(ConfigError) as caught:
+        await serve(settings, engine, None, None, host="127.0.0.1", port=0, stop=asyncio.Event(), watch=watch)
+    assert str(caught.value).startswith("config error: watch.probes: unknown probe 'host-apii'")
