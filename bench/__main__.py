@@ -4,7 +4,9 @@ For each lab size (workers 2, 9, 29 -> 3, 10, 30 nodes) it brings a lab up (own 
 NETCHECK_LAB_PREFIX/_STATE), adds latency on the router (bench/delay.py's Delayer), and measures:
 one node (`netcheck check NODE --json` wall time, each probe alone with --probe, the sequential
 baseline of bench/baseline.py) on the smallest lab; `netcheck check --all --json` on every size;
-ack latency and RSS (bench/slackbench.py) on the largest. Prints a table and writes JSON to
+ack latency and RSS (bench/slackbench.py) on the largest; with `--dead-node`, `check --all` again on
+every size with one worker `unreachable` (a dead node: InternalIP silent, NotReady, pods Pending).
+Prints a table and writes JSON to
 bench/results/<UTC timestamp>.json. Each lab is torn down, also on error or Ctrl-C.
 """
 
@@ -104,6 +106,36 @@ def fleet(lab: Any, parallel: int | None) -> dict[str, Any]:
             "check_all_s": round(wall, 3), "slowest_report_s": max(r["duration_s"] for r in reports)}
 
 
+def fleet_with_dead_node(lab: Any, parallel: int | None) -> dict[str, Any]:
+    """`check --all` with the last worker unreachable: what one dead node costs the sweep."""
+    import yaml
+
+    dead = [n for n in lab.nodes if n.role != "control-plane"][-1].name
+    connect_timeout = yaml.safe_load(lab.config_file.read_text()).get("ssh", {}).get("connect_timeout")
+    argv = [*NETCHECK, "check", "--all", "--json"]
+    if parallel is not None:
+        argv += ["--config", str(config_with_parallel(lab, parallel))]
+    lab.fault("unreachable", node=dead, on=True)
+    try:
+        wall, done = ops(lab, argv)
+    finally:
+        lab.fault("unreachable", node=dead, on=False)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
+    reports = {r["node"]: r for r in json.loads(done.stdout)}
+    healthy = [r["duration_s"] for node, r in reports.items() if node != dead]
+    from probes.transports.ssh import SSHSettings
+
+    return {"nodes": len(reports), "max_nodes_in_parallel": parallel or DEFAULT_PARALLEL,
+            "dead_node": dead, "check_all_s": round(wall, 3),
+            "dead_report_s": round(reports[dead]["duration_s"], 3),
+            "slowest_healthy_report_s": round(max(healthy), 3),
+            "ssh_connect_timeout_s": connect_timeout or SSHSettings().connect_timeout,
+            "dead_findings": {f["probe"]: f["summary"] for f in reports[dead]["findings"]
+                              if f["probe"] in ("ssh", "debug-pod")},
+            "load_avg_1m_after": round(os.getloadavg()[0], 2)}
+
+
 def with_lab(workers: int, delay_ms: float, body: Any) -> Any:
     from lab.cluster import Lab
 
@@ -130,6 +162,10 @@ def table(result: dict[str, Any]) -> str:
             ratio = f["check_all_s"] / one["check_s"]
             rows.append((f"{biggest}-node sweep ({f.get('max_nodes_in_parallel', DEFAULT_PARALLEL)} at once) "
                          "/ one node (goal <= 2)", f"{ratio:.2f}"))
+    for d in result.get("fleet_dead", []):
+        rows.append((f"check --all, {d['nodes']} nodes, {d['max_nodes_in_parallel']} at once, one dead "
+                     f"(connect timeout {d['ssh_connect_timeout_s']:g} s)",
+                     f"{d['check_all_s']:.2f} s (dead node's report {d['dead_report_s']:.2f} s)"))
     rows += _slack_rows(result.get("slack"), ", each starting a check")
     rows += _slack_rows(result.get("slack_sweep_only"), ", help only, during the sweep")
     rows += _slack_rows(result.get("slack_idle"), ", help only, idle bot")
@@ -170,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time acks of `/netcheck help` during the sweep only, and with an idle bot")
     parser.add_argument("--fleet-parallel", default="",
                         help="extra probes.max_nodes_in_parallel bounds to time --all with, e.g. 10,30")
+    parser.add_argument("--dead-node", action="store_true",
+                        help="also time check --all with one worker unreachable (fleet stage)")
     parser.add_argument("--stages", default="one,fleet,slack",
                         help="subset of: one (first size), fleet (every size), slack (last size)")
     args = parser.parse_args(argv)
@@ -204,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[bench] check --all, {len(lab.nodes)} nodes, bound {parallel or 'default'}",
                           file=sys.stderr)
                     result["fleet"].append(fleet(lab, parallel))
+                    save()
+                for parallel in [None, *bounds] if args.dead_node else []:
+                    print(f"[bench] check --all, {len(lab.nodes)} nodes, bound {parallel or 'default'}, "
+                          "one dead", file=sys.stderr)
+                    result.setdefault("fleet_dead", []).append(fleet_with_dead_node(lab, parallel))
                     save()
             if last and "slack" in stages:
                 print(f"[bench] slack acks + RSS, {len(lab.nodes)} nodes", file=sys.stderr)

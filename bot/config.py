@@ -11,6 +11,7 @@ To add a section: give it a pydantic sub-model with extra="forbid" and add one f
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,9 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
 from bot.watch.settings import WatchSettings
+from fixes.base import FixSettings
 from probes.errors import ConfigError
 from probes.settings import ProbeSettings
 from probes.transports.cluster import ClusterSettings
+from probes.transports.commands import shown
 from probes.transports.discovery import ClusterOverrides
 from probes.transports.pod import DebugPodSettings
 from probes.transports.ssh import SSHSettings
@@ -41,6 +44,7 @@ class Config(BaseModel):
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     debug_pod: DebugPodSettings = Field(default_factory=DebugPodSettings)
     probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    fixes: FixSettings = Field(default_factory=FixSettings)
     cluster: ClusterOverrides = Field(default_factory=ClusterOverrides)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
@@ -54,10 +58,31 @@ class Config(BaseModel):
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     return f"config error: {where}: {message}"
+
+
+def _known_probe_ids() -> list[str]:
+    import probes.catalog  # noqa: F401  (importing the catalog registers the probes)
+    from probes.registry import default_registry
+
+    return default_registry.ids()
+
+
+def check_probe_ids(config: Config) -> None:
+    """Every probe id the config names must exist: a typo in `probes.disabled` would otherwise
+    silently run the probe it meant to switch off. The error names the key and the closest ids."""
+    known = _known_probe_ids()
+    named = [("probes.disabled", config.probes.disabled), ("probes.timeouts", list(config.probes.timeouts)),
+             ("slack.probes", config.slack.probes or [])]
+    for key, ids in named:
+        for probe_id in ids:
+            if probe_id not in known:
+                closest = difflib.get_close_matches(probe_id, known, n=3, cutoff=0.0)
+                raise ConfigError(f"config error: {key}: unknown probe id {shown(probe_id)}; "
+                                  f"closest: {', '.join(closest)}")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -98,6 +123,8 @@ def load(path: str | Path | None = None, *, env: Mapping[str, str] | None = None
     if from_env and isinstance(slack_file, dict):  # the file wins over the environment
         data = {**data, "slack": {**from_env, **slack_file}}
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from None
+    check_probe_ids(config)
+    return config

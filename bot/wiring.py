@@ -12,12 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot.config import Config
 from bot.slack.nodesource import ClusterNodeSource
+from fixes.lock import ClusterFixLock
 from fixes.runner import FixRunner
 from probes.engine import Engine, Transports
 from probes.registry import Registry, default_registry
 from probes.transports.cluster import KubeCluster, load_api_client
 from probes.transports.discovery import discover
 from probes.transports.leases import KubernetesLeaseStore
+from probes.transports.owner import process_owner
 from probes.transports.pod import DebugPods
 from probes.transports.ssh import SSHPool
 
@@ -61,9 +63,16 @@ def build_engine(
 
 
 def build_fix_runner(config: Config, engine: Engine) -> FixRunner:
-    """The fix runner over the same engine (and so the same transports) the checks use."""
-    del config  # the runner reads its settings from the engine; kept for a uniform builder signature
-    return FixRunner(engine)
+    """The fix runner over the same engine (and so the same transports) the checks use, serialized
+    per node across processes by the node's fix Lease in the bot's namespace (none without a
+    Kubernetes client: an injected `Transports`)."""
+    node_lock = None
+    if isinstance(engine.cluster, KubeCluster):
+        store = KubernetesLeaseStore(engine.cluster.api, config.ops.lease_namespace,
+                                     request_timeout=config.cluster_settings().request_timeout)
+        node_lock = ClusterFixLock(store, namespace=config.ops.lease_namespace, owner=process_owner(),
+                                   settings=config.fixes)
+    return FixRunner(engine, settings=config.fixes, node_lock=node_lock)
 
 
 def build_node_source(engine: Engine) -> ClusterNodeSource | None:

@@ -9,7 +9,6 @@ line) before it runs anything, and builds every command with `probes.transports.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
@@ -22,6 +21,7 @@ from probes.facts import ClusterFacts
 from probes.model import Report
 from probes.transports.base import CommandResult, NodeShell
 from probes.transports.commands import Arg, render
+from probes.transports.commands import path as file_path  # the one path validator
 
 FILE_CONTENT_LIMIT = 65536
 """Bytes of file content a fix writes in one command (unit files, drop-ins, /etc/hosts)."""
@@ -33,6 +33,15 @@ class FixSettings(BaseModel):
     command_timeout: float = Field(
         15.0, gt=0, description="Seconds one node command of a fix may take (systemctl, iptables)."
     )
+    lock_duration: float = Field(
+        30.0, gt=0, description="Seconds a node's fix Lease (netcheck-fix-NODE) stays valid without "
+        "renewal; its holder renews it every third of that while the fix runs.",
+    )
+    lock_wait: float = Field(
+        60.0, ge=0, description="Seconds a fix waits for another process's fix on the same node before "
+        "it is refused as busy.",
+    )
+    lock_retry: float = Field(1.0, gt=0, description="Seconds between attempts to take a busy node's Lease.")
 
 
 class FixFailed(NetcheckError):
@@ -68,16 +77,8 @@ def file_content(text: str) -> Arg:
     return Arg(text)
 
 
-_PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
 ABSENT_EXIT = 3
 """Exit status `read_file` uses for "no such file", so it is told apart from a failing `cat`."""
-
-
-def file_path(value: str) -> Arg:
-    """An absolute path without `..` or shell syntax (fixes only write fixed paths)."""
-    if not _PATH.match(value) or "/../" in f"{value}/":
-        raise InvalidInput(f"invalid path {value!r}: must be absolute, no '..', no shell syntax")
-    return Arg(value)
 
 
 class Fix(ABC):

@@ -2,7 +2,9 @@
 
 Called by the CLI (`netcheck fix`, bot/commands/fix.py) and the Slack approval handler. One
 asyncio lock per (node, fix): a second apply of the same fix on the same node while the first
-runs gets outcome `busy`, never a second change. Every step writes an audit event (fixes/audit.py).
+runs gets outcome `busy`, never a second change. Across processes (CLI and bot, two replicas) the
+node's fix Lease (fixes/lock.py) serializes whole runs, precheck included: a second process waits
+for it, or gets `busy`. Every step writes an audit event (fixes/audit.py).
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
+
 from fixes.audit import audit
 from fixes.base import EngineAPI, Fix, FixSettings
+from fixes.lock import ClusterFixLock, FixLockBusy, FixLockError, HeldLock, NoLockNamespace
 from fixes.model import Approval, FixResult, Outcome, Plan
 from fixes.registry import FixRegistry, default_registry
 from probes.errors import InvalidInput, NetcheckError
 from probes.model import Finding, Status
 from probes.transports.commands import node_name
+
+log = structlog.get_logger("netcheck.fixes")
 
 
 class FixRunner:
@@ -26,12 +33,15 @@ class FixRunner:
         *,
         registry: FixRegistry | None = None,
         settings: FixSettings | None = None,
+        node_lock: ClusterFixLock | None = None,
     ) -> None:
         if registry is None:
             import fixes.catalog  # noqa: F401  (importing the catalog registers the fixes)
         self.engine = engine
         self.registry = registry or default_registry
         self.settings = settings or FixSettings()
+        self.node_lock = node_lock
+        """None: no cluster (tests, embedders): only this process's locks serialize fixes."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def _fix(self, node: str, fix_id: str) -> Fix:
@@ -59,7 +69,41 @@ class FixRunner:
                   outcome=Outcome.BUSY)
             return FixResult(outcome=Outcome.BUSY, message=message)
         async with lock:
-            return await self._apply_locked(node, fix_id, params, approval)
+            held, refused = await self._take_node(node, fix_id, params, approval.approver)
+            if refused is not None:
+                return refused
+            try:
+                return await self._apply_locked(node, fix_id, params, approval)
+            finally:
+                if held is not None:
+                    await held.release()
+
+    async def _take_node(
+        self, node: str, fix_id: str, params: dict[str, str | int], who: str
+    ) -> tuple[HeldLock | None, FixResult | None]:
+        """The node's fix Lease, or the result that says why not (busy, or the API failed)."""
+        if self.node_lock is None:
+            return None, None
+        try:
+            self._fix(node, fix_id)  # node name and fix id valid before they name a Lease
+        except InvalidInput as exc:
+            audit("plan", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.REFUSED,
+                  error=str(exc))
+            return None, FixResult(outcome=Outcome.REFUSED, message=str(exc))
+        try:
+            return await self.node_lock.acquire(node, f"{fix_id} approved by {who}"), None
+        except NoLockNamespace as exc:  # no bot deployed to share the node with: this process's lock
+            log.warning("fix lock unavailable: fixes serialized in this process only", node=node,
+                        error=str(exc))
+            return None, None
+        except FixLockBusy as exc:
+            audit("apply", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.BUSY,
+                  error=str(exc))
+            return None, FixResult(outcome=Outcome.BUSY, message=str(exc))
+        except FixLockError as exc:
+            audit("apply", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.FAILED,
+                  error=str(exc))
+            return None, FixResult(outcome=Outcome.FAILED, message=f"{exc}; nothing was changed")
 
     async def _apply_locked(
         self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval
@@ -200,9 +244,16 @@ class FixRunner:
         if lock.locked():
             return FixResult(outcome=Outcome.BUSY, message=f"{fix_id} is busy on {node}")
         async with lock:
+            held, refused = await self._take_node(node, fix_id, params, approval.approver)
+            if refused is not None:
+                return refused
             try:
-                fix = self._fix(node, fix_id)
-                plan = await fix.plan(params)
-            except InvalidInput as exc:
-                return FixResult(outcome=Outcome.REFUSED, message=str(exc))
-            return await self._rollback(fix, plan, before, approval.approver, ["rollback requested"], [])
+                try:
+                    fix = self._fix(node, fix_id)
+                    plan = await fix.plan(params)
+                except InvalidInput as exc:
+                    return FixResult(outcome=Outcome.REFUSED, message=str(exc))
+                return await self._rollback(fix, plan, before, approval.approver, ["rollback requested"], [])
+            finally:
+                if held is not None:
+                    await held.release()

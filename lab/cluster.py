@@ -288,11 +288,15 @@ class Lab:
         return faults.active(self)
 
     def add_node(self, name: str, internal_ip: str, pod_cidr: str, *, ready: bool = True,
-                 annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> dict:
+                 annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+                 pods_like: str | None = None) -> dict:
+        """A node in the API only; `pods_like`: its debug pods run in that lab node's pod namespace."""
         from lab import apiconfig
 
         body = {"name": name, "internal_ip": internal_ip, "pod_cidr": pod_cidr, "ready": ready,
                 "annotations": annotations or {}, "labels": labels or {"kubernetes.io/hostname": name}}
+        if pods_like is not None:
+            body |= {"pod_ip": self.node(pods_like).pod_ip, "pod_netns": self.pod_ns(pods_like)}
         return apiconfig.control(self, "POST", "/lab/v1/nodes", body)
 
     def remove_node(self, name: str) -> dict:
@@ -304,3 +308,16 @@ class Lab:
         from lab import apiconfig
 
         return apiconfig.control(self, "PUT", f"/lab/v1/nodes/{name}/ready", {"ready": ready})
+
+    def hold_pods(self, name: str, reason: str | None) -> dict:
+        """New pods on the node stay Pending, containers waiting with `reason` (None: start again)."""
+        from lab import apiconfig
+
+        return apiconfig.control(self, "PUT", f"/lab/v1/nodes/{name}/pods", {"hold": reason})
+
+    def break_watches(self, resource: str, fail_next: int = 0, status: int = 500) -> dict:
+        """End every open watch of `resource`; the next `fail_next` watch requests get `status`."""
+        from lab import apiconfig
+
+        return apiconfig.control(self, "POST", "/lab/v1/watches/break",
+                                 {"resource": resource, "fail_next": fail_next, "status": status})

@@ -313,6 +313,30 @@ class NoTunnelDevice:
                 if topology.VXLAN_DEVICE in ln])
 
 
+def _drop_lan(node: spec.NodeSpec) -> list[list[str]]:
+    return [["INPUT", "-i", node.iface, "-j", "DROP"], ["FORWARD", "-i", node.iface, "-j", "DROP"]]
+
+
+@register("unreachable", "the node's InternalIP answers nothing (all LAN traffic in dropped), the API "
+          "sees it NotReady and its pods stay Pending: a dead node")
+class Unreachable:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        if node.role == "control-plane":
+            raise ValueError("the unreachable fault would take the lab's API server down with the node")
+        for chain, *rule in _drop_lan(node):
+            _ensure_rule(lab, node, "filter", chain, rule)
+        lab.set_ready(node.name, False)  # what the node controller reports after its grace period
+        lab.hold_pods(node.name, "ContainerCreating")
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        lab.hold_pods(node.name, None)
+        lab.set_ready(node.name, True)
+        for chain, *rule in _drop_lan(node):
+            _drop_rule(lab, node, "filter", chain, rule)
+
+
 def active(lab: Lab) -> dict[str, set[str]]:
     path = lab.state / FAULTS_FILE
     if not path.exists():

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from probes.attempts import TransportAttempts
 from probes.causes import attribute_causes
 from probes.context import ProbeContext
 from probes.errors import InvalidInput, ProbeSkip, TransportUnavailable
@@ -101,6 +102,8 @@ class _Lazy:
         self._missing = missing
 
     async def get(self, timeout: float) -> tuple[Any | None, str | None]:
+        """Wait for the acquisition. The transport bounds its own attempt (ssh.connect_timeout,
+        debug_pod.start_timeout); `timeout` is only the engine's safety net above those."""
         if self._task is None:
             return None, self._missing
         try:
@@ -110,6 +113,17 @@ class _Lazy:
             return None, f"not ready after {timeout:g} s"
         except TransportUnavailable as exc:
             return None, str(exc)
+
+    def ready(self) -> tuple[Any | None, str | None]:
+        """The transport if it is already there, without waiting (for probes that did not ask for it)."""
+        if self._task is None:
+            return None, self._missing
+        if not self._task.done():
+            return None, "not ready yet"
+        if self._task.cancelled():
+            return None, "cancelled"
+        exc = self._task.exception()
+        return (None, str(exc)) if exc is not None else (self._task.result(), None)
 
     @property
     def started(self) -> bool:
@@ -197,7 +211,7 @@ class Engine:
         specs = self._selected(probes)
         facts = await self.facts(refresh=True)  # one discovery per run: the bot lives for days
         node_facts = await self._node(node, facts)
-        return await self._check(node_facts, facts, specs)
+        return await self._check(node_facts, facts, specs, TransportAttempts())
 
     async def check_all(
         self, *, probes: Sequence[str] | None = None, concurrency: int | None = None
@@ -205,31 +219,40 @@ class Engine:
         specs = self._selected(probes)
         facts = await self.facts(refresh=True)
         limit = asyncio.Semaphore(concurrency or self.settings.max_nodes_in_parallel)
+        attempts = TransportAttempts()  # a pod or shell that failed for one node's check fails for all
 
         async def one(node: NodeFacts) -> Report:
             async with limit:
-                return await self._check(node, facts, specs)
+                return await self._check(node, facts, specs, attempts)
 
         return list(await asyncio.gather(*(one(n) for n in facts.nodes)))
 
-    async def _check(self, node: NodeFacts, facts: ClusterFacts, specs: list[ProbeSpec]) -> Report:
+    async def _check(
+        self, node: NodeFacts, facts: ClusterFacts, specs: list[ProbeSpec],
+        attempts: TransportAttempts | None = None,
+    ) -> Report:
+        attempts = attempts or TransportAttempts()
         started_at = datetime.now(UTC)
         t0 = time.monotonic()
         node_log = log.bind(node=node.name)
         needs = {need for spec in specs for need in spec.needs}
         shells, pods = self.transports.shells, self.transports.pods
         # SSH connect and debug-pod start begin together; each probe awaits only what it needs.
+        # Through `attempts`: one attempt per node and transport in this run (a failure is final).
         host = _Lazy(
-            (lambda: shells.get(node)) if shells is not None and "host" in needs else None,
+            (lambda: attempts.acquire("host", node, shells.get))
+            if shells is not None and "host" in needs else None,
             "no SSH configured",
         )
         pod = _Lazy(
-            (lambda: pods.get(node)) if pods is not None and "pod" in needs else None,
+            (lambda: attempts.acquire("pod", node, pods.get))
+            if pods is not None and "pod" in needs else None,
             "no debug pod configured",
         )
         peer_node = self._peer_node(node, facts) if "peer-pod" in needs else None
         peer = _Lazy(
-            (lambda: pods.get(peer_node)) if pods is not None and peer_node is not None else None,
+            (lambda: attempts.acquire("pod", peer_node, pods.get))
+            if pods is not None and peer_node is not None else None,
             "no debug pod on another Ready node",
         )
         futures: dict[str, asyncio.Future[Finding]] = {
@@ -329,13 +352,14 @@ class Engine:
             return Finding(probe=spec.id, layer=spec.layer, status=status, summary=summary, **extra)
 
         transport_wait = self.settings.transport_timeout
-        # A declared need is awaited and required; a transport another probe of this check started
-        # is handed over too (awaited, not required), so probes that use one opportunistically get it.
-        host_shell, host_reason = await host.get(transport_wait) if host.started else (None, host.missing)
+        # A declared need is awaited and required. A transport another probe of this check started is
+        # handed over only if it is already there: a probe never waits for what it did not ask for
+        # (host-only probes finish at the host's pace while a debug pod is still starting, or never does).
+        host_shell, host_reason = await host.get(transport_wait) if "host" in spec.needs else host.ready()
         if "host" in spec.needs and host_shell is None:
             probe_log.info("probe skipped", reason=host_reason)
             return finding(Status.SKIP, f"no SSH to {node.name}: {host_reason}")
-        pod_exec, pod_reason = await pod.get(transport_wait) if pod.started else (None, pod.missing)
+        pod_exec, pod_reason = await pod.get(transport_wait) if "pod" in spec.needs else pod.ready()
         if "pod" in spec.needs and pod_exec is None:
             probe_log.info("probe skipped", reason=pod_reason)
             return finding(Status.SKIP, f"no debug pod on {node.name}: {pod_reason}")

@@ -24,9 +24,16 @@ class NodeFacts(_Facts):
     name: str
     internal_ip: str | None = None
     pod_cidr: str | None = None
+    pod_cidrs: list[str] = []
+    """spec.podCIDRs: every pod block of the node (dual stack has one per family)."""
     ready: bool = False
     annotations: dict[str, str] = {}
     labels: dict[str, str] = {}
+
+    @property
+    def pod_blocks(self) -> list[str]:
+        """spec.podCIDR and spec.podCIDRs, each once, in that order."""
+        return list(dict.fromkeys([*([self.pod_cidr] if self.pod_cidr else []), *self.pod_cidrs]))
 
     @property
     def calico_ipv4_address(self) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -13,7 +15,7 @@ class ProbeSettings(BaseModel):
     http_timeout: float = Field(
         4.0, gt=0, description="Seconds the curl to the API service IP waits (curl --max-time)."
     )
-    timeouts: dict[str, float] = Field(
+    timeouts: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="Per-probe overrides of default_timeout, by probe id."
     )
     disabled: list[str] = Field(default_factory=list, description="Probe ids never run.")
@@ -21,7 +23,9 @@ class ProbeSettings(BaseModel):
         4, ge=1, description="Nodes `check --all` probes at the same time (SSH sessions, debug pods)."
     )
     transport_timeout: float = Field(
-        60.0, gt=0, description="Seconds a probe waits for its node's SSH connection or debug pod."
+        120.0, gt=0,
+        description="Safety cap on a probe's wait for its node's SSH connection or debug pod; the "
+        "transports end a dead node's wait first (ssh.connect_timeout, debug_pod.start_timeout).",
     )
 
     def timeout_for(self, probe_id: str) -> float:

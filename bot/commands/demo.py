@@ -83,6 +83,7 @@ async def slack_bot(config_file: Path, slack: SlackSide) -> AsyncIterator[SlackB
     from bot import config as config_module
     from bot import wiring
     from bot.slack.app import build_app
+    from bot.slack.http import events_app
     from bot.slack.settings import SlackSettings
     from fixes.runner import FixRunner
 
@@ -94,7 +95,7 @@ async def slack_bot(config_file: Path, slack: SlackSide) -> AsyncIterator[SlackB
             "approvers": list(slack.approvers),
         })
         app, runtime = build_app(settings, engine, FixRunner(engine), probe_count=len(list(engine.registry)))
-        yield SlackBot(app.web_app(path=slack.events_path), runtime)
+        yield SlackBot(events_app(app, settings, path=slack.events_path), runtime)
     finally:
         if runtime is not None:
             await runtime.tasks.close(SHUTDOWN_GRACE_S)

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
 from probes.errors import InvalidInput, NetcheckError
+from probes.transports.commands import param_key, shown
 
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_REFUSED = 0, 1, 2
 _EXIT = {
@@ -49,11 +50,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def parse_params(pairs: list[str]) -> dict[str, str | int]:
+    """KEY=VALUE pairs; a key given twice is an error (never "the last one wins"). Values are
+    validated by the fix itself, in `plan`."""
     params: dict[str, str | int] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InvalidInput(f"invalid --param {pair!r}: expected KEY=VALUE")
+            raise InvalidInput(f"invalid --param {shown(pair)}: expected KEY=VALUE")
+        param_key(key)
+        if key in params:
+            raise InvalidInput(f"--param {key} given twice; give each parameter once")
         params[key] = value
     return params
 
@@ -64,13 +70,13 @@ def local_approver() -> str:
 
 
 async def execute(
-    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO
+    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO, runner: FixRunner | None = None
 ) -> int:
-    """The command, given an engine (tests pass a fake one)."""
+    """The command, given an engine (tests pass a fake one) and the runner over it (default: plain)."""
     def say(text: str) -> None:
         print(text, file=stdout, flush=True)
 
-    runner = FixRunner(engine)
+    runner = runner or FixRunner(engine)
     try:
         params = parse_params(args.param)
         plan = await runner.plan(args.node, args.fix_id, params)
@@ -103,9 +109,12 @@ async def execute(
 
 
 async def _main(args: argparse.Namespace, build_engine: Callable[[Any], Any], config: Any) -> int:
+    from bot import wiring
+
     engine = build_engine(config)
     try:
-        return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout)
+        runner = wiring.build_fix_runner(config, engine)  # with the node's fix Lease, as the bot's
+        return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout, runner=runner)
     finally:
         close = getattr(engine, "aclose", None)
         if close is not None:

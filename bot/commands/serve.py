@@ -6,11 +6,11 @@ Socket Mode when SLACK_APP_TOKEN is set (no public URL needed), else HTTP mode w
 Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
 - /healthz, /readyz, /metrics on `ops.health_host:ops.health_port`;
 - leader election through the `ops.lease_name` Lease: only the leader holds the Socket Mode
-  connection, answers /slack/events and watches for node joins. In HTTP mode a standby answers
-  /slack/events with 503 + Retry-After and runs nothing: Slack retries Events API deliveries that
-  fail (and the Service may route the retry to the leader); it does not retry slash commands or
-  button clicks, so with more than one replica use Socket Mode (Slack only delivers to the open
-  connection, i.e. the leader) — see README.md, "Deploying netcheck in a cluster";
+  connection, answers /slack/events and watches for node joins. In HTTP mode a standby runs
+  nothing; it acks a signed slash command or click with a short "failing over, try again" answer
+  (Slack does not retry those) and answers Events API deliveries with 503 + Retry-After (Slack
+  retries them, and the Service may route the retry to the leader) — bot/slack/standby.py, and
+  README.md, "Deploying netcheck in a cluster";
 - metrics: every check and fix the bot runs goes through `MeteredEngine`/`MeteredFixRunner`
   (composition layer); `build_app` records every report in the fleet state (bot/fleet/state.py)
   the continuous watch, the App Home tab and the fleet series on /metrics share;
@@ -38,8 +38,10 @@ from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
 from bot.ops.runtime import OpsRuntime
 from bot.ops.settings import OpsSettings
 from bot.slack.app import build_app
+from bot.slack.http import events_app
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
+from bot.slack.standby import StandbyAnswers
 from bot.watch.settings import WatchSettings
 from bot.watch.sweeper import Watcher
 from probes.engine import POD_TRANSPORT_PROBE_ID, TRANSPORT_PROBE_ID
@@ -48,7 +50,7 @@ from probes.errors import ClusterConflict, ClusterNotFound, ConfigError, Netchec
 log = structlog.get_logger("netcheck.serve")
 
 STANDBY_RETRY_AFTER_S = 2
-"""Retry-After a standby sends with its 503 (about one leader-election retry period)."""
+"""Retry-After a standby sends with its 503 to Events API deliveries (about one election retry period)."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -274,8 +276,9 @@ async def serve(
     runtime.add_cleanup("delete debug pods and close the engine", _aclose(engine))
     health_port = await runtime.start(install_signal_handlers=stop is None)
     web_runner = None
+    standby = StandbyAnswers(settings.secret(), STANDBY_RETRY_AFTER_S)
     if not settings.app_token:
-        web_runner = await _start_http(app, runtime, host, port)
+        web_runner = await _start_http(app, settings, runtime, standby, host, port)
     log.info("serving", mode="socket" if settings.app_token else "http", host=host, port=port,
              health_port=health_port, identity=runtime.elector.identity)
     relay = asyncio.create_task(_relay(stop, runtime)) if stop is not None else None
@@ -286,6 +289,7 @@ async def serve(
     await slack.stop()
     if web_runner is not None:
         await web_runner.cleanup()
+    await standby.aclose()
     await rt.tasks.close(ops.shutdown_grace)
     failed = await runtime.run_until_shutdown()  # cleanups: engine.aclose, election stop, Lease release
     if relay is not None:
@@ -339,20 +343,18 @@ async def _relay(stop: asyncio.Event, runtime: OpsRuntime) -> None:
     runtime.shutdown.request()
 
 
-async def _start_http(app: Any, runtime: OpsRuntime, host: str, port: int) -> Any:
-    """Bolt's /slack/events behind a gate: a standby answers 503 and runs nothing."""
+async def _start_http(app: Any, settings: SlackSettings, runtime: OpsRuntime, standby: StandbyAnswers,
+                      host: str, port: int) -> Any:
+    """Bolt's /slack/events behind a gate: a standby runs nothing and answers as `standby` says."""
     from aiohttp import web
 
     @web.middleware
     async def leader_only(request: web.Request, handler: Any) -> web.StreamResponse:
         if not runtime.elector.is_leader:
-            return web.json_response(
-                {"ok": False, "error": "standby replica; the leader answers"}, status=503,
-                headers={"Retry-After": str(STANDBY_RETRY_AFTER_S)},
-            )
+            return await standby.answer(request)
         return await handler(request)
 
-    web_app = app.web_app(path="/slack/events", port=port)
+    web_app = events_app(app, settings, path="/slack/events")  # authenticates before Bolt parses
     web_app.middlewares.append(leader_only)
     web_runner = web.AppRunner(web_app)
     await web_runner.setup()

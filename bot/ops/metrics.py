@@ -1,5 +1,5 @@
 """Prometheus metrics of the bot: checks run, findings by probe and status, fixes by outcome,
-probe and check durations.
+probe and check durations, Slack writes that could not be delivered.
 
 The engine callers (Slack handlers, node-join watcher) call `record_report(report)` after a check
 and `record_fix(result)` after a fix; the engine may call `record_probe_duration`. `bot.ops.health`
@@ -56,6 +56,10 @@ class Metrics:
             "netcheck_probe_duration_seconds", "Wall time of one probe, by probe id.", ["probe"],
             buckets=PROBE_BUCKETS, registry=self.registry,
         )
+        self.slack_undelivered = Counter(
+            "netcheck_slack_undelivered", "Slack Web API writes that failed after their retries, by method.",
+            ["method"], registry=self.registry,
+        )
 
     def record_report(self, report: Report) -> None:
         self.checks.labels(verdict=report.verdict.value).inc()
@@ -72,6 +76,9 @@ class Metrics:
 
     def record_probe_duration(self, probe: str, seconds: float) -> None:
         self.probe_duration.labels(probe=probe).observe(seconds)
+
+    def record_slack_undelivered(self, method: str) -> None:
+        self.slack_undelivered.labels(method=method).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -91,3 +98,7 @@ def record_fix(result: FixResultLike) -> None:
 
 def record_probe_duration(probe: str, seconds: float) -> None:
     METRICS.record_probe_duration(probe, seconds)
+
+
+def record_slack_undelivered(method: str) -> None:
+    METRICS.record_slack_undelivered(method)

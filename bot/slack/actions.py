@@ -11,13 +11,16 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import blocks as bk
+from bot.slack import guard, threads
 from bot.slack import messages as msg
-from bot.slack import threads
 from bot.slack.approvals import Decision, InvalidValue, Proposal, decode
 from bot.slack.ports import ApprovalRecord
 from bot.slack.runtime import Runtime
 
 log = structlog.get_logger("netcheck.slack")
+
+NOTHING_CHANGED = ("refused", "busy")
+"""Outcomes after which the node is as it was: no re-check (a hostile click costs no check)."""
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:
@@ -32,12 +35,20 @@ async def _ephemeral(rt: Runtime, channel: str, user: str, text: str, thread_ts:
 
 
 async def handle_click(rt: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:
-    clicker = body["user"]["id"]
-    container = body.get("container", {})
-    channel = container.get("channel_id") or body.get("channel", {}).get("id", "")
-    message_ts = container.get("message_ts", "")
+    # Every field is read defensively: a payload may lack `user` or carry the wrong types.
+    container = guard.mapping(body.get("container"))
+    user_id = guard.mapping(body.get("user")).get("id")
+    clicker = guard.slack_id_or_none(user_id, "Slack user id")
+    channel = guard.slack_id_or_none(
+        container.get("channel_id") or guard.mapping(body.get("channel")).get("id"), "Slack channel id"
+    )
+    if clicker is None or channel is None:
+        log.warning("refusal", reason="malformed-click", user=guard.short(user_id),
+                    channel=guard.short(container.get("channel_id")))
+        return  # nobody to answer: no valid user or channel to post an ephemeral to
+    message_ts = guard.text_field(container.get("message_ts"))
     try:
-        proposal = decode(action.get("value", ""), rt.settings.secret())
+        proposal = decode(guard.text_field(action.get("value")), rt.settings.secret())
     except InvalidValue as exc:
         log.warning("refusal", reason="tampered", user=clicker, channel=channel, error=str(exc))
         await _ephemeral(rt, channel, clicker, msg.tampered(), None)
@@ -59,8 +70,9 @@ async def handle_click(rt: Runtime, body: dict[str, Any], action: dict[str, Any]
         await _ephemeral(rt, channel, clicker, msg.already_applied(proposal.f), proposal.th)
         return
     log.info("approval", **fields, requested_by=proposal.r)
-    message_blocks = body.get("message", {}).get("blocks", [])
-    block_id = action.get("block_id", "")
+    blocks = guard.mapping(body.get("message")).get("blocks")
+    message_blocks = [b for b in blocks if isinstance(b, dict)] if isinstance(blocks, list) else []
+    block_id = guard.text_field(action.get("block_id"))
     replaced = bk.replace_action(message_blocks, block_id, bk.context(msg.applying(clicker)))
     await threads.call(
         rt, "chat.update", channel=channel, ts=message_ts, text=msg.applying(clicker), blocks=replaced
@@ -89,7 +101,7 @@ async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[
             outcome, message = "failed", str(exc)
     log.info("fix_outcome", **fields, outcome=outcome, detail=message)
     text = msg.outcome(proposal.f, proposal.n, outcome, message, approver)
-    await threads.call(
+    posted = await threads.call(
         rt,
         "chat.postMessage",
         channel=proposal.c,
@@ -97,15 +109,17 @@ async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[
         text=text,
         blocks=[bk.section(text)],
     )
-    await _recheck(rt, proposal)
+    if outcome not in NOTHING_CHANGED:
+        await _recheck(rt, proposal, None if posted else msg.outcome_undelivered(text))
 
 
-async def _recheck(rt: Runtime, proposal: Proposal) -> None:
+async def _recheck(rt: Runtime, proposal: Proposal, missing: str | None) -> None:
     try:
         report = await rt.engine.check(proposal.n, probes=rt.settings.probes)
     except Exception as exc:  # the parent then says the re-check failed
         log.exception("recheck_failed", node=proposal.n)
-        await threads.update_parent(rt, proposal.c, proposal.th, msg.check_failed(proposal.n, str(exc)), None)
+        await threads.update_parent(rt, proposal.c, proposal.th, msg.check_failed(proposal.n, str(exc)), None,
+                                    missing=missing)
         return
     line = "re-check after fix: " + msg.verdict_line(report)
-    await threads.update_parent(rt, proposal.c, proposal.th, line, report)
+    await threads.update_parent(rt, proposal.c, proposal.th, line, report, missing=missing)

@@ -1,7 +1,8 @@
 """Builds the Bolt `AsyncApp` with its Web API client, listeners and shared runtime.
 
 Called by `bot/commands/serve.py` (and the tests). The client gets `base_url` from SLACK_API_URL
-(slack_sdk reads no variable for it) and retries 429 after Retry-After.
+(slack_sdk reads no variable for it), retries 429 after Retry-After, and retries 5xx, Slack's
+transient errors and dropped connections with backoff (bot/slack/delivery.py).
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.fleet.recording import RecordingEngine
 from bot.fleet.state import FleetState
-from bot.slack import actions, commands, home
+from bot.slack import actions, commands, guard, home
 from bot.slack.approvals import Approvers, ProposalLedger
+from bot.slack.delivery import TransientErrorRetryHandler
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.ports import ApprovalFactory, ApprovalRecord, Engine, FixRunner, NodeSource
 from bot.slack.runtime import Runtime
@@ -41,8 +41,8 @@ def make_client(settings: SlackSettings) -> AsyncWebClient:
     return AsyncWebClient(
         token=settings.bot_token.get_secret_value(),
         retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
             AsyncRateLimitErrorRetryHandler(max_retry_count=settings.rate_limit_retries),
+            TransientErrorRetryHandler(settings.server_error_retries, settings.server_error_backoff_s),
         ],
         **kwargs,
     )
@@ -88,16 +88,21 @@ def build_app(
         watch=watch,
         fleet=fleet,
     )
-    app = AsyncApp(client=client, signing_secret=settings.secret(), name="netcheck")
+    # Unhandled requests go to `on_error` (one line) rather than Bolt's multi-line suggestion.
+    app = AsyncApp(client=client, signing_secret=settings.secret(), name="netcheck",
+                   raise_error_for_unhandled_request=True)
     commands.register(app, rt)
     actions.register(app, rt)
     home.register(app, rt)
+    guard.register_catch_all(app)  # last: only what no listener above takes
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error(
-            "listener_error", error=repr(error), type=body.get("type") or body.get("command"), exc_info=error
-        )
+        kind = guard.short(body.get("type") or body.get("command"))
+        if isinstance(error, BoltUnhandledRequestError):
+            log.info("unhandled", kind=kind)  # Bolt answers it 404, as without this handler
+            return
+        log.error("listener_error", error=repr(error)[:300], type=kind, exc_info=error)
 
     return app, rt
 

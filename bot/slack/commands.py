@@ -12,21 +12,44 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import blocks as bk
+from bot.slack import guard, threads
 from bot.slack import messages as msg
-from bot.slack import threads
 from bot.slack.runtime import Runtime
 from probes.errors import InvalidInput
+from probes.transports import commands as validate
 
 log = structlog.get_logger("netcheck.slack")
+
+
+TEXT_MAX = 500
+"""Characters of slash-command text read: `/netcheck NODE` needs at most a node name (253)."""
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.command("/netcheck")
     async def netcheck(ack: Any, command: dict[str, Any], respond: Any) -> None:
-        text = (command.get("text") or "").strip()
-        channel, user = command["channel_id"], command["user_id"]
+        channel = guard.slack_id_or_none(command.get("channel_id"), "Slack channel id")
+        user = guard.slack_id_or_none(command.get("user_id"), "Slack user id")
+        if channel is None or user is None:
+            log.warning("refusal", reason="malformed-command", user=guard.short(command.get("user_id")),
+                        channel=guard.short(command.get("channel_id")))
+            await ack(response_type="ephemeral", text=msg.malformed_command())
+            return
+        try:
+            text = validate.text(command.get("text") or "", TEXT_MAX, "command text").strip()
+            words = text.split()
+            if len(words) > 1:  # `NODE && touch x` must not quietly become a check of NODE
+                raise InvalidInput(f"invalid command text {validate.shown(text)}: "
+                                   "give one node name, `all` or `help`")
+            target = words[0] if words else ""
+            if target and target.lower() not in ("all", "help"):
+                validate.node_name(target)
+        except InvalidInput as exc:  # refused before anything runs: one line back to the user
+            log.info("refusal", reason="invalid-input", user=user, channel=channel, error=str(exc))
+            await ack(response_type="ephemeral", text=msg.invalid_input(str(exc)))
+            return
         log.info("command", user=user, channel=channel, text=text)
-        if not text or text.lower() == "help":
+        if not text or target.lower() == "help":
             await ack(response_type="ephemeral", text=msg.USAGE)
             return
         if not rt.channel_allowed(channel):
@@ -34,7 +57,6 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             await ack(response_type="ephemeral", text=msg.channel_not_allowed())
             return
         await ack()
-        target = text.split()[0]
         if target.lower() == "all":
             rt.tasks.spawn(check_all(rt, channel, user), name="netcheck-all")
         else:
@@ -91,9 +113,12 @@ async def check_all(rt: Runtime, channel: str, user: str) -> None:
         log.exception("check_all_failed", channel=channel, user=user)
         await threads.update_parent(rt, channel, parent_ts, msg.check_failed("all", str(exc)), None)
         return
-    for report in reports:
-        await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report), bk.node_summary(report))
+    lost = [report.node for report in reports
+            if not await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report),
+                                            bk.node_summary(report))]
     summary = bk.summary_all(f"netcheck all — {len(reports)} nodes", reports)
+    if lost:  # the one line per node is in the summary; say whose details the thread lacks
+        summary = summary[: bk.MAX_BLOCKS - 1] + [bk.context(msg.nodes_undelivered(lost))]
     fallback = "; ".join(msg.verdict(r) for r in reports)
     await threads.call(
         rt, "chat.update", None, channel=channel, ts=parent_ts, text=fallback[:3000], blocks=summary

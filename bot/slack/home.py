@@ -4,7 +4,8 @@
 A re-check runs the same check `/netcheck NODE` runs, in a thread in the watch's channel (else the
 node-join channel) asked by the clicking user, so its fix buttons follow the same approval rules as
 in channels (the asker cannot approve their own fix unless allowed). The node in the button's value
-is validated and must be one of the cluster's nodes. The clicker's Home tab is published again when
+is validated and must be one of the cluster's nodes; the user ids go through the validator module
+(guard.py) before they reach a view or a mention. The clicker's Home tab is published again when
 the check is done. Registered by `app.py::build_app`.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import structlog
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack import fleet_text, homeview, threads
+from bot.slack import fleet_text, guard, homeview, threads
 from bot.slack.runtime import Runtime
 from probes.errors import InvalidInput
 from probes.transports.commands import node_name
@@ -40,13 +41,20 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     async def home_opened(event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return  # the Messages tab was opened
-        rt.tasks.spawn(publish(rt, str(event.get("user", ""))), name="home-publish")
+        user = guard.slack_id_or_none(event.get("user"), "Slack user id")
+        if user is None:
+            log.warning("refusal", reason="bad-user", event="app_home_opened")
+            return
+        rt.tasks.spawn(publish(rt, user), name="home-publish")
 
     @app.action(homeview.RECHECK_ACTION)
     async def recheck(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        rt.tasks.spawn(handle_recheck(rt, str(body["user"]["id"]), str(action.get("value", ""))),
-                       name="home-recheck")
+        user = guard.slack_id_or_none(guard.mapping(body.get("user")).get("id"), "Slack user id")
+        if user is None:
+            log.warning("refusal", reason="bad-user", action=homeview.RECHECK_ACTION)
+            return
+        rt.tasks.spawn(handle_recheck(rt, user, guard.text_field(action.get("value"))), name="home-recheck")
 
 
 async def _known_nodes(rt: Runtime) -> list[str]:

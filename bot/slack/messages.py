@@ -130,6 +130,15 @@ def expired(node: str) -> str:
     return f"This fix proposal has expired; re-run `/netcheck {escape(node)}`. Nothing was changed."
 
 
+def invalid_input(error: str) -> str:
+    """A refused slash-command argument: the validator's one line, escaped, and the usage."""
+    return f"{escape(error)}. Nothing was run.\n{USAGE}"
+
+
+def malformed_command() -> str:
+    return "This command arrived without a valid user or channel; nothing was run."
+
+
 def tampered() -> str:
     return "This button's value failed verification; re-run the check. Nothing was changed."
 
@@ -140,6 +149,38 @@ def already_applied(fix_id: str) -> str:
 
 def check_failed(node: str, error: str) -> str:
     return f":boom: netcheck {escape(node)} failed: {escape(error)}"
+
+
+NAMES_SHOWN = 20
+"""Node names listed in one line before it ends in an ellipsis (a context block holds 3000 characters)."""
+
+
+def findings_undelivered(node: str, missing: int, total: int) -> str:
+    """Under the verdict when thread replies could not be posted (Slack kept failing)."""
+    return (f":warning: {missing} of {total} findings could not be posted to this thread (Slack errors); "
+            f"get the full report with `netcheck check {escape(node)}`.")
+
+
+def nodes_undelivered(nodes: list[str]) -> str:
+    names = ", ".join(escape(n) for n in nodes[:NAMES_SHOWN]) + (" …" if len(nodes) > NAMES_SHOWN else "")
+    return (f":warning: the details of {names} could not be posted to this thread (Slack errors); "
+            "get them with `netcheck check NODE`.")
+
+
+def outcome_undelivered(text: str) -> str:
+    """The fix outcome, on the parent, when its thread reply could not be posted."""
+    return f":warning: the fix outcome could not be posted to this thread: {text}"
+
+
+def failing_over_command(command: str) -> str:
+    """A standby replica's answer to a slash command (the leader is being replaced)."""
+    return (f"`{escape(command)}` was not run: netcheck is failing over to another replica. "
+            "Try again in a few seconds.")
+
+
+def failing_over_click() -> str:
+    return ("Your click was not processed: netcheck is failing over to another replica. Click again in a few "
+            "seconds. Nothing was changed.")
 
 
 def node_joined(node: str) -> str:

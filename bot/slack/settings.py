@@ -6,7 +6,10 @@ and by `bot/slack/app.py::build_app`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from probes.errors import InvalidInput
+from probes.transports.commands import slack_id
 
 
 class SlackSettings(BaseModel):
@@ -33,15 +36,56 @@ class SlackSettings(BaseModel):
     allowed_channels: list[str] = Field(default_factory=list, description="Channel ids; empty means any.")
     probes: list[str] | None = Field(None, description="Probe ids the bot runs; None: every probe.")
     rate_limit_retries: int = Field(3, ge=0, description="Retries of a Web API call answered with 429.")
+    server_error_retries: int = Field(
+        4, ge=0, description="Retries of a Web API call answered with 5xx, internal_error, "
+        "service_unavailable, fatal_error or request_timeout, or whose connection dropped (a post is "
+        "first looked up: no duplicates).",
+    )
+    server_error_backoff_s: float = Field(
+        0.5, gt=0, description="Backoff factor of those retries: about 0.5, 1, 2, 4 s apart, with jitter.",
+    )
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
     pictures: bool = Field(
         True, description="Upload each check's layer picture into its thread (needs the files:write scope).",
+    )
+    max_request_bytes: int = Field(
+        256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024,
+        description="Largest HTTP-mode request body read (413 above): a click carries its message's blocks, "
+        "which Slack caps far below this.",
     )
     max_concurrent_checks: int = Field(
         4, ge=1, le=64,
         description="Node checks Slack commands run at once; more wait (acks stay fast on small machines).",
     )
 
+    @field_validator("approvers")
+    @classmethod
+    def _user_ids(cls, values: list[str]) -> list[str]:
+        return [_valid(value, "Slack user id") for value in values]
+
+    @field_validator("allowed_channels")
+    @classmethod
+    def _channel_ids(cls, values: list[str]) -> list[str]:
+        return [_valid(value, "Slack channel id") for value in values]
+
+    @field_validator("join_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        return None if value is None else _valid(value, "Slack channel")
+
+    @field_validator("approver_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else _valid(value, "Slack user group id")
+
     def secret(self) -> str:
         return self.signing_secret.get_secret_value() if self.signing_secret else ""
+
+
+def _valid(value: str, kind: str) -> str:
+    """The value through the validator module, as pydantic wants a failure (ValueError, one line)."""
+    try:
+        return slack_id(value, kind).value
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None

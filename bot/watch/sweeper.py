@@ -24,6 +24,7 @@ from bot.fleet.state import Change, ChangeKind, FleetState, Source
 from bot.ops import metrics as ops_metrics
 from bot.slack import blocks as bk
 from bot.slack import fleet_text, pictures, threads
+from bot.slack import messages as msg
 from bot.slack.runtime import Runtime
 from bot.watch.settings import WatchSettings
 from probes.model import Report
@@ -126,10 +127,12 @@ class Watcher:
         self.fleet.thread_posted(change.node, self.channel, parent_ts)
         drawing = pictures.start(self.rt, report)
         try:
-            await threads.post_findings(self.rt, self.channel, parent_ts, report, fleet_text.WATCH_REQUESTER)
+            missing = await threads.post_findings(self.rt, self.channel, parent_ts, report,
+                                                  fleet_text.WATCH_REQUESTER)
             note = fleet_text.regression_note(change, self.fleet.agree)
+            lost = msg.findings_undelivered(report.node, missing, len(report.findings)) if missing else None
             await threads.update_parent(self.rt, self.channel, parent_ts,
-                                        fleet_text.regression_parent(change), report, note)
+                                        fleet_text.regression_parent(change), report, note, lost)
             await pictures.upload(self.rt, self.channel, parent_ts, report, drawing)
         finally:
             if drawing is not None:

@@ -10,9 +10,12 @@ The rule goes into the iptables backend the node actually uses
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import shlex
 from typing import Any
 
+from fixes import binding
 from fixes.base import Fix, FixFailed
 from fixes.model import Approval, Plan
 from fixes.registry import fix
@@ -73,6 +76,36 @@ def unit_text(binary: str, pod_cidr: Arg, interface: Arg) -> str:
     return UNIT_TEMPLATE.format(bin=binary, rule=rule, cidr=pod_cidr, iface=interface)
 
 
+def effective_rule(line: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str] | None:
+    """(source, out interface) of a plain `-A POSTROUTING [-s NET] [-o IF] -j MASQUERADE` line as
+    iptables-save prints it, else None. iptables-save writes the rule as the kernel holds it: the
+    source masked and with its prefix (`-s 10.0.0.1` -> `10.0.0.1/32`), and no `-s` at all for
+    0.0.0.0/0, so the source is compared as a network, never as the text that was typed. Any other
+    match or a negation makes it a different rule."""
+    try:
+        tokens = shlex.split(line)
+    except ValueError:
+        return None
+    if tokens[:2] != ["-A", "POSTROUTING"] or len(tokens) % 2:
+        return None
+    options = dict(zip(tokens[2::2], tokens[3::2], strict=True))
+    if len(options) * 2 != len(tokens) - 2 or set(options) - {"-s", "-o", "-j"}:
+        return None
+    if options.get("-j") != "MASQUERADE" or "-o" not in options:
+        return None
+    try:
+        source = ipaddress.ip_network(options.get("-s", "0.0.0.0/0"), strict=False)
+    except ValueError:
+        return None
+    return source, options["-o"]
+
+
+def count_effective_rules(saved: str, pod_cidr: Arg, interface: Arg) -> int:
+    """How many nat rules in `iptables-save -t nat` output masquerade exactly pod_cidr leaving interface."""
+    wanted = (ipaddress.ip_network(pod_cidr.value), interface.value)
+    return sum(1 for line in saved.splitlines() if effective_rule(line.strip()) == wanted)
+
+
 @fix(id="masquerade", addresses="masquerade", verify=("masquerade", "pod-api", "return-path"))
 class Masquerade(Fix):
     async def plan(self, params: dict[str, str | int]) -> Plan:
@@ -80,6 +113,8 @@ class Masquerade(Fix):
             raise InvalidInput(f"masquerade takes pod_cidr=CIDR and interface=NAME (got {sorted(params)})")
         pod_cidr = cidr(str(params["pod_cidr"]))
         interface = iface(str(params["interface"]))
+        pod_cidr = await binding.pod_block(self, pod_cidr)
+        interface, _ = await binding.node_interface(self, interface)
         backend = await detect_backend(self)
         located = await self.run(render("command -v {name}", name=Arg(f"iptables-{backend}")), check=False)
         binary = located.stdout.strip()
@@ -117,11 +152,10 @@ class Masquerade(Fix):
         return binary
 
     async def rule_count(self, plan: Plan) -> int:
-        """How many times the exact rule is in the nat table of the backend in use."""
+        """How many times the rule is in effect in the nat table of the backend in use."""
         pod_cidr, interface = self._values(plan)
         saved = await self.run(f"{self._binary(plan)}-save -t nat")
-        wanted = f"-A POSTROUTING -s {pod_cidr} -o {interface} -j MASQUERADE"
-        return sum(1 for line in saved.stdout.splitlines() if line.strip() == wanted)
+        return count_effective_rules(saved.stdout, pod_cidr, interface)
 
     async def is_applied(self, plan: Plan) -> bool:
         unit = await self.read_file(UNIT_PATH)

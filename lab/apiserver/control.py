@@ -1,4 +1,5 @@
-"""Test-only control API of the API stand-in (/lab/v1/...): add/remove nodes, set Ready, set annotations.
+"""Test-only control API of the API stand-in (/lab/v1/...): add/remove nodes, set Ready, set annotations,
+hold a node's pods Pending, break watches.
 
 Authenticated by the config's control_token (checked in app's middleware). Every change goes through the
 store, so it bumps resourceVersion and reaches watchers as ADDED/MODIFIED/DELETED.
@@ -12,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from . import objects
+from . import objects, watch
 from .config import NodeConfig
 from .status import bad_request
 
@@ -69,7 +70,37 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
                 annotations[name] = value
         return reply(state.store.replace(objects.NODES, "", node))
 
+    async def hold_pods(request: web.Request) -> web.Response:
+        """{"hold": "ContainerCreating"}: new pods on the node stay Pending with that waiting reason;
+        {"hold": null}: they start again."""
+        state = request.app[key]
+        body = await _json(request)
+        hold = body.get("hold", "") if isinstance(body, dict) else ""
+        if not (hold is None or (isinstance(hold, str) and hold)):
+            raise bad_request('body must be {"hold": "<waiting reason>"|null}')
+        name = request.match_info["name"]
+        state.store.get(objects.NODES, "", name)  # 404 for an unknown node
+        if hold is None:
+            state.held_pods.pop(name, None)
+        else:
+            state.held_pods[name] = hold
+        return reply({"node": name, "hold": hold})
+
+    async def break_watches(request: web.Request) -> web.Response:
+        """{"resource": "nodes", "fail_next": 2, "status": 500}: cut open watches, fail the next ones."""
+        state = request.app[key]
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("resource"), str):
+            raise bad_request('body must be {"resource": PLURAL, "fail_next": N, "status": CODE}')
+        fail_next, status = body.get("fail_next", 0), body.get("status", 500)
+        if not isinstance(fail_next, int) or not isinstance(status, int) or not 500 <= status <= 599:
+            raise bad_request("fail_next must be an integer and status a 5xx code")
+        broken = watch.break_watches(state, body["resource"], fail_next, status)
+        return reply({"resource": body["resource"], "broken": broken, "fail_next": fail_next})
+
     app.router.add_post("/lab/v1/nodes", add_node)
+    app.router.add_put("/lab/v1/nodes/{name}/pods", hold_pods)
+    app.router.add_post("/lab/v1/watches/break", break_watches)
     app.router.add_delete("/lab/v1/nodes/{name}", delete_node)
     app.router.add_put("/lab/v1/nodes/{name}/ready", set_ready)
     app.router.add_patch("/lab/v1/nodes/{name}/annotations", set_annotations)

@@ -180,6 +180,17 @@ def running_pod_status(pod: dict[str, Any], node: NodeConfig) -> dict[str, Any]:
     }
 
 
+def waiting_pod_status(pod: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Pending with every container waiting for `reason`, as a kubelet reports a pod it cannot start."""
+    status = pending_pod_status()
+    status["containerStatuses"] = [
+        {"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "", "ready": False,
+         "started": False, "restartCount": 0, "state": {"waiting": {"reason": reason}}, "lastState": {}}
+        for c in pod.get("spec", {}).get("containers") or []
+    ]
+    return status
+
+
 def pending_pod_status() -> dict[str, Any]:
     return {
         "phase": "Pending",

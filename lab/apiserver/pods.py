@@ -17,16 +17,19 @@ POD_START_SECONDS = 0.3
 
 
 async def start_pod(state: State, namespace: str, name: str, uid: str) -> None:
-    """A pod pinned to a node with a debug-pod namespace turns Running, like a kubelet would report."""
+    """A pod pinned to a node with a debug-pod namespace turns Running, like a kubelet would report;
+    on a node whose pods are held (control API) it stays Pending, its containers waiting with the reason."""
     await asyncio.sleep(POD_START_SECONDS)
     pods = objects.PODS
     if not state.store.exists(pods, namespace, name):
         return
     pod = state.store.get(pods, namespace, name)
-    node = state.nodes.get(pod.get("spec", {}).get("nodeName", ""))
+    node_name = pod.get("spec", {}).get("nodeName", "")
+    node = state.nodes.get(node_name)
     if pod["metadata"].get("uid") != uid or node is None or not node.pod_netns:
         return
-    pod["status"] = objects.running_pod_status(pod, node)
+    held = state.held_pods.get(node_name)
+    pod["status"] = objects.waiting_pod_status(pod, held) if held else objects.running_pod_status(pod, node)
     state.store.replace(pods, namespace, pod)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,11 @@ class State:
     nodes: dict[str, NodeConfig]
     authorizer: Authorizer
     tasks: set[asyncio.Task[Any]]
+    held_pods: dict[str, str] = field(default_factory=dict)
+    """node name -> waiting reason: pods created on that node stay Pending (a kubelet that never
+    starts them), set through the control API."""
+    failing_watches: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """resource plural -> (watch requests still to fail, HTTP status), set through the control API."""
 
 
 STATE = web.AppKey("state", State)

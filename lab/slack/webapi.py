@@ -1,17 +1,19 @@
 """Slack Web API stand-in: answers like Slack for the methods netcheck calls, records every call and
 keeps the conversation (channels → messages → thread replies, updates applied).
 
-Methods: auth.test, chat.postMessage, chat.update, chat.postEphemeral, chat.getPermalink,
-usergroups.users.list, apps.connections.open, files.getUploadURLExternal and
-files.completeUploadExternal with POST /upload/v1/<file id> between them (files.py), views.publish
-for the Home tab (views.py), plus POST /webhook/<id> for response_url. Errors: invalid_auth,
-channel_not_found, invalid_blocks, msg_too_long, message_not_found, and 429 with an integer
-Retry-After for the next N calls of a method (`rate_limit`). Used by tests and `netcheck demo`.
+Methods: auth.test, chat.postMessage (with message metadata), chat.update, chat.postEphemeral,
+chat.getPermalink, conversations.replies, conversations.history, usergroups.users.list,
+apps.connections.open, files.getUploadURLExternal and files.completeUploadExternal with POST
+/upload/v1/<file id> between them (files.py), views.publish for the Home tab (views.py), plus POST
+/webhook/<id> for response_url. Errors: invalid_auth, channel_not_found, thread_not_found,
+invalid_blocks, msg_too_long, message_not_found, and 429 with an integer Retry-After for the next N
+calls of a method (`rate_limit`). `fail` schedules Slack's own faults for the next calls of a method:
+HTTP 5xx, or `internal_error`/`fatal_error`/... answers, each either before the method ran or after it
+did (Slack: "some aspect of the operation" may have succeeded). Used by tests and `netcheck demo`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -34,6 +36,16 @@ class Call:
     answer: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Failure:
+    """One scheduled fault: HTTP `status` with `error` in Slack's JSON (or an HTML gateway page for
+    502/504, as a proxy in front of Slack answers); `lands`: the method ran before the fault."""
+
+    status: int = 500
+    error: str = "internal_error"
+    lands: bool = False
+
+
 @dataclass
 class Message:
     ts: str
@@ -46,6 +58,19 @@ class Message:
     edits: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)
     """Files this message shares (a completed upload's message)."""
+    metadata: dict[str, Any] | None = None
+
+    def as_api(self, with_metadata: bool) -> dict[str, Any]:
+        """The message as conversations.replies/history return it."""
+        out: dict[str, Any] = {"type": "message", "user": BOT_USER, "bot_id": "B0NETCHECK", "text": self.text,
+                               "blocks": self.blocks, "ts": self.ts}
+        if self.thread_ts:
+            out |= {"thread_ts": self.thread_ts, "parent_user_id": BOT_USER}
+        elif self.replies:
+            out |= {"thread_ts": self.ts, "reply_count": len(self.replies)}
+        if with_metadata and self.metadata:
+            out["metadata"] = self.metadata
+        return out
 
 
 class SlackStandIn:
@@ -68,9 +93,9 @@ class SlackStandIn:
         self.calls: list[Call] = []
         self.socket_url: str | None = None
         self._rate_limited: dict[str, int] = {}
+        self._failures: dict[str, list[Failure | None]] = {}
         self._retry_after = 1
-        self._seq = itertools.count(100)
-        self._base = int(time.time())
+        self._last_ts = 0.0
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.uploads = FileUploads()
@@ -89,6 +114,10 @@ class SlackStandIn:
     def remove_bot(self, channel: str) -> None:
         """The bot is no longer a member of `channel` (it can still post there with chat:write.public)."""
         self.bot_channels.discard(channel)
+
+    def fail(self, method: str, *failures: Failure | None) -> None:
+        """The next calls of `method` answer these faults, one each, in order (None: answer normally)."""
+        self._failures.setdefault(method, []).extend(failures)
 
     # ---- queries -------------------------------------------------------------------------------
     @property
@@ -142,7 +171,9 @@ class SlackStandIn:
             await self._runner.cleanup()
 
     def _next_ts(self) -> str:
-        return f"{self._base}.{next(self._seq):06d}"
+        """Like Slack's: the posting time in microseconds, unique within the channel."""
+        self._last_ts = max(time.time(), self._last_ts + 0.000001)
+        return f"{self._last_ts:.6f}"
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
         if request.method == "GET":
@@ -161,9 +192,24 @@ class SlackStandIn:
         params = await self._params(request)
         params.update(request.query)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ") or params.get("token", "")
+        scheduled = self._failures.get(method)
+        failure = scheduled.pop(0) if scheduled else None
+        if failure is not None and not failure.lands:
+            return self._failed(method, params, failure)
         status, answer, headers = self._dispatch(method, params, token)
+        if failure is not None:  # it ran, but the caller hears of a fault
+            return self._failed(method, params, failure, ran=answer)
         self.calls.append(Call(method, params, status, answer))
         return web.json_response(answer, status=status, headers=headers)
+
+    def _failed(self, method: str, params: dict[str, Any], failure: Failure,
+                ran: dict[str, Any] | None = None) -> web.Response:
+        body = {"ok": False, "error": failure.error}
+        self.calls.append(Call(method, params, failure.status, {**body, "landed": ran is not None}))
+        if failure.status in (502, 504):
+            return web.Response(status=failure.status, content_type="text/html",
+                                text=f"<html><body><h1>{failure.status} Bad Gateway</h1></body></html>")
+        return web.json_response(body, status=failure.status)
 
     def _dispatch(self, method: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, Any], dict]:
         if self._rate_limited.get(method, 0) > 0:
@@ -208,7 +254,14 @@ class SlackStandIn:
         if error := self._check_message(params):
             return error
         channel, thread_ts = params["channel"], params.get("thread_ts")
-        msg = Message(self._next_ts(), channel, params.get("text", ""), params.get("blocks", []), thread_ts)
+        metadata = params.get("metadata")
+        if isinstance(metadata, str):  # a form post sends it JSON-encoded
+            metadata = json.loads(metadata)
+        if metadata is not None and not (isinstance(metadata, dict) and "event_type" in metadata
+                                         and isinstance(metadata.get("event_payload"), dict)):
+            return {"ok": False, "error": "invalid_metadata_format"}
+        msg = Message(self._next_ts(), channel, params.get("text", ""), params.get("blocks", []), thread_ts,
+                      metadata=metadata)
         if thread_ts:
             parent = self.find(channel, thread_ts)
             if parent is None:
@@ -267,6 +320,34 @@ class SlackStandIn:
             "channel": channel,
             "permalink": f"https://lab.slack.test/archives/{channel}/p{ts.replace('.', '')}",
         }
+
+    def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parent then its replies, oldest first (one page: these threads are short)."""
+        channel = params.get("channel")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        parent = next((m for m in self.channels[channel] if m.ts == params.get("ts")), None)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        limit = int(params.get("limit") or 1000)
+        messages = [parent, *parent.replies][:limit]
+        return {"ok": True, "messages": [m.as_api(with_metadata) for m in messages],
+                "has_more": len(parent.replies) + 1 > limit, "response_metadata": {"next_cursor": ""}}
+
+    def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages newest first, between `oldest` and `latest` (exclusive, as Slack's default)."""
+        channel = params.get("channel")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        oldest, latest = float(params.get("oldest") or 0), float(params.get("latest") or "inf")
+        inclusive = _truthy(params.get("inclusive"))
+        chosen = [m for m in reversed(self.channels[channel])
+                  if (oldest <= float(m.ts) <= latest if inclusive else oldest < float(m.ts) < latest)]
+        limit = int(params.get("limit") or 100)
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        return {"ok": True, "messages": [m.as_api(with_metadata) for m in chosen[:limit]],
+                "has_more": len(chosen) > limit, "pin_count": 0, "response_metadata": {"next_cursor": ""}}
 
     def _m_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
         group = params.get("usergroup", "")
@@ -349,3 +430,8 @@ class SlackStandIn:
         self.webhooks.append({"name": request.match_info["name"], **body})
         self.calls.append(Call("response_url", body, 200, {}))
         return web.Response(text="ok")
+
+
+def _truthy(value: Any) -> bool:
+    """Slack's boolean arguments: true/1 (JSON or form)."""
+    return value is True or str(value).lower() in ("true", "1")

@@ -1,8 +1,20 @@
-"""Validation of every value that goes into a command, and the one way to build a command.
+"""The one validator module, and the one way to build a command.
+
+Every value that comes from outside (CLI arguments, fix parameters, Slack payloads, the config file,
+cluster objects, command output) is checked here before it is used: fixes, probes, the Slack bot and
+the config all call these validators. Rules shared by all of them (docs/security.md):
+
+- the whole string must match (`fullmatch`): `$` in a pattern would accept a final newline;
+- no control characters, no whitespace, bounded length, ASCII only where a name is expected;
+- addresses and networks come back in their canonical form; scoped (`fe80::1%eth0`), IPv4-mapped
+  (`::ffff:10.0.0.1`), unspecified (`0.0.0.0`) addresses and prefix-0 networks are refused;
+- every error is `InvalidInput` with ONE line that shows the value escaped and shortened.
 
 Commands are fixed templates (`render("ip -o route get {ip}", ip=ipv4(value))`); a placeholder
-only accepts an `Arg`, and an `Arg` only comes out of a validator here, so an unchecked string
-can never reach a shell. Each validator raises `InvalidInput` with a one-line message.
+only accepts an `Arg`, and an `Arg` only comes out of a validator here, so an unchecked string can
+never reach a shell. Validated values of the name/address kinds are plain shell words (nothing to
+quote, no `%`, `$` or `\\` that systemd would expand), so they are safe in unit files too; the
+property test in tests/probes/test_validators.py checks that for random and hostile strings.
 """
 
 from __future__ import annotations
@@ -15,10 +27,30 @@ from dataclasses import dataclass
 
 from probes.errors import InvalidInput
 
-_IFACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,14}$")
-_NODE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_WORD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
-_PATH = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+/?$")
+_IFACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,14}")
+_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+_NODE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_HOST_LABEL = r"[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+_DNS_LABEL = re.compile(_LABEL)
+_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
+_PATH = re.compile(r"(?:/[A-Za-z0-9_.@+-]+)+/?")
+_DIGITS = re.compile(r"[0-9]{1,10}")
+_ADDRESS_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+_NETWORK_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}/[0-9]{1,3}")
+_PROBE_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_PARAM_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_SLACK_ID = {
+    "Slack user id": re.compile(r"[UW][A-Z0-9]{1,31}"),
+    "Slack channel id": re.compile(r"[CGD][A-Z0-9]{1,31}"),
+    "Slack user group id": re.compile(r"S[A-Z0-9]{1,31}"),
+    "Slack channel": re.compile(r"[CGD][A-Z0-9]{1,31}|#[a-z0-9][a-z0-9._-]{0,79}"),
+}
+
+NODE_NAME_MAX = 253
+PATH_MAX = 4096
+SHOWN_MAX = 60
+"""Characters of a refused value shown in the error line (a hostile value may be megabytes)."""
 
 MTU_MIN, MTU_MAX = 68, 65535
 
@@ -33,44 +65,102 @@ class Arg:
         return self.value
 
 
+def shown(value: object) -> str:
+    """The value for an error line: escaped by repr (one line), cut to SHOWN_MAX characters and its
+    escaped form to twice that (`\U0001f600` is ten characters of repr for one of value)."""
+    text = value if isinstance(value, str) else str(value)
+    escaped = repr(text[:SHOWN_MAX])
+    if len(escaped) > 2 * SHOWN_MAX:
+        escaped = escaped[: 2 * SHOWN_MAX] + "…"
+    if len(text) <= SHOWN_MAX and not escaped.endswith("…"):
+        return escaped
+    return f"{escaped}… ({len(text)} characters)"
+
+
 def _bad(kind: str, value: object, why: str) -> InvalidInput:
-    return InvalidInput(f"invalid {kind} {str(value)!r}: {why}")
+    return InvalidInput(f"invalid {kind} {shown(value)}: {why}")
+
+
+def _matches(pattern: re.Pattern[str], value: object, limit: int) -> bool:
+    return isinstance(value, str) and len(value) <= limit and pattern.fullmatch(value) is not None
 
 
 def node_name(value: str) -> Arg:
-    """A Kubernetes node name (RFC 1123 subdomain)."""
-    if not isinstance(value, str) or len(value) > 253 or not _NODE.match(value):
-        raise _bad("node name", value, "must be lowercase letters, digits, '-' and '.'")
+    """A Kubernetes node name (RFC 1123 subdomain: lowercase labels of at most 63, 253 in all)."""
+    if not _matches(_NODE, value, NODE_NAME_MAX):
+        raise _bad("node name", value, "must be lowercase letters, digits, '-' and '.' (RFC 1123)")
+    return Arg(value)
+
+
+def dns_label(value: str, kind: str = "name") -> Arg:
+    """A Kubernetes namespace or object name that must be one RFC 1123 label (at most 63)."""
+    if not _matches(_DNS_LABEL, value, 63):
+        raise _bad(kind, value, "must be at most 63 lowercase letters, digits and '-' (RFC 1123 label)")
     return Arg(value)
 
 
 def iface(value: str) -> Arg:
     """A Linux interface name (at most 15 characters, no spaces, slashes or shell syntax)."""
-    if not isinstance(value, str) or not _IFACE.match(value) or value in {".", ".."}:
+    if not _matches(_IFACE, value, 15) or value in {".", ".."}:
         raise _bad("interface name", value, "must be 1-15 of letters, digits, '_.:@-'")
     return Arg(value)
 
 
-def ip(value: str) -> Arg:
+def _address(value: str, kind: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if not _matches(_ADDRESS_CHARS, value, 45):
+        raise _bad(kind, value, "must be a plain IPv4 or IPv6 address (no scope, spaces or prefix)")
     try:
-        return Arg(str(ipaddress.ip_address(str(value).strip())))
+        address = ipaddress.ip_address(value)
     except ValueError:
-        raise _bad("IP address", value, "not an IPv4 or IPv6 address") from None
+        raise _bad(kind, value, "not an IPv4 or IPv6 address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        raise _bad(kind, value, f"IPv4-mapped IPv6 address; write {address.ipv4_mapped}")
+    if address.is_unspecified:
+        raise _bad(kind, value, "the unspecified address is not an address of anything")
+    return address
+
+
+def ip(value: str) -> Arg:
+    """An IPv4 or IPv6 address, returned canonical (`2001:DB8::1` -> `2001:db8::1`)."""
+    return Arg(str(_address(value, "IP address")))
 
 
 def ipv4(value: str) -> Arg:
+    address = _address(value, "IPv4 address")
+    if address.version != 4:
+        raise _bad("IPv4 address", value, "not an IPv4 address")
+    return Arg(str(address))
+
+
+def network(value: str, kind: str = "CIDR") -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A network in CIDR form: prefix given, host bits zero, not prefix 0, not IPv4-mapped."""
+    if not _matches(_NETWORK_CHARS, value, 49):
+        raise _bad(kind, value, "must be ADDRESS/PREFIX, e.g. 10.244.1.0/24 (no scope or spaces)")
     try:
-        return Arg(str(ipaddress.IPv4Address(str(value).strip())))
-    except ValueError:
-        raise _bad("IPv4 address", value, "not an IPv4 address") from None
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise _bad(kind, value, str(exc)) from None
+    if net.prefixlen == 0:
+        raise _bad(kind, value, "a prefix-0 network is every address, not a pod or service range")
+    if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
+        raise _bad(kind, value, "IPv4-mapped IPv6 network; write the IPv4 network")
+    return net
 
 
 def cidr(value: str) -> Arg:
-    """A network in CIDR form; host bits must be zero (`10.0.0.0/8`, not `10.0.0.1/8`)."""
-    try:
-        return Arg(str(ipaddress.ip_network(str(value).strip(), strict=True)))
-    except ValueError as exc:
-        raise _bad("CIDR", value, str(exc)) from None
+    """A network in CIDR form, canonical; host bits must be zero (`10.0.0.0/8`, not `10.0.0.1/8`)."""
+    return Arg(str(network(value)))
+
+
+def host(value: str) -> Arg:
+    """An address to connect to: an IP address (canonical) or a DNS host name (RFC 1123)."""
+    if isinstance(value, str) and _ADDRESS_CHARS.fullmatch(value) and ":" in value:
+        return ip(value)
+    if isinstance(value, str) and re.fullmatch(r"[0-9.]+", value):
+        return ip(value)  # all digits and dots is meant as an IPv4 address, never a name
+    if not _matches(_HOSTNAME, value, NODE_NAME_MAX):
+        raise _bad("host", value, "must be an IP address or a DNS name (letters, digits, '-' and '.')")
+    return Arg(value)
 
 
 def port(value: int | str) -> Arg:
@@ -82,10 +172,12 @@ def mtu(value: int | str, low: int = MTU_MIN, high: int = MTU_MAX) -> Arg:
 
 
 def integer(value: int | str, low: int, high: int, kind: str = "number") -> int:
-    try:
-        number = int(str(value).strip()) if not isinstance(value, bool) else None
-    except ValueError:
-        number = None
+    """A whole number from `low` to `high`: an int, or ASCII digits only (no sign, spaces, '_')."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value):
+        number = int(value)
     if number is None or not low <= number <= high:
         raise _bad(kind, value, f"must be a whole number from {low} to {high}")
     return number
@@ -93,17 +185,48 @@ def integer(value: int | str, low: int, high: int, kind: str = "number") -> int:
 
 def word(value: str, kind: str = "name") -> Arg:
     """A plain token such as an iptables chain, ipset, module or sysctl name."""
-    if not isinstance(value, str) or not _WORD.match(value):
+    if not _matches(_WORD, value, 63):
         raise _bad(kind, value, "must be letters, digits, '_', '.' and '-'")
     return Arg(value)
 
 
 def path(value: str) -> Arg:
     """An absolute file path of plain characters (no spaces, globs, '..' or shell syntax)."""
-    if (not isinstance(value, str) or len(value) > 4096 or not _PATH.match(value)
-            or ".." in value.split("/")):
+    if not _matches(_PATH, value, PATH_MAX) or ".." in value.split("/"):
         raise _bad("path", value, "must be absolute, of letters, digits and '_.@+-/', without '..'")
     return Arg(value)
+
+
+def probe_id(value: str) -> Arg:
+    """A probe id as the registry defines them (`pod-api`); existence is checked by the caller."""
+    if not _matches(_PROBE_ID, value, 63):
+        raise _bad("probe id", value, "must be lowercase letters, digits and '-'")
+    return Arg(value)
+
+
+def param_key(value: str) -> Arg:
+    """A fix parameter name (`pod_cidr`)."""
+    if not _matches(_PARAM_KEY, value, 32):
+        raise _bad("parameter name", value, "must be lowercase letters, digits and '_'")
+    return Arg(value)
+
+
+def slack_id(value: str, kind: str = "Slack user id") -> Arg:
+    """A Slack user (U…/W…), channel (C…/G…/D…) or user group (S…) id; they end up in `<@U…>`.
+    kind "Slack channel" also takes a `#channel-name` (chat.postMessage accepts either)."""
+    if not _matches(_SLACK_ID[kind], value, 81):
+        raise _bad(kind, value, "not a Slack id (uppercase letters and digits)")
+    return Arg(value)
+
+
+def text(value: str, limit: int, kind: str = "text") -> str:
+    """One line of free text (a slash command's text): bounded, no control characters. It is never
+    put in a command; it is split into words that are validated one by one."""
+    if not isinstance(value, str) or len(value) > limit:
+        raise _bad(kind, value, f"must be at most {limit} characters")
+    if not value.isprintable():  # control, format (e.g. RTL override), separators, unassigned
+        raise _bad(kind, value, "must be one line without control or invisible characters")
+    return value
 
 
 def render(template: str, **args: Arg) -> str:

@@ -1,11 +1,20 @@
 """Debug pods pinned to a node, and commands run in them through the pod exec API.
 
-Used by the engine (`Transports.pods`, wired in `bot.wiring`): `get(node)` deletes a leftover
-netcheck pod of that node (crashed run), creates a fresh one (nodeName pinned, tolerates every
-taint, labelled `app.kubernetes.io/managed-by=netcheck` and `netcheck/node=<node>`), waits for
-Running within `start_timeout`, and `release(node)` deletes it. Exec goes through
-`kubernetes.stream`; the exit status is read from the status channel defensively
+Used by the engine (`Transports.pods`, wired in `bot.wiring`): `get(node)` deletes leftover
+netcheck pods of that node, creates a fresh one (nodeName pinned, tolerates every taint, labelled
+`app.kubernetes.io/managed-by=netcheck`, `netcheck/node=<node>`, `netcheck/owner=<this process>`,
+annotated `netcheck/expires-at`, renewed every third of `lease_duration` while in use), and has it
+Running within `start_timeout` (the whole attempt: clean-up, create and wait), else fails at once
+with the pod's last state and deletes the pod in the background; `release(node)` deletes it. A
+NotReady node is not tried: its kubelet does not start new pods (docs/faults.md#pods-on-notready-nodes).
+Exec goes through `kubernetes.stream`; the exit status is read from the status channel defensively
 (docs/client-libraries.md#exec-exit-status).
+
+Owned pods: several netcheck processes may probe one node at once (the CLI and the bot, two bot
+replicas during a handover), each with its own pod. A leftover is a pod this process made and no
+longer uses, or another owner's pod whose expiry passed (that owner stopped renewing: it is gone);
+a live process's pod is never deleted. Expiry is wall-clock time (UTC), so the processes' clocks must
+agree to well within `lease_duration` (docs/faults.md#owned-debug-pods).
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -26,12 +37,15 @@ from probes.errors import ClusterError, ClusterNotFound, CommandTimeout, PodUnav
 from probes.facts import NodeFacts
 from probes.model import trim
 from probes.transports.base import CommandResult
-from probes.transports.cluster import KubeCluster
+from probes.transports.cluster import MERGE_PATCH, KubeCluster
+from probes.transports.owner import process_owner
 
 log = structlog.get_logger("netcheck.pod")
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "netcheck")
 NODE_LABEL = "netcheck/node"
+OWNER_LABEL = "netcheck/owner"
+EXPIRES_ANNOTATION = "netcheck/expires-at"
 
 
 class DebugPodSettings(BaseModel):
@@ -46,21 +60,42 @@ class DebugPodSettings(BaseModel):
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
     )
-    start_timeout: float = Field(60.0, gt=0, description="Seconds for the pod to become Running.")
+    start_timeout: float = Field(
+        60.0, gt=0, description="Seconds for the debug pod to be created and become Running (the whole "
+        "attempt; a pod that did not start is not tried again in the same run).",
+    )
     poll_interval: float = Field(0.5, gt=0, description="Seconds between pod status reads.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one exec may run by default.")
     output_limit: int = Field(64_000, ge=1000, description="Characters kept per stream (head and tail).")
+    lease_duration: float = Field(
+        120.0, gt=0,
+        description="Seconds a debug pod stays reserved for its process without renewal (annotation "
+        "netcheck/expires-at, renewed every third of it while in use); another netcheck process deletes "
+        "the pod as a leftover only after that.",
+    )
 
 
-def pod_manifest(node: str, settings: DebugPodSettings) -> dict[str, Any]:
+def expiry_text(moment: datetime) -> str:
+    """RFC 3339 UTC, as Kubernetes writes timestamps."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod_manifest(
+    node: str, settings: DebugPodSettings, *, owner: str | None = None, expires_at: datetime | None = None
+) -> dict[str, Any]:
+    """The debug pod; `owner` defaults to this process, `expires_at` to its start time plus one lease."""
     name = f"netcheck-{node[:40].rstrip('.-')}-{secrets.token_hex(3)}".replace(".", "-")
+    expires_at = expires_at or datetime.now(UTC) + timedelta(
+        seconds=settings.start_timeout + settings.lease_duration)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
             "namespace": settings.namespace,
-            "labels": {MANAGED_BY[0]: MANAGED_BY[1], NODE_LABEL: node[:63]},
+            "labels": {MANAGED_BY[0]: MANAGED_BY[1], NODE_LABEL: node[:63],
+                       OWNER_LABEL: owner or process_owner()},
+            "annotations": {EXPIRES_ANNOTATION: expiry_text(expires_at)},
         },
         "spec": {
             "nodeName": node,
@@ -158,33 +193,84 @@ class KubePodExec:
         )
 
 
+@dataclass
+class _Attempt:
+    """How far one pod start got, for the message when its time runs out."""
+
+    name: str | None = None
+    state: str = "not created yet"
+
+
 class DebugPods:
     """`DebugPods` for the engine: one pod per node at a time, shared by its users (the node's own
     check and other nodes' cross-node checks), deleted when the last user releases it or on aclose."""
 
-    def __init__(self, cluster: KubeCluster, settings: DebugPodSettings) -> None:
+    def __init__(self, cluster: KubeCluster, settings: DebugPodSettings, *, owner: str | None = None) -> None:
         self.cluster = cluster
         self.settings = settings
+        self.owner = owner or process_owner()
         self._pods: dict[str, KubePodExec] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
+        self._deleting: set[asyncio.Task[None]] = set()
+        self._renewing: dict[str, asyncio.Task[None]] = {}
 
     async def get(self, node: NodeFacts) -> KubePodExec:
+        if not node.ready:
+            # A NotReady node's kubelet is not reporting (or has no pod network): a new pod stays
+            # Pending for good, so waiting start_timeout for it would only delay the report.
+            raise PodUnavailable(f"node {node.name} is NotReady: its kubelet would not start a debug pod")
         async with self._locks.setdefault(node.name, asyncio.Lock()):
             pod = self._pods.get(node.name)
             if pod is None:
                 pod = await self._start(node.name)
                 self._pods[node.name] = pod
+                self._renewing[node.name] = asyncio.get_running_loop().create_task(self._renew(pod))
             self._users[node.name] = self._users.get(node.name, 0) + 1
             return pod
 
     async def _leftovers(self, node: str) -> list[str]:
+        """This node's netcheck pods nobody uses: ours but not in use, or another owner's, expired."""
         selector = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{NODE_LABEL}={node[:63]}"
         pods = await self.cluster.call(
             f"list debug pods of {node}", self.cluster.core.list_namespaced_pod,
             self.settings.namespace, label_selector=selector,
         )
-        return [p.metadata.name for p in pods.items]
+        in_use = {pod.name for pod in self._pods.values()}
+        now = datetime.now(UTC)
+        leftovers = []
+        for pod in pods.items:
+            meta = pod.metadata
+            if (meta.labels or {}).get(OWNER_LABEL) == self.owner:
+                if meta.name not in in_use:
+                    leftovers.append(meta.name)
+            elif self._expiry(meta) <= now:
+                leftovers.append(meta.name)
+        return leftovers
+
+    def _expiry(self, meta: Any) -> datetime:
+        """The pod's expiry; a pod without one (an older netcheck) expires a lease after its creation."""
+        text = (meta.annotations or {}).get(EXPIRES_ANNOTATION, "")
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            created = meta.creation_timestamp or datetime.now(UTC)
+            return created + timedelta(seconds=self.settings.lease_duration)
+
+    async def _renew(self, pod: KubePodExec) -> None:
+        """Keep the pod reserved while this process uses it (cancelled when it is released)."""
+        every = self.settings.lease_duration / 3
+        while True:
+            await asyncio.sleep(every)
+            expires = expiry_text(datetime.now(UTC) + timedelta(seconds=self.settings.lease_duration))
+            try:
+                await self.cluster.call(
+                    f"renew pod {pod.namespace}/{pod.name}", self.cluster.core.patch_namespaced_pod,
+                    pod.name, pod.namespace, {"metadata": {"annotations": {EXPIRES_ANNOTATION: expires}}},
+                    _content_type=MERGE_PATCH,
+                )
+            except ClusterError as exc:  # the next renewal may work; the expiry still has 2/3 left
+                log.warning("debug pod renewal failed", pod=pod.name, error=str(exc))
 
     async def _delete(self, name: str) -> None:
         try:
@@ -196,6 +282,25 @@ class DebugPods:
             pass
 
     async def _start(self, node: str) -> KubePodExec:
+        """One attempt, bounded as a whole by start_timeout; a pod that did not start is deleted in
+        the background, so the failure is reported the moment it is known."""
+        ns = self.settings.namespace
+        attempt = _Attempt()
+        try:
+            try:
+                async with asyncio.timeout(self.settings.start_timeout):
+                    return await self._create_running(node, attempt)
+            except TimeoutError:
+                raise PodUnavailable(
+                    f"debug pod {ns}/{attempt.name or '(not created)'} not Running after "
+                    f"{self.settings.start_timeout:g} s ({attempt.state})"
+                ) from None
+        except BaseException:  # timed out, failed or cancelled: nobody will use this pod
+            if attempt.name is not None and attempt.state != "Running":
+                self._delete_later(attempt.name)
+            raise
+
+    async def _create_running(self, node: str, attempt: _Attempt) -> KubePodExec:
         ns = self.settings.namespace
         bound = log.bind(node=node, namespace=ns)
         try:
@@ -204,6 +309,7 @@ class DebugPods:
                 await self._delete(leftover)
             manifest = pod_manifest(node, self.settings)
             name = manifest["metadata"]["name"]
+            bound.info("creating debug pod", pod=name)
             await self.cluster.call(f"create pod {ns}/{name}", self.cluster.core.create_namespaced_pod,
                                     ns, manifest)
         except ClusterNotFound as exc:
@@ -213,14 +319,16 @@ class DebugPods:
             ) from exc
         except ClusterError as exc:
             raise PodUnavailable(f"cannot create the debug pod in {ns}: {exc}") from exc
-        bound = bound.bind(pod=name)
-        try:
-            ip = await self._wait_running(name)
-        except BaseException:
-            await asyncio.shield(self._delete_quietly(name))
-            raise
-        bound.info("debug pod running", pod_ip=ip)
+        attempt.name, attempt.state = name, "not yet scheduled"
+        ip = await self._wait_running(name, attempt)
+        attempt.state = "Running"
+        bound.info("debug pod running", pod=name, pod_ip=ip)
         return KubePodExec(self.cluster, name, ns, ip, self.settings)
+
+    def _delete_later(self, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._delete_quietly(name))
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
 
     async def _delete_quietly(self, name: str) -> None:
         try:
@@ -228,11 +336,9 @@ class DebugPods:
         except ClusterError:
             log.warning("could not delete debug pod", pod=name)
 
-    async def _wait_running(self, name: str) -> str:
+    async def _wait_running(self, name: str, attempt: _Attempt) -> str:
         ns = self.settings.namespace
-        last = "not yet scheduled"
-        deadline = time.monotonic() + self.settings.start_timeout
-        while time.monotonic() < deadline:
+        while True:  # bounded by the caller's start_timeout
             try:
                 pod = await self.cluster.call(f"read pod {ns}/{name}", self.cluster.core.read_namespaced_pod,
                                               name, ns)
@@ -243,11 +349,8 @@ class DebugPods:
                 return pod.status.pod_ip
             if phase in ("Failed", "Succeeded"):
                 raise PodUnavailable(f"debug pod {ns}/{name} ended ({phase}): {pod.status.message or ''}")
-            last = _waiting_reason(pod) or phase or last
+            attempt.state = _waiting_reason(pod) or phase or attempt.state
             await asyncio.sleep(self.settings.poll_interval)
-        raise PodUnavailable(
-            f"debug pod {ns}/{name} not Running after {self.settings.start_timeout:g} s ({last})"
-        )
 
     async def release(self, node: str) -> None:
         """One user is done with the node's pod; the last one deletes it."""
@@ -258,6 +361,9 @@ class DebugPods:
                 return
             self._users.pop(node, None)
             pod = self._pods.pop(node, None)
+            renewing = self._renewing.pop(node, None)
+            if renewing is not None:
+                renewing.cancel()
             if pod is not None:
                 await self._delete(pod.name)
 
@@ -265,6 +371,8 @@ class DebugPods:
         for node in list(self._pods):
             self._users.pop(node, None)
             await self.release(node)
+        if self._deleting:  # pods that did not start, still being deleted
+            await asyncio.gather(*self._deleting, return_exceptions=True)
 
 
 def _waiting_reason(pod: Any) -> str | None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from probes.errors import CommandTimeout, HostKeyRejected, HostUnreachable, InvalidInput
 from probes.facts import NodeFacts
 from probes.model import trim
+from probes.transports import commands
 from probes.transports.base import CommandResult
 from probes.transports.commands import node_name
 
@@ -34,6 +35,14 @@ class SSHHost(BaseModel):
 
     host: str = Field(min_length=1, description="Address or DNS name to connect to.")
     port: int | None = Field(None, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        try:
+            return commands.host(value).value
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
 
 
 class SSHSettings(BaseModel):
@@ -57,6 +66,14 @@ class SSHSettings(BaseModel):
         64_000, ge=1000, description="Characters of stdout/stderr kept per command (head and tail)."
     )
     hosts: dict[str, SSHHost] = Field(default_factory=dict, description="Per-node address overrides.")
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        try:
+            return commands.word(value, "SSH user").value
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("hosts")
     @classmethod

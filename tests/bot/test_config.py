@@ -3,7 +3,9 @@
 Covers: defaults without a file; YAML values land in the sub-models; NETCHECK_CONFIG is used when
 no path is given; KUBECONFIG and SLACK_* come from the environment (the file wins); every bad
 input gives ONE line naming the key (wrong type, unknown key, bad node name in ssh.hosts, bad
-CIDR override, invalid YAML, unreadable file, non-mapping top level).
+CIDR override, invalid YAML, unreadable file, non-mapping top level); unknown probe ids in
+probes.disabled/probes.timeouts/slack.probes name the closest ids; ssh.hosts values must be hosts;
+Slack ids and channels are validated.
 """
 
 from __future__ import annotations
@@ -58,8 +60,28 @@ def test_file_kubeconfig_wins_over_env(tmp_path) -> None:
         ("ssh: {prot: 22}\n", "config error: ssh.prot: unknown key"),
         ("sshh: {}\n", "config error: sshh: unknown key"),
         ("ssh: {hosts: {'Worker 2': {host: x}}}\n",
-         "config error: ssh.hosts: Value error, invalid node name"),
-        ("cluster: {pod_cidr: 10.244.0.1/16}\n", "config error: cluster.pod_cidr: Value error, invalid CIDR"),
+         "config error: ssh.hosts: invalid node name"),
+        ("cluster: {pod_cidr: 10.244.0.1/16}\n", "config error: cluster.pod_cidr: invalid CIDR"),
+        ("cluster: {pod_cidr: 0.0.0.0/0}\n",
+         "config error: cluster.pod_cidr: invalid CIDR '0.0.0.0/0': a prefix-0"),
+        ("ssh: {hosts: {worker2: {host: 'node2; touch /tmp/x'}}}\n",
+         "config error: ssh.hosts.worker2.host: invalid host 'node2; touch /tmp/x'"),
+        ("ssh: {hosts: {worker2: {host: \"10.0.0.5\\n\"}}}\n",
+         "config error: ssh.hosts.worker2.host: invalid"),
+        ("ssh: {user: 'root -oProxyCommand=x'}\n", "config error: ssh.user: invalid SSH user"),
+        ("probes: {disabled: ['no-such-probe; touch /tmp/x']}\n",
+         "config error: probes.disabled: unknown probe id 'no-such-probe; touch /tmp/x'; closest: "),
+        ("probes: {disabled: [pod-apii]}\n", "config error: probes.disabled: unknown probe id 'pod-apii'; "
+         "closest: pod-api"),
+        ("probes: {timeouts: {mtuu: 5}}\n",
+         "config error: probes.timeouts: unknown probe id 'mtuu'; closest: mtu"),
+        ("probes: {timeouts: {mtu: -5}}\n", "config error: probes.timeouts.mtu: Input should be greater"),
+        ("slack: {probes: [host-apy]}\n", "config error: slack.probes: unknown probe id 'host-apy'; "
+         "closest: host-api"),
+        ("slack: {approvers: ['U1> <!channel']}\n", "config error: slack.approvers: invalid Slack user id"),
+        ("slack: {allowed_channels: ['#general']}\n", "config error: slack.allowed_channels: invalid Slack"),
+        ("slack: {approver_group: 'U0NOTAGROUP'}\n",
+         "config error: slack.approver_group: invalid Slack user"),
         ("probes: {default_timeout: -1}\n", "config error: probes.default_timeout: Input should be greater"),
         ("ssh: [1, 2\n", "line "),
         ("- a\n- b\n", "the top level must be a mapping"),
@@ -70,6 +92,11 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path, text: str, message: str
         load(write(tmp_path, text), env={})
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_channel_names_and_ids_where_slack_takes_both(tmp_path) -> None:
+    config = load(write(tmp_path, "slack: {join_channel: '#k8s-ops', allowed_channels: [C0123]}\n"), env={})
+    assert config.slack.join_channel == "#k8s-ops" and config.slack.allowed_channels == ["C0123"]
 
 
 def test_unreadable_file(tmp_path) -> None:

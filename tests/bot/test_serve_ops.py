@@ -7,9 +7,11 @@ Covers:
   answer, 503 naming the cluster once the API stand-in is stopped; /metrics has
   netcheck_checks_total and findings by probe after a signed /netcheck (the real engine's discovery
   runs through RBAC; SSH goes to a closed loopback port, so the check ends with a finding);
-- two replicas, one Lease: a signed command to each — the standby answers 503 and posts nothing,
-  exactly one parent message reaches Slack; SIGTERM to the leader: it exits 0 and releases the Lease
-  (the other takes over sooner than the lease duration), then answers the next command.
+- two replicas, one Lease: a signed command to each — the standby acks with the ephemeral failover
+  answer (a click: the same through its response_url; an Events API delivery: 503; unsigned: 401)
+  and posts nothing, exactly one parent message reaches Slack; SIGTERM to the leader: it exits 0 and
+  releases the Lease (the other takes over sooner than the lease duration), then answers the next
+  command.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,7 @@ from kubernetes import client
 from lab.apiserver import ApiServerConfig, serve
 from lab.apiserver.rbac import service_account_groups, service_account_user
 from lab.slack.driver import SlackDriver
-from lab.slack.webapi import SlackStandIn
+from lab.slack.webapi import Message, SlackStandIn
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, kubelet_standin, make_tls
 from tests.lab.test_apiserver_support import base_config as stand_in_config
 
@@ -247,8 +250,30 @@ async def test_two_replicas_one_answers_then_takeover(
         await b.start()
         assert (await b.get("/readyz"))[0] == 200  # a standby is Ready (rollouts must not stall)
 
-        statuses = {"replica-a": await a.command("worker2"), "replica-b": await b.command("worker2")}
-        assert statuses == {"replica-a": 200, "replica-b": 503}
+        assert await a.command("worker2") == 200
+        standby = await b.driver.command("worker2", user="UALICE", channel=CHANNEL)
+        assert standby.status == 200 and standby.elapsed_s < 3  # acked, not a bare 503
+        answer = json.loads(standby.text)
+        assert answer == {"response_type": "ephemeral", "text": "`/netcheck worker2` was not run: netcheck "
+                          "is failing over to another replica. Try again in a few seconds."}
+        message = Message(ts="1.000001", channel=CHANNEL, text="x", blocks=[
+            {"type": "actions", "block_id": "fix-1", "elements": [
+                {"type": "button", "action_id": "apply_fix", "value": "anything",
+                 "text": {"type": "plain_text", "text": "Apply fix: masquerade"}}]}])
+        click = await b.driver.click(message, user="UBOB")
+        assert click.status == 200
+
+        async def click_answered() -> list[dict]:
+            return [w for w in slack.webhooks if w["name"] == "click-UBOB"]
+
+        (notice,) = await until(click_answered, "the standby's answer to the click")
+        assert notice["response_type"] == "ephemeral" and notice["replace_original"] is False
+        assert notice["text"].startswith("Your click was not processed: netcheck is failing over")
+        event = await _post_event(b)
+        assert event.status == 503  # Events API deliveries: Slack retries them
+        unsigned = await b.driver.post(b.driver.command_body("worker2", user="UALICE", channel=CHANNEL),
+                                       signature="v0=" + "0" * 64)
+        assert unsigned.status == 401
         await until(lambda: _count(slack, 1), "the leader's parent message")
         await asyncio.sleep(1.0)  # anything a second replica would post has had time to arrive
         assert len(parents(slack)) == 1, parents(slack)
@@ -270,6 +295,19 @@ async def test_two_replicas_one_answers_then_takeover(
     finally:
         await a.kill()
         await b.kill()
+
+
+async def _post_event(replica: Replica):  # noqa: ANN202 (SignedReply)
+    """A signed Events API delivery (JSON), as Slack sends app_home_opened."""
+    body = json.dumps({"type": "event_callback", "team_id": "T0LAB", "api_app_id": "A0NETCHECK",
+                       "event": {"type": "app_home_opened", "user": "UALICE", "tab": "home"},
+                       "event_id": "Ev1", "event_time": 1})
+    ts = str(int(time.time()))
+    headers = {"content-type": "application/json", "x-slack-request-timestamp": ts,
+               "x-slack-signature": replica.driver.signer.generate_signature(timestamp=ts, body=body)}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(replica.driver.events_url, data=body.encode(), headers=headers) as resp:
+            return resp
 
 
 async def _holder_is(cluster: Cluster, identity: str) -> bool:

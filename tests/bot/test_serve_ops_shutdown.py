@@ -7,13 +7,15 @@ Covers:
   and the check is counted in netcheck_checks_total;
 - the drain is bounded: a check longer than `shutdown_grace` is cancelled, serve still returns
   promptly and still closes the engine;
-- a command sent while this replica does not hold the Lease gets 503 + Retry-After and runs nothing;
+- a command sent while this replica does not hold the Lease gets the ephemeral failover answer and
+  runs nothing;
 - `MeteredFixRunner` counts each applied fix by fix id and outcome in netcheck_fixes_total.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from datetime import UTC, datetime
@@ -136,7 +138,7 @@ async def test_drain_is_bounded():
     assert engine.closed_with == (0, 0)
 
 
-async def test_standby_answers_503_and_runs_nothing():
+async def test_standby_answers_the_user_and_runs_nothing():
     web = SlackStandIn(channels=(CHANNEL,))
     await web.start()
     engine, store = ClosingEngine(["worker2"], delay_s=0.0), LocalLeaseStore()
@@ -150,7 +152,7 @@ async def test_standby_answers_503_and_runs_nothing():
                 break
             except OSError:
                 await asyncio.sleep(POLL_S)
-        assert reply.status == 503
+        assert reply.status == 200 and "netcheck is failing over" in json.loads(reply.text)["text"]
         await asyncio.sleep(0.3)  # several election rounds: still the other replica's Lease
         assert holder(store) == "other-replica"
     finally:

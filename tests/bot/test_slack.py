@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.slack.app import build_app, start_node_watch
 from bot.slack.approvals import Proposal, encode
+from bot.slack.http import events_app
 from bot.slack.ports import NodeState
 from bot.slack.settings import SlackSettings
 from lab.slack.driver import SlackDriver
@@ -62,7 +63,7 @@ async def start_bot(settings_overrides: dict | None = None, *, delay_s: float = 
     engine = FakeEngine(["master", "worker1", "worker2"], delay_s=delay_s)
     runner = FakeRunner(engine)
     app, rt = build_app(settings, engine, runner, probe_count=4)
-    site_runner = web.AppRunner(app.web_app(path="/slack/events"))
+    site_runner = web.AppRunner(events_app(app, settings))
     await site_runner.setup()
     site = web.TCPSite(site_runner, "127.0.0.1", 0)
     await site.start()

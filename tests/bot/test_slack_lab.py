@@ -50,6 +50,7 @@ async def check_and_fix(lab: Lab) -> dict[str, object]:
     from bot import config as config_module
     from bot import wiring
     from bot.slack.app import build_app
+    from bot.slack.http import events_app
     from bot.slack.settings import SlackSettings
     from fixes.runner import FixRunner
     from lab.slack.driver import SlackDriver
@@ -61,7 +62,7 @@ async def check_and_fix(lab: Lab) -> dict[str, object]:
     settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
                                              "api_url": standin.api_url, "approvers": ["UBOB"]})
     app, rt = build_app(settings, engine, FixRunner(engine), probe_count=len(list(engine.registry)))
-    site_runner = web.AppRunner(app.web_app(path="/slack/events"))
+    site_runner = web.AppRunner(events_app(app, settings))
     await site_runner.setup()
     site = web.TCPSite(site_runner, "127.0.0.1", 0)
     await site.start()

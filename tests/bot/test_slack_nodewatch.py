@@ -4,7 +4,8 @@ posting to the Slack Web API stand-in.
 
 Covers: nodes existing at start post nothing; a node added not Ready, then Ready, gets one summary
 (with its thread); Ready flapping posts nothing more; the watch resumes after the server ends it
-(short watch timeout); a too-old resourceVersion surfaces as WatchExpired (410 → re-list).
+(short watch timeout); a too-old resourceVersion surfaces as WatchExpired (410 → re-list); watches
+broken by the API stand-in (cut, then 500s) are retried and the join still posts once.
 """
 
 from __future__ import annotations
@@ -90,3 +91,32 @@ async def test_too_old_resource_version_is_watch_expired(kube):
     with pytest.raises(WatchExpired):
         async for _ in source.watch_nodes("1"):
             pass
+
+
+async def test_node_join_survives_broken_watches(kube):
+    """The API stand-in cuts the open node watch and fails the next watches with 500 (an API server
+    restarting): the watcher retries, resumes from its resourceVersion, and the join still posts once."""
+    lab, cluster = kube
+    standin = SlackStandIn(channels=(JOIN,))
+    await standin.start()
+    settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": "s",
+                                             "api_url": standin.api_url, "join_channel": JOIN,
+                                             "watch_retry_s": 0.1})
+    existing = [n["metadata"]["name"] for n in await cluster.list_nodes()]
+    engine = FakeEngine([*existing, "worker8"])
+    app, rt = build_app(settings, engine, FakeRunner(engine), probe_count=4)
+    watcher = start_node_watch(rt, ClusterNodeSource(cluster, watch_timeout_s=30))
+    try:
+        await asyncio.wait_for(watcher.ready.wait(), 10)
+        await asyncio.sleep(0.3)  # the watch is open
+        answer = await lab.control("POST", "/lab/v1/watches/break",
+                                   {"resource": "nodes", "fail_next": 3, "status": 500})
+        assert answer["broken"] == 1
+        await lab.control("POST", "/lab/v1/nodes", {"name": "worker8", "internal_ip": "127.0.0.8",
+                                                    "pod_cidr": "10.244.98.0/24", "ready": True})
+        await wait_for(lambda: standin.messages(JOIN) and standin.messages(JOIN)[0].edits == 1)
+        assert [m.text for m in standin.messages(JOIN)] == [":white_check_mark: worker8: all 4 probes ok"]
+        assert engine.checks == ["worker8"]
+    finally:
+        await rt.tasks.close(0.1)
+        await standin.stop()

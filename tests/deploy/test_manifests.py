@@ -23,11 +23,11 @@ EXPECTED_RULES = {
         (("",), ("endpoints", "services"), ("kubernetes",), ("get",)),
     ],
     ("Role", "netcheck"): [
-        (("",), ("pods",), (), ("create", "delete", "get", "list")),
+        (("",), ("pods",), (), ("create", "delete", "get", "list", "patch")),
         (("",), ("pods/exec",), (), ("create", "get")),
         (("",), ("pods/log",), (), ("get",)),
         (("coordination.k8s.io",), ("leases",), (), ("create",)),
-        (("coordination.k8s.io",), ("leases",), ("netcheck-leader",), ("get", "update")),
+        (("coordination.k8s.io",), ("leases",), (), ("get", "update")),
     ],
 }
 
@@ -172,10 +172,13 @@ def test_config_map_loads_with_the_bot_config_model(kustomize_objects, tmp_path)
     assert str(loaded.ssh.private_key) == "/etc/netcheck/ssh/id_ed25519"
     assert loaded.debug_pod.namespace == "netcheck"
     assert loaded.slack.app_token is not None  # the Secret's env reaches the Slack settings
-    assert loaded.ops.lease_name in rules_of_names(kustomize_objects, "leases")
     assert loaded.ops.lease_namespace == "netcheck"
+    from lab.apiserver.auth import Request, User
+    from lab.apiserver.rbac import RbacAuthorizer, service_account_groups, service_account_user
 
-
-def rules_of_names(objects, resource):
-    return {name for o in objects if "rules" in o for r in o["rules"] if resource in r["resources"]
-            for name in r.get("resourceNames", [])}
+    bot = User(service_account_user("netcheck", "netcheck"), service_account_groups("netcheck"), False)
+    rbac = RbacAuthorizer.from_manifests([o for o in kustomize_objects if "Role" in o["kind"]])
+    for verb in ("get", "update"):  # the configured leader Lease and a node's fix lock
+        for name in (loaded.ops.lease_name, "netcheck-fix-worker2"):
+            request = Request(verb, "coordination.k8s.io", "leases", "", loaded.ops.lease_namespace, name)
+            assert rbac.allows(bot, request), (verb, name)

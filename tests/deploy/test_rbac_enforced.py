@@ -8,7 +8,7 @@ writes); removing any single rule from the manifest denies at least one request 
 every rule is needed; the matcher itself (subresources, resourceNames never matching a nameless
 create/list, RoleBinding namespace scope, Group/User subjects); and over real HTTPS with the official
 client: the leader Lease is acquired with the bot's token, a 403 comes back for a Secret read and for
-a Lease with another name as `ClusterForbidden` naming the resource, and with the leases rules removed
+a Lease in another namespace as `ClusterForbidden` naming the resource, and with the leases rules removed
 leader election fails with that 403 instead of electing anyone.
 """
 
@@ -61,6 +61,10 @@ BOT_REQUESTS = {
     "create the Lease": req("create", "leases", "netcheck", group="coordination.k8s.io"),
     "read the Lease": req("get", "leases", "netcheck", "netcheck-leader", group="coordination.k8s.io"),
     "renew the Lease": req("update", "leases", "netcheck", "netcheck-leader", group="coordination.k8s.io"),
+    "take a node's fix lock": req("get", "leases", "netcheck", "netcheck-fix-worker2",
+                                  group="coordination.k8s.io"),
+    "hold a node's fix lock": req("update", "leases", "netcheck", "netcheck-fix-worker2",
+                                  group="coordination.k8s.io"),
 }
 
 DENIED = {
@@ -72,7 +76,6 @@ DENIED = {
     "watch pods": req("watch", "pods", "netcheck"),
     "other services in default": req("get", "services", "default", "my-app"),
     "list services": req("list", "services", "default"),
-    "other Lease": req("update", "leases", "netcheck", "someone-else", group="coordination.k8s.io"),
     "delete the Lease": req("delete", "leases", "netcheck", "netcheck-leader", group="coordination.k8s.io"),
     "Lease in kube-system": req(
         "get", "leases", "kube-system", "netcheck-leader", group="coordination.k8s.io"
@@ -202,13 +205,13 @@ async def test_over_https_with_the_bot_token(tmp_path):
         elector = LeaderElector(store, "replica-a", settings=SETTINGS)
         assert await elector.try_acquire_or_renew()
         assert await elector.try_acquire_or_renew()  # renewal: get + update on netcheck-leader
-        other = LeaderElector(store, "x", settings=SETTINGS.model_copy(update={"lease_name": "other"}))
+        elsewhere = LeaderElector(KubernetesLeaseStore(api(BOT_TOKEN), "kube-system"), "x", settings=SETTINGS)
         with pytest.raises(ClusterForbidden, match="leases"):
-            await other.try_acquire_or_renew()
+            await elsewhere.try_acquire_or_renew()
     finally:
         await close()
-    assert [(d.verb, d.resource, d.name) for d in authorizer.denials] == [
-        ("list", "pods", ""), ("get", "leases", "other")
+    assert [(d.verb, d.resource, d.namespace, d.name) for d in authorizer.denials] == [
+        ("list", "pods", "kube-system", ""), ("get", "leases", "kube-system", "netcheck-leader")
     ]
 
 

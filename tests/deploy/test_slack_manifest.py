@@ -4,8 +4,9 @@
 Covers: required sections; /netcheck command (2–32 chars, leading slash), description ≤2000,
 usage_hint "<node> | all | help" ≤1000; bot display_name ≤80; interactivity on; Socket Mode on;
 the Home tab on and app_home_opened the only event subscribed to; scopes exactly commands, chat:write,
-chat:write.public, usergroups:read, files:write (the layer picture); and each Web API method the
-bot/slack code calls is covered.
+chat:write.public, usergroups:read, channels:history, groups:history (the delivery check of a
+retried post), files:write (the layer picture); and each Web API method the bot/slack code calls is
+covered.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import yaml
 from tests.deploy.conftest import DEPLOY, ROOT
 
 MANIFEST = DEPLOY / "slack-app-manifest.yaml"
-EXPECTED_SCOPES = {"commands", "chat:write", "chat:write.public", "usergroups:read", "files:write"}
+EXPECTED_SCOPES = {"commands", "chat:write", "chat:write.public", "usergroups:read", "channels:history",
+                   "groups:history", "files:write"}
 METHOD_SCOPES = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
     "usergroups.users.list": "usergroups:read",
     "usergroups_users_list": "usergroups:read",
+    "conversations.replies": "channels:history",
+    "conversations.history": "groups:history",  # private channels; channels:history for public ones
     "files_upload_v2": "files:write",
 }
 KNOWN_TOP_LEVEL = {"_metadata", "display_information", "features", "oauth_config", "settings", "functions",

@@ -23,6 +23,7 @@ from probes.transports.base import CommandResult
 from tests.fakes import FakeCluster, FakeShell
 
 NODES = [("master", "10.0.0.10"), ("worker1", "10.0.0.11"), ("worker2", "192.168.1.105")]
+POD_CIDRS = {"master": "192.168.86.0/24", "worker1": "192.168.87.0/24", "worker2": "192.168.88.0/24"}
 
 
 @dataclass
@@ -46,6 +47,7 @@ class FakeNode(FakeShell):
     modules: set[str] = field(default_factory=set)
     can_modprobe: bool = True
     link_mtu: int = 1500
+    interfaces: tuple[str, ...] = ("wlp59s0", "cali1234abcd")
 
     def __post_init__(self) -> None:
         self.files.setdefault("/etc/hosts", "127.0.0.1 localhost\n")
@@ -115,6 +117,14 @@ class FakeNode(FakeShell):
             return self._ok(command)
         if argv[:4] == ["ip", "-o", "route", "get"]:
             return self._ok(command, f"{argv[4]} via 192.168.1.1 dev wlp59s0 src 192.168.1.105 uid 0\n")
+        if command == "ip -o link show":
+            lines = ["1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN "
+                     "mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd "
+                     "00:00:00:00:00:00"]
+            lines += [f"{i + 2}: {name}{'@if3' if name.startswith('cali') else ''}: <BROADCAST,UP> mtu "
+                      f"{self.link_mtu} qdisc noqueue state UP\\    link/ether 02:00:00:00:00:0{i}"
+                      for i, name in enumerate(self.interfaces)]
+            return self._ok(command, "\n".join(lines) + "\n")
         if argv[:5] == ["ip", "-o", "link", "show", "dev"]:
             return self._ok(command, f"3: {argv[5]}: <BROADCAST,UP> mtu {self.link_mtu} qdisc noqueue\n")
         return CommandResult(command=command, exit_status=127, stderr=f"fake node: unknown {command!r}")
@@ -142,7 +152,8 @@ class FakeEngine:
                              vxlan_mode="Always" if encapsulation == "vxlan" else "Never")]
         self._facts = ClusterFacts(
             api_service_ip="10.96.0.1", api_endpoints=[Endpoint(ip="10.0.0.10", port=6443)],
-            nodes=[NodeFacts(name=n, internal_ip=a, ready=True) for n, a in NODES],
+            nodes=[NodeFacts(name=n, internal_ip=a, pod_cidr=POD_CIDRS[n], pod_cidrs=[POD_CIDRS[n]],
+                             ready=True) for n, a in NODES],
             installation=InstallationFacts(), ippools=pools,
         )
 

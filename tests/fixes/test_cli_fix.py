@@ -85,3 +85,25 @@ async def test_bad_input_is_one_line_and_exit_2() -> None:
     assert node.ran == [] and engine.checks == []
     code, out, node, _ = await run(parse("worker2", "calico-mtu", "--param", "mtu", "--yes"))
     assert code == 2 and "expected KEY=VALUE" in out and node.ran == []
+
+
+async def test_a_repeated_param_is_refused_whatever_the_values() -> None:
+    """`--param pod_cidr='…; touch …' --param pod_cidr=<the node's block>` must not apply the last one."""
+    args = parse("worker2", "masquerade", "--param", "pod_cidr=10.0.0.0/8; touch /tmp/x",
+                 "--param", "pod_cidr=192.168.88.0/24", "--param", "interface=wlp59s0", "--yes")
+    code, out, node, engine = await run(args)
+    assert (code, out) == (2, "netcheck fix: --param pod_cidr given twice; give each parameter once\n")
+    assert node.ran == [] and engine.checks == []
+
+
+async def test_not_this_nodes_values_are_refused_at_plan_time() -> None:
+    for param, error in (("pod_cidr=0.0.0.0/0", "prefix-0"), ("pod_cidr=10.0.0.0/8", "not a pod block"),
+                         ("interface=eth0\n", "invalid interface name 'eth0\\n'"),
+                         ("interface=eth7", "does not exist on worker2")):
+        pairs = {"pod_cidr": "192.168.88.0/24", "interface": "wlp59s0"}
+        key, value = param.split("=", 1)
+        pairs[key] = value
+        argv = [arg for k, v in pairs.items() for arg in ("--param", f"{k}={v}")]
+        code, out, node, engine = await run(parse("worker2", "masquerade", *argv, "--yes"))
+        assert code == 2 and out.count("\n") == 1 and error in out, out
+        assert node.changes() == [] and engine.checks == []

@@ -3,7 +3,8 @@
 One in-process API stand-in (HTTPS, the kubelet stand-in for exec/log) enforces the rules of
 deploy/kubernetes/rbac.yaml for the bot's ServiceAccount token; netcheck's real transports
 (KubeCluster, DebugPods with exec and logs, ClusterNodeSource's watch, KubernetesLeaseStore through
-LeaderElector, discovery) run the operations the bot performs. Covers:
+LeaderElector, the fix runner's per-node ClusterFixLock, discovery) run the operations the bot
+performs. Covers:
 - with the shipped rules every operation succeeds (no 403 anywhere);
 - for each rule (parametrized), with only that rule removed, at least one operation fails with a 403
   whose message netcheck surfaces as one short line naming a verb and a resource of the removed rule
@@ -28,6 +29,8 @@ from kubernetes import client
 from bot.ops.leader import LeaderElector
 from bot.ops.settings import OpsSettings
 from bot.slack.nodesource import ClusterNodeSource
+from fixes.base import FixSettings
+from fixes.lock import ClusterFixLock
 from lab.apiserver import ApiServerConfig, serve
 from lab.apiserver.rbac import RbacAuthorizer, service_account_groups, service_account_user
 from probes.facts import NodeFacts
@@ -46,6 +49,8 @@ REQUEST_TIMEOUT_S = 5.0
 CLEAR_MESSAGE_CHARS = 400
 """A message longer than this is a dump, not a report."""
 WATCH_TIMEOUT_S = 1
+POD_LEASE_S = 0.6
+"""The debug pod's lease in the session: short, so the session renews it (a pods patch)."""
 """The server ends an allowed node watch after this many seconds (a denied one ends at once)."""
 
 
@@ -122,10 +127,13 @@ Operation = Callable[[KubeCluster], Awaitable[object]]
 
 
 async def debug_pod_session(cluster: KubeCluster) -> None:
-    """What a pod probe does: leftovers list, create, wait Running, exec, log (kubelet-port), delete."""
-    pods = DebugPods(cluster, DebugPodSettings(start_timeout=REQUEST_TIMEOUT_S, poll_interval=0.05))
+    """What a pod probe does: leftovers list, create, wait Running, exec, log (kubelet-port), renew
+    (patch), delete."""
+    pods = DebugPods(cluster, DebugPodSettings(start_timeout=REQUEST_TIMEOUT_S, poll_interval=0.05,
+                                               lease_duration=POD_LEASE_S))
     pod = await pods.get(NODE)
     try:
+        await asyncio.sleep(POD_LEASE_S / 2)  # at least one renewal (every third of the lease)
         result = await pod.run("echo netcheck", timeout=REQUEST_TIMEOUT_S)
         assert "netcheck" in result.stdout
         await cluster.pod_logs(pod.namespace, pod.name, timeout=REQUEST_TIMEOUT_S)
@@ -148,6 +156,16 @@ async def leader_election(cluster: KubeCluster) -> None:
         await elector.try_acquire_or_renew()
 
 
+async def fix_lock(cluster: KubeCluster) -> None:
+    """The per-node fix Lease a fix holds: created, taken, renewed, released."""
+    lock = ClusterFixLock(KubernetesLeaseStore(cluster.api, "netcheck"), namespace="netcheck",
+                          owner="rbac-test", settings=FixSettings(lock_duration=0.6, lock_wait=0))
+    held = await lock.acquire(NODE.name, "rbac test")
+    await asyncio.sleep(0.3)  # one renewal (every third of the duration)
+    await held.release()
+    await (await lock.acquire(NODE.name, "rbac test again")).release()  # an existing, released Lease
+
+
 async def mtu_fix_patch(cluster: KubeCluster) -> None:
     installation = await cluster.get_installation()
     assert installation is not None
@@ -163,6 +181,7 @@ OPERATIONS: dict[str, Operation] = {
     "debug pod session": debug_pod_session,
     "node-join watch": node_watch,
     "leader election": leader_election,
+    "fix lock": fix_lock,
     "calico-mtu fix patch": mtu_fix_patch,
 }
 

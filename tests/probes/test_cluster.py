@@ -6,14 +6,18 @@ service, endpoints, nodes (InternalIP, podCIDR, Ready, annotations), Installatio
 IPPools; config overrides win; Calico absent -> None/[]; ApiException translation (404, 403 with the
 message, unreachable); merge and JSON patch of the Installation; debug pods: missing namespace
 reported, pinned pod with labels/tolerations, exec stdout/stderr/exit code, command timeout, a pod
-shared by two users is deleted by the last, leftover pod of a crashed run deleted, a pod that never
-runs -> PodUnavailable and deleted; the whole engine wired by `bot.wiring.build_transports`.
+shared by two users is deleted by the last; owned pods: owner label and expiry annotation, renewed
+while in use, leftovers deleted only when this process made them and no longer uses them or their
+expiry passed (another live process's pod survives: two processes probe one node side by side); a
+pod that never runs -> PodUnavailable and deleted; a NotReady node gets no attempt; the whole engine
+wired by `bot.wiring.build_transports`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,10 +40,11 @@ from probes.model import Layer, Status, ok
 from probes.registry import Registry, probe
 from probes.transports.cluster import ClusterSettings, KubeCluster, load_api_client
 from probes.transports.discovery import ClusterOverrides, discover
+from probes.transports.owner import process_owner
 from probes.transports.pod import DebugPods, DebugPodSettings, pod_manifest
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, READONLY_TOKEN, running_lab
 
-WORKER2 = NodeFacts(name="worker2", internal_ip="127.0.0.2")
+WORKER2 = NodeFacts(name="worker2", internal_ip="127.0.0.2", ready=True)
 
 
 def write_kubeconfig(path: Path, url: str, ca: Path, token: str, context: str = "lab") -> Path:
@@ -171,7 +176,9 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
     pod = await pods.get(WORKER2)
     raw = await kube.call("read pod", kube.core.read_namespaced_pod, pod.name, "netcheck")
     assert raw.spec.node_name == "worker2" and raw.spec.host_network in (False, None)
-    assert raw.metadata.labels == {"app.kubernetes.io/managed-by": "netcheck", "netcheck/node": "worker2"}
+    assert raw.metadata.labels == {"app.kubernetes.io/managed-by": "netcheck", "netcheck/node": "worker2",
+                                   "netcheck/owner": pods.owner}
+    assert pods.owner == process_owner() and "netcheck/expires-at" in raw.metadata.annotations
     assert [t.operator for t in raw.spec.tolerations] == ["Exists"]
     assert pod.ip == "192.168.88.5"
     result = await pod.run("echo $NETCHECK_POD; echo oops >&2; exit 3")
@@ -198,17 +205,56 @@ async def test_concurrent_execs_do_not_hijack_other_calls(kube) -> None:
     assert (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items == []
 
 
-async def test_leftover_pod_is_deleted_first(kube) -> None:
+async def _pod_names(kube: KubeCluster) -> set[str]:
+    listed = await kube.call("list", kube.core.list_namespaced_pod, "netcheck")
+    return {p.metadata.name for p in listed.items}
+
+
+async def test_only_leftovers_nobody_owns_are_deleted_first(kube) -> None:
     await _create_namespace(kube)
-    leftover = pod_manifest("worker2", pod_settings())
-    await kube.call("create", kube.core.create_namespaced_pod, "netcheck", leftover)
-    other_node = pod_manifest("master", pod_settings())
-    await kube.call("create", kube.core.create_namespaced_pod, "netcheck", other_node)
-    pods = DebugPods(kube, pod_settings())
+    settings = pod_settings()
+    now = datetime.now(UTC)
+    mine = pod_manifest("worker2", settings, owner="me")  # made by this process, not in use any more
+    expired = pod_manifest("worker2", settings, owner="gone", expires_at=now - timedelta(seconds=1))
+    live = pod_manifest("worker2", settings, owner="other-live", expires_at=now + timedelta(minutes=2))
+    legacy = pod_manifest("worker2", settings)  # an older netcheck: no owner, no expiry, created now
+    legacy["metadata"]["labels"].pop("netcheck/owner")
+    legacy["metadata"].pop("annotations")
+    other_node = pod_manifest("master", settings, owner="gone", expires_at=now - timedelta(seconds=1))
+    for manifest in (mine, expired, live, legacy, other_node):
+        await kube.call("create", kube.core.create_namespaced_pod, "netcheck", manifest)
+    pods = DebugPods(kube, settings, owner="me")
     pod = await pods.get(WORKER2)
-    names = {p.metadata.name for p in
-             (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items}
-    assert names == {pod.name, other_node["metadata"]["name"]}  # only worker2's leftover went
+    kept = {m["metadata"]["name"] for m in (live, legacy, other_node)}
+    assert await _pod_names(kube) == kept | {pod.name}  # the live owner's pod survives
+    await pods.aclose()
+
+
+async def test_two_processes_probe_one_node_without_deleting_each_others_pod(kube) -> None:
+    await _create_namespace(kube)
+    cli, bot = DebugPods(kube, pod_settings(), owner="cli-1"), DebugPods(kube, pod_settings(), owner="bot-2")
+    cli_pod = await cli.get(WORKER2)
+    bot_pod = await bot.get(WORKER2)  # looks for leftovers on worker2: the CLI's pod is not one
+    assert cli_pod.name != bot_pod.name and await _pod_names(kube) == {cli_pod.name, bot_pod.name}
+    assert (await cli_pod.run("echo still here")).stdout == "still here\n"
+    await cli.aclose()
+    assert await _pod_names(kube) == {bot_pod.name}
+    await bot.aclose()
+
+
+async def test_a_pod_in_use_is_renewed(kube) -> None:
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings(lease_duration=3))
+
+    async def expiry(name: str) -> str:
+        raw = await kube.call("read pod", kube.core.read_namespaced_pod, name, "netcheck")
+        return raw.metadata.annotations["netcheck/expires-at"]
+
+    pod = await pods.get(WORKER2)
+    first = await expiry(pod.name)
+    await asyncio.sleep(1.5)  # renewed every lease_duration / 3 = 1 s
+    renewed = await expiry(pod.name)
+    assert renewed != first and datetime.fromisoformat(renewed) > datetime.now(UTC)
     await pods.aclose()
 
 
@@ -227,10 +273,19 @@ async def test_shared_pod_deleted_by_last_user(kube) -> None:
 async def test_pod_that_never_runs(kube) -> None:
     await _create_namespace(kube)
     pods = DebugPods(kube, pod_settings(start_timeout=0.6))
-    with pytest.raises(PodUnavailable, match=r"not Running after 0.6 s"):
-        await pods.get(NodeFacts(name="ghost"))
+    with pytest.raises(PodUnavailable, match=r"not Running after 0.6 s \(Pending\)"):
+        await pods.get(NodeFacts(name="ghost", ready=True))
+    await pods.aclose()  # the pod that did not start is deleted in the background; aclose waits for it
     left = await kube.call("list", kube.core.list_namespaced_pod, "netcheck")
     assert left.items == []
+
+
+async def test_not_ready_node_gets_no_pod_attempt(kube) -> None:
+    await _create_namespace(kube)
+    pods = DebugPods(kube, pod_settings())
+    with pytest.raises(PodUnavailable, match="node worker2 is NotReady"):
+        await pods.get(WORKER2.model_copy(update={"ready": False}))
+    assert (await kube.call("list", kube.core.list_namespaced_pod, "netcheck")).items == []
 
 
 async def test_engine_wired_from_config(lab, tmp_path) -> None:

@@ -42,6 +42,7 @@ def test_render_quotes_and_requires_validated_args() -> None:
 
 
 def test_valid_values_are_normalised() -> None:
-    assert c.cidr(" 192.168.88.0/24").value == "192.168.88.0/24"
+    assert c.cidr("192.168.88.0/24").value == "192.168.88.0/24"
+    assert c.cidr("FD00:0::/64").value == "fd00::/64"
     assert c.mtu("1450").value == "1450"
     assert c.node_name("worker2").value == "worker2"

@@ -4,9 +4,11 @@ Covers: probes of a node run concurrently (overlap proven by events); `after=` w
 dependency, and a dependency that is not selected resolves to None; timeout -> error "timed out
 after N s"; exception -> error; ProbeSkip -> skip; missing/failed transport -> skip with the reason
 plus a visible `ssh` error finding; transports another probe started are handed to probes that did
-not declare them; `peer-pod` gives the IP of a debug pod on another Ready node; disabled probes;
-unknown node names the closest names; unknown probe id; root-cause attribution; check_all's
-concurrency bound; debug pod release; per-probe durations.
+not declare them only when ready (never waited for); one transport attempt per node per run (a
+failed pod or shell is remembered for the run, also across a sweep's nodes); `peer-pod` gives the
+IP of a debug pod on another Ready node; disabled probes; unknown node names the closest names;
+unknown probe id; root-cause attribution; check_all's concurrency bound; debug pod release;
+per-probe durations.
 """
 
 from __future__ import annotations
@@ -316,19 +318,109 @@ async def test_aclose_closes_pods() -> None:
     assert pods.closed
 
 
-async def test_started_transports_are_shared_with_undeclared_probes() -> None:
+async def test_started_transports_are_shared_with_undeclared_probes_when_ready() -> None:
     reg = Registry()
 
     @probe(id="needs-host", layer=Layer.HOST_ROUTE, needs={"host"}, registry=reg)
     async def needs_host(ctx):
         return ok(ctx.host.node)
 
-    @probe(id="opportunist", layer=Layer.ROUTER, registry=reg)
+    @probe(id="opportunist", layer=Layer.ROUTER, after=("needs-host",), registry=reg)
     async def opportunist(ctx):
+        await ctx.result_of("needs-host")  # the shell is there by now: handed over
         return ok(f"host={ctx.host_shell is not None} pod={ctx.pod_exec is not None} ({ctx.pod_unavailable})")
 
     report = await make_engine(reg, shells=Shells(), pods=Pods()).check("worker2")
     assert report.finding("opportunist").summary == "host=True pod=False (no debug pod configured)"
+
+
+class GatedPods(Pods):
+    """A debug pod that starts only when `gate` opens, and then fails (e.g. held Pending)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.attempts: list[str] = []
+
+    async def get(self, node: NodeFacts) -> FakePod:
+        self.attempts.append(node.name)
+        await self.gate.wait()
+        raise PodUnavailable(f"debug pod on {node.name} not Running after 20 s (ContainerCreating)")
+
+
+async def test_host_probes_never_wait_for_a_debug_pod_they_did_not_ask_for() -> None:
+    reg = Registry()
+    pods = GatedPods()
+
+    @probe(id="on-host", layer=Layer.HOST_ROUTE, needs={"host"}, registry=reg)
+    async def on_host(ctx):
+        return ok(f"host ok; pod: {ctx.pod_unavailable}")
+
+    @probe(id="in-pod", layer=Layer.POD_APP, needs={"pod"}, registry=reg)
+    async def in_pod(ctx):
+        raise AssertionError("the pod never starts: must be skipped")
+
+    @probe(id="opener", layer=Layer.ROUTER, after=("on-host",), registry=reg)
+    async def opener(ctx):
+        # the pod can only give up once on-host is done: a host probe waiting for it would hang
+        await ctx.result_of("on-host")
+        pods.gate.set()
+        return ok("gate opened")
+
+    report = await make_engine(reg, shells=Shells(), pods=pods, transport_timeout=30).check("worker2")
+    assert report.finding("on-host").summary == "host ok; pod: not ready yet"
+    assert report.finding("in-pod").summary == (
+        "no debug pod on worker2: debug pod on worker2 not Running after 20 s (ContainerCreating)")
+    assert report.finding("debug-pod").status is Status.ERROR
+    assert report.duration_s < 30  # ended by the pod's own failure, not by the engine's safety cap
+
+
+async def test_a_pod_that_failed_is_not_tried_again_in_the_same_run() -> None:
+    reg = Registry()
+
+    @probe(id="cross", layer=Layer.ROUTER, needs={"pod", "peer-pod"}, registry=reg)
+    async def cross(ctx):
+        return ok(f"peer {ctx.peer_pod_ip}")
+
+    class MasterPodFails(Pods):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attempts: list[str] = []
+
+        async def get(self, node: NodeFacts) -> FakePod:
+            self.attempts.append(node.name)
+            if node.name == "master":
+                await asyncio.sleep(0.05)  # still starting when the other checks ask for it
+                raise PodUnavailable("debug pod on master not Running after 20 s (ContainerCreating)")
+            return await super().get(node)
+
+    pods = MasterPodFails()
+    reports = {r.node: r for r in await make_engine(reg, pods=pods).check_all()}
+    # master's pod is its own check's and the peer of worker1's and worker2's: one attempt serves all
+    assert pods.attempts.count("master") == 1
+    assert "not Running after 20 s" in reports["master"].finding("debug-pod").summary
+    assert reports["worker2"].finding("cross").summary == "peer None"
+    await make_engine(reg, pods=pods).check("worker2")  # a new run tries again
+    assert pods.attempts.count("master") == 2
+
+
+async def test_a_failed_ssh_connection_is_remembered_for_the_run_only() -> None:
+    reg = Registry()
+
+    @probe(id="on-host", layer=Layer.HOST_ROUTE, needs={"host"}, registry=reg)
+    async def on_host(ctx):
+        raise AssertionError("must not run")
+
+    shells = Shells(HostKeyRejected("SSH to 10.0.0.3:22 timed out after 10 s"))
+    engine = make_engine(reg, shells=shells)
+    with structlog.testing.capture_logs() as logs:
+        reports = await engine.check_all()
+    assert sorted(shells.opened) == ["master", "worker1", "worker2"]  # one attempt per node
+    assert all("timed out after 10 s" in r.finding("ssh").summary for r in reports)
+    said = [e for e in logs if e["event"] == "transport unavailable"]
+    assert sorted(e["node"] for e in said) == ["master", "worker1", "worker2"]
+    await engine.check("worker2")
+    assert shells.opened.count("worker2") == 2
 
 
 async def test_peer_pod_on_another_ready_node() -> None:

@@ -1,0 +1,106 @@
+"""A real check of the case-study node posted through a burst of Slack 5xx, on the lab: the real
+engine (bot.wiring over the lab's SSH nodes and API stand-in), Bolt in HTTP mode, the Web API
+stand-in failing chat.postMessage and chat.update on a schedule — some failed posts landed anyway.
+
+Covers: the thread arrives complete (one reply per problem and the folded ok one, each exactly once,
+the parent once, the verdict on it), nothing is counted as undelivered, and the posts that landed
+despite their error were found by lookup instead of being posted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from lab.cluster import Lab
+from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
+
+pytestmark = pytest.mark.lab
+
+CHANNEL = "C0NETCHECK"
+SECRET = "lab-signing-secret"
+CHECK_TIMEOUT_S = 180.0
+
+
+class Recorder:
+    """The engine as the bot sees it, keeping the reports it handed out (composition, like serve's
+    MeteredEngine)."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.reports: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def check(self, node: str, **kwargs: Any) -> Any:
+        report = await self._engine.check(node, **kwargs)
+        self.reports.append(report)
+        return report
+
+
+async def burst(lab: Lab, node: str) -> dict[str, Any]:
+    from bot import config as config_module
+    from bot import wiring
+    from bot.ops.metrics import METRICS
+    from bot.slack.app import build_app
+    from bot.slack.settings import SlackSettings
+    from lab.slack.driver import SlackDriver
+    from lab.slack.webapi import Failure, SlackStandIn
+
+    standin = SlackStandIn(channels=(CHANNEL,))
+    await standin.start()
+    engine = Recorder(wiring.build_engine(config_module.load(lab.config_file)))
+    settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
+                                             "api_url": standin.api_url, "server_error_backoff_s": 0.1})
+    app, rt = build_app(settings, engine, None, probe_count=len(list(engine.registry)))
+    site_runner = web.AppRunner(app.web_app(path="/slack/events"))
+    await site_runner.setup()
+    site = web.TCPSite(site_runner, "127.0.0.1", 0)
+    await site.start()
+    driver = SlackDriver(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/slack/events",
+                         SECRET, standin)
+    standin.fail("chat.postMessage",
+                 Failure(503, "service_unavailable"), Failure(500, "internal_error", lands=True),  # parent
+                 Failure(500, "internal_error"), None,
+                 Failure(503, "service_unavailable"), Failure(500, "internal_error", lands=True),
+                 Failure(502, "bad_gateway"), Failure(200, "fatal_error", lands=True),
+                 Failure(503, "service_unavailable"), Failure(200, "request_timeout"))
+    standin.fail("chat.update", Failure(503, "service_unavailable"), Failure(500, "internal_error"))
+    undelivered = METRICS.slack_undelivered.labels(method="chat.postMessage")._value.get()
+    try:
+        await driver.command(node, user="UALICE", channel=CHANNEL)
+        await rt.tasks.idle(timeout=CHECK_TIMEOUT_S)
+        return {"parents": standin.messages(CHANNEL), "report": engine.reports[-1],
+                "calls": standin.calls,
+                "undelivered": METRICS.slack_undelivered.labels(method="chat.postMessage")._value.get()
+                - undelivered}
+    finally:
+        await rt.tasks.close(1)
+        await site_runner.cleanup()
+        await standin.stop()
+        await engine.aclose()
+
+
+def test_a_check_posted_through_a_burst_of_5xx_arrives_complete(lab: Lab) -> None:
+    from bot.slack import messages as msg
+
+    node = next(n.name for n in lab.nodes if n.wifi)  # the case study: several problems to post
+    with lab.enter_ops():
+        seen = asyncio.run(burst(lab, node))
+    (parent,) = seen["parents"]
+    report = seen["report"]
+    problems = msg.problems(report)
+    assert len(problems) >= 2, report.findings
+    expected = [f"{node}: {f.summary}" for f in problems]
+    texts = [r.text for r in parent.replies]
+    assert texts[:len(problems)] == expected  # each problem once, cause first
+    assert len(texts) == len(problems) + 1 and "probes ok" in texts[-1]  # and the folded ok reply
+    assert parent.text == msg.verdict_line(report)
+    assert seen["undelivered"] == 0
+    failed = [c for c in seen["calls"] if c.status != 200 or c.answer.get("ok") is False]
+    assert sum(1 for c in failed if c.answer.get("landed")) == 3  # landed anyway: found, not reposted
+    assert len(failed) == 11  # every scheduled fault was met (and survived)
