@@ -18,17 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
 from bot.watch.settings import WatchSettings
 from fixes.base import FixSettings
-from probes.errors import ConfigError
+from probes.errors import ConfigError, InvalidInput
 from probes.settings import ProbeSettings
+from probes.transports.access import NodeAccessMode
 from probes.transports.cluster import ClusterSettings
-from probes.transports.commands import shown
+from probes.transports.commands import node_name, shown
 from probes.transports.discovery import ClusterOverrides
+from probes.transports.hostpod import HostPodSettings
 from probes.transports.pod import DebugPodSettings
 from probes.transports.ssh import SSHSettings
 
@@ -41,14 +43,34 @@ class Config(BaseModel):
     kubeconfig: Path | None = Field(None, description="kubeconfig file (env KUBECONFIG); None: in-cluster.")
     context: str | None = Field(None, description="kubeconfig context; None: its current context.")
     request_timeout: float = Field(10.0, gt=0, description="Seconds one Kubernetes API request may take.")
+    node_access: NodeAccessMode = Field(
+        "ssh",  # type: ignore[assignment]  (validated into NodeAccessMode.SSH)
+        validate_default=True,
+        description="How netcheck reaches a node's host side: ssh, pod (a host pod through the API, no "
+        "SSH; docs/node-access.md) or auto (SSH where a key and the node's host key are configured).",
+    )
+    node_access_overrides: dict[str, NodeAccessMode] = Field(
+        default_factory=dict, description="node_access for single nodes, by node name."
+    )
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     debug_pod: DebugPodSettings = Field(default_factory=DebugPodSettings)
+    host_pod: HostPodSettings = Field(default_factory=HostPodSettings)
     probes: ProbeSettings = Field(default_factory=ProbeSettings)
     fixes: FixSettings = Field(default_factory=FixSettings)
     cluster: ClusterOverrides = Field(default_factory=ClusterOverrides)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
+
+    @field_validator("node_access_overrides")
+    @classmethod
+    def _override_names(cls, overrides: dict[str, NodeAccessMode]) -> dict[str, NodeAccessMode]:
+        for name in overrides:
+            try:
+                node_name(name)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return overrides
 
     def cluster_settings(self) -> ClusterSettings:
         return ClusterSettings(kubeconfig=self.kubeconfig, context=self.context,

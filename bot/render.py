@@ -36,7 +36,8 @@ def _details(finding: Finding) -> str:
 
 def render_report(report: Report) -> str:
     width = max((len(f.probe) for f in report.findings), default=0)
-    lines = [f"node {report.node}: {report.verdict.value} ({report.duration_s:.1f} s)"]
+    via = f", via {report.access.path.value}: {report.access.reason}" if report.access else ""
+    lines = [f"node {report.node}: {report.verdict.value} ({report.duration_s:.1f} s{via})"]
     lines += [f"  {_MARK[f.status]:<5} {f.probe:<{width}}  {f.summary}" for f in report.findings]
     causes = report.causes
     symptoms = [f for f in report.findings if f.status.is_problem and f.caused_by is not None]

@@ -16,8 +16,10 @@ from fixes.lock import ClusterFixLock
 from fixes.runner import FixRunner
 from probes.engine import Engine, Transports
 from probes.registry import Registry, default_registry
+from probes.transports.access import NodeAccess
 from probes.transports.cluster import KubeCluster, load_api_client
 from probes.transports.discovery import discover
+from probes.transports.hostpod import HostPods
 from probes.transports.leases import KubernetesLeaseStore
 from probes.transports.owner import process_owner
 from probes.transports.pod import DebugPods
@@ -25,7 +27,8 @@ from probes.transports.ssh import SSHPool
 
 
 def build_transports(config: Config) -> Transports:
-    """SSH pool, debug pods and the cluster client, sharing one bounded thread pool."""
+    """Node access (SSH pool or host pods), debug pods and the cluster client, sharing one bounded
+    thread pool."""
     settings = config.cluster_settings()
     api = load_api_client(settings)  # ConfigError when no kubeconfig/in-cluster config is usable
     executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="netcheck-k8s")
@@ -38,10 +41,16 @@ def build_transports(config: Config) -> Transports:
         await asyncio.to_thread(cluster.close)
         executor.shutdown(wait=False, cancel_futures=True)
 
+    # node_access: SSH, or host pods through the API (read-only for probes, privileged for fixes)
+    shells = NodeAccess(
+        config.node_access, config.node_access_overrides, SSHPool(config.ssh),
+        read_only=HostPods(cluster, config.debug_pod, config.host_pod, privileged=False),
+        privileged=HostPods(cluster, config.debug_pod, config.host_pod, privileged=True),
+    )
     return Transports(
         cluster=cluster,
         discover=discover_facts,
-        shells=SSHPool(config.ssh),
+        shells=shells,
         pods=DebugPods(cluster, config.debug_pod),
         close=close,
     )

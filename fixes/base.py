@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,6 +68,10 @@ class EngineAPI(Protocol):
     async def facts(self, *, refresh: bool = False) -> ClusterFacts: ...
 
     async def node_shell(self, node: str) -> NodeShell: ...
+
+    def node_session(self, node: str, *, privileged: bool = False) -> AbstractAsyncContextManager[None]:
+        """Host access for one fix on `node` (privileged only after approval), released at the end."""
+        ...
 
 
 def file_content(text: str) -> Arg:

@@ -52,7 +52,9 @@ class FixRunner:
 
     async def plan(self, node: str, fix_id: str, params: dict[str, str | int]) -> Plan:
         """Validate and describe the change; raises InvalidInput (one line) on bad input."""
-        plan = await self._fix(node, fix_id).plan(params)
+        fix = self._fix(node, fix_id)
+        async with self.engine.node_session(node):  # before approval: read-only host access
+            plan = await fix.plan(params)
         audit("plan", who=None, node=node, fix=fix_id, params=plan.params, outcome="planned",
               summary=plan.summary)
         return plan
@@ -73,7 +75,9 @@ class FixRunner:
             if refused is not None:
                 return refused
             try:
-                return await self._apply_locked(node, fix_id, params, approval)
+                async with self.engine.node_session(node, privileged=True):
+                    # approved: a host pod for the change is created at first use, removed after verification
+                    return await self._apply_locked(node, fix_id, params, approval)
             finally:
                 if held is not None:
                     await held.release()
@@ -248,12 +252,14 @@ class FixRunner:
             if refused is not None:
                 return refused
             try:
-                try:
-                    fix = self._fix(node, fix_id)
-                    plan = await fix.plan(params)
-                except InvalidInput as exc:
-                    return FixResult(outcome=Outcome.REFUSED, message=str(exc))
-                return await self._rollback(fix, plan, before, approval.approver, ["rollback requested"], [])
+                async with self.engine.node_session(node, privileged=True):
+                    try:
+                        fix = self._fix(node, fix_id)
+                        plan = await fix.plan(params)
+                    except InvalidInput as exc:
+                        return FixResult(outcome=Outcome.REFUSED, message=str(exc))
+                    return await self._rollback(fix, plan, before, approval.approver,
+                                                ["rollback requested"], [])
             finally:
                 if held is not None:
                     await held.release()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lab import certs, spec, topology
+from lab import certs, nodeinit, spec, topology
 from lab.apiserver.rbac import service_account_groups, service_account_user
 
 if TYPE_CHECKING:
@@ -29,7 +29,12 @@ API_CALL_TIMEOUT_S = 10
 API_SANS_DNS = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
                 f"kubernetes.default.svc.{spec.CLUSTER_DOMAIN}"]
 MTU = spec.POD_MTU
-SHIPPED_RBAC = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "rbac.yaml"
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+SHIPPED_RBAC = DEPLOY / "kubernetes" / "rbac.yaml"
+SHIPPED_NAMESPACE = DEPLOY / "kubernetes" / "namespace.yaml"
+NODE_ACCESS_COMPONENT = DEPLOY / "kubernetes" / "components" / "node-access-pod"
+"""The optional node_access: pod pieces (host pods' namespace and Role): the lab is deployed with them,
+so `node_access: pod` works in it; with `ssh` netcheck never uses them (tests/deploy prove both)."""
 BOT_NAMESPACE = BOT_SERVICE_ACCOUNT = "netcheck"
 VIEWER_GROUP = "viewers"
 
@@ -87,8 +92,14 @@ def node_labels(node: spec.NodeSpec) -> dict[str, str]:
     return labels
 
 
+def containers_dir(lab: Lab) -> Path:
+    """Where host pod containers mount their root (each on a tmpfs in its own mount namespace)."""
+    return lab.state / "containers"
+
+
 def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
     master = topology.master_ip()
+    containers_dir(lab).mkdir(parents=True, exist_ok=True)
     pair = certs.issue(ca, lab.state / "pki", "apiserver", ips=[master, spec.API_SERVICE_IP],
                        dns=API_SANS_DNS)
     lab_rbac_path = lab.state / "lab-rbac.yaml"
@@ -102,14 +113,17 @@ def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
             bot_token(lab): {"user": service_account_user(BOT_NAMESPACE, BOT_SERVICE_ACCOUNT),
                              "groups": list(service_account_groups(BOT_NAMESPACE))},
         },
-        "rbac_manifests": [str(SHIPPED_RBAC), str(lab_rbac_path)],
+        "rbac_manifests": [str(path) for path in rbac_files(lab)],
+        "namespace_manifests": [str(SHIPPED_NAMESPACE), str(NODE_ACCESS_COMPONENT / "namespace.yaml")],
+        "containers_dir": str(containers_dir(lab)),
         "control_token": lab.control_token,
         "service": {"cluster_ip": spec.API_SERVICE_IP, "port": spec.API_SERVICE_PORT,
                     "endpoints": [{"ip": master, "port": spec.API_PORT}]},
         "dns_service_ip": spec.DNS_SERVICE_IP, "service_cidr": spec.SERVICE_CIDR,
         "nodes": [{"name": n.name, "internal_ip": n.ip, "pod_cidr": n.pod_cidr, "ready": True,
                    "annotations": node_annotations(n), "labels": node_labels(n), "pod_ip": n.pod_ip,
-                   "pod_netns": lab.names.pod(n.name)} for n in lab.nodes],
+                   "pod_netns": lab.names.pod(n.name), "host_netns": lab.names.node(n.name),
+                   "host_pid1_file": str(nodeinit.pid1_file(lab.state, n.name))} for n in lab.nodes],
         "installation": installation(), "ippools": [ippool()],
         "exec_prefix": ["ip", "netns", "exec"], "kubelet_port": spec.KUBELET_PORT,
         "mtu_hook": [sys.executable, "-m", "lab.hooks", "mtu", "--state", str(lab.state)],
@@ -166,3 +180,17 @@ def control(lab: Lab, method: str, path: str, body: Any = None) -> dict[str, Any
 
 def patch(lab: Lab, path: str, merge_patch: dict[str, Any]) -> dict[str, Any]:
     return request(lab, "PATCH", path, merge_patch, content_type="application/merge-patch+json")
+
+
+def rbac_files(lab: Lab) -> list[Path]:
+    """The RBAC manifests the lab's API stand-in enforces (as `build` configured it)."""
+    return [SHIPPED_RBAC, NODE_ACCESS_COMPONENT / "rbac.yaml", lab.state / "lab-rbac.yaml"]
+
+
+def set_rbac(lab: Lab, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Enforce these RBAC objects from now on (tests; restore with `rbac_objects(rbac_files(lab))`)."""
+    return control(lab, "PUT", "/lab/v1/rbac", {"objects": objects})
+
+
+def rbac_objects(paths: list[Path]) -> list[dict[str, Any]]:
+    return [doc for path in paths for doc in yaml.safe_load_all(Path(path).read_text()) if doc]

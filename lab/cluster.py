@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab import certs, netns, nodes, spec, topology
+from lab import certs, netns, nodeinit, nodes, spec, topology
 from lab.spec import NodeSpec
 
 CLONE_NEWNET = 0x40000000
@@ -138,6 +138,7 @@ class Lab:
             kubelet = certs.issue(ca, nodes.node_dir(state, node.name), "kubelet", ips=[node.ip],
                                   dns=[node.name])
             known = nodes.make_host_key(state, node)
+            nodeinit.start_init(state, ns, node)  # sshd and kubelet run inside the node's own PID 1
             nodes.start_sshd(state, ns, node)
             nodes.start_kubelet(state, ns, node, kubelet.cert, kubelet.key)
             return known

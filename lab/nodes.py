@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from lab import netns, spec, topology
@@ -21,6 +22,8 @@ SSHD_PRIVSEP_DIR = Path("/run/sshd")
 KUBELET_CONFIG_NAME = "kubelet-config.yaml"
 PORT_WAIT_S = 15.0
 PORT_POLL_S = 0.05
+KILL_WAIT_S = 5.0
+"""A killed PID 1 of a node first ends every process of its PID namespace; teardown waits for that."""
 SYSCTL_DROPIN = "99-kubernetes.conf"
 LAB_ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,8 +118,10 @@ def kill_pid(pid: int) -> None:
         return
     try:
         os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+    except ChildProcessError:  # not our child: wait (bounded) until the kernel has ended it
+        deadline = time.monotonic() + KILL_WAIT_S
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(PORT_POLL_S)
 
 
 def alive(pid: int) -> bool:
@@ -183,23 +188,22 @@ def sshd_config(state: Path, node: NodeSpec) -> Path:
 
 
 def start_sshd(state: Path, ns: str, node: NodeSpec) -> None:
-    """sshd with the node's hostname (UTS ns) and lab/bin over /usr/local/sbin (systemctl stand-in)."""
+    """sshd inside the node (lab.nodeinit: its hostname, PID namespace, lab/bin over /usr/local/sbin)."""
+    from lab import nodeinit  # nodeinit builds on this module
+
     SSHD_PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)  # what the openssh package's unit would create
     cfg = sshd_config(state, node)
-    # A node's root shell must not run this machine's own dotfiles: root's .bashrc here runs
-    # `pyenv init`, whose rehash lock, left behind by a killed session, stalls every later one.
-    hide_dotfiles = "".join(f"if [ -e {rc} ]; then mount --bind /dev/null {rc}; fi && "
-                            for rc in ROOT_DOTFILES)
-    script = (f"hostname {node.name} && mount --bind {state / 'bin'} /usr/local/sbin && "
-              f"{hide_dotfiles}exec {SSHD} -D -e -f {cfg}")
-    start(state, f"sshd-{node.name}", netns.exec_argv(ns, ["unshare", "--uts", "sh", "-c", script]))
+    argv = nodeinit.node_argv(state, node.name, ns, [SSHD, "-D", "-e", "-f", str(cfg)])
+    start(state, f"sshd-{node.name}", argv)
 
 
 def start_kubelet(state: Path, ns: str, node: NodeSpec, cert: Path, key: Path) -> None:
+    from lab import nodeinit
+
     argv = [sys.executable, "-m", "lab.kubelet", "--node", node.name,
             "--config", str(kubelet_config_path(state, node.name)),
             "--cert", str(cert), "--key", str(key), "--port", str(spec.KUBELET_PORT)]
-    start(state, f"kubelet-{node.name}", netns.exec_argv(ns, argv), env=python_env())
+    start(state, f"kubelet-{node.name}", nodeinit.node_argv(state, node.name, ns, argv), env=python_env())
 
 
 def start_dns(state: Path, ns: str, name: str, listen: str) -> None:

@@ -11,12 +11,14 @@ Callers: `bot/commands/check.py` (CLI), the Slack bot and the fixes (precheck/ve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -25,7 +27,7 @@ from probes.causes import attribute_causes
 from probes.context import ProbeContext
 from probes.errors import InvalidInput, ProbeSkip, TransportUnavailable
 from probes.facts import ClusterFacts, NodeFacts
-from probes.model import Finding, Layer, Report, Status
+from probes.model import Access, AccessPath, Finding, Layer, Report, Status
 from probes.registry import ProbeSpec, Registry, default_registry
 from probes.settings import ProbeSettings
 from probes.transports.base import Cluster, NodeShell, PodExec
@@ -36,6 +38,8 @@ TRANSPORT_PROBE_ID = "ssh"
 """Id of the finding that reports why the node's shell could not be had (host key, auth, reach)."""
 POD_TRANSPORT_PROBE_ID = "debug-pod"
 """Id of the finding that reports why the debug pod could not be had."""
+HOST_POD_TRANSPORT_PROBE_ID = "host-pod"
+"""Id of the finding that reports why the node's host pod (node_access pod/auto) could not be had."""
 
 
 class UnknownNode(InvalidInput):
@@ -62,6 +66,31 @@ class HostShells(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class NodeAccessShells(HostShells, Protocol):
+    """HostShells that choose SSH or a host pod per node (transports/access.py, `node_access`)."""
+
+    def choose(self, node: NodeFacts) -> Access: ...
+
+    async def get(self, node: NodeFacts, *, privileged: bool = False) -> NodeShell: ...
+
+    async def release(self, node: str, *, privileged: bool = False) -> None: ...
+
+
+@dataclass
+class _NodeSession:
+    """Host access of one fix on one node (Engine.node_session), acquired on first use."""
+
+    node: str
+    privileged: bool
+    shell: NodeShell | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+_node_session: ContextVar[_NodeSession | None] = ContextVar("netcheck_node_session", default=None)
+"""The fix session of the running task: only code inside it sees its (privileged) shell."""
 
 
 class DebugPods(Protocol):
@@ -163,6 +192,8 @@ class Engine:
         self.registry = registry
         self._facts: ClusterFacts | None = None
         self._facts_lock = asyncio.Lock()
+        self._access: dict[str, Access] = {}
+        """The host path each node's latest check chose (node_access), for its skip messages."""
 
     # -- cluster knowledge ---------------------------------------------------------------------
 
@@ -186,10 +217,38 @@ class Engine:
         return node
 
     async def node_shell(self, node: str) -> NodeShell:
-        """The node's pooled shell (for fixes); raises `TransportUnavailable` with the reason."""
-        if self.transports.shells is None:
-            raise TransportUnavailable("no SSH configured")
-        return await self.transports.shells.get(await self._node(node, await self.facts()))
+        """The node's shell (for fixes); raises `TransportUnavailable` with the reason. Inside
+        `node_session(node, ...)` the session's shell, acquired once; elsewhere the pooled one."""
+        shells = self.transports.shells
+        if shells is None:
+            raise TransportUnavailable("no node access configured (SSH or host pod)")
+        node_facts = await self._node(node, await self.facts())
+        session = _node_session.get()
+        if session is None or session.node != node:
+            return await shells.get(node_facts)
+        async with session.lock:
+            if session.shell is None:
+                if isinstance(shells, NodeAccessShells):
+                    session.shell = await shells.get(node_facts, privileged=session.privileged)
+                else:
+                    session.shell = await shells.get(node_facts)
+            return session.shell
+
+    @contextlib.asynccontextmanager
+    async def node_session(self, node: str, *, privileged: bool = False) -> AsyncIterator[None]:
+        """Host access for one fix on `node` for the block: `node_shell(node)` inside it acquires the
+        shell once (lazily) and the block's end releases it. `privileged` is for an approved fix only:
+        on the host pod path it is a privileged pod, created at first use after approval and deleted
+        when the block (apply, verification, rollback) ends; read-only probes never get it."""
+        session = _NodeSession(node, privileged)
+        token = _node_session.set(session)
+        try:
+            yield
+        finally:
+            _node_session.reset(token)
+            shells = self.transports.shells
+            if session.shell is not None and isinstance(shells, NodeAccessShells):
+                await shells.release(node, privileged=privileged)
 
     # -- checks --------------------------------------------------------------------------------
 
@@ -237,12 +296,14 @@ class Engine:
         node_log = log.bind(node=node.name)
         needs = {need for spec in specs for need in spec.needs}
         shells, pods = self.transports.shells, self.transports.pods
-        # SSH connect and debug-pod start begin together; each probe awaits only what it needs.
-        # Through `attempts`: one attempt per node and transport in this run (a failure is final).
+        access = self._choose_access(node)
+        # SSH connect (or host pod start) and debug-pod start begin together; each probe awaits only
+        # what it needs. Through `attempts`: one attempt per node and transport in this run (a failure
+        # is final).
         host = _Lazy(
             (lambda: attempts.acquire("host", node, shells.get))
             if shells is not None and "host" in needs else None,
-            "no SSH configured",
+            "no SSH configured" if access is None else "no node access configured",
         )
         pod = _Lazy(
             (lambda: attempts.acquire("pod", node, pods.get))
@@ -268,6 +329,11 @@ class Engine:
         finally:
             for lazy in (host, pod, peer):
                 lazy.cancel()
+            if isinstance(shells, NodeAccessShells) and host.acquired():
+                try:  # a host pod goes with its last user, as the debug pod does
+                    await shells.release(node.name)
+                except Exception:
+                    node_log.exception("host pod release failed")
             for used, pod_node in ((pod, node.name), (peer, peer_node.name if peer_node else None)):
                 if pods is None or not used.acquired() or pod_node is None:
                     continue  # only a successful get() holds a reference to release
@@ -276,13 +342,27 @@ class Engine:
                 except Exception:  # clean-up must not hide the report; aclose retries
                     node_log.exception("debug pod release failed", pod_node=pod_node)
         findings = list(findings)
-        findings.extend(self._transport_findings(host, pod))
+        findings.extend(self._transport_findings(host, pod, access))
         return Report(
             node=node.name,
             started_at=started_at,
             duration_s=time.monotonic() - t0,
             findings=attribute_causes(findings),
+            access=access,
         )
+
+    def _choose_access(self, node: NodeFacts) -> Access | None:
+        """SSH or host pod for this node (node_access); None for shells that do not choose."""
+        shells = self.transports.shells
+        if not isinstance(shells, NodeAccessShells):
+            return None
+        access = shells.choose(node)
+        self._access[node.name] = access
+        return access
+
+    def _host_what(self, node: str) -> str:
+        access = self._access.get(node)
+        return "host pod on" if access is not None and access.path == AccessPath.HOST_POD else "SSH to"
 
     @staticmethod
     def _peer_node(node: NodeFacts, facts: ClusterFacts) -> NodeFacts | None:
@@ -294,11 +374,14 @@ class Engine:
         return others[0] if others else None
 
     @staticmethod
-    def _transport_findings(host: _Lazy, pod: _Lazy) -> list[Finding]:
-        """Make an unusable SSH connection or debug pod visible as its own `error` finding."""
+    def _transport_findings(host: _Lazy, pod: _Lazy, access: Access | None = None) -> list[Finding]:
+        """Make an unusable SSH connection, host pod or debug pod visible as its own `error` finding."""
         extra = []
+        host_id, host_what = TRANSPORT_PROBE_ID, "SSH to the node"
+        if access is not None and access.path == AccessPath.HOST_POD:
+            host_id, host_what = HOST_POD_TRANSPORT_PROBE_ID, "host pod"
         for probe_id, lazy, layer, what in (
-            (TRANSPORT_PROBE_ID, host, Layer.PHYSICAL, "SSH to the node"),
+            (host_id, host, Layer.PHYSICAL, f"{host_what} ({access.reason})" if access else host_what),
             (POD_TRANSPORT_PROBE_ID, pod, Layer.POD_APP, "debug pod"),
         ):
             reason = lazy.failure()
@@ -358,7 +441,7 @@ class Engine:
         host_shell, host_reason = await host.get(transport_wait) if "host" in spec.needs else host.ready()
         if "host" in spec.needs and host_shell is None:
             probe_log.info("probe skipped", reason=host_reason)
-            return finding(Status.SKIP, f"no SSH to {node.name}: {host_reason}")
+            return finding(Status.SKIP, f"no {self._host_what(node.name)} {node.name}: {host_reason}")
         pod_exec, pod_reason = await pod.get(transport_wait) if "pod" in spec.needs else pod.ready()
         if "pod" in spec.needs and pod_exec is None:
             probe_log.info("probe skipped", reason=pod_reason)

@@ -93,11 +93,28 @@ class Finding(_Frozen):
     )
 
 
+class AccessPath(StrEnum):
+    """How the engine reaches a node's host side (`node_access`, docs/node-access.md)."""
+
+    SSH = "ssh"
+    HOST_POD = "host-pod"
+
+
+class Access(_Frozen):
+    """The host path a report used, and why that one (the configured mode, or what `auto` found)."""
+
+    path: AccessPath
+    reason: str
+
+
 class Report(_Frozen):
     node: str
     started_at: datetime
     duration_s: float
     findings: list[Finding]
+    access: Access | None = Field(
+        default=None, description="How the node's host side was reached (None: no host access configured)."
+    )
 
     @property
     def verdict(self) -> Status:

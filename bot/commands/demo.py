@@ -1,7 +1,7 @@
-"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--workers N] [--save-images DIR]`: the whole
-product on this machine — a lab cluster, `/netcheck NODE` through the real Slack bot against a local
-Slack stand-in (the conversation printed in the terminal, with where the layer picture went), an
-approver's click on "Apply fix", the re-check, teardown.
+"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--workers N] [--node-access ssh|pod|auto]
+[--save-images DIR]`: the whole product on this machine — a lab cluster, `/netcheck NODE` through the
+real Slack bot against a local Slack stand-in (the conversation printed in the terminal, with where
+the layer picture went), an approver's click on "Apply fix", the re-check, teardown.
 
 Registered by bot/cli.py; the flow lives in lab.demo.flow. Exit: 0 the flow completed as expected
 (diagnosis found, fix applied and verified), 1 it did not (one line says why), 2 usage (not root,
@@ -41,6 +41,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--node", default="worker2",
                         help="node for the fault and /netcheck (default: worker2)")
     parser.add_argument("--workers", type=int, default=2, help="lab workers (default 2; worker2 is WiFi)")
+    parser.add_argument("--node-access", default="ssh", choices=("ssh", "pod", "auto"),
+                        help="how netcheck reaches the nodes: ssh (default), pod (host pods through the "
+                        "API; sshd stopped, no SSH configured) or auto")
     parser.add_argument("--save-images", metavar="DIR",
                         help="save the images the bot uploads (the layer picture) into DIR")
     parser.set_defaults(run=run)
@@ -57,8 +60,9 @@ def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
 
     try:
         options = DemoOptions(keep=args.keep, fault=args.fault, node=args.node, workers=args.workers,
+                              node_access=args.node_access,
                               color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
-                              save_images=args.save_images)
+                              save_images=getattr(args, "save_images", None))  # callers' Namespaces
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         print(f"netcheck demo: {message}", file=sys.stderr)

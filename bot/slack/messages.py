@@ -5,7 +5,7 @@ Called by `blocks.py` (message layout) and by the listeners in `commands.py`/`ac
 
 from __future__ import annotations
 
-from probes.model import Finding, Report, Status
+from probes.model import AccessPath, Finding, Report, Status
 
 STATUS_EMOJI = {
     Status.OK: ":white_check_mark:",
@@ -42,7 +42,14 @@ def running_all(nodes: int, asked_by: str) -> str:
 
 def checked_note(report: Report, asked_by: str) -> str:
     who = user(asked_by) if asked_by.startswith(("U", "W")) else escape(asked_by)
-    return f"asked by {who} · {len(report.findings)} probes in {report.duration_s:.1f} s"
+    return f"asked by {who} · {len(report.findings)} probes in {report.duration_s:.1f} s{access_note(report)}"
+
+
+def access_note(report: Report) -> str:
+    """' · via host pod' / ' · via SSH': which path reached the node's host side."""
+    if report.access is None:
+        return ""
+    return f" · via {'host pod' if report.access.path == AccessPath.HOST_POD else 'SSH'}"
 
 
 def problems(report: Report) -> list[Finding]:

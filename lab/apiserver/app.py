@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import control, discovery, mtu, objects, pods, watch
+from . import control, discovery, mtu, objects, pods, podsecurity, watch
 from .auth import Authorizer, Request, authenticate, readonly_authorizer
 from .config import ApiServerConfig
 from .patch import apply_patch
@@ -157,6 +157,7 @@ async def _create(request: web.Request, state: State, target: Target) -> web.Str
         raise bad_request("the body of the request is not an object")
     _namespace_must_exist(state, target)
     if target.resource is objects.PODS:
+        podsecurity.admit(state.store.get(objects.NAMESPACES, "", target.namespace), body)
         body.setdefault("spec", {})
         body["status"] = objects.pending_pod_status()
     created = state.store.create(target.resource, target.namespace, body)
@@ -212,6 +213,7 @@ async def _patch(request: web.Request, state: State, target: Target) -> web.Stre
 async def _delete(request: web.Request, state: State, target: Target) -> web.StreamResponse:
     deleted = state.store.delete(target.resource, target.namespace, target.name)
     if target.resource is objects.PODS:
+        await pods.pod_deleted(state, target.namespace, target.name)
         return json_response(deleted)
     details: dict[str, Any] = {"name": target.name}
     if target.resource.group:
@@ -278,6 +280,7 @@ def make_app(config: ApiServerConfig, authorizer: Authorizer | None = None) -> w
     async def cancel_tasks(_: web.Application) -> None:
         for task in list(state.tasks):
             task.cancel()
+        await pods.stop_containers(state)
 
     app.on_shutdown.append(cancel_tasks)
     return app

@@ -39,6 +39,10 @@ class NodeConfig(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     pod_ip: str | None = None
     pod_netns: str | None = None
+    host_netns: str | None = Field(None, description="The node's own network namespace (host pods).")
+    host_pid1_file: Path | None = Field(
+        None, description="File holding the PID of the node's init (lab/nodeinit.py); host pods run in "
+        "its namespaces. None: host pods on this node never start.")
 
 
 class ApiServerConfig(BaseModel):
@@ -66,3 +70,11 @@ class ApiServerConfig(BaseModel):
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to create beside the standard ones."
     )
+    namespace_manifests: list[Path] = Field(
+        default_factory=list,
+        description="YAML files whose Namespace objects (name and labels, e.g. the Pod Security level) "
+        "are created beside the standard ones.",
+    )
+    containers_dir: Path | None = Field(
+        None, description="An empty directory host pod containers mount their root on (each in its own "
+        "mount namespace); None: host pods never start.")

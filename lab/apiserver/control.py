@@ -1,5 +1,6 @@
 """Test-only control API of the API stand-in (/lab/v1/...): add/remove nodes, set Ready, set annotations,
-hold a node's pods Pending, break watches.
+replace the enforced RBAC objects (the RBAC lab swaps rules on the running server), hold a node's pods
+Pending, break watches.
 
 Authenticated by the config's control_token (checked in app's middleware). Every change goes through the
 store, so it bumps resourceVersion and reaches watchers as ADDED/MODIFIED/DELETED.
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from . import objects, watch
 from .config import NodeConfig
+from .rbac import RbacAuthorizer
 from .status import bad_request
 
 
@@ -70,6 +72,16 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
                 annotations[name] = value
         return reply(state.store.replace(objects.NODES, "", node))
 
+    async def set_rbac(request: web.Request) -> web.Response:
+        state = request.app[key]
+        body = await _json(request)
+        objects = body.get("objects") if isinstance(body, dict) else None
+        if not isinstance(objects, list) or not isinstance(state.authorizer, RbacAuthorizer):
+            raise bad_request('body must be {"objects": [...]} and the server must enforce RBAC')
+        fresh = RbacAuthorizer.from_manifests(objects)
+        state.authorizer.roles, state.authorizer.bindings = fresh.roles, fresh.bindings
+        return reply({"roles": len(fresh.roles), "bindings": len(fresh.bindings)})
+
     async def hold_pods(request: web.Request) -> web.Response:
         """{"hold": "ContainerCreating"}: new pods on the node stay Pending with that waiting reason;
         {"hold": null}: they start again."""
@@ -99,6 +111,7 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
         return reply({"resource": body["resource"], "broken": broken, "fail_next": fail_next})
 
     app.router.add_post("/lab/v1/nodes", add_node)
+    app.router.add_put("/lab/v1/rbac", set_rbac)
     app.router.add_put("/lab/v1/nodes/{name}/pods", hold_pods)
     app.router.add_post("/lab/v1/watches/break", break_watches)
     app.router.add_delete("/lab/v1/nodes/{name}", delete_node)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .config import ApiServerConfig, NodeConfig
 from .store import Store, find_resource, now_timestamp
@@ -59,17 +62,29 @@ def node_object(node: NodeConfig, kubelet_port: int) -> dict[str, Any]:
     }
 
 
+def manifest_namespaces(paths: list[Path]) -> dict[str, dict[str, str]]:
+    """Namespace name -> labels (e.g. pod-security.kubernetes.io/enforce) from shipped manifests."""
+    found: dict[str, dict[str, str]] = {}
+    for path in paths:
+        for doc in yaml.safe_load_all(Path(path).read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "Namespace":
+                metadata = doc.get("metadata") or {}
+                found[metadata["name"]] = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
+    return found
+
+
 def seed(store: Store, config: ApiServerConfig) -> None:
     """Load the configured cluster, then compact so that watches from before startup get 410."""
-    for name in (*INITIAL_NAMESPACES, *config.namespaces):
+    labels = {name: {} for name in (*INITIAL_NAMESPACES, *config.namespaces)}
+    for name, shipped in manifest_namespaces(config.namespace_manifests).items():
+        labels[name] = {**labels.get(name, {}), **shipped}
+    for name, namespace_labels in labels.items():
+        metadata: dict[str, Any] = {"name": name, "labels": {"kubernetes.io/metadata.name": name,
+                                                              **namespace_labels}}
         store.create(
             NAMESPACES,
             "",
-            {
-                "metadata": {"name": name},
-                "spec": {"finalizers": ["kubernetes"]},
-                "status": {"phase": "Active"},
-            },
+            {"metadata": metadata, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
         )
     for node in config.nodes:
         store.create(NODES, "", node_object(node, config.kubelet_port))
@@ -180,12 +195,14 @@ def running_pod_status(pod: dict[str, Any], node: NodeConfig) -> dict[str, Any]:
     }
 
 
-def waiting_pod_status(pod: dict[str, Any], reason: str) -> dict[str, Any]:
-    """Pending with every container waiting for `reason`, as a kubelet reports a pod it cannot start."""
+def waiting_pod_status(pod: dict[str, Any], reason: str, message: str = "") -> dict[str, Any]:
+    """Pending with every container waiting for `reason` (and why, when known), as a kubelet reports a
+    pod it cannot start."""
     status = pending_pod_status()
+    waiting = {"reason": reason, **({"message": message} if message else {})}
     status["containerStatuses"] = [
         {"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "", "ready": False,
-         "started": False, "restartCount": 0, "state": {"waiting": {"reason": reason}}, "lastState": {}}
+         "started": False, "restartCount": 0, "state": {"waiting": dict(waiting)}, "lastState": {}}
         for c in pod.get("spec", {}).get("containers") or []
     ]
     return status

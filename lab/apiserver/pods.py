@@ -1,4 +1,5 @@
-"""Pod behaviour beyond storage: turning Running on a node with a debug-pod netns, exec and logs routing."""
+"""Pod behaviour beyond storage: turning Running on a node with a debug-pod netns (or, for a host pod,
+in the node's own namespaces: hostpods.py), exec and logs routing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from . import exec as pod_exec
-from . import logs, objects
+from . import hostpods, logs, objects
 from .config import NodeConfig
 from .state import State, Target
 from .status import bad_request
@@ -26,11 +27,51 @@ async def start_pod(state: State, namespace: str, name: str, uid: str) -> None:
     pod = state.store.get(pods, namespace, name)
     node_name = pod.get("spec", {}).get("nodeName", "")
     node = state.nodes.get(node_name)
-    if pod["metadata"].get("uid") != uid or node is None or not node.pod_netns:
+    if pod["metadata"].get("uid") != uid or node is None:
+        return
+    if hostpods.is_host_pod(pod) and node_name not in state.held_pods:
+        await _start_host_pod(state, pod, node)
+        return
+    if not node.pod_netns and not hostpods.is_host_pod(pod):
         return
     held = state.held_pods.get(node_name)
     pod["status"] = objects.waiting_pod_status(pod, held) if held else objects.running_pod_status(pod, node)
     state.store.replace(pods, namespace, pod)
+
+
+async def _start_host_pod(state: State, pod: dict[str, Any], node: NodeConfig) -> None:
+    """Running once its container runs in the node; else Pending with the container's waiting reason."""
+    namespace, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
+    try:
+        container = await hostpods.start(pod, node, state.config.containers_dir)
+    except hostpods.HostPodRefused as exc:
+        if state.store.exists(objects.PODS, namespace, name):
+            pod = state.store.get(objects.PODS, namespace, name)
+            pod["status"] = objects.waiting_pod_status(pod, "RunContainerError", str(exc))
+            state.store.replace(objects.PODS, namespace, pod)
+        return
+    current = state.store.get(objects.PODS, namespace, name) if state.store.exists(
+        objects.PODS, namespace, name) else None
+    if current is None or current["metadata"].get("uid") != uid:  # deleted while starting
+        await hostpods.stop(container)
+        return
+    state.containers[(namespace, name)] = container
+    status = objects.running_pod_status(current, node)
+    status["podIP"], status["podIPs"] = node.internal_ip, [{"ip": node.internal_ip}]  # host network
+    current["status"] = status
+    state.store.replace(objects.PODS, namespace, current)
+
+
+async def pod_deleted(state: State, namespace: str, name: str) -> None:
+    """Deleting a pod ends its container (host pods; debug pods have no process of their own)."""
+    container = state.containers.pop((namespace, name), None)
+    if container is not None:
+        await hostpods.stop(container)
+
+
+async def stop_containers(state: State) -> None:
+    for key in list(state.containers):
+        await pod_deleted(state, *key)
 
 
 def _pod_node(state: State, target: Target) -> tuple[dict[str, Any], NodeConfig | None]:
@@ -59,7 +100,17 @@ async def exec_in_pod(request: web.Request, state: State, target: Target) -> web
     container = _container(pod, request.query.get("container", ""))
     if not pod.get("spec", {}).get("nodeName"):
         raise bad_request(f"pod {target.name} does not have a host assigned")
-    if pod.get("status", {}).get("phase") != "Running" or node is None or not node.pod_netns:
+    running = pod.get("status", {}).get("phase") == "Running" and node is not None
+    host_container = state.containers.get((target.namespace, target.name))
+    if hostpods.is_host_pod(pod):
+        if not running or host_container is None:
+            raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
+        try:
+            argv = hostpods.exec_argv(host_container, command)
+        except hostpods.HostPodRefused as exc:
+            raise bad_request(f"unable to upgrade connection: {exc}") from exc
+        return await pod_exec.run_exec(request, argv, command)
+    if not running or node is None or not node.pod_netns:
         raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
     argv = [*state.config.exec_prefix, node.pod_netns, *command]
     return await pod_exec.run_exec(request, argv, command)

@@ -29,6 +29,8 @@ class State:
     starts them), set through the control API."""
     failing_watches: dict[str, tuple[int, int]] = field(default_factory=dict)
     """resource plural -> (watch requests still to fail, HTTP status), set through the control API."""
+    containers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """Running host pod containers (lab/apiserver/hostpods.py) by (namespace, pod name)."""
 
 
 STATE = web.AppKey("state", State)

@@ -1,7 +1,8 @@
 """The steps of `netcheck demo`, with progress lines, and the guarantee that the lab it built is torn
 down whatever happens (an error, Ctrl-C, SIGTERM) unless `--keep` was asked and the flow ran to its end.
 
-Steps: lab up → optional extra fault → in the ops namespace: the Slack bot
+Steps: lab up → optional extra fault → for `--node-access pod`, sshd stopped on every node and a
+config without SSH → in the ops namespace: the Slack bot
 (lab.demo.harness), `/netcheck NODE` from the requester, the thread rendered live (lab.demo.feed),
 the approver's click on the first "Apply fix" button, the outcome and the parent's re-check.
 Called by bot/commands/demo.py; returns the exit status (0 as expected, 1 not).
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
-from lab import netns, spec
+from lab import netns, nodeaccess, spec
 from lab.cluster import Lab
 from lab.demo.feed import ConversationFeed
 from lab.demo.harness import APPROVER, CHANNEL, REQUESTER, USER_NAMES, BotFactory, running_bot
@@ -158,6 +159,10 @@ def run_demo(options: DemoOptions, bot_factory: BotFactory, write: Write = _writ
                              + (f" — but namespaces are left: {', '.join(left)}" if left else ""))
     if keep:
         _print_keep_help(write, prefix, str(state), options.node)
+        if options.node_access != "ssh":
+            write(f"  (node_access: {options.node_access}: add NETCHECK_CONFIG="
+                  f"{state}/netcheck-node-access-{options.node_access}.yaml to the commands above"
+                  + ("; sshd is stopped on the nodes)" if options.node_access == "pod" else ")"))
     reason = Renderer(USER_NAMES).inline(outcome.reason).replace("\n", " ")
     if len(reason) > REASON_CHARS:
         reason = reason[:REASON_CHARS - 1] + "…"
@@ -171,6 +176,12 @@ def _with_lab(lab: Lab, options: DemoOptions, bot_factory: BotFactory, latch: Si
     if options.fault:
         lab.fault(options.fault, node=options.node, on=True)
         progress(f"lab: fault {options.fault!r} injected on {options.node}")
+    if options.node_access == "pod":
+        nodeaccess.stop_sshd(lab)
+        progress("lab: sshd stopped on every node, and netcheck's config has no SSH key or known_hosts: "
+                 "node_access: pod (host pods, nsenter through the pod exec API)")
+    elif options.node_access == "auto":
+        progress("lab: node_access: auto (SSH wherever a key and the node's host key are configured)")
     with lab.enter_ops():  # (the debug pods' namespace exists: Lab.up creates it, as deploy/ would)
         try:
             outcome = asyncio.run(_converse(lab, options, bot_factory, latch, progress, write))
@@ -190,7 +201,8 @@ async def _converse(lab: Lab, options: DemoOptions, bot_factory: BotFactory, lat
 async def _converse_with_bot(lab: Lab, options: DemoOptions, bot_factory: BotFactory, progress: Progress,
                              write: Write) -> Outcome:
     node = options.node
-    async with running_bot(lab, bot_factory) as harness:
+    config = nodeaccess.config_for(lab, options.node_access)
+    async with running_bot(lab, bot_factory, config) as harness:
         progress("slack: bot running (Bolt HTTP mode on 127.0.0.1 in the lab's ops namespace), "
                  f"Web API → stand-in {harness.standin.url}")
         feed = ConversationFeed(harness.standin, Renderer(USER_NAMES, color=options.color), write,

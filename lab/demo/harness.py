@@ -61,12 +61,13 @@ class BotHarness:
 
 
 @asynccontextmanager
-async def running_bot(lab: Lab, factory: BotFactory) -> AsyncIterator[BotHarness]:
+async def running_bot(lab: Lab, factory: BotFactory, config: Path | None = None) -> AsyncIterator[BotHarness]:
+    """`config`: the netcheck config the bot runs with (default: the lab's netcheck.yaml)."""
     standin = SlackStandIn(bot_token=BOT_TOKEN, channels=(CHANNEL,))
     await standin.start()
     try:
         side = SlackSide(standin.api_url, BOT_TOKEN, SIGNING_SECRET, EVENTS_PATH, (APPROVER,))
-        async with factory(lab.config_file, side) as bot:
+        async with factory(config or lab.config_file, side) as bot:
             site_runner = web.AppRunner(bot.web_app)
             await site_runner.setup()
             try:

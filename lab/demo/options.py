@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lab import faults, spec
+from lab import faults, nodeaccess, spec
 
 DEFAULT_NODE = "worker2"
 
@@ -22,6 +22,16 @@ class DemoOptions(BaseModel):
     node: str = Field(DEFAULT_NODE, description="The node the fault goes on and /netcheck asks about.")
     workers: int = Field(2, description="Worker count of the lab (worker2 is the WiFi node).")
     color: bool = Field(False, description="ANSI colours in the rendered conversation.")
+    node_access: str = Field("ssh", description="netcheck's node_access: ssh, pod (sshd stopped, no SSH "
+                             "configured: host pods) or auto.")
+
+    @field_validator("node_access")
+    @classmethod
+    def _known_mode(cls, mode: str) -> str:
+        if mode not in nodeaccess.MODES:
+            raise ValueError(f"unknown node access {mode!r} (known: {', '.join(nodeaccess.MODES)})")
+        return mode
+
     save_images: Path | None = Field(None, description="Directory the images the bot uploads are saved in.")
 
     @field_validator("save_images")

@@ -203,7 +203,15 @@ class _Attempt:
 
 class DebugPods:
     """`DebugPods` for the engine: one pod per node at a time, shared by its users (the node's own
-    check and other nodes' cross-node checks), deleted when the last user releases it or on aclose."""
+    check and other nodes' cross-node checks), deleted when the last user releases it or on aclose.
+
+    Host pods (hostpod.py) reuse this lifecycle through `what`, `deploy_hint`, `_manifest` and
+    `_selector`."""
+
+    what = "debug pod"
+    """How messages name the pod."""
+    deploy_hint = ""
+    """Appended to a failed create: where the namespace and permissions come from."""
 
     def __init__(self, cluster: KubeCluster, settings: DebugPodSettings, *, owner: str | None = None) -> None:
         self.cluster = cluster
@@ -219,7 +227,7 @@ class DebugPods:
         if not node.ready:
             # A NotReady node's kubelet is not reporting (or has no pod network): a new pod stays
             # Pending for good, so waiting start_timeout for it would only delay the report.
-            raise PodUnavailable(f"node {node.name} is NotReady: its kubelet would not start a debug pod")
+            raise PodUnavailable(f"node {node.name} is NotReady: its kubelet would not start a {self.what}")
         async with self._locks.setdefault(node.name, asyncio.Lock()):
             pod = self._pods.get(node.name)
             if pod is None:
@@ -229,11 +237,18 @@ class DebugPods:
             self._users[node.name] = self._users.get(node.name, 0) + 1
             return pod
 
+    def _manifest(self, node: str) -> dict[str, Any]:
+        return pod_manifest(node, self.settings, owner=self.owner)
+
+    def _selector(self, node: str) -> str:
+        """The label selector of this kind's pods on `node` (never matching another kind's)."""
+        return f"{MANAGED_BY[0]}={MANAGED_BY[1]},{NODE_LABEL}={node[:63]}"
+
     async def _leftovers(self, node: str) -> list[str]:
         """This node's netcheck pods nobody uses: ours but not in use, or another owner's, expired."""
-        selector = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{NODE_LABEL}={node[:63]}"
+        selector = self._selector(node)
         pods = await self.cluster.call(
-            f"list debug pods of {node}", self.cluster.core.list_namespaced_pod,
+            f"list {self.what}s of {node}", self.cluster.core.list_namespaced_pod,
             self.settings.namespace, label_selector=selector,
         )
         in_use = {pod.name for pod in self._pods.values()}
@@ -270,7 +285,7 @@ class DebugPods:
                     _content_type=MERGE_PATCH,
                 )
             except ClusterError as exc:  # the next renewal may work; the expiry still has 2/3 left
-                log.warning("debug pod renewal failed", pod=pod.name, error=str(exc))
+                log.warning(f"{self.what} renewal failed", pod=pod.name, error=str(exc))
 
     async def _delete(self, name: str) -> None:
         try:
@@ -292,7 +307,7 @@ class DebugPods:
                     return await self._create_running(node, attempt)
             except TimeoutError:
                 raise PodUnavailable(
-                    f"debug pod {ns}/{attempt.name or '(not created)'} not Running after "
+                    f"{self.what} {ns}/{attempt.name or '(not created)'} not Running after "
                     f"{self.settings.start_timeout:g} s ({attempt.state})"
                 ) from None
         except BaseException:  # timed out, failed or cancelled: nobody will use this pod
@@ -305,24 +320,24 @@ class DebugPods:
         bound = log.bind(node=node, namespace=ns)
         try:
             for leftover in await self._leftovers(node):
-                bound.info("deleting leftover debug pod", pod=leftover)
+                bound.info(f"deleting leftover {self.what}", pod=leftover)
                 await self._delete(leftover)
-            manifest = pod_manifest(node, self.settings)
+            manifest = self._manifest(node)
             name = manifest["metadata"]["name"]
-            bound.info("creating debug pod", pod=name)
+            bound.info(f"creating {self.what}", pod=name)
             await self.cluster.call(f"create pod {ns}/{name}", self.cluster.core.create_namespaced_pod,
                                     ns, manifest)
         except ClusterNotFound as exc:
             # the only 404 a pod create gets is a missing namespace; creating it is the operator's job
-            raise PodUnavailable(
-                f"namespace {ns!r} does not exist (create it: kubectl create namespace {ns})"
-            ) from exc
+            hint = self.deploy_hint or f"create it: kubectl create namespace {ns}"
+            raise PodUnavailable(f"namespace {ns!r} does not exist ({hint})") from exc
         except ClusterError as exc:
-            raise PodUnavailable(f"cannot create the debug pod in {ns}: {exc}") from exc
+            hint = f" ({self.deploy_hint})" if self.deploy_hint else ""
+            raise PodUnavailable(f"cannot create the {self.what} in {ns}: {exc}{hint}") from exc
         attempt.name, attempt.state = name, "not yet scheduled"
         ip = await self._wait_running(name, attempt)
         attempt.state = "Running"
-        bound.info("debug pod running", pod=name, pod_ip=ip)
+        bound.info(f"{self.what} running", pod=name, pod_ip=ip)
         return KubePodExec(self.cluster, name, ns, ip, self.settings)
 
     def _delete_later(self, name: str) -> None:
@@ -334,7 +349,7 @@ class DebugPods:
         try:
             await self._delete(name)
         except ClusterError:
-            log.warning("could not delete debug pod", pod=name)
+            log.warning(f"could not delete {self.what}", pod=name)
 
     async def _wait_running(self, name: str, attempt: _Attempt) -> str:
         ns = self.settings.namespace
@@ -343,12 +358,12 @@ class DebugPods:
                 pod = await self.cluster.call(f"read pod {ns}/{name}", self.cluster.core.read_namespaced_pod,
                                               name, ns)
             except ClusterError as exc:
-                raise PodUnavailable(f"debug pod {ns}/{name}: {exc}") from exc
+                raise PodUnavailable(f"{self.what} {ns}/{name}: {exc}") from exc
             phase = pod.status.phase if pod.status else None
             if phase == "Running" and pod.status.pod_ip:
                 return pod.status.pod_ip
             if phase in ("Failed", "Succeeded"):
-                raise PodUnavailable(f"debug pod {ns}/{name} ended ({phase}): {pod.status.message or ''}")
+                raise PodUnavailable(f"{self.what} {ns}/{name} ended ({phase}): {pod.status.message or ''}")
             attempt.state = _waiting_reason(pod) or phase or attempt.state
             await asyncio.sleep(self.settings.poll_interval)
 

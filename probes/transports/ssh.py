@@ -93,6 +93,28 @@ class SSHSettings(BaseModel):
             raise HostUnreachable(f"node {node.name} has no InternalIP and no ssh.hosts entry")
         return node.internal_ip, self.port
 
+    def unconfigured(self, node: NodeFacts) -> str | None:
+        """Why SSH cannot be used for `node` without trying (`node_access: auto`), or None when a key
+        file and the node's host key in known_hosts are configured."""
+        if self.private_key is None:
+            return "no ssh.private_key configured"
+        key, known_hosts = self.private_key.expanduser(), self.known_hosts.expanduser()
+        if not key.is_file():
+            return f"SSH key {key} does not exist"
+        if not known_hosts.is_file():
+            return f"known_hosts {known_hosts} does not exist"
+        try:
+            host, port = self.address(node)
+            trusted = asyncssh.read_known_hosts(str(known_hosts)).match(host, host, port)[0]
+        except HostUnreachable as exc:
+            return str(exc)
+        except (OSError, ValueError) as exc:
+            return f"known_hosts {known_hosts} unreadable: {exc}"
+        if not trusted:
+            where = host if port == 22 else f"[{host}]:{port}"
+            return f"no host key for {where} in known_hosts {known_hosts}"
+        return None
+
     def wrap(self, command: str) -> str:
         """The command as sent: through `sudo -n sh -c` for a non-root user when configured."""
         if self.sudo and self.user != "root":

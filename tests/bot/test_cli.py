@@ -124,7 +124,7 @@ def test_usage_errors_exit_2(capsys) -> None:
 def test_json_one_object_and_exit_1(config_file, capsys) -> None:
     assert main(["check", "worker2", "--json", "--config", config_file], engine_factory=factory) == 1
     data = json.loads(capsys.readouterr().out)  # exactly one JSON document, nothing else on stdout
-    assert set(data) == {"node", "verdict", "started_at", "duration_s", "findings"}
+    assert set(data) == {"node", "verdict", "started_at", "duration_s", "findings", "access"}
     assert (data["node"], data["verdict"]) == ("worker2", "fail")
     by_probe = {f["probe"]: f for f in data["findings"]}
     assert list(by_probe) == ["host-api", "pod-api", "masquerade", "kernel-modules"]

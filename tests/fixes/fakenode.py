@@ -9,9 +9,11 @@ real probes would judge it, and `InstallationCluster` adds a JSON-merge-patching
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import re
 import shlex
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -143,6 +145,8 @@ class FakeEngine:
     def __init__(self, node: FakeNode, cluster: InstallationCluster | None = None,
                  encapsulation: str = "ipip") -> None:
         self.shell = node
+        self.shells_used: list[tuple[str, bool]] = []
+        self.privileged = False
         self.cluster = cluster or InstallationCluster(installation={"spec": {"calicoNetwork": {}}})
         self.forced: dict[str, Status] = {}
         self.checks: list[tuple[str, tuple[str, ...]]] = []
@@ -163,7 +167,17 @@ class FakeEngine:
 
     async def node_shell(self, node: str) -> FakeNode:
         assert node == self.shell.node, f"fix asked for a shell on {node}"
+        self.shells_used.append((node, self.privileged))
         return self.shell
+
+    @contextlib.asynccontextmanager
+    async def node_session(self, node: str, *, privileged: bool = False) -> AsyncIterator[None]:
+        """Records whether a fix's commands ran in an approved (privileged) session."""
+        outer, self.privileged = self.privileged, privileged
+        try:
+            yield
+        finally:
+            self.privileged = outer
 
     def _judge(self, probe: str) -> Status:
         if probe in self.forced:

@@ -3,6 +3,8 @@
 Covers: plan contents (masquerade unit text, calico-mtu diff and fallback), precheck
 nothing-to-do, apply + verify, verification failure -> exact rollback, two concurrent applies ->
 one busy, a second apply changes nothing, apply needs an Approval, audit events for every step,
+host access: a plan (before approval) runs its commands outside a privileged session, an approved
+apply and a rollback run every node command inside one,
 and bad inputs (MTU 100000, CIDR with `; reboot`, interface with `&& reboot`, node `../etc`,
 unknown fix) refused with one line and nothing run or patched.
 """
@@ -45,6 +47,20 @@ async def test_masquerade_plan_shows_idempotent_unit_for_the_backend_in_use() ->
     assert "Type=oneshot" in plan.change and "RemainAfterExit=yes" in plan.change
     assert "systemctl enable --now netcheck-masquerade.service" in plan.change
     assert node.changes() == [], "planning must not change the node"
+
+
+async def test_only_approved_steps_get_privileged_host_access() -> None:
+    _, engine, runner = setup()
+    await runner.plan("worker2", "masquerade", MASQ)
+    assert engine.shells_used and {privileged for _, privileged in engine.shells_used} == {False}
+    engine.shells_used.clear()
+    result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert result.outcome == Outcome.APPLIED, result.message
+    assert engine.shells_used and {privileged for _, privileged in engine.shells_used} == {True}
+    engine.shells_used.clear()
+    await runner.rollback("worker2", "masquerade", MASQ, result.before or {}, APPROVAL)
+    assert engine.shells_used and {privileged for _, privileged in engine.shells_used} == {True}
+    assert engine.privileged is False  # the session ended with the step
 
 
 def audit_events(capsys: pytest.CaptureFixture[str]) -> list[dict]:
