@@ -2,18 +2,21 @@
 
 A fix is a subclass of `Fix` in `fixes/catalog/<id>.py`, registered with `@fix(...)`
 (fixes/registry.py). `FixRunner` (fixes/runner.py) drives it: `plan` -> precheck (the probe the
-fix addresses, plus `is_applied`) -> `snapshot` -> `apply` -> verify (probes + `check_applied`)
--> `rollback(before)` on failure. A fix validates every parameter in `plan` (InvalidInput, one
-line) before it runs anything, and builds every command with `probes.transports.commands.render`.
+fix addresses, plus `is_applied`) -> `snapshot` -> `apply` -> `settle` (the change took effect) ->
+verify (probes + `check_applied`) -> `rollback(before)` on failure. A fix reports how it advances
+through `say` (progress lines for the CLI and the Slack thread). A fix validates every parameter in
+`plan` (InvalidInput, one line) before it runs anything, and builds every command with
+`probes.transports.commands.render`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from fixes.model import Approval, Plan
@@ -24,6 +27,12 @@ from probes.transports.base import CommandResult, NodeShell
 from probes.transports.commands import Arg, render
 from probes.transports.commands import path as file_path  # the one path validator
 
+log = structlog.get_logger("netcheck.fixes")
+
+Progress = Callable[[str], Awaitable[None]]
+"""Where a fix reports how it advances ("calico-node 2/3 updated"): the CLI prints each line, the
+Slack bot updates the fix's thread reply. It must never fail the fix."""
+
 FILE_CONTENT_LIMIT = 65536
 """Bytes of file content a fix writes in one command (unit files, drop-ins, /etc/hosts)."""
 
@@ -33,6 +42,14 @@ class FixSettings(BaseModel):
 
     command_timeout: float = Field(
         15.0, gt=0, description="Seconds one node command of a fix may take (systemctl, iptables)."
+    )
+    rollout_timeout: float = Field(
+        900.0, gt=0, description="Seconds calico-mtu follows the calico-node rollout (apply, and again "
+        "for a rollback) before it calls it stuck; calico-node restarts one node at a time.",
+    )
+    rollout_poll_interval: float = Field(
+        2.0, gt=0, description="Seconds between reads of the calico-node DaemonSet, its pods and "
+        "TigeraStatus while a rollout is followed.",
     )
     lock_duration: float = Field(
         30.0, gt=0, description="Seconds a node's fix Lease (netcheck-fix-NODE) stays valid without "
@@ -56,6 +73,13 @@ class ClusterAPI(Protocol):
         ...
 
     async def list_ippools(self) -> list[dict[str, Any]]: ...
+
+    async def get_daemonset(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def list_pods(self, *, namespace: str | None = None, label_selector: str = "",
+                        field_selector: str = "") -> list[dict[str, Any]]: ...
+
+    async def get_tigerastatus(self, name: str) -> dict[str, Any] | None: ...
 
 
 class EngineAPI(Protocol):
@@ -97,6 +121,17 @@ class Fix(ABC):
         self.engine = engine
         self.node = node
         self.settings = settings or FixSettings()
+        self.progress: Progress | None = None  # set by the runner for one apply/rollback
+
+    async def say(self, text: str) -> None:
+        """Report progress; a reporting failure (e.g. Slack down) is logged, the fix goes on."""
+        if self.progress is None:
+            return
+        try:
+            await self.progress(text)
+        except Exception:  # the fix's outcome matters more than one progress line
+            log.warning("progress report failed", fix=getattr(self, "id", "?"), node=self.node, text=text,
+                        exc_info=True)
 
     # -- helpers -------------------------------------------------------------------------------
     async def run(self, command: str, *, check: bool = True) -> CommandResult:
@@ -152,6 +187,12 @@ class Fix(ABC):
     @abstractmethod
     async def apply(self, plan: Plan, approval: Approval) -> dict[str, Any]:
         """Make the change; returns the new state (for the audit trail)."""
+
+    async def settle(self, plan: Plan) -> list[str]:
+        """Wait until the change has taken effect on the node, before the probes verify it (problems
+        found, empty when the probes may run). Most changes act at once; calico-mtu waits for the
+        operator's calico-node rollout to reach the node."""
+        return []
 
     @abstractmethod
     async def check_applied(self, plan: Plan) -> list[str]:

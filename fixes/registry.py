@@ -10,24 +10,29 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from fixes.base import Fix
+from probes.registry import Registry as ProbeRegistry
+from probes.registry import default_registry as default_probe_registry
 
 _ID = re.compile(r"^[a-z][a-z0-9-]*$")
-
-KNOWN_PROBES = frozenset({
-    "host-api", "pod-api", "pod-routes", "mtu", "masquerade", "return-path", "kubelet-port",
-    "etc-hosts", "iptables-mode", "ip-forward", "resolved-53", "kernel-modules", "node-address",
-    "encapsulation", "pod-dns",
-})
-"""The stable probe ids (`probes/catalog/`, one module each); a fix can only address one of these."""
 
 
 class FixRegistryError(Exception):
     """A fix definition is wrong; raised at import so a bad fix stops start-up."""
 
 
+def _catalog_probes() -> ProbeRegistry:
+    """The registered probes (importing the catalog registers them; probes never import fixes)."""
+    import probes.catalog  # noqa: F401
+
+    return default_probe_registry
+
+
 @dataclass
 class FixRegistry:
     fixes: dict[str, type[Fix]] = field(default_factory=dict)
+    probes: ProbeRegistry = field(default_factory=_catalog_probes)
+    """The probes fixes are checked against: a fix addresses one of them, and that probe must
+    declare the fix in its `fixes=` (else no finding could ever offer it: a dead fix)."""
 
     def add(self, cls: type[Fix]) -> None:
         if not (inspect.isclass(cls) and issubclass(cls, Fix)):
@@ -39,11 +44,24 @@ class FixRegistry:
         if cls.id in self.fixes:
             raise FixRegistryError(f"fix id {cls.id!r} is registered twice")
         for probe_id in (cls.addresses, *cls.verify_probes):
-            if probe_id not in KNOWN_PROBES:
+            if probe_id not in self.probes:
                 raise FixRegistryError(f"fix {cls.id!r} names unknown probe {probe_id!r}")
         if cls.addresses not in cls.verify_probes:
             raise FixRegistryError(f"fix {cls.id!r} must verify the probe it addresses")
+        if cls.id not in self.probes[cls.addresses].fixes:
+            raise FixRegistryError(
+                f"fix {cls.id!r} addresses probe {cls.addresses!r}, which never proposes it "
+                f"(the probe declares fixes={self.probes[cls.addresses].fixes!r})"
+            )
         self.fixes[cls.id] = cls
+
+    def validate(self) -> None:
+        """Every fix a probe declares is registered (call once the whole catalog is imported)."""
+        for spec in self.probes:
+            for fix_id in spec.fixes:
+                if fix_id not in self.fixes:
+                    raise FixRegistryError(f"probe {spec.id!r} may propose fix {fix_id!r}, "
+                                           "which is not registered")
 
     def __getitem__(self, fix_id: str) -> type[Fix]:
         return self.fixes[fix_id]

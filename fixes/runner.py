@@ -1,4 +1,4 @@
-"""`FixRunner`: plan -> precheck -> apply (with an Approval) -> verify -> rollback on failure.
+"""`FixRunner`: plan -> precheck -> apply (with an Approval) -> settle -> verify -> rollback on failure.
 
 Called by the CLI (`netcheck fix`, bot/commands/fix.py) and the Slack approval handler. One
 asyncio lock per (node, fix): a second apply of the same fix on the same node while the first
@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from fixes.audit import audit
-from fixes.base import EngineAPI, Fix, FixSettings
+from fixes.base import EngineAPI, Fix, FixSettings, Progress
 from fixes.lock import ClusterFixLock, FixLockBusy, FixLockError, HeldLock, NoLockNamespace
 from fixes.model import Approval, FixResult, Outcome, Plan
 from fixes.registry import FixRegistry, default_registry
@@ -60,8 +60,11 @@ class FixRunner:
         return plan
 
     async def apply(
-        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval
+        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval,
+        *, progress: Progress | None = None,
     ) -> FixResult:
+        """`progress` receives a line each time the fix advances (the CLI prints them, Slack updates
+        the fix's thread reply)."""
         if not isinstance(approval, Approval):
             raise TypeError("apply needs an Approval (who approved, when)")
         lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
@@ -77,7 +80,7 @@ class FixRunner:
             try:
                 async with self.engine.node_session(node, privileged=True):
                     # approved: a host pod for the change is created at first use, removed after verification
-                    return await self._apply_locked(node, fix_id, params, approval)
+                    return await self._apply_locked(node, fix_id, params, approval, progress)
             finally:
                 if held is not None:
                     await held.release()
@@ -110,11 +113,13 @@ class FixRunner:
             return None, FixResult(outcome=Outcome.FAILED, message=f"{exc}; nothing was changed")
 
     async def _apply_locked(
-        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval
+        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval,
+        progress: Progress | None = None,
     ) -> FixResult:
         who = approval.approver
         try:
             fix = self._fix(node, fix_id)
+            fix.progress = progress
             plan = await fix.plan(params)
         except InvalidInput as exc:
             audit("plan", who=who, node=node, fix=fix_id, params=params, outcome=Outcome.REFUSED,
@@ -151,9 +156,16 @@ class FixRunner:
               outcome=Outcome.APPLIED)
 
         try:
-            findings, problems = await self._verify(fix, plan)
+            problems = await fix.settle(plan)  # e.g. the calico-node rollout reaching the node
         except NetcheckError as exc:
-            findings, problems = [], [f"verification could not run: {exc}"]
+            problems = [f"the change did not take effect: {exc}"]
+        findings: list[Finding] = []
+        if not problems:  # probes run only once the change can be seen, else they measure the old state
+            await fix.say(f"verifying: {', '.join(fix.verify_probes)}")
+            try:
+                findings, problems = await self._verify(fix, plan)
+            except NetcheckError as exc:
+                findings, problems = [], [f"verification could not run: {exc}"]
         audit("verify", who=who, node=node, fix=fix_id, params=plan.params, before=before, after=after,
               outcome="failed" if problems else "ok", problems=problems,
               findings={f.probe: f.status.value for f in findings})
@@ -223,6 +235,7 @@ class FixRunner:
         findings: list[Finding],
     ) -> FixResult:
         why = "; ".join(problems)
+        await fix.say(f"rolling back: {why}")
         try:
             restored = await fix.rollback(plan, before)
         except NetcheckError as exc:
@@ -242,7 +255,7 @@ class FixRunner:
         )
 
     async def rollback(self, node: str, fix_id: str, params: dict[str, str | int], before: dict[str, Any],
-                       approval: Approval) -> FixResult:
+                       approval: Approval, *, progress: Progress | None = None) -> FixResult:
         """Undo an applied fix from its recorded `before` state (FixResult.before)."""
         lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
         if lock.locked():
@@ -255,6 +268,7 @@ class FixRunner:
                 async with self.engine.node_session(node, privileged=True):
                     try:
                         fix = self._fix(node, fix_id)
+                        fix.progress = progress
                         plan = await fix.plan(params)
                     except InvalidInput as exc:
                         return FixResult(outcome=Outcome.REFUSED, message=str(exc))

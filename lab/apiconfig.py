@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,8 @@ NODE_ACCESS_COMPONENT = DEPLOY / "kubernetes" / "components" / "node-access-pod"
 so `node_access: pod` works in it; with `ssh` netcheck never uses them (tests/deploy prove both)."""
 BOT_NAMESPACE = BOT_SERVICE_ACCOUNT = "netcheck"
 VIEWER_GROUP = "viewers"
+LAB_ROLLOUT_TIMEOUT_S = 60
+LAB_ROLLOUT_POLL_S = 0.2
 
 
 def bot_token(lab: Lab) -> str:
@@ -123,10 +124,10 @@ def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
         "nodes": [{"name": n.name, "internal_ip": n.ip, "pod_cidr": n.pod_cidr, "ready": True,
                    "annotations": node_annotations(n), "labels": node_labels(n), "pod_ip": n.pod_ip,
                    "pod_netns": lab.names.pod(n.name), "host_netns": lab.names.node(n.name),
+                   "pod_veth": topology.cali_name(n.name), "tunnel_device": topology.VXLAN_DEVICE,
                    "host_pid1_file": str(nodeinit.pid1_file(lab.state, n.name))} for n in lab.nodes],
         "installation": installation(), "ippools": [ippool()],
         "exec_prefix": ["ip", "netns", "exec"], "kubelet_port": spec.KUBELET_PORT,
-        "mtu_hook": [sys.executable, "-m", "lab.hooks", "mtu", "--state", str(lab.state)],
         # as if netcheck's manifests were applied: its namespace holds the debug pods
         "namespaces": [spec.DEBUG_POD_NAMESPACE],
     }
@@ -156,6 +157,8 @@ def write_client_files(lab: Lab) -> None:
         "debug_pod": {"namespace": spec.DEBUG_POD_NAMESPACE},
         "cluster": {"service_cidr": spec.SERVICE_CIDR, "pod_cidr": spec.POOL_CIDR,
                     "dns_service_ip": spec.DNS_SERVICE_IP},
+        # the stand-in's operator rolls calico-node in about a second per node
+        "fixes": {"rollout_timeout": LAB_ROLLOUT_TIMEOUT_S, "rollout_poll_interval": LAB_ROLLOUT_POLL_S},
     }, sort_keys=False))
 
 

@@ -1,4 +1,5 @@
-"""`netcheck lab up [--workers N] | down | status | fault NAME --node N --on|--off | run -- CMD...`.
+"""`netcheck lab up [--workers N] | down | status | fault NAME --node N --on|--off | boot NODE
+| run -- CMD...`.
 
 The logic behind bot/commands/lab.py (which only registers it). Needs root: without it, one line
 "netcheck lab needs root: ..." and exit 2. Bad input (worker count, fault or node names) -> one line,
@@ -29,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     onoff = fault.add_mutually_exclusive_group(required=True)
     onoff.add_argument("--on", dest="on", action="store_true")
     onoff.add_argument("--off", dest="on", action="store_false")
+    boot = sub.add_parser("boot", help="simulate a reboot of a node (nat flushed, sysctls reset and "
+                          "reapplied from its files, enabled units started)")
+    boot.add_argument("node")
     run = sub.add_parser("run", help="run a command in the ops namespace (KUBECONFIG, NETCHECK_CONFIG set)")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
 
@@ -66,6 +70,12 @@ def run(args: Any) -> int:
                 raise ValueError(f"unknown fault {args.name!r} (known: {', '.join(sorted(faults.REGISTRY))})")
             lab.fault(args.name, node=args.node, on=args.on)
             print(f"fault {args.name} {'on' if args.on else 'off'} on {args.node}")
+            return EXIT_OK
+        if action == "boot":
+            from lab.boot import boot
+
+            for line in boot(lab, args.node):
+                print(line)
             return EXIT_OK
         if action == "run":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd

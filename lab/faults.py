@@ -313,6 +313,16 @@ class NoTunnelDevice:
                 if topology.VXLAN_DEVICE in ln])
 
 
+@register("calico-node-stall", "calico-node pods started on the node never turn Ready (readiness fails): an "
+          "MTU rollout stops there")
+class CalicoNodeStall:
+    @staticmethod
+    def on(lab: Lab, node: spec.NodeSpec) -> None:
+        apiconfig.control(lab, "PUT", f"/lab/v1/nodes/{node.name}/calico-node", {"ready": False})
+
+    @staticmethod
+    def off(lab: Lab, node: spec.NodeSpec) -> None:
+        apiconfig.control(lab, "PUT", f"/lab/v1/nodes/{node.name}/calico-node", {"ready": True})
 def _drop_lan(node: spec.NodeSpec) -> list[list[str]]:
     return [["INPUT", "-i", node.iface, "-j", "DROP"], ["FORWARD", "-i", node.iface, "-j", "DROP"]]
 

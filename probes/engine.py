@@ -480,6 +480,10 @@ class Engine:
             probe_log.exception("probe raised")
             return finding(Status.ERROR, f"probe error: {type(exc).__name__}: {exc}")
         probe_log.info("probe done", status=result.status.value)
+        if result.fix is not None and result.fix.id not in spec.fixes:
+            # a proposal the probe never declared would be a button no fix registry check covers
+            probe_log.error("undeclared fix proposal", fix=result.fix.id)
+            return finding(Status.ERROR, f"probe error: proposed fix {result.fix.id!r} it does not declare")
         return finding(
             result.status,
             result.summary,

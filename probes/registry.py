@@ -37,6 +37,9 @@ class ProbeSpec:
     needs: frozenset[Need] = frozenset()
     after: tuple[str, ...] = ()
     timeout: float | None = None
+    fixes: tuple[str, ...] = ()
+    """Ids of the fixes this probe may propose; the engine refuses a proposal not listed here and the
+    fix registry refuses a fix addressing a probe that never proposes it (fixes/registry.py)."""
 
     @property
     def title(self) -> str:
@@ -62,6 +65,9 @@ class Registry:
         unknown_needs = set(spec.needs) - {"host", "pod", "cluster", "peer-pod"}
         if unknown_needs:
             raise RegistryError(f"probe {spec.id!r} needs unknown transports {sorted(unknown_needs)}")
+        bad_fixes = [f for f in spec.fixes if not _ID.match(f)]
+        if bad_fixes:
+            raise RegistryError(f"probe {spec.id!r} declares invalid fix ids {bad_fixes}")
         self.specs[spec.id] = spec
 
     def validate(self) -> None:
@@ -110,14 +116,15 @@ def probe(
     needs: set[Need] | frozenset[Need] = frozenset(),
     after: tuple[str, ...] | list[str] = (),
     timeout: float | None = None,
+    fixes: tuple[str, ...] | list[str] = (),
     registry: Registry | None = None,
 ) -> Callable[[ProbeFn], ProbeFn]:
-    """Register a probe; returns the function unchanged."""
+    """Register a probe; returns the function unchanged. `fixes`: the fix ids it may propose."""
 
     def register(fn: ProbeFn) -> ProbeFn:
         (registry or default_registry).add(
             ProbeSpec(id=id, layer=layer, fn=fn, needs=frozenset(needs), after=tuple(after),
-                      timeout=timeout)
+                      timeout=timeout, fixes=tuple(fixes))
         )
         return fn
 

@@ -76,6 +76,9 @@ async def execute(
     def say(text: str) -> None:
         print(text, file=stdout, flush=True)
 
+    async def progress(line: str) -> None:  # how the fix advances, e.g. "calico-node 2/3 updated"
+        say(f"  … {line}")
+
     runner = runner or FixRunner(engine)
     try:
         params = parse_params(args.param)
@@ -101,7 +104,8 @@ async def execute(
             return EXIT_REFUSED
     who = local_approver()
     approval = Approval(approver=who, approved_at=datetime.now(UTC), requested_by=who)
-    result = await runner.apply(args.node, args.fix_id, params, approval)
+    say("")
+    result = await runner.apply(args.node, args.fix_id, params, approval, progress=progress)
     say(f"\n{result.outcome.value}: {result.message}")
     for finding in result.verification:
         say(f"  {finding.probe:<14} {finding.status.value:<5} {finding.summary}")

@@ -94,8 +94,8 @@ class MeteredFixRunner:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._runner, name)
 
-    async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any) -> Any:
-        result = await self._runner.apply(node, fix_id, params, approval)
+    async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any, **kw: Any) -> Any:
+        result = await self._runner.apply(node, fix_id, params, approval, **kw)
         # a result refused before planning carries no plan; the fix id asked for still labels it
         metrics.record_fix(result if result.plan is not None else _Planned(result, fix_id))
         return result

@@ -1,6 +1,7 @@
 """The "Apply fix" button: verify the signed value, decide (approver, self-approval, expiry), claim
-the proposal once, swap the button for "applying… approved by", run the fix, post the outcome and
-refresh the parent by a re-check. Registered by `app.py::build_app`.
+the proposal once, swap the button for "applying… approved by", run the fix with one thread reply
+that is updated as the fix reports progress and ends with the outcome, and refresh the parent by a
+re-check. Registered by `app.py::build_app`.
 """
 
 from __future__ import annotations
@@ -88,27 +89,42 @@ async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[
         channel=proposal.c,
         proposed_at=proposal.t,
     )
+    # One thread reply for the fix: posted now, updated as the fix advances ("calico-node 2/3
+    # updated"), and finally replaced by the verdict.
+    progress_lines: list[str] = []
+    started = msg.fix_progress(proposal.f, proposal.n, approver, progress_lines)
+    posted = await threads.call(rt, "chat.postMessage", channel=proposal.c, thread_ts=proposal.th,
+                                text=started, blocks=[bk.section(started)])
+    reply_ts = str(posted["ts"]) if posted and posted.get("ts") else None
+
+    async def progress(line: str) -> None:
+        progress_lines.append(line)
+        if reply_ts is not None:
+            text = msg.fix_progress(proposal.f, proposal.n, approver, progress_lines)
+            await threads.call(rt, "chat.update", channel=proposal.c, ts=reply_ts, text=text,
+                               blocks=[bk.section(text)])
+
+    verification: list[str] = []
     if rt.runner is None:
         outcome, message = "refused", "fixes are not enabled on this bot"
     else:
         try:
             result = await rt.runner.apply(
-                proposal.n, proposal.f, dict(proposal.p), rt.approval_factory(record)
+                proposal.n, proposal.f, dict(proposal.p), rt.approval_factory(record), progress=progress
             )
             outcome, message = str(result.outcome), result.message
+            verification = [msg.verification_line(f) for f in getattr(result, "verification", None) or []]
         except Exception as exc:  # the runner reports outcomes; an exception here is a bug to show
             log.exception("fix_crashed", **fields)
             outcome, message = "failed", str(exc)
     log.info("fix_outcome", **fields, outcome=outcome, detail=message)
-    text = msg.outcome(proposal.f, proposal.n, outcome, message, approver)
-    posted = await threads.call(
-        rt,
-        "chat.postMessage",
-        channel=proposal.c,
-        thread_ts=proposal.th,
-        text=text,
-        blocks=[bk.section(text)],
-    )
+    text = msg.outcome(proposal.f, proposal.n, outcome, message, approver, verification)
+    if reply_ts is not None:
+        posted = await threads.call(rt, "chat.update", channel=proposal.c, ts=reply_ts,
+                                    text=bk.clip(text, 3000), blocks=bk.sections(text))
+    else:
+        posted = await threads.call(rt, "chat.postMessage", channel=proposal.c, thread_ts=proposal.th,
+                                    text=bk.clip(text, 3000), blocks=bk.sections(text))
     if outcome not in NOTHING_CHANGED:
         await _recheck(rt, proposal, None if posted else msg.outcome_undelivered(text))
 

@@ -38,6 +38,18 @@ def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
 
 
+def sections(text: str) -> list[Block]:
+    """Long text as consecutive sections, split at line ends, within the block limit."""
+    chunks: list[str] = []
+    for line in text.splitlines():
+        if chunks and len(chunks[-1]) + 1 + len(line) <= SECTION_LIMIT:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    blocks = [section(chunk) for chunk in chunks or [""]]
+    return blocks[:MAX_BLOCKS]
+
+
 def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}]}
 

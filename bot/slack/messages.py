@@ -101,11 +101,30 @@ def applying(approver: str) -> str:
     return f":hourglass_flowing_sand: applying… approved by {user(approver)}"
 
 
-def outcome(fix_id: str, node: str, result: str, message: str, approver: str) -> str:
+PROGRESS_LINES_SHOWN = 8
+"""Progress lines a fix's reply shows while it runs (the latest ones; each update replaces the text)."""
+
+
+def fix_progress(fix_id: str, node: str, approver: str, lines: list[str]) -> str:
+    """The fix's thread reply while it runs: who approved it and how far it got."""
+    head = (f":hourglass_flowing_sand: fix `{fix_id}` on {escape(node)}: running "
+            f"(approved by {user(approver)})")
+    shown = lines[-PROGRESS_LINES_SHOWN:]
+    more = [f"… {len(lines) - len(shown)} earlier steps"] if len(lines) > len(shown) else []
+    return "\n".join([head, *more, *(f"• {escape(line)}" for line in shown)])
+
+
+def verification_line(finding: Finding) -> str:
+    return f"{STATUS_EMOJI[finding.status]} `{finding.probe}` {finding.status.value}: {finding.summary}"
+
+
+def outcome(fix_id: str, node: str, result: str, message: str, approver: str,
+            verification: list[str] | None = None) -> str:
     icons = {"applied": ":white_check_mark:", "nothing-to-do": ":information_source:"}
     icon = icons.get(result, ":x:")
     head = f"{icon} fix `{fix_id}` on {escape(node)}: *{result}* (approved by {user(approver)})"
-    return f"{head}\n{escape(message)}"
+    checked = [escape(line) for line in verification or []]
+    return "\n".join([head, escape(message), *checked])
 
 
 def no_button(reason: str) -> str:

@@ -36,7 +36,10 @@ class FixResultLike(Protocol):
 class FixRunner(Protocol):
     async def plan(self, node: str, fix_id: str, params: dict[str, Any]) -> PlanLike: ...
 
-    async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any) -> FixResultLike: ...
+    async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any,
+                    *, progress: Any = None) -> FixResultLike:
+        """`progress`: an async callable receiving a line each time the fix advances."""
+        ...
 
 
 class ApprovalRecord(BaseModel):

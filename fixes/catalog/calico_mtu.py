@@ -4,19 +4,26 @@ Proposed by the `mtu` probe with {"mtu": N}. The value is the tunnel/pod MTU (do
 so it must fit the MTU of the node interface toward the API endpoint minus the encapsulation
 overhead of the enabled pool. The operator then rolls calico-node one node at a time, and existing
 pods keep their old MTU until they are recreated
-(docs/calico.md#mtu-changes-and-the-operator-rollout).
+(docs/calico.md#mtu-changes-and-the-operator-rollout), so after the patch the fix follows the
+operator (fixes/rollout.py): `settle` waits until calico-node on this node runs the new MTU, the
+`mtu` probe then measures a new debug pod, `check_applied` waits for the whole rollout and lists the
+pods on the node that keep the old MTU (listed, never recreated). Rollback patches the previous
+value back and follows that rollout the same way. Progress goes through `say` ("calico-node 2/3
+updated"); the time limit is `fixes.rollout_timeout`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
+from fixes import rollout
 from fixes.base import Fix, FixFailed
 from fixes.model import Approval, Plan
 from fixes.registry import fix
-from probes.errors import InvalidInput
+from probes.errors import ClusterError, InvalidInput
 from probes.facts import ENCAP_OVERHEAD_V4, ClusterFacts
 from probes.transports.commands import iface, integer, ip, render
 
@@ -113,23 +120,92 @@ class CalicoMtu(Fix):
         return {"mtu": _spec_mtu(await self.engine.cluster.get_installation())}
 
     async def apply(self, plan: Plan, approval: Approval) -> dict[str, Any]:
-        patched = await self.engine.cluster.patch_installation(self._patch(int(plan.params["mtu"])))
+        mtu = int(plan.params["mtu"])
+        self._since_generation = await self._generation()
+        patched = await self.engine.cluster.patch_installation(self._patch(mtu))
+        self._deadline = time.monotonic() + self.settings.rollout_timeout
+        await self.say(f"applied, rolling out: Installation default spec.calicoNetwork.mtu={mtu}; the "
+                       "operator restarts calico-node one node at a time")
         return {"mtu": _spec_mtu(patched)}
+
+    async def _generation(self) -> int:
+        try:
+            return await rollout.generation(self.engine.cluster)
+        except ClusterError:  # followed anyway: the rollout read then says what is missing
+            return 0
+
+    def _apply_deadline(self) -> float:
+        return getattr(self, "_deadline", time.monotonic() + self.settings.rollout_timeout)
+
+    async def _follow(self, mtu: int | None, until: Any, deadline: float) -> rollout.RolloutState:
+        async def say_changes(line: str) -> None:  # one line per change, across settle and check_applied
+            if line != getattr(self, "_last_progress", None):
+                self._last_progress = line
+                await self.say(line)
+
+        return await rollout.follow(self.engine.cluster, mtu, until=until, deadline=deadline,
+                                    poll=self.settings.rollout_poll_interval, say=say_changes,
+                                    since_generation=getattr(self, "_since_generation", 0))
+
+    async def settle(self, plan: Plan) -> list[str]:
+        """Until calico-node on this node runs the new MTU: only pods created after that get it, so
+        verifying earlier would measure the old MTU (docs/calico.md#how-netcheck-follows-an-mtu-rollout)."""
+        mtu = int(plan.params["mtu"])
+        state = await self._follow(mtu, lambda s: s.node_done(self.node), self._apply_deadline())
+        if not state.node_done(self.node):
+            return [f"the calico-node rollout did not reach {self.node} within "
+                    f"{self.settings.rollout_timeout:g} s: {state.stuck(self.node)}"]
+        reached = state.nodes[self.node]
+        self._since = reached.ready_since
+        await self.say(f"calico-node on {self.node} runs MTU {mtu} ({reached.pod} Ready); verifying with a "
+                       "new debug pod")
+        return []
 
     async def check_applied(self, plan: Plan) -> list[str]:
         now = _spec_mtu(await self.engine.cluster.get_installation())
         if now != plan.params["mtu"]:
             return [f"Installation spec.calicoNetwork.mtu is {now}, expected {plan.params['mtu']}"]
+        state = await self._follow(int(plan.params["mtu"]), lambda s: s.complete, self._apply_deadline())
+        if not state.complete:
+            return [f"the calico-node rollout did not finish within {self.settings.rollout_timeout:g} s: "
+                    f"{state.stuck(self.node)}"]
+        await self.say(f"calico-node rolled out on all {state.desired} nodes"
+                       + (f" (TigeraStatus calico: {state.tigera})" if state.tigera else ""))
+        self._old_pods = await self._old_pods_text()
         return []
 
+    async def _old_pods_text(self) -> str:
+        since = getattr(self, "_since", None)
+        if since is None:
+            return f"Pods on {self.node} created before its calico-node restarted keep their old MTU."
+        try:
+            return rollout.old_pods_text(self.node, await rollout.pods_on_old_mtu(self.engine.cluster,
+                                                                                   self.node, since))
+        except ClusterError as exc:  # the verdict stands; only the list is missing
+            return f"Could not list the pods on {self.node} that keep the old MTU: {exc}"
+
     async def rollback(self, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:
+        """Patch the previous value back and follow that rollout the same way; a rollout that does not
+        finish is a failed rollback (the runner reports both)."""
+        previous = before.get("mtu")
+        self._since_generation = await self._generation()
         # A merge patch with null removes the field: auto-detection comes back if it was unset.
-        patched = await self.engine.cluster.patch_installation(self._patch(before.get("mtu")))
+        patched = await self.engine.cluster.patch_installation(self._patch(previous))
+        shown = previous if previous is not None else "auto-detected"
+        await self.say(f"rolling back: Installation mtu back to {shown}; following the calico-node rollout")
+        deadline = time.monotonic() + self.settings.rollout_timeout
+        self._last_progress = None  # a new rollout: its first count is news again
+        state = await self._follow(previous, lambda s: s.complete, deadline)
+        if not state.complete:
+            raise FixFailed(f"the calico-node rollout back to MTU {shown} did not finish within "
+                            f"{self.settings.rollout_timeout:g} s: {state.stuck(self.node)}")
+        await self.say(f"rolled back: calico-node runs MTU {shown} on all {state.desired} nodes")
         return {"mtu": _spec_mtu(patched)}
 
     def applied_message(self, plan: Plan) -> str:
-        return (
-            f"Installation default now has spec.calicoNetwork.mtu={plan.params['mtu']}. The Tigera operator "
-            "rolls the calico-node DaemonSet itself, one node at a time (watch `kubectl rollout status "
-            "ds/calico-node -n calico-system`); existing pods keep their old MTU until they are recreated."
-        )
+        return "\n".join([
+            f"Installation default has spec.calicoNetwork.mtu={plan.params['mtu']}, the calico-node rollout "
+            f"finished, and a debug pod created on {plan.node} afterwards measured the new MTU (verified).",
+            getattr(self, "_old_pods", f"Pods on {plan.node} created before its calico-node restarted keep "
+                                       "their old MTU until recreated."),
+        ])

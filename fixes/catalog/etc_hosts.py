@@ -80,10 +80,10 @@ class EtcHosts(Fix):
                                f"(got {sorted(params)})")
         missing = await self._missing(await self._hosts())
         block = "\n".join([BEGIN, *(f"{a} {n}" for n, a in missing), END])
-        names = ", ".join(n for n, _ in missing) or "none"
+        entries = ", ".join(f"{a} {n}" for n, a in missing) or "none"
         return Plan(
             fix=self.id, node=self.node, params={},
-            summary=f"Add the cluster nodes missing from {HOSTS} on {self.node} ({names})"[:300],
+            summary=f"Add the cluster nodes missing from {HOSTS} on {self.node}: {entries}"[:300],
             change=f"Rewrite {HOSTS} in place with this block "
                    f"(replacing any earlier netcheck block):\n{block}",
         )

@@ -1,8 +1,11 @@
 """Fix `ip-forward`: turn on net.ipv4.ip_forward now (`sysctl -w`) and at boot (a sysctl.d drop-in).
 
 Proposed by the `ip-forward` probe with no parameters (docs/troubleshooting.md#ip-forwarding-disabled;
-docs/calico.md#pod-routes: Felix normally sets it, so 0 means something reset it). Rollback
-removes the drop-in (or restores the one that was there) and puts the previous runtime value back.
+docs/calico.md#pod-routes: Felix normally sets it, so 0 means something reset it). The drop-in path
+is the probe's `PERSIST_FILE`, so the remediation text and the fix name the same file. Verified for
+the next boot too: the value `sysctl --system` would leave, computed read-only from every sysctl
+file in boot order (a later file setting 0 would undo the drop-in), must be 1. Rollback removes
+the drop-in (or restores the one that was there) and puts the previous runtime value back.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from typing import Any
 from fixes.base import Fix, FixFailed
 from fixes.model import Approval, Plan
 from fixes.registry import fix
+from probes.catalog.ip_forward import PERSIST_FILE, PERSIST_LINE, PERSISTED_COMMAND, persisted_values
 from probes.errors import InvalidInput
 from probes.transports.commands import Arg, integer, render
 
-DROP_IN = "/etc/sysctl.d/99-netcheck-ip-forward.conf"
-DROP_IN_TEXT = (
-    "# Installed by `netcheck fix ip-forward`: pods route through the host.\nnet.ipv4.ip_forward = 1\n"
-)
+DROP_IN = PERSIST_FILE
+DROP_IN_TEXT = f"# Installed by `netcheck fix ip-forward`: pods route through the host.\n{PERSIST_LINE}\n"
 READ = "sysctl -n net.ipv4.ip_forward"
+KEY = "net.ipv4.ip_forward"
 
 
 @fix(id="ip-forward", addresses="ip-forward", verify=("ip-forward",))
@@ -52,9 +55,19 @@ class IpForward(Fix):
         await self.run("sysctl -w net.ipv4.ip_forward=1")
         return {"ip_forward": await self._value(), "drop_in": DROP_IN_TEXT}
 
+    async def boot_value(self) -> tuple[str | None, str | None]:
+        """(value, file) `sysctl --system` would leave for ip_forward at the next boot (read-only)."""
+        found = await self.run(PERSISTED_COMMAND, check=False)  # grep exits 1 when nothing matches
+        return persisted_values(found.stdout).get(KEY, (None, None))
+
     async def check_applied(self, plan: Plan) -> list[str]:
         value = await self._value()
-        return [] if value == 1 else [f"net.ipv4.ip_forward is {value} after sysctl -w"]
+        problems = [] if value == 1 else [f"{KEY} is {value} after sysctl -w"]
+        at_boot, source = await self.boot_value()
+        if at_boot != "1":
+            problems.append(f"after a reboot `sysctl --system` would leave {KEY}={at_boot or 'unset (0)'}"
+                            + (f" (last set in {source})" if source else ""))
+        return problems
 
     async def rollback(self, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:
         await self.restore_file(DROP_IN, before.get("drop_in"))

@@ -13,6 +13,7 @@ from typing import Any
 from fixes.base import Fix
 from fixes.model import Approval, Plan
 from fixes.registry import fix
+from probes.catalog.kernel_modules import modules_load_file
 from probes.errors import InvalidInput
 from probes.transports.commands import render, word
 
@@ -20,7 +21,8 @@ MODULES = ("ipip", "vxlan")
 
 
 def entry_path(module: str) -> str:
-    return f"/etc/modules-load.d/netcheck-{module}.conf"
+    """The probe's `modules_load_file`: the remediation and the fix name the same file."""
+    return modules_load_file(module)
 
 
 @fix(id="kernel-modules", addresses="kernel-modules", verify=("kernel-modules",))

@@ -6,6 +6,8 @@ troubleshooting guide's unit (docs/troubleshooting.md#where-the-guide-is-wrong),
 (`-C`) before it appends (`-A`), so a restart never adds a duplicate, and ExecStop removes the rule.
 The rule goes into the iptables backend the node actually uses
 (docs/calico.md#iptables-legacy-vs-nft), detected by `detect_backend`.
+Verified for the next boot too (`check_applied`): the unit is enabled, and with the rule flushed the
+unit's start puts it back exactly once.
 """
 
 from __future__ import annotations
@@ -172,18 +174,47 @@ class Masquerade(Fix):
         await self.run(f"systemctl enable --now {UNIT_NAME}")
         return {"unit": UNIT_PATH, "enabled": True, "rules": await self.rule_count(plan)}
 
+    def _rule_command(self, plan: Plan, op: str) -> str:
+        if op not in ("-A", "-D"):
+            raise ValueError(f"unexpected iptables operation {op!r}")
+        pod_cidr, interface = self._values(plan)
+        return render("{bin} -t nat {op} POSTROUTING -s {cidr} -o {iface} -j MASQUERADE",
+                      bin=Arg(self._binary(plan)), op=Arg(op), cidr=pod_cidr, iface=interface)
+
     async def check_applied(self, plan: Plan) -> list[str]:
+        """The rule is there once now, and a reboot would put it back exactly once: the unit is
+        enabled, and with the rule flushed (as after a boot) the unit's start adds exactly one."""
         count = await self.rule_count(plan)
-        return [] if count == 1 else [f"the MASQUERADE rule is present {count} times, expected once"]
+        if count != 1:
+            return [f"the MASQUERADE rule is present {count} times, expected once"]
+        problems = []
+        enabled = await self.run(f"systemctl is-enabled {UNIT_NAME}", check=False)
+        if enabled.stdout.strip() != "enabled":
+            problems.append(f"{UNIT_NAME} is not enabled ({enabled.output.strip() or 'no answer'}): "
+                            "nothing would add the rule at boot")
+        # As at boot: the unit inactive and no rule, then the unit's start. Pod egress lacks NAT for
+        # the few milliseconds between the delete and the start.
+        await self.run(f"systemctl stop {UNIT_NAME}")
+        await self.run(f"while {self._rule_command(plan, '-D')} 2>/dev/null; do :; done")
+        flushed = await self.rule_count(plan)
+        started = await self.run(f"systemctl start {UNIT_NAME}", check=False)
+        after_boot = await self.rule_count(plan)
+        if flushed != 0:
+            problems.append(f"the rule could not be flushed to simulate a boot ({flushed} left)")
+        if not started.ok:
+            problems.append(f"systemctl start {UNIT_NAME} failed: {started.output[:200]}")
+        if after_boot != 1:
+            problems.append(f"starting {UNIT_NAME} as at boot left the rule {after_boot} times, "
+                            "expected exactly once")
+        return problems
 
     async def rollback(self, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:
         await self.run(f"systemctl disable --now {UNIT_NAME}", check=False)
-        # ExecStop deletes the rule even when it was there before the fix: put such a rule back.
-        pod_cidr, interface = self._values(plan)
-        add = render("{bin} -t nat -A POSTROUTING -s {cidr} -o {iface} -j MASQUERADE",
-                     bin=Arg(self._binary(plan)), cidr=pod_cidr, iface=interface)
-        for _ in range(int(before.get("rules", 0)) - await self.rule_count(plan)):
-            await self.run(add)
+        # Back to the count `snapshot` saw: ExecStop deletes the rule even when it was there before
+        # the fix (put it back), and a start that misbehaved may have left extra copies (remove them).
+        wanted, now = int(before.get("rules", 0)), await self.rule_count(plan)
+        for _ in range(abs(wanted - now)):
+            await self.run(self._rule_command(plan, "-A" if now < wanted else "-D"))
         await self.restore_file(UNIT_PATH, before.get("unit"))
         await self.run("systemctl daemon-reload")
         if before.get("unit") is not None and before.get("enabled"):

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import control, discovery, mtu, objects, pods, podsecurity, watch
+from . import control, discovery, mtu, objects, operator, pods, podsecurity, watch
 from .auth import Authorizer, Request, authenticate, readonly_authorizer
 from .config import ApiServerConfig
 from .patch import apply_patch
@@ -180,14 +180,17 @@ async def _store_update(
             f"the name of the object ({(new.get('metadata') or {}).get('name')}) does not match "
             f"the name on the URL ({target.name})"
         )
-    new_mtu = mtu.calico_mtu(new) if target.resource is objects.INSTALLATIONS else None
-    mtu_changed = new_mtu is not None and new_mtu != mtu.calico_mtu(current)
+    mtu_changed = target.resource is objects.INSTALLATIONS and mtu.calico_mtu(new) != mtu.calico_mtu(current)
     if mtu_changed:
-        mtu.validate(new_mtu, target.name)
-        new.setdefault("status", {})["mtu"] = new_mtu  # the operator would report it once rolled out
+        new_mtu = mtu.calico_mtu(new)
+        if new_mtu is not None:
+            mtu.validate(new_mtu, target.name)
+        # The operator reports the value it renders at once (auto-detected when unset); the
+        # calico-node pods pick it up only as the DaemonSet rolls out (operator.py).
+        new.setdefault("status", {})["mtu"] = new_mtu if new_mtu is not None else state.calico.auto_mtu
     updated = state.store.replace(target.resource, target.namespace, new)
     if mtu_changed:
-        await mtu.run_mtu_hook(state, new_mtu)
+        operator.installation_changed(state, updated)
     return updated
 
 
@@ -260,6 +263,7 @@ def make_app(config: ApiServerConfig, authorizer: Authorizer | None = None) -> w
     app = web.Application(middlewares=[errors_and_auth])
     state = State(config, Store(), {n.name: n for n in config.nodes}, authorizer, set())
     objects.seed(state.store, config)
+    operator.seed(state)
     app[STATE] = state
     # The client asks for /version/, /api/ and /apis/ with a trailing slash: serve both spellings.
     for path, handler in (

@@ -39,10 +39,15 @@ class NodeConfig(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     pod_ip: str | None = None
     pod_netns: str | None = None
-    host_netns: str | None = Field(None, description="The node's own network namespace (host pods).")
+    host_netns: str | None = Field(None, description="The node's own network namespace (host pods; the "
+                                   "Calico tunnel device and the debug pod's host-side veth live there).")
     host_pid1_file: Path | None = Field(
         None, description="File holding the PID of the node's init (lab/nodeinit.py); host pods run in "
         "its namespaces. None: host pods on this node never start.")
+    pod_veth: str | None = Field(None, description="Host side of the debug pod's veth (its cali* name), "
+                                 "in host_netns: a new pod's MTU is set on both ends.")
+    tunnel_device: str | None = Field(None, description="The node's Calico tunnel device (vxlan.calico), "
+                                      "in host_netns: Felix sets its MTU when calico-node restarts.")
 
 
 class ApiServerConfig(BaseModel):
@@ -61,7 +66,6 @@ class ApiServerConfig(BaseModel):
     ippools: list[dict[str, Any]] = Field(default_factory=list)
     exec_prefix: list[str] = Field(default_factory=list)
     kubelet_port: int = 10250
-    mtu_hook: list[str] | None = None
     rbac_manifests: list[Path] = Field(
         default_factory=list,
         description="RBAC manifests (e.g. deploy/kubernetes/rbac.yaml) to enforce for every token; "

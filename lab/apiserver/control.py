@@ -1,6 +1,6 @@
 """Test-only control API of the API stand-in (/lab/v1/...): add/remove nodes, set Ready, set annotations,
 replace the enforced RBAC objects (the RBAC lab swaps rules on the running server), hold a node's pods
-Pending, break watches.
+Pending, break watches, stall calico-node on a node.
 
 Authenticated by the config's control_token (checked in app's middleware). Every change goes through the
 store, so it bumps resourceVersion and reaches watchers as ADDED/MODIFIED/DELETED.
@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from . import objects, watch
+from . import objects, operator, watch
 from .config import NodeConfig
 from .rbac import RbacAuthorizer
 from .status import bad_request
@@ -39,6 +39,7 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
             raise bad_request(f"invalid node: {exc.errors()[0]['msg']}") from exc
         created = state.store.create(objects.NODES, "", objects.node_object(node, state.config.kubelet_port))
         state.nodes[node.name] = node
+        operator.node_added(state, node.name)  # the calico-node DaemonSet schedules a pod on it
         return reply(created, 201)
 
     async def delete_node(request: web.Request) -> web.Response:
@@ -46,6 +47,7 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
         name = request.match_info["name"]
         deleted = state.store.delete(objects.NODES, "", name)
         state.nodes.pop(name, None)
+        operator.node_removed(state, name)
         return reply(deleted)
 
     async def set_ready(request: web.Request) -> web.Response:
@@ -72,6 +74,17 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
                 annotations[name] = value
         return reply(state.store.replace(objects.NODES, "", node))
 
+    async def set_calico_node_ready(request: web.Request) -> web.Response:
+        """{"ready": false}: calico-node pods started on the node from now on never turn Ready (a
+        rollout stalls there); {"ready": true}: they pass their readiness probe again."""
+        state = request.app[key]
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("ready"), bool):
+            raise bad_request('body must be {"ready": true|false}')
+        name = request.match_info["name"]
+        state.store.get(objects.NODES, "", name)  # 404 for an unknown node
+        operator.set_stalled(state, name, not body["ready"])
+        return reply({"node": name, "calicoNodeReady": body["ready"]})
     async def set_rbac(request: web.Request) -> web.Response:
         state = request.app[key]
         body = await _json(request)
@@ -111,6 +124,7 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
         return reply({"resource": body["resource"], "broken": broken, "fail_next": fail_next})
 
     app.router.add_post("/lab/v1/nodes", add_node)
+    app.router.add_put("/lab/v1/nodes/{name}/calico-node", set_calico_node_ready)
     app.router.add_put("/lab/v1/rbac", set_rbac)
     app.router.add_put("/lab/v1/nodes/{name}/pods", hold_pods)
     app.router.add_post("/lab/v1/watches/break", break_watches)

@@ -6,6 +6,10 @@ from typing import Any
 
 from .store import RESOURCES
 
+SHORT_NAMES = {"nodes": ["no"], "namespaces": ["ns"], "pods": ["po"], "services": ["svc"],
+               "endpoints": ["ep"], "daemonsets": ["ds"]}
+"""kubectl resolves `kubectl rollout status ds/calico-node` through these, as with a real server."""
+
 VERSION_INFO = {
     "major": "1",
     "minor": "31",
@@ -53,6 +57,7 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                 "namespaced": r.namespaced,
                 "kind": r.kind,
                 "verbs": list(r.verbs),
+                **({"shortNames": SHORT_NAMES[r.plural]} if r.plural in SHORT_NAMES else {}),
             }
         )
         if r.plural == "pods":

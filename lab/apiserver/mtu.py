@@ -1,16 +1,12 @@
-"""After an Installation's spec.calicoNetwork.mtu changes: run the configured hook with the new MTU."""
+"""The Installation's spec.calicoNetwork.mtu: read it, and reject a non-integer as the CRD schema does."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from typing import Any
 
-from .state import State
 from .status import ApiError
 
-MTU_HOOK_SECONDS = 60.0
 JSON_TYPE_NAMES = {
     str: "string",
     float: "number",
@@ -19,32 +15,6 @@ JSON_TYPE_NAMES = {
     dict: "object",
     type(None): "null",
 }
-
-
-async def run_mtu_hook(state: State, mtu: int) -> None:
-    """Run mtu_hook + [MTU], bounded; failures are logged, not raised: the object is already stored."""
-    hook = state.config.mtu_hook
-    if not hook:
-        return
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *hook, str(mtu), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
-    except OSError as exc:
-        print(f"apiserver: mtu hook could not start: {exc}", file=sys.stderr)
-        return
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), MTU_HOOK_SECONDS)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        print(f"apiserver: mtu hook timed out after {MTU_HOOK_SECONDS}s", file=sys.stderr)
-        return
-    if process.returncode:
-        print(
-            f"apiserver: mtu hook exited {process.returncode}: {output.decode(errors='replace')}",
-            file=sys.stderr,
-        )
 
 
 def calico_mtu(installation: dict[str, Any]) -> Any:

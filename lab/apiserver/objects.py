@@ -19,6 +19,8 @@ ENDPOINTSLICES = find_resource("discovery.k8s.io", "v1", "endpointslices")
 INSTALLATIONS = find_resource("operator.tigera.io", "v1", "installations")
 IPPOOLS = find_resource("crd.projectcalico.org", "v1", "ippools")
 LEASES = find_resource("coordination.k8s.io", "v1", "leases")
+DAEMONSETS = find_resource("apps", "v1", "daemonsets")
+TIGERASTATUSES = find_resource("operator.tigera.io", "v1", "tigerastatuses")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "calico-system")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from . import exec as pod_exec
-from . import hostpods, logs, objects
+from . import hostpods, logs, objects, operator
 from .config import NodeConfig
 from .state import State, Target
 from .status import bad_request
@@ -35,6 +35,8 @@ async def start_pod(state: State, namespace: str, name: str, uid: str) -> None:
     if not node.pod_netns and not hostpods.is_host_pod(pod):
         return
     held = state.held_pods.get(node_name)
+    if not held:
+        await operator.pod_network_started(state, node)  # the CNI sets the veth MTU before Running
     pod["status"] = objects.waiting_pod_status(pod, held) if held else objects.running_pod_status(pod, node)
     state.store.replace(pods, namespace, pod)
 

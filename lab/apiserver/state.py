@@ -16,6 +16,21 @@ from .store import Resource, Store
 
 
 @dataclass
+class CalicoState:
+    """Per-node Calico state the API objects do not carry (operator.py keeps it)."""
+
+    cni_mtu: dict[str, int] = field(default_factory=dict)
+    """MTU the node's CNI config gives pods created now (written by calico-node's install-cni)."""
+    veth_mtu: dict[str, int] = field(default_factory=dict)
+    """MTU last set on the node's lab pod veth pair (so an unchanged start runs no command)."""
+    stalled: set[str] = field(default_factory=set)
+    """Nodes whose newly started calico-node pods never pass their readiness probe."""
+    readying: set[str] = field(default_factory=set)
+    auto_mtu: int = 1450
+    rollout: asyncio.Task[None] | None = None
+
+
+@dataclass
 class State:
     """Everything a handler needs; `nodes` holds the node configs (pod netns, pod IP) by name."""
 
@@ -24,6 +39,8 @@ class State:
     nodes: dict[str, NodeConfig]
     authorizer: Authorizer
     tasks: set[asyncio.Task[Any]]
+    calico: CalicoState = field(default_factory=CalicoState)
+    """The operator model's per-node state (operator.py)."""
     held_pods: dict[str, str] = field(default_factory=dict)
     """node name -> waiting reason: pods created on that node stay Pending (a kubelet that never
     starts them), set through the control API."""

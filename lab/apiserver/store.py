@@ -42,6 +42,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "endpoints", "Endpoints", True),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
+    Resource("apps", "v1", "daemonsets", "DaemonSet", True),
+    Resource("operator.tigera.io", "v1", "tigerastatuses", "TigeraStatus", False, custom=True),
     Resource("operator.tigera.io", "v1", "installations", "Installation", False, custom=True),
     Resource("crd.projectcalico.org", "v1", "ippools", "IPPool", False, custom=True),
 )

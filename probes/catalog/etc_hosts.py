@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from probes.context import ProbeContext
-from probes.model import Layer, ProbeResult, fail, ok, skip
+from probes.model import FixProposal, Layer, ProbeResult, fail, ok, skip
 from probes.registry import probe
 from probes.transports.commands import node_name, render
 
@@ -36,7 +36,7 @@ def missing_names(output: str, names: list[str]) -> list[str]:
     return [n for n in names if answered.get(n, _MISSING) == _MISSING]
 
 
-@probe(id="etc-hosts", layer=Layer.HOST_ROUTE, needs={"host"})
+@probe(id="etc-hosts", layer=Layer.HOST_ROUTE, needs={"host"}, fixes=("etc-hosts",))
 async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
     """Every cluster node's name resolves on this node (`getent hosts`, i.e. /etc/hosts or DNS).
 
@@ -61,5 +61,8 @@ async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
         "sudo systemctl restart kubelet"
     )
     listed = ", ".join(f"{n} ({ips[n] or 'no InternalIP'})" for n in missing)
+    # The fix recomputes the entries from the cluster at plan time (the button carries no data); it
+    # can only write nodes whose InternalIP the API knows.
+    fix = FixProposal(id="etc-hosts", params={}) if all(ips[n] for n in missing) else None
     return fail(f"{len(missing)} node name(s) do not resolve on {ctx.node.name}: {listed}",
-                evidence, remediation)
+                evidence, remediation, fix)

@@ -23,6 +23,11 @@ _PERSISTED = (
     r"grep -HsE '^[[:space:]]*net[./]ipv(4[./]ip_forward|6[./]conf[./]all[./]forwarding)[[:space:]]*=' "
     + " ".join(f"{d}/*.conf" for d in _SYSCTL_DIRS) + " /etc/sysctl.conf"
 )
+PERSIST_FILE = "/etc/sysctl.d/99-netcheck-ip-forward.conf"
+"""Where forwarding is persisted: the remediation names it and the `ip-forward` fix writes it."""
+PERSIST_LINE = "net.ipv4.ip_forward = 1"
+PERSISTED_COMMAND = _PERSISTED
+"""Read-only: every forwarding assignment a boot (`sysctl --system`) would apply; `persisted_values`."""
 _ASSIGN = re.compile(r"^(?P<file>[^:]+):\s*(?P<key>[^=\s]+)\s*=\s*(?P<value>\S+)")
 _KEYS = {"ipv4": "net.ipv4.ip_forward", "ipv6": "net.ipv6.conf.all.forwarding"}
 
@@ -59,7 +64,7 @@ def _runtime_value(output: str) -> str | None:
     return m.group(1) if m else None
 
 
-@probe(id="ip-forward", layer=Layer.HOST_ROUTE, needs={"host"})
+@probe(id="ip-forward", layer=Layer.HOST_ROUTE, needs={"host"}, fixes=("ip-forward",))
 async def ip_forward(ctx: ProbeContext) -> ProbeResult:
     """The node forwards packets (net.ipv4.ip_forward=1, IPv6 forwarding too with global IPv6), persistently.
 
@@ -87,10 +92,12 @@ async def ip_forward(ctx: ProbeContext) -> ProbeResult:
     off = [_KEYS[f] for f, value in families.items() if value != "1"]
     unpersisted = [_KEYS[f] for f in families if persisted.get(_KEYS[f], ("", ""))[0] != "1"]
     sysctl_now = "\n".join(f"sudo sysctl -w {key}=1" for key in (off or unpersisted))
-    persist = "\n".join(f"echo '{key}=1' | sudo tee -a /etc/sysctl.d/99-kubernetes-forward.conf"
-                        for key in unpersisted)
+    persist = "\n".join(f"echo '{key} = 1' | sudo tee -a {PERSIST_FILE}" for key in unpersisted)
     remediation = f"{sysctl_now}\n# Make it permanent:\n{persist}" if unpersisted else sysctl_now
-    fix = FixProposal(id="ip-forward", params={})
+    # The fix turns on and persists IPv4 forwarding only: offered when IPv4 is all that is wrong.
+    wrong = {_KEYS[f] for f, value in families.items() if value != "1"} | set(unpersisted)
+    fixable = wrong <= {_KEYS["ipv4"]}
+    fix = FixProposal(id="ip-forward", params={}) if fixable else None
     if off:
         now = ", ".join(f"{_KEYS[f]}={value or '?'}" for f, value in families.items() if value != "1")
         return fail(f"forwarding is off on {ctx.node.name}: {now}", "\n".join(evidence), remediation, fix)

@@ -21,6 +21,21 @@ _PROC = "cat /proc/modules"
 _SYS = "ls -d /sys/module /sys/module/{module}"
 _BUILTIN = 'grep -E "/{module}\\.ko" "/lib/modules/$(uname -r)/modules.builtin"'
 _DEVICE = "ip -o link show dev {device}"
+_LOADABLE = "cat /proc/sys/kernel/modules_disabled; modprobe -n -v {module}"
+MODULES_LOAD_DIR = "/etc/modules-load.d"
+
+
+def modules_load_file(module: str) -> str:
+    """The modules-load.d entry that loads `module` at boot; the `kernel-modules` fix writes this file
+    and the remediation names it, so the two never drift apart."""
+    return f"{MODULES_LOAD_DIR}/netcheck-{module}.conf"
+
+
+def loadable(output: str, exit_status: int) -> bool:
+    """`modules_disabled` is 0 and `modprobe -n -v` resolved the module (insmod line or builtin)."""
+    lines = output.splitlines()
+    return exit_status == 0 and bool(lines) and lines[0].strip() == "0" and any(
+        line.startswith(("insmod ", "builtin ")) for line in lines[1:])
 
 
 def node_pools(ctx: ProbeContext) -> list[IPPoolFacts]:
@@ -31,7 +46,7 @@ def node_pools(ctx: ProbeContext) -> list[IPPoolFacts]:
     return mine or enabled
 
 
-@probe(id="kernel-modules", layer=Layer.HOST_ROUTE, needs={"host"})
+@probe(id="kernel-modules", layer=Layer.HOST_ROUTE, needs={"host"}, fixes=("kernel-modules",))
 async def kernel_modules(ctx: ProbeContext) -> ProbeResult:
     """The kernel module the pool's encapsulation needs (ipip for IPIP, vxlan for VXLAN) is loaded.
 
@@ -39,7 +54,8 @@ async def kernel_modules(ctx: ProbeContext) -> ProbeResult:
     `ls -d /sys/module/<m>`, modules.builtin, and `ip -o link show dev tunl0|vxlan.calico`.
     ok: the tunnel device exists or the module is listed (or no encapsulation is configured).
     fail: the node lists its modules and the needed one is absent and no tunnel device exists;
-    remediation `modprobe <m>` and persist it in /etc/modules; fix `kernel-modules`.
+    remediation `modprobe <m>` and persist it in /etc/modules-load.d; fix `kernel-modules` only
+    where `modprobe -n -v <m>` finds the module and module loading is not disabled.
     skip: no Calico IP pools, or the node exposes no module information and no tunnel device.
     """
     pools = node_pools(ctx)
@@ -80,10 +96,19 @@ async def kernel_modules(ctx: ProbeContext) -> ProbeResult:
         raise ProbeSkip(f"the node exposes no module list (no /proc/modules, no modules.builtin; "
                         f"no /sys/module/{module}) and no {dev} device: "
                         f"cannot tell whether {module} is loaded")
+    probe_load = await ctx.host.run(render(_LOADABLE, module=mod), timeout=timeout)
+    can_load = loadable(probe_load.stdout, probe_load.exit_status)
+    evidence += f"\n$ {_LOADABLE.format(module=module)}\n{probe_load.output or '(no output)'}"
+    summary = (f"{module} module not loaded on {ctx.node.name} and no {dev}: "
+               f"{module.upper()} encapsulation cannot work")
+    recreate = (f"kubectl delete pod -n calico-system -l k8s-app=calico-node "
+                f"--field-selector spec.nodeName={ctx.node.name}   # recreate {dev}")
+    if not can_load:
+        # No fix button: modprobe would fail (no such module, or module loading is disabled).
+        remediation = (f"{module} cannot be loaded on {ctx.node.name} (see `modprobe -n -v {module}` above): "
+                       f"install the kernel's extra modules package (or a kernel built with {module}), "
+                       f"reboot if modules are disabled, then:\n{recreate}")
+        return fail(summary, evidence, remediation)
     remediation = (f"On {ctx.node.name}:\nsudo modprobe {module}\n"
-                   f"echo {module} | sudo tee -a /etc/modules   # load on boot\n"
-                   f"kubectl delete pod -n calico-system -l k8s-app=calico-node "
-                   f"--field-selector spec.nodeName={ctx.node.name}   # recreate {dev}")
-    return fail(f"{module} module not loaded on {ctx.node.name} and no {dev}: "
-                f"{module.upper()} encapsulation cannot work", evidence, remediation,
-                FixProposal(id="kernel-modules", params={"module": module}))
+                   f"echo {module} | sudo tee {modules_load_file(module)}   # load on boot\n{recreate}")
+    return fail(summary, evidence, remediation, FixProposal(id="kernel-modules", params={"module": module}))

@@ -145,7 +145,8 @@ def nft_nat_line(ruleset: str, pod_cidr: str, dev: str) -> str | None:
     return None
 
 
-@probe(id="masquerade", layer=Layer.IPTABLES, needs={"host"}, after=("pod-api",))
+@probe(id="masquerade", layer=Layer.IPTABLES, needs={"host"}, after=("pod-api",),
+       fixes=("masquerade",))
 async def masquerade(ctx: ProbeContext) -> ProbeResult:
     """Pod egress toward the API endpoint is source-NATed (explicit rule, nftables or Calico natOutgoing).
 

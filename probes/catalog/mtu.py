@@ -1,13 +1,17 @@
-"""Probe `mtu`: the pod MTU plus encapsulation overhead fits the path toward the API endpoint.
+"""Probe `mtu`: a pod's real MTU plus encapsulation overhead fits the path toward the API endpoint.
 
-Run by the engine. docs/calico.md#mtu: the Installation's `mtu` (or status.mtu, /var/lib/calico/mtu,
-the MTU of vxlan.calico/tunl0/wireguard.cali/cali*) already IS the tunnel/pod MTU, so the overhead
-is added to it once and compared with the interface MTU and the measured path MTU (DF pings,
-whose "Frag needed ... (mtu = X)" / "message too long, mtu=X" answers are the evidence).
+Run by the engine. Measured, not read back: the debug pod's eth0 MTU is what calico-node on this
+node gives new pods now (an Installation change reaches a node only when its calico-node restarted
+with it, and running pods keep their MTU: docs/calico.md#mtu-changes-and-the-operator-rollout).
+docs/calico.md#mtu: that MTU already IS the tunnel/pod MTU, so the overhead is added once and
+compared with the interface MTU and the measured path MTU (DF pings from the node and from the pod,
+whose "Frag needed ... (mtu = X)" / "message too long, mtu=X" answers are the evidence). The
+configured value (Installation, /var/lib/calico/mtu, Calico interfaces) is evidence only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 
@@ -75,7 +79,9 @@ async def measure_path_mtu(shell: NodeShell, address: str, link_mtu: int,
     return low, transcript
 
 
-async def pod_mtu(ctx: ProbeContext, links: dict[str, int]) -> tuple[int | None, str]:
+async def configured_pod_mtu(ctx: ProbeContext, links: dict[str, int]) -> tuple[int | None, str]:
+    """The MTU Calico is configured to give pods, and where it was read (evidence only: pods keep the
+    MTU they were created with, and calico-node applies a new value node by node)."""
     install = ctx.facts.installation
     if install is not None and install.pod_mtu:
         return install.pod_mtu, "Installation default" + (" spec" if install.mtu else " status")
@@ -88,18 +94,40 @@ async def pod_mtu(ctx: ProbeContext, links: dict[str, int]) -> tuple[int | None,
     return None, "nowhere (no Installation mtu, /var/lib/calico/mtu or Calico interface)"
 
 
-@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host"})
-async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
-    """Pod MTU + encapsulation overhead fits the interface and the measured path MTU toward the API.
+POD_IFACE = "eth0"  # the CNI's interface name in every pod (kubelet passes CNI_IFNAME=eth0)
 
-    Reads the pod MTU from the Installation (spec.calicoNetwork.mtu, else status.mtu), else
-    /var/lib/calico/mtu or the vxlan.calico/tunl0/cali* MTU (it is already the tunnel MTU), adds
-    the pool's overhead (IPIP 20, VXLAN 50, WireGuard 60), and compares with the MTU of the
-    interface `ip -o route get <API endpoint>` names; then measures the path with
-    `ping -M do -s N` ("frag needed (mtu X)" / "message too long" are the evidence).
-    fail: pod MTU + overhead exceeds the interface or path MTU (TLS handshakes stall); fix
-    `calico-mtu` patches the Installation to the largest value that fits. warn: the path is
-    smaller than the interface but pod packets still fit.
+
+PodPath = tuple[str, int | None, list[str]]
+
+
+async def _pod_paths(ctx: ProbeContext, pod_value: int, timeout: float) -> list[PodPath]:
+    """DF pings of the pod's full packet size from the debug pod toward the API endpoint and the peer
+    pod: (what, path MTU or None when unmeasurable, transcript)."""
+    assert ctx.facts.api_endpoint is not None
+    targets = [(f"API endpoint {ctx.facts.api_endpoint.ip}", ctx.facts.api_endpoint.ip)]
+    if ctx.peer_pod_ip:
+        targets.append((f"peer pod {ctx.peer_pod_ip}", ctx.peer_pod_ip))
+    measured = []
+    for what, address in targets:  # one exec at a time: the pod's exec sessions are not free
+        path, transcript = await measure_path_mtu(ctx.pod, address, pod_value, timeout)
+        measured.append((what, path, transcript))
+    return measured
+
+
+@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host", "pod", "peer-pod"}, fixes=("calico-mtu",))
+async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
+    """A pod's real MTU + encapsulation overhead fits the node's link and the measured paths.
+
+    Measures, never reads back: the MTU of the debug pod's `eth0` (created for this check, so it has
+    what calico-node on this node gives new pods now), DF pings of that full size from the pod
+    toward the API endpoint and a debug pod on another node (`ping -M do -s MTU-28`), and from the
+    node the MTU of the interface `ip -o route get <API endpoint>` names and its path MTU. Adds the
+    pool's overhead (IPIP 20, VXLAN 50, WireGuard 60) to the pod MTU. The Installation's MTU (else
+    /var/lib/calico/mtu or vxlan.calico/tunl0) is shown as evidence, not used for the verdict.
+    fail: pod MTU + overhead exceeds the interface or path MTU, or the pod's full-size packets do not
+    pass (TLS handshakes stall); fix `calico-mtu` patches the Installation to the largest value that
+    fits (not offered when the Installation already has it and only the rollout is missing).
+    warn: the path is smaller than the interface but pod packets still fit.
     """
     timeout = ctx.settings.command_timeout
     endpoint = ctx.facts.api_endpoint
@@ -107,7 +135,11 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
         raise ProbeSkip("the API server's real IPv4 address is unknown (no endpoint of default/kubernetes)")
     all_links = await ctx.host.run("ip -o link show", timeout=timeout)
     links = link_mtus(all_links.stdout)
-    pod_value, pod_source = await pod_mtu(ctx, links)
+    configured, configured_source = await configured_pod_mtu(ctx, links)
+    pod_link = await ctx.pod.run(render("ip -o link show dev {dev}", dev=iface(POD_IFACE)), timeout=timeout)
+    pod_value = link_mtus(pod_link.stdout).get(POD_IFACE)
+    if pod_value is None:
+        raise ProbeSkip(f"cannot read the debug pod's {POD_IFACE} MTU: {pod_link.output}")
     pool = ctx.facts.pool_containing(_first_address(ctx.node.pod_cidr)) if ctx.node.pod_cidr else None
     encap = "wireguard" if "wireguard.cali" in links else (pool.encapsulation if pool else None)
     overhead = ENCAP_OVERHEAD_V4.get(encap or "", 0)
@@ -116,40 +148,74 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     route = parse_route(route_out.stdout) if route_out.ok else None
     if route is None or route.dev is None:
         raise ProbeSkip(f"the node has no route to the API endpoint {endpoint.ip}: {route_out.output}")
+    pod_evidence = f"$ {pod_link.command}   (in debug pod {ctx.pod.name})\n{pod_link.output}"
     if route.dev == "lo" or route_out.stdout.startswith("local "):
         return ok(f"the API endpoint {endpoint.ip} is this node's own address: no link MTU on the path",
-                  evidence=f"$ {route_out.command}\n{route_out.output}")
+                  evidence=f"$ {route_out.command}\n{route_out.output}\n{pod_evidence}")
     dev = iface(route.dev)
     link = await ctx.host.run(render("ip -o link show dev {dev}", dev=dev), timeout=timeout)
     link_mtu = link_mtus(link.stdout).get(dev.value)
     if link_mtu is None:
         raise ProbeSkip(f"cannot read the MTU of {dev}: {link.output}")
-    path_mtu, transcript = await measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout)
+    # The node's own path and the pod's paths are measured at the same time (different transports).
+    (path_mtu, transcript), pod_paths = await asyncio.gather(
+        measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout), _pod_paths(ctx, pod_value, timeout))
 
     effective = min(link_mtu, path_mtu or link_mtu)
-    needed = (pod_value or 0) + overhead
-    facts_line = (f"pod MTU {pod_value if pod_value else 'unknown'} (from {pod_source}), encapsulation "
-                  f"{encap or 'none'} (+{overhead}), {dev} MTU {link_mtu}, path MTU to {endpoint.ip}: "
+    needed = pod_value + overhead
+    short = [(what, path) for what, path, _ in pod_paths if path is not None and path < pod_value]
+    configured_line = f"configured pod MTU {configured or 'unknown'} (from {configured_source})"
+    if configured and configured != pod_value:
+        configured_line += (f"; this pod has {pod_value}: calico-node on {ctx.node.name} does not give new "
+                            "pods the configured MTU yet")
+    facts_line = (f"pod MTU {pod_value} (measured: debug pod {POD_IFACE}), encapsulation {encap or 'none'} "
+                  f"(+{overhead}), {dev} MTU {link_mtu}, path MTU to {endpoint.ip}: "
                   f"{path_mtu if path_mtu else 'not measurable (no ping answer)'}")
-    evidence = "\n".join([facts_line, f"$ {route_out.command}\n{route_out.output}",
-                          f"$ {link.command}\n{link.output}", *transcript])
-    if pod_value and needed > effective:
-        recommended = effective - overhead
-        return fail(f"pod MTU {pod_value} + {encap or 'no'} overhead {overhead} = {needed} exceeds "
-                    f"{'path' if effective < link_mtu else dev.value} MTU {effective} toward {endpoint.ip}",
-                    evidence=evidence,
+    pod_lines = [f"from the pod, {POD_IFACE} MTU {pod_value} toward {what}: "
+                 + (f"path MTU {path}" if path is not None else "not measurable (no ping answer)")
+                 for what, path, _ in pod_paths]
+    if not ctx.peer_pod_ip:
+        pod_lines.append("no debug pod on another node: the pod-to-pod path was not measured")
+    evidence = "\n".join([facts_line, configured_line, *pod_lines, pod_evidence,
+                          f"$ {route_out.command}\n{route_out.output}", f"$ {link.command}\n{link.output}",
+                          *transcript, *(line for _, _, lines in pod_paths for line in lines)])
+    if needed > effective or short:
+        recommended = min([effective - overhead, *(path for _, path in short)])
+        if needed > effective:
+            where = "path" if effective < link_mtu else dev.value
+            summary = (f"pod MTU {pod_value} + {encap or 'no'} overhead {overhead} = {needed} exceeds "
+                       f"{where} MTU {effective} toward {endpoint.ip}")
+        else:
+            summary = f"pod packets of {pod_value} bytes do not pass: " + ", ".join(
+                f"path MTU {path} toward {what}" for what, path in short)
+        if configured == recommended:
+            # The Installation already has the value: the rollout (or recreating pods) is what is missing.
+            return fail(summary, evidence=evidence,
+                        remediation=_rollout_remediation(ctx.node.name, recommended))
+        return fail(summary, evidence=evidence,
                     remediation=_remediation(dev.value, link_mtu, effective, recommended, encap),
                     fix=FixProposal(id="calico-mtu", params={"mtu": recommended}))
     if path_mtu is not None and path_mtu < link_mtu:
         return warn(f"path MTU to {endpoint.ip} is {path_mtu}, below {dev} MTU {link_mtu}; pod packets "
                     f"({needed}) fit, host traffic relies on ICMP frag-needed getting through",
                     evidence=evidence)
-    return ok(f"pod MTU {pod_value or 'unknown'} + {overhead} = {needed} fits {dev} MTU {link_mtu}"
+    return ok(f"pod MTU {pod_value} + {overhead} = {needed} fits {dev} MTU {link_mtu}"
               f"{f' and path MTU {path_mtu}' if path_mtu else ''}", evidence=evidence)
 
 
 def _first_address(pod_cidr: str) -> str:
     return str(ipaddress.ip_network(pod_cidr, strict=False).network_address)
+
+
+def _rollout_remediation(node: str, mtu: int) -> str:
+    return "\n".join([
+        f"The Installation already sets the pod MTU to {mtu}, but pods created on {node} now still get "
+        "the old one: calico-node on this node has not restarted with it yet.",
+        "  kubectl rollout status ds/calico-node -n calico-system",
+        "  kubectl get tigerastatus calico",
+        "Once it has rolled out, recreate the pods created before (they keep their old eth0 MTU), e.g.",
+        "  kubectl rollout restart deployment/<name> -n <namespace>",
+    ])
 
 
 def _remediation(dev: str, link_mtu: int, effective: int, recommended: int, encap: str | None) -> str:

@@ -25,7 +25,7 @@ CAPTURE_PACKETS = 20
 
 
 @probe(id="return-path", layer=Layer.ROUTER, needs={"host", "pod"},
-       after=("host-api", "pod-api", "masquerade"))
+       after=("host-api", "pod-api", "masquerade"), fixes=("masquerade",))
 async def return_path(ctx: ProbeContext) -> ProbeResult:
     """Replies to pod IPs come back (host-api ok, pod-api failing, no NAT: the router has no route back).
 

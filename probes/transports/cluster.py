@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 CALICO_OPERATOR = ("operator.tigera.io", "v1", "installations")
 CALICO_IPPOOLS = ("crd.projectcalico.org", "v1", "ippools")
+TIGERA_STATUS = ("operator.tigera.io", "v1", "tigerastatuses")
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 _HANDSHAKE = re.compile(r"Handshake status (\d{3})")
@@ -100,6 +101,7 @@ class KubeCluster:
     def __init__(self, api: k8s.ApiClient, executor: ThreadPoolExecutor, *, request_timeout: float) -> None:
         self.api = api
         self.core = k8s.CoreV1Api(api)
+        self.apps = k8s.AppsV1Api(api)
         self.custom = k8s.CustomObjectsApi(api)
         self.executor = executor
         self.request_timeout = request_timeout
@@ -198,6 +200,33 @@ class KubeCluster:
         except ClusterNotFound:
             return []
         return list(pools.get("items", []))
+
+    async def get_daemonset(self, namespace: str, name: str) -> dict[str, Any]:
+        """A DaemonSet (the calico-node rollout the calico-mtu fix follows)."""
+        ds = await self.call(f"get daemonset {namespace}/{name}", self.apps.read_namespaced_daemon_set,
+                             name, namespace)
+        return self.to_dict(ds)
+
+    async def list_pods(self, *, namespace: str | None = None, label_selector: str = "",
+                        field_selector: str = "") -> list[dict[str, Any]]:
+        """Pods of one namespace, or of all (e.g. `spec.nodeName=NODE`: the pods on a node)."""
+        where = f"in {namespace}" if namespace else "in all namespaces"
+        selectors = {"label_selector": label_selector, "field_selector": field_selector}
+        if namespace:
+            pods = await self.call(f"list pods {where}", self.core.list_namespaced_pod, namespace,
+                                   **selectors)
+        else:
+            pods = await self.call(f"list pods {where}", self.core.list_pod_for_all_namespaces,
+                                   **selectors)
+        return [self.to_dict(p) for p in pods.items]
+
+    async def get_tigerastatus(self, name: str) -> dict[str, Any] | None:
+        """operator.tigera.io/v1 TigeraStatus `name`, or None when the operator publishes none."""
+        try:
+            return await self.call(f"get TigeraStatus {name}", self.custom.get_cluster_custom_object,
+                                   *TIGERA_STATUS, name)
+        except ClusterNotFound:
+            return None
 
     # -- writes (fixes) -------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ async def pod_api(ctx):
     return ok("API answered 401")
 
 
-@probe(id="masquerade", layer=Layer.IPTABLES, registry=REG)
+@probe(id="masquerade", layer=Layer.IPTABLES, fixes=("masquerade",), registry=REG)
 async def masquerade(ctx):
     """Pod egress is source-NATed."""
     if ctx.node.name in BROKEN:

@@ -4,7 +4,8 @@
 Covers: ack < 3 s while probes run; parent, threaded replies (cause first, ok folded), parent verdict;
 `/netcheck all` (a line per node, details in the thread);
 help / unknown node / already running / channel not allowed; approver click applies once (double click)
-with the button replaced, outcome in the thread and the parent re-checked; non-approver, self-approval,
+with the button replaced, one fix reply in the thread updated with progress and ending with the outcome,
+and the parent re-checked; non-approver, self-approval,
 expired and tampered values refused with nothing applied; bad signature and stale timestamp → 401;
 429 retried; Slack errors and cluster failures shown/logged; a JSON log line per command, click, approval,
 refusal and fix outcome; node joins (existing nodes ignored, Ready once, flap, dropped stream, 410 re-list).
@@ -173,6 +174,12 @@ async def test_approver_double_click_applies_once_and_rechecks(bot):
     assert not any(b["type"] == "actions" for b in message.blocks)
     assert any("applying… approved by <@UBOB>" in json.dumps(b, ensure_ascii=False) for b in message.blocks)
     assert any("*applied*" in r.text for r in parent.replies)
+    # one reply for the fix: posted as "running", updated with the fix's progress, then the verdict
+    (outcome,) = [r for r in parent.replies if "fix `masquerade`" in r.text]
+    updates = [c.params["text"] for c in bot.standin.calls_to("chat.update")
+               if c.params.get("ts") == outcome.ts]
+    assert updates[0].endswith("• rule added, verifying") and "running (approved by <@UBOB>)" in updates[0]
+    assert "*applied*" in updates[-1] and outcome.text == updates[-1]
     assert parent.text == "re-check after fix: :white_check_mark: worker2: all 4 probes ok"
     assert [e.text for e in bot.standin.ephemeral if e.user == BOB][-1].startswith("Fix `masquerade`")
 

@@ -117,7 +117,8 @@ async def test_netcheck_all_names_the_nodes_whose_details_are_missing(bot: Bot) 
 async def test_a_fix_outcome_that_cannot_be_posted_is_shown_on_the_parent(bot: Bot) -> None:
     parent = await checked(bot, user=ALICE)
     bot.rt.client.retry_handlers[-1].max_retry_count = 0
-    bot.standin.fail("chat.postMessage", Failure(503, "service_unavailable"))  # the outcome reply
+    # the fix's reply when it starts, then the outcome posted in its place: neither arrives
+    bot.standin.fail("chat.postMessage", *[Failure(503, "service_unavailable")] * 2)
     await bot.driver.click(fix_reply(parent), user=BOB)
     await bot.idle()
     assert len(bot.runner.applied) == 1

@@ -80,8 +80,11 @@ class FakeRunner:
         return Plan(fix=fix_id, node=node, params=params, summary=f"iptables -t nat -A POSTROUTING "
                     f"-s {params['cidr']} -o {params['iface']} -j MASQUERADE", change="(full change)")
 
-    async def apply(self, node: str, fix_id: str, params: dict, approval: Approval) -> FixResult:
+    async def apply(self, node: str, fix_id: str, params: dict, approval: Approval,
+                    *, progress=None) -> FixResult:  # noqa: ANN001
         assert isinstance(approval, Approval)
+        if progress is not None:
+            await progress("rule added, verifying")
         await asyncio.sleep(0.05)  # lets a second, concurrent click arrive while this one runs
         self.applied.append((node, fix_id, params, approval))
         self.engine.broken.discard(node)

@@ -1,9 +1,10 @@
 """The kustomize base: every file parses and validates (strict) against the Kubernetes schemas of the
 newest release kubernetes-validate ships; the least-privilege RBAC is exactly the documented table
-(no wildcards, no Secrets, pod access only in the bot's namespace, names pinned where Kubernetes
-allows); the Deployment is hardened (non-root, read-only root, no capabilities, seccomp, probes,
-resources, SSH Secret and ConfigMap mounted, Slack Secret as env); the ConfigMap carries every
-config key the bot documents; the kubectl rendering equals the documented fallback assembly.
+(no wildcards, no Secrets, pods created/read/exec'd only in the bot's namespace, elsewhere only
+listed, names pinned where Kubernetes allows); the Deployment is hardened (non-root, read-only root,
+no capabilities, seccomp, probes, resources, SSH Secret and ConfigMap mounted, Slack Secret as env);
+the ConfigMap carries every config key the bot documents; the kubectl rendering equals the
+documented fallback assembly.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ EXPECTED_RULES = {
     # (kind, namespace): sorted (apiGroups, resources, resourceNames, verbs)
     ("ClusterRole", None): [
         (("",), ("nodes",), (), ("list", "watch")),
+        (("",), ("pods",), (), ("list",)),
         (("crd.projectcalico.org",), ("ippools",), (), ("list",)),
         (("operator.tigera.io",), ("installations",), ("default",), ("get", "patch")),
+        (("operator.tigera.io",), ("tigerastatuses",), ("calico",), ("get",)),
+    ],
+    ("Role", "calico-system"): [
+        (("apps",), ("daemonsets",), ("calico-node",), ("get",)),
     ],
     ("Role", "default"): [
         (("",), ("endpoints", "services"), ("kubernetes",), ("get",)),
@@ -73,8 +79,8 @@ def test_every_file_parses_and_validates(k8s_version):
 def test_rendered_base_validates(kustomize_objects, k8s_version):
     kinds = sorted(o["kind"] for o in kustomize_objects)
     assert kinds == sorted(
-        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Role",
-         "RoleBinding", "RoleBinding", "ConfigMap", "Deployment"]
+        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Role", "Role",
+         "RoleBinding", "RoleBinding", "RoleBinding", "ConfigMap", "Deployment"]
     )
     for obj in kustomize_objects:
         validate(obj, k8s_version)
@@ -93,7 +99,7 @@ def test_bindings_tie_roles_to_the_service_account(kustomize_objects):
     roles = {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in kustomize_objects
              if o["kind"] in ("Role", "ClusterRole")}
     bindings = by_kind(kustomize_objects, "RoleBinding") + by_kind(kustomize_objects, "ClusterRoleBinding")
-    assert len(bindings) == len(roles) == 3
+    assert len(bindings) == len(roles) == 4
     for binding in bindings:
         assert binding["subjects"] == [SERVICE_ACCOUNT]
         ref = binding["roleRef"]

@@ -61,6 +61,11 @@ BOT_REQUESTS = {
     "create the Lease": req("create", "leases", "netcheck", group="coordination.k8s.io"),
     "read the Lease": req("get", "leases", "netcheck", "netcheck-leader", group="coordination.k8s.io"),
     "renew the Lease": req("update", "leases", "netcheck", "netcheck-leader", group="coordination.k8s.io"),
+    "calico-mtu: the calico-node rollout": req("get", "daemonsets", "calico-system", "calico-node",
+                                               group="apps"),
+    "calico-mtu: TigeraStatus calico": req("get", "tigerastatuses", name="calico",
+                                           group="operator.tigera.io"),
+    "calico-mtu: calico-node pods and pods on the node": req("list", "pods"),
     "take a node's fix lock": req("get", "leases", "netcheck", "netcheck-fix-worker2",
                                   group="coordination.k8s.io"),
     "hold a node's fix lock": req("update", "leases", "netcheck", "netcheck-fix-worker2",
@@ -83,6 +88,11 @@ DENIED = {
     "other Installation": req("patch", "installations", name="other", group="operator.tigera.io"),
     "IP pool writes": req("patch", "ippools", name="default-ipv4-ippool", group="crd.projectcalico.org"),
     "pod status": req("update", "pods", "netcheck", "netcheck-debug-worker2", sub="status"),
+    "read a pod elsewhere": req("get", "pods", "kube-system", "coredns-x"),
+    "pod logs elsewhere": req("get", "pods", "kube-system", "coredns-x", sub="log"),
+    "DaemonSet writes": req("patch", "daemonsets", "calico-system", "calico-node", group="apps"),
+    "other DaemonSets": req("get", "daemonsets", "kube-system", "kube-proxy", group="apps"),
+    "other TigeraStatus": req("get", "tigerastatuses", name="apiserver", group="operator.tigera.io"),
 }
 
 
@@ -195,10 +205,10 @@ async def test_over_https_with_the_bot_token(tmp_path):
         nodes = await asyncio.to_thread(core.list_node)
         assert {n.metadata.name for n in nodes.items} >= {"master", "worker2"}
         with pytest.raises(ApiException) as denied:
-            await asyncio.to_thread(core.list_namespaced_pod, "kube-system")
+            await asyncio.to_thread(core.read_namespaced_pod, "calico-node-x", "kube-system")
         assert denied.value.status == 403
         message = json.loads(denied.value.body)["message"]
-        assert 'cannot list resource "pods"' in message and '"kube-system"' in message
+        assert 'cannot get resource "pods"' in message and '"kube-system"' in message
         assert BOT.name in message
 
         store = KubernetesLeaseStore(api(BOT_TOKEN), "netcheck")
@@ -211,7 +221,7 @@ async def test_over_https_with_the_bot_token(tmp_path):
     finally:
         await close()
     assert [(d.verb, d.resource, d.namespace, d.name) for d in authorizer.denials] == [
-        ("list", "pods", "kube-system", ""), ("get", "leases", "kube-system", "netcheck-leader")
+        ("get", "pods", "kube-system", "calico-node-x"), ("get", "leases", "kube-system", "netcheck-leader")
     ]
 
 

@@ -1,7 +1,8 @@
 """A stateful fake node and engine for the fixes unit tests (the fixes layer's own fakes).
 
 `FakeNode` is a `FakeShell` (tests/fakes) whose answers read and change a small model of a node:
-files, nat POSTROUTING rules, systemd units (enable --now runs the unit's ExecStart rule), the
+files, nat POSTROUTING rules, systemd units (enable --now and start run the unit's ExecStart rule,
+disable --now and stop its ExecStop; is-enabled answers like systemctl), the
 ip_forward sysctl and loaded modules. `FakeEngine` answers `check()` from that model the way the
 real probes would judge it, and `InstallationCluster` adds a JSON-merge-patching Installation.
 """
@@ -19,25 +20,114 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lab.apiserver.patch import merge_patch  # the API stand-in's RFC 7386 merge patch
+from probes.catalog.ip_forward import PERSISTED_COMMAND
 from probes.facts import ClusterFacts, Endpoint, InstallationFacts, IPPoolFacts, NodeFacts
 from probes.model import Finding, Layer, Report, Status
 from probes.transports.base import CommandResult
 from tests.fakes import FakeCluster, FakeShell
 
+_SYSCTL_FILE = re.compile(r"^(/(usr/lib|lib|run|etc)/sysctl\.d/[^/]+\.conf|/etc/sysctl\.conf)$")
+_FORWARD_LINE = re.compile(r"^\s*net[./]ipv(4[./]ip_forward|6[./]conf[./]all[./]forwarding)\s*=")
 NODES = [("master", "10.0.0.10"), ("worker1", "10.0.0.11"), ("worker2", "192.168.1.105")]
 POD_CIDRS = {"master": "192.168.86.0/24", "worker1": "192.168.87.0/24", "worker2": "192.168.88.0/24"}
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass
 class InstallationCluster(FakeCluster):
+    """A merge-patched Installation plus the operator's calico-node rollout, one step per read of the
+    DaemonSet (object shapes as the API stand-in serves them, lab/apiserver/operator.py)."""
+
     patches: list[dict[str, Any]] = field(default_factory=list)
+    nodes: tuple[str, ...] = ("master", "worker1", "worker2")
+    stalled: set[str] = field(default_factory=set)
+    workload_pods: list[dict[str, Any]] = field(default_factory=list)
+    generation: int = 1
+    node_generation: dict[str, int] = field(default_factory=dict)
+    node_ready: dict[str, datetime | None] = field(default_factory=dict)
+    node_mtu: dict[str, int | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        start = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+        self.rendered = self._spec_mtu()
+        for node in self.nodes:
+            self.node_generation[node], self.node_ready[node] = 1, start
+            self.node_mtu[node] = self.rendered
+
+    def _spec_mtu(self) -> int | None:
+        return ((self.installation or {}).get("spec", {}).get("calicoNetwork") or {}).get("mtu")
 
     async def patch_installation(self, patch: dict[str, Any], *, json_patch: bool = False) -> dict[str, Any]:
         assert not json_patch
         self.calls.append(("patch_installation", (patch,)))
         self.patches.append(patch)
+        before = self._spec_mtu()
         self.installation = merge_patch(self.installation, patch)
+        if self._spec_mtu() != before:  # the operator renders the new template
+            self.generation += 1
+            self.rendered = self._spec_mtu()
         return copy.deepcopy(self.installation)
+
+    def _step(self) -> None:
+        """One move of the DaemonSet controller (maxUnavailable 1, nodes in name order)."""
+        now = datetime.now(UTC)
+        for node in self.nodes:  # a stalled pod whose node recovered turns Ready
+            if self.node_ready[node] is None and node not in self.stalled:
+                self.node_ready[node], self.node_mtu[node] = now, self.rendered
+                return
+        unavailable = [n for n in self.nodes if self.node_ready[n] is None]
+        for node in self.nodes:
+            if self.node_generation[node] != self.generation and (not unavailable or node in unavailable):
+                self.node_generation[node] = self.generation
+                ready = node not in self.stalled
+                self.node_ready[node] = now if ready else None
+                self.node_mtu[node] = self.rendered if ready else self.node_mtu[node]
+                return
+
+    async def get_daemonset(self, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append(("get_daemonset", (namespace, name)))
+        self._step()
+        names = ("FELIX_IPINIPMTU", "FELIX_VXLANMTU", "FELIX_WIREGUARDMTU")
+        env = [] if self.rendered is None else [{"name": n, "value": str(self.rendered)} for n in names]
+        ready = sum(1 for n in self.nodes if self.node_ready[n] is not None)
+        generation = {"deprecated.daemonset.template.generation": str(self.generation)}
+        return {"metadata": {"name": name, "namespace": namespace, "generation": self.generation,
+                             "annotations": generation},
+                "spec": {"template": {"spec": {"containers": [{"name": "calico-node", "env": env}]}}},
+                "status": {"observedGeneration": self.generation, "desiredNumberScheduled": len(self.nodes),
+                           "updatedNumberScheduled": sum(1 for n in self.nodes
+                                                         if self.node_generation[n] == self.generation),
+                           "numberAvailable": ready, "numberReady": ready}}
+
+    async def list_pods(self, *, namespace: str | None = None, label_selector: str = "",
+                        field_selector: str = "") -> list[dict[str, Any]]:
+        self.calls.append(("list_pods", (namespace, label_selector, field_selector)))
+        if namespace == "calico-system":
+            return [self._calico_pod(n) for n in self.nodes]
+        node = field_selector.removeprefix("spec.nodeName=")
+        return [p for p in self.workload_pods if p["spec"]["nodeName"] == node]
+
+    def _calico_pod(self, node: str) -> dict[str, Any]:
+        since = self.node_ready[node]
+        ready = {"type": "Ready", "status": "True", "lastTransitionTime": _stamp(since)} if since else {
+            "type": "Ready", "status": "False", "reason": "ContainersNotReady",
+            "message": "containers with unready status: [calico-node]"}
+        return {"metadata": {"name": f"calico-node-{node}", "namespace": "calico-system",
+                             "labels": {"k8s-app": "calico-node",
+                                        "pod-template-generation": str(self.node_generation[node])}},
+                "spec": {"nodeName": node, "hostNetwork": True},
+                "status": {"phase": "Running", "conditions": [ready]}}
+
+    async def get_tigerastatus(self, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_tigerastatus", (name,)))
+        done = all(self.node_generation[n] == self.generation and self.node_ready[n] for n in self.nodes)
+        return {"metadata": {"name": name}, "status": {"conditions": [
+            {"type": "Available", "status": "True" if done else "False"},
+            {"type": "Progressing", "status": "False" if done else "True",
+             "message": "" if done else 'DaemonSet "calico-system/calico-node" update is rolling out'}]}}
 
 
 @dataclass
@@ -45,6 +135,9 @@ class FakeNode(FakeShell):
     files: dict[str, str] = field(default_factory=dict)
     nat_rules: list[str] = field(default_factory=list)
     enabled: set[str] = field(default_factory=set)
+    active: set[str] = field(default_factory=set)
+    enable_fails: bool = False  # `enable` leaves no WantedBy link (e.g. a unit without [Install])
+    start_duplicates: bool = False  # a start that adds the rule twice (e.g. two ExecStart= lines)
     ip_forward: int = 1
     modules: set[str] = field(default_factory=set)
     can_modprobe: bool = True
@@ -88,23 +181,57 @@ class FakeNode(FakeShell):
         if argv[0] == "/usr/sbin/iptables-nft" and argv[3] == "-A":
             self.nat_rules.append(" ".join(argv[4:]))
             return self._ok(command)
+        if argv[0] == "/usr/sbin/iptables-nft" and argv[3] == "-D":
+            rule = " ".join(argv[4:])
+            if rule not in self.nat_rules:
+                return self._ok(command, exit_status=1)
+            self.nat_rules.remove(rule)
+            return self._ok(command)
         if argv[:2] == ["systemctl", "daemon-reload"]:
             return self._ok(command)
         if argv[:3] == ["systemctl", "enable", "--now"]:
-            rule = self._unit_rule(argv[3])
-            if rule not in self.nat_rules:  # ExecStart: -C || -A
-                self.nat_rules.append(rule)
-            self.enabled.add(argv[3])
+            if argv[3] not in self.active:
+                rule = self._unit_rule(argv[3])
+                if rule not in self.nat_rules:  # ExecStart: -C || -A
+                    self.nat_rules.append(rule)
+                self.active.add(argv[3])
+            if not self.enable_fails:
+                self.enabled.add(argv[3])
             return self._ok(command)
         if argv[:3] == ["systemctl", "disable", "--now"]:
-            if argv[3] in self.enabled:
+            if argv[3] in self.active:
                 rule = self._unit_rule(argv[3])
                 if rule in self.nat_rules:  # ExecStop: -D || true
                     self.nat_rules.remove(rule)
-                self.enabled.discard(argv[3])
+                self.active.discard(argv[3])
+            self.enabled.discard(argv[3])
             return self._ok(command)
         if argv[:2] == ["systemctl", "is-enabled"]:
-            return self._ok(command, exit_status=0 if argv[2] in self.enabled else 1)
+            known = f"/etc/systemd/system/{argv[2]}" in self.files
+            state = "enabled" if argv[2] in self.enabled else "disabled" if known else ""
+            return self._ok(command, f"{state}\n" if state else "", 0 if argv[2] in self.enabled else 1)
+        if argv[:2] == ["systemctl", "stop"]:
+            if argv[2] in self.active:
+                rule = self._unit_rule(argv[2])
+                if rule in self.nat_rules:  # ExecStop: -D || true
+                    self.nat_rules.remove(rule)
+                self.active.discard(argv[2])
+            return self._ok(command)
+        if argv[:2] == ["systemctl", "start"]:
+            if argv[2] not in self.active:
+                rule = self._unit_rule(argv[2])
+                if rule not in self.nat_rules:  # ExecStart: -C || -A
+                    self.nat_rules += [rule, rule] if self.start_duplicates else [rule]
+                self.active.add(argv[2])
+            return self._ok(command)
+        if command.startswith("while /usr/sbin/iptables-nft -t nat -D POSTROUTING "):
+            rule = command.split(" -D ", 1)[1].split(" 2>/dev/null")[0]
+            self.nat_rules = [r for r in self.nat_rules if r != rule]
+            return self._ok(command)
+        if command == PERSISTED_COMMAND:  # grep -H over the sysctl files a boot applies
+            found = [f"{path}:{line}" for path, text in sorted(self.files.items())
+                     if _SYSCTL_FILE.match(path) for line in text.splitlines() if _FORWARD_LINE.match(line)]
+            return self._ok(command, "".join(f"{line}\n" for line in found), 0 if found else 1)
         if command == "sysctl -n net.ipv4.ip_forward":
             return self._ok(command, f"{self.ip_forward}\n")
         if argv[:2] == ["sysctl", "-w"] and argv[2].startswith("net.ipv4.ip_forward="):
@@ -133,8 +260,8 @@ class FakeNode(FakeShell):
 
     def changes(self) -> list[str]:
         """Commands that change something (everything but the read-only ones)."""
-        read_only = ("if [ -e ", "iptables-nft-save", "/usr/sbin/iptables-nft-save", "command -v", "test ",
-                     "iptables --version",
+        read_only = ("if [ -e ", "iptables-nft-save", "grep -HsE", "/usr/sbin/iptables-nft-save",
+                     "command -v", "test ", "iptables --version",
                      "sysctl -n", "ip -o", "systemctl is-enabled")
         return [c for c in self.ran if not c.startswith(read_only)]
 
@@ -184,7 +311,8 @@ class FakeEngine:
             return self.forced[probe]
         node = self.shell
         masq = any("MASQUERADE" in r for r in node.nat_rules)
-        mtu = ((self.cluster.installation or {}).get("spec", {}).get("calicoNetwork") or {}).get("mtu")
+        # what a debug pod created on the node now would measure (its calico-node's MTU), never the spec
+        mtu = self.cluster.node_mtu.get(node.node) if hasattr(self.cluster, "node_mtu") else None
         hosts = node.files.get("/etc/hosts", "")
         verdicts = {
             "masquerade": masq, "pod-api": masq, "return-path": masq,

@@ -2,7 +2,9 @@
 
 Covers: plan contents (masquerade unit text, calico-mtu diff and fallback), precheck
 nothing-to-do, apply + verify, verification failure -> exact rollback, two concurrent applies ->
-one busy, a second apply changes nothing, apply needs an Approval, audit events for every step,
+one busy, a second apply changes nothing, masquerade verified for the next boot (unit enabled; rule
+flushed then the unit started puts it back exactly once; otherwise rolled back, extra copies
+removed), apply needs an Approval, audit events for every step,
 host access: a plan (before approval) runs its commands outside a privileged session, an approved
 apply and a rollback run every node command inside one,
 and bad inputs (MTU 100000, CIDR with `; reboot`, interface with `&& reboot`, node `../etc`,
@@ -88,6 +90,33 @@ async def test_apply_verifies_and_audits_every_step(capsys: pytest.CaptureFixtur
         assert event["params"] == MASQ and "timestamp" in event and event["outcome"]
     assert events[2]["before"] == {"unit": None, "enabled": False, "rules": 0}
     assert events[2]["after"]["rules"] == 1
+
+
+async def test_masquerade_verify_simulates_the_boot_start_of_the_unit() -> None:
+    node, _, runner = setup()
+    result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert result.outcome == Outcome.APPLIED, result.problems
+    is_enabled = "systemctl is-enabled netcheck-masquerade.service"
+    last_check = max(i for i, c in enumerate(node.ran) if c == is_enabled)
+    boot = node.ran[last_check:]
+    assert boot[1] == "systemctl stop netcheck-masquerade.service"
+    assert boot[2].startswith("while /usr/sbin/iptables-nft -t nat -D POSTROUTING -s 192.168.88.0/24 ")
+    assert "systemctl start netcheck-masquerade.service" in boot
+    assert node.nat_rules == [RULE] and "netcheck-masquerade.service" in node.active
+
+
+@pytest.mark.parametrize(("fault", "problem"), [
+    ({"enable_fails": True}, "netcheck-masquerade.service is not enabled (disabled): nothing would add the "
+                             "rule at boot"),
+    ({"start_duplicates": True}, "starting netcheck-masquerade.service as at boot left the rule 2 times, "
+                                 "expected exactly once"),
+])
+async def test_masquerade_that_would_not_survive_a_boot_is_rolled_back(fault: dict, problem: str) -> None:
+    node, _, runner = setup(**fault)
+    result = await runner.apply("worker2", "masquerade", MASQ, APPROVAL)
+    assert result.outcome == Outcome.ROLLED_BACK
+    assert problem in result.problems
+    assert node.nat_rules == [] and UNIT_PATH not in node.files
 
 
 async def test_precheck_ok_means_nothing_to_do_and_nothing_changed() -> None:

@@ -4,7 +4,8 @@ Covers: /version, discovery (/api, /apis incl. Calico and coordination groups), 
 label/field selectors and get; Service, Endpoints and EndpointSlice default/kubernetes; watch (ADDED for a
 node added via the control API, MODIFIED for Ready, 410 Expired for a too-old resourceVersion); 401 without
 a token; 403 with the real message for a read-only token's write; Installation get/merge patch/JSON patch
-(MTU hook runs, status.mtu follows), a JSON-patch list sent as merge patch rejected, NotFound shape; IPPool
+(status.mtu follows, the operator re-renders the calico-node DaemonSet), a JSON-patch list sent as
+merge patch rejected, NotFound shape; IPPool
 patch; Lease create/update/409 conflict/delete.
 """
 
@@ -205,6 +206,14 @@ async def test_readonly_token_reads_but_cannot_write(lab: Lab) -> None:
     )
 
 
+async def rendered_mtu(lab: Lab) -> str | None:
+    """FELIX_VXLANMTU in the calico-node DaemonSet template, as the operator renders the Installation."""
+    ds = await asyncio.to_thread(client.AppsV1Api(lab.api_client()).read_namespaced_daemon_set,
+                                 "calico-node", "calico-system")
+    env = {e.name: e.value for e in ds.spec.template.spec.containers[0].env or []}
+    return env.get("FELIX_VXLANMTU")
+
+
 async def test_installation_merge_and_json_patch(lab: Lab) -> None:
     custom = client.CustomObjectsApi(lab.api_client())
     group = ("operator.tigera.io", "v1", "installations")
@@ -215,7 +224,7 @@ async def test_installation_merge_and_json_patch(lab: Lab) -> None:
     )
     assert patched["spec"]["calicoNetwork"]["mtu"] == 1400 and patched["status"]["mtu"] == 1400
     assert patched["spec"]["calicoNetwork"]["bgp"] == "Enabled"
-    assert (lab.tmp / "mtu-hook-called").read_text().strip() == "1400"
+    assert await rendered_mtu(lab) == "1400"
     ops = [
         {"op": "replace", "path": "/spec/calicoNetwork/mtu", "value": 1380},
         {"op": "remove", "path": "/spec/calicoNetwork/nodeAddressAutodetectionV4/firstFound"},
@@ -230,7 +239,7 @@ async def test_installation_merge_and_json_patch(lab: Lab) -> None:
     )
     assert patched["spec"]["calicoNetwork"]["nodeAddressAutodetectionV4"] == {"interface": "wl.*"}
     assert patched["status"]["mtu"] == 1380
-    assert (lab.tmp / "mtu-hook-called").read_text().strip() == "1380"
+    assert await rendered_mtu(lab) == "1380"
     with pytest.raises(ApiException) as strategic:
         await asyncio.to_thread(
             custom.patch_cluster_custom_object,
@@ -249,7 +258,7 @@ async def test_installation_merge_and_json_patch(lab: Lab) -> None:
         )
     assert not_a_number.value.status == 422
     assert json.loads(not_a_number.value.body)["message"].endswith('must be of type integer: "1300"')
-    assert (lab.tmp / "mtu-hook-called").read_text().strip() == "1380"
+    assert await rendered_mtu(lab) == "1380"  # a rejected patch renders nothing
     with pytest.raises(ApiException) as as_merge:
         await asyncio.to_thread(custom.patch_cluster_custom_object, *group, "default", ops)
     assert as_merge.value.status == 400

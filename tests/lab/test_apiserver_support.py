@@ -116,7 +116,6 @@ def base_config(server: certs.CertPair, kubelet_port: int, tmp: Path) -> dict[st
         ],
         "exec_prefix": ["env"],
         "kubelet_port": kubelet_port,
-        "mtu_hook": ["sh", "-c", 'echo "$1" > "$0"', str(tmp / "mtu-hook-called")],
     }
 
 

@@ -173,6 +173,15 @@ async def mtu_fix_patch(cluster: KubeCluster) -> None:
     await cluster.patch_installation({"spec": {"calicoNetwork": {"mtu": mtu}}})  # same value: no change
 
 
+async def calico_mtu_rollout(cluster: KubeCluster) -> None:
+    """What calico-mtu reads while it follows the rollout, and the pods it lists on the node."""
+    from fixes.rollout import read_rollout
+
+    state = await read_rollout(cluster, 1450)
+    assert state.rendered and state.nodes, state
+    await cluster.list_pods(field_selector=f"spec.nodeName={NODE.name}")
+
+
 OPERATIONS: dict[str, Operation] = {
     "discovery (nodes, services, endpoints, Installation, IPPools)": lambda c: discover(c),
     "Installation read (mtu probe)": lambda c: c.get_installation(),
@@ -183,6 +192,7 @@ OPERATIONS: dict[str, Operation] = {
     "leader election": leader_election,
     "fix lock": fix_lock,
     "calico-mtu fix patch": mtu_fix_patch,
+    "calico-mtu rollout (DaemonSet, calico-node pods, TigeraStatus, pods on the node)": calico_mtu_rollout,
 }
 
 

@@ -8,7 +8,8 @@ not declare them only when ready (never waited for); one transport attempt per n
 failed pod or shell is remembered for the run, also across a sweep's nodes); `peer-pod` gives the
 IP of a debug pod on another Ready node; disabled probes; unknown node names the closest names;
 unknown probe id; root-cause attribution; check_all's concurrency bound; debug pod release;
-per-probe durations.
+per-probe durations; a fix proposal the probe did not declare is an error
+finding (declarations are what the fix registry checks).
 """
 
 from __future__ import annotations
@@ -515,3 +516,23 @@ async def test_each_finding_carries_its_probe_duration() -> None:
     assert durations["slow"] is not None and 0.2 <= durations["slow"] < 2
     assert durations["quick"] is not None and durations["quick"] < durations["slow"]
     assert report.as_json()["findings"][0]["duration_s"] == durations[report.findings[0].probe]
+
+
+async def test_a_fix_proposal_the_probe_did_not_declare_is_an_error() -> None:
+    from probes.model import FixProposal
+
+    reg = Registry()
+
+    @probe(id="declared", layer=Layer.POD_APP, fixes=("x-fix",), registry=reg)
+    async def declared(ctx):
+        return fail("broken", fix=FixProposal(id="x-fix", params={}))
+
+    @probe(id="undeclared", layer=Layer.POD_APP, registry=reg)
+    async def undeclared(ctx):
+        return fail("broken", fix=FixProposal(id="x-fix", params={}))
+
+    report = await make_engine(reg).check("worker2")
+    assert report.finding("declared").fix == FixProposal(id="x-fix", params={})
+    found = report.finding("undeclared")
+    assert found.status is Status.ERROR and found.fix is None
+    assert found.summary == "probe error: proposed fix 'x-fix' it does not declare"

@@ -1,11 +1,13 @@
 """etc-hosts probe: every node name resolves → ok; missing names → fail listing exactly those names
-with their InternalIPs, and a `tee -a /etc/hosts` block with those lines only; the lookup command
+with their InternalIPs, a `tee -a /etc/hosts` block with those lines only and the `etc-hosts` fix
+(not offered when a missing node has no InternalIP); the lookup command
 quotes each validated name; no nodes → skip. Output format is real `getent hosts` loop output."""
 
 from __future__ import annotations
 
 from probes.catalog.etc_hosts import etc_hosts, lookup_command
-from probes.model import Status
+from probes.facts import NodeFacts
+from probes.model import FixProposal, Status
 from tests.fakes import FakeShell, out
 from tests.probes.catalog_helpers import cluster_facts, ctx
 
@@ -33,6 +35,16 @@ async def test_missing_names_fail_with_exact_lines() -> None:
         "On worker2, add the missing nodes to /etc/hosts:\n"
         "sudo tee -a /etc/hosts << EOF\n192.168.1.20  worker1\nEOF\n"
         "sudo systemctl restart kubelet")
+    assert result.fix == FixProposal(id="etc-hosts", params={})  # entries recomputed at plan time
+
+
+async def test_missing_node_without_internal_ip_gets_no_fix() -> None:
+    nodes = [NodeFacts(name="master", internal_ip="192.168.1.10"), NodeFacts(name="worker1"),
+             NodeFacts(name="worker2", internal_ip="192.168.1.105")]
+    result = await etc_hosts(ctx(FakeShell().on(r"getent hosts", out(TWO_MISSING)),
+                                 facts=cluster_facts(nodes=nodes)))
+    assert result.status is Status.FAIL and "worker1 (no InternalIP)" in result.summary
+    assert result.fix is None  # the fix could not write an entry without an address
 
 
 async def test_no_nodes_skips() -> None:

@@ -1,7 +1,8 @@
 """ip-forward probe: runtime 0 → fail with fix `ip-forward` and the sysctl/persist commands; runtime 1
 but not persisted → warn; persisted in /etc/sysctl.d → ok; last assignment wins (a later file setting
 0 un-persists it; /etc/sysctl.conf is applied last); global IPv6 adds the IPv6 key, and IPv6
-forwarding 0 then fails; persisted_values honours /etc over /usr/lib for the same file name."""
+forwarding 0 then fails without a fix (the fix handles IPv4 only); persisted_values honours /etc over
+/usr/lib for the same file name."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def test_forwarding_off_fails_with_fix() -> None:
     assert result.status is Status.FAIL
     assert result.summary == "forwarding is off on worker2: net.ipv4.ip_forward=0"
     assert "sudo sysctl -w net.ipv4.ip_forward=1" in result.remediation
-    assert "echo 'net.ipv4.ip_forward=1' | sudo tee -a /etc/sysctl.d/99-kubernetes-forward.conf" \
+    assert "echo 'net.ipv4.ip_forward = 1' | sudo tee -a /etc/sysctl.d/99-netcheck-ip-forward.conf" \
         in result.remediation
     assert result.fix == FixProposal(id="ip-forward", params={})
     assert "net.ipv4.ip_forward = 0" in result.evidence
@@ -58,6 +59,7 @@ async def test_global_ipv6_with_forwarding_off_fails() -> None:
     result = await ip_forward(ctx(node(persisted=persisted, v6_addr=V6_ADDR, v6="0")))
     assert result.status is Status.FAIL
     assert "net.ipv6.conf.all.forwarding=0" in result.summary
+    assert result.fix is None  # the ip-forward fix handles IPv4 only: no button that cannot verify
     assert "sudo sysctl -w net.ipv6.conf.all.forwarding=1" in result.remediation
 
 

@@ -1,8 +1,11 @@
-"""mtu probe: pod MTU from the Installation / /var/lib/calico/mtu / Calico interfaces (never minus the
-overhead twice), VXLAN and WireGuard overhead, interface MTU toward the API endpoint, active DF-ping
-path MTU ("Frag needed ... (mtu = X)", "message too long, mtu=X", silent black hole found by search);
-fail with the calico-mtu fix and the node's values in the remediation, ok on a healthy node, skip
-without an endpoint; every ping command is built from validated values."""
+"""mtu probe: the pod MTU is measured on the debug pod's eth0 (never read back from the Installation,
+which is evidence only), VXLAN and WireGuard overhead, interface MTU toward the API endpoint, active
+DF-ping path MTU from the node and from the pod toward the API endpoint and the peer pod ("Frag
+needed ... (mtu = X)", "message too long, mtu=X", silent black hole found by search); fail with the
+calico-mtu fix and the node's values in the remediation, ok on a healthy node, skip without an
+endpoint; an Installation already patched while this node's new pods still get the old MTU fails
+without a fix button (the rollout is missing, not the patch); every ping command is built from
+validated values."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from probes.errors import ProbeSkip
 from probes.facts import InstallationFacts
 from probes.model import FixProposal, Status
 from probes.transports.base import CommandResult
-from tests.fakes import FakeShell, out
+from tests.fakes import FakePod, FakeShell, out
 from tests.probes.helpers import context, facts
 
 LINKS = (
@@ -53,6 +56,22 @@ def pinger(path_mtu: int, *, icmp: bool = True):  # type: ignore[no-untyped-def]
     return answer
 
 
+def pod(eth0_mtu: int = 1450, path_mtu: int = 1500, *, peer_path_mtu: int | None = None) -> FakePod:
+    """The debug pod: eth0 with `eth0_mtu`, DF pings through a path whose narrowest hop is path_mtu
+    (toward the API endpoint) or peer_path_mtu (toward the peer pod 192.168.86.69)."""
+    eth0 = (f"2: eth0@if7: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu {eth0_mtu} qdisc noqueue state UP mode "
+            "DEFAULT group default qlen 1000\\    link/ether 5e:1c:aa:02:0b:6f brd ff:ff:ff:ff:ff:ff\n")
+    return (FakePod()
+            .on(r"^ip -o link show dev eth0$", out(eth0))
+            .on(r"^ping .* 192\.168\.86\.69$", pinger(min(eth0_mtu, peer_path_mtu or path_mtu)))
+            .on(r"^ping ", pinger(min(eth0_mtu, path_mtu))))
+
+
+def with_peer(ctx):  # type: ignore[no-untyped-def]
+    ctx.peer_pod_ip = "192.168.86.69"
+    return ctx
+
+
 def node(wifi_mtu: int = 1500, path_mtu: int = 1500, *, icmp: bool = True,
          calico_mtu_file: str = "") -> FakeShell:
     links = LINKS.format(wifi=wifi_mtu)
@@ -67,21 +86,28 @@ def node(wifi_mtu: int = 1500, path_mtu: int = 1500, *, icmp: bool = True,
 
 
 async def test_healthy_vxlan_node_is_ok() -> None:
-    host = node()
-    result = await mtu_probe(context(host, cluster_facts=facts(installation=INSTALLED)))
+    host, debug = node(), pod()
+    result = await mtu_probe(with_peer(context(host, debug, cluster_facts=facts(installation=INSTALLED))))
     assert result.status is Status.OK
     assert result.summary == "pod MTU 1450 + 50 = 1500 fits wlp59s0 MTU 1500 and path MTU 1500"
     assert result.fix is None
     assert "ping -M do -c 1 -W 1 -s 1472 192.168.1.10" in host.ran
-    assert "cat /var/lib/calico/mtu" not in host.ran  # the Installation answered first
+    # the pod's own full-size packets, toward the API endpoint and the peer pod
+    assert debug.ran[0] == "ip -o link show dev eth0"
+    assert "ping -M do -c 1 -W 1 -s 1422 192.168.1.10" in debug.ran
+    assert "ping -M do -c 1 -W 1 -s 1422 192.168.86.69" in debug.ran
+    assert "pod MTU 1450 (measured: debug pod eth0)" in result.evidence
+    assert "configured pod MTU 1450 (from Installation default spec)" in result.evidence
 
 
 async def test_router_frag_needed_fails_with_calico_mtu_fix() -> None:
-    result = await mtu_probe(context(node(path_mtu=1400), cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(node(path_mtu=1400), pod(path_mtu=1400),
+                                     cluster_facts=facts(installation=INSTALLED)))
     assert result.status is Status.FAIL
     assert result.summary == ("pod MTU 1450 + vxlan overhead 50 = 1500 exceeds path MTU 1400 toward "
                               "192.168.1.10")
     assert "Frag needed and DF set (mtu = 1400)" in result.evidence
+    assert "toward API endpoint 192.168.1.10: path MTU 1400" in result.evidence
     assert result.fix == FixProposal(id="calico-mtu", params={"mtu": 1350})
     assert '"calicoNetwork":{"mtu":1350}' in result.remediation
     assert "sudo ip link set wlp59s0 mtu 1400" in result.remediation
@@ -90,7 +116,7 @@ async def test_router_frag_needed_fails_with_calico_mtu_fix() -> None:
 
 async def test_small_interface_mtu_fails_without_touching_the_interface() -> None:
     host = node(wifi_mtu=1400)
-    result = await mtu_probe(context(host, cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(host, pod(path_mtu=1400), cluster_facts=facts(installation=INSTALLED)))
     assert result.status is Status.FAIL
     assert result.summary.endswith("exceeds wlp59s0 MTU 1400 toward 192.168.1.10")
     assert result.fix == FixProposal(id="calico-mtu", params={"mtu": 1350})
@@ -98,25 +124,56 @@ async def test_small_interface_mtu_fails_without_touching_the_interface() -> Non
     assert "ping -M do -c 1 -W 1 -s 1372 192.168.1.10" in host.ran
 
 
+async def test_the_installation_value_is_never_read_back_as_the_verdict() -> None:
+    """Right after a calico-mtu patch: the Installation says 1350, but a pod created now on this node
+    still gets 1450 (calico-node here has not restarted): the probe must still fail, and must not offer
+    the same patch again."""
+    patched = InstallationFacts(mtu=1350)
+    result = await mtu_probe(context(node(wifi_mtu=1400), pod(eth0_mtu=1450, path_mtu=1400),
+                                     cluster_facts=facts(installation=patched)))
+    assert result.status is Status.FAIL
+    assert result.summary.startswith("pod MTU 1450 + vxlan overhead 50 = 1500 exceeds")
+    assert "this pod has 1450: calico-node on worker2 does not give new pods the configured MTU yet" \
+        in result.evidence
+    assert result.fix is None
+    assert "kubectl rollout status ds/calico-node -n calico-system" in result.remediation
+
+
+async def test_after_the_rollout_the_measured_pod_fits() -> None:
+    result = await mtu_probe(context(node(wifi_mtu=1400), pod(eth0_mtu=1350, path_mtu=1400),
+                                     cluster_facts=facts(installation=InstallationFacts(mtu=1350))))
+    assert result.status is Status.OK
+    assert result.summary == "pod MTU 1350 + 50 = 1400 fits wlp59s0 MTU 1400 and path MTU 1400"
+
+
+async def test_pod_packets_blocked_toward_the_peer_pod_fail() -> None:
+    debug = pod(eth0_mtu=1450, path_mtu=1500, peer_path_mtu=1400)
+    result = await mtu_probe(with_peer(context(node(), debug, cluster_facts=facts(installation=INSTALLED))))
+    assert result.status is Status.FAIL
+    assert result.summary == ("pod packets of 1450 bytes do not pass: path MTU 1400 toward peer pod "
+                              "192.168.86.69")
+    assert result.fix == FixProposal(id="calico-mtu", params={"mtu": 1400})
+
+
 async def test_silent_black_hole_is_measured_by_search() -> None:
     host = node(path_mtu=1400, icmp=False)
-    result = await mtu_probe(context(host, cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(host, pod(path_mtu=1400), cluster_facts=facts(installation=INSTALLED)))
     assert result.status is Status.FAIL
     assert result.fix is not None
     assert 1340 <= int(result.fix.params["mtu"]) <= 1350
     assert "100% packet loss" in result.evidence
 
 
-async def test_pod_mtu_from_file_is_not_reduced_twice() -> None:
+async def test_configured_mtu_from_file_is_evidence_and_not_reduced_twice() -> None:
     host = node(calico_mtu_file="1450\n")
-    result = await mtu_probe(context(host, cluster_facts=facts(installation=None)))
+    result = await mtu_probe(context(host, pod(), cluster_facts=facts(installation=None)))
     assert result.status is Status.OK
-    assert "pod MTU 1450 (from /var/lib/calico/mtu)" in result.evidence
+    assert "configured pod MTU 1450 (from /var/lib/calico/mtu)" in result.evidence
 
 
-async def test_pod_mtu_from_vxlan_interface_when_nothing_else() -> None:
-    result = await mtu_probe(context(node(), cluster_facts=facts(installation=None)))
-    assert "pod MTU 1450 (from interface vxlan.calico)" in result.evidence
+async def test_configured_mtu_from_vxlan_interface_when_nothing_else() -> None:
+    result = await mtu_probe(context(node(), pod(), cluster_facts=facts(installation=None)))
+    assert "configured pod MTU 1450 (from interface vxlan.calico)" in result.evidence
     assert result.status is Status.OK
 
 
@@ -126,21 +183,21 @@ async def test_wireguard_overhead_when_wireguard_interface_exists() -> None:
         "6: wireguard.cali: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1440 qdisc noqueue state UNKNOWN "
         "mode DEFAULT group default qlen 1000\\    link/none \n")
     host.script.insert(0, (re.compile(r"^ip -o link show$"), out(links)))
-    result = await mtu_probe(context(host, cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(host, pod(), cluster_facts=facts(installation=INSTALLED)))
     assert result.status is Status.FAIL
     assert result.fix == FixProposal(id="calico-mtu", params={"mtu": 1440})
 
 
 async def test_unknown_endpoint_skips() -> None:
     with pytest.raises(ProbeSkip, match="real IPv4 address is unknown"):
-        await mtu_probe(context(node(), cluster_facts=facts(endpoint=None)))
+        await mtu_probe(context(node(), pod(), cluster_facts=facts(endpoint=None)))
 
 
 async def test_endpoint_on_this_node_needs_no_path_check() -> None:
     local = "local 192.168.1.10 dev lo src 192.168.1.10 uid 0 \\    cache <local> \n"
     host = (FakeShell().on(r"^ip -o link show$", out(LINKS.format(wifi=1500)))
             .on(r"^ip -o route get 192\.168\.1\.10$", out(local)))
-    result = await mtu_probe(context(host, cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(host, pod(), cluster_facts=facts(installation=INSTALLED)))
     assert result.status is Status.OK
     assert result.summary == ("the API endpoint 192.168.1.10 is this node's own address: "
                               "no link MTU on the path")
