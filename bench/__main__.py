@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="2,9,29", help="worker counts of the fleet labs")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the one-node check (min is kept)")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--node", default="worker2")
+    parser.add_argument("--node", default=None, help="the one node to time (default: the lab's WiFi node)")
     parser.add_argument("--slack-references", action="store_true",
                         help="also time acks of `/netcheck help` during the sweep only, and with an idle bot")
     parser.add_argument("--fleet-parallel", default="",
@@ -234,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def body(lab: Any, first: bool = first, last: bool = last) -> None:
             if first and "one" in stages:
-                print(f"[bench] one node ({args.node}), {len(lab.nodes)}-node lab", file=sys.stderr)
-                result["one_node"] = one_node(lab, args.node, args.repeats)
+                node = args.node or lab.wifi_node.name
+                print(f"[bench] one node ({node}), {len(lab.nodes)}-node lab", file=sys.stderr)
+                result["one_node"] = one_node(lab, node, args.repeats)
                 save()
             if "fleet" in stages:
                 for parallel in [None, *bounds]:

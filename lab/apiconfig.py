@@ -20,14 +20,18 @@ import yaml
 
 from lab import certs, nodeinit, spec, topology
 from lab.apiserver.rbac import service_account_groups, service_account_user
+from lab.spec import Layout
 
 if TYPE_CHECKING:
     from lab.cluster import Lab
 
 API_CALL_TIMEOUT_S = 10
-API_SANS_DNS = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                f"kubernetes.default.svc.{spec.CLUSTER_DOMAIN}"]
-MTU = spec.POD_MTU
+API_CERT_RSA_BITS = 2048
+"""The API server's key, as kubeadm makes it (RSA 2048), and its certificate is sent with the CA
+(a chain, as many servers send): the server's first TLS flight then fills a full-size packet, so an
+MTU black hole stalls the handshake here as it does in real clusters. A lone P-256 certificate
+(about 800 bytes in all) would slip through any MTU fault in one small packet
+(docs/lab.md#mtu-faults-on-veth-links)."""
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 SHIPPED_RBAC = DEPLOY / "kubernetes" / "rbac.yaml"
 SHIPPED_NAMESPACE = DEPLOY / "kubernetes" / "namespace.yaml"
@@ -62,28 +66,51 @@ def lab_rbac() -> list[dict[str, Any]]:
     ]
 
 
-def installation(encapsulation: str = "VXLANCrossSubnet") -> dict[str, Any]:
+def api_sans_dns(layout: Layout) -> list[str]:
+    return ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            f"kubernetes.default.svc.{layout.cluster_domain}", layout.control_plane.name]
+
+
+def installation_pools(layout: Layout, encapsulation: str | None = None) -> list[dict[str, Any]]:
+    """The Installation's ipPools: the layout's pool, with `encapsulation` if given."""
+    return [{"cidr": layout.pool_cidr, "encapsulation": encapsulation or layout.encapsulation,
+             "natOutgoing": "Enabled" if layout.nat_outgoing else "Disabled"}]
+
+
+def installation(layout: Layout) -> dict[str, Any]:
     return {
         "apiVersion": "operator.tigera.io/v1", "kind": "Installation", "metadata": {"name": "default"},
         "spec": {"calicoNetwork": {
-            "mtu": MTU, "nodeAddressAutodetectionV4": {"firstFound": True},
-            "ipPools": [{"cidr": spec.POOL_CIDR, "encapsulation": encapsulation, "natOutgoing": "Enabled"}],
+            "mtu": layout.pod_mtu, "nodeAddressAutodetectionV4": {"firstFound": True},
+            "ipPools": installation_pools(layout),
         }},
-        "status": {"mtu": MTU},
+        "status": {"mtu": layout.pod_mtu},
     }
 
 
-def ippool(ipip: str = "Never", vxlan: str = "CrossSubnet") -> dict[str, Any]:
+def ippool(layout: Layout) -> dict[str, Any]:
+    ipip, vxlan = layout.pool_modes
     return {
-        "apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool", "metadata": {"name": spec.POOL_NAME},
-        "spec": {"cidr": spec.POOL_CIDR, "vxlanMode": vxlan, "ipipMode": ipip, "natOutgoing": True,
-                 "blockSize": 26, "nodeSelector": "all()"},
+        "apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool", "metadata": {"name": layout.pool_name},
+        "spec": {"cidr": layout.pool_cidr, "vxlanMode": vxlan, "ipipMode": ipip,
+                 "natOutgoing": layout.nat_outgoing, "blockSize": 26, "nodeSelector": "all()"},
     }
 
 
-def node_annotations(node: spec.NodeSpec, address: str | None = None) -> dict[str, str]:
-    return {"projectcalico.org/IPv4Address": f"{address or node.ip}/24",
-            "projectcalico.org/IPv4VXLANTunnelAddr": topology.vxlan_addr(node)}
+def ippool_path(layout: Layout) -> str:
+    return f"/apis/crd.projectcalico.org/v1/ippools/{layout.pool_name}"
+
+
+def node_address_annotation(layout: Layout, address: str) -> str:
+    """Calico's `projectcalico.org/IPv4Address`: the address with the LAN's prefix length."""
+    return f"{address}/{layout.lan_prefixlen}"
+
+
+def node_annotations(layout: Layout, node: spec.NodeSpec) -> dict[str, str]:
+    annotations = {"projectcalico.org/IPv4Address": node_address_annotation(layout, node.ip)}
+    if layout.vxlan:  # Calico gives a node a VXLAN tunnel address only with a VXLAN pool
+        annotations["projectcalico.org/IPv4VXLANTunnelAddr"] = topology.vxlan_addr(node)
+    return annotations
 
 
 def node_labels(node: spec.NodeSpec) -> dict[str, str]:
@@ -99,14 +126,15 @@ def containers_dir(lab: Lab) -> Path:
 
 
 def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
-    master = topology.master_ip()
+    layout = lab.layout
+    control_plane = lab.control_plane.ip
     containers_dir(lab).mkdir(parents=True, exist_ok=True)
-    pair = certs.issue(ca, lab.state / "pki", "apiserver", ips=[master, spec.API_SERVICE_IP],
-                       dns=API_SANS_DNS)
+    pair = certs.issue(ca, lab.state / "pki", "apiserver", ips=[control_plane, layout.api_service_ip],
+                       dns=api_sans_dns(layout), rsa_bits=API_CERT_RSA_BITS, with_chain=True)
     lab_rbac_path = lab.state / "lab-rbac.yaml"
     lab_rbac_path.write_text(yaml.safe_dump_all(lab_rbac()))
     return {
-        "listen_host": master, "listen_port": spec.API_PORT,
+        "listen_host": control_plane, "listen_port": layout.api_port,
         "tls_cert": str(pair.cert), "tls_key": str(pair.key),
         "tokens": {
             lab.admin_token: {"user": "kubernetes-admin", "groups": ["system:masters"], "readonly": False},
@@ -118,15 +146,16 @@ def build(lab: Lab, ca: certs.CertPair) -> dict[str, Any]:
         "namespace_manifests": [str(SHIPPED_NAMESPACE), str(NODE_ACCESS_COMPONENT / "namespace.yaml")],
         "containers_dir": str(containers_dir(lab)),
         "control_token": lab.control_token,
-        "service": {"cluster_ip": spec.API_SERVICE_IP, "port": spec.API_SERVICE_PORT,
-                    "endpoints": [{"ip": master, "port": spec.API_PORT}]},
-        "dns_service_ip": spec.DNS_SERVICE_IP, "service_cidr": spec.SERVICE_CIDR,
+        "service": {"cluster_ip": layout.api_service_ip, "port": layout.api_service_port,
+                    "endpoints": [{"ip": control_plane, "port": layout.api_port}]},
+        "dns_service_ip": layout.dns_service_ip, "service_cidr": layout.service_cidr,
         "nodes": [{"name": n.name, "internal_ip": n.ip, "pod_cidr": n.pod_cidr, "ready": True,
-                   "annotations": node_annotations(n), "labels": node_labels(n), "pod_ip": n.pod_ip,
+                   "annotations": node_annotations(layout, n), "labels": node_labels(n), "pod_ip": n.pod_ip,
                    "pod_netns": lab.names.pod(n.name), "host_netns": lab.names.node(n.name),
-                   "pod_veth": topology.cali_name(n.name), "tunnel_device": topology.VXLAN_DEVICE,
+                   "pod_veth": topology.cali_name(n.name),
+                   "tunnel_device": topology.VXLAN_DEVICE if layout.vxlan else None,
                    "host_pid1_file": str(nodeinit.pid1_file(lab.state, n.name))} for n in lab.nodes],
-        "installation": installation(), "ippools": [ippool()],
+        "installation": installation(layout), "ippools": [ippool(layout)],
         "exec_prefix": ["ip", "netns", "exec"], "kubelet_port": spec.KUBELET_PORT,
         # as if netcheck's manifests were applied: its namespace holds the debug pods
         "namespaces": [spec.DEBUG_POD_NAMESPACE],
@@ -155,8 +184,8 @@ def write_client_files(lab: Lab) -> None:
         "ssh": {"user": "root", "port": 22, "private_key": str(lab.ssh_key),
                 "known_hosts": str(lab.known_hosts), "sudo": False},
         "debug_pod": {"namespace": spec.DEBUG_POD_NAMESPACE},
-        "cluster": {"service_cidr": spec.SERVICE_CIDR, "pod_cidr": spec.POOL_CIDR,
-                    "dns_service_ip": spec.DNS_SERVICE_IP},
+        "cluster": {"service_cidr": lab.layout.service_cidr, "pod_cidr": lab.layout.pool_cidr,
+                    "dns_service_ip": lab.layout.dns_service_ip},
         # the stand-in's operator rolls calico-node in about a second per node
         "fixes": {"rollout_timeout": LAB_ROLLOUT_TIMEOUT_S, "rollout_poll_interval": LAB_ROLLOUT_POLL_S},
     }, sort_keys=False))

@@ -71,7 +71,7 @@ def boot(lab: Lab, node: str) -> list[str]:
     for key, value in values.items():
         netns.ns_run(ns, ["sysctl", "-qw", f"{key}={value}"])
     done.append("sysctl: " + ", ".join(f"{k}={v}" for k, v in values.items()))
-    cluster_rules = _nat_table_only(topology.iptables_restore_text())
+    cluster_rules = _nat_table_only(topology.iptables_restore_text(lab.layout))
     netns.run(netns.exec_argv(ns, ["iptables-nft-restore"]), input=cluster_rules)
     done.append("nat: flushed, cluster rules (kube-proxy, Felix) loaded")
     for unit in enabled_units(etc):

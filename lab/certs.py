@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -19,7 +19,7 @@ class CertPair:
     key: Path
 
 
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+def _write_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) -> None:
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -30,9 +30,16 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
+def _new_key(rsa_bits: int | None) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    """An RSA key of `rsa_bits` if given, else P-256 (fast to make, small on the wire)."""
+    if rsa_bits:
+        return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
 def make_ca(directory: Path, name: str = "netcheck-lab-ca") -> CertPair:
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = _new_key(None)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -61,12 +68,14 @@ def make_ca(directory: Path, name: str = "netcheck-lab-ca") -> CertPair:
 
 
 def issue(
-    ca: CertPair, directory: Path, name: str, *, ips: list[str] = (), dns: list[str] = ()  # type: ignore[assignment]
+    ca: CertPair, directory: Path, name: str, *, ips: list[str] = (), dns: list[str] = (),  # type: ignore[assignment]
+    rsa_bits: int | None = None, with_chain: bool = False,
 ) -> CertPair:
-    """A server certificate signed by `ca`, valid for the given IPs and DNS names."""
+    """A server certificate signed by `ca`, valid for the given IPs and DNS names (an RSA key of
+    `rsa_bits` if given, else P-256); `with_chain` appends the CA so the server sends the chain."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
     ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = _new_key(rsa_bits)
     now = dt.datetime.now(dt.UTC)
     alt_names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     alt_names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
@@ -84,6 +93,7 @@ def issue(
     )
     directory.mkdir(parents=True, exist_ok=True)
     pair = CertPair(directory / f"{name}.crt", directory / f"{name}.key")
-    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    pair.cert.write_bytes(pem + ca.cert.read_bytes() if with_chain else pem)
     _write_key(key, pair.key)
     return pair

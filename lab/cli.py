@@ -1,9 +1,10 @@
-"""`netcheck lab up [--workers N] | down | status | fault NAME --node N --on|--off | boot NODE
-| run -- CMD...`.
+"""`netcheck lab up [--layout NAME] [--workers N] | down | status | fault NAME [--node N] --on|--off |
+boot NODE | run -- CMD...`.
 
 The logic behind bot/commands/lab.py (which only registers it). Needs root: without it, one line
-"netcheck lab needs root: ..." and exit 2. Bad input (worker count, fault or node names) -> one line,
-exit 2, nothing changed.
+"netcheck lab needs root: ..." and exit 2. Bad input (layout, worker count, fault or node names, a
+fault that does not apply to the layout) -> one line, exit 2, nothing changed. `fault --node`
+defaults to the lab's WiFi node.
 """
 
 from __future__ import annotations
@@ -15,18 +16,23 @@ import subprocess
 import sys
 from typing import Any
 
+from lab.spec import DEFAULT_LAYOUT, LAYOUTS
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
     up = sub.add_parser("up", help="bring the lab up (prefix and state from NETCHECK_LAB_PREFIX/_STATE)")
-    up.add_argument("--workers", type=int, default=2, help="number of workers (worker2 is the WiFi node)")
+    up.add_argument("--layout", default=DEFAULT_LAYOUT,
+                    help=f"the lab's layout: {', '.join(LAYOUTS)} (default {DEFAULT_LAYOUT})")
+    up.add_argument("--workers", type=int, default=2,
+                    help="number of workers (the second one is the WiFi node)")
     sub.add_parser("down", help="remove everything the lab made (idempotent)")
     sub.add_parser("status", help="namespaces, processes and active faults as JSON")
     fault = sub.add_parser("fault", help="switch a fault on or off")
     fault.add_argument("name")
-    fault.add_argument("--node", default="worker2")
+    fault.add_argument("--node", default=None, help="default: the lab's WiFi node")
     onoff = fault.add_mutually_exclusive_group(required=True)
     onoff.add_argument("--on", dest="on", action="store_true")
     onoff.add_argument("--off", dest="on", action="store_false")
@@ -53,9 +59,11 @@ def run(args: Any) -> int:
     action = args.lab_command
     try:
         if action == "up":
-            lab = Lab.up(workers=args.workers)
-            print(f"lab up: {len(lab.nodes)} nodes, API {lab.api_url}, config {lab.config_file}")
-            print(f"try: netcheck lab run -- netcheck check worker2 (config {lab.config_file})")
+            lab = Lab.up(workers=args.workers, layout=args.layout)
+            print(f"lab up: {lab.layout.name} layout, {len(lab.nodes)} nodes, API {lab.api_url}, "
+                  f"config {lab.config_file}")
+            example = next((n.name for n in lab.nodes if n.wifi), lab.worker_nodes[0].name)
+            print(f"try: netcheck lab run -- netcheck check {example} (config {lab.config_file})")
             return EXIT_OK
         if action == "down":
             Lab.teardown()
@@ -68,8 +76,9 @@ def run(args: Any) -> int:
         if action == "fault":
             if args.name not in faults.REGISTRY:
                 raise ValueError(f"unknown fault {args.name!r} (known: {', '.join(sorted(faults.REGISTRY))})")
-            lab.fault(args.name, node=args.node, on=args.on)
-            print(f"fault {args.name} {'on' if args.on else 'off'} on {args.node}")
+            node = args.node or lab.wifi_node.name
+            lab.fault(args.name, node=node, on=args.on)
+            print(f"fault {args.name} {'on' if args.on else 'off'} on {node}")
             return EXIT_OK
         if action == "boot":
             from lab.boot import boot

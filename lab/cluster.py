@@ -1,7 +1,10 @@
 """The lab as one object: `Lab.up()`, `Lab.attach()`, `Lab.teardown()`, exec helpers, faults, ops.
 
-Used by tests (tests/labfixtures.py), by `netcheck lab ...` (lab.cli) and by the demo. Names come
-from lab.spec (prefix and state dir from NETCHECK_LAB_PREFIX / NETCHECK_LAB_STATE).
+Used by tests (tests/labfixtures.py), by `netcheck lab ...` (lab.cli) and by the demo. Every name
+and address comes from the lab's Layout (lab.spec; its name is saved in the lab state, so `attach`
+gets the same one back); prefix and state dir from NETCHECK_LAB_PREFIX / NETCHECK_LAB_STATE unless
+given. Tests and the demo name nodes by role, never by name: `control_plane`, `wifi_node` (the
+WiFi worker), `wired_worker` (the first worker that is not WiFi), `worker_nodes`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lab import certs, netns, nodeinit, nodes, spec, topology
-from lab.spec import NodeSpec
+from lab.spec import Layout, NodeSpec
 
 CLONE_NEWNET = 0x40000000
 UP_PARALLELISM = 8
@@ -40,15 +43,43 @@ class Lab:
     """A running lab (built by `up` or found by `attach`)."""
 
     def __init__(self, prefix: str, state: Path, workers: int, admin_token: str, control_token: str,
-                 readonly_token: str) -> None:
+                 readonly_token: str, layout: Layout = spec.DEFAULT) -> None:
         self.prefix = prefix
         self.state = state
         self.workers = workers
+        self.layout = layout
         self.names = topology.Names(prefix)
-        self.nodes: list[NodeSpec] = spec.nodes(workers)
+        self.nodes: list[NodeSpec] = layout.nodes(workers)
         self.admin_token = admin_token
         self.control_token = control_token
         self.readonly_token = readonly_token
+
+    # ---- nodes by role (tests and the demo never name a node)
+    @property
+    def control_plane(self) -> NodeSpec:
+        """The control-plane node (it runs the API server and the cluster DNS)."""
+        return self.nodes[0]
+
+    @property
+    def worker_nodes(self) -> list[NodeSpec]:
+        return self.nodes[1:]
+
+    @property
+    def wifi_node(self) -> NodeSpec:
+        """The WiFi worker (the case study's node); ValueError when the lab is too small to have one."""
+        for n in self.worker_nodes:
+            if n.wifi:
+                return n
+        raise ValueError(f"this {self.layout.name} lab with {self.workers} worker(s) has no WiFi node "
+                         "(bring it up with --workers 2 or more)")
+
+    @property
+    def wired_worker(self) -> NodeSpec:
+        """The first worker that is not on WiFi."""
+        for n in self.worker_nodes:
+            if not n.wifi:
+                return n
+        raise ValueError(f"this {self.layout.name} lab has no wired worker")
 
     # ---- names and paths
     @property
@@ -97,23 +128,31 @@ class Lab:
 
     @property
     def api_url(self) -> str:
-        return f"https://{topology.master_ip()}:{spec.API_PORT}"
+        return f"https://{self.control_plane.ip}:{self.layout.api_port}"
 
     def kubelet_config(self, node: str) -> Path:
         return nodes.kubelet_config_path(self.state, self.node(node).name)
 
     # ---- lifecycle
     @classmethod
-    def up(cls, workers: int = 2) -> Lab:
-        prefix, state = spec.prefix(), spec.state_dir()
-        node_specs = spec.nodes(workers)  # validates workers
+    def up(cls, workers: int = 2, layout: str = spec.DEFAULT_LAYOUT, *, prefix: str | None = None,
+           state: Path | None = None) -> Lab:
+        """Build a lab of `layout` (a name in lab.spec.LAYOUTS) with `workers` workers.
+
+        Prefix and state dir default to NETCHECK_LAB_PREFIX / NETCHECK_LAB_STATE; two labs can run
+        at once when neither prefix starts with the other.
+        """
+        chosen = spec.layout(layout)  # validates the name
+        node_specs = chosen.nodes(workers)  # validates workers
+        prefix, state = prefix or spec.prefix(), state or spec.state_dir()
         if netns.list_prefixed(prefix) or (state / STATE_FILE).exists():
             raise RuntimeError(f"a lab with prefix {prefix!r} already exists; run `netcheck lab down` first")
-        lab = cls(prefix, state, workers, secrets.token_hex(16), secrets.token_hex(16), secrets.token_hex(16))
+        lab = cls(prefix, state, workers, secrets.token_hex(16), secrets.token_hex(16), secrets.token_hex(16),
+                  chosen)
         try:
             lab._build(node_specs)
         except BaseException:
-            cls.teardown()
+            cls.teardown(prefix, state)
             raise
         return lab
 
@@ -125,16 +164,17 @@ class Lab:
         shutil.copytree(Path(__file__).parent / "bin", state / "bin", dirs_exist_ok=True)
         nodes.make_client_keys(state)
         ca = certs.make_ca(state / "pki")
-        topology.build_router(self.names)
-        topology.build_ops(self.names)
-        nodes.write_lan_host_files(self.names.ops, node_specs)
-        nodes.write_lan_host_files(self.names.router, node_specs)
+        layout = self.layout
+        topology.build_router(self.names, layout, node_specs)
+        topology.build_ops(self.names, layout)
+        nodes.write_lan_host_files(layout, self.names.ops, node_specs)
+        nodes.write_lan_host_files(layout, self.names.router, node_specs)
 
         def build_one(node: NodeSpec) -> str:
             ns = self.names.node(node.name)
-            nodes.write_node_files(ns, node, node_specs, state)
-            nodes.write_pod_files(self.names.pod(node.name))
-            topology.build_node(self.names, node, node_specs)
+            nodes.write_node_files(layout, ns, node, node_specs, state)
+            nodes.write_pod_files(layout, self.names.pod(node.name))
+            topology.build_node(self.names, layout, node, node_specs)
             kubelet = certs.issue(ca, nodes.node_dir(state, node.name), "kubelet", ips=[node.ip],
                                   dns=[node.name])
             known = nodes.make_host_key(state, node)
@@ -146,8 +186,8 @@ class Lab:
         with ThreadPoolExecutor(UP_PARALLELISM) as pool:
             known_lines = list(pool.map(build_one, node_specs))
         self.known_hosts.write_text("\n".join(known_lines) + "\n")
-        master_ns = self.names.node("master")
-        nodes.start_dns(state, master_ns, "dns-master", topology.master_ip())
+        control_plane, cp_ns = self.control_plane, self.ns(self.control_plane.name)
+        nodes.start_dns(state, cp_ns, f"dns-{control_plane.name}", control_plane.ip, layout)
         self._start_apiserver(ca)
         self._write_client_files()
         from lab import faults  # late import: faults uses Lab
@@ -156,7 +196,7 @@ class Lab:
         for node in node_specs:
             nodes.wait_port(self.names.node(node.name), "127.0.0.1", 22)
             nodes.wait_port(self.names.node(node.name), "127.0.0.1", spec.KUBELET_PORT)
-        nodes.wait_port(master_ns, topology.master_ip(), 53)
+        nodes.wait_port(cp_ns, control_plane.ip, 53)
 
     def _api_config(self, ca: certs.CertPair) -> dict[str, object]:
         from lab import apiconfig
@@ -167,8 +207,9 @@ class Lab:
         cfg_path = self.state / "apiserver.json"
         cfg_path.write_text(json.dumps(self._api_config(ca), indent=1))
         argv = [sys.executable, "-m", "lab.apiserver", "--config", str(cfg_path)]
-        nodes.start(self.state, "apiserver", netns.exec_argv(self.ns("master"), argv), env=nodes.python_env())
-        nodes.wait_port(self.ns("master"), topology.master_ip(), spec.API_PORT, API_START_WAIT_S)
+        cp_ns = self.ns(self.control_plane.name)
+        nodes.start(self.state, "apiserver", netns.exec_argv(cp_ns, argv), env=nodes.python_env())
+        nodes.wait_port(cp_ns, self.control_plane.ip, self.layout.api_port, API_START_WAIT_S)
 
     def _write_client_files(self) -> None:
         from lab import apiconfig
@@ -178,19 +219,21 @@ class Lab:
     def _save_state(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         (self.state / STATE_FILE).write_text(json.dumps({
-            "prefix": self.prefix, "workers": self.workers, "admin_token": self.admin_token,
+            "prefix": self.prefix, "layout": self.layout.name, "workers": self.workers,
+            "admin_token": self.admin_token,
             "control_token": self.control_token, "readonly_token": self.readonly_token,
         }))
 
     @classmethod
-    def attach(cls) -> Lab:
-        state = spec.state_dir()
+    def attach(cls, state: Path | None = None) -> Lab:
+        """The running lab whose state is in `state` (default: NETCHECK_LAB_STATE), with its layout."""
+        state = state or spec.state_dir()
         try:
             data = json.loads((state / STATE_FILE).read_text())
         except FileNotFoundError:
             raise RuntimeError(f"no lab running (no {state / STATE_FILE}); run `netcheck lab up`") from None
         return cls(data["prefix"], state, int(data["workers"]), data["admin_token"], data["control_token"],
-                   data["readonly_token"])
+                   data["readonly_token"], spec.layout(data.get("layout", spec.DEFAULT_LAYOUT)))
 
     @staticmethod
     def teardown(prefix: str | None = None, state: Path | None = None) -> None:
@@ -225,8 +268,10 @@ class Lab:
             pid = int(pid_file.read_text().strip() or 0)
             procs[pid_file.stem] = {"pid": pid, "alive": nodes.alive(pid)}
         return {
-            "prefix": self.prefix, "state": str(self.state), "api_url": self.api_url,
-            "nodes": [{"name": n.name, "ip": n.ip, "iface": n.iface, "pod_ip": n.pod_ip,
+            "prefix": self.prefix, "layout": self.layout.name, "state": str(self.state),
+            "api_url": self.api_url,
+            "nodes": [{"name": n.name, "role": n.role, "wifi": n.wifi, "ip": n.ip, "iface": n.iface,
+                       "pod_cidr": n.pod_cidr, "pod_ip": n.pod_ip,
                        "netns": self.names.node(n.name), "up": self.names.node(n.name) in live}
                       for n in self.nodes],
             "processes": procs,
@@ -278,10 +323,11 @@ class Lab:
             os.close(original)
 
     # ---- faults and nodes
-    def fault(self, name: str, node: str = "worker2", on: bool = True) -> None:
+    def fault(self, name: str, node: str | None = None, on: bool = True) -> None:
+        """Switch fault `name` on or off on `node` (default: the WiFi node)."""
         from lab import faults
 
-        faults.set_fault(self, name, self.node(node).name, on)
+        faults.set_fault(self, name, self.node(node).name if node else self.wifi_node.name, on)
 
     def active_faults(self) -> dict[str, set[str]]:
         from lab import faults

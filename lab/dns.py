@@ -1,11 +1,11 @@
 """A tiny authoritative DNS responder for the lab (UDP and TCP), started by lab.nodes.
 
-On master it serves the cluster DNS service (reached through kube-proxy DNAT of 10.96.0.10):
-`kubernetes.default.svc.cluster.local` -> A 10.96.0.1, NXDOMAIN for anything else. The
-resolved-stub fault runs it on 127.0.0.53 as a stand-in for systemd-resolved's stub listener.
-It never recurses and never forwards anywhere, so no lab query can leave the lab.
+On the control plane it serves the cluster DNS service (reached through kube-proxy DNAT of the
+layout's DNS service IP): `kubernetes.default.svc.<domain>` -> A <API service IP>, NXDOMAIN for
+anything else. The resolved-stub fault runs it on 127.0.0.53 as a stand-in for systemd-resolved's
+stub listener. It never recurses and never forwards anywhere, so no lab query can leave the lab.
 
-    python -m lab.dns --listen 192.168.1.10 --port 53
+    python -m lab.dns --listen CONTROL_PLANE_IP --port 53 --domain cluster.local --api-service-ip IP
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import socketserver
 import struct
 import threading
 
-from lab import spec
-
 RCODE_NXDOMAIN = 3
 RCODE_FORMERR = 1
 TYPE_A = 1
@@ -25,8 +23,8 @@ CLASS_IN = 1
 ANSWER_TTL_S = 30
 
 
-def records() -> dict[str, str]:
-    return {f"kubernetes.default.svc.{spec.CLUSTER_DOMAIN}": spec.API_SERVICE_IP}
+def records(domain: str, api_service_ip: str) -> dict[str, str]:
+    return {f"kubernetes.default.svc.{domain}": api_service_ip}
 
 
 def _parse_question(msg: bytes) -> tuple[str, int, int, int] | None:
@@ -47,7 +45,7 @@ def _parse_question(msg: bytes) -> tuple[str, int, int, int] | None:
     return ".".join(labels).lower(), qtype, qclass, pos + 4
 
 
-def answer(query: bytes) -> bytes | None:
+def answer(query: bytes, known: dict[str, str]) -> bytes | None:
     if len(query) < 12:
         return None
     qid, flags, qdcount = struct.unpack("!HHH", query[:6])
@@ -57,7 +55,7 @@ def answer(query: bytes) -> bytes | None:
         return struct.pack("!HHHHHH", qid, 0x8000 | rd | RCODE_FORMERR, 0, 0, 0, 0)
     name, qtype, qclass, end = parsed
     question = query[12:end]
-    address = records().get(name.rstrip("."))
+    address = known.get(name.rstrip("."))
     if address is None:
         return struct.pack("!HHHHHH", qid, 0x8400 | rd | RCODE_NXDOMAIN, 1, 0, 0, 0) + question
     if qtype != TYPE_A or qclass != CLASS_IN:  # the name exists, no data of that type
@@ -69,7 +67,7 @@ def answer(query: bytes) -> bytes | None:
 class _Udp(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         data, sock = self.request
-        reply = answer(data)
+        reply = answer(data, self.server.known)  # type: ignore[attr-defined]
         if reply:
             sock.sendto(reply, self.client_address)
 
@@ -79,7 +77,8 @@ class _Tcp(socketserver.StreamRequestHandler):
         head = self.rfile.read(2)
         if len(head) < 2:
             return
-        reply = answer(self.rfile.read(struct.unpack("!H", head)[0]))
+        query = self.rfile.read(struct.unpack("!H", head)[0])
+        reply = answer(query, self.server.known)  # type: ignore[attr-defined]
         if reply:
             self.wfile.write(struct.pack("!H", len(reply)) + reply)
 
@@ -94,9 +93,10 @@ class _ThreadingTcp(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, known: dict[str, str]) -> None:
     udp = _ThreadingUdp((host, port), _Udp)
     tcp = _ThreadingTcp((host, port), _Tcp)
+    udp.known = tcp.known = known  # type: ignore[attr-defined]
     threading.Thread(target=udp.serve_forever, daemon=True).start()
     tcp.serve_forever()
 
@@ -105,8 +105,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True)
     parser.add_argument("--port", type=int, default=53)
+    parser.add_argument("--domain", required=True, help="the cluster domain, e.g. cluster.local")
+    parser.add_argument("--api-service-ip", required=True, help="the API service's ClusterIP")
     args = parser.parse_args()
-    serve(args.listen, args.port)
+    serve(args.listen, args.port, records(args.domain, args.api_service_ip))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 Called through Lab.fault(name, node, on). Active faults are kept in <state>/faults.json so
 `status` and other processes see them. Each reproduces the real symptom (see the test module
-tests/lab/test_faults.py for what a plain command shows with the fault on and off).
+tests/lab/test_faults.py for what a plain command shows with the fault on and off), and means the
+same symptom on every layout: every value comes from the lab's Layout, and `off` restores that
+layout's healthy state. A fault that cannot apply to a layout (no tunnel device to remove on an
+unencapsulated one) refuses with ValueError before it changes anything.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Fault:
     summary: str
     on: Action
     off: Action
+    applies: Callable[[Lab], str | None] | None = None
+    """None when the fault applies to the lab's layout, else why not (the fault then refuses)."""
 
 
 REGISTRY: dict[str, Fault] = {}
@@ -39,7 +44,8 @@ REGISTRY: dict[str, Fault] = {}
 
 def register(name: str, summary: str) -> Callable[[type], type]:
     def wrap(cls: type) -> type:
-        REGISTRY[name] = Fault(name, summary, cls.on, cls.off)  # type: ignore[attr-defined]
+        REGISTRY[name] = Fault(name, summary, cls.on, cls.off,  # type: ignore[attr-defined]
+                               getattr(cls, "applies", None))
         return cls
     return wrap
 
@@ -63,52 +69,106 @@ def masquerade_rule(node: spec.NodeSpec) -> list[str]:
     return ["-s", node.pod_cidr, "-o", node.iface, "-j", "MASQUERADE"]
 
 
-@register("no-masquerade", "pod traffic leaves un-NATed (the case study); off adds the MASQUERADE rule")
+@register("no-masquerade", "pod traffic leaves un-NATed and replies cannot come back (the case study); "
+          "off: the layout's healthy state")
 class NoMasquerade:
+    """Un-NATed pod traffic whose replies die at the router, on any node of any layout.
+
+    The node loses its MASQUERADE rule and every route toward its pod block other than the
+    default route, so replies to its pods go to the router, which has no route back: what a lost
+    BGP session (a routed layout's router, or the other nodes) or the case study's WiFi node looks
+    like. The masquerade fix then really repairs pod -> API. `off` restores the layout's healthy
+    state: the routes come back, and a node whose block nobody routes (the default layout's WiFi
+    node) gets the MASQUERADE rule instead.
+    """
+
     @staticmethod
     def on(lab: Lab, node: spec.NodeSpec) -> None:
         _drop_rule(lab, node, "nat", "POSTROUTING", masquerade_rule(node))
+        for peer in _routing_peers(lab, node):
+            lab.node_exec(peer.name, "ip", "route", "del", node.pod_cidr)  # absent already: nothing to do
+        if lab.layout.router_routes_pods:
+            lab.router_exec("ip", "route", "del", node.pod_cidr)
 
     @staticmethod
     def off(lab: Lab, node: spec.NodeSpec) -> None:
-        _ensure_rule(lab, node, "nat", "POSTROUTING", masquerade_rule(node))
+        peers = _routing_peers(lab, node)
+        for peer in peers:
+            netns.ip_batch(lab.ns(peer.name), [topology.peer_pod_route(peer, node)])
+        if lab.layout.router_routes_pods:
+            netns.ip_batch(lab.router_ns, [topology.router_pod_route(node)])
+        if peers or lab.layout.router_routes_pods:
+            _drop_rule(lab, node, "nat", "POSTROUTING", masquerade_rule(node))
+        else:
+            _ensure_rule(lab, node, "nat", "POSTROUTING", masquerade_rule(node))
+
+
+def _routing_peers(lab: Lab, node: spec.NodeSpec) -> list[spec.NodeSpec]:
+    """The other nodes that route `node`'s pod block directly in the healthy layout."""
+    return [p for p in lab.nodes if node in topology.pod_route_peers(lab.layout, p, lab.nodes)]
 
 
 def _set_link_mtu(lab: Lab, node: spec.NodeSpec, mtu: int) -> None:
     netns.ip_batch(lab.ns(node.name), [f"link set {node.iface} mtu {mtu}"])
-    netns.ip_batch(lab.router_ns, [f"link set {topology.router_port(node.name)} mtu {mtu}"])
+    # Only the node's port shrinks, as a WiFi access point's radio side does: the bridge would
+    # otherwise follow its smallest port, and the router would then send frag-needed for every
+    # node's traffic. Setting the bridge's MTU explicitly keeps it at the LAN's
+    # (docs/lab.md#mtu-faults-on-veth-links).
+    netns.ip_batch(lab.router_ns, [f"link set {topology.router_port(node.name)} mtu {mtu}",
+                                   f"link set {topology.LAN_BRIDGE} mtu {lab.layout.host_mtu}"])
     # Learned path MTUs would outlive the fault (or hide a new one); start every switch clean.
     for ns in (lab.pod_ns(node.name), lab.ns(node.name)):
         netns.ip_batch(ns, ["route flush cache"])
+    if mtu == lab.layout.host_mtu and lab.layout.vxlan:
+        _reapply_tunnel_mtu(lab, node)
 
 
-@register("mtu", "the node's LAN link (node and router side) has MTU 1400; the node sends frag-needed")
+def _reapply_tunnel_mtu(lab: Lab, node: spec.NodeSpec) -> None:
+    """Felix's next pass: while the link was small, the kernel kept vxlan.calico below the
+    Installation's MTU (at most the link MTU less 50); with the link back, it gets that MTU."""
+    installation = apiconfig.request(lab, "GET", INSTALLATION_PATH)
+    mtu = (installation.get("spec", {}).get("calicoNetwork", {}).get("mtu")
+           or installation.get("status", {}).get("mtu") or lab.layout.pod_mtu)
+    lab.node_exec(node.name, "ip", "link", "set", topology.VXLAN_DEVICE, "mtu", str(mtu))  # gone: no-op
+
+
+@register("mtu", "the node's LAN link (node and router side) has an MTU below the pod MTU plus "
+          "encapsulation (1400 on default, 1440 on edge); the node sends frag-needed")
 class SmallMtu:
+    """A small uplink MTU. Pod packets leaving through the node get frag-needed from the node.
+    Oversize frames toward the node are lost on the link itself, as at a WiFi access point's port:
+    an L2 hop sends no ICMP, so the pod's TLS handshake (the server's certificate flight) stalls."""
+
     @staticmethod
     def on(lab: Lab, node: spec.NodeSpec) -> None:
-        _set_link_mtu(lab, node, spec.WIFI_FAULT_MTU)
+        _set_link_mtu(lab, node, lab.layout.small_link_mtu)
 
     @staticmethod
     def off(lab: Lab, node: spec.NodeSpec) -> None:
         if node.name not in active(lab).get("icmp-blackhole", set()):
-            _set_link_mtu(lab, node, spec.HOST_MTU)
+            _set_link_mtu(lab, node, lab.layout.host_mtu)
 
 
 FRAG_NEEDED_DROP = ["-p", "icmp", "--icmp-type", "fragmentation-needed", "-j", "DROP"]
 
 
-@register("icmp-blackhole", "small link MTU and ICMP frag-needed dropped: oversize packets vanish silently")
+@register("icmp-blackhole", "the MTU black hole: link MTU below the pod MTU plus encapsulation and "
+          "ICMP frag-needed dropped: oversize packets vanish silently, the pod's TLS handshake stalls")
 class IcmpBlackhole:
+    """The `mtu` fault plus a firewall dropping the frag-needed the node sends its pods: DF pings
+    from the pod get no answer at all, the pod's TLS handshake stalls, the node's own traffic (its
+    MTU is the link's) still works. This is the MTU black hole; there is no separate fault for it."""
+
     @staticmethod
     def on(lab: Lab, node: spec.NodeSpec) -> None:
-        _set_link_mtu(lab, node, spec.WIFI_FAULT_MTU)
+        _set_link_mtu(lab, node, lab.layout.small_link_mtu)
         _ensure_rule(lab, node, "filter", "OUTPUT", FRAG_NEEDED_DROP)
 
     @staticmethod
     def off(lab: Lab, node: spec.NodeSpec) -> None:
         _drop_rule(lab, node, "filter", "OUTPUT", FRAG_NEEDED_DROP)
         if node.name not in active(lab).get("mtu", set()):
-            _set_link_mtu(lab, node, spec.HOST_MTU)
+            _set_link_mtu(lab, node, lab.layout.host_mtu)
 
 
 KUBELET_REJECT = ["-p", "tcp", "--dport", str(spec.KUBELET_PORT), "-j", "REJECT",
@@ -207,14 +267,15 @@ class ResolvedStub:
         name = f"resolved-{node.name}"
         if not (lab.state / "pids" / f"{name}.pid").exists():
             lab.node_exec(node.name, "ip", "addr", "replace", f"{STUB_RESOLVER_IP}/8", "dev", "lo")
-            nodes.start_dns(lab.state, lab.ns(node.name), name, STUB_RESOLVER_IP)
+            nodes.start_dns(lab.state, lab.ns(node.name), name, STUB_RESOLVER_IP, lab.layout)
             nodes.wait_port(lab.ns(node.name), STUB_RESOLVER_IP, 53)
-        (nodes.etc_dir(lab.ns(node.name)) / "resolv.conf").write_text(nodes.resolv_text(STUB_RESOLVER_IP))
+        (nodes.etc_dir(lab.ns(node.name)) / "resolv.conf").write_text(
+            nodes.resolv_text(lab.layout, STUB_RESOLVER_IP))
 
     @staticmethod
     def off(lab: Lab, node: spec.NodeSpec) -> None:
         nodes.stop(lab.state, f"resolved-{node.name}")
-        (nodes.etc_dir(lab.ns(node.name)) / "resolv.conf").write_text(nodes.resolv_text(topology.master_ip()))
+        (nodes.etc_dir(lab.ns(node.name)) / "resolv.conf").write_text(nodes.resolv_text(lab.layout))
 
 
 VPN_HOLDER = (
@@ -226,6 +287,7 @@ VPN_HOLDER = (
 
 
 def vpn_address(lab: Lab, node: spec.NodeSpec) -> str:
+    """The node's address in Tailscale's CGNAT range (100.64.0.0/10), one per node."""
     return f"100.64.0.{[n.name for n in lab.nodes].index(node.name) + 1}"
 
 
@@ -248,7 +310,7 @@ class Vpn:
     def off(lab: Lab, node: spec.NodeSpec) -> None:
         nodes.stop(lab.state, f"vpn-{node.name}")
         apiconfig.patch(lab, f"/api/v1/nodes/{node.name}", {"metadata": {"annotations": {
-            "projectcalico.org/IPv4Address": f"{node.ip}/24"}}})
+            "projectcalico.org/IPv4Address": apiconfig.node_address_annotation(lab.layout, node.ip)}}})
 
 
 @register("ipip-blocked", "the router drops IP protocol 4 (IPIP) between LAN hosts")
@@ -266,14 +328,13 @@ class IpipBlocked:
         lab.router_exec("nft", "delete", "table", "bridge", NFT_BRIDGE_TABLE)
 
 
-POOL_PATH = f"/apis/crd.projectcalico.org/v1/ippools/{spec.POOL_NAME}"
 INSTALLATION_PATH = "/apis/operator.tigera.io/v1/installations/default"
 
 
 def _set_pool(lab: Lab, encapsulation: str, ipip: str, vxlan: str) -> None:
-    inst = apiconfig.installation(encapsulation)["spec"]["calicoNetwork"]["ipPools"]
-    apiconfig.patch(lab, INSTALLATION_PATH, {"spec": {"calicoNetwork": {"ipPools": inst}}})
-    apiconfig.patch(lab, POOL_PATH, {"spec": {"ipipMode": ipip, "vxlanMode": vxlan}})
+    pools = apiconfig.installation_pools(lab.layout, encapsulation)
+    apiconfig.patch(lab, INSTALLATION_PATH, {"spec": {"calicoNetwork": {"ipPools": pools}}})
+    apiconfig.patch(lab, apiconfig.ippool_path(lab.layout), {"spec": {"ipipMode": ipip, "vxlanMode": vxlan}})
 
 
 @register("pool-ipip", "the IPPool and Installation use IPIP Always (this kernel has no ipip)")
@@ -284,7 +345,7 @@ class PoolIpip:
 
     @staticmethod
     def off(lab: Lab, node: spec.NodeSpec) -> None:
-        _set_pool(lab, "VXLANCrossSubnet", "Never", "CrossSubnet")
+        _set_pool(lab, lab.layout.encapsulation, *lab.layout.pool_modes)
 
 
 @register("pod-route-missing", "the host's /32 route to the debug pod is gone")
@@ -299,8 +360,15 @@ class PodRouteMissing:
                       topology.cali_name(node.name), "scope", "link", check=True)
 
 
-@register("no-tunnel-device", "vxlan.calico is missing on the node")
+@register("no-tunnel-device", "vxlan.calico is missing on the node (VXLAN layouts only)")
 class NoTunnelDevice:
+    @staticmethod
+    def applies(lab: Lab) -> str | None:
+        if lab.layout.vxlan:
+            return None
+        return (f"layout {lab.layout.name} has no tunnel device to remove "
+                f"(its pool's encapsulation is {lab.layout.encapsulation})")
+
     @staticmethod
     def on(lab: Lab, node: spec.NodeSpec) -> None:
         lab.node_exec(node.name, "ip", "link", "del", topology.VXLAN_DEVICE)
@@ -308,9 +376,7 @@ class NoTunnelDevice:
     @staticmethod
     def off(lab: Lab, node: spec.NodeSpec) -> None:
         if lab.node_exec(node.name, "ip", "link", "show", topology.VXLAN_DEVICE).returncode != 0:
-            netns.ip_batch(lab.ns(node.name), [
-                ln for ln in topology.node_lines(node, lab.nodes, lab.pod_ns(node.name))
-                if topology.VXLAN_DEVICE in ln])
+            netns.ip_batch(lab.ns(node.name), topology.vxlan_lines(lab.layout, node))
 
 
 @register("calico-node-stall", "calico-node pods started on the node never turn Ready (readiness fails): an "
@@ -323,6 +389,8 @@ class CalicoNodeStall:
     @staticmethod
     def off(lab: Lab, node: spec.NodeSpec) -> None:
         apiconfig.control(lab, "PUT", f"/lab/v1/nodes/{node.name}/calico-node", {"ready": True})
+
+
 def _drop_lan(node: spec.NodeSpec) -> list[list[str]]:
     return [["INPUT", "-i", node.iface, "-j", "DROP"], ["FORWARD", "-i", node.iface, "-j", "DROP"]]
 
@@ -363,6 +431,9 @@ def set_fault(lab: Lab, name: str, node: str, on: bool) -> None:
     if fault is None:
         raise ValueError(f"unknown fault {name!r} (known: {', '.join(sorted(REGISTRY))})")
     spec_ = lab.node(node)
+    refusal = fault.applies(lab) if fault.applies else None
+    if refusal:
+        raise ValueError(f"fault {name!r} does not apply here: {refusal}")
     (fault.on if on else fault.off)(lab, spec_)
     faults = active(lab)
     members = faults.setdefault(name, set())
@@ -371,6 +442,10 @@ def set_fault(lab: Lab, name: str, node: str, on: bool) -> None:
 
 
 def apply_defaults(lab: Lab) -> None:
-    """The case study: worker2 has no MASQUERADE (the lab's rules never add one, so just record it)."""
-    wifi = [n.name for n in lab.nodes if n.wifi]
-    _save(lab, {"no-masquerade": set(wifi)} if wifi else {})
+    """Switch on the layout's default faults (the default layout's case study: no MASQUERADE on its
+    WiFi node) on the nodes this lab has."""
+    _save(lab, {})
+    present = {n.name for n in lab.nodes}
+    for name, node in lab.layout.default_faults:
+        if node in present:
+            set_fault(lab, name, node, True)

@@ -4,7 +4,7 @@ Started on every node by lab.nodes; the API stand-in dials it for `kubectl logs`
 port (kubelet-blocked fault) fails exactly like a real API server's log fetch. Its `--config`
 file is a KubeletConfiguration whose `resolvConf` the DNS probes read over SSH.
 
-    python -m lab.kubelet --node worker2 --config PATH --cert PATH --key PATH
+    python -m lab.kubelet --node NODE --config PATH --cert PATH --key PATH
 """
 
 from __future__ import annotations

@@ -37,10 +37,11 @@ def ns_run(ns: str, argv: Sequence[str], **kw: object) -> subprocess.CompletedPr
     return run(exec_argv(ns, argv), **kw)  # type: ignore[arg-type]
 
 
-def ip_batch(ns: str, lines: Sequence[str]) -> None:
-    """Run many `ip` commands in one process inside `ns` (fast `up` for many nodes)."""
+def ip_batch(ns: str, lines: Sequence[str], *, force: bool = False) -> None:
+    """Run many `ip` commands in one process inside `ns` (fast `up` for many nodes); with `force`,
+    every line runs even after one fails (and the error still raises at the end)."""
     if lines:
-        run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
+        run(["ip", *(["-force"] if force else []), "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
 
 
 def exists(ns: str) -> bool:

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from lab import netns, spec, topology
-from lab.spec import NodeSpec
+from lab import netns, spec
+from lab.spec import Layout, NodeSpec
 
 SSHD = "/usr/sbin/sshd"
 SSHD_PRIVSEP_DIR = Path("/run/sshd")
@@ -47,21 +47,22 @@ def hosts_text(nodes: list[NodeSpec], only: NodeSpec | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def resolv_text(nameserver: str) -> str:
-    return f"nameserver {nameserver}\nsearch {spec.CLUSTER_DOMAIN}\n"
+def resolv_text(layout: Layout, nameserver: str | None = None) -> str:
+    """A node's resolv.conf: the control plane's DNS responder (the LAN's DNS), unless told otherwise."""
+    return f"nameserver {nameserver or layout.control_plane.ip}\nsearch {layout.cluster_domain}\n"
 
 
-def kubelet_config_text(resolv_conf: str = "/etc/resolv.conf") -> str:
+def kubelet_config_text(layout: Layout, resolv_conf: str = "/etc/resolv.conf") -> str:
     return ("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
-            f"clusterDNS:\n- {spec.DNS_SERVICE_IP}\nclusterDomain: {spec.CLUSTER_DOMAIN}\n"
+            f"clusterDNS:\n- {layout.dns_service_ip}\nclusterDomain: {layout.cluster_domain}\n"
             f"resolvConf: {resolv_conf}\n")
 
 
-def write_node_files(ns: str, node: NodeSpec, nodes: list[NodeSpec], state: Path) -> None:
+def write_node_files(layout: Layout, ns: str, node: NodeSpec, nodes: list[NodeSpec], state: Path) -> None:
     etc = etc_dir(ns)
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "hosts").write_text(hosts_text(nodes))
-    (etc / "resolv.conf").write_text(resolv_text(topology.master_ip()))
+    (etc / "resolv.conf").write_text(resolv_text(layout))
     (etc / "hostname").write_text(node.name + "\n")
     shutil.copytree("/etc/alternatives", etc / "alternatives", symlinks=True, dirs_exist_ok=True)
     (etc / "systemd" / "system" / "multi-user.target.wants").mkdir(parents=True, exist_ok=True)
@@ -71,23 +72,24 @@ def write_node_files(ns: str, node: NodeSpec, nodes: list[NodeSpec], state: Path
     (etc / "modules-load.d" / "k8s.conf").write_text("overlay\nbr_netfilter\nvxlan\n")
     ndir = node_dir(state, node.name)
     ndir.mkdir(parents=True, exist_ok=True)
-    kubelet_config_path(state, node.name).write_text(kubelet_config_text())
+    kubelet_config_path(state, node.name).write_text(kubelet_config_text(layout))
 
 
-def write_lan_host_files(ns: str, nodes: list[NodeSpec]) -> None:
+def write_lan_host_files(layout: Layout, ns: str, nodes: list[NodeSpec]) -> None:
     """hosts and resolv.conf for the router and ops namespaces: node names resolve, DNS stays in the lab."""
     etc = etc_dir(ns)
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "hosts").write_text(hosts_text(nodes))
-    (etc / "resolv.conf").write_text(resolv_text(topology.master_ip()))
+    (etc / "resolv.conf").write_text(resolv_text(layout))
 
 
-def write_pod_files(ns: str) -> None:
+def write_pod_files(layout: Layout, ns: str) -> None:
     etc = etc_dir(ns)
     etc.mkdir(parents=True, exist_ok=True)
+    domain = layout.cluster_domain
     (etc / "resolv.conf").write_text(
-        f"nameserver {spec.DNS_SERVICE_IP}\nsearch netcheck.svc.{spec.CLUSTER_DOMAIN} "
-        f"svc.{spec.CLUSTER_DOMAIN} {spec.CLUSTER_DOMAIN}\noptions ndots:5\n")
+        f"nameserver {layout.dns_service_ip}\nsearch {spec.DEBUG_POD_NAMESPACE}.svc.{domain} "
+        f"svc.{domain} {domain}\noptions ndots:5\n")
 
 
 def start(state: Path, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
@@ -206,6 +208,8 @@ def start_kubelet(state: Path, ns: str, node: NodeSpec, cert: Path, key: Path) -
     start(state, f"kubelet-{node.name}", nodeinit.node_argv(state, node.name, ns, argv), env=python_env())
 
 
-def start_dns(state: Path, ns: str, name: str, listen: str) -> None:
-    argv = [sys.executable, "-m", "lab.dns", "--listen", listen, "--port", "53"]
+def start_dns(state: Path, ns: str, name: str, listen: str, layout: Layout) -> None:
+    """The lab's DNS responder on `listen`:53, answering the API service name with the layout's IP."""
+    argv = [sys.executable, "-m", "lab.dns", "--listen", listen, "--port", "53",
+            "--domain", layout.cluster_domain, "--api-service-ip", layout.api_service_ip]
     start(state, name, netns.exec_argv(ns, argv), env=python_env())

@@ -1,38 +1,83 @@
-"""Lab fixtures: one lab per pytest session (`lab`) and `fault`, which injects a fault for one test.
+"""Lab fixtures: one lab per layout per pytest session, and `fault`, which injects a fault for one test.
 
-Registered from tests/conftest.py via pytest_plugins. Every fault set through `fault` is undone
-after the test, pass or fail.
+Registered from tests/conftest.py via pytest_plugins.
+- `lab`: the default layout (the case study), prefix and state dir from NETCHECK_LAB_PREFIX/_STATE.
+- `edge_lab`: the `edge` layout (other names, interfaces, CIDRs, service IPs; a routed pod network),
+  next to it: prefix `<prefix without its dash>e-` (so neither prefix starts with the other and
+  one lab's teardown never touches the other's namespaces), state dir `<state dir>-edge`.
+- `any_lab`: parametrized over both (ids `default`, `edge`); a lab comes up only when a test needs it.
+Tests take node names and addresses from the lab (`lab.wifi_node`, `lab.wired_worker`,
+`lab.control_plane`, `lab.layout`), never literals.
+
+`fault(name, node=None, on=True)` works on the lab the test uses (`any_lab`, else `edge_lab`, else
+`lab`); `node` defaults to that lab's WiFi node. Every fault set through it is put back to its
+previous state after the test, pass or fail.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from lab import spec
 from lab.cluster import Lab
 
+EDGE_LAYOUT = "edge"
+LAYOUT_FIXTURES = {spec.DEFAULT_LAYOUT: "lab", EDGE_LAYOUT: "edge_lab"}
+"""Layout name -> the session fixture that brings a lab of it up."""
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    Lab.teardown()  # a lab left by a killed earlier run
-    running = Lab.up(workers=2)
+
+def second_lab_location(tag: str) -> tuple[str, Path]:
+    """Prefix and state dir of a second lab beside the one NETCHECK_LAB_PREFIX/_STATE name."""
+    return spec.prefix().rstrip("-") + tag[0] + "-", Path(f"{spec.state_dir()}-{tag}")
+
+
+def _session_lab(layout: str, prefix: str | None = None, state: Path | None = None) -> Iterator[Lab]:
+    Lab.teardown(prefix, state)  # a lab left by a killed earlier run
+    running = Lab.up(workers=2, layout=layout, prefix=prefix, state=state)
     try:
         yield running
     finally:
         running.down()
 
 
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    yield from _session_lab(spec.DEFAULT_LAYOUT)
+
+
+@pytest.fixture(scope="session")
+def edge_lab() -> Iterator[Lab]:
+    yield from _session_lab(EDGE_LAYOUT, *second_lab_location(EDGE_LAYOUT))
+
+
+@pytest.fixture(params=list(LAYOUT_FIXTURES))
+def any_lab(request: pytest.FixtureRequest) -> Lab:
+    """Each layout's session lab in turn."""
+    return request.getfixturevalue(LAYOUT_FIXTURES[request.param])
+
+
+def used_lab(request: pytest.FixtureRequest) -> Lab:
+    """The lab a test works on: `any_lab` if it asked for it, else `edge_lab`, else `lab`."""
+    return request.getfixturevalue(next(f for f in ("any_lab", "edge_lab") if f in request.fixturenames)
+                                   if {"any_lab", "edge_lab"} & set(request.fixturenames) else "lab")
+
+
 @pytest.fixture
-def fault(lab: Lab) -> Iterator[Callable[..., None]]:
-    """fault(name, node="worker2", on=True): set a fault now, restore its previous state after the test."""
+def fault(request: pytest.FixtureRequest) -> Iterator[Callable[..., None]]:
+    """fault(name, node=None, on=True): set a fault now (default node: the lab's WiFi node), restore
+    its previous state after the test."""
+    target = used_lab(request)
     undo: list[tuple[str, str, bool]] = []
 
-    def inject(name: str, node: str = "worker2", on: bool = True) -> None:
-        was_on = node in lab.active_faults().get(name, set())
-        lab.fault(name, node=node, on=on)
+    def inject(name: str, node: str | None = None, on: bool = True) -> None:
+        node = node or target.wifi_node.name
+        was_on = node in target.active_faults().get(name, set())
+        target.fault(name, node=node, on=on)
         undo.append((name, node, was_on))
 
     yield inject
     for name, node, was_on in reversed(undo):
-        lab.fault(name, node=node, on=was_on)
+        target.fault(name, node=node, on=was_on)

@@ -1,11 +1,13 @@
-"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--workers N] [--node-access ssh|pod|auto]
-[--save-images DIR]`: the whole product on this machine — a lab cluster, `/netcheck NODE` through the
-real Slack bot against a local Slack stand-in (the conversation printed in the terminal, with where
-the layer picture went), an approver's click on "Apply fix", the re-check, teardown.
+"""`netcheck demo [--keep] [--fault NAME] [--node NODE] [--layout NAME] [--workers N]
+[--node-access ssh|pod|auto] [--save-images DIR]`: the whole product on this machine — a lab cluster,
+`/netcheck NODE` through the real Slack bot against a local Slack stand-in (the conversation printed in
+the terminal, with where the layer picture went), an approver's click on "Apply fix", the re-check,
+teardown. NODE defaults to the layout's WiFi node; on a layout that is healthy by default the demo
+switches the case study (`no-masquerade`) on it unless `--fault` asks for another fault.
 
 Registered by bot/cli.py; the flow lives in lab.demo.flow. Exit: 0 the flow completed as expected
 (diagnosis found, fix applied and verified), 1 it did not (one line says why), 2 usage (not root,
-unknown fault or node).
+unknown fault, layout or node).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+
+from lab.spec import DEFAULT_LAYOUT, LAYOUTS
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -38,9 +42,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("demo", help="watch the whole flow in a throw-away lab (needs root)")
     parser.add_argument("--keep", action="store_true", help="leave the lab up and print how to use it")
     parser.add_argument("--fault", metavar="NAME", help="also inject this lab fault before the check")
-    parser.add_argument("--node", default="worker2",
-                        help="node for the fault and /netcheck (default: worker2)")
-    parser.add_argument("--workers", type=int, default=2, help="lab workers (default 2; worker2 is WiFi)")
+    parser.add_argument("--node", default=None,
+                        help="node for the fault and /netcheck (default: the layout's WiFi node)")
+    parser.add_argument("--layout", default=DEFAULT_LAYOUT,
+                        help=f"the lab's layout: {', '.join(LAYOUTS)} (default {DEFAULT_LAYOUT})")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="lab workers (default 2; the second one is the WiFi node)")
     parser.add_argument("--node-access", default="ssh", choices=("ssh", "pod", "auto"),
                         help="how netcheck reaches the nodes: ssh (default), pod (host pods through the "
                         "API; sshd stopped, no SSH configured) or auto")
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
 
     try:
         options = DemoOptions(keep=args.keep, fault=args.fault, node=args.node, workers=args.workers,
-                              node_access=args.node_access,
+                              layout=args.layout, node_access=args.node_access,
                               color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
                               save_images=getattr(args, "save_images", None))  # callers' Namespaces
     except ValidationError as exc:

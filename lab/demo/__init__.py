@@ -1,4 +1,5 @@
-"""`netcheck demo`: the whole product on one machine — lab up, `/netcheck worker2` through the real
+"""`netcheck demo`: the whole product on one machine — lab up, `/netcheck NODE` (the layout's
+WiFi node) through the real
 Slack bot (against the Slack stand-in), an approver's click on "Apply fix", the re-check, teardown.
 
 Modules: options (what the user asked for), harness (Slack stand-in + the bot from a factory that

@@ -24,7 +24,7 @@ from lab import netns, nodeaccess, spec
 from lab.cluster import Lab
 from lab.demo.feed import ConversationFeed
 from lab.demo.harness import APPROVER, CHANNEL, REQUESTER, USER_NAMES, BotFactory, running_bot
-from lab.demo.options import DemoOptions
+from lab.demo.options import CASE_STUDY_FAULT, DemoOptions
 from lab.demo.render import Renderer
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import Call, Message
@@ -140,9 +140,13 @@ def run_demo(options: DemoOptions, bot_factory: BotFactory, write: Write = _writ
         try:
             progress(f"lab: bringing up {options.workers + 1} nodes (prefix {prefix}) …")
             t0 = time.monotonic()
-            lab = Lab.up(workers=options.workers)
-            progress(f"lab: up in {time.monotonic() - t0:.1f} s — API {lab.api_url}; "
-                     f"worker2 is the WiFi node (wlp59s0, pods 192.168.88.0/24) without MASQUERADE")
+            lab = Lab.up(workers=options.workers, layout=options.layout)
+            node = lab.node(options.target)
+            faults_on = sorted(name for name, on in lab.active_faults().items() if node.name in on)
+            progress(f"lab: up in {time.monotonic() - t0:.1f} s — {lab.layout.name} layout, "
+                     f"API {lab.api_url}; "
+                     f"{node.name} is {'the WiFi node' if node.wifi else 'a wired node'} ({node.iface}, "
+                     f"pods {node.pod_cidr}), faults on it: {', '.join(faults_on) or 'none'}")
             outcome = _with_lab(lab, options, bot_factory, latch, progress, write)
             keep = options.keep
         except Interrupted as exc:
@@ -158,7 +162,7 @@ def run_demo(options: DemoOptions, bot_factory: BotFactory, write: Write = _writ
                     progress(f"lab: torn down in {time.monotonic() - t0:.1f} s"
                              + (f" — but namespaces are left: {', '.join(left)}" if left else ""))
     if keep:
-        _print_keep_help(write, prefix, str(state), options.node)
+        _print_keep_help(write, prefix, str(state), options.target)
         if options.node_access != "ssh":
             write(f"  (node_access: {options.node_access}: add NETCHECK_CONFIG="
                   f"{state}/netcheck-node-access-{options.node_access}.yaml to the commands above"
@@ -173,9 +177,14 @@ def run_demo(options: DemoOptions, bot_factory: BotFactory, write: Write = _writ
 def _with_lab(lab: Lab, options: DemoOptions, bot_factory: BotFactory, latch: SignalLatch,
               progress: Progress, write: Write) -> Outcome:
     latch.check()
+    node = options.target
     if options.fault:
-        lab.fault(options.fault, node=options.node, on=True)
-        progress(f"lab: fault {options.fault!r} injected on {options.node}")
+        lab.fault(options.fault, node=node, on=True)
+        progress(f"lab: fault {options.fault!r} injected on {node}")
+    elif not any(node in on for on in lab.active_faults().values()):
+        lab.fault(CASE_STUDY_FAULT, node=node, on=True)
+        progress(f"lab: fault {CASE_STUDY_FAULT!r} injected on {node} (the case study: this layout is "
+                 "healthy by default)")
     if options.node_access == "pod":
         nodeaccess.stop_sshd(lab)
         progress("lab: sshd stopped on every node, and netcheck's config has no SSH key or known_hosts: "
@@ -200,7 +209,7 @@ async def _converse(lab: Lab, options: DemoOptions, bot_factory: BotFactory, lat
 
 async def _converse_with_bot(lab: Lab, options: DemoOptions, bot_factory: BotFactory, progress: Progress,
                              write: Write) -> Outcome:
-    node = options.node
+    node = options.target
     config = nodeaccess.config_for(lab, options.node_access)
     async with running_bot(lab, bot_factory, config) as harness:
         progress("slack: bot running (Bolt HTTP mode on 127.0.0.1 in the lab's ops namespace), "

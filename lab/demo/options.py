@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lab import faults, nodeaccess, spec
 
-DEFAULT_NODE = "worker2"
+CASE_STUDY_FAULT = "no-masquerade"
+"""What the demo switches on when the node has no fault of its own and none was asked for (a
+layout that is healthy by default): the case study, so there is something to diagnose and fix."""
 
 
 class DemoOptions(BaseModel):
@@ -19,8 +21,10 @@ class DemoOptions(BaseModel):
 
     keep: bool = Field(False, description="Leave the lab up afterwards.")
     fault: str | None = Field(None, description="An extra lab fault injected on `node` before the check.")
-    node: str = Field(DEFAULT_NODE, description="The node the fault goes on and /netcheck asks about.")
-    workers: int = Field(2, description="Worker count of the lab (worker2 is the WiFi node).")
+    node: str | None = Field(None, description="The node the fault goes on and /netcheck asks about "
+                                               "(default: the layout's WiFi node).")
+    layout: str = Field(spec.DEFAULT_LAYOUT, description="The lab's layout (lab.spec.LAYOUTS).")
+    workers: int = Field(2, description="Worker count of the lab (the second worker is the WiFi node).")
     color: bool = Field(False, description="ANSI colours in the rendered conversation.")
     node_access: str = Field("ssh", description="netcheck's node_access: ssh, pod (sshd stopped, no SSH "
                              "configured: host pods) or auto.")
@@ -53,17 +57,30 @@ class DemoOptions(BaseModel):
             raise ValueError(f"unknown fault {name!r} (known: {', '.join(sorted(faults.REGISTRY))})")
         return name
 
-    @field_validator("workers")
+    @field_validator("layout")
     @classmethod
-    def _worker_count(cls, workers: int) -> int:
-        spec.nodes(workers)  # raises ValueError with the allowed range
-        return workers
+    def _known_layout(cls, name: str) -> str:
+        spec.layout(name)  # raises ValueError listing the layouts
+        return name
 
     @model_validator(mode="after")
     def _node_in_lab(self) -> DemoOptions:
-        """The node must exist in a lab of this size (checked here, before the lab is built)."""
-        names = [n.name for n in spec.nodes(self.workers)]
+        """Workers in range and the node in a lab of this layout and size (checked before it is built)."""
+        nodes = spec.layout(self.layout).nodes(self.workers)  # raises ValueError with the allowed range
+        if self.node is None:
+            if not any(n.wifi for n in nodes):
+                raise ValueError(f"a {self.layout} lab with {self.workers} workers has no WiFi node: "
+                                 "give --node")
+            return self
+        names = [n.name for n in nodes]
         if self.node not in names:
-            raise ValueError(f"no node {self.node!r} in a lab with {self.workers} workers "
+            raise ValueError(f"no node {self.node!r} in a {self.layout} lab with {self.workers} workers "
                              f"(nodes: {', '.join(names)})")
         return self
+
+    @property
+    def target(self) -> str:
+        """The node the demo works on: `node`, else the layout's WiFi node."""
+        if self.node is not None:
+            return self.node
+        return next(n.name for n in spec.layout(self.layout).nodes(self.workers) if n.wifi)

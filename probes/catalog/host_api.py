@@ -63,11 +63,13 @@ async def host_api(ctx: ProbeContext) -> ProbeResult:
     fail: timeout, refusal or TLS handshake timeout: a node-level problem (firewall, routes,
     kube-proxy) that comes before every pod-level finding.
     """
+    endpoint = ctx.facts.api_endpoint
+    server = f"{endpoint.ip} port {endpoint.port}" if endpoint else "its port"  # not always 6443
     return await curl_api(ctx, ctx.host, f"node {ctx.node.name}", remediation=(
         "A node-level problem (outside the pod network): check on the node\n"
         f"  ip route get {ctx.facts.api_service_ip}        # route toward the service IP\n"
         f"  sudo iptables-save -t nat | grep {ctx.facts.api_service_ip}   # kube-proxy DNAT rule present?\n"
-        "  the firewall between this node and the API server (port 6443)"
+        f"  the firewall between this node and the API server ({server})"
     ))
 
 

@@ -85,7 +85,8 @@ def test_pending_pod_is_waited_for_once_and_only_by_pod_probes(
     assert pod_error is not None and "not Running after 4 s (ContainerCreating)" in pod_error.summary
     assert report.finding("pod-api").status.value == "skip"
     assert "ContainerCreating" in report.finding("pod-api").summary
-    host_only = [f for f in report.findings if f.probe in ("host-api", "mtu", "ip-forward", "etc-hosts")]
+    host_probes = ("host-api", "ip-forward", "etc-hosts", "iptables-mode")
+    host_only = [f for f in report.findings if f.probe in host_probes]
     assert host_only and all(f.status.value == "ok" for f in host_only), host_only
     host_time = max(f.duration_s or 0.0 for f in host_only)
     assert report.duration_s <= START_TIMEOUT_S + host_time + MARGIN_S, (report.duration_s, host_time)
@@ -104,7 +105,8 @@ def ten_nodes(lab: Lab, fault) -> Iterator[str]:
         for i in range(SWEEP_NODES - len(lab.nodes)):
             source = healthy[i % len(healthy)]
             name = f"{source.name}-copy{i}"
-            lab.add_node(name, source.ip, source.pod_cidr, annotations=apiconfig.node_annotations(source),
+            lab.add_node(name, source.ip, source.pod_cidr,
+                         annotations=apiconfig.node_annotations(lab.layout, source),
                          labels={"kubernetes.io/hostname": name}, pods_like=source.name)
             copies.append(name)
         fault("unreachable", node=dead.name)

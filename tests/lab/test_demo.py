@@ -1,5 +1,5 @@
 """`netcheck demo` end to end, as a newcomer runs it: `python -m bot.cli demo` in a subprocess with its
-own lab prefix and state dir (never the session lab's).
+own lab prefix and state dir (never the session lab's; derived from NETCHECK_LAB_PREFIX).
 
 Covers: the full flow exits 0 and prints the parent message, the threaded findings naming the
 masquerade cause (wlp59s0, 192.168.88.0/24), the fix button, where the layer picture went (and, with
@@ -9,7 +9,9 @@ SIGTERM (right after the lab came up) and SIGINT (inside the event loop, with th
 ops namespace) still tear the lab down. The SIGINT lands before the check opens SSH sessions on
 purpose: on this machine root's ~/.bashrc runs `pyenv rehash`, and a node shell killed inside it
 leaves pyenv's lock behind, stalling every lab's SSH commands (reported to the lead).
-An unknown fault is one line, exit 2, before anything is built; not root is one line, exit 2.
+On the edge layout (healthy by default) the demo switches the case study on for the WiFi node and
+ends green. An unknown fault or layout is one line, exit 2, before anything is built; not root is
+one line, exit 2; the demo's node defaults to the layout's WiFi node and is checked up front.
 Without a lab: the terminal renderer (mentions, emoji, code-block trimming, buttons, colour by status)
 and the judgement of a finished conversation (each fix applied once, re-check green or not).
 """
@@ -25,16 +27,25 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.commands import demo
-from lab import netns
+from lab import netns, spec
 from lab.demo import flow
+from lab.demo.options import DemoOptions
 from lab.demo.render import GREEN, RED, Renderer
 from lab.slack.webapi import Call, Message
+from lab.spec import NodeSpec
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DEADLINE_S = 90.0
 SIGNAL_WAIT_S = 30.0
+
+
+def demo_prefix(tag: str) -> str:
+    """A prefix of the demo's own, derived from this run's lab prefix (so that runs with other
+    prefixes, e.g. in parallel, never share one), and never starting with that prefix."""
+    return spec.prefix().rstrip("-") + tag + "-"
 
 
 def demo_env(prefix: str) -> dict[str, str]:
@@ -49,9 +60,13 @@ def leftovers(prefix: str) -> list[str]:
     return netns.list_prefixed(prefix) + ([str(state)] if state.exists() else [])
 
 
+def wifi_node(layout: str) -> NodeSpec:
+    return next(n for n in spec.layout(layout).nodes(2) if n.wifi)
+
+
 @pytest.mark.lab
 def test_demo_runs_the_case_study_end_to_end(tmp_path: Path) -> None:
-    prefix = "ncdemo-"
+    prefix, node = demo_prefix("demo"), wifi_node(spec.DEFAULT_LAYOUT)
     images = tmp_path / "images"
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--save-images", str(images)], cwd=REPO,
@@ -60,11 +75,11 @@ def test_demo_runs_the_case_study_end_to_end(tmp_path: Path) -> None:
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "lab: up in" in out
-    assert "@newcomer typed: /netcheck worker2" in out
-    assert "#netcheck · netcheck bot:\n  netcheck worker2 — running" in out  # the parent message
+    assert f"@newcomer typed: /netcheck {node.name}" in out
+    assert f"#netcheck · netcheck bot:\n  netcheck {node.name} — running" in out  # the parent message
     thread = [line for line in out.splitlines() if line.startswith("      │ ")]
     cause = [line for line in thread if "✖ NAT skipped" in line]
-    assert cause and "192.168.88.0/24" in cause[0] and "wlp59s0" in cause[0], thread[:5]
+    assert cause and node.pod_cidr in cause[0] and node.iface in cause[0], thread[:5]
     assert "      │ [ Apply fix: masquerade ] (asks to confirm)" in out
     shown = [line for line in out.splitlines() if line.startswith("      ↳ image into the thread of ")]
     (saved,) = images.iterdir()
@@ -72,9 +87,9 @@ def test_demo_runs_the_case_study_end_to_end(tmp_path: Path) -> None:
     assert f"saved to {saved}" in out and saved.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "@approver (an approver, not the requester) clicked [ Apply fix: masquerade ]" in out
     assert "applying… approved by @approver" in out
-    assert "      │ ✔ fix `masquerade` on worker2: applied (approved by @approver)" in out
-    assert "re-check after fix: ✔ worker2: all " in out and " probes ok" in out
-    assert out.index("✖ worker2: ") < out.index("re-check after fix: ✔")  # red verdict first, then green
+    assert f"      │ ✔ fix `masquerade` on {node.name}: applied (approved by @approver)" in out
+    assert f"re-check after fix: ✔ {node.name}: all " in out and " probes ok" in out
+    assert out.index(f"✖ {node.name}: ") < out.index("re-check after fix: ✔")  # red verdict, then green
     assert out.rstrip().endswith("re-check green"), out[-400:]
     assert "lab: torn down" in out
     assert leftovers(prefix) == []
@@ -82,10 +97,27 @@ def test_demo_runs_the_case_study_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.lab
+def test_demo_on_the_edge_layout_switches_the_case_study_on_and_fixes_it() -> None:
+    """The edge layout is healthy by default: the demo puts no-masquerade on its WiFi node (the
+    routed network loses the route to its pods), the bot finds "no NAT at all", the fix turns it green."""
+    prefix, node = demo_prefix("demoe"), wifi_node("edge")
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--layout", "edge"], cwd=REPO,
+                          env=demo_env(prefix), capture_output=True, text=True, timeout=DEMO_DEADLINE_S)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert f"lab: fault 'no-masquerade' injected on {node.name} (the case study" in out
+    assert f"@newcomer typed: /netcheck {node.name}" in out
+    assert f"      │ ✖ no NAT at all for {node.pod_cidr} leaving via {node.iface}" in out
+    assert f"      │ ✔ fix `masquerade` on {node.name}: applied (approved by @approver)" in out
+    assert out.rstrip().endswith("re-check green"), out[-400:]
+    assert leftovers(prefix) == []
+
+
+@pytest.mark.lab
 @pytest.mark.parametrize(("sig", "when"), [(signal.SIGTERM, "lab: up in"),
                                            (signal.SIGINT, "slack: bot running")])
 def test_signal_mid_demo_still_tears_the_lab_down(sig: signal.Signals, when: str) -> None:
-    prefix = "ncdems-"
+    prefix = demo_prefix("dems")
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo"], cwd=REPO, env=demo_env(prefix),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: list[str] = []
@@ -111,7 +143,7 @@ def test_signal_mid_demo_still_tears_the_lab_down(sig: signal.Signals, when: str
 
 @pytest.mark.lab
 def test_unknown_fault_is_one_line_and_builds_nothing() -> None:
-    prefix = "ncdemf-"
+    prefix = demo_prefix("demf")
     done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--fault", "no-such-fault"], cwd=REPO,
                           env=demo_env(prefix), capture_output=True, text=True, timeout=SIGNAL_WAIT_S)
     assert done.returncode == 2
@@ -121,8 +153,29 @@ def test_unknown_fault_is_one_line_and_builds_nothing() -> None:
     assert done.stdout == "" and leftovers(prefix) == []
 
 
+@pytest.mark.lab
+def test_unknown_layout_is_one_line_and_builds_nothing() -> None:
+    prefix = demo_prefix("demf")
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--layout", "nope"], cwd=REPO,
+                          env=demo_env(prefix), capture_output=True, text=True, timeout=SIGNAL_WAIT_S)
+    assert done.returncode == 2
+    assert done.stderr == "netcheck demo: unknown layout 'nope' (layouts: default, edge)\n"
+    assert done.stdout == "" and leftovers(prefix) == []
+
+
+def test_demo_node_defaults_to_the_layouts_wifi_node_and_is_checked_before_anything_is_built() -> None:
+    assert DemoOptions().target == wifi_node(spec.DEFAULT_LAYOUT).name
+    assert DemoOptions(layout="edge").target == wifi_node("edge").name
+    assert DemoOptions(layout="edge", node="edge-a").target == "edge-a"
+    for bad, message in ((dict(layout="edge", node="worker2"), "no node 'worker2' in a edge lab"),
+                         (dict(workers=1), "has no WiFi node: give --node"),
+                         (dict(workers=0), "workers must be from 1 to")):
+        with pytest.raises(ValidationError, match=message):
+            DemoOptions(**bad)
+
+
 def test_not_root_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(keep=False, fault=None, node="worker2", workers=2)
+    args = argparse.Namespace(keep=False, fault=None, node=None, layout="default", workers=2)
     assert demo.run(args, euid=1000) == 2
     captured = capsys.readouterr()
     assert captured.out == ""

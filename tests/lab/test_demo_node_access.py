@@ -18,7 +18,7 @@ import pytest
 
 from bot.commands import demo
 from lab import netns, spec
-from lab.demo.options import DEFAULT_NODE
+from lab.demo.options import DemoOptions
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DEADLINE_S = 180.0
@@ -35,13 +35,14 @@ def test_demo_with_host_pods_and_no_ssh() -> None:
     assert done.returncode == 0, out[-3000:] + done.stderr[-2000:]
     assert "sshd stopped on every node, and netcheck's config has no SSH key or known_hosts" in out
     assert "· via host pod" in out
-    assert f"fix `masquerade` on {DEFAULT_NODE}: applied (approved by @approver)" in out
+    assert f"fix `masquerade` on {DemoOptions().target}: applied (approved by @approver)" in out
     assert "re-check green" in out.splitlines()[-1]
     assert netns.list_prefixed(prefix) == [] and not state.exists()
 
 
 def test_unknown_node_access_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(keep=False, fault=None, node=DEFAULT_NODE, workers=2, node_access="telnet")
+    args = argparse.Namespace(keep=False, fault=None, node=None, layout="default", workers=2,
+                              node_access="telnet")
     assert demo.run(args, euid=0) == demo.EXIT_USAGE
     expected = "netcheck demo: unknown node access 'telnet' (known: ssh, pod, auto)"
     assert capsys.readouterr().err.strip() == expected

@@ -113,7 +113,8 @@ def test_each_component_rule_is_needed(lab: Lab, rbac: None, index: int) -> None
 def test_ssh_deployment_needs_none_of_it(lab: Lab, rbac: None) -> None:
     apiconfig.set_rbac(lab, base_objects(lab))
     failure = host_pod_session(lab, pod_config(lab))
-    assert "403" in failure and 'cannot list resource "pods"' in failure and "netcheck-host" in failure
+    # listing pods is allowed everywhere (calico-mtu names pods left on an old MTU); creating one is not
+    assert "403" in failure and "create pod netcheck-host/" in failure, failure
     # the host-side probes and a pod probe: every kind of access an SSH deployment uses
     probes = ("masquerade", "ip-forward", "resolved-53", "pod-api", "kubelet-port")
     argv = [sys.executable, "-m", "bot.cli", "check", "--all", "--json"]

@@ -1,6 +1,7 @@
 """`netcheck serve` with the continuous watch, in the lab: the real engine over the lab's nodes and API
 stand-in, the real Bolt app in HTTP mode, the Slack stand-in, all in the lab's ops namespace.
 
+Runs on both lab layouts (the case study's and `edge`: other names, interfaces, CIDRs, service IP).
 The watch runs on its schedule (`watch.interval: 10s`); the test asks for each further sweep with
 `FleetState.sweep_now()` and waits for it, so nothing depends on timing. The fleet starts healthy
 (MASQUERADE in place everywhere, restored after the test).
@@ -128,10 +129,11 @@ async def watch_scenario(lab: Lab, fault: Callable[..., None], target: str) -> d
     return seen
 
 
-def test_watch_posts_one_regression_and_one_recovery(lab: Lab, fault: Callable[..., None]) -> None:
+def test_watch_posts_one_regression_and_one_recovery(any_lab: Lab, fault: Callable[..., None]) -> None:
+    lab = any_lab
     for node in lab.active_faults().get("no-masquerade", set()):
         fault("no-masquerade", node, False)  # a healthy fleet to start from
-    target = next(n.name for n in lab.nodes if n.role == "worker")
+    target = lab.wired_worker.name
     with lab.enter_ops():
         seen = asyncio.run(watch_scenario(lab, fault, target))
 

@@ -8,9 +8,10 @@ import pytest
 
 from probes.catalog.host_api import api_curl_command, host_api
 from probes.errors import InvalidInput
+from probes.facts import Endpoint
 from probes.model import Status
 from tests.fakes import FakeShell, out
-from tests.probes.helpers import context
+from tests.probes.helpers import context, facts
 
 CURL = "curl -sSk -o /dev/null -w '%{http_code}' --max-time 4 https://10.96.0.1:443/version"
 
@@ -32,6 +33,16 @@ async def test_timeout_fails_with_curl_error_as_evidence() -> None:
     assert result.summary == "node worker2 cannot reach the API at 10.96.0.1:443: timed out"
     assert stderr in result.evidence and CURL in result.evidence
     assert "ip route get 10.96.0.1" in result.remediation
+    assert "the API server (192.168.1.10 port 6443)" in result.remediation  # the endpoint's real port
+
+
+async def test_remediation_names_the_api_servers_own_port() -> None:
+    """Not every API server listens on 6443 (MicroK8s: 16443): the remediation says the real one."""
+    shell = FakeShell().on(r"^curl ", out("000", 28, "curl: (28) Connection timed out"))
+    cluster = facts().model_copy(update={"api_endpoints": [Endpoint(ip="172.20.0.10", port=16443)]})
+    result = await host_api(context(shell, cluster_facts=cluster))
+    assert "the API server (172.20.0.10 port 16443)" in result.remediation
+    assert "6443)" not in result.remediation.replace("16443)", "")
 
 
 async def test_refused_and_tls_handshake_timeout_are_named() -> None:
