@@ -73,11 +73,13 @@ def box_shades(report: Report) -> dict[str, Shade]:
     return shades
 
 
-def cause_findings(report: Report) -> list[Finding]:
-    """The causes the picture marks. The one place that decides what a cause is, so a richer cause
-    model (another node's finding explaining this node's) changes only this function."""
-    return list(report.causes)
-
-
 def cause_marks(report: Report) -> list[CauseMark]:
-    return [CauseMark(box_of(f), f.probe, f"{f.probe}: {f.summary}") for f in cause_findings(report)]
+    """The causes the picture marks: each problem nothing explains, in its own layer; and where
+    another node's finding explains a problem here, that problem's layer, naming the other node."""
+    marks = [CauseMark(box_of(f), f.probe, f"{f.probe}: {f.summary}") for f in report.causes]
+    for f in report.findings:
+        remote = f.caused_by_node
+        if f.status.is_problem and remote is not None:
+            label = f"{remote.probe} on {remote.node} (seen here as {f.probe}: {f.summary})"
+            marks.append(CauseMark(box_of(f), remote.probe, label))
+    return marks

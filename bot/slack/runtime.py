@@ -39,7 +39,7 @@ class Runtime:
     fleet: FleetState = field(default_factory=FleetState)
     """Every node's last check and verdict (the watch, commands, node joins and the Home tab share it)."""
     check_slots: FleetSlots = field(init=False)
-    """Bounds the checks commands start (each one is SSH, a debug pod and 15 probes of CPU); the
+    """Bounds the checks commands start (each one is SSH, a debug pod and a catalog of probes of CPU); the
     watch's sweeps share it and give way to commands (bot/fleet/slots.py)."""
 
     def __post_init__(self) -> None:

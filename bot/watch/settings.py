@@ -40,6 +40,10 @@ class WatchSettings(BaseModel):
     probes: list[str] | None = Field(
         None, description="Probe ids a sweep runs (a cheap subset); None: every probe.",
     )
+    follow_up: bool = Field(
+        True, description="Follow a node's problem to the blamed peer and a reference node, as /netcheck "
+        "NODE does (causes on another node); off: each node on its own, cheaper.",
+    )
     agree: int = Field(
         DEFAULT_AGREE, ge=1, le=100,
         description="Consecutive checks that must agree on a node's new verdict before it is posted.",

@@ -1,9 +1,11 @@
 """The continuous watch: sweep every node on a schedule and post when a node's verdict changes.
 
 Started by `netcheck serve` on the leader when `watch.interval` is set (bot/commands/serve.py). A
-sweep checks every node with `watch.probes`, at most `watch.max_parallel` at once and each within the
-fleet bound (`Runtime.check_slots.background()`: a command waiting for a slot goes first), records
-each report in the fleet state (bot/fleet/state.py), which decides when the channel hears of it:
+sweep checks every node with `watch.probes` (a problem followed to the blamed peer and a reference
+node, as `/netcheck NODE` does, so a cause on another node is named; `watch.follow_up: false` skips
+that), at most `watch.max_parallel` at once and each within the fleet bound
+(`Runtime.check_slots.background()`: a command waiting for a slot goes first), records each report
+in the fleet state (bot/fleet/state.py), which decides when the channel hears of it:
 - a regression: a parent naming the new cause, the usual thread (findings cause first, fix buttons
   under the usual approval rules, the layer picture), the parent updated with the verdict;
 - a recovery (or an improvement): one line in the channel, with a link to the regression's thread.
@@ -92,7 +94,8 @@ class Watcher:
 
     async def _check(self, node: str) -> Report | None:
         try:
-            report: Report = await self.engine.check(node, probes=self.settings.probes)
+            report: Report = await self.engine.check(node, probes=self.settings.probes,
+                                                     follow_up=self.settings.follow_up)
         except Exception as exc:  # e.g. the node left between listing and checking; next sweep knows
             log.warning("sweep_check_failed", node=node, error=str(exc))
             return None

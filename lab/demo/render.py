@@ -15,6 +15,7 @@ from typing import Any
 EMOJI = {
     ":white_check_mark:": "✔", ":x:": "✖", ":warning:": "⚠", ":boom:": "✖", ":fast_forward:": "»",
     ":hourglass_flowing_sand:": "…", ":information_source:": "i", ":mag:": "?",
+    ":wrench:": "▶", ":link:": "↪", ":scales:": "≠",
     ":rotating_light:": "🚨", ":large_yellow_circle:": "◐", ":white_circle:": "○",
 }
 OK_MARK, PROBLEM_MARKS, WARN_MARK = "✔", ("✖",), "⚠"

@@ -55,9 +55,8 @@ class Message:
     thread_ts: str | None = None
     user: str | None = None  # set for ephemeral messages: who sees it
     replies: list[Message] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)  # files shared with this message
     edits: int = 0
-    files: list[dict[str, Any]] = field(default_factory=list)
-    """Files this message shares (a completed upload's message)."""
     metadata: dict[str, Any] | None = None
 
     def as_api(self, with_metadata: bool) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -22,7 +21,7 @@ from bot.fleet.causes import cause_keys, causes
 from bot.fleet.metrics import FleetMetrics
 from bot.fleet.slots import FleetSlots
 from bot.fleet.state import ChangeKind, FleetState, Source
-from probes.model import Finding, Layer, Report, Status
+from probes.model import CauseRef, Finding, Layer, Report, Status
 
 NODE = "rack3-n07"
 
@@ -50,11 +49,16 @@ def test_symptoms_count_as_their_cause() -> None:
 
 
 def test_a_cause_on_another_node_is_keyed_with_that_node() -> None:
-    remote = SimpleNamespace(node="rack1-n01", probe="return-path")
-    symptom = SimpleNamespace(probe="encapsulation", status=Status.FAIL, summary="pod-to-pod lost",
-                              caused_by=None, caused_by_node=remote)
-    found = causes(SimpleNamespace(node=NODE, findings=[symptom], finding=lambda _: None))
-    assert [(c.key, c.elsewhere, c.node) for c in found] == [("return-path@rack1-n01", True, "rack1-n01")]
+    remote = CauseRef(node="rack1-n01", probe="return-path")
+    symptom = Finding(probe="encapsulation", layer=Layer.ROUTER, status=Status.FAIL,
+                      summary="pod-to-pod lost", caused_by_node=remote)
+    seen = report(symptom)
+    (found,) = causes(seen)
+    assert (found.key, found.elsewhere, found.node, found.summary) == (
+        "return-path@rack1-n01", True, "rack1-n01", "pod-to-pod lost")  # the peer was not looked at
+    peer = report(f("return-path", Status.FAIL, layer=Layer.ROUTER), node="rack1-n01")
+    (found,) = causes(seen.model_copy(update={"peers": [peer]}))
+    assert found.summary == "return-path is fail"  # what the other node's own finding says
 
 
 def test_only_watched_probes_and_transport_failures_count() -> None:

@@ -3,7 +3,8 @@
 Covers: each box's shade from the findings of its layer (problem beats ok beats not checked; the
 node's own leg from host-api; the API server reached when any API probe got an answer); the PNG is a
 valid PNG of the declared size whose pixel at every box's `sample` point has that box's colour; the
-cause's box (and only it) is ringed, and the cause is named; the node's values come from the cluster
+cause's box (and only it) is ringed, and the cause is named, also when it is another node's finding
+(ringed where it shows here, naming that node); the node's values come from the cluster
 facts (and from observations, when a report carries them) and are written on the layers; glyphs the
 bundled font lacks are replaced; `--png` writes the picture through the real CLI and engine (over fake
 transports), refuses --all and an unwritable path with exit 2.
@@ -23,7 +24,7 @@ from bot.picture.layout import API_SERVER, HEIGHT, HOST_LEG, WIDTH
 from bot.wiring import build_engine
 from probes.engine import Transports
 from probes.facts import ClusterFacts, Endpoint, InstallationFacts, NodeFacts
-from probes.model import Finding, Layer, Report, Status, fail, ok
+from probes.model import CauseRef, Finding, Layer, Report, Status, fail, ok
 from probes.registry import Registry, probe
 from tests.fakes import FakeCluster
 
@@ -118,6 +119,18 @@ def test_the_cause_is_ringed_and_named() -> None:
     for key, box in BOXES.items():
         ring = image.getpixel((box.left - ring_offset, box.sample[1]))
         assert ring == (CAUSE_RING if key == Layer.IPTABLES else BACKGROUND), key
+
+
+def test_a_cause_on_another_node_is_marked_where_it_shows_here() -> None:
+    remote = CauseRef(node="edge-8", probe="return-path")
+    seen = report([finding("host-api", Layer.HOST_ROUTE, Status.OK),
+                   finding("encapsulation", Layer.ROUTER, Status.FAIL, caused_by_node=remote)])
+    (mark,) = cause_marks(seen)
+    assert (mark.box, mark.probe) == (Layer.ROUTER.value, "return-path") and "on edge-8" in mark.label
+    image = pixels(render_png(seen, node_values(seen, FACTS)))
+    router = BOXES[Layer.ROUTER]
+    ring = (router.left - CAUSE_RING_GAP - CAUSE_RING_WIDTH // 2, router.sample[1])
+    assert image.getpixel(ring) == CAUSE_RING
 
 
 def test_values_come_from_the_cluster_facts_and_land_on_the_layers() -> None:

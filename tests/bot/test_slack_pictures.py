@@ -4,7 +4,7 @@ Covers, with the real Bolt app and slack_sdk client against the stand-in over HT
 `/netcheck NODE` uploads one PNG into that check's thread through files.getUploadURLExternal → POST
 → files.completeUploadExternal (channel_id, thread_ts = the parent), after the findings; the bytes
 are a valid PNG whose layer colours match the report's findings; with the bot not a member of the
-channel the upload is refused (`not_in_channel`) and the check is posted all the same; `pictures:
+channel the uploads are refused (`not_in_channel`) and the check is posted all the same; `pictures:
 false` uploads nothing. The stand-in, called raw: missing length → `missing_argument`; bytes that do
 not match the declared length → a non-200 upload and `file_not_found` on completion; unknown file
 id → `file_not_found`; unknown channel → `channel_not_found`; a reply's ts as thread_ts →
@@ -48,15 +48,16 @@ async def test_the_picture_is_uploaded_into_the_checks_thread(bot_factory) -> No
     bot = await bot_factory()
     parent = await checked(bot, "worker2", ALICE)
     methods = [c.method for c in bot.standin.calls]
-    first_upload_call = methods.index("files.getUploadURLExternal")
-    assert methods[first_upload_call:first_upload_call + 3] == [
+    last_ticket = len(methods) - 1 - methods[::-1].index("files.getUploadURLExternal")  # the picture's
+    assert methods[last_ticket:last_ticket + 3] == [
         "files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    assert bot.standin.calls[last_ticket].params["filename"].endswith(".png")
     assert all(c.answer.get("ok") for c in bot.standin.calls), [c.answer for c in bot.standin.calls]
-    complete = bot.standin.calls_to("files.completeUploadExternal")[0].params
+    complete = bot.standin.calls[last_ticket + 2].params
     assert (complete["channel_id"], complete["thread_ts"]) == (CHANNEL, parent.ts)
-    image_replies = [r for r in parent.replies if r.files]
+    image_replies = [r for r in parent.replies if r.files and r.files[0]["name"].endswith(".png")]
     assert len(image_replies) == 1 and image_replies[0] is parent.replies[-1]  # after the findings
-    (uploaded,) = bot.standin.files
+    (uploaded,) = [f for f in bot.standin.files if f.filename.endswith(".png")]
     assert uploaded.completed and uploaded.thread_ts == parent.ts and uploaded.filename.endswith(".png")
     image = Image.open(io.BytesIO(uploaded.data))
     assert image.format == "PNG"
@@ -72,15 +73,15 @@ async def test_without_membership_the_check_is_posted_and_the_picture_is_refused
     bot.standin.remove_bot(CHANNEL)  # public channel, chat:write.public: messages still go through
     parent = await checked(bot, "worker2", ALICE)
     assert parent.text.startswith(":x: worker2: 2 problems")
-    assert not any(r.files for r in parent.replies) and len(parent.replies) == 3
-    (refused,) = bot.standin.calls_to("files.completeUploadExternal")
-    assert refused.answer == {"ok": False, "error": "not_in_channel"}
+    assert not any(r.files for r in parent.replies)  # neither the evidence file nor the picture
+    refused = bot.standin.calls_to("files.completeUploadExternal")
+    assert [c.answer for c in refused] == [{"ok": False, "error": "not_in_channel"}] * 2
 
 
 async def test_pictures_off_uploads_nothing(bot_factory) -> None:
     bot = await bot_factory(pictures=False)
     parent = await checked(bot, "worker2", ALICE)
-    assert len(parent.replies) == 3 and not bot.standin.calls_to("files.getUploadURLExternal")
+    assert parent.replies and not [f for f in bot.standin.files if f.filename.endswith(".png")]
 
 
 # ---- the stand-in's checks, called the way any client would -------------------------------------

@@ -117,9 +117,12 @@ async def test_one_regression_thread_then_one_recovery_line(harness: Harness) ->
     (thread,) = h.posts()
     assert thread.text.startswith(f":rotating_light: *Regression on {node}* — `masquerade`: no MASQUERADE")
     titles = [r.text for r in thread.replies]
-    assert titles[0] == f"{node}: no MASQUERADE on wlp59s0" and titles[1] == f"{node}: pod→API unreachable"
+    assert titles[0] == f"{node}: masquerade — no MASQUERADE on wlp59s0"  # the thing to do, cause first
+    assert "pod-api" in thread.replies[1].blocks[1]["text"]["text"]  # its consequence
     assert SlackDriver.buttons(thread.replies[0])  # the fix button
-    assert thread.replies[-1].files and h.standin.files[-1].thread_ts == thread.ts  # the picture
+    pictures = [f for f in h.standin.files if f.filename.endswith(".png")]
+    assert len(pictures) == 1 and pictures[0].thread_ts == thread.ts  # the picture, in that thread
+    assert thread.replies[-1].files[0]["id"] == pictures[0].id  # last, after the verdict
     await h.sweep()
     assert len(h.posts()) == 1  # still broken: nothing new
 

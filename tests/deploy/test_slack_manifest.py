@@ -5,8 +5,8 @@ Covers: required sections; /netcheck command (2–32 chars, leading slash), desc
 usage_hint "<node> | all | help" ≤1000; bot display_name ≤80; interactivity on; Socket Mode on;
 the Home tab on and app_home_opened the only event subscribed to; scopes exactly commands, chat:write,
 chat:write.public, usergroups:read, channels:history, groups:history (the delivery check of a
-retried post), files:write (the layer picture); and each Web API method the bot/slack code calls is
-covered.
+retried post), files:write (a check's full evidence as a file, the layer picture); and each Web API
+method the bot/slack code calls is covered.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ METHOD_SCOPES = {
     "conversations.replies": "channels:history",
     "conversations.history": "groups:history",  # private channels; channels:history for public ones
     "files_upload_v2": "files:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
 }
 KNOWN_TOP_LEVEL = {"_metadata", "display_information", "features", "oauth_config", "settings", "functions",
                    "workflows", "outgoing_domains", "types"}

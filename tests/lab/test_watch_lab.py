@@ -145,13 +145,13 @@ def test_watch_posts_one_regression_and_one_recovery(any_lab: Lab, fault: Callab
     regression, recovery = messages
     assert regression.text.startswith(f":rotating_light: *Regression on {target}* — `ip-forward`: "), \
         regression.text
-    assert "pod" in regression.text and "(cause: " in regression.text  # pod-api explained by ip-forward
+    assert "act on ip-forward" in regression.text and "(resolves pod-api)" in regression.text
     assert any(b.get("type") == "actions" for r in regression.replies for b in r.blocks)  # fix button
     assert recovery.text.startswith(f":white_check_mark: {target} recovered: `ip-forward` ok again")
     assert "|thread>" in recovery.text and recovery.replies == []
 
-    (picture,) = [f for f in seen["files"] if f.thread_ts == regression.ts]
-    assert [r for r in regression.replies if r.files][0].files[0]["id"] == picture.id
+    (picture,) = [f for f in seen["files"] if f.thread_ts == regression.ts and f.filename.endswith(".png")]
+    assert picture.id in [f["id"] for r in regression.replies for f in r.files]
     image = Image.open(io.BytesIO(picture.data))
     assert image.format == "PNG"
     image = image.convert("RGB")
