@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
+from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, load_config
 from bot.fleet import metrics as fleet_metrics
 from bot.fleet.state import FleetState
 from bot.ops import metrics
@@ -45,7 +47,7 @@ from bot.slack.standby import StandbyAnswers
 from bot.watch.settings import WatchSettings
 from bot.watch.sweeper import Watcher
 from probes.engine import POD_TRANSPORT_PROBE_ID, TRANSPORT_PROBE_ID
-from probes.errors import ClusterConflict, ClusterNotFound, ConfigError, NetcheckError
+from probes.errors import ClusterConflict, ClusterNotFound, ConfigError, ConfigMissing, NetcheckError
 
 log = structlog.get_logger("netcheck.serve")
 
@@ -59,7 +61,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default="0.0.0.0", help="HTTP mode address (default: all, Slack must reach it)"
     )
-    parser.add_argument("--config", default=None, help="configuration file")
+    add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -162,10 +164,9 @@ def _load(
 ) -> tuple[SlackSettings, OpsSettings, Any, Any, Any, LeaseStore | None, WatchSettings]:
     """Slack, ops and watch settings, engine, fix runner, node source and Lease store from the
     configuration."""
-    from bot import config as config_module
     from bot import wiring
 
-    config = config_module.load(args.config)
+    config = load_config(args)
     factory = getattr(args, "engine_factory", None) or wiring.build_engine
     engine = factory(config)
     return (
@@ -256,6 +257,8 @@ async def serve(
     sweeper = Watcher(rt, engine, fleet, watch) if watch.enabled else None
     slack = _SlackSide(app, rt, settings, source, sweeper)
     store = lease_store or LocalLeaseStore()
+    if lease_store is None and not ops.leader_election:
+        log.info("leader_election_off", note="this process always answers: run a single replica")
     ready_cluster = (
         cluster_ready(store, ops.lease_name) if lease_store is not None
         else _engine_ready(engine, ops.readiness_timeout)
@@ -367,7 +370,10 @@ def run(args: argparse.Namespace) -> int:
         settings, ops, engine, runner, source, store, watch = _load(args)
         asyncio.run(serve(settings, engine, runner, source, host=args.host, port=args.port,
                           ops=ops, lease_store=store, watch=watch))
+    except ConfigMissing as exc:
+        print(f"netcheck serve: {exc}", file=sys.stderr)
+        return EXIT_UNCHECKED
     except NetcheckError as exc:
-        print(f"netcheck serve: {exc}")
-        return 2
-    return 0
+        print(f"netcheck serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
