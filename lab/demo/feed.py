@@ -2,7 +2,8 @@
 Slack stand-in's call record) and every action of the demo's users, rendered by lab.demo.render.
 
 Used by lab.demo.flow: `feed.pump()` prints what is new; `feed.follow()` pumps until cancelled. A file
-shared into a thread is shown as one line saying where it went (and saved when `save_images` is set).
+shared into a thread is shown as one line saying where it went; images (the layer picture) are also
+saved when `save_images` is set, other files (the evidence file) are not.
 """
 
 from __future__ import annotations
@@ -86,9 +87,13 @@ class ConversationFeed:
         for shared in answer.get("files", []):
             upload = self.standin.uploads.files.get(shared.get("id", ""))
             data = upload.data if upload is not None and upload.data else b""
+            if not _is_png(data):  # the evidence file beside the picture: said, not saved
+                self.write(f"      ↳ file {where} (#{params.get('channel_id')}): {shared.get('title')} — "
+                           f"{len(data) / 1024:.0f} kB")
+                continue
             self.write(f"      ↳ image {where} (#{params.get('channel_id')}): {shared.get('title')} — "
                        f"{shared.get('name')}, {_png_size(data)}, {len(data) / 1024:.0f} kB")
-            if self.save_images is not None and data:
+            if self.save_images is not None:
                 path = self.save_images / str(shared.get("name") or f"{shared.get('id')}.png")
                 path.write_bytes(data)
                 self.saved.append(path)
@@ -100,9 +105,14 @@ class ConversationFeed:
             await asyncio.sleep(FOLLOW_INTERVAL_S)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(data: bytes) -> bool:
+    return data[:8] == PNG_SIGNATURE and len(data) >= 24
+
+
 def _png_size(data: bytes) -> str:
-    """'1200×1220 PNG' from the PNG header (IHDR width and height), or what the bytes are not."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
-        return "not a PNG"
+    """'1200×1220 PNG' from the PNG header (IHDR width and height)."""
     width, height = struct.unpack(">II", data[16:24])
     return f"{width}×{height} PNG"

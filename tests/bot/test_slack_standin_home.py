@@ -73,6 +73,8 @@ async def test_feed_shows_where_an_image_went_and_saves_it(slack, tmp_path) -> N
     png = render_png(report, node_values(report, None))
     await client.files_upload_v2(content=png, filename="rack2-n04.png", title="rack2-n04: layer picture",
                                  channel="C1", thread_ts=parent["ts"])
+    await client.files_upload_v2(content=b"evidence\n" * 200, filename="rack2-n04-evidence.txt",
+                                 title="rack2-n04 evidence", channel="C1", thread_ts=parent["ts"])
     lines: list[str] = []
     feed = ConversationFeed(standin, Renderer({}), lines.append, save_images=tmp_path)
     feed.pump()
@@ -80,3 +82,6 @@ async def test_feed_shows_where_an_image_went_and_saves_it(slack, tmp_path) -> N
     assert shown == [f"      ↳ image into the thread of {parent['ts']} (#C1): rack2-n04: layer picture — "
                      f"rack2-n04.png, 1200×1220 PNG, {len(png) / 1024:.0f} kB"]
     assert (tmp_path / "rack2-n04.png").read_bytes() == png
+    assert [line for line in lines if "↳ file" in line] == [
+        f"      ↳ file into the thread of {parent['ts']} (#C1): rack2-n04 evidence — 2 kB"]
+    assert [p.name for p in tmp_path.iterdir()] == ["rack2-n04.png"]  # only images are saved
