@@ -15,7 +15,8 @@ Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
   (composition layer); `build_app` records every report in the fleet state (bot/fleet/state.py)
   the continuous watch, the App Home tab and the fleet series on /metrics share;
 - the continuous watch (bot/watch/sweeper.py) on the leader when `watch.interval` is set: sweeps every
-  node and posts regressions and recoveries to `watch.channel`;
+  node and posts regressions and recoveries to `watch.channel`; a replica that stops leading drops
+  its fleet state and series (a standby's /metrics shows no stale node status);
 - SIGTERM: stop taking commands, let running checks/fixes finish (bounded by
   `ops.shutdown_grace`), delete debug pods (`engine.aclose()`), release the Lease, stop health.
 """
@@ -221,6 +222,9 @@ class _SlackSide:
         if self.socket is not None:
             socket, self.socket = self.socket, None
             await socket.close_async()
+        # a standby checks nothing: its /metrics must not go on showing the fleet as last seen (both
+        # pods are scraped); becoming the leader again rebuilds the state with a sweep
+        self.rt.fleet.forget(())
         log.info("standing_by")
 
 

@@ -292,6 +292,9 @@ async def test_serve_runs_the_scheduled_sweeps_home_and_metrics() -> None:
     assert "netcheck_watch_sweeps_total" in exposition
     assert view_messages(APPROVER, standin.home_views[APPROVER]) == []
     assert standin.messages(WATCH_CHANNEL) == []  # broken from the start: the baseline, not a regression
+    assert fleet.nodes == {}  # no longer leading (here: shut down): no stale fleet series on /metrics
+    assert fleet.metrics.registry.get_sample_value(
+        "netcheck_node_probe_status", {"node": NODES[2], "probe": "masquerade", "status": "fail"}) is None
 
 
 async def test_serve_refuses_an_unknown_watched_probe_before_starting() -> None:
