@@ -11,6 +11,8 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.fleet.state import DEFAULT_AGREE, REGRESSIONS_KEPT
+from probes.errors import InvalidInput
+from probes.transports.commands import slack_id
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -36,7 +38,9 @@ class WatchSettings(BaseModel):
     interval: float | None = Field(
         None, description="Time between sweeps of every node, e.g. 10s, 5m (None: the watch is off).",
     )
-    channel: str | None = Field(None, description="Channel id the watch posts regressions and recoveries to.")
+    channel: str | None = Field(
+        None, description="Channel id (C…) the watch posts regressions and recoveries to (not a #name).",
+    )
     probes: list[str] | None = Field(
         None, description="Probe ids a sweep runs (a cheap subset); None: every probe.",
     )
@@ -65,6 +69,18 @@ class WatchSettings(BaseModel):
         if interval < MIN_INTERVAL_S:
             raise ValueError(f"must be at least {MIN_INTERVAL_S:g} s")
         return interval
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        # an id, not a #name: the picture's files.completeUploadExternal and the Home tab's <#C…> link
+        # take ids only (docs/slack.md#file-uploads)
+        if value is None:
+            return None
+        try:
+            return slack_id(value, "Slack channel id").value
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _channel_when_on(self) -> WatchSettings:

@@ -246,7 +246,8 @@ def test_watch_config(tmp_path) -> None:
     path = tmp_path / "netcheck.yaml"
     for bad, word in (({"interval": "soon", "channel": "C1"}, "not a duration"),
                       ({"interval": "10s"}, "watch.channel is required"),
-                      ({"interval": 0.2, "channel": "C1"}, "at least 1 s")):
+                      ({"interval": 0.2, "channel": "C1"}, "at least 1 s"),
+                      ({"interval": "10s", "channel": "#ops"}, "not a Slack id")):
         path.write_text(yaml.safe_dump({"watch": bad}))
         with pytest.raises(ConfigError) as caught:
             config_module.load(path, env={})
