@@ -108,7 +108,10 @@ async def check_all(rt: Runtime, channel: str, user: str) -> None:
     if parent_ts is None:
         return
     try:
-        reports = await rt.engine.check_all(probes=rt.settings.probes)
+        # paced like the commands' checks (slack.max_concurrent_checks nodes at once), not the CLI's
+        # one wave: the event loop that runs the sweep also acknowledges every slash command
+        reports = await rt.engine.check_all(probes=rt.settings.probes,
+                                            concurrency=rt.settings.max_concurrent_checks)
     except Exception as exc:  # shown in the channel rather than lost
         log.exception("check_all_failed", channel=channel, user=user)
         await threads.update_parent(rt, channel, parent_ts, msg.check_failed("all", str(exc)), None)

@@ -56,7 +56,8 @@ class SlackSettings(BaseModel):
     )
     max_concurrent_checks: int = Field(
         4, ge=1, le=64,
-        description="Node checks Slack commands run at once; more wait (acks stay fast on small machines).",
+        description="Node checks Slack commands run at once, also the nodes `/netcheck all` checks at once; "
+        "more wait (acks stay fast on small machines).",
     )
 
     @field_validator("approvers")

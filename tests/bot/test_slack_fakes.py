@@ -69,7 +69,7 @@ class FakeEngine:
         findings = broken_findings() if node in self.broken else healthy_findings()
         return Report(node=node, started_at=datetime.now(UTC), duration_s=self.delay_s, findings=findings)
 
-    async def check_all(self, *, probes: object = None) -> list[Report]:
+    async def check_all(self, *, probes: object = None, concurrency: int | None = None) -> list[Report]:
         return [await self.check(n) for n in self.nodes]
 
     async def compare(self, node: str, *, against: str | None = None) -> Comparison:
