@@ -1,8 +1,9 @@
 """`python -m bench.merge OUT RESULT.json...`: one results file from several partial `bench/run` runs.
 
 Used by hand to make bench/latest.json when the stages were run separately (`bench/run --stages`):
-later files win for one_node/slack*, fleet rows are concatenated (deduplicated by nodes and bound,
-later wins), and `sources` lists the inputs. Same machine and delay are required.
+later files win for one_node, startup, fleet_one and slack*, fleet rows are concatenated
+(deduplicated by nodes and bound, later wins), and `sources` lists the inputs. Same machine and
+delay are required.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ def merge(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         if r["machine"] != first["machine"] or r["delay_ms"] != first["delay_ms"]:
             raise ValueError("results come from different machines or delays")
     out: dict[str, Any] = {"started_at": first["started_at"], "machine": first["machine"],
-                           "delay_ms": first["delay_ms"], "sources": names}
+                           "delay_ms": first["delay_ms"], "sources": names,
+                           "load_at_start": first.get("load_at_start", [0.0, 0.0, 0.0]),
+                           "goals": first.get("goals")}
     fleet: dict[tuple[int, int], dict[str, Any]] = {}
     for r in results:
         for row in r.get("fleet", []):
-            fleet[(row["nodes"], row.get("max_nodes_in_parallel", 4))] = row
+            fleet[(row["nodes"], row.get("max_nodes_in_parallel", 4))] = row  # a later run wins
         for key, value in r.items():
-            if key in ("one_node",) or key.startswith("slack"):
+            if key in ("one_node", "startup", "fleet_one", "load_at_end") or key.startswith("slack"):
                 out[key] = value
     out["fleet"] = [fleet[k] for k in sorted(fleet)]
     return out

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE_RATE_HZ = 250
-ACK_HANDLER = re.compile(r"^events \(.*bot/slack/http\.py")
+ACK_HANDLER = re.compile(r"^(?:\S+\.)?events \(.*bot/slack/http\.py")
+"""The aiohttp handler's frame, `events_app.<locals>.events (bot/slack/http.py:99)` as py-spy names it."""
 TOP = 12
 CALLERS_OF = 5
 """For the functions with the most self time: their most frequent chain of callers."""

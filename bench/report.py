@@ -170,6 +170,80 @@ def _slack(slack: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _misses(result: dict[str, Any]) -> list[str]:
+    """Where a goal is missed, and which part of the time that is, from this run's own figures."""
+    notes = []
+    start = result.get("startup")
+    packages = {p["package"]: p["ms"] for p in start["imports_by_package"]} if start else {}
+    for one in result.get("one_node", []):
+        if one["ratio_vs_baseline"] <= GOALS["ratio_vs_baseline"]:
+            continue
+        steps = one["critical_path"]["steps"]
+        engine_s = max((s["to_s"] for s in steps), default=0.0)
+        discovery = next((s for s in steps if s["what"] == "discovery"), None)
+        pod = next((s for s in one["critical_path"]["spans"] if s["what"] == "debug-pod"
+                    and s["node"] == one["node"]), None)
+        notes.append(
+            f"- **`check {one['node']}` ({one['state']}) against the sequential run** "
+            f"({one['ratio_vs_baseline']:.2f}, goal {GOALS['ratio_vs_baseline']}): of its "
+            f"{one['check_s']:.2f} s, "
+            f"{one['check_s'] - engine_s:.2f} s pass before the engine's run begins (interpreter, imports, "
+            f"configuration: the cold start below), {discovery['to_s'] if discovery else 0:.2f} s are "
+            "discovery "
+            "(the client's import and kubeconfig, TLS to the API server, five reads at once), and the "
+            "node's debug "
+            f"pod takes {pod['to_s'] - pod['from_s'] if pod else 0:.2f} s to be Running (the lab's pod "
+            "start; "
+            "image pulls make it seconds in a real cluster, which warm pods save on the next check). The "
+            f"probes then run in {engine_s - (pod['to_s'] if pod else 0):.2f} s. The baseline counts its ssh "
+            f"session's start ({one['baseline']['baseline_ssh_start_s']:.2f} s) and its pod start, but no "
+            "interpreter start and no discovery (a person already knows the node's address).")
+    if start and start["first_request_wall_s"] > GOALS["first_request_s"]:
+        theirs = sum(ms for name, ms in packages.items() if not name.startswith("netcheck"))
+        ours = sum(ms for name, ms in packages.items() if name.startswith("netcheck"))
+        notes.append(
+            f"- **Cold start** ({start['first_request_wall_s']:.2f} s, goal {GOALS['first_request_s']} s): "
+            f"imports before the first request are {theirs:.0f} ms in libraries (the table above, top "
+            f"{len(packages)}) against {ours:.0f} ms of netcheck's own modules. aiohttp reads the system CA "
+            "bundle at import (netcheck starts that import in a thread beside its own); the `kubernetes` "
+            "package's `__init__` imports its synchronous config loader (requests-oauthlib, oauthlib, "
+            "urllib3) "
+            "before `kubernetes.aio` can load. Under importtime's overhead and this machine's load the sum "
+            "is larger than the wall time.")
+    one = result.get("fleet_one")
+    for f in result.get("fleet", []):
+        if not (one and f["nodes"] == one["nodes"] and f.get("default_settings")):
+            continue
+        if f["check_all_s"] / one["check_s"] <= GOALS["fleet_ratio"]:
+            continue
+        notes.append(
+            f"- **Fleet** ({f['check_all_s']:.2f} s for {f['nodes']} nodes against {one['check_s']:.2f} s "
+            "for "
+            f"one): netcheck itself used {f.get('netcheck_cpu_s')} s of CPU in that sweep; the rest of the "
+            f"machine's 2 CPUs went to the lab ({f['nodes']} sshd, the API server stand-in running every "
+            "debug "
+            "pod's commands, the delay program handling every packet) and to the other work on the machine "
+            f"(load average {_fmt_load(f['load_after'])}). In a cluster each node runs its own sshd and "
+            "kubelet.")
+    slack = result.get("slack")
+    if slack and slack.get("ack") and slack["ack"]["p99_ms"] >= GOALS["ack_p99_ms"]:
+        prof = slack.get("profile") or {}
+        in_ack = prof.get("samples_in_ack_handler", 0)
+        notes.append(
+            f"- **Acks** (p99 {slack['ack']['p99_ms']:.0f} ms): the ack handler itself is "
+            f"{100 * in_ack / max(1, prof.get('samples', 1)):.1f} % of the bot's samples; an ack waits for "
+            "the "
+            "event loop, which is busy with the sweep's connections: the top entries are socket writes (in "
+            "the "
+            "lab every packet crosses veths, a bridge and the NFQUEUE delay inside the sending system call), "
+            "TLS handshakes (every pod exec is a new WebSocket) and SSH packet ciphers, on 2 CPUs shared "
+            "with "
+            f"the lab and other work (load average {_fmt_load(slack['load_after'])}). `/netcheck all` in "
+            "the bot "
+            "checks `slack.max_concurrent_checks` nodes at once for this reason.")
+    return ["## Where a goal is missed, and why", "", *notes, ""] if notes else []
+
+
 def render(result: dict[str, Any]) -> str:
     ones = result.get("one_node", [])
     healthy = next((o["node"] for o in ones if o["state"] == "healthy"), "a wired worker")
@@ -179,6 +253,8 @@ def render(result: dict[str, Any]) -> str:
         delay=result["delay_ms"], broken=broken, healthy=healthy, nproc=m["nproc"], mem=m["mem_total_gib"],
         kernel=m["kernel"], python=m["python"], load_start=_fmt_load(result["load_at_start"]),
         load_end=_fmt_load(result.get("load_at_end", result["load_at_start"])), started=result["started_at"]),
+        *([f"Merged from the runs {', '.join(result['sources'])} (`python -m bench.merge`): later runs give "
+           "the stages they measured.", ""] if result.get("sources") else []),
         "## Goals", "", *_goals(result), "", DESIGN]
     if ones:
         lines += ["## One node", ""]
@@ -190,12 +266,13 @@ def render(result: dict[str, Any]) -> str:
         lines += _fleet(result)
     if result.get("slack") and result["slack"].get("ack"):
         lines += _slack(result["slack"])
+    lines += _misses(result)
     lines += ["## Reproduce", "", "As root (builds a 3-node and a 30-node lab one after the other and tears "
               "each "
               "down, also on Ctrl-C or an error; the first run makes `bench/.venv-user`):", "", "```",
               "NETCHECK_LAB_PREFIX=ncb- NETCHECK_LAB_STATE=/run/netcheck-lab/ncb bench/run",
               "python -m bench.report   # this page, from bench/latest.json", "```", "",
-              f"Goals (`bench/__main__.py` GOALS): {json.dumps(GOALS)}. The figures are not checked in CI: "
+              f"Goals (`bench/goals.py` GOALS): {json.dumps(GOALS)}. The figures are not checked in CI: "
               "speed goals live in the bench, not in timed tests.", ""]
     return "\n".join(lines)
 

@@ -1,0 +1,62 @@
+"""bench/ reading its own measurements: py-spy's collapsed stacks (bench/profile.py), importtime
+lines (bench/startup.py), the goals' ✔/✘ (bench/goals.py), and docs/performance.md generated from
+bench/latest.json (bench/report.py) — the page and the JSON must not drift apart."""
+
+from __future__ import annotations
+
+import json
+
+from bench import report
+from bench.goals import GOALS, goals
+from bench.profile import top_entries
+from bench.startup import imports_by_package
+
+COLLAPSED = """\
+<module> (bot/cli.py:120);run (asyncio/runners.py:118);_run_once (asyncio/base_events.py:1922);\
+_run (asyncio/events.py:80);events_app.<locals>.events (/work/x/bot/slack/http.py:90);\
+dispatch (slack_bolt/app/async_app.py:600) 30
+<module> (bot/cli.py:120);run (asyncio/runners.py:118);_run_once (asyncio/base_events.py:1922);\
+_run (asyncio/events.py:80);read (asyncssh/connection.py:900) 60
+<module> (bot/cli.py:120);run (asyncio/runners.py:118);select (selectors.py:468) 10
+"""
+
+
+def test_profile_top_entries_split_the_ack_handler_from_the_rest() -> None:
+    top = top_entries(COLLAPSED)
+    assert top["samples"] == 100 and top["samples_in_ack_handler"] == 30
+    assert top["self_all"][0] == {"function": "read (connection.py)", "samples": 60, "pct": 60.0}
+    assert top["self_in_ack"] == [{"function": "dispatch (async_app.py)", "samples": 30, "pct": 100.0}]
+    inclusive = {e["function"]: e["pct"] for e in top["inclusive_in_ack"]}
+    assert inclusive == {"events_app.<locals>.events (slack/http.py)": 100.0,
+                         "dispatch (async_app.py)": 100.0}
+
+
+def test_imports_are_summed_per_top_level_package() -> None:
+    text = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:      2000 |       2000 |     kubernetes.config",
+        "import time:       500 |       2500 |   kubernetes",
+        "import time:      1000 |       1000 |   probes.model",
+        "import time:      3000 |       4000 | bot.cli",
+    ])
+    assert imports_by_package(text) == [
+        {"package": "netcheck (bot)", "ms": 3.0}, {"package": "kubernetes", "ms": 2.5},
+        {"package": "netcheck (probes)", "ms": 1.0}]
+
+
+def test_goals_are_judged_against_their_bounds() -> None:
+    one = {"node": "n1", "state": "healthy", "check_s": 3.0, "baseline": {"baseline_s": 12.0},
+           "ratio_vs_baseline": 0.25, "ratio_vs_slowest_probe": 1.5, "slowest_probe": "pod-api",
+           "slowest_probe_s": 2.0}
+    result = {"one_node": [one], "startup": {"first_request_wall_s": 0.5, "first_request_cpu_s": 0.4},
+              "fleet": [{"nodes": 30, "default_settings": True, "check_all_s": 5.0}],
+              "fleet_one": {"nodes": 30, "check_s": 3.0},
+              "slack": {"requests": 200, "nodes": 30, "ack": {"p50_ms": 10.0, "p99_ms": 99.0},
+                        "rss_idle_kib": 130 * 1024, "rss_peak_kib": 140 * 1024}}
+    assert [met for _, _, met in goals(result)] == [True, False, False, True, True, False]
+    assert GOALS["ack_p99_ms"] == 100.0
+
+
+def test_performance_page_is_generated_from_latest_json() -> None:
+    latest = json.loads(report.LATEST.read_text())
+    assert report.PAGE.read_text() == report.render(latest), "run: python -m bench.report"
