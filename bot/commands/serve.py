@@ -11,8 +11,8 @@ Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
   (Slack does not retry those) and answers Events API deliveries with 503 + Retry-After (Slack
   retries them, and the Service may route the retry to the leader) — bot/slack/standby.py, and
   README.md, "Deploying netcheck in a cluster";
-- metrics: every check and fix the bot runs goes through `MeteredEngine`/`MeteredFixRunner`
-  (composition layer; bot/slack is unchanged);
+- metrics: the engine's `on_report` and the fix runner's `on_result` hooks count every check and
+  fix outcome (bot/ops/metrics.py);
 - SIGTERM: stop taking commands, let running checks/fixes finish (bounded by
   `ops.shutdown_grace`), delete debug pods (`engine.aclose()`), release the Lease, stop health.
 """
@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from bot.ops import metrics
-from bot.ops.leader import LeaseStore
 from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
 from bot.ops.runtime import OpsRuntime
 from bot.ops.settings import OpsSettings
@@ -36,7 +35,16 @@ from bot.slack.http import events_app
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
 from bot.slack.standby import StandbyAnswers
+from probes.api import EngineAPI
 from probes.errors import ClusterConflict, ClusterNotFound, NetcheckError
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.slack.ports import NodeSource
+    from bot.slack.runtime import Runtime
+    from bot.wiring import Services
 
 log = structlog.get_logger("netcheck.serve")
 
@@ -53,56 +61,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help="configuration file")
     parser.set_defaults(run=run)
     return parser
-
-
-class MeteredEngine:
-    """The engine as the Slack side sees it: every report is recorded in the metrics."""
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    async def check(self, node: str, **kwargs: Any) -> Any:
-        report = await self._engine.check(node, **kwargs)
-        metrics.record_report(report)
-        return report
-
-    async def check_all(self, **kwargs: Any) -> Any:
-        reports = await self._engine.check_all(**kwargs)
-        for report in reports:
-            metrics.record_report(report)
-        return reports
-
-
-class MeteredFixRunner:
-    """The fix runner with every applied fix's outcome recorded in the metrics."""
-
-    def __init__(self, runner: Any) -> None:
-        self._runner = runner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runner, name)
-
-    async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any, **kw: Any) -> Any:
-        result = await self._runner.apply(node, fix_id, params, approval, **kw)
-        # a result refused before planning carries no plan; the fix id asked for still labels it
-        metrics.record_fix(result if result.plan is not None else _Planned(result, fix_id))
-        return result
-
-
-class _Planned:
-    """A fix result seen through `record_fix` with the requested fix id as its plan's."""
-
-    def __init__(self, result: Any, fix_id: str) -> None:
-        self.outcome = result.outcome
-        self.plan = _FixId(fix_id)
-
-
-class _FixId:
-    def __init__(self, fix: str) -> None:
-        self.fix = fix
 
 
 class LocalLeaseStore:
@@ -135,7 +93,7 @@ class LocalLeaseStore:
         return self._lease
 
 
-def _engine_ready(engine: Any, timeout: float) -> Callable[[], Awaitable[bool]]:
+def _engine_ready(engine: EngineAPI, timeout: float) -> Callable[[], Awaitable[bool]]:
     """Without a Lease store, the cluster is 'answering' when the engine can list node names."""
 
     async def check() -> bool:
@@ -148,31 +106,14 @@ def _engine_ready(engine: Any, timeout: float) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-def _load(args: argparse.Namespace) -> tuple[SlackSettings, OpsSettings, Any, Any, Any, LeaseStore | None]:
-    """Slack and ops settings, engine, fix runner, node source and Lease store from the configuration."""
-    from bot import config as config_module
-    from bot import wiring
-
-    config = config_module.load(args.config)
-    factory = getattr(args, "engine_factory", None) or wiring.build_engine
-    engine = factory(config)
-    return (
-        config.slack,
-        config.ops,
-        engine,
-        wiring.build_fix_runner(config, engine),
-        wiring.build_node_source(engine),
-        wiring.build_lease_store(config, engine),
-    )
-
-
 class _SlackSide:
     """What only the leader runs: the Socket Mode connection (or answering /slack/events) and the
     node-join watch. Started/stopped by the leader elector's callbacks."""
 
-    def __init__(self, app: Any, rt: Any, settings: SlackSettings, source: Any) -> None:
+    def __init__(self, app: AsyncApp, rt: Runtime, settings: SlackSettings,
+                 source: NodeSource | None) -> None:
         self.app, self.rt, self.settings, self.source = app, rt, settings, source
-        self.socket: Any = None
+        self.socket: AsyncSocketModeHandler | None = None
         self.watch: asyncio.Task[None] | None = None
         self.closed = False
 
@@ -182,8 +123,9 @@ class _SlackSide:
         if self.settings.app_token:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            self.socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
-            await self.socket.connect_async()
+            socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
+            self.socket = socket
+            await socket.connect_async()
             log.info("answering", mode="socket")
         else:
             log.info("answering", mode="http")
@@ -204,27 +146,24 @@ class _SlackSide:
 
 async def serve(
     settings: SlackSettings,
-    engine: Any,
-    runner: Any,
-    source: Any,
+    services: Services,
     *,
     host: str,
     port: int,
     stop: asyncio.Event | None = None,
     ops: OpsSettings | None = None,
-    lease_store: LeaseStore | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set), then drain and clean up (see module docstring).
 
-    `ops` None: health on a free loopback port (embedders and tests); `lease_store` None: this
-    process is the only replica (a process-local Lease)."""
+    `ops` None: health on a free loopback port (embedders and tests); `services.lease_store` None:
+    this process is the only replica (a process-local Lease)."""
     ops = ops or OpsSettings(health_host="127.0.0.1", health_port=0)
-    probe_count = len(list(getattr(engine, "registry", [])))
-    app, rt = build_app(
-        settings, MeteredEngine(engine), MeteredFixRunner(runner) if runner is not None else None,
-        probe_count=probe_count,
-    )
-    slack = _SlackSide(app, rt, settings, source)
+    engine, runner, lease_store = services.engine, services.runner, services.lease_store
+    engine.on_report.add(metrics.record_report)
+    if runner is not None:
+        runner.on_result.add(metrics.record_fix)
+    app, rt = build_app(settings, engine, runner, probe_count=len(engine.registry.ids()))
+    slack = _SlackSide(app, rt, settings, services.node_source)
     store = lease_store or LocalLeaseStore()
     ready_cluster = (
         cluster_ready(store, ops.lease_name) if lease_store is not None
@@ -243,7 +182,7 @@ async def serve(
         on_started_leading=slack.start, on_stopped_leading=slack.stop,
     )
 
-    runtime.add_cleanup("delete debug pods and close the engine", _aclose(engine))
+    runtime.add_cleanup("delete debug pods and close the engine", engine.aclose)
     health_port = await runtime.start(install_signal_handlers=stop is None)
     web_runner = None
     standby = StandbyAnswers(settings.secret(), STANDBY_RETRY_AFTER_S)
@@ -283,14 +222,6 @@ class _SocketHandlerView:
         return socket is not None and await socket.client.is_connected()
 
 
-def _aclose(engine: Any) -> Callable[[], Awaitable[None]]:
-    async def close() -> None:
-        if hasattr(engine, "aclose"):
-            await engine.aclose()
-
-    return close
-
-
 async def _relay(stop: asyncio.Event, runtime: OpsRuntime) -> None:
     await stop.wait()
     runtime.shutdown.request()
@@ -316,10 +247,13 @@ async def _start_http(app: Any, settings: SlackSettings, runtime: OpsRuntime, st
 
 
 def run(args: argparse.Namespace) -> int:
+    from bot import config as config_module
+    from bot import wiring
+
     try:
-        settings, ops, engine, runner, source, store = _load(args)
-        asyncio.run(serve(settings, engine, runner, source, host=args.host, port=args.port,
-                          ops=ops, lease_store=store))
+        config = config_module.load(args.config)
+        services = wiring.build_services(config, engine_factory=getattr(args, "engine_factory", None))
+        asyncio.run(serve(config.slack, services, host=args.host, port=args.port, ops=config.ops))
     except NetcheckError as exc:
         print(f"netcheck serve: {exc}")
         return 2

@@ -15,7 +15,7 @@ from bot.slack import blocks as bk
 from bot.slack import guard, threads
 from bot.slack import messages as msg
 from bot.slack.runtime import Runtime
-from probes.errors import InvalidInput
+from probes.errors import InvalidInput, UnknownNode
 from probes.transports import commands as validate
 
 log = structlog.get_logger("netcheck.slack")
@@ -72,11 +72,13 @@ async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: A
         return
     rt.running[node] = (channel, "")
     try:
-        names = await rt.engine.node_names()
-        if node not in names:
-            await _unknown(rt, node, names, user, channel, respond)
-            return
+        await rt.engine.resolve_node(node)
         parent_ts = await threads.post_parent(rt, channel, msg.running(node, rt.probe_count, user))
+    except UnknownNode as exc:  # names the closest nodes
+        rt.running.pop(node, None)
+        log.info("refusal", reason="unknown-node", node=node, user=user, channel=channel)
+        await respond(response_type="ephemeral", text=msg.unknown_node(node, str(exc)))
+        return
     except BaseException:
         rt.running.pop(node, None)
         raise
@@ -85,20 +87,6 @@ async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: A
         await respond(response_type="ephemeral", text="I cannot post in this channel; invite me first.")
         return
     await threads.run_check(rt, node, channel, user, parent_ts)
-
-
-async def _unknown(rt: Runtime, node: str, names: list[str], user: str, channel: str, respond: Any) -> None:
-    rt.running.pop(node, None)
-    try:
-        # the engine's UnknownNode names the closest nodes
-        await rt.engine.check(node, probes=rt.settings.probes)
-        closest = ""
-    except InvalidInput as exc:
-        closest = str(exc)
-    if not closest:
-        closest = "Known nodes: " + ", ".join(names[:20])
-    log.info("refusal", reason="unknown-node", node=node, user=user, channel=channel)
-    await respond(response_type="ephemeral", text=msg.unknown_node(node, closest))
 
 
 async def check_all(rt: Runtime, channel: str, user: str) -> None:

@@ -12,9 +12,10 @@ import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.approvals import Approvers, ProposalLedger
-from bot.slack.ports import ApprovalFactory, Engine, FixRunner
+from bot.slack.ports import ApprovalFactory, FixRunner
 from bot.slack.settings import SlackSettings
 from bot.slack.tasks import TaskTracker
+from probes.api import EngineAPI
 
 log = structlog.get_logger("netcheck.slack")
 
@@ -22,7 +23,7 @@ log = structlog.get_logger("netcheck.slack")
 @dataclass
 class Runtime:
     settings: SlackSettings
-    engine: Engine
+    engine: EngineAPI
     runner: FixRunner | None
     approval_factory: ApprovalFactory
     probe_count: int

@@ -1,5 +1,5 @@
 """`bot.commands.serve.serve` (HTTP mode, in-process, real Bolt app against the Slack stand-in):
-graceful shutdown and the metrics wrapping at the composition layer.
+graceful shutdown and the metrics hooks it hangs on the engine and the fix runner.
 
 Covers:
 - stop requested while a check runs: the check finishes and its verdict reaches Slack, then the
@@ -9,7 +9,8 @@ Covers:
   promptly and still closes the engine;
 - a command sent while this replica does not hold the Lease gets the ephemeral failover answer and
   runs nothing;
-- `MeteredFixRunner` counts each applied fix by fix id and outcome in netcheck_fixes_total.
+- serve hangs the fix counter on the runner's `on_result` hook: each applied fix is counted by fix id
+  and outcome in netcheck_fixes_total.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import socket
 import time
 from datetime import UTC, datetime
 
-from bot.commands.serve import LocalLeaseStore, MeteredFixRunner, serve
+from bot.commands.serve import LocalLeaseStore, serve
+from bot.ops import metrics
 from bot.ops.metrics import METRICS
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
+from bot.wiring import Services
 from fixes.model import Approval
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
@@ -72,8 +75,8 @@ async def start(engine: FakeEngine, store: LocalLeaseStore, ops: OpsSettings, we
                                              "api_url": web.api_url})
     stop = asyncio.Event()
     port = free_port()
-    server = asyncio.create_task(serve(settings, engine, FakeRunner(engine), None, host="127.0.0.1",
-                                       port=port, stop=stop, ops=ops, lease_store=store))
+    services = Services(engine, FakeRunner(engine), lease_store=store)
+    server = asyncio.create_task(serve(settings, services, host="127.0.0.1", port=port, stop=stop, ops=ops))
     driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, web)
     return server, stop, driver
 
@@ -162,14 +165,29 @@ async def test_standby_answers_the_user_and_runs_nothing():
     assert engine.checks == [] and web.calls_to("chat.postMessage") == []
 
 
-async def test_metered_fix_runner_counts_fixes():
+async def test_serve_counts_each_applied_fix():
+    """serve hangs the fix counter on the runner's on_result hook: every apply is counted by fix id
+    and outcome."""
     engine = FakeEngine(["worker2"])
-    runner = MeteredFixRunner(FakeRunner(engine))
+    runner = FakeRunner(engine)
     labels = {"fix": "masquerade", "outcome": "applied"}
     before = METRICS.registry.get_sample_value("netcheck_fixes_total", labels) or 0.0
-    approval = Approval(approver="UBOB", approved_at=datetime.now(UTC), requested_by="UALICE")
-    plan = await runner.plan("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"})
-    result = await runner.apply("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"},
-                                approval)
+    web = SlackStandIn(channels=(CHANNEL,))
+    await web.start()
+    settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
+                                             "api_url": web.api_url})
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, Services(engine, runner), host="127.0.0.1", port=free_port(),
+                                       stop=stop))
+    try:
+        await until(lambda: metrics.record_fix in runner.on_result, "serve to hang the fix counter")
+        approval = Approval(approver="UBOB", approved_at=datetime.now(UTC), requested_by="UALICE")
+        plan = await runner.plan("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"})
+        result = await runner.apply("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"},
+                                    approval)
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, WAIT_S)
+        await web.stop()
     assert plan.fix == "masquerade"
     assert METRICS.registry.get_sample_value("netcheck_fixes_total", labels) == before + 1, result

@@ -20,7 +20,7 @@ import time
 import pytest
 from aiohttp import web
 
-from bot.slack.app import build_app, start_node_watch
+from bot.slack.app import build_app
 from bot.slack.approvals import Proposal, encode
 from bot.slack.http import events_app
 from bot.slack.ports import NodeState
@@ -33,6 +33,7 @@ from tests.bot.test_slack_fakes import (
     FakeNodeSource,
     FakeRunner,
     fresh_logging,  # noqa: F401  (autouse)
+    start_node_watch,
 )
 
 SECRET = "test-signing-secret"

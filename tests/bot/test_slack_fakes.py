@@ -11,13 +11,17 @@ from datetime import UTC, datetime
 import pytest
 import structlog
 
-from bot.slack.ports import NodeEvent, NodeState, WatchExpired
+from bot.slack.nodewatch import NodeWatcher
+from bot.slack.ports import NodeEvent, NodeSource, NodeState, WatchExpired
+from bot.slack.runtime import Runtime
 from fixes.model import Approval, FixResult, Outcome, Plan
 from probes.diff import compare_nodes
-from probes.engine import UnknownNode
-from probes.errors import ClusterUnreachable
+from probes.errors import ClusterUnreachable, UnknownNode
+from probes.facts import NodeFacts
 from probes.followup import Comparison
+from probes.hooks import Hooks
 from probes.model import Finding, FixProposal, Layer, Report, Status
+from probes.registry import Registry
 
 EVIDENCE = "\n".join(f"-A POSTROUTING -s 10.{i}.0.0/16 -j RETURN  # <rule & more>" for i in range(400))
 
@@ -48,6 +52,8 @@ class FakeEngine:
         self.in_flight = 0
         self.checks: list[str] = []
         self.refreshes = 0
+        self.registry = Registry()
+        self.on_report: Hooks[[Report]] = Hooks("on_report")
 
     async def facts(self, *, refresh: bool = False) -> None:
         self.refreshes += refresh
@@ -55,11 +61,20 @@ class FakeEngine:
     async def node_names(self) -> list[str]:
         return list(self.nodes)
 
+    async def resolve_node(self, name: str) -> NodeFacts:
+        if name not in self.nodes:
+            raise UnknownNode(f"unknown node {name!r}: did you mean worker1, worker2?")
+        return NodeFacts(name=name, ready=True)
+
     async def check(self, node: str, *, probes: object = None) -> Report:
-        if node == "unreachable":
+        report = await self._report(node)
+        self.on_report(report)
+        return report
+
+    async def _report(self, node: str) -> Report:
+        if node == "unreachable":  # known from the last discovery, gone by the check's
             raise ClusterUnreachable("list nodes: API server unreachable: connection refused")
-        if node not in self.nodes:
-            raise UnknownNode(f"unknown node {node!r}: did you mean worker1, worker2?")
+        await self.resolve_node(node)
         self.in_flight += 1
         try:
             await asyncio.sleep(self.delay_s)
@@ -69,13 +84,19 @@ class FakeEngine:
         findings = broken_findings() if node in self.broken else healthy_findings()
         return Report(node=node, started_at=datetime.now(UTC), duration_s=self.delay_s, findings=findings)
 
+    async def aclose(self) -> None:
+        """Nothing to release (no transports)."""
+
     async def check_all(self, *, probes: object = None) -> list[Report]:
-        return [await self.check(n) for n in self.nodes]
+        reports = [await self._report(n) for n in self.nodes]
+        for report in reports:
+            self.on_report(report)
+        return reports
 
     async def compare(self, node: str, *, against: str | None = None) -> Comparison:
         """The node's report against the first other node's, diffed on their observations."""
-        report = await self.check(node)
-        reference = await self.check(against or next(n for n in self.nodes if n != node))
+        report = await self._report(node)
+        reference = await self._report(against or next(n for n in self.nodes if n != node))
         report = report.model_copy(update={"peers": [reference], "reference": reference.node})
         return Comparison(report=report, reference=reference, diff=compare_nodes(report, reference, [report]))
 
@@ -84,6 +105,7 @@ class FakeRunner:
     def __init__(self, engine: FakeEngine) -> None:
         self.engine = engine
         self.applied: list[tuple[str, str, dict, Approval]] = []
+        self.on_result: Hooks[[str, FixResult]] = Hooks("on_result")
 
     async def plan(self, node: str, fix_id: str, params: dict) -> Plan:
         return Plan(fix=fix_id, node=node, params=params, summary=f"iptables -t nat -A POSTROUTING "
@@ -97,7 +119,9 @@ class FakeRunner:
         await asyncio.sleep(0.05)  # lets a second, concurrent click arrive while this one runs
         self.applied.append((node, fix_id, params, approval))
         self.engine.broken.discard(node)
-        return FixResult(outcome=Outcome.APPLIED, message="MASQUERADE rule added; pod→API reachable")
+        result = FixResult(outcome=Outcome.APPLIED, message="MASQUERADE rule added; pod→API reachable")
+        self.on_result(fix_id, result)
+        return result
 
 
 class FakeNodeSource:
@@ -146,3 +170,12 @@ def fresh_logging() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+def start_node_watch(rt: Runtime, source: NodeSource) -> NodeWatcher:
+    """The node-join watch on `slack.join_channel`, as `netcheck serve` starts it on the leader
+    (here a tracked task of the bot's runtime, stopped with it)."""
+    assert rt.settings.join_channel, "the test's settings name no join channel"
+    watcher = NodeWatcher(rt, source, rt.settings.join_channel)
+    rt.tasks.spawn(watcher.run(), name="node-watch")
+    return watcher

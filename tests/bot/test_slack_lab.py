@@ -180,8 +180,8 @@ async def join(lab: Lab, node: str) -> dict[str, object]:
     import json
 
     from bot import wiring
-    from bot.slack.app import start_node_watch
     from lab import apiconfig
+    from tests.bot.test_slack_fakes import start_node_watch
 
     nodes = json.loads((lab.state / "apiserver.json").read_text())["nodes"]
     config = next(n for n in nodes if n["name"] == node)

@@ -15,14 +15,16 @@ import copy
 import re
 import shlex
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from lab.apiserver.patch import merge_patch  # the API stand-in's RFC 7386 merge patch
 from probes.catalog.ip_forward import PERSISTED_COMMAND
 from probes.facts import ClusterFacts, Endpoint, InstallationFacts, IPPoolFacts, NodeFacts
+from probes.hooks import Hooks
 from probes.model import Finding, Layer, Report, Status
+from probes.registry import Registry, default_registry
 from probes.transports.base import CommandResult
 from tests.fakes import FakeCluster, FakeShell
 
@@ -266,6 +268,16 @@ class FakeNode(FakeShell):
         return [c for c in self.ran if not c.startswith(read_only)]
 
 
+JUDGED = ("masquerade", "pod-api", "return-path", "mtu", "ip-forward", "kernel-modules", "etc-hosts")
+"""The probes `FakeEngine` judges from the node model (each on its own: no `after=` dependencies)."""
+
+
+def judged_registry() -> Registry:
+    import probes.catalog  # noqa: F401  (registers the real specs)
+
+    return Registry({probe_id: replace(default_registry[probe_id], after=()) for probe_id in JUDGED})
+
+
 class FakeEngine:
     """The slice of `probes.engine.Engine` fixes use, judging probes from the `FakeNode` model."""
 
@@ -278,6 +290,9 @@ class FakeEngine:
         self.forced: dict[str, Status] = {}
         self.checks: list[tuple[str, tuple[str, ...]]] = []
         self.refreshes = 0
+        self.registry = judged_registry()
+        self.disabled: set[str] = set()
+        self.on_report: Hooks[[Report]] = Hooks("on_report")
         pools = [IPPoolFacts(name="default-ipv4-ippool", cidr="192.168.0.0/16",
                              ipip_mode="Always" if encapsulation == "ipip" else "Never",
                              vxlan_mode="Always" if encapsulation == "vxlan" else "Never")]
@@ -322,6 +337,9 @@ class FakeEngine:
             "etc-hosts": all(re.search(rf"\s{n}\b", hosts) for n, _ in NODES),
         }
         return Status.OK if verdicts[probe] else Status.FAIL
+
+    def enabled(self, probe_ids: tuple[str, ...] | list[str]) -> list[str]:
+        return [p for p in probe_ids if p in self.registry and p not in self.disabled]
 
     async def check(self, node: str, *, probes: list[str] | None = None) -> Report:
         await asyncio.sleep(0.01)  # a real check takes time: lets concurrent applies overlap
