@@ -92,11 +92,11 @@ def fix_button(proposal: Proposal, secret: str, plan_summary: str) -> Block | No
             {
                 "type": "button",
                 "action_id": ACTION_ID,
-                "text": {"type": "plain_text", "text": clip(msg.fix_button(proposal.f), BUTTON_TEXT_LIMIT)},
+                "text": {"type": "plain_text", "text": clip(msg.fix_button(proposal.fix), BUTTON_TEXT_LIMIT)},
                 "style": "primary",
                 "value": value,
                 "confirm": {
-                    "title": plain(msg.confirm_title(proposal.n), CONFIRM_TITLE_LIMIT),
+                    "title": plain(msg.confirm_title(proposal.node), CONFIRM_TITLE_LIMIT),
                     "text": plain(plain_summary(plan_summary), CONFIRM_TEXT_LIMIT),
                     "confirm": {"type": "plain_text", "text": "Apply"},
                     "deny": {"type": "plain_text", "text": "Cancel"},

@@ -42,6 +42,19 @@ def proposal(**kw) -> Proposal:
     return Proposal(**{**values, **kw})
 
 
+def test_button_value_keeps_its_compact_keys():
+    """Named fields in the code, one- or two-letter keys in the value: small, and a button posted by
+    an earlier version decodes the same."""
+    value = encode(proposal(), "s")
+    body = json.loads(json.loads(value)["v"])
+    assert body == {"n": "worker2", "f": "masquerade", "p": {"iface": "wlp59s0"}, "t": body["t"],
+                    "r": "UALICE", "c": "C1", "th": "1.000100"}
+    decoded = decode(value, "s")
+    assert (decoded.node, decoded.fix, decoded.params, decoded.requested_by, decoded.channel,
+            decoded.thread_ts) == ("worker2", "masquerade", {"iface": "wlp59s0"}, "UALICE", "C1", "1.000100")
+    assert decoded.key == proposal(t=body["t"]).key
+
+
 def test_verdict_wording():
     assert msg.verdict(report(broken_findings())) == (
         "worker2: 2 problems — act on masquerade: no MASQUERADE on wlp59s0 (resolves pod-api)")
