@@ -180,6 +180,7 @@ async def serve(
     runtime = OpsRuntime(
         ops, lease_store=store, slack_ready=ready_slack, cluster_ready=ready_cluster,
         on_started_leading=slack.start, on_stopped_leading=slack.stop,
+        tasks=rt.tasks,  # SIGTERM lets the listeners' checks and fixes finish (ops.shutdown_grace)
     )
 
     runtime.add_cleanup("delete debug pods and close the engine", engine.aclose)
@@ -199,8 +200,9 @@ async def serve(
     if web_runner is not None:
         await web_runner.cleanup()
     await standby.aclose()
-    await rt.tasks.close(ops.shutdown_grace)
-    failed = await runtime.run_until_shutdown()  # cleanups: engine.aclose, election stop, Lease release
+    # then running checks and fixes finish (bounded), then the cleanups: engine.aclose, election
+    # stop, Lease release
+    failed = await runtime.run_until_shutdown()
     if relay is not None:
         relay.cancel()
     if failed:

@@ -76,9 +76,6 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self._leading.is_set()
 
-    async def wait_until_leader(self) -> None:
-        await self._leading.wait()
-
     def _spec(self, previous: dict[str, Any] | None) -> dict[str, Any]:
         now = micro_time(datetime.now(UTC))
         previous = previous or {}

@@ -14,7 +14,7 @@ from bot.slack import messages as msg
 from bot.slack.approvals import VALUE_LIMIT, Proposal, encode
 from probes.diff import NodeDiff
 from probes.graph import Action, role
-from probes.model import Finding, Report, Status, trim
+from probes.model import Finding, Report, trim
 
 Block = dict[str, Any]
 
@@ -226,7 +226,3 @@ def summary_all(title: str, reports: list[Report]) -> list[Block]:
 def replace_action(blocks: list[Block], block_id: str, replacement: Block) -> list[Block]:
     """The message's blocks with the clicked actions block swapped for `replacement`."""
     return [replacement if b.get("block_id") == block_id else b for b in blocks]
-
-
-def status_is_problem(status: Status) -> bool:
-    return status.is_problem

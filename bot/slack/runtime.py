@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.ops.tasks import TaskTracker
 from bot.slack.approvals import Approvers, ProposalLedger
 from bot.slack.ports import ApprovalFactory, FixRunner
 from bot.slack.settings import SlackSettings
-from bot.slack.tasks import TaskTracker
 from probes.api import EngineAPI
 
 log = structlog.get_logger("netcheck.slack")

@@ -45,7 +45,6 @@ class SlackSettings(BaseModel):
         0.5, gt=0, description="Backoff factor of those retries: about 0.5, 1, 2, 4 s apart, with jitter.",
     )
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
-    shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
     max_request_bytes: int = Field(
         256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024,
         description="Largest HTTP-mode request body read (413 above): a click carries its message's blocks, "
