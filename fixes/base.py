@@ -11,6 +11,7 @@ through `say` (progress lines for the CLI and the Slack thread). A fix validates
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -82,6 +83,17 @@ class Fix(ABC):
     id: ClassVar[str]
     addresses: ClassVar[str]
     verify_probes: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def description(cls) -> str:
+        """The fix class's docstring: what it changes, when it counts as verified, its rollback."""
+        doc = inspect.getdoc(cls) or ""
+        return "" if doc == inspect.getdoc(Fix) else doc
+
+    @classmethod
+    def title(cls) -> str:
+        """First line of the docstring: the fix's one-line catalog entry (docs/fixes.md)."""
+        return (cls.description() or cls.id).splitlines()[0]
 
     def __init__(self, engine: EngineAPI, node: str, settings: FixSettings | None = None) -> None:
         self.engine = engine

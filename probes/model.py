@@ -185,7 +185,7 @@ class Report(_Frozen):
         return merged
 
     def as_json(self) -> dict[str, object]:
-        """The documented `--json` shape (see README, "JSON output")."""
+        """The documented `--json` shape (docs/json-output.md)."""
         data = self.model_dump(mode="json", exclude={"peers"})
         data["verdict"] = self.verdict.value
         data["duration_s"] = round(self.duration_s, 3)

@@ -2,8 +2,9 @@
 
 Registered by `bot/cli.py`. Human output is `bot.render.render_report` / `render_run` (the cause
 graph: things to do, one per fix; `--verbose` adds the full evidence); `--json` prints exactly one
-JSON object (a list for --all) in the README's schema (`Report.as_json`). Exit status: 0 all ok or
-skip, 1 any warn/fail/error, 2 usage or configuration error (bad config, unknown node or probe).
+JSON object (a list for --all) in the schema of docs/json-output.md (`Report.as_json`). Exit status:
+0 all ok or skip, 1 any warn/fail/error, 2 usage or configuration error (bad config, unknown node or
+probe).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import sys
 from typing import Any
 
+from bot.catalogs import one_of, probe_registry
 from bot.commands import add_config_argument
 from bot.render import render_report, render_run
 from probes.errors import ClusterError, ConfigError, InvalidInput
@@ -30,7 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     target.add_argument("--all", action="store_true", help="check every node")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout (a list for --all)")
     parser.add_argument("--probe", action="append", metavar="ID", dest="probes",
-                        help="run only this probe (repeatable; no peer or reference follow-up)")
+                        help="run only this probe (repeatable; no peer or reference follow-up): "
+                             + one_of(probe_registry().ids()))
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="show every finding's full evidence, not just the lines that prove it")
     add_config_argument(parser)

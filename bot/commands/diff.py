@@ -28,7 +28,8 @@ EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("diff", help="compare a node with a healthy node, field by field")
     parser.add_argument("node", help="node name")
-    parser.add_argument("--against", metavar="NODE", help="reference node (default: picked, see README)")
+    parser.add_argument("--against", metavar="NODE",
+                        help="reference node (default: picked, see docs/how-a-check-works.md)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_config_argument(parser)
     parser.set_defaults(run=run)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from bot.catalogs import fix_registry, one_of
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
 from probes.errors import InvalidInput, NetcheckError
@@ -38,8 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "fix", help="plan, confirm, apply and verify a fix on a node (rolled back if it does not verify)"
     )
     parser.add_argument("node", help="node name")
-    parser.add_argument("fix_id", metavar="FIX_ID",
-                        help="calico-mtu, masquerade, ip-forward, kernel-modules or etc-hosts")
+    parser.add_argument("fix_id", metavar="FIX_ID", help=one_of(fix_registry().ids()))
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a fix parameter, e.g. --param mtu=1400 (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")

@@ -10,7 +10,7 @@ Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
   nothing; it acks a signed slash command or click with a short "failing over, try again" answer
   (Slack does not retry those) and answers Events API deliveries with 503 + Retry-After (Slack
   retries them, and the Service may route the retry to the leader) — bot/slack/standby.py, and
-  README.md, "Deploying netcheck in a cluster";
+  docs/deploy.md;
 - metrics: the engine's `on_report` and the fix runner's `on_result` hooks count every check and
   fix outcome (bot/ops/metrics.py);
 - SIGTERM: stop taking commands, let running checks/fixes finish (bounded by

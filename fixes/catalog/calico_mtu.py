@@ -69,6 +69,20 @@ class RolloutWatch:
 
 @fix(id="calico-mtu", addresses="mtu", verify=("mtu",))
 class CalicoMtu(Fix):
+    """Sets Installation `default` `spec.calicoNetwork.mtu` (a merge patch) to an MTU the link fits.
+
+    The MTU (576..9000) must be no larger than the node interface MTU minus the encapsulation
+    overhead. The guide's manual `ip link set … mtu` steps are shown as a fallback, never run.
+
+    Verified when calico-node on the node runs the new MTU (DaemonSet rollout, its pods, TigeraStatus
+    `calico`, within `fixes.rollout_timeout`), a debug pod created afterwards measures it (eth0 and DF
+    pings), and the whole rollout finished; then the pods on the node created before are listed with
+    how to recreate them (never recreated).
+
+    Rollback: patches the previous value back (or removes the field) and follows that rollout the
+    same way.
+    """
+
     def __init__(self, engine: EngineAPI, node: str, settings: FixSettings | None = None) -> None:
         super().__init__(engine, node, settings)
         self.watch = RolloutWatch()

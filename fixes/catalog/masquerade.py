@@ -110,6 +110,18 @@ def count_effective_rules(saved: str, pod_cidr: Arg, interface: Arg) -> int:
 
 @fix(id="masquerade", addresses="masquerade", verify=("masquerade", "pod-api", "return-path"))
 class Masquerade(Fix):
+    """Installs `/etc/systemd/system/netcheck-masquerade.service`, which adds the NAT rule if absent.
+
+    A oneshot unit with RemainAfterExit: start adds `-s POD_CIDR -o IFACE -j MASQUERADE` only if it
+    is absent, stop removes it; it uses the iptables backend the node really uses, then
+    `daemon-reload` and `enable --now`.
+
+    Verified when the probes pass, the rule is there once, the unit is enabled, and with the rule
+    flushed (as after a boot) starting the unit puts exactly one rule back.
+
+    Rollback: `disable --now`, removes the unit (and extra copies of the rule), `daemon-reload`.
+    """
+
     async def plan(self, params: dict[str, str | int]) -> Plan:
         if set(params) != {"pod_cidr", "interface"}:
             raise InvalidInput(f"masquerade takes pod_cidr=CIDR and interface=NAME (got {sorted(params)})")
