@@ -38,7 +38,8 @@ def test_every_probe_is_in_the_catalog_with_its_layer() -> None:
 def test_every_fix_is_in_the_catalog_with_the_probes_that_propose_it() -> None:
     catalog = block("docs/fixes.md", "fix-catalog")
     assert len(fix_registry().ids()) == 5
-    assert "| `masquerade` | `masquerade`, `return-path` | `masquerade`, `pod-api`, `return-path` |" in catalog
+    proposed_by, verified_by = "`masquerade`, `return-path`", "`masquerade`, `pod-api`, `return-path`"
+    assert f"| `masquerade` | {proposed_by} | {verified_by} |" in catalog
     for cls in fix_registry():
         assert f"### `{cls.id}`" in catalog and cls.title() in catalog
 
