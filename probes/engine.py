@@ -1,8 +1,9 @@
 """The probe engine: runs the registered probes of one node (or every node) and builds a `Report`.
 
-Callers: `bot/commands/check.py` (CLI), the Slack bot and the fixes (precheck/verify), all through
-`bot.wiring.build_engine(config)`. The engine is transport-agnostic: it receives a `Transports`
-(real SSH/kubernetes ones from `bot.wiring`, fakes in tests) and never imports asyncssh/kubernetes.
+Callers: the CLI (`check`, `diff`, `fix`), the Slack bot and the fixes (precheck/verify), all through
+`probes.api.EngineAPI`; `bot.wiring.build_engine(config)` builds it. The engine is
+transport-agnostic: it receives a `Transports` (real SSH/kubernetes ones from `bot.wiring`, fakes in
+tests) and never imports asyncssh/kubernetes.
 
 `run_one()` is the single funnel every probe goes through: one timeout, and every outcome
 (result, ProbeSkip, timeout, exception, missing transport) becomes exactly one `Finding`.

@@ -4,7 +4,8 @@ The button value carries everything a click needs (node, fix, params, proposed_a
 parent thread), signed with HMAC-SHA256 under the signing secret, so a restart between check and click
 still works and an edited value is refused. `ProposalLedger` makes a proposal apply once: Bolt accepts
 byte-identical replays, and two clicks can both arrive before chat.update removes the button.
-Used by `blocks.py` (encode) and `actions.py` (decode, decide, claim).
+Used by `threads.py` (a proposal per fix button), `blocks.py` (encode), `actions.py` (decode, decide,
+claim) and `app.py` (the approvers and the ledger of the bot's runtime).
 """
 
 from __future__ import annotations

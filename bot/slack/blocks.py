@@ -2,7 +2,7 @@
 
 Limits: 50 blocks per message, section text 3000, header 150, button text 75, button value 2000,
 confirm title 100 / text 300. Long evidence keeps its head and tail with a note (probes.model.trim).
-Called by `commands.py`, `actions.py` and `nodewatch.py`; everything here is a pure function.
+Used by `threads.py`, `commands.py` and `actions.py`; everything here is a pure function.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Node shells over SSH (asyncssh): one pooled connection per node, host keys strictly verified.
 
-Used by the engine (`Transports.shells`, built in `bot.wiring`) and by fixes through
-`Engine.node_shell()`. This is the only module that imports asyncssh; its errors leave here as
-netcheck errors: an unknown or changed host key -> `HostKeyRejected` (never accepted), connect or
-authentication failure -> `HostUnreachable`, a command past its timeout -> `CommandTimeout`.
+Used through `probes/transports/access.py` (`NodeAccess`, the engine's `Transports.shells`, built
+in `bot.wiring`) by the probes and by fixes (`Engine.node_shell()`). This is the only module that
+imports asyncssh; its errors leave here as netcheck errors: an unknown or changed host key ->
+`HostKeyRejected` (never accepted), connect or authentication failure -> `HostUnreachable`, a
+command past its timeout -> `CommandTimeout`.
 """
 
 from __future__ import annotations

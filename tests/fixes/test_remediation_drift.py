@@ -3,7 +3,7 @@
 For each probe that proposes a node fix (ip-forward, kernel-modules, masquerade, etc-hosts), the
 probe's failing finding is produced with the unit-test fakes, the fix it proposes is planned with the
 fixes layer's fake node, and every file under /etc named in the remediation must be one the plan
-writes. This is the drift the founders found: the ip-forward remediation named
+writes. This is the drift it guards against: the ip-forward remediation once named
 99-kubernetes-forward.conf while the fix wrote 99-netcheck-ip-forward.conf.
 """
 
