@@ -14,7 +14,8 @@ from tests.probes.catalog_helpers import ctx
 STUB = ('udp UNCONN 0      0      127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=612,fd=13))\n'
         'tcp LISTEN 0      4096   127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=612,fd=14))\n')
 REAL_DNS = 'udp UNCONN 0      0      192.168.1.10:53 0.0.0.0:* users:(("python3",pid=7647,fd=3))\n'
-KUBELET = "python3 -m lab.kubelet --node worker2 --config /run/netcheck-lab/ncl/worker2/kubelet.yaml \n"
+KUBELET = ("/usr/bin/kubelet --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf "
+           "--kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml \n")
 CONFIG = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nresolvConf: {path}\n"
 STUB_RESOLV = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n"
 UPSTREAM_RESOLV = "nameserver 192.168.1.1\n"
@@ -24,7 +25,7 @@ def node(listeners: str, resolv_path: str, files: dict[str, str], kubelet: str =
     shell = (FakeShell()
              .on(r"^ss -Hlntup", out(listeners))
              .on(r"pgrep -f", out(kubelet, 1))
-             .on(r"^cat /run/netcheck-lab/ncl/worker2/kubelet\.yaml$", out(CONFIG.format(path=resolv_path))))
+             .on(r"^cat /var/lib/kubelet/config\.yaml$", out(CONFIG.format(path=resolv_path))))
     for name, text in files.items():
         shell.on(f"^cat {name}$", out(text))
     return shell
@@ -35,7 +36,7 @@ async def test_loopback_nameserver_in_kubelet_resolv_conf_fails() -> None:
     assert result.status is Status.FAIL
     assert "kubelet's resolvConf /etc/resolv.conf lists loopback nameserver 127.0.0.53" in result.summary
     assert ("sudo sed -i 's|^resolvConf:.*|resolvConf: /run/systemd/resolve/resolv.conf|' "
-            "/run/netcheck-lab/ncl/worker2/kubelet.yaml") in result.remediation
+            "/var/lib/kubelet/config.yaml") in result.remediation
     assert "sudo systemctl disable systemd-resolved" in result.remediation
 
 
