@@ -78,3 +78,20 @@ async def test_masquerade_remediation_names_the_fix_unit() -> None:
                                          params={"pod_cidr": "192.168.88.0/24", "interface": "wlp59s0"}))
     named = await assert_same_files(result)
     assert named == {"/etc/systemd/system/netcheck-masquerade.service"}
+
+
+COMPARED = {"ip-forward": "ip-forward", "kernel-modules": "kernel-modules", "etc-hosts": "etc-hosts",
+            "masquerade": "masquerade", "return-path": "masquerade"}
+"""Probe -> the node fix whose files the tests above compare with its remediation (return-path hands
+on masquerade's own finding: its remediation and its proposal)."""
+CLUSTER_FIXES = {"calico-mtu"}
+"""Fixes that write no node file (an API object): nothing to compare."""
+
+
+def test_every_probe_proposing_a_node_fix_is_compared() -> None:
+    """A probe that starts proposing a node fix must join the comparison above."""
+    from bot.catalogs import probe_registry
+
+    proposing = {spec.id: fix_id for spec in probe_registry() for fix_id in spec.fixes
+                 if fix_id not in CLUSTER_FIXES}
+    assert proposing == COMPARED
