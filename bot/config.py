@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
 from fixes.base import FixSettings
-from probes.errors import ConfigError, InvalidInput
+from probes.errors import ConfigError
 from probes.settings import ProbeSettings
 from probes.transports.access import NodeAccessMode
 from probes.transports.cluster import ClusterSettings
-from probes.transports.commands import node_name, shown
+from probes.transports.commands import field_value, node_name, shown
 from probes.transports.discovery import ClusterOverrides
 from probes.transports.hostpod import HostPodSettings
 from probes.transports.pod import DebugPodSettings
@@ -64,10 +64,7 @@ class Config(BaseModel):
     @classmethod
     def _override_names(cls, overrides: dict[str, NodeAccessMode]) -> dict[str, NodeAccessMode]:
         for name in overrides:
-            try:
-                node_name(name)
-            except InvalidInput as exc:
-                raise ValueError(str(exc)) from None
+            field_value(node_name, name)
         return overrides
 
     def cluster_settings(self) -> ClusterSettings:

@@ -10,6 +10,8 @@ for it, or gets `busy`. Every step writes an audit event (fixes/audit.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -85,17 +87,28 @@ class FixRunner:
             audit("apply", who=approval.approver, node=node, fix=fix_id, params=params,
                   outcome=Outcome.BUSY)
             return FixResult(outcome=Outcome.BUSY, message=message)
-        async with lock:
-            held, refused = await self._take_node(node, fix_id, params, approval.approver)
+        async with lock, self._approved_session(node, fix_id, params, approval.approver) as refused:
             if refused is not None:
                 return refused
-            try:
-                async with self.engine.node_session(node, privileged=True):
-                    # approved: a host pod for the change is created at first use, removed after verification
-                    return await self._apply_locked(node, fix_id, params, approval, progress)
-            finally:
-                if held is not None:
-                    await held.release()
+            return await self._apply_locked(node, fix_id, params, approval, progress)
+
+    @contextlib.asynccontextmanager
+    async def _approved_session(
+        self, node: str, fix_id: str, params: dict[str, str | int], who: str
+    ) -> AsyncIterator[FixResult | None]:
+        """For the block: the node's fix Lease and an approved (privileged) node session — a host
+        pod for the change is created at first use and removed when the block ends. Yields None, or
+        the result that says why not (busy, refused, the Lease API failed)."""
+        held, refused = await self._take_node(node, fix_id, params, who)
+        if refused is not None:
+            yield refused
+            return
+        try:
+            async with self.engine.node_session(node, privileged=True):
+                yield None
+        finally:
+            if held is not None:
+                await held.release()
 
     async def _take_node(
         self, node: str, fix_id: str, params: dict[str, str | int], who: str
@@ -266,20 +279,13 @@ class FixRunner:
         lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
         if lock.locked():
             return FixResult(outcome=Outcome.BUSY, message=f"{fix_id} is busy on {node}")
-        async with lock:
-            held, refused = await self._take_node(node, fix_id, params, approval.approver)
+        async with lock, self._approved_session(node, fix_id, params, approval.approver) as refused:
             if refused is not None:
                 return refused
             try:
-                async with self.engine.node_session(node, privileged=True):
-                    try:
-                        fix = self._fix(node, fix_id)
-                        fix.progress = progress
-                        plan = await fix.plan(params)
-                    except InvalidInput as exc:
-                        return FixResult(outcome=Outcome.REFUSED, message=str(exc))
-                    return await self._rollback(fix, plan, before, approval.approver,
-                                                ["rollback requested"], [])
-            finally:
-                if held is not None:
-                    await held.release()
+                fix = self._fix(node, fix_id)
+                fix.progress = progress
+                plan = await fix.plan(params)
+            except InvalidInput as exc:
+                return FixResult(outcome=Outcome.REFUSED, message=str(exc))
+            return await self._rollback(fix, plan, before, approval.approver, ["rollback requested"], [])

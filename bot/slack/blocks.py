@@ -114,17 +114,21 @@ def parent(text: str) -> list[Block]:
     return [section(text)]
 
 
-def finding(f: Finding, button: Block | None, button_note: str | None = None) -> list[Block]:
-    blocks = [section(msg.finding_title(f))]
-    if f.proof_or_evidence:
-        blocks.append(evidence(f.proof_or_evidence))
-    if f.remediation:
-        blocks.append(section("*What to do*\n" + msg.escape(f.remediation)))
+def what_to_do(remediation: str, button: Block | None, button_note: str | None) -> list[Block]:
+    """The remediation, then the fix button, or the reason there is none."""
+    blocks = [section("*What to do*\n" + msg.escape(remediation))] if remediation else []
     if button is not None:
         blocks.append(button)
     elif button_note:
         blocks.append(context(msg.no_button(button_note)))
     return blocks
+
+
+def finding(f: Finding, button: Block | None, button_note: str | None = None) -> list[Block]:
+    blocks = [section(msg.finding_title(f))]
+    if f.proof_or_evidence:
+        blocks.append(evidence(f.proof_or_evidence))
+    return blocks + what_to_do(f.remediation, button, button_note)
 
 
 def _text_size(blocks: list[Block]) -> int:
@@ -141,13 +145,7 @@ def action(act: Action, number: int, total: int, button: Block | None, button_no
     remediation and one button — within the message's text budget (evidence shrinks first, then
     further causes sharing the fix are only named)."""
     head = [section(msg.action_title(act, number, total))]
-    tail: list[Block] = []
-    if act.remediation:
-        tail.append(section("*What to do*\n" + msg.escape(act.remediation)))
-    if button is not None:
-        tail.append(button)
-    elif button_note:
-        tail.append(context(msg.no_button(button_note)))
+    tail = what_to_do(act.remediation, button, button_note)
     if evidence_note:
         tail.append(context(evidence_note))
     budget = MESSAGE_TEXT_BUDGET - _text_size(head) - _text_size(tail)

@@ -23,6 +23,7 @@ import ipaddress
 import re
 import shlex
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from probes.errors import InvalidInput
@@ -75,6 +76,15 @@ def shown(value: object) -> str:
     if len(text) <= SHOWN_MAX and not escaped.endswith("…"):
         return escaped
     return f"{escaped}… ({len(text)} characters)"
+
+
+def field_value(validate: Callable[[str], Arg], value: str) -> str:
+    """`validate(value)` inside a pydantic validator: the one-line `InvalidInput` becomes the
+    ValueError pydantic reports under the key (`config error: ssh.user: …`)."""
+    try:
+        return validate(value).value
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _bad(kind: str, value: object, why: str) -> InvalidInput:

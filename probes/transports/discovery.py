@@ -45,19 +45,12 @@ class ClusterOverrides(BaseModel):
     @field_validator("service_cidr", "pod_cidr")
     @classmethod
     def _cidr(cls, value: str | None) -> str | None:
-        return None if value is None else _valid(commands.cidr, value)
+        return None if value is None else commands.field_value(commands.cidr, value)
 
     @field_validator("api_service_ip", "dns_service_ip")
     @classmethod
     def _ip(cls, value: str | None) -> str | None:
-        return None if value is None else _valid(commands.ip, value)
-
-
-def _valid(validator: Any, value: str) -> str:
-    try:
-        return validator(value).value
-    except InvalidInput as exc:
-        raise ValueError(str(exc)) from None
+        return None if value is None else commands.field_value(commands.ip, value)
 
 
 class DiscoverySource(Protocol):

@@ -71,19 +71,13 @@ class SSHSettings(BaseModel):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str) -> str:
-        try:
-            return commands.word(value, "SSH user").value
-        except InvalidInput as exc:
-            raise ValueError(str(exc)) from None
+        return commands.field_value(lambda v: commands.word(v, "SSH user"), value)
 
     @field_validator("hosts")
     @classmethod
     def _node_names(cls, hosts: dict[str, SSHHost]) -> dict[str, SSHHost]:
         for name in hosts:
-            try:
-                node_name(name)
-            except InvalidInput as exc:
-                raise ValueError(str(exc)) from None
+            commands.field_value(node_name, name)
         return hosts
 
     def address(self, node: NodeFacts) -> tuple[str, int]:
