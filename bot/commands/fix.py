@@ -15,13 +15,17 @@ import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.catalogs import fix_registry, one_of
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
+from probes.api import EngineAPI
 from probes.errors import InvalidInput, NetcheckError
 from probes.transports.commands import param_key, shown
+
+if TYPE_CHECKING:
+    from bot.config import Config
 
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_REFUSED = 0, 1, 2
 _EXIT = {
@@ -70,7 +74,8 @@ def local_approver() -> str:
 
 
 async def execute(
-    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO, runner: FixRunner | None = None
+    args: argparse.Namespace, engine: EngineAPI, *, stdin: TextIO, stdout: TextIO,
+    runner: FixRunner | None = None,
 ) -> int:
     """The command, given an engine (tests pass a fake one) and the runner over it (default: plain)."""
     def say(text: str) -> None:
@@ -112,7 +117,7 @@ async def execute(
     return _EXIT[result.outcome]
 
 
-async def _main(args: argparse.Namespace, build_engine: Callable[[Any], Any], config: Any) -> int:
+async def _main(args: argparse.Namespace, build_engine: Callable[[Config], EngineAPI], config: Config) -> int:
     from bot import wiring
 
     engine = build_engine(config)
@@ -120,9 +125,7 @@ async def _main(args: argparse.Namespace, build_engine: Callable[[Any], Any], co
         runner = wiring.build_fix_runner(config, engine)  # with the node's fix Lease, as the bot's
         return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout, runner=runner)
     finally:
-        close = getattr(engine, "aclose", None)
-        if close is not None:
-            await close()
+        await engine.aclose()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -338,6 +338,9 @@ class FakeEngine:
         }
         return Status.OK if verdicts[probe] else Status.FAIL
 
+    async def aclose(self) -> None:
+        """Nothing to release (no transports)."""
+
     def enabled(self, probe_ids: tuple[str, ...] | list[str]) -> list[str]:
         return [p for p in probe_ids if p in self.registry and p not in self.disabled]
 
