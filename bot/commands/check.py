@@ -18,6 +18,7 @@ from typing import Any
 from bot.catalogs import one_of, probe_registry
 from bot.commands import add_config_argument
 from bot.render import render_report, render_run
+from probes.api import EngineAPI
 from probes.errors import ClusterError, ConfigError, InvalidInput
 from probes.model import Report, Status
 from probes.transports.commands import node_name
@@ -46,7 +47,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-async def _check(engine: Any, args: argparse.Namespace) -> list[Report]:
+async def _check(engine: EngineAPI, args: argparse.Namespace) -> list[Report]:
     try:
         if args.all:
             return await engine.check_all(probes=args.probes)

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.commands import add_config_argument
 from bot.render import render_diff
+from probes.api import EngineAPI
 from probes.errors import ClusterError, ConfigError, InvalidInput
 from probes.followup import Comparison
 from probes.transports.commands import node_name
@@ -36,7 +37,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-async def _compare(engine: Any, args: argparse.Namespace) -> Comparison:
+async def _compare(engine: EngineAPI, args: argparse.Namespace) -> Comparison:
     try:
         return await engine.compare(args.node, against=args.against)
     finally:
