@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from bot.terminal import color_enabled
 from lab.spec import DEFAULT_LAYOUT, LAYOUTS
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
     try:
         options = DemoOptions(keep=args.keep, fault=args.fault, node=args.node, workers=args.workers,
                               layout=args.layout, node_access=args.node_access,
-                              color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+                              color=color_enabled(sys.stdout))
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         print(f"netcheck demo: {message}", file=sys.stderr)

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, load_config
 from bot.ops import metrics
 from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
 from bot.ops.runtime import OpsRuntime
@@ -36,7 +38,7 @@ from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
 from bot.slack.standby import StandbyAnswers
 from probes.api import EngineAPI
-from probes.errors import ClusterConflict, ClusterNotFound, NetcheckError
+from probes.errors import ClusterConflict, ClusterNotFound, ConfigMissing, NetcheckError
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -58,7 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default="0.0.0.0", help="HTTP mode address (default: all, Slack must reach it)"
     )
-    parser.add_argument("--config", default=None, help="configuration file")
+    add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -165,6 +167,8 @@ async def serve(
     app, rt = build_app(settings, engine, runner, probe_count=len(engine.registry.ids()))
     slack = _SlackSide(app, rt, settings, services.node_source)
     store = lease_store or LocalLeaseStore()
+    if lease_store is None and not ops.leader_election:
+        log.info("leader_election_off", note="this process always answers: run a single replica")
     ready_cluster = (
         cluster_ready(store, ops.lease_name) if lease_store is not None
         else _engine_ready(engine, ops.readiness_timeout)
@@ -249,14 +253,16 @@ async def _start_http(app: Any, settings: SlackSettings, runtime: OpsRuntime, st
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import config as config_module
     from bot import wiring
 
     try:
-        config = config_module.load(args.config)
+        config = load_config(args)
         services = wiring.build_services(config, engine_factory=getattr(args, "engine_factory", None))
         asyncio.run(serve(config.slack, services, host=args.host, port=args.port, ops=config.ops))
+    except ConfigMissing as exc:
+        print(f"netcheck serve: {exc}", file=sys.stderr)
+        return EXIT_UNCHECKED
     except NetcheckError as exc:
-        print(f"netcheck serve: {exc}")
-        return 2
-    return 0
+        print(f"netcheck serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK

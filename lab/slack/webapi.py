@@ -95,6 +95,7 @@ class SlackStandIn:
         self._failures: dict[str, list[Failure | None]] = {}
         self._retry_after = 1
         self._last_ts = 0.0
+        self._tickets = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
         self._file_ids = itertools.count(1)
@@ -340,7 +341,8 @@ class SlackStandIn:
     def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         if not self.socket_url:
             return {"ok": False, "error": "socket_mode_not_enabled"}
-        return {"ok": True, "url": self.socket_url}
+        # Slack hands out a fresh ticket per call (wss://…/link/?ticket=…): one per connection
+        return {"ok": True, "url": f"{self.socket_url}?ticket={next(self._tickets)}"}
 
     def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
         filename, length = params.get("filename"), str(params.get("length", ""))
