@@ -54,7 +54,7 @@ class Config(BaseModel):
         "warning", description="debug, info, warning or error; env NETCHECK_LOG_LEVEL and --log-level win."
     )
     node_access: NodeAccessMode = Field(
-        "ssh",  # type: ignore[assignment]  (validated into NodeAccessMode.SSH)
+        "ssh",  # validated into NodeAccessMode.SSH
         validate_default=True,
         description="How netcheck reaches a node's host side: ssh, pod (a host pod through the API, no "
         "SSH; docs/node-access.md) or auto (SSH where a key and the node's host key are configured).",

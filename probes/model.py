@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -197,7 +197,22 @@ class Report(_Frozen):
         return data
 
 
-def _result(status: Status):  # type: ignore[no-untyped-def]
+class ResultBuilder(Protocol):
+    """`ok`, `warn`, `fail`, `skip`: a ProbeResult of one status."""
+
+    def __call__(
+        self,
+        summary: str,
+        evidence: str = "",
+        remediation: str = "",
+        fix: FixProposal | None = None,
+        *,
+        proof: str = "",
+        observed: Observations | None = None,
+    ) -> ProbeResult: ...
+
+
+def _result(status: Status) -> ResultBuilder:
     def build(
         summary: str,
         evidence: str = "",

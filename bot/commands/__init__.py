@@ -10,7 +10,10 @@ line or NETCHECK_LOG_LEVEL already chose one.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.config import Config
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -46,7 +49,7 @@ def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_config(args: argparse.Namespace) -> Any:
+def load_config(args: argparse.Namespace) -> Config:
     """The configuration of `args.config` (or NETCHECK_CONFIG); its log_level takes effect here."""
     from bot import config as config_module
     from bot import logging as netcheck_logging

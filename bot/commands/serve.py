@@ -41,6 +41,7 @@ from probes.api import EngineAPI
 from probes.errors import ClusterConflict, ClusterNotFound, ConfigMissing, NetcheckError
 
 if TYPE_CHECKING:
+    from aiohttp import web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_bolt.async_app import AsyncApp
 
@@ -233,8 +234,8 @@ async def _relay(stop: asyncio.Event, runtime: OpsRuntime) -> None:
     runtime.shutdown.request()
 
 
-async def _start_http(app: Any, settings: SlackSettings, runtime: OpsRuntime, standby: StandbyAnswers,
-                      host: str, port: int) -> Any:
+async def _start_http(app: AsyncApp, settings: SlackSettings, runtime: OpsRuntime,
+                      standby: StandbyAnswers, host: str, port: int) -> web.AppRunner:
     """Bolt's /slack/events behind a gate: a standby runs nothing and answers as `standby` says."""
     from aiohttp import web
 

@@ -114,7 +114,7 @@ class LeaderElector:
         try:
             lease = await self.store.get(self.name)
         except ClusterNotFound:
-            body = {
+            body: dict[str, Any] = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.settings.lease_namespace},
@@ -125,7 +125,7 @@ class LeaderElector:
             except ClusterConflict:
                 return False  # another candidate created it first
             return True
-        spec = dict(lease.get("spec") or {})
+        spec: dict[str, Any] = dict(lease.get("spec") or {})
         if self._held_by_other(spec):
             return False
         body = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.slack import blocks as bk
 from bot.slack import guard, threads
@@ -27,7 +27,7 @@ TEXT_MAX = 500
 
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.command("/netcheck")
-    async def netcheck(ack: Any, command: dict[str, Any], respond: Any) -> None:
+    async def netcheck(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         channel = guard.slack_id_or_none(command.get("channel_id"), "Slack channel id")
         user = guard.slack_id_or_none(command.get("user_id"), "Slack user id")
         if channel is None or user is None:
@@ -63,7 +63,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             rt.tasks.spawn(check_node(rt, target, channel, user, respond), name=f"netcheck-{target}")
 
 
-async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: Any) -> None:
+async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: AsyncRespond) -> None:
     if node in rt.running:
         where_channel, where_ts = rt.running[node]
         link = await rt.permalink(where_channel, where_ts) if where_ts else "(starting)"

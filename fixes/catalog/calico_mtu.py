@@ -17,14 +17,16 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fixes import rollout
-from fixes.base import EngineAPI, Fix, FixFailed, FixSettings
+from fixes.base import Fix, FixFailed, FixSettings
 from fixes.model import Approval, Plan
 from fixes.registry import fix
+from probes.api import EngineAPI
 from probes.errors import ClusterError, InvalidInput
 from probes.facts import ENCAP_OVERHEAD_V4, ClusterFacts
 from probes.transports.commands import iface, integer, ip, render
@@ -176,7 +178,8 @@ class CalicoMtu(Fix):
             self.watch.deadline = time.monotonic() + self.settings.rollout_timeout
         return self.watch.deadline
 
-    async def _follow(self, mtu: int | None, until: Any, deadline: float) -> rollout.RolloutState:
+    async def _follow(self, mtu: int | None, until: Callable[[rollout.RolloutState], bool],
+                      deadline: float) -> rollout.RolloutState:
         async def say_changes(line: str) -> None:  # one line per change, across settle and check_applied
             if line != self.watch.last_progress:
                 self.watch.last_progress = line

@@ -31,7 +31,13 @@ class CommandResult(BaseModel):
         return "\n".join(part for part in (self.stdout.rstrip("\n"), self.stderr.rstrip("\n")) if part)
 
 
-class NodeShell(Protocol):
+class CommandRunner(Protocol):
+    """Anything that runs a rendered command: a node's shell or the debug pod."""
+
+    async def run(self, command: str, *, timeout: float | None = None) -> CommandResult: ...
+
+
+class NodeShell(CommandRunner, Protocol):
     """A shell on the node's host network namespace (over SSH in production)."""
 
     node: str
@@ -44,7 +50,7 @@ class NodeShell(Protocol):
         ...
 
 
-class PodExec(Protocol):
+class PodExec(CommandRunner, Protocol):
     """Commands inside the debug pod pinned to the node (pod exec API)."""
 
     name: str

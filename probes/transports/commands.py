@@ -181,7 +181,7 @@ def mtu(value: int | str, low: int = MTU_MIN, high: int = MTU_MAX) -> Arg:
     return Arg(str(integer(value, low, high, "MTU")))
 
 
-def integer(value: int | str, low: int, high: int, kind: str = "number") -> int:
+def integer(value: object, low: int, high: int, kind: str = "number") -> int:
     """A whole number from `low` to `high`: an int, or ASCII digits only (no sign, spaces, '_')."""
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):

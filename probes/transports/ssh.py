@@ -211,7 +211,7 @@ class SSHPool:
             raise HostKeyRejected(
                 f"known_hosts file {known_hosts} does not exist: host keys cannot be verified"
             )
-        options = {
+        options: dict[str, object] = {
             "username": self.settings.user,
             "known_hosts": str(known_hosts),
             "config": None,  # ignore ~/.ssh/config: the netcheck config is the only source
