@@ -2,17 +2,16 @@
 VXLAN pool over WiFi with the peer pod answering → ok; peer pod silent (100% loss, real ping output)
 → fail naming the peer's node, with the host route as evidence; small pings pass but pod-MTU-sized
 ones with DF are lost → warn (large packets), passing → ok; no peer → pod-to-pod reported as not
-checked; a missing ping binary gives no verdict; no shell and no pod → skip."""
+checked; a missing ping binary gives no verdict. The node shell and debug pod are declared needs
+(the engine skips the probe without them, tests/probes/test_engine.py), so every case has both."""
 
 from __future__ import annotations
 
-import pytest
-
 from probes.catalog.encapsulation import encapsulation
-from probes.errors import ProbeSkip
 from probes.model import Status
+from probes.registry import default_registry
 from tests.fakes import FakePod, FakeShell, out
-from tests.probes.catalog_helpers import IPIP_POOL, VXLAN_POOL, cluster_facts, ctx
+from tests.probes.catalog_helpers import IPIP_POOL, cluster_facts, ctx
 
 ADDRS = ("2: wlp59s0    inet 192.168.1.105/24 scope global wlp59s0\\       valid_lft forever "
          "preferred_lft forever\n")
@@ -34,12 +33,12 @@ def node() -> FakeShell:
 
 
 async def test_ipip_over_wifi_warns_recommending_vxlan() -> None:
-    result = await encapsulation(ctx(node(), facts=cluster_facts(pools=[IPIP_POOL])))
+    result = await encapsulation(ctx(node(), FakePod(), facts=cluster_facts(pools=[IPIP_POOL])))
     assert result.status is Status.WARN
     assert result.summary.startswith("IPIP encapsulation over WiFi interface wlp59s0")
     assert '"value":"VXLANCrossSubnet"' in result.remediation
     assert "calicoctl patch ippool default-ipv4-ippool" in result.remediation
-    assert "pod-to-pod skipped: no debug pod" in result.evidence
+    assert "pod-to-pod skipped: no debug pod on another Ready node" in result.evidence
 
 
 async def test_vxlan_over_wifi_with_peer_reachable_ok() -> None:
@@ -99,6 +98,6 @@ async def test_missing_ping_gives_no_verdict() -> None:
     assert result.summary.endswith("pod-to-pod not checked")
 
 
-async def test_nothing_to_run_on_skips() -> None:
-    with pytest.raises(ProbeSkip):
-        await encapsulation(ctx(facts=cluster_facts(pools=[VXLAN_POOL])))
+def test_shell_and_pod_are_declared_needs() -> None:
+    """What lets the probe use both without checking: the engine only runs it when they exist."""
+    assert default_registry["encapsulation"].needs == {"host", "pod", "peer-pod"}
