@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from functools import partial
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -197,45 +198,29 @@ class Report(_Frozen):
         return data
 
 
-class ResultBuilder(Protocol):
-    """`ok`, `warn`, `fail`, `skip`: a ProbeResult of one status."""
-
-    def __call__(
-        self,
-        summary: str,
-        evidence: str = "",
-        remediation: str = "",
-        fix: FixProposal | None = None,
-        *,
-        proof: str = "",
-        observed: Observations | None = None,
-    ) -> ProbeResult: ...
-
-
-def _result(status: Status) -> ResultBuilder:
-    def build(
-        summary: str,
-        evidence: str = "",
-        remediation: str = "",
-        fix: FixProposal | None = None,
-        *,
-        proof: str = "",
-        observed: Observations | None = None,
-    ) -> ProbeResult:
-        return ProbeResult(
-            status=status,
-            summary=summary,
-            evidence=trim(evidence.strip("\n")),
-            proof=trim(proof.strip("\n")),
-            remediation=remediation.strip("\n"),
-            fix=fix,
-            observed=observed,
-        )
-
-    return build
+def result(
+    status: Status,
+    summary: str,
+    evidence: str = "",
+    remediation: str = "",
+    fix: FixProposal | None = None,
+    *,
+    proof: str = "",
+    observed: Observations | None = None,
+) -> ProbeResult:
+    """A probe's answer; `ok`, `warn`, `fail` and `skip` are this with the status filled in."""
+    return ProbeResult(
+        status=status,
+        summary=summary,
+        evidence=trim(evidence.strip("\n")),
+        proof=trim(proof.strip("\n")),
+        remediation=remediation.strip("\n"),
+        fix=fix,
+        observed=observed,
+    )
 
 
-ok = _result(Status.OK)
-warn = _result(Status.WARN)
-fail = _result(Status.FAIL)
-skip = _result(Status.SKIP)
+ok = partial(result, Status.OK)
+warn = partial(result, Status.WARN)
+fail = partial(result, Status.FAIL)
+skip = partial(result, Status.SKIP)

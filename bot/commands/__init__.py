@@ -1,7 +1,8 @@
 """CLI subcommands: each module `bot/commands/<name>.py` exposes `add_parser(subparsers)` and
 `run(args) -> int` (a sync entry that runs asyncio itself); `bot/cli.py` lists them in COMMANDS.
 
-Shared here: the exit statuses every command uses, `add_config_argument` (`--config PATH`),
+Shared here: the exit statuses every command uses (`error_status` maps an error to one, `fail`
+prints its one line), `add_config_argument` (`--config PATH`),
 `add_log_level_argument` (`--log-level` on the top parser and on every subcommand) and
 `load_config(args)`, which reads the configuration and applies its `log_level` unless the command
 line or NETCHECK_LOG_LEVEL already chose one.
@@ -10,7 +11,10 @@ line or NETCHECK_LOG_LEVEL already chose one.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
+
+from probes.errors import ClusterError, ConfigMissing, NetcheckError, TransportUnavailable
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -22,6 +26,19 @@ EXIT_USAGE = 2
 """Usage, configuration or invalid input: what was typed or written is wrong; nothing changed."""
 EXIT_UNCHECKED = 3
 """Could not check: the cluster API or the node unreachable, a needed file (config, kubeconfig) missing."""
+UNREACHABLE = (ClusterError, TransportUnavailable, ConfigMissing)
+"""Errors that mean "could not look", not "what was asked is wrong": EXIT_UNCHECKED."""
+
+
+def error_status(exc: NetcheckError) -> int:
+    """The exit status of an error that ended a command before it had a result."""
+    return EXIT_UNCHECKED if isinstance(exc, UNREACHABLE) else EXIT_USAGE
+
+
+def fail(command: str, message: str, code: int) -> int:
+    """One line on stderr, `netcheck COMMAND: message`; returns `code` (the exit status)."""
+    print(f"netcheck {command}: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:

@@ -22,14 +22,15 @@ from bot.commands import (
     EXIT_OK,
     EXIT_PROBLEM,
     EXIT_UNCHECKED,
-    EXIT_USAGE,
     add_config_argument,
+    error_status,
+    fail,
     load_config,
 )
 from bot.render import render_report, render_run
 from bot.terminal import color_enabled
 from probes.api import EngineAPI
-from probes.errors import ClusterError, ConfigError, ConfigMissing, InvalidInput
+from probes.errors import ClusterError, ConfigError, InvalidInput
 from probes.model import Report, Status
 from probes.transports.commands import node_name
 
@@ -51,11 +52,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"netcheck check: {message}", file=sys.stderr)
-    return code
 
 
 async def _check(engine: EngineAPI, args: argparse.Namespace) -> list[Report]:
@@ -94,12 +90,8 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args)
         engine = (args.engine_factory or wiring.build_engine)(config)
         reports = asyncio.run(_check(engine, args))
-    except ConfigMissing as exc:
-        return _fail(str(exc), EXIT_UNCHECKED)
-    except (ConfigError, InvalidInput) as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except ClusterError as exc:
-        return _fail(str(exc), EXIT_UNCHECKED)
+    except (ConfigError, InvalidInput, ClusterError) as exc:
+        return fail("check", str(exc), error_status(exc))
     if args.json:
         payload: Any = [r.as_json() for r in reports] if args.all else reports[0].as_json()
         print(json.dumps(payload, indent=2))
@@ -110,5 +102,5 @@ def run(args: argparse.Namespace) -> int:
     for report in reports:
         reason = unreachable_reason(report)
         if reason is not None:
-            _fail(f"could not check {report.node}: {reason}", EXIT_UNCHECKED)
+            fail("check", f"could not check {report.node}: {reason}", EXIT_UNCHECKED)
     return exit_status(reports)

@@ -25,27 +25,22 @@ from bot.commands import (
     EXIT_PROBLEM,
     EXIT_UNCHECKED,
     EXIT_USAGE,
+    UNREACHABLE,
     add_config_argument,
+    error_status,
+    fail,
     load_config,
 )
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
 from probes.api import EngineAPI
-from probes.errors import (
-    ClusterError,
-    ConfigMissing,
-    InvalidInput,
-    NetcheckError,
-    TransportUnavailable,
-)
+from probes.errors import InvalidInput, NetcheckError
 from probes.transports.commands import param_key, shown
 
 if TYPE_CHECKING:
     from bot.config import Config
 
 EXIT_ROLLED_BACK, EXIT_REFUSED = EXIT_PROBLEM, EXIT_USAGE
-UNREACHABLE = (ClusterError, TransportUnavailable, ConfigMissing)
-"""Errors that mean "could not look", not "the fix is wrong": exit 3."""
 _EXIT = {
     Outcome.APPLIED: EXIT_OK,
     Outcome.NOTHING_TO_DO: EXIT_OK,
@@ -159,9 +154,5 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args)
         build_engine = getattr(args, "engine_factory", None) or wiring.build_engine  # bot.cli seam for tests
         return asyncio.run(_main(args, build_engine, config))
-    except UNREACHABLE as exc:
-        print(f"netcheck fix: {exc}", file=sys.stderr)
-        return EXIT_UNCHECKED
     except NetcheckError as exc:
-        print(f"netcheck fix: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return fail("fix", str(exc), error_status(exc))

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, load_config
+from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, fail, load_config
 from bot.ops import metrics
 from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
 from bot.ops.runtime import OpsRuntime
@@ -260,10 +259,6 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args)
         services = wiring.build_services(config, engine_factory=getattr(args, "engine_factory", None))
         asyncio.run(serve(config.slack, services, host=args.host, port=args.port, ops=config.ops))
-    except ConfigMissing as exc:
-        print(f"netcheck serve: {exc}", file=sys.stderr)
-        return EXIT_UNCHECKED
     except NetcheckError as exc:
-        print(f"netcheck serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("serve", str(exc), EXIT_UNCHECKED if isinstance(exc, ConfigMissing) else EXIT_USAGE)
     return EXIT_OK
