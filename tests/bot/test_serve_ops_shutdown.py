@@ -30,11 +30,10 @@ from bot.wiring import Services
 from fixes.model import Approval
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_slack_fakes import (
-    FakeEngine,
+from tests.bot.fakes import (
     FakeRunner,
-    fresh_logging,  # noqa: F401  (autouse)
 )
+from tests.fakes.engine import FakeEngine
 
 CHANNEL = "C0NETCHECK"
 SECRET = "s"
@@ -46,17 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class ClosingEngine(FakeEngine):
-    """FakeEngine that records what was still running when `aclose()` (debug pod clean-up) ran."""
-
-    def __init__(self, nodes: list[str], *, delay_s: float) -> None:
-        super().__init__(nodes, delay_s=delay_s)
-        self.closed_with: tuple[int, int] | None = None  # (checks in flight, checks finished)
-
-    async def aclose(self) -> None:
-        self.closed_with = (self.in_flight, len(self.checks))
 
 
 async def until(condition, what: str) -> None:  # noqa: ANN001 (a sync predicate)
@@ -102,7 +90,7 @@ async def command(driver: SlackDriver, text: str) -> int:
 async def test_stop_lets_the_running_check_finish_then_cleans_up():
     web = SlackStandIn(channels=(CHANNEL,))
     await web.start()
-    engine, store = ClosingEngine(["worker2"], delay_s=1.0), LocalLeaseStore()
+    engine, store = FakeEngine(["worker2"], delay_s=1.0), LocalLeaseStore()
     server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=5.0), web)
     counted = checks_counted("fail")
     try:
@@ -124,7 +112,7 @@ async def test_stop_lets_the_running_check_finish_then_cleans_up():
 async def test_drain_is_bounded():
     web = SlackStandIn(channels=(CHANNEL,))
     await web.start()
-    engine, store = ClosingEngine(["worker2"], delay_s=60.0), LocalLeaseStore()
+    engine, store = FakeEngine(["worker2"], delay_s=60.0), LocalLeaseStore()
     server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=0.5), web)
     try:
         await until(lambda: bool(holder(store)), "leadership")
@@ -144,7 +132,7 @@ async def test_drain_is_bounded():
 async def test_standby_answers_the_user_and_runs_nothing():
     web = SlackStandIn(channels=(CHANNEL,))
     await web.start()
-    engine, store = ClosingEngine(["worker2"], delay_s=0.0), LocalLeaseStore()
+    engine, store = FakeEngine(["worker2"], delay_s=0.0), LocalLeaseStore()
     other = {"holderIdentity": "other-replica", "leaseDurationSeconds": 60}
     await store.create("netcheck-leader", {"metadata": {"name": "netcheck-leader"}, "spec": other})
     server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=1.0), web)

@@ -25,11 +25,7 @@ from lab.slack.limits import block_errors
 from lab.slack.webapi import SlackStandIn
 from probes.diff import FieldDiff, NodeDiff
 from probes.model import Finding, FixProposal, Layer, Report, Status
-from tests.bot.test_slack_fakes import (
-    broken_findings,
-    fresh_logging,  # noqa: F401  (autouse)
-    healthy_findings,
-)
+from tests.fakes.engine import broken_findings, healthy_findings
 
 
 def report(findings: list[Finding], node: str = "worker2") -> Report:

@@ -21,7 +21,6 @@ import pytest
 from aiohttp import web
 
 from lab.cluster import Lab
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.lab
 
@@ -181,7 +180,7 @@ async def join(lab: Lab, node: str) -> dict[str, object]:
 
     from bot import wiring
     from lab import apiconfig
-    from tests.bot.test_slack_fakes import start_node_watch
+    from tests.bot.fakes import start_node_watch
 
     nodes = json.loads((lab.state / "apiserver.json").read_text())["nodes"]
     config = next(n for n in nodes if n["name"] == node)

@@ -18,7 +18,6 @@ from aiohttp import web
 
 from lab.cluster import Lab
 from probes.model import Report
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.lab
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from probes.catalog.resolved_53 import loopback_listeners, resolved_53
 from probes.model import Status
 from tests.fakes import FakeShell, out
-from tests.probes.catalog_helpers import ctx
+from tests.probes.helpers import context
 
 STUB = ('udp UNCONN 0      0      127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=612,fd=13))\n'
         'tcp LISTEN 0      4096   127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=612,fd=14))\n')
@@ -32,7 +32,7 @@ def node(listeners: str, resolv_path: str, files: dict[str, str], kubelet: str =
 
 
 async def test_loopback_nameserver_in_kubelet_resolv_conf_fails() -> None:
-    result = await resolved_53(ctx(node(STUB, "/etc/resolv.conf", {"/etc/resolv.conf": STUB_RESOLV})))
+    result = await resolved_53(context(node(STUB, "/etc/resolv.conf", {"/etc/resolv.conf": STUB_RESOLV})))
     assert result.status is Status.FAIL
     assert "kubelet's resolvConf /etc/resolv.conf lists loopback nameserver 127.0.0.53" in result.summary
     assert ("sudo sed -i 's|^resolvConf:.*|resolvConf: /run/systemd/resolve/resolv.conf|' "
@@ -43,13 +43,14 @@ async def test_loopback_nameserver_in_kubelet_resolv_conf_fails() -> None:
 async def test_stub_listener_alone_warns() -> None:
     shell = node(STUB, "/run/systemd/resolve/resolv.conf",
                  {"/run/systemd/resolve/resolv.conf": UPSTREAM_RESOLV})
-    result = await resolved_53(ctx(shell))
+    result = await resolved_53(context(shell))
     assert result.status is Status.WARN
     assert result.summary.startswith("a loopback DNS stub listens on 127.0.0.53%lo:53")
 
 
 async def test_real_dns_listener_and_upstream_nameserver_ok() -> None:
-    result = await resolved_53(ctx(node(REAL_DNS, "/etc/resolv.conf", {"/etc/resolv.conf": UPSTREAM_RESOLV})))
+    shell = node(REAL_DNS, "/etc/resolv.conf", {"/etc/resolv.conf": UPSTREAM_RESOLV})
+    result = await resolved_53(context(shell))
     assert result.status is Status.OK
 
 
@@ -57,11 +58,11 @@ async def test_resolv_conf_flag_wins_and_missing_kubelet_defaults() -> None:
     flagged = ("/usr/bin/kubelet --resolv-conf=/etc/kubelet-resolv.conf "
                "--config /var/lib/kubelet/config.yaml\n")
     shell = node("", "/etc/resolv.conf", {"/etc/kubelet-resolv.conf": "nameserver ::1\n"}, kubelet=flagged)
-    result = await resolved_53(ctx(shell))
+    result = await resolved_53(context(shell))
     assert result.status is Status.FAIL
     assert "::1" in result.summary
     none = node("", "", {"/etc/resolv.conf": UPSTREAM_RESOLV}, kubelet="")
-    result = await resolved_53(ctx(none))
+    result = await resolved_53(context(none))
     assert result.status is Status.OK
     assert "no kubelet process in this network namespace; assuming /etc/resolv.conf" in result.evidence
 
