@@ -43,3 +43,11 @@ def fresh_logging() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(scope="session")
+def k8s_version() -> str:
+    """The newest Kubernetes release whose schemas kubernetes-validate ships (tests/deploy and the
+    host-pod manifests of tests/probes validate against it)."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    return str(kubernetes_validate.latest_version())

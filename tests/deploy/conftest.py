@@ -41,12 +41,6 @@ def run_tool(*argv: str) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="session")
-def k8s_version() -> str:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    return kubernetes_validate.latest_version()
-
-
 def validate(obj: dict[str, Any], version: str) -> None:
     """Strict: unknown fields are errors too, as with `kubectl apply --validate=strict`."""
     import kubernetes_validate
