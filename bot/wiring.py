@@ -23,6 +23,7 @@ from fixes.lock import ClusterFixLock
 from fixes.runner import FixRunner
 from probes.api import EngineAPI
 from probes.engine import Engine, Transports
+from probes.facts import ClusterFacts
 from probes.registry import Registry, default_registry
 from probes.transports.access import NodeAccess
 from probes.transports.cluster import KubeCluster, load_api_client
@@ -42,7 +43,7 @@ def build_transports(config: Config) -> Transports:
     executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="netcheck-k8s")
     cluster = KubeCluster(api, executor, request_timeout=settings.request_timeout)
 
-    async def discover_facts():  # noqa: ANN202 (ClusterFacts)
+    async def discover_facts() -> ClusterFacts:
         return await discover(cluster, config.cluster)
 
     async def close() -> None:
