@@ -152,7 +152,7 @@ async def netcheck_all(lab: Lab) -> dict[str, object]:
         parent = standin.messages(CHANNEL)[0]
         buttons = [button for reply in parent.replies for _, button in SlackDriver.buttons(reply)]
         return {"parent": parent.blocks[0]["text"]["text"], "buttons": [b["text"]["text"] for b in buttons],
-                "nodes": [decode(b["value"], SECRET).n for b in buttons],
+                "nodes": [decode(b["value"], SECRET).node for b in buttons],
                 "replies": [r.text for r in parent.replies],
                 "files": [f["name"] for r in parent.replies for f in r.files],
                 "errors": [c.answer for c in standin.calls if c.answer.get("ok") is False]}
