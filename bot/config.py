@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
+from bot.watch.settings import WatchSettings
 from fixes.base import FixSettings
 from probes.errors import ConfigError, ConfigMissing
 from probes.settings import ProbeSettings
@@ -70,6 +71,7 @@ class Config(BaseModel):
     cluster: ClusterOverrides = Field(default_factory=ClusterOverrides)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
 
     @field_validator("node_access_overrides")
     @classmethod

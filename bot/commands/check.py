@@ -1,10 +1,12 @@
-"""`netcheck check NODE [--json] [--verbose] [--probe ID ...]` and `netcheck check --all [--json]`.
+"""`netcheck check NODE [--json] [--verbose] [--probe ID ...] [--png FILE]` and
+`netcheck check --all [--json]`.
 
 Registered by `bot/cli.py`. Human output is `bot.render.render_report` / `render_run` (the cause
 graph: things to do, one per fix; `--verbose` adds the full evidence); `--json` prints exactly one
-JSON object (a list for --all) in the schema of docs/json-output.md (`Report.as_json`). Exit status:
-0 all ok or skip, 1 any warn/fail/error found by a probe, 2 usage or configuration error (bad
-config, unknown node or probe), 3 could not check: the cluster API unreachable or refusing, the config file or
+JSON object (a list for --all) in the schema of docs/json-output.md (`Report.as_json`); `--png FILE`
+also writes the node's layer picture (bot/picture). Exit status: 0 all ok or skip, 1 any warn/fail/error found
+by a probe, 2 usage or configuration error (bad config, unknown node or probe, a picture file that
+cannot be written), 3 could not check: the cluster API unreachable or refusing, the config file or
 kubeconfig missing, or the node's SSH and debug pod both unavailable with no probe finding a problem
 (the report still prints; one line on stderr says why).
 """
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from bot.catalogs import one_of, probe_registry
@@ -49,6 +52,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              + one_of(probe_registry().ids()))
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="show every finding's full evidence, not just the lines that prove it")
+    parser.add_argument("--png", metavar="FILE", help="also draw the node's layer picture into FILE (PNG)")
     add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
@@ -58,9 +62,28 @@ async def _check(engine: EngineAPI, args: argparse.Namespace) -> list[Report]:
     try:
         if args.all:
             return await engine.check_all(probes=args.probes)
-        return [await engine.check(args.node, probes=args.probes)]
+        report = await engine.check(args.node, probes=args.probes)
+        if args.png:
+            await _picture(engine, report, Path(args.png))
+        return [report]
     finally:
         await engine.aclose()
+
+
+async def _picture(engine: EngineAPI, report: Report, path: Path) -> None:
+    """The layer picture (bot/picture) of the report, with the facts of the run the engine just did."""
+    from bot.picture import node_values, render_png_async
+
+    png = await render_png_async(report, node_values(report, await engine.facts()))
+    try:
+        await asyncio.to_thread(path.write_bytes, png)
+    except OSError as exc:
+        raise PictureNotWritten(f"cannot write the picture to {path}: {exc.strerror or exc}") from exc
+    print(f"netcheck check: layer picture of {report.node} written to {path}", file=sys.stderr)
+
+
+class PictureNotWritten(ConfigError):
+    """--png names a file that cannot be written (a usage error: nothing else went wrong)."""
 
 
 def unreachable_reason(report: Report) -> str | None:
@@ -87,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.all:
             node_name(args.node)
+        elif args.png:
+            raise ConfigError("--png draws one node's picture: give a node name, not --all")
         config = load_config(args)
         engine = (args.engine_factory or wiring.build_engine)(config)
         reports = asyncio.run(_check(engine, args))

@@ -12,7 +12,11 @@ Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
   retries them, and the Service may route the retry to the leader) — bot/slack/standby.py, and
   docs/deploy.md;
 - metrics: the engine's `on_report` and the fix runner's `on_result` hooks count every check and
-  fix outcome (bot/ops/metrics.py);
+  fix outcome (bot/ops/metrics.py); `build_app` records every on-demand report in the fleet state
+  (bot/fleet/state.py) the continuous watch, the App Home tab and the fleet series on /metrics share;
+- the continuous watch (bot/watch/sweeper.py) on the leader when `watch.interval` is set: sweeps every
+  node and posts regressions and recoveries to `watch.channel`; a replica that stops leading drops
+  its fleet state and series (a standby's /metrics shows no stale node status);
 - SIGTERM: stop taking commands, let running checks/fixes finish (bounded by
   `ops.shutdown_grace`), delete debug pods (`engine.aclose()`), release the Lease, stop health.
 """
@@ -21,12 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, fail, load_config
+from bot.fleet import metrics as fleet_metrics
+from bot.fleet.state import FleetState
 from bot.ops import metrics
 from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
 from bot.ops.runtime import OpsRuntime
@@ -36,8 +43,11 @@ from bot.slack.http import events_app
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
 from bot.slack.standby import StandbyAnswers
+from bot.watch.settings import WatchSettings
+from bot.watch.sweeper import Watcher
 from probes.api import EngineAPI
-from probes.errors import ClusterConflict, ClusterNotFound, ConfigMissing, NetcheckError
+from probes.engine import POD_TRANSPORT_PROBE_ID, TRANSPORT_PROBE_ID
+from probes.errors import ClusterConflict, ClusterNotFound, ConfigError, ConfigMissing, NetcheckError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -109,14 +119,17 @@ def _engine_ready(engine: EngineAPI, timeout: float) -> Callable[[], Awaitable[b
 
 
 class _SlackSide:
-    """What only the leader runs: the Socket Mode connection (or answering /slack/events) and the
-    node-join watch. Started/stopped by the leader elector's callbacks."""
+    """What only the leader runs: the Socket Mode connection (or answering /slack/events), the
+    node-join watch and the continuous watch's sweeps. Started/stopped by the leader elector's
+    callbacks."""
 
     def __init__(self, app: AsyncApp, rt: Runtime, settings: SlackSettings,
-                 source: NodeSource | None) -> None:
+                 source: NodeSource | None, sweeper: Watcher | None = None) -> None:
         self.app, self.rt, self.settings, self.source = app, rt, settings, source
         self.socket: AsyncSocketModeHandler | None = None
         self.watch: asyncio.Task[None] | None = None
+        self.sweeper = sweeper
+        self.sweeps: asyncio.Task[None] | None = None
         self.closed = False
 
     async def start(self) -> None:
@@ -134,15 +147,22 @@ class _SlackSide:
         if self.source is not None and self.settings.join_channel:
             watcher = NodeWatcher(self.rt, self.source, self.settings.join_channel)
             self.watch = asyncio.create_task(watcher.run(), name="node-watch")
+        if self.sweeper is not None:
+            self.rt.fleet.rebaseline()  # another leader may have posted while this one stood by
+            self.sweeps = asyncio.create_task(self.sweeper.run(), name="watch-sweeps")
 
     async def stop(self) -> None:
-        if self.watch is not None:
-            self.watch.cancel()
-            await asyncio.gather(self.watch, return_exceptions=True)
-            self.watch = None
+        for task in (self.watch, self.sweeps):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self.watch = self.sweeps = None
         if self.socket is not None:
             socket, self.socket = self.socket, None
             await socket.close_async()
+        # a standby checks nothing: its /metrics must not go on showing the fleet as last seen (both
+        # pods are scraped); becoming the leader again rebuilds the state with a sweep
+        self.rt.fleet.forget(())
         log.info("standing_by")
 
 
@@ -154,18 +174,27 @@ async def serve(
     port: int,
     stop: asyncio.Event | None = None,
     ops: OpsSettings | None = None,
+    watch: WatchSettings | None = None,
+    fleet: FleetState | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set), then drain and clean up (see module docstring).
 
     `ops` None: health on a free loopback port (embedders and tests); `services.lease_store` None:
-    this process is the only replica (a process-local Lease)."""
+    this process is the only replica (a process-local Lease); `watch` None or without an interval:
+    no continuous watch; `fleet` None: a fresh fleet state on the bot's metrics registry."""
     ops = ops or OpsSettings(health_host="127.0.0.1", health_port=0)
+    watch = watch or WatchSettings()
     engine, runner, lease_store = services.engine, services.runner, services.lease_store
+    if watch.probes:
+        _check_probe_ids(watch.probes, set(engine.registry.ids()))
+    fleet = fleet or build_fleet(watch)
     engine.on_report.add(metrics.record_report)
     if runner is not None:
         runner.on_result.add(metrics.record_fix)
-    app, rt = build_app(settings, engine, runner, probe_count=len(engine.registry.ids()))
-    slack = _SlackSide(app, rt, settings, services.node_source)
+    app, rt = build_app(settings, engine, runner, probe_count=len(engine.registry.ids()),
+                        fleet=fleet, watch=watch)
+    sweeper = Watcher(rt, engine, fleet, watch) if watch.enabled else None
+    slack = _SlackSide(app, rt, settings, services.node_source, sweeper)
     store = lease_store or LocalLeaseStore()
     if lease_store is None and not ops.leader_election:
         log.info("leader_election_off", note="this process always answers: run a single replica")
@@ -228,6 +257,23 @@ class _SocketHandlerView:
         return socket is not None and await socket.client.is_connected()
 
 
+def build_fleet(watch: WatchSettings) -> FleetState:
+    """The fleet state for these watch settings, its series on the bot's /metrics registry."""
+    return FleetState(
+        agree=watch.agree, watched=frozenset(watch.probes) if watch.probes else None,
+        always=frozenset({TRANSPORT_PROBE_ID, POD_TRANSPORT_PROBE_ID}),  # a node out of reach counts
+        metrics=fleet_metrics.for_registry(metrics.METRICS.registry),
+        regressions=deque(maxlen=watch.regressions_kept),
+    )
+
+
+def _check_probe_ids(wanted: list[str], known: set[str]) -> None:
+    unknown = [probe for probe in wanted if probe not in known]
+    if unknown:
+        raise ConfigError(f"config error: watch.probes: unknown probe {unknown[0]!r} "
+                          f"(known: {', '.join(sorted(known))})")
+
+
 async def _relay(stop: asyncio.Event, runtime: OpsRuntime) -> None:
     await stop.wait()
     runtime.shutdown.request()
@@ -258,7 +304,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args)
         services = wiring.build_services(config, engine_factory=getattr(args, "engine_factory", None))
-        asyncio.run(serve(config.slack, services, host=args.host, port=args.port, ops=config.ops))
+        asyncio.run(serve(config.slack, services, host=args.host, port=args.port, ops=config.ops,
+                          watch=config.watch))
     except NetcheckError as exc:
         return fail("serve", str(exc), EXIT_UNCHECKED if isinstance(exc, ConfigMissing) else EXIT_USAGE)
     return EXIT_OK

@@ -45,6 +45,9 @@ class SlackSettings(BaseModel):
         0.5, gt=0, description="Backoff factor of those retries: about 0.5, 1, 2, 4 s apart, with jitter.",
     )
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
+    pictures: bool = Field(
+        True, description="Upload each check's layer picture into its thread (needs the files:write scope).",
+    )
     max_request_bytes: int = Field(
         256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024,
         description="Largest HTTP-mode request body read (413 above): a click carries its message's blocks, "

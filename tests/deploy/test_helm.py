@@ -265,6 +265,7 @@ SAMPLE = {  # a value for every key whose default is None (None would not show i
     ("cluster", "dns_service_ip"): "10.43.0.10",
     ("host_pod", "image"): "registry.local/tools/nsenter@sha256:" + "1f" * 32,
     ("probes", "reference_node"): "worker1",
+    ("watch", "interval"): 300.0, ("watch", "channel"): "C0WATCH", ("watch", "probes"): ["pod-api"],
 }
 
 

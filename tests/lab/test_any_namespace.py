@@ -9,7 +9,9 @@ passthrough or into the kustomize ConfigMap) and POD_NAMESPACE set as the Deploy
 
 Covers: the bot leads (its Lease, named per release, in that namespace, holds its identity); it
 answers a signed /netcheck for the case-study node with the fix button; an approver's click applies
-the masquerade fix (the rule appears once on the node); debug pods ran in that namespace; the API
+the masquerade fix (the rule appears once on the node); the continuous watch, switched on through the
+same config (chart `config:` / the ConfigMap's `watch:`), sweeps meanwhile and its series are on
+/metrics of the health port (the Service's `metrics` port); debug pods ran in that namespace; the API
 denied the bot nothing. The lab's own RBAC is put back afterwards.
 """
 
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -39,6 +42,7 @@ pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "C0NETCHECK"
+WATCH_CHANNEL = "C0WATCH"
 SECRET = "lab-signing-secret"
 APPROVER, REQUESTER = "U0APPROVER", "U0ASKER"
 PROBES = ["masquerade", "pod-api"]
@@ -85,6 +89,7 @@ def lab_config(lab: Lab, kubeconfig: Path, health_port: int) -> dict[str, Any]:
         "cluster": lab_file["cluster"],
         "slack": {"probes": PROBES, "approvers": [APPROVER]},
         "ops": {**OPS, "health_port": health_port},
+        "watch": {"interval": "10s", "channel": WATCH_CHANNEL, "probes": PROBES},
     }
 
 
@@ -163,7 +168,7 @@ async def scenario(lab: Lab, tmp: Path, rendering: str, node: str) -> dict[str, 
     lease = yaml.safe_load(config_file.read_text())["ops"]["lease_name"]
     identity = f"{account}-7d9f-{rendering}"
 
-    standin = SlackStandIn(channels=(CHANNEL,))
+    standin = SlackStandIn(channels=(CHANNEL, WATCH_CHANNEL))
     await standin.start()
     env = {**os.environ, "NETCHECK_CONFIG": str(config_file), "POD_NAME": identity,
            "POD_NAMESPACE": namespace, "SLACK_BOT_TOKEN": standin.bot_token, "SLACK_SIGNING_SECRET": SECRET,
@@ -206,11 +211,20 @@ async def scenario(lab: Lab, tmp: Path, rendering: str, node: str) -> dict[str, 
             return any("*applied*" in r.text for r in standin.messages(CHANNEL)[0].replies)
 
         await until(applied, "the fix to be applied")
+
+        async def swept() -> str | None:  # /metrics after the watch's first sweep
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{health_port}/metrics") as resp:
+                    text = await resp.text()
+            done = [ln for ln in text.splitlines() if ln.startswith("netcheck_watch_sweeps_total ")]
+            return text if done and float(done[0].split()[1]) >= 1 else None
+
+        metrics = await until(swept, "a sweep of the watch")
         denials = apiconfig.control(lab, "GET", "/lab/v1/rbac/denials")["denials"]
         return {
             "before": before, "button": button_text,
             "replies": [r.text for r in standin.messages(CHANNEL)[0].replies],
-            "log": log.read_text(),
+            "log": log.read_text(), "metrics": metrics,
             "bot_denials": [d for d in denials if d["namespace"] in (namespace, "default", "")
                             and d not in EARLIER_DENIALS],
         }
@@ -260,3 +274,6 @@ def test_leads_answers_and_fixes_in_another_namespace(lab: Lab, case_study: str,
     pods = {e.get("namespace") for e in events if e.get("event") == "debug pod running"}
     assert pods == {namespace}, pods  # the debug pods ran in the bot's own namespace
     assert any(e.get("event") == "leader_elected" for e in events)  # log_level info shows it
+    assert any(e.get("event") == "watch_started" for e in events)
+    for other in lab.nodes:  # the watch checked every node, under the rendered RBAC
+        assert f'netcheck_node_probe_status{{node="{other.name}",probe="pod-api",status=' in seen["metrics"]
