@@ -2,8 +2,8 @@
 `run(args) -> int` (a sync entry that runs asyncio itself); `bot/cli.py` lists them in COMMANDS.
 
 Shared here: the exit statuses every command uses (`error_status` maps an error to one, `fail`
-prints its one line), `add_config_argument` (`--config PATH`),
-`add_log_level_argument` (`--log-level` on the top parser and on every subcommand) and
+prints its one line), `add_config_argument` (`--config PATH`), `add_log_level_argument`
+(`--log-level` on the top parser and on every subcommand), `build_engine(args, config)` and
 `load_config(args)`, which reads the configuration and applies its `log_level` unless the command
 line or NETCHECK_LOG_LEVEL already chose one.
 """
@@ -18,6 +18,7 @@ from probes.errors import ClusterError, ConfigMissing, NetcheckError, TransportU
 
 if TYPE_CHECKING:
     from bot.config import Config
+    from probes.api import EngineAPI
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -75,3 +76,12 @@ def load_config(args: argparse.Namespace) -> Config:
     if not getattr(args, "log_level_chosen", True):
         netcheck_logging.configure(level=config.log_level)
     return config
+
+
+def build_engine(args: argparse.Namespace, config: Config) -> EngineAPI:
+    """The engine for `config`: `bot.cli.main`'s `engine_factory` (tests) when given, else
+    `bot.wiring.build_engine` (imported here, late, so `--help` needs no client libraries)."""
+    from bot import wiring
+
+    factory = getattr(args, "engine_factory", None) or wiring.build_engine
+    return factory(config)

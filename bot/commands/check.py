@@ -26,6 +26,7 @@ from bot.commands import (
     EXIT_PROBLEM,
     EXIT_UNCHECKED,
     add_config_argument,
+    build_engine,
     error_status,
     fail,
     load_config,
@@ -105,15 +106,13 @@ def exit_status(reports: list[Report]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import wiring
-
     try:
         if not args.all:
             node_name(args.node)
         elif args.png:
             raise ConfigError("--png draws one node's picture: give a node name, not --all")
         config = load_config(args)
-        engine = (args.engine_factory or wiring.build_engine)(config)
+        engine = build_engine(args, config)
         reports = asyncio.run(_check(engine, args))
     except (ConfigError, InvalidInput, ClusterError) as exc:
         return fail("check", str(exc), error_status(exc))

@@ -16,7 +16,15 @@ import asyncio
 import json
 from typing import Any
 
-from bot.commands import EXIT_OK, EXIT_PROBLEM, add_config_argument, error_status, fail, load_config
+from bot.commands import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    add_config_argument,
+    build_engine,
+    error_status,
+    fail,
+    load_config,
+)
 from bot.render import render_diff
 from probes.api import EngineAPI
 from probes.errors import ClusterError, ConfigError, InvalidInput
@@ -45,8 +53,6 @@ async def _compare(engine: EngineAPI, args: argparse.Namespace) -> Comparison:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import wiring
-
     try:
         node_name(args.node)
         if args.against is not None:
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             if args.against == args.node:
                 raise InvalidInput("--against names the node itself: pick another node")
         config = load_config(args)
-        engine = (args.engine_factory or wiring.build_engine)(config)
+        engine = build_engine(args, config)
         comparison = asyncio.run(_compare(engine, args))
     except (ConfigError, InvalidInput, ClusterError) as exc:
         return fail("diff", str(exc), error_status(exc))

@@ -15,7 +15,6 @@ import asyncio
 import getpass
 import socket
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -27,6 +26,7 @@ from bot.commands import (
     EXIT_USAGE,
     UNREACHABLE,
     add_config_argument,
+    build_engine,
     error_status,
     fail,
     load_config,
@@ -136,10 +136,10 @@ async def execute(
     return _EXIT[result.outcome]
 
 
-async def _main(args: argparse.Namespace, build_engine: Callable[[Config], EngineAPI], config: Config) -> int:
+async def _main(args: argparse.Namespace, config: Config) -> int:
     from bot import wiring
 
-    engine = build_engine(config)
+    engine = build_engine(args, config)
     try:
         runner = wiring.build_fix_runner(config, engine)  # with the node's fix Lease, as the bot's
         return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout, runner=runner)
@@ -148,11 +148,7 @@ async def _main(args: argparse.Namespace, build_engine: Callable[[Config], Engin
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import wiring  # imported late so `fix --help` works without it
-
     try:
-        config = load_config(args)
-        build_engine = getattr(args, "engine_factory", None) or wiring.build_engine  # bot.cli seam for tests
-        return asyncio.run(_main(args, build_engine, config))
+        return asyncio.run(_main(args, load_config(args)))
     except NetcheckError as exc:
         return fail("fix", str(exc), error_status(exc))
