@@ -22,11 +22,19 @@ from probes.transports.base import ClusterAPI, NodeShell
 
 
 class EngineAPI(Protocol):
-    registry: Registry
-    """The probes this engine knows (their `after=`, `fixes=`, `explains=`)."""
-    cluster: ClusterAPI
-    on_report: Hooks[[Report]]
-    """Called with every report `check` and `check_all` return."""
+    # Read-only for the engine's users: an attribute or a property satisfies each.
+    @property
+    def registry(self) -> Registry:
+        """The probes this engine knows (their `after=`, `fixes=`, `explains=`)."""
+        ...
+
+    @property
+    def cluster(self) -> ClusterAPI: ...
+
+    @property
+    def on_report(self) -> Hooks[[Report]]:
+        """Called with every report `check` and `check_all` return (add a hook with `.add`)."""
+        ...
 
     async def facts(self, *, refresh: bool = False) -> ClusterFacts:
         """The cluster as last discovered (`refresh`: discover it again now)."""
