@@ -127,7 +127,7 @@ async def resolved_53(ctx: ProbeContext) -> ProbeResult:
         f"Gentle (keeps systemd-resolved): on {ctx.node.name}, give kubelet the upstream servers:\n"
         f"{gentle}\nsudo systemctl restart kubelet\n"
         "kubectl -n kube-system rollout restart deployment coredns\n"
-        "Or (guide Issue 6): remove the stub:\n"
+        "Or remove the stub (docs/troubleshooting.md#local-dns-stub-on-port-53):\n"
         "sudo systemctl stop systemd-resolved\nsudo systemctl disable systemd-resolved\n"
         "echo \"nameserver <your upstream DNS>\" | sudo tee /etc/resolv.conf\n"
         "sudo systemctl restart kubelet"
