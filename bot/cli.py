@@ -2,7 +2,7 @@
 
 Only the module of the subcommand being run is imported (`netcheck --help` imports none, `netcheck
 lab` never the Slack or Kubernetes clients): start-up time is the CLI's first cost. A module that is
-missing does not break the others. Exit codes (README "Using it"): 0 all ok/skip, 1 a problem was
+missing does not break the others. Exit codes (docs/cli.md): 0 all ok/skip, 1 a problem was
 found, 2 usage or configuration error, 3 could not check (cluster or node unreachable, a needed file
 missing). Errors are one line on stderr.
 
@@ -18,10 +18,14 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot import logging as netcheck_logging
 from bot.commands import EXIT_USAGE, add_log_level_argument
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from probes.api import EngineAPI
 
 COMMANDS = {
     "check": "probe a node (or every node) and report layer by layer",
@@ -36,7 +40,7 @@ each (the module's own parser is built only when that subcommand runs)."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too by default)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too by default)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
@@ -91,8 +95,9 @@ def log_level(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, bo
     return netcheck_logging.DEFAULT_LEVEL, False
 
 
-def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[..., Any] | None = None) -> int:
-    """Entry point. `engine_factory(config) -> Engine` replaces `bot.wiring.build_engine` (tests)."""
+def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[Config], EngineAPI] | None = None,
+         ) -> int:
+    """Entry point. `engine_factory(config) -> EngineAPI` replaces `bot.wiring.build_engine` (tests)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[:_command_position(argv) + 1])
     args = parser.parse_args(argv)

@@ -1,8 +1,9 @@
 """The probe engine: runs the registered probes of one node (or every node) and builds a `Report`.
 
-Callers: `bot/commands/check.py` (CLI), the Slack bot and the fixes (precheck/verify), all through
-`bot.wiring.build_engine(config)`. The engine is transport-agnostic: it receives a `Transports`
-(real SSH/kubernetes ones from `bot.wiring`, fakes in tests) and never imports asyncssh/kubernetes.
+Callers: the CLI (`check`, `diff`, `fix`), the Slack bot and the fixes (precheck/verify), all through
+`probes.api.EngineAPI`; `bot.wiring.build_engine(config)` builds it. The engine is
+transport-agnostic: it receives a `Transports` (real SSH/kubernetes ones from `bot.wiring`, fakes in
+tests) and never imports asyncssh/kubernetes.
 
 `run_one()` is the single funnel every probe goes through: one timeout, and every outcome
 (result, ProbeSkip, timeout, exception, missing transport) becomes exactly one `Finding`.
@@ -16,14 +17,15 @@ import difflib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import structlog
 
 from probes import followup
 from probes.correlate import correlate
-from probes.errors import InvalidInput, TransportUnavailable
+from probes.errors import TransportUnavailable, UnknownNode, UnknownProbe
 from probes.facts import ClusterFacts, NodeFacts
+from probes.hooks import Hooks
 from probes.model import Access, Report
 from probes.noderun import (  # noqa: F401  (the transport finding ids are part of the engine's API)
     HOST_POD_TRANSPORT_PROBE_ID,
@@ -34,24 +36,9 @@ from probes.noderun import (  # noqa: F401  (the transport finding ids are part 
 from probes.registry import ProbeSpec, Registry, default_registry
 from probes.settings import ProbeSettings
 from probes.timing import Span
-from probes.transports.base import Cluster, NodeShell, PodExec
+from probes.transports.base import ClusterAPI, NodeShell, PodExec
 
 log = structlog.get_logger("netcheck.engine")
-
-class UnknownNode(InvalidInput):
-    """A node name the cluster does not know; the message names the closest existing names."""
-
-
-class UnknownProbe(InvalidInput):
-    """A probe id that is not registered."""
-
-
-class ClusterAPI(Cluster, Protocol):
-    """The Cluster protocol plus what discovery and fixes need (implemented by transports/cluster.py)."""
-
-    async def list_nodes(self) -> list[dict[str, Any]]: ...
-
-    async def patch_installation(self, patch: Any, *, json_patch: bool = False) -> dict[str, Any]: ...
 
 
 class HostShells(Protocol):
@@ -89,8 +76,8 @@ _node_session: ContextVar[_NodeSession | None] = ContextVar("netcheck_node_sessi
 """The fix session of the running task: only code inside it sees its (privileged) shell."""
 
 
-class DebugPods(Protocol):
-    """Debug pods pinned to nodes (transports/pod.py)."""
+class DebugPodPool(Protocol):
+    """Debug pods pinned to nodes (transports/pod.py's `DebugPods`)."""
 
     async def get(self, node: NodeFacts) -> PodExec:
         """Start (or reuse) the node's debug pod; raises `PodUnavailable`."""
@@ -114,7 +101,7 @@ class Transports:
     cluster: ClusterAPI
     discover: Callable[[], Awaitable[ClusterFacts]]
     shells: HostShells | None = None
-    pods: DebugPods | None = None
+    pods: DebugPodPool | None = None
     close: Callable[[], Awaitable[None]] | None = None
     """Extra clean-up (e.g. the cluster client's session), run last by `Engine.aclose`."""
     discover_early: Callable[[Callable[[Sequence[NodeFacts]], None]], Awaitable[ClusterFacts]] | None = None
@@ -136,6 +123,8 @@ class Engine:
         self.registry = registry
         self._facts: ClusterFacts | None = None
         self._facts_lock = asyncio.Lock()
+        self.on_report: Hooks[[Report]] = Hooks("on_report")
+        """Called with every report `check` and `check_all` return (the bot's metrics)."""
 
     # -- cluster knowledge ---------------------------------------------------------------------
 
@@ -147,6 +136,18 @@ class Engine:
 
     async def node_names(self) -> list[str]:
         return [n.name for n in (await self.facts()).nodes]
+
+    async def resolve_node(self, name: str) -> NodeFacts:
+        """The node called `name`, else `UnknownNode` naming the closest names. Looked up in the
+        facts already discovered, then in fresh ones (the node may have joined since)."""
+        facts = await self.facts()
+        if facts.node(name) is None:
+            facts = await self.facts(refresh=True)
+        return await self._node(name, facts)
+
+    def enabled(self, probe_ids: Sequence[str]) -> list[str]:
+        """Those of `probe_ids` this engine can run (registered, not disabled), in that order."""
+        return [p for p in probe_ids if p in self.registry and p not in self.settings.disabled]
 
     async def _node(self, name: str, facts: ClusterFacts) -> NodeFacts:
         node = facts.node(name)
@@ -255,7 +256,9 @@ class Engine:
                                                 self._runner(run))
         finally:
             await run.close()
-        return result.model_copy(update={"timings": run.timings()})
+        result = result.model_copy(update={"timings": run.timings()})
+        self.on_report(result)
+        return result
 
     async def _discover(self, run: Run, on_nodes: Callable[[Sequence[NodeFacts]], None] | None = None,
                         ) -> ClusterFacts:
@@ -326,7 +329,10 @@ class Engine:
             reports = list(await asyncio.gather(*(one(n) for n in facts.nodes)))
         finally:
             await run.close()
-        return correlate(reports, facts, self.registry, self.settings)
+        reports = correlate(reports, facts, self.registry, self.settings)
+        for report in reports:
+            self.on_report(report)
+        return reports
 
     async def compare(self, node: str, *, against: str | None = None) -> followup.Comparison:
         """Check `node` and a reference node (`against`, else picked) and diff them field by field."""

@@ -26,7 +26,7 @@ from probes.context import ProbeContext
 from probes.errors import ProbeSkip, TransportUnavailable
 from probes.facts import ClusterFacts, NodeFacts
 from probes.model import AccessPath, Finding, Layer, Report, Status
-from probes.registry import ProbeSpec
+from probes.registry import Need, ProbeSpec
 
 if TYPE_CHECKING:
     from probes.engine import Engine
@@ -261,7 +261,7 @@ class NodeRun:
             access=self.access,
         )
 
-    def _transport_findings(self, needs: set[str]) -> list[Finding]:
+    def _transport_findings(self, needs: set[Need]) -> list[Finding]:
         """Make an unusable SSH connection, host pod or debug pod visible as its own `error` finding."""
         extra = []
         access = self.access

@@ -84,6 +84,13 @@ def _missing_kubeconfig(settings: ClusterSettings) -> ConfigMissing | None:
     )
 
 
+def _object(value: object, what: str) -> dict[str, Any]:
+    """A JSON object the API answered; anything else is not what the API promises."""
+    if not isinstance(value, dict):
+        raise ClusterError(f"{what}: the API answered {type(value).__name__}, not an object")
+    return value
+
+
 async def load_configuration(settings: ClusterSettings) -> Configuration:
     """kubeconfig/context from the config, else in-cluster, else the default kubeconfig."""
     from kubernetes.aio.client import Configuration
@@ -247,8 +254,9 @@ class KubeCluster:
 
     async def request(self, what: str, method: str, path: str, *, query: Sequence[tuple[str, Any]] = (),
                       body: Any = None, content_type: str | None = None,
-                      timeout: float | None = None) -> Any:
-        """One API request; the JSON answer, or a ClusterError. Bounded by `timeout` (request_timeout)."""
+                      timeout: float | None = None) -> dict[str, Any]:
+        """One API request; the JSON object it answered (every Kubernetes API answer is one: an
+        object, a list, a Status), or a ClusterError. Bounded by `timeout` (request_timeout)."""
         api = await self.api()
         limit = timeout or self.request_timeout
         headers = {"Accept": "application/json"}
@@ -267,7 +275,7 @@ class KubeCluster:
             raise self.translate(exc, what) from exc
         if not 200 <= response.status <= 299:
             raise api_error(response.status, response.reason or "", raw, what)
-        return json.loads(raw) if raw else {}
+        return _object(json.loads(raw), what) if raw else {}
 
     def translate(self, exc: BaseException, what: str) -> ClusterError:
         """Any exception of a request into the ClusterError family (the one place that knows how)."""
@@ -349,7 +357,7 @@ class KubeCluster:
                                                       ns=namespace, n=name),
                     header_params={"Accept": "*/*"}, auth_settings=AUTH_SETTINGS)
                 response = await api.call_api(method, url, headers, data, post, _request_timeout=timeout)
-                raw = await response.read()
+                raw: bytes = await response.read()
         except Exception as exc:
             raise self.translate(exc, what) from exc
         if not 200 <= response.status <= 299:

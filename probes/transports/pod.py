@@ -375,7 +375,7 @@ class DebugPods:
         pods = await self.cluster.list_pods(namespace=self.settings.namespace, label_selector=selector)
         in_use = {pod.name for pod in self._pods.values()}
         now = datetime.now(UTC)
-        leftovers = []
+        leftovers: list[str] = []
         for pod in pods:
             meta = pod.get("metadata") or {}
             if (meta.get("labels") or {}).get(OWNER_LABEL) == self.owner:
