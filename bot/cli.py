@@ -15,7 +15,7 @@ from typing import Any
 
 from bot import logging as netcheck_logging
 
-COMMANDS = ["check", "fix", "lab", "serve", "demo"]
+COMMANDS = ["check", "diff", "fix", "lab", "serve", "demo"]
 """Subcommand modules under bot/commands/, in help order."""
 
 EXIT_USAGE = 2

@@ -36,6 +36,10 @@ def catalog_markdown(registry: Registry) -> str:
             lines += ["", body[1].strip()]
         if spec.after:
             lines += ["", "Runs after: " + ", ".join(f"`{dep}`" for dep in spec.after) + "."]
+        if spec.explains:
+            across = " (also on other nodes whose check crossed to this one)"
+            edges = [f"`{e.symptom}`" + (across if e.across else "") for e in spec.explains]
+            lines += ["", "Explains (its failure makes these consequences): " + ", ".join(edges) + "."]
     return "\n".join(lines)
 
 

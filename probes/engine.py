@@ -22,9 +22,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
+from probes import followup
 from probes.attempts import TransportAttempts
-from probes.causes import attribute_causes
 from probes.context import ProbeContext
+from probes.correlate import correlate
 from probes.errors import InvalidInput, ProbeSkip, TransportUnavailable
 from probes.facts import ClusterFacts, NodeFacts
 from probes.model import Access, AccessPath, Finding, Layer, Report, Status
@@ -266,15 +267,38 @@ class Engine:
             if spec.id not in self.settings.disabled and (wanted is None or spec.id in wanted)
         ]
 
-    async def check(self, node: str, *, probes: Sequence[str] | None = None) -> Report:
+    async def check(
+        self, node: str, *, probes: Sequence[str] | None = None, follow_up: bool | None = None
+    ) -> Report:
+        """Check one node. With problems found (and `follow_up`, by default for a full check), the
+        blamed peer's relevant probes and a reference node are probed too (`probes/followup.py`):
+        their findings come back in `Report.peers`, and this node's findings name them."""
         specs = self._selected(probes)
         facts = await self.facts(refresh=True)  # one discovery per run: the bot lives for days
         node_facts = await self._node(node, facts)
-        return await self._check(node_facts, facts, specs, TransportAttempts())
+        attempts = TransportAttempts()  # shared with the follow-ups: one attempt per node in this run
+        report = await self._check(node_facts, facts, specs, attempts)
+        if follow_up is None:
+            follow_up = probes is None and self.settings.follow_up
+        if not follow_up:
+            return correlate([report], facts, self.registry, self.settings, pick_reference=False)[0]
+        return await followup.examine(report, facts, self.registry, self.settings, self._runner(attempts))
+
+    def _runner(self, attempts: TransportAttempts) -> followup.RunProbes:
+        """Run some probes of another node in this run (follow-ups, node diffs); unknown ids are ignored."""
+
+        async def run(node: str, probe_ids: Sequence[str], facts: ClusterFacts) -> Report:
+            wanted = set(probe_ids)
+            specs = [spec for spec in self._selected(None) if spec.id in wanted]
+            return await self._check(await self._node(node, facts), facts, specs, attempts)
+
+        return run
 
     async def check_all(
         self, *, probes: Sequence[str] | None = None, concurrency: int | None = None
     ) -> list[Report]:
+        """Check every node, then correlate: one cause graph across nodes, each node compared with a
+        reference."""
         specs = self._selected(probes)
         facts = await self.facts(refresh=True)
         limit = asyncio.Semaphore(concurrency or self.settings.max_nodes_in_parallel)
@@ -284,7 +308,18 @@ class Engine:
             async with limit:
                 return await self._check(node, facts, specs, attempts)
 
-        return list(await asyncio.gather(*(one(n) for n in facts.nodes)))
+        reports = list(await asyncio.gather(*(one(n) for n in facts.nodes)))
+        return correlate(reports, facts, self.registry, self.settings)
+
+    async def compare(self, node: str, *, against: str | None = None) -> followup.Comparison:
+        """Check `node` and a reference node (`against`, else picked) and diff them field by field."""
+        facts = await self.facts(refresh=True)
+        await self._node(node, facts)
+        if against is not None:
+            await self._node(against, facts)
+        every = [spec.id for spec in self._selected(None)]
+        return await followup.compare(node, against, facts, self.registry, self.settings,
+                                      self._runner(TransportAttempts()), every)
 
     async def _check(
         self, node: NodeFacts, facts: ClusterFacts, specs: list[ProbeSpec],
@@ -342,12 +377,17 @@ class Engine:
                 except Exception:  # clean-up must not hide the report; aclose retries
                     node_log.exception("debug pod release failed", pod_node=pod_node)
         findings = list(findings)
+        if peer_node is not None and peer.acquired():
+            # the measurement crossed to that node: the cause graph may find the cause there
+            crossing = {spec.id for spec in specs if "peer-pod" in spec.needs}
+            findings = [f.model_copy(update={"peer": peer_node.name}) if f.probe in crossing else f
+                        for f in findings]
         findings.extend(self._transport_findings(host, pod, access))
-        return Report(
+        return Report(  # as the probes saw it; `correlate` attributes causes once the run is complete
             node=node.name,
             started_at=started_at,
             duration_s=time.monotonic() - t0,
-            findings=attribute_causes(findings),
+            findings=findings,
             access=access,
         )
 
@@ -488,8 +528,10 @@ class Engine:
             result.status,
             result.summary,
             evidence=result.evidence,
+            proof=result.proof,
             remediation=result.remediation,
             fix=result.fix,
+            observed=result.observed,
         )
 
     async def aclose(self) -> None:

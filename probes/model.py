@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from probes.observations import Observations
 
 EVIDENCE_LIMIT = 4000
 """Characters of evidence kept per finding; longer output keeps its head and tail."""
@@ -73,8 +76,20 @@ class ProbeResult(_Frozen):
     status: Status
     summary: str
     evidence: str = ""
+    proof: str = ""
     remediation: str = ""
     fix: FixProposal | None = None
+    observed: Observations | None = None
+
+
+Scope = Literal["node-local", "peer-side", "cluster-wide"]
+
+
+class CauseRef(_Frozen):
+    """A finding of another node: the cause of a consequence seen here."""
+
+    node: str
+    probe: str
 
 
 class Finding(_Frozen):
@@ -82,15 +97,42 @@ class Finding(_Frozen):
     layer: Layer
     status: Status
     summary: str
-    evidence: str = ""
+    evidence: str = Field(default="", description="The full command output (trimmed to EVIDENCE_LIMIT).")
+    proof: str = Field(
+        default="", description="The few lines of the evidence that prove the point (shown first)."
+    )
     remediation: str = ""
     fix: FixProposal | None = None
     caused_by: str | None = Field(
-        default=None, description="Id of the probe whose failure explains this one, if any."
+        default=None, description="Id of the probe on the same node whose failure explains this one."
+    )
+    caused_by_node: CauseRef | None = Field(
+        default=None, description="The node and probe whose failure explains this one, when on another node."
+    )
+    peer: str | None = Field(
+        default=None, description="The other node this probe's measurement crossed to (pod-to-pod peer)."
+    )
+    scope: Scope | None = Field(
+        default=None, description="Compared with a reference node: node-local, peer-side or cluster-wide."
+    )
+    comparison: str | None = Field(
+        default=None, description="The differential sentence behind `scope` (what the reference saw)."
+    )
+    observed: Observations | None = Field(
+        default=None, description="Typed facts the probe read (for node diffs and the cause graph)."
     )
     duration_s: float | None = Field(
         default=None, description="Seconds the probe took, waiting for its transports included."
     )
+
+    @property
+    def explained(self) -> bool:
+        """A consequence: another finding (here or on another node) explains it."""
+        return self.caused_by is not None or self.caused_by_node is not None
+
+    @property
+    def proof_or_evidence(self) -> str:
+        return self.proof or self.evidence
 
 
 class AccessPath(StrEnum):
@@ -112,6 +154,13 @@ class Report(_Frozen):
     started_at: datetime
     duration_s: float
     findings: list[Finding]
+    reference: str | None = Field(
+        default=None, description="The healthy node this report was compared with, if any."
+    )
+    peers: list[Report] = Field(
+        default_factory=list,
+        description="Other nodes' findings a single-node check looked at (a blamed peer, the reference).",
+    )
     access: Access | None = Field(
         default=None, description="How the node's host side was reached (None: no host access configured)."
     )
@@ -122,17 +171,29 @@ class Report(_Frozen):
 
     @property
     def causes(self) -> list[Finding]:
-        """Problems that are not explained by another finding: what to fix first."""
-        return [f for f in self.findings if f.status.is_problem and f.caused_by is None]
+        """Problems that are not explained by another finding, here or on another node: what to fix."""
+        return [f for f in self.findings if f.status.is_problem and not f.explained]
 
     def finding(self, probe: str) -> Finding | None:
         return next((f for f in self.findings if f.probe == probe), None)
 
+    def observations(self) -> Observations:
+        """Every finding's observed facts merged into one view of the node."""
+        merged = Observations()
+        for f in self.findings:
+            merged = merged.merged(f.observed)
+        return merged
+
     def as_json(self) -> dict[str, object]:
         """The documented `--json` shape (see README, "JSON output")."""
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", exclude={"peers"})
         data["verdict"] = self.verdict.value
         data["duration_s"] = round(self.duration_s, 3)
+        for finding, dumped in zip(self.findings, data["findings"], strict=True):
+            # only what was measured: a None field would read as "measured, and empty"
+            dumped["observed"] = finding.observed.model_dump(mode="json", exclude_none=True) \
+                if finding.observed is not None else None
+        data["peers"] = [peer.as_json() for peer in self.peers]
         return data
 
 
@@ -142,13 +203,18 @@ def _result(status: Status):  # type: ignore[no-untyped-def]
         evidence: str = "",
         remediation: str = "",
         fix: FixProposal | None = None,
+        *,
+        proof: str = "",
+        observed: Observations | None = None,
     ) -> ProbeResult:
         return ProbeResult(
             status=status,
             summary=summary,
             evidence=trim(evidence.strip("\n")),
+            proof=trim(proof.strip("\n")),
             remediation=remediation.strip("\n"),
             fix=fix,
+            observed=observed,
         )
 
     return build

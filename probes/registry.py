@@ -2,17 +2,21 @@
 
 A probe is an `async def fn(ctx: ProbeContext) -> ProbeResult` in `probes/catalog/<id>.py`;
 its docstring's first line is its catalog line (README and Slack use it).
+
+The registry is also the one place that says what explains what: `explains=` lists the findings a
+probe's failure explains (its consequences), on the same node or, with `across=True`, on another
+node whose measurement crossed to this one. `probes/graph.py` reads it to build a run's cause graph.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from probes.model import Layer, ProbeResult
+from probes.model import Finding, Layer, ProbeResult, Status
 
 if TYPE_CHECKING:
     from probes.context import ProbeContext
@@ -29,6 +33,35 @@ class RegistryError(Exception):
     """A probe definition is wrong; raised at import so a bad probe stops start-up."""
 
 
+Condition = Callable[[Finding, Mapping[str, Finding]], bool]
+"""(the symptom's finding, the cause node's findings by probe id) -> does the cause explain it?"""
+
+
+def cause_fails(symptom: Finding, findings: Mapping[str, Finding], cause: str) -> bool:
+    """The cause probe's own status is `fail` (a warn of it explains nothing)."""
+    found = findings.get(cause)
+    return found is not None and found.status is Status.FAIL
+
+
+@dataclass(frozen=True)
+class Explains:
+    """One edge of the cause graph: while this probe reports a problem, `symptom` failing is its
+    consequence."""
+
+    symptom: str
+    when: Condition | None = None
+    """Extra condition; None: always."""
+    across: bool = False
+    """Also explains `symptom` on another node whose measurement crossed to this node (its `peer`)."""
+    only_when_failing: bool = False
+    """Only a `fail` of the cause explains (its `warn` is advice, not a broken path)."""
+
+    def applies(self, cause: str, symptom: Finding, findings: Mapping[str, Finding]) -> bool:
+        if self.only_when_failing and not cause_fails(symptom, findings, cause):
+            return False
+        return self.when is None or self.when(symptom, findings)
+
+
 @dataclass(frozen=True)
 class ProbeSpec:
     id: str
@@ -40,6 +73,11 @@ class ProbeSpec:
     fixes: tuple[str, ...] = ()
     """Ids of the fixes this probe may propose; the engine refuses a proposal not listed here and the
     fix registry refuses a fix addressing a probe that never proposes it (fixes/registry.py)."""
+    explains: tuple[Explains, ...] = ()
+
+    def explanation_of(self, symptom: str, *, across: bool = False) -> Explains | None:
+        """This probe's edge toward `symptom` (on another node: only an `across` edge)."""
+        return next((e for e in self.explains if e.symptom == symptom and (e.across or not across)), None)
 
     @property
     def title(self) -> str:
@@ -71,11 +109,24 @@ class Registry:
         self.specs[spec.id] = spec
 
     def validate(self) -> None:
-        """Every `after=` resolves and there are no cycles (call once all probes are imported)."""
+        """Every `after=` and `explains=` resolves and neither has cycles (call once all probes are
+        imported)."""
         for spec in self.specs.values():
             for dep in spec.after:
                 if dep not in self.specs:
                     raise RegistryError(f"probe {spec.id!r} runs after unknown probe {dep!r}")
+            for edge in spec.explains:
+                if edge.symptom not in self.specs:
+                    raise RegistryError(f"probe {spec.id!r} explains unknown probe {edge.symptom!r}")
+                if edge.symptom == spec.id and not edge.across:
+                    raise RegistryError(f"probe {spec.id!r} explains itself")
+        self._acyclic(lambda pid: self.specs[pid].after, "probe dependency cycle")
+        # a same-node explanation cycle would make two findings each other's cause
+        # (an `across` edge to itself links two nodes' findings of one probe: not a cycle on a node)
+        self._acyclic(lambda pid: tuple(e.symptom for e in self.specs[pid].explains if e.symptom != pid),
+                      "probe explains cycle")
+
+    def _acyclic(self, edges: Callable[[str], tuple[str, ...]], what: str) -> None:
         visiting: set[str] = set()
         done: set[str] = set()
 
@@ -83,9 +134,9 @@ class Registry:
             if pid in done:
                 return
             if pid in visiting:
-                raise RegistryError(f"probe dependency cycle: {' -> '.join((*path, pid))}")
+                raise RegistryError(f"{what}: {' -> '.join((*path, pid))}")
             visiting.add(pid)
-            for dep in self.specs[pid].after:
+            for dep in edges(pid):
                 visit(dep, (*path, pid))
             visiting.discard(pid)
             done.add(pid)
@@ -117,14 +168,17 @@ def probe(
     after: tuple[str, ...] | list[str] = (),
     timeout: float | None = None,
     fixes: tuple[str, ...] | list[str] = (),
+    explains: tuple[str | Explains, ...] | list[str | Explains] = (),
     registry: Registry | None = None,
 ) -> Callable[[ProbeFn], ProbeFn]:
-    """Register a probe; returns the function unchanged. `fixes`: the fix ids it may propose."""
+    """Register a probe; returns the function unchanged. `fixes`: the fix ids it may propose. A plain
+    id in `explains` is an unconditional same-node edge."""
+    edges = tuple(Explains(e) if isinstance(e, str) else e for e in explains)
 
     def register(fn: ProbeFn) -> ProbeFn:
         (registry or default_registry).add(
             ProbeSpec(id=id, layer=layer, fn=fn, needs=frozenset(needs), after=tuple(after),
-                      timeout=timeout, fixes=tuple(fixes))
+                      timeout=timeout, fixes=tuple(fixes), explains=edges)
         )
         return fn
 

@@ -6,6 +6,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_POOL_LABELS = (
+    "cloud.google.com/gke-nodepool",
+    "eks.amazonaws.com/nodegroup",
+    "kubernetes.azure.com/agentpool",
+    "node.kubernetes.io/pool",
+)
+"""Labels the big providers (and a common convention) put the node pool's name in."""
+
 
 class ProbeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -26,6 +34,20 @@ class ProbeSettings(BaseModel):
         120.0, gt=0,
         description="Safety cap on a probe's wait for its node's SSH connection or debug pod; the "
         "transports end a dead node's wait first (ssh.connect_timeout, debug_pod.start_timeout).",
+    )
+
+    reference_node: str | None = Field(
+        None, description="Node to compare others with (diff, differential verdicts); None: picked per run "
+                          "(Ready, same node pool, every probe ok)."
+    )
+    node_pool_labels: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_POOL_LABELS),
+        description="Node labels that name a node's pool, first present wins; without one, control-plane "
+                    "and workers are the two pools.",
+    )
+    follow_up: bool = Field(
+        True,
+        description="A single-node check with problems also probes the blamed peer and a reference node.",
     )
 
     def timeout_for(self, probe_id: str) -> float:

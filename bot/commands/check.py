@@ -1,6 +1,7 @@
-"""`netcheck check NODE [--json] [--probe ID ...]` and `netcheck check --all [--json]`.
+"""`netcheck check NODE [--json] [--verbose] [--probe ID ...]` and `netcheck check --all [--json]`.
 
-Registered by `bot/cli.py`. Human output is `bot.render.render_report`; `--json` prints exactly one
+Registered by `bot/cli.py`. Human output is `bot.render.render_report` / `render_run` (the cause
+graph: things to do, one per fix; `--verbose` adds the full evidence); `--json` prints exactly one
 JSON object (a list for --all) in the README's schema (`Report.as_json`). Exit status: 0 all ok or
 skip, 1 any warn/fail/error, 2 usage or configuration error (bad config, unknown node or probe).
 """
@@ -14,7 +15,7 @@ import sys
 from typing import Any
 
 from bot.commands import add_config_argument
-from bot.render import render_report
+from bot.render import render_report, render_run
 from probes.errors import ClusterError, ConfigError, InvalidInput
 from probes.model import Report, Status
 from probes.transports.commands import node_name
@@ -29,7 +30,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     target.add_argument("--all", action="store_true", help="check every node")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout (a list for --all)")
     parser.add_argument("--probe", action="append", metavar="ID", dest="probes",
-                        help="run only this probe (repeatable)")
+                        help="run only this probe (repeatable; no peer or reference follow-up)")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="show every finding's full evidence, not just the lines that prove it")
     add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         payload: Any = [r.as_json() for r in reports] if args.all else reports[0].as_json()
         print(json.dumps(payload, indent=2))
     else:
-        print("\n\n".join(render_report(r) for r in reports))
+        print(render_run(reports, verbose=args.verbose) if args.all
+              else render_report(reports[0], verbose=args.verbose))
     healthy = all(r.verdict in (Status.OK, Status.SKIP) for r in reports)
     return EXIT_OK if healthy else EXIT_PROBLEM

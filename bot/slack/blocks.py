@@ -7,10 +7,13 @@ Called by `commands.py`, `actions.py` and `nodewatch.py`; everything here is a p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bot.slack import messages as msg
 from bot.slack.approvals import VALUE_LIMIT, Proposal, encode
+from probes.diff import NodeDiff
+from probes.graph import Action, role
 from probes.model import Finding, Report, Status, trim
 
 Block = dict[str, Any]
@@ -22,7 +25,12 @@ BUTTON_TEXT_LIMIT = 75
 CONFIRM_TITLE_LIMIT = 100
 CONFIRM_TEXT_LIMIT = 300
 ACTION_ID = "apply_fix"
+MESSAGE_TEXT_BUDGET = 10000
+"""Characters of block text per message: Slack refuses roughly 12–13k in all (msg_blocks_too_long)
+even when every block is within its own limit (docs/slack.md, "Block Kit and message limits")."""
 _FENCE = "```"
+_MIN_EVIDENCE = 300
+_TRIM_FLOOR = 120  # `trim` keeps a head, a tail and its note: below this it has nothing left to cut
 
 
 def clip(text: str, limit: int) -> str:
@@ -58,14 +66,18 @@ def header(text: str) -> Block:
     return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_LIMIT)}}
 
 
-def evidence(text: str) -> Block:
+def evidence(text: str, limit: int = SECTION_LIMIT) -> Block:
     """Evidence in a code block; escaping may grow the text, so trim until it fits."""
-    target = SECTION_LIMIT - 2 * len(_FENCE) - 2
+    target = min(limit, SECTION_LIMIT) - 2 * len(_FENCE) - 2
     budget = target
     body = msg.escape(trim(text, budget))
-    while len(body) > target:
-        budget = max(200, budget * target // len(body) - 20)
+    while len(body) > target and budget > _TRIM_FLOOR:
+        # strictly smaller each round: escaping can grow text fivefold (&amp;)
+        budget = max(_TRIM_FLOOR, min(budget - 1, budget * target // len(body) - 20))
         body = msg.escape(trim(text, budget))
+    if len(body) > target:  # even the shortest trim escapes too long: cut before a whole entity
+        cut = body.rfind("&", 0, target - 1)
+        body = body[: cut if cut > target - 6 else target - 1] + "…"
     return section(f"{_FENCE}\n{body}\n{_FENCE}")
 
 
@@ -104,8 +116,8 @@ def parent(text: str) -> list[Block]:
 
 def finding(f: Finding, button: Block | None, button_note: str | None = None) -> list[Block]:
     blocks = [section(msg.finding_title(f))]
-    if f.evidence:
-        blocks.append(evidence(f.evidence))
+    if f.proof_or_evidence:
+        blocks.append(evidence(f.proof_or_evidence))
     if f.remediation:
         blocks.append(section("*What to do*\n" + msg.escape(f.remediation)))
     if button is not None:
@@ -115,33 +127,100 @@ def finding(f: Finding, button: Block | None, button_note: str | None = None) ->
     return blocks
 
 
+def _text_size(blocks: list[Block]) -> int:
+    size = 0
+    for block in blocks:
+        size += len((block.get("text") or {}).get("text", ""))
+        size += sum(len(e.get("text", "")) for e in block.get("elements", []) if block["type"] == "context")
+    return size
+
+
+def action(act: Action, number: int, total: int, button: Block | None, button_note: str | None,
+           evidence_note: str | None = None) -> list[Block]:
+    """One thing to do: its title (what it resolves), each cause with the lines that prove it, one
+    remediation and one button — within the message's text budget (evidence shrinks first, then
+    further causes sharing the fix are only named)."""
+    head = [section(msg.action_title(act, number, total))]
+    tail: list[Block] = []
+    if act.remediation:
+        tail.append(section("*What to do*\n" + msg.escape(act.remediation)))
+    if button is not None:
+        tail.append(button)
+    elif button_note:
+        tail.append(context(msg.no_button(button_note)))
+    if evidence_note:
+        tail.append(context(evidence_note))
+    budget = MESSAGE_TEXT_BUDGET - _text_size(head) - _text_size(tail)
+    shown: list[Block] = []
+    left = list(act.causes[: (MAX_BLOCKS - 6) // 2])
+    while left:
+        cause = left.pop(0)
+        title = section(msg.finding_title(cause, act.node))
+        share = (budget - _text_size(shown)) // (len(left) + 1) - _text_size([title])
+        if share < _MIN_EVIDENCE and shown:
+            left.insert(0, cause)
+            break
+        shown.append(title)
+        if cause.proof_or_evidence:
+            shown.append(evidence(cause.proof_or_evidence, max(share, _MIN_EVIDENCE)))
+    unnamed = left + act.causes[(MAX_BLOCKS - 6) // 2:]
+    if unnamed:
+        shown.append(context(msg.more_causes([c.probe for c in unnamed])))
+    return head + shown + tail
+
+
+def _chunked(head: str, lines: Sequence[str]) -> list[Block]:
+    """A heading and lines split over sections, within the text, block and message limits."""
+    blocks: list[Block] = [section(head)]
+    chunk: list[str] = []
+    used = len(head)
+    for shown, line in enumerate(lines):
+        line = clip(line, SECTION_LIMIT)
+        if used + len(line) > MESSAGE_TEXT_BUDGET or len(blocks) >= MAX_BLOCKS - 2:
+            if chunk:
+                blocks.append(section("\n".join(chunk)))
+            blocks.append(context(msg.more_lines(len(lines) - shown)))
+            return blocks
+        if chunk and sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT:
+            blocks.append(section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+        used += len(line) + 1
+    if chunk:
+        blocks.append(section("\n".join(chunk)))
+    return blocks
+
+
+def consequences(run: Sequence[Report], here: str | None) -> list[Block]:
+    """Every explained problem of the run, one line each, naming its cause."""
+    lines = [msg.consequence_line(r.node, f, here) for r in run for f in r.findings
+             if f.status.is_problem and f.explained]
+    return _chunked(msg.consequences_heading(len(lines)), lines) if lines else []
+
+
+def node_diff(diff: NodeDiff) -> list[Block]:
+    blocks = _chunked(msg.diff_heading(diff), msg.diff_lines(diff)) if diff.differences \
+        else [section(msg.diff_heading(diff))]
+    footer = msg.diff_footer(diff)
+    return blocks + ([context(footer)] if footer else [])
+
+
 def ok_folded(findings: list[Finding]) -> list[Block]:
     return [section(msg.ok_folded(findings))]
 
 
-def node_summary(report: Report) -> list[Block]:
-    """One node's compact reply for `/netcheck all`: verdict plus one line per problem."""
-    lines = [msg.verdict_line(report)]
+def node_summary(report: Report, run: Sequence[Report] | None = None) -> list[Block]:
+    """One node's compact lines: verdict plus one line per problem with its role."""
+    lines = [msg.verdict_line(report, run)]
     for f in msg.problems(report):
-        lines.append(f"{msg.STATUS_EMOJI[f.status]} {msg.escape(f.summary)} (`{f.probe}`)")
+        tag = msg.escape(role(f, report.node))
+        lines.append(f"{msg.STATUS_EMOJI[f.status]} {msg.escape(f.summary)} (`{f.probe}`, {tag})")
     return [section("\n".join(lines))]
 
 
 def summary_all(title: str, reports: list[Report]) -> list[Block]:
-    """Parent of `/netcheck all`: a line per node, split over sections, within the block limit."""
-    blocks: list[Block] = [section(title)]
-    chunk: list[str] = []
-    for report in reports:
-        line = msg.verdict_line(report)
-        if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT:
-            blocks.append(section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        blocks.append(section("\n".join(chunk)))
-    if len(blocks) > MAX_BLOCKS:
-        blocks = blocks[: MAX_BLOCKS - 1] + [context(f"… and {len(blocks) - MAX_BLOCKS + 1} more sections")]
-    return blocks
+    """Parent of `/netcheck all`: what to act on first, then a line per node, within the limits."""
+    return _chunked(title, [msg.verdict_line(r, reports) for r in reports])
 
 
 def replace_action(blocks: list[Block], block_id: str, replacement: Block) -> list[Block]:

@@ -113,13 +113,19 @@ async def check_all(rt: Runtime, channel: str, user: str) -> None:
         log.exception("check_all_failed", channel=channel, user=user)
         await threads.update_parent(rt, channel, parent_ts, msg.check_failed("all", str(exc)), None)
         return
-    lost = [report.node for report in reports
-            if not await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report),
-                                            bk.node_summary(report))]
-    summary = bk.summary_all(f"netcheck all — {len(reports)} nodes", reports)
-    if lost:  # the one line per node is in the summary; say whose details the thread lacks
+    # the things to do across the whole run first (one button per fix), then each node with problems
+    evidence_name, missing = await threads.post_plan(rt, channel, parent_ts, reports, user, None)
+    lost = [report.node for report in reports if report.verdict.is_problem
+            and not await threads.post_reply(rt, channel, parent_ts, report, msg.verdict(report, reports),
+                                             bk.node_summary(report, reports))]
+    if evidence_name:
+        await threads.upload_evidence(rt, channel, parent_ts, reports, evidence_name)
+    title = f"netcheck all — {len(reports)} nodes: {msg.headline(reports)}"
+    summary = bk.summary_all(msg.escape(title), reports)
+    if lost or missing:  # the one line per node is in the summary; say what the thread lacks
+        lost = lost or [r.node for r in reports if r.verdict.is_problem]
         summary = summary[: bk.MAX_BLOCKS - 1] + [bk.context(msg.nodes_undelivered(lost))]
-    fallback = "; ".join(msg.verdict(r) for r in reports)
+    fallback = title + "; " + "; ".join(msg.verdict(r, reports) for r in reports)
     await threads.call(
         rt, "chat.update", None, channel=channel, ts=parent_ts, text=fallback[:3000], blocks=summary
     )

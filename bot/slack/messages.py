@@ -5,7 +5,12 @@ Called by `blocks.py` (message layout) and by the listeners in `commands.py`/`ac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from probes.diff import NodeDiff
+from probes.graph import Action, actions, role
 from probes.model import AccessPath, Finding, Report, Status
+from probes.registry import default_registry
 
 STATUS_EMOJI = {
     Status.OK: ":white_check_mark:",
@@ -55,33 +60,128 @@ def access_note(report: Report) -> str:
 def problems(report: Report) -> list[Finding]:
     """Non-ok findings, causes first then what they explain (the engine's cause → consequence order)."""
     found = [f for f in report.findings if f.status.is_problem]
-    return sorted(found, key=lambda f: f.caused_by is not None)
+    return sorted(found, key=lambda f: f.explained)
 
 
-def verdict(report: Report) -> str:
-    """'NODE: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)' or 'all N ok'."""
+def plan(run: Sequence[Report]) -> list[Action]:
+    """The things to do for a run (one per fix), most problems resolved first."""
+    return actions(run, default_registry)
+
+
+def verdict(report: Report, run: Sequence[Report] | None = None) -> str:
+    """'NODE: 2 problems — act on masquerade: no MASQUERADE on wlp59s0 (resolves pod-api)', 'NODE: 1
+    problem — consequence of ip-forward on worker1', or 'NODE: all N probes ok'. `run`: every report
+    of the run (default: the node and the peers it looked at), for causes on other nodes."""
     found = problems(report)
     if not found:
         counted = [f for f in report.findings if f.status != Status.SKIP]
         return f"{report.node}: all {len(counted)} probes ok"
-    parts = []
-    for cause in report.causes:
-        effects = [f for f in found if f.caused_by == cause.probe]
-        parts.append(f"{effects[0].summary} (cause: {cause.summary})" if effects else cause.summary)
     noun = "problem" if len(found) == 1 else "problems"
-    return f"{report.node}: {len(found)} {noun} — " + "; ".join(parts)
+    head = f"{report.node}: {len(found)} {noun} — "
+    own = [a for a in plan(run if run is not None else [report, *report.peers]) if a.node == report.node]
+    if own:
+        first = own[0]
+        resolved = first.resolved_labels(report.node)
+        more = f" (resolves {', '.join(resolved)})" if resolved else ""
+        others = f"; {len(own) - 1} more thing{'s' if len(own) > 2 else ''} to do" if len(own) > 1 else ""
+        return f"{head}act on {first.title}: {first.causes[0].summary}{more}{others}"
+    remote = sorted({role(f, report.node) for f in found if f.explained})
+    return head + "; ".join(remote)
 
 
-def verdict_line(report: Report) -> str:
-    return f"{STATUS_EMOJI[report.verdict]} {escape(verdict(report))}"
+def verdict_line(report: Report, run: Sequence[Report] | None = None) -> str:
+    return f"{STATUS_EMOJI[report.verdict]} {escape(verdict(report, run))}"
 
 
-def finding_title(finding: Finding) -> str:
-    because = f" — caused by `{finding.caused_by}`" if finding.caused_by else ""
+def headline(run: Sequence[Report]) -> str:
+    """The parent of a multi-node run: the node and probe to act on first."""
+    todo = plan(run)
+    if not todo:
+        return f"all {len(run)} nodes ok"
+    first = todo[0]
+    problems_ = first.resolves()
+    nodes = {first.node, *(p.node for p in problems_)}
+    more = (f" (resolves {len(problems_)} problem{'s' if len(problems_) != 1 else ''} on {len(nodes)} "
+            f"node{'s' if len(nodes) != 1 else ''})") if problems_ else ""
+    rest = f"; {len(todo)} things to do in all" if len(todo) > 1 else ""
+    return f"act first on {first.node}: {first.title}{more}{rest}"
+
+
+def action_title(action: Action, number: int, total: int) -> str:
+    """'1 thing to do on worker2: `masquerade` — resolves pod-api, return-path, pod-dns'."""
+    where = (f"1 thing to do on {escape(action.node)}" if total == 1
+             else f"Thing {number} of {total}, on {escape(action.node)}")
+    resolved = action.resolved_labels()
+    tail = f" — resolves {escape(', '.join(resolved))}" if resolved else ""
+    return f":wrench: *{where}: `{escape(action.title)}`*{tail}"
+
+
+def scope_text(finding: Finding) -> str:
+    if finding.scope is None:
+        return ""
+    return escape(finding.scope + (f" — {finding.comparison}" if finding.comparison else ""))
+
+
+def finding_title(finding: Finding, here: str | None = None) -> str:
+    tag = role(finding, here or "")
+    scope = scope_text(finding)
     return (
         f"{STATUS_EMOJI[finding.status]} *{escape(finding.summary)}*\n"
-        f"_{finding.probe} · {finding.layer.value}_{because}"
+        f"_{finding.probe} · {finding.layer.value}{' · ' + escape(tag) if tag else ''}_"
+        + (f"\n_{scope}_" if scope else "")
     )
+
+
+def consequence_line(node: str, finding: Finding, here: str | None) -> str:
+    where = "" if node == here else f"{escape(node)}/"
+    scope = scope_text(finding)
+    return (f"{STATUS_EMOJI[finding.status]} `{where}{finding.probe}` {escape(finding.summary)} — "
+            f"_{escape(role(finding, node))}_" + (f" ({scope})" if scope else ""))
+
+
+def consequences_heading(count: int) -> str:
+    noun = "consequence" if count == 1 else "consequences"
+    return f":link: *{count} {noun}* (no fix of their own: the cause's fix clears them)"
+
+
+def more_causes(probes: list[str]) -> str:
+    return f"_… and {len(probes)} more cause(s) this fix addresses: {escape(', '.join(probes))}_"
+
+
+def more_lines(count: int) -> str:
+    return f"_… and {count} more (the terminal shows all: `netcheck check --all`)_"
+
+
+def evidence_note(filename: str) -> str:
+    return f"Full evidence of every problem: the file `{escape(filename)}` in this thread."
+
+
+def evidence_not_attached(error: str) -> str:
+    return f"_Full evidence could not be attached ({escape(error)}); `netcheck check --verbose` prints it._"
+
+
+def diff_heading(diff: NodeDiff) -> str:
+    if not diff.differences:
+        return (f":scales: {escape(diff.node)} matches the reference {escape(diff.reference)} "
+                "in every field measured")
+    return f":scales: *{escape(diff.node)} differs from {escape(diff.reference)} in:*"
+
+
+def diff_lines(diff: NodeDiff) -> list[str]:
+    return [f"• {escape(line)}" for line in diff.lines()]
+
+
+def diff_footer(diff: NodeDiff) -> str:
+    parts = []
+    if diff.same:
+        parts.append("same: " + ", ".join(diff.same))
+    if diff.unmeasured:
+        parts.append("not measured on both: " + ", ".join(diff.unmeasured))
+    return escape(" · ".join(parts))
+
+
+def no_reference(node: str) -> str:
+    return f"_No healthy node to compare {escape(node)} with (set `probes.reference_node`)._"
 
 
 def ok_folded(findings: list[Finding]) -> str:
@@ -210,4 +310,12 @@ def failing_over_click() -> str:
 
 
 def node_joined(node: str) -> str:
-    return f"New node {escape(node)} is Ready — checking it…"
+    return f"New node {escape(node)} is Ready — checking it and comparing it with a healthy node…"
+
+
+def join_summary(report: Report, diff: NodeDiff | None) -> str:
+    """The node-join parent: the verdict and the differences against the reference node."""
+    line = verdict_line(report)
+    if diff is None:
+        return f"{line}\n{no_reference(report.node)}"
+    return f"{line}\n:scales: {escape(diff.sentence())}"

@@ -1,4 +1,5 @@
-"""Node joins: watch the cluster's nodes and check each new one once it is Ready.
+"""Node joins: watch the cluster's nodes and check each new one once it is Ready, compared field by
+field with a healthy reference node (`threads.run_join`).
 
 Nodes present at start never trigger; a node triggers once (flapping Ready does not repeat it). A
 dropped stream resumes from the last resourceVersion; 410 Gone (`WatchExpired`) re-lists. Started by
@@ -78,4 +79,4 @@ class NodeWatcher:
         await self._rt.engine.facts(refresh=True)  # the engine caches the node list; this node is new
         parent_ts = await threads.post_parent(self._rt, self._channel, msg.node_joined(node))
         if parent_ts is not None:
-            await threads.run_check(self._rt, node, self._channel, JOIN_REQUESTER, parent_ts)
+            await threads.run_join(self._rt, node, self._channel, JOIN_REQUESTER, parent_ts)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from probes.followup import Comparison
 from probes.model import Report
 
 
@@ -22,6 +23,8 @@ class Engine(Protocol):
     async def check_all(self, *, probes: Any = None) -> list[Report]: ...
 
     async def facts(self, *, refresh: bool = False) -> Any: ...
+
+    async def compare(self, node: str, *, against: str | None = None) -> Comparison: ...
 
 
 class PlanLike(Protocol):

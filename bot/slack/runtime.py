@@ -33,7 +33,7 @@ class Runtime:
     running: dict[str, tuple[str, str]] = field(default_factory=dict)
     """node -> (channel, parent ts) of the check in flight."""
     check_slots: asyncio.Semaphore = field(init=False)
-    """Bounds the checks commands start: each one is SSH, a debug pod and 15 probes of CPU."""
+    """Bounds the checks commands start: each one is SSH, a debug pod and a catalog of probes of CPU."""
 
     def __post_init__(self) -> None:
         self.check_slots = asyncio.Semaphore(self.settings.max_concurrent_checks)

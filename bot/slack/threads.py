@@ -1,6 +1,7 @@
-"""Posting a check: the parent message, one reply per problem (with its fix button), the ok ones
-folded into one reply, and the parent updated with the verdict. Slack errors are logged with the
-report, never lost. Used by `commands.py`, `actions.py` (re-check) and `nodewatch.py`.
+"""Posting a check: the parent message, one reply per thing to do (one fix, one button, the list of
+problems it resolves — on any node of the run), one reply listing the consequences, the ok ones
+folded, the full evidence as a file, and the parent updated with the verdict. Slack errors are
+logged with the report, never lost. Used by `commands.py`, `actions.py` (re-check) and `nodewatch.py`.
 
 Every write goes through `call()`: the client retries transient Slack faults (delivery.py); a write
 that still fails is counted in `netcheck_slack_undelivered_total`, and a thread reply that could not
@@ -10,11 +11,12 @@ be posted is reported on the parent (how many findings are missing, and `netchec
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.ops import metrics
 from bot.slack import blocks as bk
@@ -22,7 +24,8 @@ from bot.slack import messages as msg
 from bot.slack.approvals import Proposal
 from bot.slack.delivery import PENDING_POST, POST_METHOD, PendingPost
 from bot.slack.runtime import Runtime
-from probes.model import Finding, Report, Status
+from probes.graph import Action
+from probes.model import Report, Status
 
 log = structlog.get_logger("netcheck.slack")
 
@@ -78,7 +81,7 @@ async def update_parent(
     await call(rt, "chat.update", report, channel=channel, ts=ts, text=text, blocks=blocks)
 
 
-async def _fix_block(rt: Runtime, f: Finding, proposal: Proposal) -> tuple[dict[str, Any] | None, str | None]:
+async def _fix_block(rt: Runtime, proposal: Proposal) -> tuple[dict[str, Any] | None, str | None]:
     if rt.runner is None:
         return None, "fixes are not enabled"
     try:
@@ -90,29 +93,80 @@ async def _fix_block(rt: Runtime, f: Finding, proposal: Proposal) -> tuple[dict[
     return button, None if button else "its parameters are too long for a button"
 
 
-async def post_findings(rt: Runtime, channel: str, parent_ts: str, report: Report, requested_by: str) -> int:
-    """Thread replies for one node: each problem on its own (cause first), the ok ones folded.
-    Returns how many findings could not be posted."""
+async def _action_button(rt: Runtime, action: Action, channel: str, parent_ts: str,
+                         requested_by: str) -> tuple[dict[str, Any] | None, str | None]:
+    if action.fix is None:
+        return None, None
+    proposal = Proposal(n=action.node, f=action.fix.id, p=dict(action.fix.params), t=int(time.time()),
+                        r=requested_by, c=channel, th=parent_ts)
+    return await _fix_block(rt, proposal)
+
+
+async def post_plan(rt: Runtime, channel: str, parent_ts: str, run: Sequence[Report], requested_by: str,
+                    here: str | None) -> tuple[str | None, int]:
+    """The things to do of a run (one reply and one button each), then its consequences in one reply.
+    Returns the name the full-evidence file is announced under (None: nothing to attach; the caller
+    uploads it last, `upload_evidence`) and how many findings could not be posted."""
+    todo = msg.plan(run)
+    evidence_name = evidence_filename(here) if todo else None
     missing = 0
-    for f in msg.problems(report):
-        button, note = None, None
-        if f.fix is not None:
-            proposal = Proposal(
-                n=report.node,
-                f=f.fix.id,
-                p=dict(f.fix.params),
-                t=int(time.time()),
-                r=requested_by,
-                c=channel,
-                th=parent_ts,
-            )
-            button, note = await _fix_block(rt, f, proposal)
-        if not await post_reply(rt, channel, parent_ts, report, f"{report.node}: {f.summary}",
-                                bk.finding(f, button, note)):
-            missing += 1
+    for number, action in enumerate(todo, 1):
+        button, note = await _action_button(rt, action, channel, parent_ts, requested_by)
+        blocks = bk.action(action, number, len(todo), button, note,
+                           msg.evidence_note(evidence_name) if evidence_name else None)
+        text = f"{action.node}: {action.title} — {action.causes[0].summary}"
+        if not await post_reply(rt, channel, parent_ts, None, text, blocks):
+            missing += len(action.causes)
+    blocks = bk.consequences(run, here)
+    if blocks:
+        count = sum(1 for r in run for f in r.findings if f.status.is_problem and f.explained)
+        if not await post_reply(rt, channel, parent_ts, None, msg.consequences_heading(count), blocks):
+            missing += count
+    return evidence_name, missing
+
+
+def evidence_filename(node: str | None) -> str:
+    return f"netcheck-{node or 'all'}-evidence.txt"
+
+
+def evidence_file(run: Sequence[Report]) -> str:
+    """Every problem's full command output, node by node (what the replies show only the proof of)."""
+    parts = []
+    for report in run:
+        for f in report.findings:
+            if f.status.is_problem:
+                head = f"== {report.node} / {f.probe}: {f.status.value} — {f.summary}"
+                parts.append(f"{head}\n{f.evidence or '(no output)'}\n")
+    return "\n".join(parts)
+
+
+async def upload_evidence(rt: Runtime, channel: str, parent_ts: str, run: Sequence[Report],
+                          filename: str) -> None:
+    """The full evidence as a text file in the thread (files.getUploadURLExternal, the upload,
+    files.completeUploadExternal: docs/slack.md, "File uploads"); a failure is logged, counted and
+    said in the thread, never raised."""
+    content = evidence_file(run)
+    try:
+        await rt.client.files_upload_v2(channel=channel, thread_ts=parent_ts, content=content,
+                                        filename=filename, title=filename)
+    except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        error = (exc.response.get("error") if isinstance(exc, SlackApiError)
+                 else f"{type(exc).__name__}: {exc}")
+        _undelivered("files_upload_v2", {"channel": channel}, None, error=error, status=None)
+        await post_reply(rt, channel, parent_ts, None, "full evidence not attached",
+                         [bk.context(msg.evidence_not_attached(str(error)))])
+
+
+async def post_findings(rt: Runtime, channel: str, parent_ts: str, report: Report, requested_by: str) -> int:
+    """Thread replies for one node's check: its plan (with the peers it looked at), the ok ones folded,
+    the full evidence. Returns how many findings could not be posted."""
+    run = [report, *report.peers]
+    evidence_name, missing = await post_plan(rt, channel, parent_ts, run, requested_by, report.node)
     fine = [f for f in report.findings if f.status in (Status.OK, Status.SKIP)]
     if fine and not await post_reply(rt, channel, parent_ts, report, msg.ok_folded(fine), bk.ok_folded(fine)):
         missing += len(fine)
+    if evidence_name:
+        await upload_evidence(rt, channel, parent_ts, run, evidence_name)
     return missing
 
 
@@ -150,3 +204,30 @@ async def run_check(rt: Runtime, node: str, channel: str, requested_by: str, par
     log.info("check_done", node=node, channel=channel, user=requested_by, verdict=report.verdict.value)
     await post_node_check(rt, channel, parent_ts, report, requested_by)
     return report
+
+
+async def run_join(rt: Runtime, node: str, channel: str, requested_by: str, parent_ts: str) -> None:
+    """A joining node: check it, compare it with the reference field by field, post the diff, the
+    things to do and the consequences, and make the parent the summary (verdict plus differences)."""
+    rt.running[node] = (channel, parent_ts)
+    try:
+        async with rt.check_slots:
+            comparison = await rt.engine.compare(node)
+    except Exception as exc:  # shown in the channel rather than lost
+        log.exception("join_check_failed", node=node, channel=channel)
+        await update_parent(rt, channel, parent_ts, msg.check_failed(node, str(exc)), None)
+        return
+    finally:
+        rt.running.pop(node, None)
+    report = comparison.report
+    log.info("join_checked", node=node, channel=channel, verdict=report.verdict.value,
+             reference=comparison.diff.reference if comparison.diff else None,
+             differences=len(comparison.diff.differences) if comparison.diff else None)
+    missing = 0
+    if comparison.diff is not None and not await post_reply(
+            rt, channel, parent_ts, report, comparison.diff.sentence(), bk.node_diff(comparison.diff)):
+        missing += len(comparison.diff.differences)
+    missing += await post_findings(rt, channel, parent_ts, report, requested_by)
+    lost = msg.findings_undelivered(report.node, missing, len(report.findings)) if missing else None
+    await update_parent(rt, channel, parent_ts, msg.join_summary(report, comparison.diff), report,
+                        msg.checked_note(report, requested_by), lost)

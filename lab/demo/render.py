@@ -15,6 +15,7 @@ from typing import Any
 EMOJI = {
     ":white_check_mark:": "✔", ":x:": "✖", ":warning:": "⚠", ":boom:": "✖", ":fast_forward:": "»",
     ":hourglass_flowing_sand:": "…", ":information_source:": "i", ":mag:": "?",
+    ":wrench:": "▶", ":link:": "↪", ":scales:": "≠",
 }
 OK_MARK, PROBLEM_MARKS, WARN_MARK = "✔", ("✖",), "⚠"
 CODE_LINES_SHOWN = 8

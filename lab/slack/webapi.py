@@ -3,16 +3,19 @@ keeps the conversation (channels → messages → thread replies, updates applie
 
 Methods: auth.test, chat.postMessage (with message metadata), chat.update, chat.postEphemeral,
 chat.getPermalink, conversations.replies, conversations.history, usergroups.users.list,
-apps.connections.open, plus POST /webhook/<id> for response_url. Errors: invalid_auth,
-channel_not_found, thread_not_found, invalid_blocks, msg_too_long, message_not_found, and 429 with an
-integer Retry-After for the next N calls of a method (`rate_limit`). `fail` schedules Slack's own
-faults for the next calls of a method: HTTP 5xx, or `internal_error`/`fatal_error`/... answers, each
-either before the method ran or after it did (Slack: "some aspect of the operation" may have
-succeeded). Used by tests and `netcheck demo`.
+apps.connections.open, the external file upload (files.getUploadURLExternal, a POST of the bytes to
+the returned upload_url, files.completeUploadExternal, which shares the file in the channel or
+thread), plus POST /webhook/<id> for response_url. Errors: invalid_auth, channel_not_found,
+thread_not_found, invalid_blocks, msg_too_long, message_not_found, invalid_arguments,
+file_not_found, and 429 with an integer Retry-After for the next N calls of a method
+(`rate_limit`). `fail` schedules Slack's own faults for the next calls of a method: HTTP 5xx, or
+`internal_error`/`fatal_error`/... answers, each either before the method ran or after it did
+(Slack: "some aspect of the operation" may have succeeded). Used by tests and `netcheck demo`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -52,6 +55,7 @@ class Message:
     thread_ts: str | None = None
     user: str | None = None  # set for ephemeral messages: who sees it
     replies: list[Message] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)  # files shared with this message
     edits: int = 0
     metadata: dict[str, Any] | None = None
 
@@ -93,6 +97,9 @@ class SlackStandIn:
         self._last_ts = 0.0
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self._file_ids = itertools.count(1)
+        self.uploads: dict[str, dict[str, Any]] = {}
+        """file id -> {filename, length, content (bytes once uploaded), title (once completed)}"""
 
     # ---- test switches -------------------------------------------------------------------------
     def rate_limit(self, method: str, calls: int, retry_after: int = 1) -> None:
@@ -128,6 +135,7 @@ class SlackStandIn:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/webhook/{name}", self._webhook)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -333,6 +341,55 @@ class SlackStandIn:
         if not self.socket_url:
             return {"ok": False, "error": "socket_mode_not_enabled"}
         return {"ok": True, "url": self.socket_url}
+
+    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename, length = params.get("filename"), str(params.get("length", ""))
+        if not filename or not length.isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._file_ids):08d}"
+        self.uploads[file_id] = {"filename": filename, "length": int(length), "content": None}
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            files = json.loads(params.get("files") or "")
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        uploaded = {i for i, u in self.uploads.items() if u["content"] is not None}
+        if any(not isinstance(f, dict) or f.get("id") not in uploaded for f in files):
+            return {"ok": False, "error": "file_not_found"}
+        channel, thread_ts = params.get("channel_id"), params.get("thread_ts")
+        shared = [{"id": f["id"], "title": f.get("title") or self.uploads[f["id"]]["filename"],
+                   "name": self.uploads[f["id"]]["filename"]} for f in files]
+        if channel is not None:
+            if channel not in self.channels:
+                return {"ok": False, "error": "channel_not_found"}
+            msg = Message(self._next_ts(), channel, params.get("initial_comment", ""), [], thread_ts,
+                          files=shared)
+            if thread_ts:
+                parent = self.find(channel, thread_ts)
+                if parent is None:
+                    return {"ok": False, "error": "thread_not_found"}
+                parent.replies.append(msg)
+            else:
+                self.channels[channel].append(msg)
+        for f in shared:
+            self.uploads[f["id"]]["title"] = f["title"]
+        return {"ok": True, "files": shared}
+
+    def file_content(self, file_id: str) -> bytes | None:
+        return self.uploads.get(file_id, {}).get("content")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        body = await request.read()
+        self.calls.append(Call("upload", {"file_id": file_id, "bytes": len(body)}, 200, {}))
+        if file_id not in self.uploads:
+            return web.Response(status=404, text="not found")
+        self.uploads[file_id]["content"] = body
+        return web.Response(text=f"OK - {len(body)}")
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -20,6 +20,7 @@ from probes.catalog import kernel_modules  # noqa: F401
 from probes.catalog import etc_hosts  # noqa: F401
 from probes.catalog import iptables_mode  # noqa: F401
 from probes.catalog import encapsulation  # noqa: F401
+from probes.catalog import pod_block_routes  # noqa: F401
 from probes.catalog import resolved_53  # noqa: F401
 from probes.catalog import pod_dns  # noqa: F401
 

@@ -15,6 +15,7 @@ Either half is skipped, with its reason, when its transport is missing.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from probes.catalog.kernel_modules import node_pools
@@ -22,11 +23,15 @@ from probes.context import ProbeContext
 from probes.errors import ProbeSkip
 from probes.model import Layer, ProbeResult, fail, ok, warn
 from probes.registry import probe
-from probes.transports.commands import iface, ip, render
+from probes.transports.commands import Arg, iface, integer, ip, mtu, render
 
 # Three echo requests, two seconds for the last reply: a loaded node's first reply (neighbour
 # resolution) can take over a second; only total loss is a verdict.
 _PING = "ping -c 3 -i 0.5 -W 2 {ip}"
+# Then full-size packets with DF set: an MTU mismatch on the way passes small pings and loses these.
+_PING_LARGE = "ping -M do -c 2 -i 0.5 -W 2 -s {size} {ip}"
+_POD_MTU = "cat /sys/class/net/eth0/mtu"
+IP_ICMP_HEADERS = 28  # ping -s N sends N + 20 (IPv4) + 8 (ICMP) bytes
 _ADDRS = "ip -o -4 addr show"
 _ROUTE = "ip -o route get {ip}"
 _WIRELESS = "test -d /sys/class/net/{iface}/wireless"
@@ -62,9 +67,11 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
     /sys/class/net/<if>/wireless find its link; from the debug pod `ping -c 3 -i 0.5 -W 2 <peer pod IP>`
     to a debug pod on another node. fail: no reply from the peer pod (cross-node pod traffic is
     lost: encapsulation dropped by the router, e.g. IPIP protocol 4 — which gives no ICMP error,
-    only silence — or missing routes). warn: IPIP over a WiFi interface; remediation: switch the
-    pool to VXLAN (Installation ipPools `encapsulation: VXLANCrossSubnet`, UDP 4789).
-    ok otherwise. Each half says when it could not be checked (no shell, no pod, no peer pod).
+    only silence — or missing routes). warn: small pings pass but pod-MTU-sized ones with DF set
+    (`ping -M do -s <eth0 MTU - 28>`) are lost (an MTU mismatch on the way: see mtu here and on the
+    peer); or IPIP over a WiFi interface; remediation: switch the pool to VXLAN (Installation
+    ipPools `encapsulation: VXLANCrossSubnet`, UDP 4789). ok otherwise. Each half says when it
+    could not be checked (no shell, no pod, no peer pod).
     """
     if ctx.host_shell is None and ctx.pod_exec is None:
         raise ProbeSkip("neither a node shell nor a debug pod: nothing to check")
@@ -80,6 +87,9 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
         why = ctx.host_unavailable or "not configured"
         evidence.append(f"link check skipped: no shell on the node ({why})")
     loss: str | None = None
+    large_lost: int | None = None
+    peer_name = _node_of_pod(ctx, ctx.peer_pod_ip) if ctx.peer_pod_ip else None
+    where = f"on {peer_name}" if peer_name else "on another node"
     if ctx.pod_exec is None:
         evidence.append(f"pod-to-pod skipped: no debug pod ({ctx.pod_unavailable or 'not configured'})")
     elif ctx.peer_pod_ip is None:
@@ -95,6 +105,8 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
         if loss == "100" and ctx.host_shell is not None:
             route = await ctx.host.run(render(_ROUTE, ip=peer), timeout=ctx.settings.command_timeout)
             evidence.append(f"$ ip -o route get {peer}   (on {ctx.node.name})\n{route.output}")
+        elif loss is not None and loss != "100":
+            large_lost = await _large_packets_lost(ctx, peer, evidence)
     vxlan_fix = (
         "Switch the pool to VXLAN (UDP 4789, passes WiFi and home routers):\n"
         "kubectl patch installation default --type json -p "
@@ -114,8 +126,14 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
             + (f"- IPIP: a router or WiFi link that drops protocol 4 answers nothing at all.\n{vxlan_fix}"
                if enc == "ipip" else f"- encapsulation: {enc or 'none'}")
         )
-        return fail(f"no reply from the pod {ctx.peer_pod_ip} on another node (pod-to-pod lost)",
-                    "\n".join(evidence), remediation)
+        return fail(f"no reply from the pod {ctx.peer_pod_ip} {where} (pod-to-pod lost)",
+                    "\n".join(evidence), remediation, proof=_proof(evidence))
+    if large_lost is not None:
+        return warn(f"pod-to-pod to {ctx.peer_pod_ip} {where}: small packets pass, {large_lost}-byte packets "
+                    "with DF set are lost (an MTU smaller than the pods' on the way)", "\n".join(evidence),
+                    "Packets as large as the pod MTU do not pass between these nodes: see the mtu findings "
+                    f"of {ctx.node.name} and {peer_name or 'the peer node'} (a link below Calico's MTU).",
+                    proof=_proof(evidence))
     if ipip_pools and is_wifi:
         return warn(f"IPIP encapsulation over WiFi interface {link}: WiFi drivers/routers often drop "
                     "IP protocol 4; use VXLAN", "\n".join(evidence), vxlan_fix)
@@ -123,3 +141,33 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
              f"pod-to-pod to {ctx.peer_pod_ip} ok ({loss}% loss)" if loss is not None
              else "pod-to-pod not checked"]
     return ok("; ".join(parts), "\n".join(evidence))
+
+
+def _node_of_pod(ctx: ProbeContext, pod_ip: str) -> str | None:
+    """The node whose pod block holds `pod_ip` (from the nodes' spec.podCIDR)."""
+    for node in ctx.facts.nodes:
+        block = ipaddress.ip_network(node.pod_cidr, strict=False) if node.pod_cidr else None
+        if block is not None and ipaddress.ip_address(pod_ip) in block:
+            return node.name
+    return None
+
+
+def _proof(evidence: list[str]) -> str:
+    """The ping statistics and errors (frag needed, unreachable), not the whole transcript."""
+    keep = re.compile(r"packet loss|Frag needed|[Uu]nreachable|message too long|^\$ ping|^\$ ip")
+    return "\n".join(line for block in evidence for line in block.splitlines() if keep.search(line))
+
+
+async def _large_packets_lost(ctx: ProbeContext, peer: Arg, evidence: list[str]) -> int | None:
+    """Full pod-MTU-sized packets with DF to the peer pod: the size when all are lost, else None."""
+    timeout = ctx.settings.command_timeout
+    read = await ctx.pod.run(render(_POD_MTU), timeout=timeout)
+    if not read.ok or not read.stdout.strip().isdigit():
+        evidence.append(f"large packets not checked: pod MTU unreadable ({read.output})")
+        return None
+    pod_mtu = integer(read.stdout.strip(), 576, 65535, "pod MTU")
+    size = mtu(pod_mtu - IP_ICMP_HEADERS, 0)
+    result = await ctx.pod.run(render(_PING_LARGE, size=size, ip=peer), timeout=timeout)
+    evidence.append(f"$ {result.command}   (pod MTU {pod_mtu})\n{result.output}")
+    found = _LOSS.search(result.stdout)
+    return pod_mtu if found and found.group(1) == "100" else None

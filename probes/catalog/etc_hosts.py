@@ -11,6 +11,7 @@ import re
 
 from probes.context import ProbeContext
 from probes.model import FixProposal, Layer, ProbeResult, fail, ok, skip
+from probes.observations import Observations
 from probes.registry import probe
 from probes.transports.commands import node_name, render
 
@@ -51,8 +52,9 @@ async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
     result = await ctx.host.run(lookup_command(names), timeout=ctx.settings.command_timeout)
     missing = missing_names(result.stdout, names)
     evidence = f"$ getent hosts <name>, for {', '.join(names)}\n{result.output}"
+    observed = Observations(unresolved_nodes=tuple(missing))
     if not missing:
-        return ok(f"all {len(names)} node names resolve on {ctx.node.name}", evidence)
+        return ok(f"all {len(names)} node names resolve on {ctx.node.name}", evidence, observed=observed)
     ips = {n.name: n.internal_ip for n in ctx.facts.nodes}
     entries = "\n".join(f"{ips[n] or '<InternalIP unknown>'}  {n}" for n in missing)
     remediation = (
@@ -61,8 +63,9 @@ async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
         "sudo systemctl restart kubelet"
     )
     listed = ", ".join(f"{n} ({ips[n] or 'no InternalIP'})" for n in missing)
+    proof = "\n".join(ln for ln in result.stdout.splitlines() if ln.strip().endswith(_MISSING))
     # The fix recomputes the entries from the cluster at plan time (the button carries no data); it
     # can only write nodes whose InternalIP the API knows.
     fix = FixProposal(id="etc-hosts", params={}) if all(ips[n] for n in missing) else None
     return fail(f"{len(missing)} node name(s) do not resolve on {ctx.node.name}: {listed}",
-                evidence, remediation, fix)
+                evidence, remediation, fix, proof=proof, observed=observed)

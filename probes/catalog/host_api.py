@@ -11,7 +11,7 @@ import re
 
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, Status, fail, ok
-from probes.registry import probe
+from probes.registry import Explains, probe
 from probes.transports.base import CommandResult, NodeShell, PodExec
 from probes.transports.commands import Arg, integer, ip, port, render
 
@@ -54,7 +54,10 @@ def judge_api_answer(result: CommandResult, where: str, target: str) -> ProbeRes
     return fail(f"{where} cannot reach the API at {target}: {why}", evidence=evidence)
 
 
-@probe(id="host-api", layer=Layer.HOST_ROUTE, needs={"host"})
+# What the node itself cannot reach, its pods cannot either (and masquerade then sees pod-api failing).
+@probe(id="host-api", layer=Layer.HOST_ROUTE, needs={"host"}, explains=(
+    Explains("pod-api", only_when_failing=True), Explains("masquerade", only_when_failing=True),
+))
 async def host_api(ctx: ProbeContext) -> ProbeResult:
     """Node host: HTTPS GET /version on the API service IP:port answers (any HTTP status).
 

@@ -12,11 +12,14 @@ from pathlib import PurePosixPath
 
 from probes.context import ProbeContext
 from probes.model import FixProposal, Layer, ProbeResult, fail, ok, warn
-from probes.registry import probe
+from probes.observations import Observations
+from probes.registry import Explains, probe
 from probes.transports.commands import render
 
 _RUNTIME = "sysctl net.ipv4.ip_forward"
 _RUNTIME_V6 = "sysctl net.ipv6.conf.all.forwarding"
+# read for node diffs: a strict rp_filter drops replies that come back on another interface
+_RP_FILTER = "sysctl net.ipv4.conf.all.rp_filter"
 _GLOBAL_V6 = "ip -6 -o addr show scope global"
 _SYSCTL_DIRS = ("/usr/lib/sysctl.d", "/lib/sysctl.d", "/run/sysctl.d", "/etc/sysctl.d")  # low → high
 _PERSISTED = (
@@ -64,7 +67,13 @@ def _runtime_value(output: str) -> str | None:
     return m.group(1) if m else None
 
 
-@probe(id="ip-forward", layer=Layer.HOST_ROUTE, needs={"host"}, fixes=("ip-forward",))
+# A node that forwards nothing fails every pod-traffic check, including "is it NATed" (masquerade fails
+# when pod-api does and no NAT applies), and every other node's pod-to-pod toward its pods.
+@probe(id="ip-forward", layer=Layer.HOST_ROUTE, needs={"host"}, fixes=("ip-forward",), explains=(
+    Explains("pod-api", only_when_failing=True), Explains("masquerade", only_when_failing=True),
+    Explains("return-path", only_when_failing=True), Explains("pod-dns", only_when_failing=True),
+    Explains("encapsulation", only_when_failing=True, across=True),
+))
 async def ip_forward(ctx: ProbeContext) -> ProbeResult:
     """The node forwards packets (net.ipv4.ip_forward=1, IPv6 forwarding too with global IPv6), persistently.
 
@@ -91,6 +100,15 @@ async def ip_forward(ctx: ProbeContext) -> ProbeResult:
                                      or "no assignment in sysctl.conf or sysctl.d"))
     off = [_KEYS[f] for f, value in families.items() if value != "1"]
     unpersisted = [_KEYS[f] for f in families if persisted.get(_KEYS[f], ("", ""))[0] != "1"]
+    rp_filter = await ctx.host.run(render(_RP_FILTER), timeout=timeout)
+    rp_value = _runtime_value(rp_filter.stdout)
+    observed = Observations(
+        ip_forward=families["ipv4"] == "1" if families["ipv4"] is not None else None,
+        ipv6_forwarding=families["ipv6"] == "1" if families.get("ipv6") is not None else None,
+        forwarding_persisted=not unpersisted,
+        rp_filter=int(rp_value) if rp_value is not None and rp_value.isdigit() else None,
+    )
+    proof = "\n".join(ln for ln in "\n".join(evidence).splitlines() if ln.startswith(("net.", "persisted:")))
     sysctl_now = "\n".join(f"sudo sysctl -w {key}=1" for key in (off or unpersisted))
     persist = "\n".join(f"echo '{key} = 1' | sudo tee -a {PERSIST_FILE}" for key in unpersisted)
     remediation = f"{sysctl_now}\n# Make it permanent:\n{persist}" if unpersisted else sysctl_now
@@ -100,10 +118,11 @@ async def ip_forward(ctx: ProbeContext) -> ProbeResult:
     fix = FixProposal(id="ip-forward", params={}) if fixable else None
     if off:
         now = ", ".join(f"{_KEYS[f]}={value or '?'}" for f, value in families.items() if value != "1")
-        return fail(f"forwarding is off on {ctx.node.name}: {now}", "\n".join(evidence), remediation, fix)
+        return fail(f"forwarding is off on {ctx.node.name}: {now}", "\n".join(evidence), remediation, fix,
+                    proof=proof, observed=observed)
     if unpersisted:
         return warn(f"forwarding is on but not persisted: {', '.join(unpersisted)} "
                     "is not 1 in sysctl.conf/sysctl.d",
-                    "\n".join(evidence), remediation, fix)
+                    "\n".join(evidence), remediation, fix, proof=proof, observed=observed)
     return ok("forwarding on and persisted: " + ", ".join(f"{_KEYS[f]}=1" for f in families),
-              "\n".join(evidence))
+              "\n".join(evidence), observed=observed)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, fail, ok, skip
+from probes.observations import Observations
 from probes.registry import probe
 from probes.transports.commands import render
 
@@ -202,18 +203,20 @@ async def iptables_mode(ctx: ProbeContext) -> ProbeResult:
         legacy_line,
         *(ln for ln in nft_save.stderr.splitlines() if ln.startswith("# Warning")),  # "legacy tables present"
     ])
+    observed = Observations(iptables_backend=found.backend)
+    proof = "\n".join([found.evidence_line(), found.nft.line(), legacy_line])
     if found.split:
         assert found.legacy is not None
         return fail(
             f"KUBE-/cali- rules split across backends: {found.nft.cluster_chains} chains in nft, "
             f"{found.legacy.cluster_chains} in legacy (kubelet hint in {found.rules_backend or 'neither'})",
-            evidence, _remediation(found, ctx.node.name),
+            evidence, _remediation(found, ctx.node.name), proof=proof, observed=observed,
         )
     if found.mismatch:
         return fail(
             f"`iptables` is {found.binary_backend} but kubelet/kube-proxy/Calico rules are in "
             f"{found.rules_backend}: rules added with `iptables` do not apply",
-            evidence, _remediation(found, ctx.node.name),
+            evidence, _remediation(found, ctx.node.name), proof=proof, observed=observed,
         )
     if found.rules_backend is None:
         return skip("no KUBE-/cali- chains in either backend "
@@ -222,4 +225,5 @@ async def iptables_mode(ctx: ProbeContext) -> ProbeResult:
     where = "nf_tables" if found.rules_backend == "nft" else "legacy x_tables"
     census_of = found.nft if found.rules_backend == "nft" else found.legacy
     hint = ", kubelet hint" if census_of is not None and census_of.kubelet_hint else ""
-    return ok(f"{found.rules_backend}: iptables{hint} and KUBE-/cali- chains all in {where}", evidence)
+    return ok(f"{found.rules_backend}: iptables{hint} and KUBE-/cali- chains all in {where}", evidence,
+              observed=observed)

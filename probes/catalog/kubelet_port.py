@@ -16,6 +16,7 @@ import ssl
 from probes.context import ProbeContext
 from probes.errors import ClusterError, ClusterForbidden
 from probes.model import Layer, ProbeResult, fail, ok, skip
+from probes.observations import Observations
 from probes.registry import probe
 
 KUBELET_PORT = 10250
@@ -87,12 +88,14 @@ async def kubelet_port(ctx: ProbeContext) -> ProbeResult:
     evidence = (f"$ kubectl logs -n {pod.namespace} {pod.name}\n{api_line}\n"
                 f"bot → {node_ip}:{KUBELET_PORT}: {direct}")
     if api_error is None:
-        return ok(f"the API server reaches the kubelet on {node_ip}:{KUBELET_PORT}", evidence)
+        return ok(f"the API server reaches the kubelet on {node_ip}:{KUBELET_PORT}", evidence,
+                  observed=Observations(kubelet_reachable=True))
     dial = _DIAL_ERROR.search(str(api_error))
     if dial:
         return fail(f"the API server cannot reach the kubelet on {dial['addr']}:{KUBELET_PORT}: "
                     f"{dial['why']}",
-                    evidence, _remediation(ctx, node_ip))
+                    evidence, _remediation(ctx, node_ip), proof=api_line,
+                    observed=Observations(kubelet_reachable=False))
     if isinstance(api_error, ClusterForbidden):
         return skip(f"the API refused the log request (RBAC), kubelet path untested; bot direct: {direct}",
                     evidence)

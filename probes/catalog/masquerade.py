@@ -20,11 +20,13 @@ from probes.catalog.pod_routes import parse_route
 from probes.context import ProbeContext
 from probes.errors import ProbeSkip
 from probes.model import FixProposal, Layer, ProbeResult, Status, fail, ok, warn
-from probes.registry import probe
+from probes.observations import Observations
+from probes.registry import Explains, probe
 from probes.transports.base import NodeShell
 from probes.transports.commands import ipv4, render
 
 NAT_TARGETS = ("MASQUERADE", "SNAT")
+_PROOF_CHAINS = ("-A POSTROUTING", "-A cali-nat-outgoing")
 _MAX_CHAIN_DEPTH = 8  # iptables itself limits jump nesting; this only guards against odd dumps
 
 
@@ -145,8 +147,11 @@ def nft_nat_line(ruleset: str, pod_cidr: str, dev: str) -> str | None:
     return None
 
 
-@probe(id="masquerade", layer=Layer.IPTABLES, needs={"host"}, after=("pod-api",),
-       fixes=("masquerade",))
+# Without NAT the replies to pod IPs die at the router: pod-api and pod-dns fail, and return-path's
+# "the router has no route back" is the same fault seen from the router's side (one fix: NAT).
+@probe(id="masquerade", layer=Layer.IPTABLES, needs={"host"}, after=("pod-api",), fixes=("masquerade",),
+       explains=(Explains("pod-api", only_when_failing=True), Explains("pod-dns", only_when_failing=True),
+                 Explains("return-path", only_when_failing=True)))
 async def masquerade(ctx: ProbeContext) -> ProbeResult:
     """Pod egress toward the API endpoint is source-NATed (explicit rule, nftables or Calico natOutgoing).
 
@@ -175,22 +180,29 @@ async def masquerade(ctx: ProbeContext) -> ProbeResult:
     chains = nat_rules(dump.stdout)
     nft = await ctx.host.run("nft list ruleset", timeout=timeout)
     evidence = [f"$ {route_out.command}\n{route_out.output}", f"$ {dump.command}\n{dump.output}"]
+    # what proves it: the route's interface and the POSTROUTING rules (not the whole nat table)
+    proof = [f"$ {route_out.command}\n{route_out.output}",
+             f"$ {dump.command} | grep POSTROUTING\n" + "\n".join(
+                 ln for ln in dump.stdout.splitlines() if ln.startswith(_PROOF_CHAINS))]
 
     fix = FixProposal(id="masquerade", params={"pod_cidr": pod_cidr, "interface": dev})
     rule = explicit_nat_rule(chains, pod_cidr, dev, endpoint.ip)
     if rule:
         return ok(f"explicit {_target(rule)} for {pod_cidr} on {dev}",
-                  evidence="\n".join([rule, *evidence]))
+                  evidence="\n".join([rule, *evidence]), proof=rule,
+                  observed=Observations(pod_nat="explicit"))
     line = nft_nat_line(nft.stdout, pod_cidr, dev) if nft.ok else None
     if line:
         return ok(f"explicit nftables NAT for {pod_cidr} on {dev}",
-                  evidence="\n".join([line, *evidence]))
+                  evidence="\n".join([line, *evidence]), proof=line,
+                  observed=Observations(pod_nat="nftables"))
 
     pool = ctx.facts.pool_containing(str(ipaddress.ip_network(pod_cidr, strict=False).network_address))
     if pool is not None and pool.nat_outgoing:
         test = await ctx.host.run(render("ipset test cali40all-ipam-pools {ip}", ip=ipv4(endpoint.ip)),
                                   timeout=timeout)
         evidence.append(f"$ {test.command}\n{test.output}")
+        proof.append(f"pool {pool.name} {pool.cidr} natOutgoing=true\n$ {test.command}\n{test.output}")
         inside_pool = ctx.facts.pool_containing(endpoint.ip)
         if test.ok:
             inside = True
@@ -201,32 +213,37 @@ async def masquerade(ctx: ProbeContext) -> ProbeResult:
         if inside:
             where = f"{inside_pool.name} ({inside_pool.cidr})" if inside_pool else "cali40all-ipam-pools"
             summary = f"NAT skipped: destination {endpoint.ip} inside pool {where}"
-            return await _no_nat(ctx, summary, evidence, fix, backend, pod_cidr, dev)
+            return await _no_nat(ctx, summary, evidence, proof, fix, backend, pod_cidr, dev)
         calico_rule = calico_nat_rule(chains) or "(Calico rule not in this iptables backend: nftables mode?)"
         return ok(f"Calico NAT present (pool {pool.name} natOutgoing, {endpoint.ip} outside every pool)",
-                  evidence="\n".join([calico_rule, *evidence]))
-    return await _no_nat(ctx, "no NAT at all", evidence, fix, backend, pod_cidr, dev)
+                  evidence="\n".join([calico_rule, *evidence]), proof="\n".join([calico_rule, *proof[2:]]),
+                  observed=Observations(pod_nat="calico"))
+    return await _no_nat(ctx, "no NAT at all", evidence, proof, fix, backend, pod_cidr, dev)
 
 
 def _target(rule: str) -> str:
     return "SNAT" if "-j SNAT" in rule else "MASQUERADE"
 
 
-async def _no_nat(ctx: ProbeContext, summary: str, evidence: list[str], fix: FixProposal,
+async def _no_nat(ctx: ProbeContext, summary: str, evidence: list[str], proof: list[str], fix: FixProposal,
                   backend: Backend, pod_cidr: str, dev: str) -> ProbeResult:
     pod_api = await ctx.result_of("pod-api")
+    shown = "\n".join(proof)
     if pod_api is not None and pod_api.status is Status.OK:
         # Replies to pod IPs come back (the network routes the pod CIDR): no NAT is needed here.
         return ok(f"{summary}; not needed: pod-api answers, so the network routes {pod_cidr} back",
-                  evidence="\n".join(evidence))
+                  evidence="\n".join(evidence), proof=shown,
+                  observed=Observations(pod_nat="none", pod_nat_needed=False))
     remediation = masquerade_remediation(backend, pod_cidr, dev)
     if pod_api is None or pod_api.status is not Status.FAIL:
         # Without a pod-api answer nobody saw replies go missing: the router may route the pod CIDR.
         unproven = "pod-api not run" if pod_api is None else f"pod-api {pod_api.status}"
         return warn(f"{summary} for {pod_cidr} leaving via {dev}; whether replies come back is unproven "
-                    f"({unproven})", evidence="\n".join(evidence), remediation=remediation, fix=fix)
+                    f"({unproven})", evidence="\n".join(evidence), remediation=remediation, fix=fix,
+                    proof=shown, observed=Observations(pod_nat="none"))
     return fail(f"{summary} for {pod_cidr} leaving via {dev}", evidence="\n".join(evidence),
-                remediation=remediation, fix=fix)
+                remediation=remediation, fix=fix, proof=shown,
+                observed=Observations(pod_nat="none", pod_nat_needed=True))
 
 
 def masquerade_remediation(backend: Backend, pod_cidr: str, dev: str) -> str:

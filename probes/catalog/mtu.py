@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+from collections.abc import Mapping
 
 from probes.catalog.pod_routes import parse_route
 from probes.context import ProbeContext
 from probes.errors import ProbeSkip
 from probes.facts import ENCAP_OVERHEAD_V4
-from probes.model import FixProposal, Layer, ProbeResult, fail, ok, warn
-from probes.registry import probe
+from probes.model import Finding, FixProposal, Layer, ProbeResult, Status, fail, ok, warn
+from probes.observations import LinkKind, Observations
+from probes.registry import Explains, probe
 from probes.transports.base import CommandResult, NodeShell
 from probes.transports.commands import Arg, iface, integer, ipv4, mtu, render
 
@@ -29,6 +31,8 @@ PING_WAIT_S = 1  # ping -W: a reply on a LAN path comes in far less; keeps the M
 PMTU_SEARCH_STEP = 10  # bytes: precision of the path-MTU search when no ICMP names the MTU
 _POD_MTU_LINKS = ("vxlan.calico", "tunl0", "wireguard.cali")
 _TUNNEL_FOR = {"vxlan": "vxlan.calico", "ipip": "tunl0", "wireguard": "wireguard.cali"}
+_VPN_NAMES = re.compile(r"^(tailscale|wg|tun|tap|zt|nebula|utun|ppp|wireguard)")
+_WIRELESS = "test -d /sys/class/net/{dev}/wireless"
 
 
 def link_mtus(output: str) -> dict[str, int]:
@@ -37,6 +41,13 @@ def link_mtus(output: str) -> dict[str, int]:
     for match in re.finditer(r"^\d+: ([^:@\s]+)(?:@\S+)?: <[^>]*> mtu (\d+)", output, re.M):
         found[match.group(1)] = int(match.group(2))
     return found
+
+
+def link_kind(name: str, wireless: bool) -> LinkKind:
+    """wifi (wl* or a /sys/class/net/<if>/wireless directory), vpn (tunnel names), else ethernet."""
+    if wireless or name.startswith("wl"):
+        return "wifi"
+    return "vpn" if _VPN_NAMES.match(name) else "ethernet"
 
 
 def reported_mtu(output: str) -> int | None:
@@ -114,7 +125,33 @@ async def _pod_paths(ctx: ProbeContext, pod_value: int, timeout: float) -> list[
     return measured
 
 
-@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host", "pod", "peer-pod"}, fixes=("calico-mtu",))
+def _host_api_ok(symptom: Finding, findings: Mapping[str, Finding]) -> bool:
+    """The host reaches the API, so a pod failing on the same path is the pods' larger packets."""
+    host = findings.get("host-api")
+    return host is not None and host.status is Status.OK
+
+
+def _is_warn(symptom: Finding, findings: Mapping[str, Finding]) -> bool:
+    """return-path's "NAT applies but still failing" / encapsulation's "large packets lost"."""
+    return symptom.status is Status.WARN
+
+
+def _only_beyond_this_link(symptom: Finding, findings: Mapping[str, Finding]) -> bool:
+    """The other node's mtu failed although its own link fits: only the pod path toward this one is short."""
+    return symptom.observed is not None and symptom.observed.link_fits is True
+
+
+# Packets larger than the path stall TLS handshakes (the certificate is the first big packet),
+# leave return-path with "NAT applies but still failing", and lose large pod-to-pod packets; where
+# pods need no NAT, masquerade's "no NAT and pod-api fails" is the same stall. A small link here also
+# fails another node's mtu whose pod path toward this node's pod is all that is short.
+@probe(id="mtu", layer=Layer.PHYSICAL, needs={"host", "pod", "peer-pod"}, fixes=("calico-mtu",), explains=(
+    Explains("pod-api", when=_host_api_ok, only_when_failing=True),
+    Explains("masquerade", when=_host_api_ok, only_when_failing=True),
+    Explains("return-path", when=_is_warn, only_when_failing=True),
+    Explains("encapsulation", when=_is_warn, only_when_failing=True, across=True),
+    Explains("mtu", when=_only_beyond_this_link, only_when_failing=True, across=True),
+))
 async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     """A pod's real MTU + encapsulation overhead fits the node's link and the measured paths.
 
@@ -160,6 +197,7 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     # The node's own path and the pod's paths are measured at the same time (different transports).
     (path_mtu, transcript), pod_paths = await asyncio.gather(
         measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout), _pod_paths(ctx, pod_value, timeout))
+    wireless = await ctx.host.run(render(_WIRELESS, dev=dev), timeout=timeout)
 
     effective = min(link_mtu, path_mtu or link_mtu)
     needed = pod_value + overhead
@@ -179,6 +217,13 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     evidence = "\n".join([facts_line, configured_line, *pod_lines, pod_evidence,
                           f"$ {route_out.command}\n{route_out.output}", f"$ {link.command}\n{link.output}",
                           *transcript, *(line for _, _, lines in pod_paths for line in lines)])
+    # the numbers and the pings' own words (frag needed, message too long, loss), not every transcript line
+    told = [ln for t in [*transcript, *(line for _, _, lines in pod_paths for line in lines)]
+            for ln in t.splitlines() if re.search(r"mtu|packet loss|^\$ ping", ln, re.I)]
+    proof = "\n".join([facts_line, *pod_lines, *told[-6:]])
+    observed = Observations(uplink=dev.value, uplink_mtu=link_mtu,
+                            uplink_kind=link_kind(dev.value, wireless.ok), path_mtu=path_mtu,
+                            pod_mtu=pod_value, link_fits=needed <= effective)
     if needed > effective or short:
         recommended = min([effective - overhead, *(path for _, path in short)])
         if needed > effective:
@@ -191,16 +236,18 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
         if configured == recommended:
             # The Installation already has the value: the rollout (or recreating pods) is what is missing.
             return fail(summary, evidence=evidence,
-                        remediation=_rollout_remediation(ctx.node.name, recommended))
+                        remediation=_rollout_remediation(ctx.node.name, recommended), proof=proof,
+                        observed=observed)
         return fail(summary, evidence=evidence,
                     remediation=_remediation(dev.value, link_mtu, effective, recommended, encap),
-                    fix=FixProposal(id="calico-mtu", params={"mtu": recommended}))
+                    fix=FixProposal(id="calico-mtu", params={"mtu": recommended}), proof=proof,
+                    observed=observed)
     if path_mtu is not None and path_mtu < link_mtu:
         return warn(f"path MTU to {endpoint.ip} is {path_mtu}, below {dev} MTU {link_mtu}; pod packets "
                     f"({needed}) fit, host traffic relies on ICMP frag-needed getting through",
-                    evidence=evidence)
+                    evidence=evidence, proof=proof, observed=observed)
     return ok(f"pod MTU {pod_value} + {overhead} = {needed} fits {dev} MTU {link_mtu}"
-              f"{f' and path MTU {path_mtu}' if path_mtu else ''}", evidence=evidence)
+              f"{f' and path MTU {path_mtu}' if path_mtu else ''}", evidence=evidence, observed=observed)
 
 
 def _first_address(pod_cidr: str) -> str:

@@ -15,7 +15,7 @@ import re
 from probes.context import ProbeContext
 from probes.errors import ProbeSkip
 from probes.model import Layer, ProbeResult, fail, ok
-from probes.registry import probe
+from probes.registry import Explains, probe
 from probes.transports.commands import ip, render
 
 _ADDRS = "ip -o -4 addr show"
@@ -39,7 +39,9 @@ def route_dev_src(route_output: str) -> tuple[str | None, str | None]:
     return (dev.group(1) if dev else None, src.group(1) if src else None)
 
 
-@probe(id="node-address", layer=Layer.PHYSICAL, needs={"host"})
+# A wrong autodetected address (a VPN's) sends other nodes' tunnels toward this node astray.
+@probe(id="node-address", layer=Layer.PHYSICAL, needs={"host"},
+       explains=(Explains("encapsulation", only_when_failing=True, across=True),))
 async def node_address(ctx: ProbeContext) -> ProbeResult:
     """Calico's node address (projectcalico.org/IPv4Address) is the InternalIP on the primary interface.
 

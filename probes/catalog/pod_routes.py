@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, fail, ok
-from probes.registry import probe
+from probes.registry import Explains, probe
 from probes.transports.commands import iface, ip, render
 
 CALICO_GATEWAY = "169.254.1.1"
@@ -46,7 +46,13 @@ def link_is_up(output: str) -> bool:
     return bool(flags and "UP" in flags.group(1).split(",") and " state DOWN " not in output)
 
 
-@probe(id="pod-routes", layer=Layer.POD_NETWORK, needs={"pod", "host"})
+# Pods that cannot be routed to lose every reply: the API's, DNS's and other pods'; and masquerade
+# and return-path then see pod-api failing for a reason that is not theirs.
+@probe(id="pod-routes", layer=Layer.POD_NETWORK, needs={"pod", "host"}, explains=(
+    Explains("pod-api", only_when_failing=True), Explains("pod-dns", only_when_failing=True),
+    Explains("masquerade", only_when_failing=True), Explains("return-path", only_when_failing=True),
+    Explains("encapsulation", only_when_failing=True, across=True),
+))
 async def pod_routes(ctx: ProbeContext) -> ProbeResult:
     """Pod has a route to the API service IP; the node routes the pod IP to its up, proxy-ARP veth.
 

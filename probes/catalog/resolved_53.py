@@ -15,7 +15,7 @@ import shlex
 
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, fail, ok, warn
-from probes.registry import probe
+from probes.registry import Explains, probe
 from probes.transports.commands import path, render
 
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
@@ -97,7 +97,9 @@ async def kubelet_resolv_conf(ctx: ProbeContext, evidence: list[str]) -> tuple[s
     return (key.group(1) if key else DEFAULT_RESOLV_CONF), config
 
 
-@probe(id="resolved-53", layer=Layer.POD_APP, needs={"host"})
+# CoreDNS forwarding to itself loops, so pods' lookups fail.
+@probe(id="resolved-53", layer=Layer.POD_APP, needs={"host"},
+       explains=(Explains("pod-dns", only_when_failing=True),))
 async def resolved_53(ctx: ProbeContext) -> ProbeResult:
     """The resolv.conf kubelet hands to pods and CoreDNS has no loopback stub nameserver (127.0.0.53).
 

@@ -18,14 +18,18 @@ from probes.catalog.pod_routes import parse_route
 from probes.context import ProbeContext
 from probes.errors import ProbeSkip
 from probes.model import Layer, ProbeResult, Status, fail, ok, warn
-from probes.registry import probe
+from probes.registry import Explains, probe
 from probes.transports.commands import Arg, iface, integer, ipv4, render
 
 CAPTURE_PACKETS = 20
 
 
+# Replies to pod IPs that the router cannot route also lose the cross-node pod traffic it carries.
 @probe(id="return-path", layer=Layer.ROUTER, needs={"host", "pod"},
-       after=("host-api", "pod-api", "masquerade"), fixes=("masquerade",))
+       after=("host-api", "pod-api", "masquerade"), fixes=("masquerade",), explains=(
+           Explains("pod-api", only_when_failing=True), Explains("pod-dns", only_when_failing=True),
+           Explains("encapsulation", only_when_failing=True),
+       ))
 async def return_path(ctx: ProbeContext) -> ProbeResult:
     """Replies to pod IPs come back (host-api ok, pod-api failing, no NAT: the router has no route back).
 
@@ -48,7 +52,7 @@ async def return_path(ctx: ProbeContext) -> ProbeResult:
         raise ProbeSkip(f"pod-api did not give an answer ({pod_api.status}: {pod_api.summary})")
     if masq.status is Status.OK:
         return warn(f"pod-api fails although NAT applies ({masq.summary}): look at MTU, a firewall or "
-                    "pod routes instead", evidence=pod_api.evidence,
+                    "pod routes instead", evidence=pod_api.evidence, proof=pod_api.proof_or_evidence,
                     remediation="See the mtu, pod-routes and iptables findings of this node.")
     if masq.status is not Status.FAIL:
         raise ProbeSkip(f"masquerade did not give an answer ({masq.status}: {masq.summary})")
@@ -59,8 +63,12 @@ async def return_path(ctx: ProbeContext) -> ProbeResult:
     if pod_ip:
         evidence.append(await _observe(ctx, pod_ip))
     who = f"pod IP {pod_ip}" if pod_ip else f"pod IPs in {pod_cidr}"
+    # the unreplied connections (or unanswered SYNs) are the proof; the three verdicts are its premises
+    seen = [ln for ln in evidence[3:] for ln in ln.splitlines()
+            if re.search(r"SYN_SENT|UNREPLIED|Flags \[S\]", ln)][:8]
     return fail(f"replies to {who} cannot come back: the router has no route to {pod_cidr}",
-                evidence="\n".join(evidence), remediation=masq.remediation, fix=masq.fix)
+                evidence="\n".join(evidence), remediation=masq.remediation, fix=masq.fix,
+                proof="\n".join([*evidence[:3], *seen]))
 
 
 async def _observe(ctx: ProbeContext, pod_ip: str) -> str:

@@ -5,7 +5,9 @@ Transports and a private registry; nothing inside the code under test is patched
 bad config -> one line, exit 2 (also as a real subprocess); unknown node -> one line naming the
 closest names, exit 2; invalid node name and unknown --probe -> exit 2; --json prints exactly one
 object with the documented fields (a list for --all); exit 1 on a failing probe, 0 on ok/skip;
-human output has one line per probe and details causes first; `--probe` selects probes.
+human output: one line per probe with its role, then one thing to do per fix (cause, scope against the
+reference, proving evidence, one remediation, the fix command) and the consequences; --verbose for full
+evidence; --all names the node to act on first; `--probe` selects probes; `diff` against a node.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ async def pod_api(ctx):
     return ok("API answered 401")
 
 
-@probe(id="masquerade", layer=Layer.IPTABLES, fixes=("masquerade",), registry=REG)
+@probe(id="masquerade", layer=Layer.IPTABLES, fixes=("masquerade",), explains=("pod-api",), registry=REG)
 async def masquerade(ctx):
     """Pod egress is source-NATed."""
     if ctx.node.name in BROKEN:
@@ -61,7 +63,7 @@ async def kernel_modules(ctx):
 def factory(config):
     async def discover() -> ClusterFacts:
         return ClusterFacts(api_service_ip="10.96.0.1",
-                            nodes=[NodeFacts(name=n) for n in ("master", "worker1", "worker2")])
+                            nodes=[NodeFacts(name=n, ready=True) for n in ("master", "worker1", "worker2")])
 
     return build_engine(config, transports=Transports(cluster=FakeCluster(), discover=discover), registry=REG)
 
@@ -124,16 +126,22 @@ def test_usage_errors_exit_2(capsys) -> None:
 def test_json_one_object_and_exit_1(config_file, capsys) -> None:
     assert main(["check", "worker2", "--json", "--config", config_file], engine_factory=factory) == 1
     data = json.loads(capsys.readouterr().out)  # exactly one JSON document, nothing else on stdout
-    assert set(data) == {"node", "verdict", "started_at", "duration_s", "findings", "access"}
+    assert set(data) == {"node", "verdict", "started_at", "duration_s", "findings", "access", "reference",
+                         "peers"}
     assert (data["node"], data["verdict"]) == ("worker2", "fail")
     by_probe = {f["probe"]: f for f in data["findings"]}
     assert list(by_probe) == ["host-api", "pod-api", "masquerade", "kernel-modules"]
-    assert set(by_probe["masquerade"]) == {"probe", "layer", "status", "summary", "evidence",
-                                           "remediation", "fix", "caused_by", "duration_s"}
+    assert set(by_probe["masquerade"]) == {"probe", "layer", "status", "summary", "evidence", "proof",
+                                           "remediation", "fix", "caused_by", "caused_by_node", "peer",
+                                           "scope", "comparison", "observed", "duration_s"}
     assert by_probe["masquerade"]["fix"] == {"id": "masquerade",
                                              "params": {"pod_cidr": "192.168.88.0/24", "iface": "wlp59s0"}}
     assert by_probe["pod-api"]["caused_by"] == "masquerade"
     assert by_probe["host-api"]["fix"] is None
+    assert data["reference"] == "master"  # the first Ready healthy node tried (no pool labels here)
+    assert by_probe["masquerade"]["scope"] == "node-local"
+    assert by_probe["masquerade"]["comparison"] == "on master: Calico NAT present"
+    assert [p["node"] for p in data["peers"]] == ["master"]
 
 
 def test_healthy_node_exit_0_and_all_is_a_list(config_file, capsys) -> None:
@@ -150,14 +158,45 @@ def test_probe_selection(config_file, capsys) -> None:
     assert [f["probe"] for f in json.loads(capsys.readouterr().out)["findings"]] == ["host-api"]
 
 
-def test_human_output_causes_first(config_file, capsys) -> None:
+def test_human_output_the_graph_not_the_pile(config_file, capsys) -> None:
     assert main(["check", "worker2", "--config", config_file], engine_factory=factory) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("node worker2: fail")
     assert out[1].split()[:2] == ["ok", "host-api"]
-    assert out[2].split()[:2] == ["FAIL", "pod-api"]
-    details = out[out.index("details (causes first):") + 1:]
-    assert details[0].startswith("  [FAIL] masquerade (iptables): no NAT at all")
-    assert "    proposed fix: masquerade pod_cidr=192.168.88.0/24 iface=wlp59s0" in details
-    pod_api_line = next(i for i, line in enumerate(details) if line.startswith("  [FAIL] pod-api"))
-    assert details[pod_api_line + 1] == "    explained by: masquerade"
+    assert out[2].split()[:2] == ["FAIL", "pod-api"] and out[2].endswith("[consequence of masquerade]")
+    assert out[3].endswith("[cause]")
+    plan = out[out.index("1 thing to do (most problems resolved first):") + 1:]
+    assert plan[0] == "1. on worker2: masquerade — resolves pod-api"
+    assert plan[1] == "  cause: [FAIL] masquerade (iptables): no NAT at all"
+    assert plan[2] == "    node-local — on master: Calico NAT present"
+    fix = "  fix: netcheck fix worker2 masquerade --param pod_cidr=192.168.88.0/24 --param iface=wlp59s0"
+    assert fix in plan
+    consequences = out[out.index("consequences (no fix of their own):") + 1:]
+    assert consequences[0] == ("  [FAIL] worker2/pod-api: no answer from 10.96.0.1:443 — consequence of "
+                               "masquerade")
+    assert sum("iptables -t nat -A POSTROUTING" in line for line in out) == 1  # one remediation block
+
+
+def test_evidence_lines_and_verbose(config_file, capsys) -> None:
+    assert main(["check", "worker2", "--config", config_file], engine_factory=factory) == 1
+    assert "curl: (28) timed out" not in capsys.readouterr().out  # a consequence's evidence: --verbose only
+    assert main(["check", "worker2", "--verbose", "--config", config_file], engine_factory=factory) == 1
+    assert "curl: (28) timed out" in capsys.readouterr().out
+
+
+def test_all_names_the_node_to_act_on_first(config_file, capsys) -> None:
+    assert main(["check", "--all", "--config", config_file], engine_factory=factory) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "cluster: act first on worker2: masquerade (resolves 1 problem on 1 node)"
+    assert [line for line in out if line.startswith("node ")][:3] == [
+        line for line in out if line.startswith("node ")]
+
+
+def test_diff_against_a_reference(config_file, capsys) -> None:
+    assert main(["diff", "worker2", "--against", "master", "--config", config_file],
+                engine_factory=factory) == 0  # this registry observes nothing: no field differs
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "worker2 matches master in every field measured (0)"
+    assert main(["diff", "worker2", "--against", "worker2", "--config", config_file],
+                engine_factory=factory) == 2
+    assert "--against names the node itself" in capsys.readouterr().err

@@ -19,7 +19,7 @@ def test_readme_generated_blocks_are_current() -> None:
 def test_every_probe_is_in_the_readme_catalog_with_its_layer() -> None:
     start, end = markers("probe-catalog")
     block = README.read_text().split(start)[1].split(end)[0]
-    assert len(default_registry.ids()) == 15
+    assert len(default_registry.ids()) == 16
     for spec in default_registry:
         assert f"| `{spec.id}` | {spec.layer.value} |" in block
         assert f"#### `{spec.id}`" in block

@@ -103,21 +103,30 @@ async def test_ack_is_fast_while_probes_run_then_thread_and_verdict():
         parent = b.parent()
         assert parent.text == "netcheck worker2 — running 4 probes… (asked by <@UALICE>)"
         await b.idle()
-        verdict = ":x: worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)"
+        verdict = ":x: worker2: 2 problems — act on masquerade: no MASQUERADE on wlp59s0 (resolves pod-api)"
         assert parent.text == verdict
         assert parent.edits == 1
         assert parent.blocks[-1]["elements"][0]["text"].startswith("asked by <@UALICE> · 4 probes in 1.5 s")
         texts = [r.text for r in parent.replies]
-        assert texts[0] == "worker2: no MASQUERADE on wlp59s0"  # cause before consequence
-        assert texts[1] == "worker2: pod→API unreachable"
+        assert texts[0] == "worker2: masquerade — no MASQUERADE on wlp59s0"  # the thing to do first
+        assert texts[1] == ":link: *1 consequence* (no fix of their own: the cause's fix clears them)"
         assert texts[2].endswith("2 probes ok: `route`, `mtu`")
-        cause = parent.replies[0].blocks
-        evidence = cause[1]["text"]["text"]
+        action = parent.replies[0].blocks
+        assert action[0]["text"]["text"] == ("1 thing to do on worker2: `masquerade`* — resolves pod-api"
+                                             .join([":wrench: *", ""]))
+        evidence = action[2]["text"]["text"]
         assert evidence.startswith("```") and "characters trimmed" in evidence and len(evidence) <= 3000
         assert "&lt;rule &amp; more&gt;" in evidence
         (block, button), = SlackDriver.buttons(parent.replies[0])
         assert button["text"]["text"] == "Apply fix: masquerade"
         assert "MASQUERADE" in button["confirm"]["text"]["text"]
+        consequence = parent.replies[1].blocks[1]["text"]["text"]
+        assert consequence == ":x: `pod-api` pod→API unreachable — _consequence of masquerade_"
+        assert sum(len(SlackDriver.buttons(r)) for r in parent.replies) == 1
+        (shared,) = [r for r in parent.replies if r.files]  # the full evidence, as a file in the thread
+        content = b.standin.file_content(shared.files[0]["id"]).decode()
+        assert shared.files[0]["name"] == "netcheck-worker2-evidence.txt"
+        assert content.count("<rule & more>") == 400 and "== worker2 / pod-api: fail" in content
         assert not any(c.answer.get("ok") is False for c in b.standin.calls)
     finally:
         await b.rt.tasks.close(1)
@@ -270,7 +279,7 @@ async def test_node_joins(bot):
     await asyncio.sleep(0.1)
     await _settle(bot)
     joins = bot.standin.messages(JOIN)
-    assert [m.text for m in joins] == [":white_check_mark: worker3: all 4 probes ok"]
+    assert [m.text.splitlines()[0] for m in joins] == [":white_check_mark: worker3: all 4 probes ok"]
     assert joins[0].replies and bot.engine.refreshes == 1
     source.set("worker3", False)
     source.set("worker3", True)  # flapping: no second summary
@@ -288,7 +297,7 @@ async def test_node_joins(bot):
         await asyncio.sleep(0.05)
     await _settle(bot)
     assert source.lists == 3
-    assert [m.text.split(":", 2)[-1].strip() for m in bot.standin.messages(JOIN)] == [
+    assert [m.text.splitlines()[0].split(":", 2)[-1].strip() for m in bot.standin.messages(JOIN)] == [
         "worker3: all 4 probes ok", "worker4: all 4 probes ok"]
 
 
@@ -305,14 +314,20 @@ async def test_netcheck_all_one_line_per_node_details_in_thread(bot):
     assert reply.status == 200
     await bot.idle()
     parent = bot.parent()
+    assert parent.blocks[0]["text"]["text"] == (
+        "netcheck all — 3 nodes: act first on worker2: masquerade (resolves 1 problem on 1 node)")
     lines = parent.blocks[1]["text"]["text"].splitlines()
     assert lines == [
         ":white_check_mark: master: all 4 probes ok",
         ":white_check_mark: worker1: all 4 probes ok",
-        ":x: worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)",
+        ":x: worker2: 2 problems — act on masquerade: no MASQUERADE on wlp59s0 (resolves pod-api)",
     ]
-    assert [r.text.split(":")[0] for r in parent.replies] == ["master", "worker1", "worker2"]
-    assert "no MASQUERADE on wlp59s0 (`masquerade`)" in parent.replies[2].blocks[0]["text"]["text"]
+    texts = [r.text for r in parent.replies]
+    assert texts[0] == "worker2: masquerade — no MASQUERADE on wlp59s0"
+    assert sum(len(SlackDriver.buttons(r)) for r in parent.replies) == 1  # one button per fix
+    node_lines = next(r for r in parent.replies if r.text.startswith("worker2: 2 problems"))
+    assert "no MASQUERADE on wlp59s0 (`masquerade`, cause)" in node_lines.blocks[0]["text"]["text"]
+    assert [r.files[0]["name"] for r in parent.replies if r.files] == ["netcheck-all-evidence.txt"]
 
 
 async def test_cluster_failure_is_shown_not_silent(bot):

@@ -1,13 +1,15 @@
 """Pure parts of the Slack bot and the stand-in's Slack-like errors.
 
 Covers: verdict wording (cause before consequence, all ok), mrkdwn escaping of & < > only, Block Kit
-limits for oversized findings / summaries / buttons (checked by the stand-in's validator), signed button
+limits for oversized findings / summaries / buttons / things to do (40 causes sharing one fix) /
+consequence lists / node diffs (checked by the stand-in's validator), signed button
 value round trip and tamper detection, approver decisions, and the stand-in answering invalid_auth,
 channel_not_found, invalid_blocks, msg_too_long through a real AsyncWebClient.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -21,7 +23,8 @@ from bot.slack.approvals import Approvers, Decision, InvalidValue, Proposal, dec
 from bot.slack.settings import SlackSettings
 from lab.slack.limits import block_errors
 from lab.slack.webapi import SlackStandIn
-from probes.model import Finding, Layer, Report, Status
+from probes.diff import FieldDiff, NodeDiff
+from probes.model import Finding, FixProposal, Layer, Report, Status
 from tests.bot.test_slack_fakes import (
     broken_findings,
     fresh_logging,  # noqa: F401  (autouse)
@@ -41,7 +44,7 @@ def proposal(**kw) -> Proposal:
 
 def test_verdict_wording():
     assert msg.verdict(report(broken_findings())) == (
-        "worker2: 2 problems — pod→API unreachable (cause: no MASQUERADE on wlp59s0)")
+        "worker2: 2 problems — act on masquerade: no MASQUERADE on wlp59s0 (resolves pod-api)")
     assert msg.verdict(report(healthy_findings())) == "worker2: all 4 probes ok"
     assert [f.probe for f in msg.problems(report(broken_findings()))] == ["masquerade", "pod-api"]
 
@@ -60,6 +63,29 @@ def test_oversized_content_stays_within_limits():
     many = [report(healthy_findings(), node=f"node-{i:04d}-" + "x" * 200) for i in range(2000)]
     summary = bk.summary_all("netcheck all", many)
     assert len(summary) <= 50 and block_errors(summary) == []
+
+
+def test_oversized_action_consequences_and_diff_stay_within_limits():
+    causes = [Finding(probe=f"p{i}", layer=Layer.IPTABLES, status=Status.FAIL, summary="<" * 4000,
+                      evidence="&" * 20000, remediation=">" * 9000,
+                      fix=FixProposal(id="same", params={"k": "v"})) for i in range(40)]
+    consequences = [Finding(probe=f"c{i}", layer=Layer.POD_APP, status=Status.FAIL, summary="x" * 3000,
+                            caused_by="p0", scope="node-local", comparison="y" * 3000) for i in range(200)]
+    run = [report([*causes, *consequences], node="n" * 200)]
+    (act,) = msg.plan(run)
+    out = bk.action(act, 1, 1, bk.fix_button(proposal(), "secret", "plan"), None, msg.evidence_note("f.txt"))
+    assert len(out) <= 50 and block_errors(out) == [] and bk._text_size(out) <= bk.MESSAGE_TEXT_BUDGET
+    assert out[-2]["type"] == "actions" and "more cause(s) this fix addresses" in json.dumps(out)
+    listed = bk.consequences(run, None)
+    assert len(listed) <= 50 and block_errors(listed) == []
+    assert bk._text_size(listed) <= bk.MESSAGE_TEXT_BUDGET
+    assert "more (the terminal shows all" in listed[-1]["elements"][0]["text"]
+    diff = NodeDiff(node="a", reference="b", same=[], unmeasured=[], differences=[
+        FieldDiff(field=f"f{i}", label="l" * 500, node_value="v" * 500, reference_value="w" * 500)
+        for i in range(300)])
+    shown = bk.node_diff(diff)
+    assert len(shown) <= 50 and block_errors(shown) == []
+    assert bk._text_size(shown) <= bk.MESSAGE_TEXT_BUDGET + 500
 
 
 def test_button_too_long_params_gives_no_button():

@@ -94,7 +94,8 @@ async def test_a_reply_that_cannot_be_posted_is_reported_on_the_parent(bot: Bot)
                      Failure(503, "service_unavailable"))
     before = undelivered("chat.postMessage")
     parent = await checked(bot)
-    assert len(parent.replies) == 2  # the cause's reply is missing; the consequence and the ok ones are there
+    # the thing to do is missing; the consequence, the ok ones and the evidence file are there
+    assert len(parent.replies) == 3
     assert undelivered("chat.postMessage") == before + 1
     notes = [e["text"] for b in parent.blocks if b["type"] == "context" for e in b["elements"]]
     assert notes[-1] == (":warning: 1 of 4 findings could not be posted to this thread (Slack errors); "
@@ -104,13 +105,14 @@ async def test_a_reply_that_cannot_be_posted_is_reported_on_the_parent(bot: Bot)
 
 async def test_netcheck_all_names_the_nodes_whose_details_are_missing(bot: Bot) -> None:
     bot.rt.client.retry_handlers[-1].max_retry_count = 0
-    bot.standin.fail("chat.postMessage", None, None, Failure(500, "internal_error"))  # worker1's line
+    # parent, the thing to do, the consequences, then worker2's node lines: those fail
+    bot.standin.fail("chat.postMessage", None, None, None, Failure(500, "internal_error"))
     await bot.driver.command("all", user=ALICE, channel=CHANNEL)
     await bot.idle()
     parent = bot.parent()
-    assert [r.text.split(":")[0] for r in parent.replies] == ["master", "worker2"]
+    assert [r.text.split(":")[0] for r in parent.replies] == ["worker2", "", ""]  # + the evidence file
     assert parent.blocks[-1]["elements"][0]["text"].startswith(
-        ":warning: the details of worker1 could not be posted to this thread")
+        ":warning: the details of worker2 could not be posted to this thread")
 
 
 async def test_a_fix_outcome_that_cannot_be_posted_is_shown_on_the_parent(bot: Bot) -> None:

@@ -13,8 +13,10 @@ import structlog
 
 from bot.slack.ports import NodeEvent, NodeState, WatchExpired
 from fixes.model import Approval, FixResult, Outcome, Plan
+from probes.diff import compare_nodes
 from probes.engine import UnknownNode
 from probes.errors import ClusterUnreachable
+from probes.followup import Comparison
 from probes.model import Finding, FixProposal, Layer, Report, Status
 
 EVIDENCE = "\n".join(f"-A POSTROUTING -s 10.{i}.0.0/16 -j RETURN  # <rule & more>" for i in range(400))
@@ -69,6 +71,13 @@ class FakeEngine:
 
     async def check_all(self, *, probes: object = None) -> list[Report]:
         return [await self.check(n) for n in self.nodes]
+
+    async def compare(self, node: str, *, against: str | None = None) -> Comparison:
+        """The node's report against the first other node's, diffed on their observations."""
+        report = await self.check(node)
+        reference = await self.check(against or next(n for n in self.nodes if n != node))
+        report = report.model_copy(update={"peers": [reference], "reference": reference.node})
+        return Comparison(report=report, reference=reference, diff=compare_nodes(report, reference, [report]))
 
 
 class FakeRunner:

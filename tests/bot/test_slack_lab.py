@@ -5,7 +5,11 @@ API stand-in — all inside the lab's ops namespace.
 Covers (every catalog probe, as the bot runs by default): /netcheck worker2 in the case-study
 state posts the masquerade problem with its fix button;
 an approver's click applies the masquerade fix in the lab (the rule appears once), the outcome
-"applied" is posted in the thread and the parent's re-check no longer reports masquerade or pod-api.
+"applied" is posted in the thread and the parent's re-check no longer reports masquerade or pod-api;
+on both layouts, `/netcheck all` with ip_forward off on a wired worker: the parent names that node
+and ip-forward first and the thread holds exactly one "Apply fix" button, for ip-forward on that node;
+a node joining (removed from and re-added to the API stand-in, seen by the real node watch) with
+ip_forward off and a small uplink MTU gets a summary listing both differences against the reference.
 """
 
 from __future__ import annotations
@@ -96,10 +100,127 @@ def test_approved_click_applies_masquerade_fix_in_lab(lab: Lab, case_study: None
         seen = asyncio.run(check_and_fix(lab))
     assert seen["ack"] < 3
     before = seen["before"]
-    assert "cannot reach the API" in before and "(cause: NAT skipped" in before, before
+    assert "act on masquerade: NAT skipped" in before and "resolves pod-api" in before, before
     assert seen["button"] == "Apply fix: masquerade"
     assert any("*applied*" in text for text in seen["replies"]), seen["replies"]
     assert RULE not in seen["rules_before"] and seen["rules_after"].count(RULE) == 1
     assert seen["after"].startswith("re-check after fix: "), seen["after"]
     assert "NAT skipped" not in seen["after"] and "cannot reach the API" not in seen["after"], seen["after"]
     assert seen["errors"] == []
+
+
+async def bot_in_lab(lab: Lab, channels: tuple[str, ...], **settings: object):  # noqa: ANN201
+    """The real engine and Bolt app over the lab, with the Web API stand-in; the caller closes them."""
+    from bot import config as config_module
+    from bot import wiring
+    from bot.slack.app import build_app
+    from bot.slack.settings import SlackSettings
+    from fixes.runner import FixRunner
+    from lab.slack.driver import SlackDriver
+    from lab.slack.webapi import SlackStandIn
+
+    standin = SlackStandIn(channels=channels)
+    await standin.start()
+    engine = wiring.build_engine(config_module.load(lab.config_file))
+    values = {"bot_token": "xoxb-test", "signing_secret": SECRET, "api_url": standin.api_url,
+              "approvers": ["UBOB"], **settings}
+    app, rt = build_app(SlackSettings.model_validate(values), engine, FixRunner(engine),
+                        probe_count=len(list(engine.registry)))
+    site_runner = web.AppRunner(app.web_app(path="/slack/events"))
+    await site_runner.setup()
+    site = web.TCPSite(site_runner, "127.0.0.1", 0)
+    await site.start()
+    driver = SlackDriver(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/slack/events",
+                         SECRET, standin)
+
+    async def close() -> None:
+        await rt.tasks.close(1)
+        await site_runner.cleanup()
+        await standin.stop()
+        await engine.aclose()
+
+    return standin, driver, rt, engine, close
+
+
+async def netcheck_all(lab: Lab) -> dict[str, object]:
+    from bot.slack.approvals import decode
+    from lab.slack.driver import SlackDriver
+
+    standin, driver, rt, _, close = await bot_in_lab(lab, (CHANNEL,))
+    try:
+        await driver.command("all", user="UALICE", channel=CHANNEL)
+        await rt.tasks.idle(timeout=240)
+        parent = standin.messages(CHANNEL)[0]
+        buttons = [button for reply in parent.replies for _, button in SlackDriver.buttons(reply)]
+        return {"parent": parent.blocks[0]["text"]["text"], "buttons": [b["text"]["text"] for b in buttons],
+                "nodes": [decode(b["value"], SECRET).n for b in buttons],
+                "replies": [r.text for r in parent.replies],
+                "files": [f["name"] for r in parent.replies for f in r.files],
+                "errors": [c.answer for c in standin.calls if c.answer.get("ok") is False]}
+    finally:
+        await close()
+
+
+def test_netcheck_all_one_button_for_the_one_cause(any_lab: Lab, fault) -> None:
+    fault("no-masquerade", node=any_lab.wifi_node.name, on=False)
+    node = any_lab.wired_worker.name
+    fault("ip-forward-off", node=node)
+    with any_lab.enter_ops():
+        seen = asyncio.run(netcheck_all(any_lab))
+    first = f"netcheck all — {len(any_lab.nodes)} nodes: act first on {node}: ip-forward"
+    assert seen["parent"].startswith(first), seen
+    assert seen["buttons"] == ["Apply fix: ip-forward"] and seen["nodes"] == [node], seen
+    assert seen["files"] == ["netcheck-all-evidence.txt"] and seen["errors"] == [], seen
+
+
+JOIN = "C0JOINS"
+
+
+async def join(lab: Lab, node: str) -> dict[str, object]:
+    import json
+
+    from bot import wiring
+    from bot.slack.app import start_node_watch
+    from lab import apiconfig
+
+    nodes = json.loads((lab.state / "apiserver.json").read_text())["nodes"]
+    config = next(n for n in nodes if n["name"] == node)
+    apiconfig.control(lab, "DELETE", f"/lab/v1/nodes/{node}")
+    standin, _, rt, engine, close = await bot_in_lab(lab, (JOIN,), join_channel=JOIN, watch_retry_s=0.2)
+    try:
+        watcher = start_node_watch(rt, wiring.build_node_source(engine))
+        await asyncio.wait_for(watcher.ready.wait(), 30)
+        await asyncio.to_thread(apiconfig.control, lab, "POST", "/lab/v1/nodes", {**config, "ready": False})
+        await asyncio.to_thread(apiconfig.control, lab, "PUT", f"/lab/v1/nodes/{node}/ready", {"ready": True})
+        for _ in range(600):
+            joins = standin.messages(JOIN)
+            if joins and joins[0].edits:
+                break
+            await asyncio.sleep(0.2)
+        parent = standin.messages(JOIN)[0]
+        return {"parent": parent.text, "replies": [r.text for r in parent.replies],
+                "diff": next((r.blocks for r in parent.replies if r.text.startswith(f"{node} differs")), []),
+                "errors": [c.answer for c in standin.calls if c.answer.get("ok") is False]}
+    finally:
+        await close()
+        try:
+            apiconfig.request(lab, "GET", f"/api/v1/nodes/{node}")
+        except RuntimeError:  # the join did not get as far as re-adding it: leave the lab as found
+            apiconfig.control(lab, "POST", "/lab/v1/nodes", config)
+
+
+def test_node_join_summary_lists_the_differences(any_lab: Lab, fault) -> None:
+    fault("no-masquerade", node=any_lab.wifi_node.name, on=False)
+    node = any_lab.wired_worker
+    fault("ip-forward-off", node=node.name)
+    fault("mtu", node=node.name)
+    with any_lab.enter_ops():
+        seen = asyncio.run(join(any_lab, node.name))
+    summary = seen["parent"]
+    assert f"{node.name} differs from " in summary, seen
+    assert "ip_forward 0 (" in summary, seen
+    small, usual = any_lab.layout.small_link_mtu, any_lab.layout.host_mtu
+    assert f"uplink {node.iface} MTU {small} " in summary, seen
+    assert f" MTU {usual} " in summary.split("uplink", 1)[1], seen  # the reference's uplink
+    assert seen["diff"], seen  # the field-by-field reply in the thread
+    assert seen["errors"] == [], seen

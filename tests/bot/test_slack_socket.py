@@ -47,7 +47,8 @@ async def test_socket_mode_round_trip():
         assert "envelope_id" in await sock.ack(envelope, timeout=5)
         await rt.tasks.idle(timeout=5)
         parent = web.messages(CHANNEL)[0]
-        assert parent.text.startswith(":x: worker2: 2 problems") and len(parent.replies) == 3
+        assert parent.text.startswith(":x: worker2: 2 problems")
+        assert len(parent.replies) == 4  # the fix, the consequence, the ok ones, the evidence file
     finally:
         await handler.close_async()
         await rt.tasks.close(1)

@@ -5,7 +5,8 @@ Covers: required sections; /netcheck command (2–32 chars, leading slash), desc
 usage_hint "<node> | all | help" ≤1000; bot display_name ≤80; interactivity on; Socket Mode on;
 no event subscriptions (the bot handles none); scopes exactly commands, chat:write,
 chat:write.public, usergroups:read, channels:history, groups:history (the delivery check of a
-retried post); and each Web API method the bot/slack code calls is covered.
+retried post), files:write (a check's full evidence as a file); and each Web API method the bot/slack
+code calls is covered.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tests.deploy.conftest import DEPLOY, ROOT
 
 MANIFEST = DEPLOY / "slack-app-manifest.yaml"
 EXPECTED_SCOPES = {"commands", "chat:write", "chat:write.public", "usergroups:read", "channels:history",
-                   "groups:history"}
+                   "groups:history", "files:write"}
 METHOD_SCOPES = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
@@ -28,6 +29,9 @@ METHOD_SCOPES = {
     "usergroups_users_list": "usergroups:read",
     "conversations.replies": "channels:history",
     "conversations.history": "groups:history",  # private channels; channels:history for public ones
+    "files_upload_v2": "files:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
 }
 KNOWN_TOP_LEVEL = {"_metadata", "display_information", "features", "oauth_config", "settings", "functions",
                    "workflows", "outgoing_domains", "types"}

@@ -2,9 +2,10 @@
 engine (bot.wiring over the lab's SSH nodes and API stand-in), Bolt in HTTP mode, the Web API
 stand-in failing chat.postMessage and chat.update on a schedule — some failed posts landed anyway.
 
-Covers: the thread arrives complete (one reply per problem and the folded ok one, each exactly once,
-the parent once, the verdict on it), nothing is counted as undelivered, and the posts that landed
-despite their error were found by lookup instead of being posted again.
+Covers: the thread arrives complete (one reply per thing to do, the consequences, the folded ok one,
+each exactly once, then the evidence file; the parent once, the verdict on it), nothing is counted as
+undelivered, and the posts that landed despite their error were found by lookup instead of being
+posted again.
 """
 
 from __future__ import annotations
@@ -63,12 +64,13 @@ async def burst(lab: Lab, node: str) -> dict[str, Any]:
     await site.start()
     driver = SlackDriver(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/slack/events",
                          SECRET, standin)
+    # the case study's thread is three posts (the thing to do, its consequences, the ok ones): two
+    # faults each after the parent's
     standin.fail("chat.postMessage",
                  Failure(503, "service_unavailable"), Failure(500, "internal_error", lands=True),  # parent
-                 Failure(500, "internal_error"), None,
+                 Failure(200, "request_timeout"), None,
                  Failure(503, "service_unavailable"), Failure(500, "internal_error", lands=True),
-                 Failure(502, "bad_gateway"), Failure(200, "fatal_error", lands=True),
-                 Failure(503, "service_unavailable"), Failure(200, "request_timeout"))
+                 Failure(502, "bad_gateway"), Failure(200, "fatal_error", lands=True))
     standin.fail("chat.update", Failure(503, "service_unavailable"), Failure(500, "internal_error"))
     undelivered = METRICS.slack_undelivered.labels(method="chat.postMessage")._value.get()
     try:
@@ -93,14 +95,16 @@ def test_a_check_posted_through_a_burst_of_5xx_arrives_complete(lab: Lab) -> Non
         seen = asyncio.run(burst(lab, node))
     (parent,) = seen["parents"]
     report = seen["report"]
-    problems = msg.problems(report)
-    assert len(problems) >= 2, report.findings
-    expected = [f"{node}: {f.summary}" for f in problems]
+    todo = msg.plan([report, *report.peers])
+    assert len(msg.problems(report)) >= 2 and len(todo) == 1, report.findings  # several problems, one fix
+    expected = [f"{a.node}: {a.title} — {a.causes[0].summary}" for a in todo]
     texts = [r.text for r in parent.replies]
-    assert texts[:len(problems)] == expected  # each problem once, cause first
-    assert len(texts) == len(problems) + 1 and "probes ok" in texts[-1]  # and the folded ok reply
+    assert texts[:len(todo)] == expected  # the thing to do once
+    assert texts[len(todo)].startswith(":link: *")  # then its consequences, once
+    assert "probes ok" in texts[len(todo) + 1]  # the folded ok reply
+    assert len(texts) == len(todo) + 3 and parent.replies[-1].files  # and the evidence file, last
     assert parent.text == msg.verdict_line(report)
     assert seen["undelivered"] == 0
     failed = [c for c in seen["calls"] if c.status != 200 or c.answer.get("ok") is False]
     assert sum(1 for c in failed if c.answer.get("landed")) == 3  # landed anyway: found, not reposted
-    assert len(failed) == 11  # every scheduled fault was met (and survived)
+    assert len(failed) == 9  # every scheduled fault was met (and survived)

@@ -1,7 +1,8 @@
 """encapsulation probe: IPIP pool over wlp59s0 → warn recommending VXLAN with the pool's name;
 VXLAN pool over WiFi with the peer pod answering → ok; peer pod silent (100% loss, real ping output)
-→ fail with the host route as evidence; no peer → pod-to-pod reported as not checked; a missing ping
-binary gives no verdict; no shell and no pod → skip."""
+→ fail naming the peer's node, with the host route as evidence; small pings pass but pod-MTU-sized
+ones with DF are lost → warn (large packets), passing → ok; no peer → pod-to-pod reported as not
+checked; a missing ping binary gives no verdict; no shell and no pod → skip."""
 
 from __future__ import annotations
 
@@ -53,9 +54,36 @@ async def test_peer_pod_silent_fails_with_route_evidence() -> None:
     result = await encapsulation(ctx(node(), pod, facts=cluster_facts(pools=[IPIP_POOL]),
                                      peer_pod_ip="192.168.87.69"))
     assert result.status is Status.FAIL
-    assert result.summary == "no reply from the pod 192.168.87.69 on another node (pod-to-pod lost)"
+    assert result.summary == "no reply from the pod 192.168.87.69 on worker1 (pod-to-pod lost)"
+    assert "100% packet loss" in result.proof and "$ ping" in result.proof
     assert "192.168.87.69 via 192.168.1.20 dev wlp59s0" in result.evidence
     assert "drops protocol 4" in result.remediation
+
+
+FRAG = ("PING 192.168.87.69 (192.168.87.69) 1422(1450) bytes of data.\n"
+        "From 192.168.1.105 icmp_seq=1 Frag needed and DF set (mtu = 1400)\n\n"
+        "--- 192.168.87.69 ping statistics ---\n"
+        "2 packets transmitted, 0 received, +1 errors, 100% packet loss, time 1001ms\n")
+
+
+async def test_large_packets_lost_warns_naming_the_peer() -> None:
+    pod = (FakePod().on(r"^ping -c 3 -i 0\.5 -W 2 192\.168\.87\.69$", out(PING_OK))
+           .on(r"^cat /sys/class/net/eth0/mtu$", out("1450\n"))
+           .on(r"^ping -M do -c 2 -i 0\.5 -W 2 -s 1422 192\.168\.87\.69$", out(FRAG, 1)))
+    result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
+    assert result.status is Status.WARN
+    assert result.summary == ("pod-to-pod to 192.168.87.69 on worker1: small packets pass, 1450-byte packets "
+                              "with DF set are lost (an MTU smaller than the pods' on the way)")
+    assert "Frag needed and DF set (mtu = 1400)" in result.proof
+    assert "mtu findings of worker2 and worker1" in result.remediation
+
+
+async def test_large_packets_passing_stay_ok() -> None:
+    pod = (FakePod().on(r"^ping -c 3 ", out(PING_OK)).on(r"^cat /sys/class/net/eth0/mtu$", out("1450\n"))
+           .on(r"^ping -M do ", out(PING_OK)))
+    result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
+    assert result.status is Status.OK
+    assert "-s 1422 192.168.87.69   (pod MTU 1450)" in result.evidence
 
 
 async def test_without_peer_pod_to_pod_not_checked() -> None:

@@ -7,8 +7,8 @@ plus a visible `ssh` error finding; transports another probe started are handed 
 not declare them only when ready (never waited for); one transport attempt per node per run (a
 failed pod or shell is remembered for the run, also across a sweep's nodes); `peer-pod` gives the
 IP of a debug pod on another Ready node; disabled probes; unknown node names the closest names;
-unknown probe id; root-cause attribution; check_all's concurrency bound; debug pod release;
-per-probe durations; a fix proposal the probe did not declare is an error
+unknown probe id; root-cause attribution from the registry's `explains=`; check_all's concurrency
+bound; debug pod release; per-probe durations; a fix proposal the probe did not declare is an error
 finding (declarations are what the fix registry checks).
 """
 
@@ -19,11 +19,10 @@ import asyncio
 import pytest
 import structlog.testing
 
-from probes.causes import attribute_causes
 from probes.engine import Engine, Transports, UnknownNode, UnknownProbe
 from probes.errors import HostKeyRejected, PodUnavailable, ProbeSkip
 from probes.facts import ClusterFacts, NodeFacts
-from probes.model import Finding, Layer, Status, fail, ok
+from probes.model import Layer, Status, fail, ok
 from probes.registry import Registry, probe
 from probes.settings import ProbeSettings
 from tests.fakes import FakeCluster, FakePod, FakeShell
@@ -66,6 +65,8 @@ class Pods:
 
 
 def make_engine(registry: Registry, *, shells=None, pods=None, **settings) -> Engine:
+    settings.setdefault("follow_up", False)  # peer and reference follow-ups: tests/probes/test_followup.py
+
     async def discover() -> ClusterFacts:
         return ClusterFacts(api_service_ip="10.96.0.1", nodes=NODES)
 
@@ -255,46 +256,6 @@ async def test_check_all_respects_concurrency_bound() -> None:
     assert peak == 2 and len(reports) == 3
 
 
-def _f(probe_id: str, status: Status) -> Finding:
-    return Finding(probe=probe_id, layer=Layer.POD_APP, status=status, summary=probe_id)
-
-
-def test_causes_case_study_masquerade_explains_pod_api() -> None:
-    findings = attribute_causes([
-        _f("host-api", Status.OK), _f("pod-api", Status.FAIL),
-        _f("masquerade", Status.FAIL), _f("return-path", Status.FAIL),
-    ])
-    by = {f.probe: f.caused_by for f in findings}
-    assert by == {"host-api": None, "pod-api": "masquerade", "masquerade": None, "return-path": None}
-
-
-def test_causes_return_path_explains_cross_node_loss() -> None:
-    findings = attribute_causes([
-        _f("pod-api", Status.FAIL), _f("masquerade", Status.FAIL), _f("return-path", Status.FAIL),
-        _f("encapsulation", Status.FAIL), _f("pod-dns", Status.FAIL),
-    ])
-    assert {f.probe: f.caused_by for f in findings} == {
-        "pod-api": "masquerade", "masquerade": None, "return-path": None,
-        "encapsulation": "return-path", "pod-dns": "masquerade",
-    }
-
-
-def test_causes_ip_forward_wins_and_mtu_needs_host_api_ok() -> None:
-    findings = attribute_causes([
-        _f("ip-forward", Status.FAIL), _f("pod-api", Status.FAIL), _f("return-path", Status.FAIL),
-        _f("masquerade", Status.FAIL), _f("pod-dns", Status.WARN), _f("kubelet-port", Status.FAIL),
-    ])
-    by = {f.probe: f.caused_by for f in findings}
-    assert by == {"ip-forward": None, "pod-api": "ip-forward", "return-path": "ip-forward",
-                  "masquerade": "ip-forward", "pod-dns": "ip-forward", "kubelet-port": None}
-    mtu_host_down = attribute_causes([_f("host-api", Status.ERROR), _f("mtu", Status.FAIL),
-                                      _f("pod-api", Status.FAIL)])
-    assert all(f.caused_by is None for f in mtu_host_down)  # an errored host-api explains nothing
-    mtu_host_ok = attribute_causes([_f("host-api", Status.OK), _f("mtu", Status.FAIL),
-                                    _f("pod-api", Status.FAIL)])
-    assert [f.caused_by for f in mtu_host_ok] == [None, None, "mtu"]
-
-
 async def test_engine_attaches_causes_and_keeps_registry_order() -> None:
     reg = Registry()
 
@@ -302,7 +263,7 @@ async def test_engine_attaches_causes_and_keeps_registry_order() -> None:
     async def pod_api(ctx):
         return fail("pod cannot reach API")
 
-    @probe(id="host-api", layer=Layer.PHYSICAL, registry=reg)
+    @probe(id="host-api", layer=Layer.PHYSICAL, explains=("pod-api",), registry=reg)
     async def host_api(ctx):
         return fail("host cannot reach API")
 

@@ -2,12 +2,14 @@
 but not persisted → warn; persisted in /etc/sysctl.d → ok; last assignment wins (a later file setting
 0 un-persists it; /etc/sysctl.conf is applied last); global IPv6 adds the IPv6 key, and IPv6
 forwarding 0 then fails without a fix (the fix handles IPv4 only); persisted_values honours /etc over
-/usr/lib for the same file name."""
+/usr/lib for the same file name; the proving lines and the typed observations (forwarding, persisted,
+rp_filter) for node diffs."""
 
 from __future__ import annotations
 
 from probes.catalog.ip_forward import ip_forward, persisted_values
 from probes.model import FixProposal, Status
+from probes.observations import Observations
 from tests.fakes import FakeShell, out
 from tests.probes.catalog_helpers import ctx
 
@@ -19,7 +21,8 @@ def node(v4: str = "1", persisted: str = "", v6_addr: str = "", v6: str = "1") -
             .on(r"^sysctl net\.ipv4\.ip_forward$", out(f"net.ipv4.ip_forward = {v4}\n"))
             .on(r"^ip -6 -o addr show scope global$", out(v6_addr))
             .on(r"^sysctl net\.ipv6\.conf\.all\.forwarding$", out(f"net.ipv6.conf.all.forwarding = {v6}\n"))
-            .on(r"^grep -HsE ", out(persisted, 0 if persisted else 1)))
+            .on(r"^grep -HsE ", out(persisted, 0 if persisted else 1))
+            .on(r"^sysctl net\.ipv4\.conf\.all\.rp_filter$", out("net.ipv4.conf.all.rp_filter = 2\n")))
 
 
 async def test_forwarding_off_fails_with_fix() -> None:
@@ -31,6 +34,9 @@ async def test_forwarding_off_fails_with_fix() -> None:
         in result.remediation
     assert result.fix == FixProposal(id="ip-forward", params={})
     assert "net.ipv4.ip_forward = 0" in result.evidence
+    assert result.proof.splitlines() == ["net.ipv4.ip_forward = 0",
+                                         "persisted: no assignment in sysctl.conf or sysctl.d"]
+    assert result.observed == Observations(ip_forward=False, forwarding_persisted=False, rp_filter=2)
 
 
 async def test_on_but_not_persisted_warns() -> None:

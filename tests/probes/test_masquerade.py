@@ -3,13 +3,15 @@ pool", kube-proxy's mark-gated MASQUERADE not counted) fails with the masquerade
 command + idempotent systemd unit with the node's values; an explicit rule (exact CIDR or supernet,
 with or without -o), an nftables masquerade line, or Calico natOutgoing to a destination outside the
 pools are ok; a rule for another interface is not; legacy backend picked from the alternatives link;
-ipset missing falls back to the API's pools; no NAT but pod-api ok is ok (the network routes back)."""
+ipset missing falls back to the API's pools; no NAT but pod-api ok is ok (the network routes back);
+the proving lines (route, POSTROUTING rules, pool match) and the typed pod_nat observation."""
 
 from __future__ import annotations
 
 from probes.catalog.masquerade import masquerade
 from probes.facts import IPPoolFacts, NodeFacts
 from probes.model import FixProposal, Status
+from probes.observations import Observations
 from tests.fakes import FakeShell, out
 from tests.probes.helpers import context, facts, finding
 
@@ -70,6 +72,11 @@ async def test_case_study_pool_overlapping_lan_fails_with_fix() -> None:
         in result.remediation
     assert UNIT_LINE in result.remediation
     assert "is in set cali40all-ipam-pools" in result.evidence
+    # the proof: the route, the POSTROUTING rules and the pool match — not the whole nat table
+    assert "-A POSTROUTING -m comment --comment \"cali:O3lYWMrLQYEMJtB5\" -j cali-POSTROUTING" in result.proof
+    assert "cali40masq-ipam-pools src" in result.proof and "is in set cali40all-ipam-pools" in result.proof
+    assert "KUBE-POSTROUTING -m mark" not in result.proof and "KUBE-POSTROUTING -m mark" in result.evidence
+    assert result.observed == Observations(pod_nat="none", pod_nat_needed=True)
     assert host.ran == ["ip -o route get 192.168.1.10", "readlink -f /etc/alternatives/iptables",
                         "iptables-save -t nat", "nft list ruleset",
                         "ipset test cali40all-ipam-pools 192.168.1.10"]
@@ -81,6 +88,7 @@ async def test_explicit_rule_is_ok() -> None:
     assert result.status is Status.OK
     assert result.summary == "explicit MASQUERADE for 192.168.88.0/24 on wlp59s0"
     assert result.fix is None and result.remediation == ""
+    assert result.observed == Observations(pod_nat="explicit")
 
 
 async def test_supernet_snat_without_interface_in_a_user_chain_is_ok() -> None:
@@ -139,6 +147,7 @@ async def test_no_nat_is_fine_when_pod_replies_come_back() -> None:
     assert result.status is Status.OK
     assert result.summary.endswith("not needed: pod-api answers, so the network routes 192.168.88.0/24 back")
     assert result.fix is None
+    assert result.observed == Observations(pod_nat="none", pod_nat_needed=False)
 
 
 async def test_no_nat_without_a_pod_answer_warns() -> None:

@@ -17,6 +17,7 @@ from probes.catalog.mtu import mtu_probe
 from probes.errors import ProbeSkip
 from probes.facts import InstallationFacts
 from probes.model import FixProposal, Status
+from probes.observations import Observations
 from probes.transports.base import CommandResult
 from tests.fakes import FakePod, FakeShell, out
 from tests.probes.helpers import context, facts
@@ -109,6 +110,10 @@ async def test_router_frag_needed_fails_with_calico_mtu_fix() -> None:
     assert "Frag needed and DF set (mtu = 1400)" in result.evidence
     assert "toward API endpoint 192.168.1.10: path MTU 1400" in result.evidence
     assert result.fix == FixProposal(id="calico-mtu", params={"mtu": 1350})
+    assert result.proof.splitlines()[0].startswith("pod MTU 1450 (measured: debug pod eth0)")
+    assert "Frag needed and DF set (mtu = 1400)" in result.proof
+    assert result.observed == Observations(uplink="wlp59s0", uplink_mtu=1500, uplink_kind="wifi",
+                                           path_mtu=1400, pod_mtu=1450, link_fits=False)
     assert '"calicoNetwork":{"mtu":1350}' in result.remediation
     assert "sudo ip link set wlp59s0 mtu 1400" in result.remediation
     assert "sudo ip link set vxlan.calico mtu 1350" in result.remediation
