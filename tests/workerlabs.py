@@ -1,11 +1,13 @@
-"""Parallel test runs (pytest-xdist): how many workers, how tests are spread, and labs of each worker's own.
+"""Parallel test runs (pytest-xdist): how many workers, and labs of each worker's own.
 
 Registered from tests/conftest.py via pytest_plugins.
-- Workers: `pytest` with no `-n` runs on `default_workers()` processes (`--dist loadgroup`), because
-  most lab test time is waiting (timeouts, sleeps, subprocesses), not CPU: more workers than cores
-  pay. `-n N` / `--dist MODE` as usual override it; `-n0` or `-p no:xdist` runs in this one process
-  (debugging; `--pdb` does it by itself). This lives in a hook, not in pyproject's addopts, so that
-  `-p no:xdist` still works (addopts' `-n` would be an unknown option then).
+- Workers: pyproject's addopts say `-n auto --dist loadgroup`; `auto` asks
+  `pytest_xdist_auto_num_workers` below (see `default_workers` for the number and why).
+  pytest-xdist itself clears `-n` inside a worker (remote.setup_config), so a worker never starts
+  workers, and a pytest started from inside a worker (PYTEST_XDIST_WORKER inherited) gets 0 workers
+  here, so even a test that runs pytest cannot multiply processes (tests/test_workers.py proves
+  both). `-n0` (or `--pdb`, which makes `auto` 0) runs everything in this one process for
+  debugging; `-n N` chooses N.
 - Grouping: a test module whose module-scoped setup is expensive marks itself
   `pytestmark = [..., pytest.mark.xdist_group("<module>")]` so that one worker runs all of it (and
   the setup once); every other test goes to whichever worker is free.
@@ -37,22 +39,27 @@ from lab import netns, nodes, spec
 from lab.cluster import STATE_FILE, Lab
 
 WORKER_ENV = "PYTEST_XDIST_WORKER"
-"""Set by pytest-xdist in each worker process: its id, gw0, gw1, ..."""
+"""Set by pytest-xdist in each worker process (gw0, gw1, ...) and inherited by its subprocesses."""
 WORKERS_ENV = "PYTEST_XDIST_AUTO_NUM_WORKERS"
-"""pytest-xdist's own override of the default worker count."""
+"""pytest-xdist's own override of the `auto` worker count."""
 WORKERS_PER_CPU = 2
 MAX_WORKERS = 4
-"""Each worker runs its own labs and lab scenarios; past four on a small machine they only queue."""
-DIST_MODE = "loadgroup"
+"""Lab tests mostly wait (pings, timeouts, sshd and subprocess start-up), so two workers per CPU
+keep a 2-core machine busy; past four, workers only queue for the CPUs while each still pays for its
+own labs (two session labs: sshd per node, an API stand-in, namespaces; ~0.3 GB a worker)."""
 STATE_ROOT = Path("/run/netcheck-lab")
 """Where lab state dirs live unless NETCHECK_LAB_STATE says otherwise (the demo tests' labs too)."""
 
 
-def default_workers() -> int:
-    """Workers for a run without `-n`: two per CPU (they mostly wait), at most MAX_WORKERS."""
+def default_workers(cpus: int | None = None) -> int:
+    """Workers for `-n auto` (pyproject's default): two per CPU, at most MAX_WORKERS; none in a
+    pytest started from inside a worker (it runs in its own process, never multiplies)."""
+    if os.environ.get(WORKER_ENV):
+        return 0
     if os.environ.get(WORKERS_ENV, "").isdigit():
         return int(os.environ[WORKERS_ENV])
-    return max(2, min(MAX_WORKERS, WORKERS_PER_CPU * len(os.sched_getaffinity(0))))
+    cpus = len(os.sched_getaffinity(0)) if cpus is None else cpus
+    return max(1, min(MAX_WORKERS, WORKERS_PER_CPU * cpus))
 
 
 def worker_location(worker: str, base_prefix: str, base_state: Path) -> tuple[str, Path]:
@@ -62,18 +69,7 @@ def worker_location(worker: str, base_prefix: str, base_state: Path) -> tuple[st
 
 # ---- choosing the workers ------------------------------------------------------------------------
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Before pytest-xdist reads them: `-n auto --dist loadgroup` unless the command line says otherwise."""
-    if not config.pluginmanager.hasplugin("xdist") or _is_worker(config):
-        return  # in a worker (numprocesses None again) "auto" would start workers of its own
-    if config.option.numprocesses is None:
-        config.option.numprocesses = "auto"  # pytest-xdist asks pytest_xdist_auto_num_workers (0 with --pdb)
-    if config.option.dist == "no":
-        config.option.dist = DIST_MODE
-
-
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before pytest-xdist's own (CPU count)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return default_workers()
 
@@ -83,21 +79,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("xdist"):  # pytest-xdist registers it itself
         config.addinivalue_line("markers", "xdist_group(name): tests of one group run on one xdist worker")
-    worker = os.environ.get(WORKER_ENV)
-    if worker:
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker:  # (a pytest merely started from inside a worker inherits WORKER_ENV but is no worker)
         prefix, state = worker_location(worker, spec.prefix(), spec.state_dir())
         os.environ[spec.PREFIX_ENV], os.environ[spec.STATE_ENV] = prefix, str(state)
     elif _is_controller(config):
         sweep_worker_labs(spec.prefix(), spec.state_dir())
 
 
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput") or WORKER_ENV in os.environ
-
-
 def _is_controller(config: pytest.Config) -> bool:
     """This process hands tests to xdist workers (and runs none itself)."""
-    return (not _is_worker(config) and config.pluginmanager.hasplugin("xdist")
+    return (not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist")
             and config.getoption("dist", "no") != "no"
             and bool(config.getoption("tx", None)) and not config.getoption("collectonly"))
 
