@@ -3,8 +3,10 @@
 Called by every command through `load(path)` (`--config PATH`, else `NETCHECK_CONFIG`, else
 defaults only). Secrets and endpoints come from the environment: SLACK_BOT_TOKEN,
 SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_API_URL (into `slack`), KUBECONFIG (into
-`kubeconfig` when the file sets none). Any problem raises `ConfigError` with ONE line naming the
-key, e.g. `config error: ssh.port: Input should be a valid integer`; the CLI exits 2 on it.
+`kubeconfig` when the file sets none), POD_NAMESPACE (the bot's own namespace: the default of
+`debug_pod.namespace` and `ops.lease_namespace`; in a pod without it, the ServiceAccount's namespace
+file). Any problem raises `ConfigError` with ONE line naming the key, e.g.
+`config error: ssh.port: Input should be a valid integer`; the CLI exits 2 on it.
 
 To add a section: give it a pydantic sub-model with extra="forbid" and add one field to `Config`.
 """
@@ -15,15 +17,16 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
+from bot.watch.settings import WatchSettings
 from fixes.base import FixSettings
-from probes.errors import ConfigError, InvalidInput
+from probes.errors import ConfigError, ConfigMissing, InvalidInput
 from probes.settings import ProbeSettings
 from probes.transports.access import NodeAccessMode
 from probes.transports.cluster import ClusterSettings
@@ -34,6 +37,12 @@ from probes.transports.pod import DebugPodSettings
 from probes.transports.ssh import SSHSettings
 
 CONFIG_ENV = "NETCHECK_CONFIG"
+NAMESPACE_ENV = "POD_NAMESPACE"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+"""Where Kubernetes puts the pod's namespace when the ServiceAccount token is mounted."""
+OWN_NAMESPACE_KEYS = (("debug_pod", "namespace"), ("ops", "lease_namespace"))
+"""Keys whose default is the bot's own namespace (POD_NAMESPACE), not a fixed name."""
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class Config(BaseModel):
@@ -42,6 +51,9 @@ class Config(BaseModel):
     kubeconfig: Path | None = Field(None, description="kubeconfig file (env KUBECONFIG); None: in-cluster.")
     context: str | None = Field(None, description="kubeconfig context; None: its current context.")
     request_timeout: float = Field(10.0, gt=0, description="Seconds one Kubernetes API request may take.")
+    log_level: LogLevel = Field(
+        "warning", description="debug, info, warning or error; env NETCHECK_LOG_LEVEL and --log-level win."
+    )
     node_access: NodeAccessMode = Field(
         "ssh",  # type: ignore[assignment]  (validated into NodeAccessMode.SSH)
         validate_default=True,
@@ -59,6 +71,7 @@ class Config(BaseModel):
     cluster: ClusterOverrides = Field(default_factory=ClusterOverrides)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
 
     @field_validator("node_access_overrides")
     @classmethod
@@ -109,7 +122,7 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"config error: cannot read {path}: {exc.strerror or exc}") from exc
+        raise ConfigMissing(f"config error: cannot read {path}: {exc.strerror or exc}") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -121,6 +134,32 @@ def _read(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config error: {path}: the top level must be a mapping of keys")
+    return data
+
+
+def own_namespace(env: Mapping[str, str]) -> str | None:
+    """The namespace the bot runs in: POD_NAMESPACE (the manifests set it from the downward API),
+    else, inside a pod, the mounted ServiceAccount's namespace file; None outside a cluster."""
+    if env.get(NAMESPACE_ENV):
+        return env[NAMESPACE_ENV]
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+        except OSError:
+            return None
+    return None
+
+
+def _with_own_namespace(data: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+    """Fill every own-namespace key the file leaves unset, so one install works in any namespace."""
+    if namespace is None:
+        return data
+    for section, key in OWN_NAMESPACE_KEYS:
+        values = data.get(section)
+        if values is None:
+            values = {}
+        if isinstance(values, dict) and not values.get(key):
+            data = {**data, section: {**values, key: namespace}}
     return data
 
 
@@ -142,6 +181,7 @@ def load(path: str | Path | None = None, *, env: Mapping[str, str] | None = None
     slack_file = data.get("slack") or {}
     if from_env and isinstance(slack_file, dict):  # the file wins over the environment
         data = {**data, "slack": {**from_env, **slack_file}}
+    data = _with_own_namespace(data, own_namespace(env))
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

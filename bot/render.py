@@ -5,6 +5,7 @@ The graph, not the pile: one line per probe and node (status, id, summary, and "
 cause's proving evidence, one remediation block and the list of problems it resolves — and last one
 line per consequence. `verbose` adds every finding's full evidence. Slack has its own Block Kit
 rendering (bot/slack/blocks.py) of the same `probes.graph.actions`.
+`color=True` (a terminal without NO_COLOR: `bot.terminal.color_enabled`) colours the status column.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ _MARK = {
 }
 EVIDENCE_LINES = 12
 """Lines of evidence shown without --verbose when a finding has no proof lines of its own."""
+_COLOR = {  # SGR codes for the status column: green, dim, yellow, red, bold red
+    Status.OK: "32", Status.SKIP: "2", Status.WARN: "33", Status.ERROR: "31", Status.FAIL: "1;31",
+}
+
+
+def _mark(status: Status, color: bool, width: int = 0) -> str:
+    text = f"{_MARK[status]:<{width}}"
+    return f"\x1b[{_COLOR[status]}m{text}\x1b[0m" if color else text
 
 
 def _indent(text: str, depth: int = 6) -> str:
@@ -43,14 +52,14 @@ def evidence_text(finding: Finding, verbose: bool) -> tuple[str, str]:
     return "evidence", "\n".join([*lines[:EVIDENCE_LINES], f"… {cut} more lines (--verbose)"])
 
 
-def _status_lines(report: Report, *, title: str | None = None) -> list[str]:
+def _status_lines(report: Report, *, title: str | None = None, color: bool = False) -> list[str]:
     width = max((len(f.probe) for f in report.findings), default=0)
     via = f", via {report.access.path.value}: {report.access.reason}" if report.access else ""
     head = title or f"node {report.node}: {report.verdict.value} ({report.duration_s:.1f} s{via})"
     lines = [head]
     for f in report.findings:
         tag = role(f, report.node)
-        line = f"  {_MARK[f.status]:<5} {f.probe:<{width}}  {f.summary}"
+        line = f"  {_mark(f.status, color, 5)} {f.probe:<{width}}  {f.summary}"
         lines.append(line + (f"   [{tag}]" if tag else ""))
     return lines
 
@@ -120,25 +129,25 @@ def headline(reports: Sequence[Report]) -> str | None:
     return f"act first on {first.node}: {first.title}{more}"
 
 
-def render_report(report: Report, *, verbose: bool = False) -> str:
+def render_report(report: Report, *, verbose: bool = False, color: bool = False) -> str:
     """One node's check, and the other nodes it looked at (blamed peer, reference)."""
-    lines = _status_lines(report)
+    lines = _status_lines(report, color=color)
     for peer in report.peers:
         why = "reference" if peer.node == report.reference else "looked at"
         count = len(peer.findings)
         title = f"{why}: node {peer.node} ({count} probe{'s' if count != 1 else ''})"
-        lines += ["", *_status_lines(peer, title=title)]
+        lines += ["", *_status_lines(peer, title=title, color=color)]
     everything = [report, *report.peers]
     lines += _plan(everything, verbose)
     return "\n".join(lines)
 
 
-def render_run(reports: Sequence[Report], *, verbose: bool = False) -> str:
+def render_run(reports: Sequence[Report], *, verbose: bool = False, color: bool = False) -> str:
     """`check --all`: the node to act on first, every node's lines, then the things to do."""
     first = headline(reports)
     lines = [f"cluster: {first}" if first else f"cluster: all {len(reports)} nodes ok", ""]
     for report in reports:
-        lines += [*_status_lines(report), ""]
+        lines += [*_status_lines(report, color=color), ""]
     return "\n".join(lines[:-1] + _plan(reports, verbose))
 
 

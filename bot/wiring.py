@@ -94,8 +94,9 @@ def build_node_source(engine: Engine) -> ClusterNodeSource | None:
 
 def build_lease_store(config: Config, engine: Engine) -> KubernetesLeaseStore | None:
     """The leader-election Lease store on the engine's API client (same credentials and timeout);
-    None without a Kubernetes client — the caller then runs as the only replica."""
-    if not isinstance(engine.cluster, KubeCluster):
+    None without a Kubernetes client or with `ops.leader_election: false` — the caller then runs as
+    the only replica."""
+    if not config.ops.leader_election or not isinstance(engine.cluster, KubeCluster):
         return None
     # A client of its own (same configuration): shutdown closes the engine, and so its client,
     # before the Lease is released.

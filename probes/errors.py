@@ -4,6 +4,7 @@ into these inside `probes/transports/` only, with `raise ... from exc`.
     NetcheckError
     ├── InvalidInput          a node/interface/CIDR/IP/MTU value failed validation (one-line message)
     ├── ConfigError           the configuration file or environment is unusable
+    │   └── ConfigMissing     a file it needs (config file, kubeconfig) is not there: could not check
     ├── ProbeSkip             raised by a probe: "this cannot be checked here, because ..."
     ├── TransportUnavailable  the node shell or debug pod could not be had
     │   ├── HostUnreachable   SSH connect/auth failed or timed out
@@ -29,6 +30,11 @@ class InvalidInput(NetcheckError, ValueError):
 
 class ConfigError(NetcheckError):
     pass
+
+
+class ConfigMissing(ConfigError):
+    """The configuration file or kubeconfig does not exist (or cannot be read): nothing wrong was
+    written, there is just nothing to check with (the CLI's "could not check" exit status)."""
 
 
 class ProbeSkip(NetcheckError):

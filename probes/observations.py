@@ -31,6 +31,7 @@ class Observations(BaseModel):
     rp_filter: int | None = Field(
         None, description="net.ipv4.conf.all.rp_filter (0 off, 1 strict, 2 loose; ip-forward)."
     )
+    pod_ip: str | None = Field(None, description="The debug pod's IP on this node (pod-api).")
     uplink: str | None = Field(None, description="Interface toward the API endpoint (mtu).")
     uplink_mtu: int | None = Field(None, description="MTU of that interface (mtu).")
     uplink_kind: LinkKind | None = Field(

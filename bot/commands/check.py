@@ -1,9 +1,14 @@
-"""`netcheck check NODE [--json] [--verbose] [--probe ID ...]` and `netcheck check --all [--json]`.
+"""`netcheck check NODE [--json] [--verbose] [--probe ID ...] [--png FILE]` and
+`netcheck check --all [--json]`.
 
 Registered by `bot/cli.py`. Human output is `bot.render.render_report` / `render_run` (the cause
 graph: things to do, one per fix; `--verbose` adds the full evidence); `--json` prints exactly one
-JSON object (a list for --all) in the README's schema (`Report.as_json`). Exit status: 0 all ok or
-skip, 1 any warn/fail/error, 2 usage or configuration error (bad config, unknown node or probe).
+JSON object (a list for --all) in the README's schema (`Report.as_json`); `--png FILE` also writes
+the node's layer picture (bot/picture). Exit status: 0 all ok or skip, 1 any warn/fail/error found
+by a probe, 2 usage or configuration error (bad config, unknown node or probe, a picture file that
+cannot be written), 3 could not check: the cluster API unreachable or refusing, the config file or
+kubeconfig missing, or the node's SSH and debug pod both unavailable with no probe finding a problem
+(the report still prints; one line on stderr says why).
 """
 
 from __future__ import annotations
@@ -12,15 +17,25 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from bot.commands import add_config_argument
+from bot.commands import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_UNCHECKED,
+    EXIT_USAGE,
+    add_config_argument,
+    load_config,
+)
 from bot.render import render_report, render_run
-from probes.errors import ClusterError, ConfigError, InvalidInput
+from bot.terminal import color_enabled
+from probes.errors import ClusterError, ConfigError, ConfigMissing, InvalidInput
 from probes.model import Report, Status
 from probes.transports.commands import node_name
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+TRANSPORT_FINDINGS = ("ssh", "debug-pod")
+"""Findings the engine adds when the node's SSH connection or debug pod could not be had."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -33,6 +48,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="run only this probe (repeatable; no peer or reference follow-up)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="show every finding's full evidence, not just the lines that prove it")
+    parser.add_argument("--png", metavar="FILE", help="also draw the node's layer picture into FILE (PNG)")
     add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
@@ -47,30 +63,74 @@ async def _check(engine: Any, args: argparse.Namespace) -> list[Report]:
     try:
         if args.all:
             return await engine.check_all(probes=args.probes)
-        return [await engine.check(args.node, probes=args.probes)]
+        report = await engine.check(args.node, probes=args.probes)
+        if args.png:
+            await _picture(engine, report, Path(args.png))
+        return [report]
     finally:
         await engine.aclose()
 
 
+async def _picture(engine: Any, report: Report, path: Path) -> None:
+    """The layer picture (bot/picture) of the report, with the facts of the run the engine just did."""
+    from bot.picture import node_values, render_png_async
+
+    png = await render_png_async(report, node_values(report, await engine.facts()))
+    try:
+        await asyncio.to_thread(path.write_bytes, png)
+    except OSError as exc:
+        raise PictureNotWritten(f"cannot write the picture to {path}: {exc.strerror or exc}") from exc
+    print(f"netcheck check: layer picture of {report.node} written to {path}", file=sys.stderr)
+
+
+class PictureNotWritten(ConfigError):
+    """--png names a file that cannot be written (a usage error: nothing else went wrong)."""
+
+
+def unreachable_reason(report: Report) -> str | None:
+    """Why the node could not be checked: its transports failed and no probe found a problem
+    (a problem a probe did find outranks it: exit 1). None when the node was checked."""
+    transport = [f for f in report.findings if f.probe in TRANSPORT_FINDINGS and f.status.is_problem]
+    probed = [f for f in report.findings if f.probe not in TRANSPORT_FINDINGS]
+    if not transport or any(f.status.is_problem for f in probed):
+        return None
+    return "; ".join(f.summary for f in transport)
+
+
+def exit_status(reports: list[Report]) -> int:
+    if any(unreachable_reason(r) is None and r.verdict not in (Status.OK, Status.SKIP) for r in reports):
+        return EXIT_PROBLEM
+    if any(unreachable_reason(r) is not None for r in reports):
+        return EXIT_UNCHECKED
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
-    from bot import config as config_module
     from bot import wiring
 
     try:
         if not args.all:
             node_name(args.node)
-        config = config_module.load(args.config)
+        elif args.png:
+            raise ConfigError("--png draws one node's picture: give a node name, not --all")
+        config = load_config(args)
         engine = (args.engine_factory or wiring.build_engine)(config)
         reports = asyncio.run(_check(engine, args))
+    except ConfigMissing as exc:
+        return _fail(str(exc), EXIT_UNCHECKED)
     except (ConfigError, InvalidInput) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except ClusterError as exc:
-        return _fail(f"cannot read the cluster: {exc}", EXIT_PROBLEM)
+        return _fail(str(exc), EXIT_UNCHECKED)
     if args.json:
         payload: Any = [r.as_json() for r in reports] if args.all else reports[0].as_json()
         print(json.dumps(payload, indent=2))
     else:
-        print(render_run(reports, verbose=args.verbose) if args.all
-              else render_report(reports[0], verbose=args.verbose))
-    healthy = all(r.verdict in (Status.OK, Status.SKIP) for r in reports)
-    return EXIT_OK if healthy else EXIT_PROBLEM
+        color = color_enabled(sys.stdout)
+        print(render_run(reports, verbose=args.verbose, color=color) if args.all
+              else render_report(reports[0], verbose=args.verbose, color=color))
+    for report in reports:
+        reason = unreachable_reason(report)
+        if reason is not None:
+            _fail(f"could not check {report.node}: {reason}", EXIT_UNCHECKED)
+    return exit_status(reports)

@@ -1,9 +1,9 @@
 """`netcheck demo [--keep] [--fault NAME] [--node NODE] [--layout NAME] [--workers N]
-[--node-access ssh|pod|auto]`: the whole product on this machine — a lab cluster, `/netcheck NODE`
-through the real Slack bot against a local Slack stand-in (the conversation printed in the terminal),
-an approver's click on "Apply fix", the re-check, teardown. NODE defaults to the layout's WiFi node;
-on a layout that is healthy by default the demo switches the case study (`no-masquerade`) on it
-unless `--fault` asks for another fault.
+[--node-access ssh|pod|auto] [--save-images DIR]`: the whole product on this machine — a lab cluster,
+`/netcheck NODE` through the real Slack bot against a local Slack stand-in (the conversation printed in
+the terminal, with where the layer picture went), an approver's click on "Apply fix", the re-check,
+teardown. NODE defaults to the layout's WiFi node; on a layout that is healthy by default the demo
+switches the case study (`no-masquerade`) on it unless `--fault` asks for another fault.
 
 Registered by bot/cli.py; the flow lives in lab.demo.flow. Exit: 0 the flow completed as expected
 (diagnosis found, fix applied and verified), 1 it did not (one line says why), 2 usage (not root,
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from bot.terminal import color_enabled
 from lab.spec import DEFAULT_LAYOUT, LAYOUTS
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--node-access", default="ssh", choices=("ssh", "pod", "auto"),
                         help="how netcheck reaches the nodes: ssh (default), pod (host pods through the "
                         "API; sshd stopped, no SSH configured) or auto")
+    parser.add_argument("--save-images", metavar="DIR",
+                        help="save the images the bot uploads (the layer picture) into DIR")
     parser.set_defaults(run=run)
     return parser
 
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace, *, euid: int | None = None) -> int:
     try:
         options = DemoOptions(keep=args.keep, fault=args.fault, node=args.node, workers=args.workers,
                               layout=args.layout, node_access=args.node_access,
-                              color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+                              color=color_enabled(sys.stdout),
+                              save_images=getattr(args, "save_images", None))  # callers' Namespaces
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         print(f"netcheck demo: {message}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 Prints the plan, asks for confirmation on a terminal (`--yes` skips; no terminal and no `--yes`
 refuses), then applies through `fixes.runner.FixRunner`, which verifies and rolls back on failure.
+The plan and the outcome go to stdout, errors and refusals to stderr (one line each).
 Exit status: 0 applied and verified (or nothing to do), 1 verification failed and rolled back (or
-the fix failed), 2 refused or invalid. Registered by `bot/cli.py` through `add_parser`.
+the fix failed), 2 refused or invalid, 3 could not plan: the cluster API or the node unreachable,
+the config file or kubeconfig missing. Registered by `bot/cli.py` through `add_parser`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,28 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from bot.commands import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_UNCHECKED,
+    EXIT_USAGE,
+    add_config_argument,
+    load_config,
+)
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
-from probes.errors import InvalidInput, NetcheckError
+from probes.errors import (
+    ClusterError,
+    ConfigMissing,
+    InvalidInput,
+    NetcheckError,
+    TransportUnavailable,
+)
 from probes.transports.commands import param_key, shown
 
-EXIT_OK, EXIT_ROLLED_BACK, EXIT_REFUSED = 0, 1, 2
+EXIT_ROLLED_BACK, EXIT_REFUSED = EXIT_PROBLEM, EXIT_USAGE
+UNREACHABLE = (ClusterError, TransportUnavailable, ConfigMissing)
+"""Errors that mean "could not look", not "the fix is wrong": exit 3."""
 _EXIT = {
     Outcome.APPLIED: EXIT_OK,
     Outcome.NOTHING_TO_DO: EXIT_OK,
@@ -44,7 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="a fix parameter, e.g. --param mtu=1400 (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    parser.add_argument("--config", default=None, help="configuration file (or NETCHECK_CONFIG)")
+    add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -70,11 +88,15 @@ def local_approver() -> str:
 
 
 async def execute(
-    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO, runner: FixRunner | None = None
+    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO, stderr: TextIO | None = None,
+    runner: FixRunner | None = None,
 ) -> int:
     """The command, given an engine (tests pass a fake one) and the runner over it (default: plain)."""
     def say(text: str) -> None:
         print(text, file=stdout, flush=True)
+
+    def error(text: str) -> None:
+        print(f"netcheck fix: {text}", file=stderr or sys.stderr, flush=True)
 
     async def progress(line: str) -> None:  # how the fix advances, e.g. "calico-node 2/3 updated"
         say(f"  … {line}")
@@ -84,10 +106,13 @@ async def execute(
         params = parse_params(args.param)
         plan = await runner.plan(args.node, args.fix_id, params)
     except InvalidInput as exc:
-        say(f"netcheck fix: {exc}")
+        error(str(exc))
         return EXIT_REFUSED
+    except UNREACHABLE as exc:
+        error(f"cannot plan {args.fix_id} on {args.node}: {exc}")
+        return EXIT_UNCHECKED
     except NetcheckError as exc:
-        say(f"netcheck fix: cannot plan {args.fix_id} on {args.node}: {exc}")
+        error(f"cannot plan {args.fix_id} on {args.node}: {exc}")
         return EXIT_ROLLED_BACK
     say(plan.render())
     if args.dry_run:
@@ -95,7 +120,7 @@ async def execute(
         return EXIT_OK
     if not args.yes:
         if not stdin.isatty():
-            say("\nnetcheck fix: refusing to apply without confirmation: no terminal; pass --yes to approve.")
+            error("refusing to apply without confirmation: no terminal; pass --yes to approve.")
             return EXIT_REFUSED
         print("\nApply this change? [y/N] ", end="", file=stdout, flush=True)
         answer = await asyncio.to_thread(stdin.readline)
@@ -126,13 +151,15 @@ async def _main(args: argparse.Namespace, build_engine: Callable[[Any], Any], co
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import config as config_module  # imported late so `fix --help` works without them
-    from bot import wiring
+    from bot import wiring  # imported late so `fix --help` works without it
 
     try:
-        config = config_module.load(args.config)
+        config = load_config(args)
         build_engine = getattr(args, "engine_factory", None) or wiring.build_engine  # bot.cli seam for tests
         return asyncio.run(_main(args, build_engine, config))
+    except UNREACHABLE as exc:
+        print(f"netcheck fix: {exc}", file=sys.stderr)
+        return EXIT_UNCHECKED
     except NetcheckError as exc:
         print(f"netcheck fix: {exc}", file=sys.stderr)
         return EXIT_REFUSED

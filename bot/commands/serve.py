@@ -12,7 +12,11 @@ Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
   retries them, and the Service may route the retry to the leader) — bot/slack/standby.py, and
   README.md, "Deploying netcheck in a cluster";
 - metrics: every check and fix the bot runs goes through `MeteredEngine`/`MeteredFixRunner`
-  (composition layer; bot/slack is unchanged);
+  (composition layer); `build_app` records every report in the fleet state (bot/fleet/state.py)
+  the continuous watch, the App Home tab and the fleet series on /metrics share;
+- the continuous watch (bot/watch/sweeper.py) on the leader when `watch.interval` is set: sweeps every
+  node and posts regressions and recoveries to `watch.channel`; a replica that stops leading drops
+  its fleet state and series (a standby's /metrics shows no stale node status);
 - SIGTERM: stop taking commands, let running checks/fixes finish (bounded by
   `ops.shutdown_grace`), delete debug pods (`engine.aclose()`), release the Lease, stop health.
 """
@@ -21,11 +25,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
+from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, load_config
+from bot.fleet import metrics as fleet_metrics
+from bot.fleet.state import FleetState
 from bot.ops import metrics
 from bot.ops.leader import LeaseStore
 from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
@@ -36,7 +45,10 @@ from bot.slack.http import events_app
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
 from bot.slack.standby import StandbyAnswers
-from probes.errors import ClusterConflict, ClusterNotFound, NetcheckError
+from bot.watch.settings import WatchSettings
+from bot.watch.sweeper import Watcher
+from probes.engine import POD_TRANSPORT_PROBE_ID, TRANSPORT_PROBE_ID
+from probes.errors import ClusterConflict, ClusterNotFound, ConfigError, ConfigMissing, NetcheckError
 
 log = structlog.get_logger("netcheck.serve")
 
@@ -50,7 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default="0.0.0.0", help="HTTP mode address (default: all, Slack must reach it)"
     )
-    parser.add_argument("--config", default=None, help="configuration file")
+    add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -148,12 +160,14 @@ def _engine_ready(engine: Any, timeout: float) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-def _load(args: argparse.Namespace) -> tuple[SlackSettings, OpsSettings, Any, Any, Any, LeaseStore | None]:
-    """Slack and ops settings, engine, fix runner, node source and Lease store from the configuration."""
-    from bot import config as config_module
+def _load(
+    args: argparse.Namespace,
+) -> tuple[SlackSettings, OpsSettings, Any, Any, Any, LeaseStore | None, WatchSettings]:
+    """Slack, ops and watch settings, engine, fix runner, node source and Lease store from the
+    configuration."""
     from bot import wiring
 
-    config = config_module.load(args.config)
+    config = load_config(args)
     factory = getattr(args, "engine_factory", None) or wiring.build_engine
     engine = factory(config)
     return (
@@ -163,17 +177,22 @@ def _load(args: argparse.Namespace) -> tuple[SlackSettings, OpsSettings, Any, An
         wiring.build_fix_runner(config, engine),
         wiring.build_node_source(engine),
         wiring.build_lease_store(config, engine),
+        config.watch,
     )
 
 
 class _SlackSide:
-    """What only the leader runs: the Socket Mode connection (or answering /slack/events) and the
-    node-join watch. Started/stopped by the leader elector's callbacks."""
+    """What only the leader runs: the Socket Mode connection (or answering /slack/events), the
+    node-join watch and the continuous watch's sweeps. Started/stopped by the leader elector's
+    callbacks."""
 
-    def __init__(self, app: Any, rt: Any, settings: SlackSettings, source: Any) -> None:
+    def __init__(self, app: Any, rt: Any, settings: SlackSettings, source: Any,
+                 sweeper: Watcher | None = None) -> None:
         self.app, self.rt, self.settings, self.source = app, rt, settings, source
         self.socket: Any = None
         self.watch: asyncio.Task[None] | None = None
+        self.sweeper = sweeper
+        self.sweeps: asyncio.Task[None] | None = None
         self.closed = False
 
     async def start(self) -> None:
@@ -190,15 +209,22 @@ class _SlackSide:
         if self.source is not None and self.settings.join_channel:
             watcher = NodeWatcher(self.rt, self.source, self.settings.join_channel)
             self.watch = asyncio.create_task(watcher.run(), name="node-watch")
+        if self.sweeper is not None:
+            self.rt.fleet.rebaseline()  # another leader may have posted while this one stood by
+            self.sweeps = asyncio.create_task(self.sweeper.run(), name="watch-sweeps")
 
     async def stop(self) -> None:
-        if self.watch is not None:
-            self.watch.cancel()
-            await asyncio.gather(self.watch, return_exceptions=True)
-            self.watch = None
+        for task in (self.watch, self.sweeps):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self.watch = self.sweeps = None
         if self.socket is not None:
             socket, self.socket = self.socket, None
             await socket.close_async()
+        # a standby checks nothing: its /metrics must not go on showing the fleet as last seen (both
+        # pods are scraped); becoming the leader again rebuilds the state with a sweep
+        self.rt.fleet.forget(())
         log.info("standing_by")
 
 
@@ -213,19 +239,30 @@ async def serve(
     stop: asyncio.Event | None = None,
     ops: OpsSettings | None = None,
     lease_store: LeaseStore | None = None,
+    watch: WatchSettings | None = None,
+    fleet: FleetState | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set), then drain and clean up (see module docstring).
 
     `ops` None: health on a free loopback port (embedders and tests); `lease_store` None: this
-    process is the only replica (a process-local Lease)."""
+    process is the only replica (a process-local Lease); `watch` None or without an interval: no
+    continuous watch; `fleet` None: a fresh fleet state on the bot's metrics registry."""
     ops = ops or OpsSettings(health_host="127.0.0.1", health_port=0)
-    probe_count = len(list(getattr(engine, "registry", [])))
+    watch = watch or WatchSettings()
+    registry = getattr(engine, "registry", None)
+    probe_count = len(list(registry or []))
+    if watch.probes and registry is not None:
+        _check_probe_ids(watch.probes, {spec.id for spec in registry})
+    fleet = fleet or build_fleet(watch)
     app, rt = build_app(
         settings, MeteredEngine(engine), MeteredFixRunner(runner) if runner is not None else None,
-        probe_count=probe_count,
+        probe_count=probe_count, fleet=fleet, watch=watch,
     )
-    slack = _SlackSide(app, rt, settings, source)
+    sweeper = Watcher(rt, engine, fleet, watch) if watch.enabled else None
+    slack = _SlackSide(app, rt, settings, source, sweeper)
     store = lease_store or LocalLeaseStore()
+    if lease_store is None and not ops.leader_election:
+        log.info("leader_election_off", note="this process always answers: run a single replica")
     ready_cluster = (
         cluster_ready(store, ops.lease_name) if lease_store is not None
         else _engine_ready(engine, ops.readiness_timeout)
@@ -283,6 +320,23 @@ class _SocketHandlerView:
         return socket is not None and await socket.client.is_connected()
 
 
+def build_fleet(watch: WatchSettings) -> FleetState:
+    """The fleet state for these watch settings, its series on the bot's /metrics registry."""
+    return FleetState(
+        agree=watch.agree, watched=frozenset(watch.probes) if watch.probes else None,
+        always=frozenset({TRANSPORT_PROBE_ID, POD_TRANSPORT_PROBE_ID}),  # a node out of reach counts
+        metrics=fleet_metrics.for_registry(metrics.METRICS.registry),
+        regressions=deque(maxlen=watch.regressions_kept),
+    )
+
+
+def _check_probe_ids(wanted: list[str], known: set[str]) -> None:
+    unknown = [probe for probe in wanted if probe not in known]
+    if unknown:
+        raise ConfigError(f"config error: watch.probes: unknown probe {unknown[0]!r} "
+                          f"(known: {', '.join(sorted(known))})")
+
+
 def _aclose(engine: Any) -> Callable[[], Awaitable[None]]:
     async def close() -> None:
         if hasattr(engine, "aclose"):
@@ -317,10 +371,13 @@ async def _start_http(app: Any, settings: SlackSettings, runtime: OpsRuntime, st
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings, ops, engine, runner, source, store = _load(args)
+        settings, ops, engine, runner, source, store, watch = _load(args)
         asyncio.run(serve(settings, engine, runner, source, host=args.host, port=args.port,
-                          ops=ops, lease_store=store))
+                          ops=ops, lease_store=store, watch=watch))
+    except ConfigMissing as exc:
+        print(f"netcheck serve: {exc}", file=sys.stderr)
+        return EXIT_UNCHECKED
     except NetcheckError as exc:
-        print(f"netcheck serve: {exc}")
-        return 2
-    return 0
+        print(f"netcheck serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK

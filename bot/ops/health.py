@@ -1,9 +1,10 @@
 """The small HTTP server Kubernetes probes and Prometheus scrape: /healthz, /readyz, /metrics.
 
 Started by `netcheck serve` next to the Slack app. /healthz answers 200 while the event loop runs
-(liveness: a wedged loop cannot answer). /readyz runs two async checks given by the caller — the
-Slack connection is up, the cluster API answers — each bounded by `readiness_timeout`, and answers
-503 naming what failed, so a replica that lost Slack or the API is taken out of rotation.
+(liveness: a wedged loop cannot answer). /readyz runs the async checks given by the caller — the
+Slack connection is up, the cluster API answers, leader election is possible — each bounded by
+`readiness_timeout`, and answers 503 naming what failed (a check raising `NotReady` says why), so a
+replica that lost Slack or the API is taken out of rotation.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 log = structlog.get_logger(__name__)
 
 
+class NotReady(Exception):  # noqa: N818 (an answer, not a failure of the check itself)
+    """Raised by a readiness check to say why it is not ready (one line, shown on /readyz)."""
+
+
 class HealthServer:
     def __init__(
         self,
@@ -33,9 +38,12 @@ class HealthServer:
     ) -> None:
         self.settings = settings or OpsSettings()
         self.metrics = metrics or METRICS
-        self._checks = {"slack": slack_ready, "cluster": cluster_ready}
+        self._checks: dict[str, ReadinessCheck] = {"slack": slack_ready, "cluster": cluster_ready}
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    def add_check(self, name: str, check: ReadinessCheck) -> None:
+        self._checks[name] = check
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -73,6 +81,8 @@ class HealthServer:
             ready = await asyncio.wait_for(check(), timeout=self.settings.readiness_timeout)
         except TimeoutError:
             return f"{name}: no answer within {self.settings.readiness_timeout:g}s"
+        except NotReady as why:
+            return f"{name}: {why}"
         except Exception as exc:  # a readiness check must report, never crash the probe endpoint
             return f"{name}: {type(exc).__name__}: {exc}"
         return None if ready else f"{name}: not ready"

@@ -9,6 +9,12 @@ The leader renews every `retry_period` and steps down when it could not renew fo
 (< lease_duration, so it stops before anyone else may take over). `release()` empties the holder on
 shutdown so the standby takes over at its next retry instead of waiting a full lease duration.
 
+A Lease this replica can never get without an operator's change — 403 (no RBAC for Leases in that
+namespace) or 404 on create (no such namespace, or no Lease API) — is logged ONCE at error level with
+what to grant, and kept in `blocked` for readiness to report; other failures (API unreachable) are
+logged when they start or change, not at every retry. One replica may run without any of this
+(`ops.leader_election: false`).
+
 The Kubernetes client is only imported in probes/transports/; this module talks to a `LeaseStore`
 (probes/transports/leases.py is the real one; tests use an in-memory one).
 """
@@ -24,7 +30,7 @@ from typing import Any, Protocol
 import structlog
 
 from bot.ops.settings import OpsSettings
-from probes.errors import ClusterConflict, ClusterError, ClusterNotFound
+from probes.errors import ClusterConflict, ClusterError, ClusterForbidden, ClusterNotFound
 
 log = structlog.get_logger(__name__)
 Callback = Callable[[], Awaitable[None]]
@@ -71,6 +77,9 @@ class LeaderElector:
         self._observed_at = 0.0
         self._last_renew = 0.0
         self._leading = asyncio.Event()
+        self._last_error: str | None = None
+        self.blocked: str | None = None
+        """Why this replica cannot take the Lease until RBAC or the namespace is fixed; else None."""
 
     @property
     def is_leader(self) -> bool:
@@ -140,12 +149,42 @@ class LeaderElector:
         self._observed_at = self._clock()
         return True
 
+    def _blocking_reason(self, exc: ClusterError) -> str | None:
+        """What an operator must change, for the errors retrying cannot cure; None for the others."""
+        where = f"{self.settings.lease_namespace}/{self.name}"
+        single = "or set ops.leader_election: false to run a single replica without a Lease"
+        if isinstance(exc, ClusterForbidden):
+            return (f"cannot use the leader Lease {where}: {exc}. Grant the ServiceAccount a Role in "
+                    f"namespace {self.settings.lease_namespace} with leases create, and get, update on "
+                    f"the Lease {self.name} (the shipped Role netcheck has them), {single}")
+        if isinstance(exc, ClusterNotFound):  # get said "no Lease", then create found no namespace
+            return (f"cannot create the leader Lease {where}: {exc}. Create namespace "
+                    f"{self.settings.lease_namespace} or set ops.lease_namespace, {single}")
+        return None
+
+    def _report(self, exc: ClusterError) -> None:
+        message = str(exc)
+        if message == self._last_error:
+            log.debug("lease_attempt_failed", identity=self.identity, error=message)
+            return
+        self._last_error = message
+        self.blocked = self._blocking_reason(exc)
+        if self.blocked is not None:
+            log.error("leader_election_blocked", identity=self.identity, lease=self.name,
+                      namespace=self.settings.lease_namespace, reason=self.blocked)
+        else:
+            log.warning("lease_attempt_failed", identity=self.identity, error=message)
+
     async def _attempt(self) -> bool:
         try:
-            return await self.try_acquire_or_renew()
+            held = await self.try_acquire_or_renew()
         except ClusterError as exc:
-            log.warning("lease_attempt_failed", identity=self.identity, error=str(exc))
+            self._report(exc)
             return False
+        if self._last_error is not None:
+            log.info("lease_reachable", identity=self.identity, lease=self.name, after=self._last_error)
+            self._last_error = self.blocked = None
+        return held
 
     async def _become(self, leading: bool) -> None:
         if leading == self.is_leader:

@@ -3,8 +3,9 @@
 `slack_web_ready(client)`: auth.test answers ok with the bot token (needs no scope; a revoked token
 or an unreachable Slack makes the replica NotReady). `socket_mode_ready(handler, client)`: the leader
 also needs its Socket Mode connection up; a standby has none, so only auth.test counts for it.
-`cluster_ready(store, lease)`: the API server answers a read of the leader Lease — a 404 is an
-answer too — which needs no RBAC beyond the leader election's own.
+`cluster_ready(store, lease)`: the API server answers a read of the leader Lease — a 404 or a 403
+is an answer too (a 403 is leader election's problem, which its own readiness check names) — which
+needs no RBAC beyond the leader election's own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ops.leader import LeaseStore
-from probes.errors import ClusterError, ClusterNotFound
+from probes.errors import ClusterError, ClusterForbidden, ClusterNotFound
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -50,6 +51,8 @@ def cluster_ready(store: LeaseStore, lease_name: str) -> ReadinessCheck:
             await store.get(lease_name)
         except ClusterNotFound:
             return True  # the API answered
+        except ClusterForbidden as exc:
+            return exc.status == 403  # answered (and authenticated); a 401 means bad credentials
         except ClusterError:
             return False
         return True

@@ -14,7 +14,7 @@ import asyncio
 import os
 import socket
 
-from bot.ops.health import HealthServer, ReadinessCheck
+from bot.ops.health import HealthServer, NotReady, ReadinessCheck
 from bot.ops.leader import Callback, LeaderElector, LeaseStore
 from bot.ops.metrics import METRICS, Metrics
 from bot.ops.settings import OpsSettings
@@ -50,6 +50,13 @@ class OpsRuntime:
         )
         self.shutdown = GracefulShutdown(settings)
         self._election: asyncio.Task[None] | None = None
+        self.health.add_check("leader-election", self._election_possible)
+
+    async def _election_possible(self) -> bool:
+        """Not ready while the Lease cannot be had without an operator's change (RBAC, namespace)."""
+        if self.elector.blocked is not None:
+            raise NotReady(self.elector.blocked)
+        return True
 
     async def start(self, *, install_signal_handlers: bool = True) -> int:
         """Serve health, start electing; returns the health port. Cleanups run in the order below."""

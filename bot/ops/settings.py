@@ -19,8 +19,15 @@ class OpsSettings(BaseModel):
     readiness_timeout: float = Field(
         3.0, gt=0, description="Seconds each readiness check (Slack, cluster API) may take."
     )
+    leader_election: bool = Field(
+        True, description="Elect a leader through a Lease; false: this process always answers "
+        "(one replica only, no Lease RBAC needed)."
+    )
     lease_name: str = Field("netcheck-leader", description="Name of the coordination.k8s.io Lease.")
-    lease_namespace: str = Field("netcheck", description="Namespace of the Lease (the bot's own).")
+    lease_namespace: str = Field(
+        "netcheck",
+        description="Namespace of the Lease; default: the bot's own (POD_NAMESPACE), else netcheck.",
+    )
     lease_duration: float = Field(
         15.0, gt=0, description="Seconds a Lease stays valid without renewal (leaseDurationSeconds)."
     )

@@ -16,13 +16,16 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import actions, commands, guard
+from bot.fleet.recording import RecordingEngine
+from bot.fleet.state import FleetState
+from bot.slack import actions, commands, guard, home
 from bot.slack.approvals import Approvers, ProposalLedger
 from bot.slack.delivery import TransientErrorRetryHandler
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.ports import ApprovalFactory, ApprovalRecord, Engine, FixRunner, NodeSource
 from bot.slack.runtime import Runtime
 from bot.slack.settings import SlackSettings
+from bot.watch.settings import WatchSettings
 from fixes.model import Approval
 from probes.errors import ConfigError
 
@@ -59,7 +62,11 @@ def build_app(
     *,
     probe_count: int,
     approval_factory: ApprovalFactory = fix_approval,
+    fleet: FleetState | None = None,
+    watch: WatchSettings | None = None,
 ) -> tuple[AsyncApp, Runtime]:
+    """The app and its runtime. `fleet` is the shared fleet state (a fresh one when None); `watch`
+    the continuous watch's settings, which the Home tab describes (the watch itself runs in serve)."""
     if not settings.signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set (it also signs fix buttons)")
     client = make_client(settings)
@@ -68,21 +75,25 @@ def build_app(
         answer = await client.usergroups_users_list(usergroup=group)
         return list(answer.get("users", []))
 
+    fleet = fleet if fleet is not None else FleetState()
     rt = Runtime(
         settings=settings,
-        engine=engine,
+        engine=RecordingEngine(engine, fleet),  # every on-demand check updates the fleet state
         runner=runner,
         approval_factory=approval_factory,
         probe_count=len(settings.probes) if settings.probes else probe_count,
         client=client,
         approvers=Approvers(settings, group_members),
         ledger=ProposalLedger(settings.proposal_ttl_minutes * 60),
+        watch=watch,
+        fleet=fleet,
     )
     # Unhandled requests go to `on_error` (one line) rather than Bolt's multi-line suggestion.
     app = AsyncApp(client=client, signing_secret=settings.secret(), name="netcheck",
                    raise_error_for_unhandled_request=True)
     commands.register(app, rt)
     actions.register(app, rt)
+    home.register(app, rt)
     guard.register_catch_all(app)  # last: only what no listener above takes
 
     @app.error

@@ -5,16 +5,18 @@ Built once by `app.py::build_app`; the listeners in `commands.py` and `actions.p
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.fleet.slots import FleetSlots
+from bot.fleet.state import FleetState
 from bot.slack.approvals import Approvers, ProposalLedger
 from bot.slack.ports import ApprovalFactory, Engine, FixRunner
 from bot.slack.settings import SlackSettings
 from bot.slack.tasks import TaskTracker
+from bot.watch.settings import WatchSettings
 
 log = structlog.get_logger("netcheck.slack")
 
@@ -32,11 +34,16 @@ class Runtime:
     tasks: TaskTracker = field(default_factory=TaskTracker)
     running: dict[str, tuple[str, str]] = field(default_factory=dict)
     """node -> (channel, parent ts) of the check in flight."""
-    check_slots: asyncio.Semaphore = field(init=False)
-    """Bounds the checks commands start: each one is SSH, a debug pod and a catalog of probes of CPU."""
+    watch: WatchSettings | None = None
+    """The continuous watch's settings (None: no watch); the Home tab describes it."""
+    fleet: FleetState = field(default_factory=FleetState)
+    """Every node's last check and verdict (the watch, commands, node joins and the Home tab share it)."""
+    check_slots: FleetSlots = field(init=False)
+    """Bounds the checks commands start (each one is SSH, a debug pod and a catalog of probes of CPU); the
+    watch's sweeps share it and give way to commands (bot/fleet/slots.py)."""
 
     def __post_init__(self) -> None:
-        self.check_slots = asyncio.Semaphore(self.settings.max_concurrent_checks)
+        self.check_slots = FleetSlots(self.settings.max_concurrent_checks)
 
     def channel_allowed(self, channel: str) -> bool:
         return not self.settings.allowed_channels or channel in self.settings.allowed_channels

@@ -46,6 +46,9 @@ class SlackSettings(BaseModel):
     )
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
+    pictures: bool = Field(
+        True, description="Upload each check's layer picture into its thread (needs the files:write scope).",
+    )
     max_request_bytes: int = Field(
         256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024,
         description="Largest HTTP-mode request body read (413 above): a click carries its message's blocks, "

@@ -1,7 +1,8 @@
 """Posting a check: the parent message, one reply per thing to do (one fix, one button, the list of
 problems it resolves — on any node of the run), one reply listing the consequences, the ok ones
-folded, the full evidence as a file, and the parent updated with the verdict. Slack errors are
-logged with the report, never lost. Used by `commands.py`, `actions.py` (re-check) and `nodewatch.py`.
+folded, the full evidence as a file, the layer picture (pictures.py), and the parent updated with the
+verdict. Slack errors are logged with the report, never lost. Used by `commands.py`, `actions.py`
+(re-check) and `nodewatch.py`.
 
 Every write goes through `call()`: the client retries transient Slack faults (delivery.py); a write
 that still fails is counted in `netcheck_slack_undelivered_total`, and a thread reply that could not
@@ -21,6 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.ops import metrics
 from bot.slack import blocks as bk
 from bot.slack import messages as msg
+from bot.slack import pictures
 from bot.slack.approvals import Proposal
 from bot.slack.delivery import PENDING_POST, POST_METHOD, PendingPost
 from bot.slack.runtime import Runtime
@@ -183,10 +185,17 @@ async def post_reply(
 async def post_node_check(
     rt: Runtime, channel: str, parent_ts: str, report: Report, requested_by: str
 ) -> None:
-    missing = await post_findings(rt, channel, parent_ts, report, requested_by)
-    line = msg.verdict_line(report)
-    lost = msg.findings_undelivered(report.node, missing, len(report.findings)) if missing else None
-    await update_parent(rt, channel, parent_ts, line, report, msg.checked_note(report, requested_by), lost)
+    drawing = pictures.start(rt, report)  # drawn in a thread while the findings and verdict are posted
+    try:
+        missing = await post_findings(rt, channel, parent_ts, report, requested_by)
+        line = msg.verdict_line(report)
+        lost = msg.findings_undelivered(report.node, missing, len(report.findings)) if missing else None
+        note = msg.checked_note(report, requested_by)
+        await update_parent(rt, channel, parent_ts, line, report, note, lost)
+        await pictures.upload(rt, channel, parent_ts, report, drawing)  # the verdict never waits for it
+    finally:
+        if drawing is not None:
+            drawing.cancel()  # no-op once done; stops the drawing if posting failed
 
 
 async def run_check(rt: Runtime, node: str, channel: str, requested_by: str, parent_ts: str) -> Report | None:

@@ -1,9 +1,11 @@
 """Test-only control API of the API stand-in (/lab/v1/...): add/remove nodes, set Ready, set annotations,
 replace the enforced RBAC objects (the RBAC lab swaps rules on the running server), hold a node's pods
-Pending, break watches, stall calico-node on a node.
+Pending, break watches, stall calico-node on a node; add RBAC objects and tokens (netcheck installed in
+another namespace), read RBAC denials.
 
-Authenticated by the config's control_token (checked in app's middleware). Every change goes through the
-store, so it bumps resourceVersion and reaches watchers as ADDED/MODIFIED/DELETED.
+Authenticated by the config's control_token (checked in app's middleware). Every node change goes through
+the store, so it bumps resourceVersion and reaches watchers as ADDED/MODIFIED/DELETED. Tokens stand in
+for what a cluster's token issuer does for a ServiceAccount (the user and groups a token authenticates as).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from . import objects, operator, watch
-from .config import NodeConfig
+from .config import NodeConfig, TokenInfo
 from .rbac import RbacAuthorizer
 from .status import bad_request
 
@@ -123,6 +125,40 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
         broken = watch.break_watches(state, body["resource"], fail_next, status)
         return reply({"resource": body["resource"], "broken": broken, "fail_next": fail_next})
 
+    def rbac(request: web.Request) -> RbacAuthorizer:
+        authorizer = request.app[key].authorizer
+        if not isinstance(authorizer, RbacAuthorizer):
+            raise bad_request("this API stand-in does not enforce RBAC (no rbac_manifests)")
+        return authorizer
+
+    async def add_rbac(request: web.Request) -> web.Response:
+        body = await _json(request)
+        manifests = body.get("objects") if isinstance(body, dict) else None
+        if not isinstance(manifests, list) or not all(isinstance(o, dict) for o in manifests):
+            raise bad_request('body must be {"objects": [manifests]}')
+        try:
+            added = rbac(request).add(manifests)
+        except KeyError as exc:
+            raise bad_request(f"RBAC object without {exc}") from exc
+        return reply({"added": added})
+
+    async def denials(request: web.Request) -> web.Response:
+        return reply({"denials": [vars(d) for d in rbac(request).denials]})
+
+    async def add_token(request: web.Request) -> web.Response:
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("token"), str) or not body["token"]:
+            raise bad_request('body must be {"token": "...", "user": "...", "groups": [...]}')
+        try:
+            info = TokenInfo.model_validate({k: v for k, v in body.items() if k != "token"})
+        except ValidationError as exc:
+            raise bad_request(f"invalid token: {exc.errors()[0]['msg']}") from exc
+        request.app[key].config.tokens[body["token"]] = info
+        return reply({"user": info.user}, 201)
+
+    app.router.add_post("/lab/v1/rbac", add_rbac)
+    app.router.add_get("/lab/v1/rbac/denials", denials)
+    app.router.add_post("/lab/v1/tokens", add_token)
     app.router.add_post("/lab/v1/nodes", add_node)
     app.router.add_put("/lab/v1/nodes/{name}/calico-node", set_calico_node_ready)
     app.router.add_put("/lab/v1/rbac", set_rbac)

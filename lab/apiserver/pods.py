@@ -1,5 +1,8 @@
 """Pod behaviour beyond storage: turning Running on a node with a debug-pod netns (or, for a host pod,
-in the node's own namespaces: hostpods.py), exec and logs routing."""
+in the node's own namespaces: hostpods.py), exec and logs routing.
+
+Exec in a debug pod runs the command with the container's capabilities only (capabilities.py), as a
+runtime would."""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from . import capabilities, hostpods, logs, objects, operator
 from . import exec as pod_exec
-from . import hostpods, logs, objects, operator
 from .config import NodeConfig
 from .state import State, Target
 from .status import bad_request
@@ -114,7 +117,8 @@ async def exec_in_pod(request: web.Request, state: State, target: Target) -> web
         return await pod_exec.run_exec(request, argv, command)
     if not running or node is None or not node.pod_netns:
         raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
-    argv = [*state.config.exec_prefix, node.pod_netns, *command]
+    spec = next(c for c in pod["spec"]["containers"] if c.get("name", "") == container)
+    argv = [*state.config.exec_prefix, node.pod_netns, *capabilities.exec_prefix(spec), *command]
     return await pod_exec.run_exec(request, argv, command)
 
 

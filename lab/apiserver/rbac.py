@@ -83,14 +83,27 @@ class RbacAuthorizer:
     @classmethod
     def from_manifests(cls, objects: Iterable[dict[str, Any]]) -> RbacAuthorizer:
         authorizer = cls()
+        authorizer.add(objects)
+        return authorizer
+
+    def add(self, objects: Iterable[dict[str, Any]]) -> int:
+        """Apply more RBAC objects (as `kubectl apply` would: same kind/namespace/name replaces);
+        other kinds are ignored. Returns how many were RBAC objects."""
+        count = 0
         for obj in objects:
             kind, meta = obj.get("kind"), obj.get("metadata", {})
             if kind in ("Role", "ClusterRole"):
                 namespace = meta.get("namespace", "") if kind == "Role" else ""
-                authorizer.roles[(kind, namespace, meta["name"])] = list(obj.get("rules") or [])
+                self.roles[(kind, namespace, meta["name"])] = list(obj.get("rules") or [])
             elif kind in ("RoleBinding", "ClusterRoleBinding"):
-                authorizer.bindings.append(obj)
-        return authorizer
+                key = (kind, meta.get("namespace", ""), meta["name"])
+                self.bindings = [b for b in self.bindings if (
+                    b["kind"], b["metadata"].get("namespace", ""), b["metadata"]["name"]) != key]
+                self.bindings.append(obj)
+            else:
+                continue
+            count += 1
+        return count
 
     @classmethod
     def from_files(cls, paths: Iterable[Path]) -> RbacAuthorizer:

@@ -1,13 +1,17 @@
 """Prints the Slack conversation as it happens: every message the bot posts or updates (read from the
 Slack stand-in's call record) and every action of the demo's users, rendered by lab.demo.render.
 
-Used by lab.demo.flow: `feed.pump()` prints what is new; `feed.follow()` pumps until cancelled.
+Used by lab.demo.flow: `feed.pump()` prints what is new; `feed.follow()` pumps until cancelled. A file
+shared into a thread is shown as one line saying where it went; images (the layer picture) are also
+saved when `save_images` is set, other files (the evidence file) are not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lab.demo.render import REPLY_INDENT, Renderer
@@ -18,10 +22,14 @@ FOLLOW_INTERVAL_S = 0.1
 
 
 class ConversationFeed:
-    def __init__(self, standin: SlackStandIn, renderer: Renderer, write: Callable[[str], None]) -> None:
+    def __init__(self, standin: SlackStandIn, renderer: Renderer, write: Callable[[str], None],
+                 save_images: Path | None = None) -> None:
         self.standin = standin
         self.renderer = renderer
         self.write = write
+        self.save_images = save_images
+        """Where uploaded images are written (None: only say where they went)."""
+        self.saved: list[Path] = []
         self._seen = 0
         self._shown: dict[str, list[str]] = {}  # ts → lines last shown, so an update shows what changed
 
@@ -68,10 +76,43 @@ class ConversationFeed:
         elif method == "chat.postEphemeral":
             who = self.renderer.user_names.get(params.get("user", ""), params.get("user", ""))
             self.write(f"(only @{who} sees:)\n{self.renderer.message(text, blocks, reply=bool(thread))}")
+        elif method == "files.completeUploadExternal":
+            self._show_files(params, answer)
         elif method == "response_url":
             self.write(f"(reply to the command:)\n{self.renderer.message(text, blocks, reply=False)}")
+
+    def _show_files(self, params: dict[str, Any], answer: dict[str, Any]) -> None:
+        thread = params.get("thread_ts")
+        where = f"into the thread of {thread}" if thread else "to the channel"
+        for shared in answer.get("files", []):
+            upload = self.standin.uploads.files.get(shared.get("id", ""))
+            data = upload.data if upload is not None and upload.data else b""
+            if not _is_png(data):  # the evidence file beside the picture: said, not saved
+                self.write(f"      ↳ file {where} (#{params.get('channel_id')}): {shared.get('title')} — "
+                           f"{len(data) / 1024:.0f} kB")
+                continue
+            self.write(f"      ↳ image {where} (#{params.get('channel_id')}): {shared.get('title')} — "
+                       f"{shared.get('name')}, {_png_size(data)}, {len(data) / 1024:.0f} kB")
+            if self.save_images is not None:
+                path = self.save_images / str(shared.get("name") or f"{shared.get('id')}.png")
+                path.write_bytes(data)
+                self.saved.append(path)
+                self.write(f"        saved to {path}")
 
     async def follow(self) -> None:
         while True:
             self.pump()
             await asyncio.sleep(FOLLOW_INTERVAL_S)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(data: bytes) -> bool:
+    return data[:8] == PNG_SIGNATURE and len(data) >= 24
+
+
+def _png_size(data: bytes) -> str:
+    """'1200×1220 PNG' from the PNG header (IHDR width and height)."""
+    width, height = struct.unpack(">II", data[16:24])
+    return f"{width}×{height} PNG"

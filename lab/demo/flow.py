@@ -214,7 +214,8 @@ async def _converse_with_bot(lab: Lab, options: DemoOptions, bot_factory: BotFac
     async with running_bot(lab, bot_factory, config) as harness:
         progress("slack: bot running (Bolt HTTP mode on 127.0.0.1 in the lab's ops namespace), "
                  f"Web API → stand-in {harness.standin.url}")
-        feed = ConversationFeed(harness.standin, Renderer(USER_NAMES, color=options.color), write)
+        feed = ConversationFeed(harness.standin, Renderer(USER_NAMES, color=options.color), write,
+                                save_images=options.save_images)
         follower = asyncio.create_task(feed.follow())
         try:
             feed.user_action(REQUESTER, f"typed: /netcheck {node}")

@@ -5,6 +5,8 @@ Built by bot/commands/demo.py from argparse; read by lab.demo.flow.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab import faults, nodeaccess, spec
@@ -33,6 +35,20 @@ class DemoOptions(BaseModel):
         if mode not in nodeaccess.MODES:
             raise ValueError(f"unknown node access {mode!r} (known: {', '.join(nodeaccess.MODES)})")
         return mode
+
+    save_images: Path | None = Field(None, description="Directory the images the bot uploads are saved in.")
+
+    @field_validator("save_images")
+    @classmethod
+    def _writable_directory(cls, path: Path | None) -> Path | None:
+        """An existing directory, or one that can be made now (before the lab is built)."""
+        if path is None:
+            return None
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--save-images {path}: {exc.strerror or exc}") from None
+        return path
 
     @field_validator("fault")
     @classmethod

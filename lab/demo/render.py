@@ -16,6 +16,7 @@ EMOJI = {
     ":white_check_mark:": "✔", ":x:": "✖", ":warning:": "⚠", ":boom:": "✖", ":fast_forward:": "»",
     ":hourglass_flowing_sand:": "…", ":information_source:": "i", ":mag:": "?",
     ":wrench:": "▶", ":link:": "↪", ":scales:": "≠",
+    ":rotating_light:": "🚨", ":large_yellow_circle:": "◐", ":white_circle:": "○",
 }
 OK_MARK, PROBLEM_MARKS, WARN_MARK = "✔", ("✖",), "⚠"
 CODE_LINES_SHOWN = 8

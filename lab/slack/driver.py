@@ -1,5 +1,6 @@
-"""Plays Slack's side towards the bot over HTTP: correctly signed slash commands and block_actions
-clicks built from the buttons the bot really posted (read from the Web API stand-in).
+"""Plays Slack's side towards the bot over HTTP: correctly signed slash commands, block_actions
+clicks built from the buttons the bot really posted (read from the Web API stand-in), Events API
+deliveries (`app_home_opened`) and clicks on the Home view the bot published.
 
 Used by tests/bot/test_slack*.py and `netcheck demo`.
 """
@@ -30,11 +31,12 @@ class SlackDriver:
         self.team_id = team_id
 
     async def post(
-        self, body: str, *, timestamp: int | None = None, signature: str | None = None, timeout: float = 10.0
+        self, body: str, *, timestamp: int | None = None, signature: str | None = None, timeout: float = 10.0,
+        content_type: str = "application/x-www-form-urlencoded",
     ) -> SignedReply:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         headers = {
-            "content-type": "application/x-www-form-urlencoded",
+            "content-type": content_type,
             "x-slack-request-timestamp": ts,
             "x-slack-signature": signature or self.signer.generate_signature(timestamp=ts, body=body),
         }
@@ -120,3 +122,53 @@ class SlackDriver:
     ) -> SignedReply:
         block, button = self.buttons(message)[index]
         return await self.post(self.click_body(message, block, button, user=user, value=value), **kw)
+
+    # ---- Events API and the Home tab ---------------------------------------------------------------
+    async def event(self, event: dict[str, Any], **kw: Any) -> SignedReply:
+        """An Events API delivery (`event_callback`, JSON, signed like everything else)."""
+        body = {
+            "token": "legacy", "team_id": self.team_id, "api_app_id": "A0NETCHECK", "type": "event_callback",
+            "event_id": f"Ev{time.time_ns()}", "event_time": int(time.time()), "event": event,
+        }
+        return await self.post(json.dumps(body), content_type="application/json", **kw)
+
+    async def home_opened(self, user: str, **kw: Any) -> SignedReply:
+        """The user opened the app's Home tab (Slack sends the view last published to them, if any)."""
+        event: dict[str, Any] = {"type": "app_home_opened", "user": user, "channel": "D0HOME",
+                                 "tab": "home", "event_ts": f"{time.time():.6f}"}
+        if user in self.standin.home_views:
+            event["view"] = {**self.standin.home_views[user], "id": f"V0HOME{user}"}
+        return await self.event(event, **kw)
+
+    @staticmethod
+    def home_buttons(view: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(block, button) pairs of a Home view: section accessories and actions elements."""
+        found = []
+        for block in view.get("blocks", []):
+            if block.get("type") == "section" and (block.get("accessory") or {}).get("type") == "button":
+                found.append((block, block["accessory"]))
+            if block.get("type") == "actions":
+                found += [(block, el) for el in block.get("elements", [])]
+        return found
+
+    async def home_click(
+        self, user: str, *, index: int = 0, value: str | None = None, **kw: Any
+    ) -> SignedReply:
+        """A click on a button of the Home view last published to `user` (a view container)."""
+        view = {**self.standin.home_views[user], "id": f"V0HOME{user}"}
+        block, button = self.home_buttons(view)[index]
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "api_app_id": "A0NETCHECK",
+            "team": {"id": self.team_id, "domain": "lab"},
+            "container": {"type": "view", "view_id": view["id"]},
+            "view": view,
+            "trigger_id": "7.8.9",
+            "actions": [{
+                "action_id": button["action_id"], "block_id": block.get("block_id", ""), "type": "button",
+                "value": button.get("value", "") if value is None else value, "text": button["text"],
+                "action_ts": f"{time.time():.6f}",
+            }],
+        }
+        return await self.post(urlencode({"payload": json.dumps(payload)}), **kw)

@@ -3,14 +3,13 @@ keeps the conversation (channels → messages → thread replies, updates applie
 
 Methods: auth.test, chat.postMessage (with message metadata), chat.update, chat.postEphemeral,
 chat.getPermalink, conversations.replies, conversations.history, usergroups.users.list,
-apps.connections.open, the external file upload (files.getUploadURLExternal, a POST of the bytes to
-the returned upload_url, files.completeUploadExternal, which shares the file in the channel or
-thread), plus POST /webhook/<id> for response_url. Errors: invalid_auth, channel_not_found,
-thread_not_found, invalid_blocks, msg_too_long, message_not_found, invalid_arguments,
-file_not_found, and 429 with an integer Retry-After for the next N calls of a method
-(`rate_limit`). `fail` schedules Slack's own faults for the next calls of a method: HTTP 5xx, or
-`internal_error`/`fatal_error`/... answers, each either before the method ran or after it did
-(Slack: "some aspect of the operation" may have succeeded). Used by tests and `netcheck demo`.
+apps.connections.open, files.getUploadURLExternal and files.completeUploadExternal with POST
+/upload/v1/<file id> between them (files.py), views.publish for the Home tab (views.py), plus POST
+/webhook/<id> for response_url. Errors: invalid_auth, channel_not_found, thread_not_found,
+invalid_blocks, msg_too_long, message_not_found, and 429 with an integer Retry-After for the next N
+calls of a method (`rate_limit`). `fail` schedules Slack's own faults for the next calls of a method:
+HTTP 5xx, or `internal_error`/`fatal_error`/... answers, each either before the method ran or after it
+did (Slack: "some aspect of the operation" may have succeeded). Used by tests and `netcheck demo`.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.slack import views
+from lab.slack.files import FileUploads, UploadedFile, UploadError, file_object
 from lab.slack.limits import MAX_TEXT, block_errors
 
 BOT_USER = "UBOT0001"
@@ -95,11 +96,15 @@ class SlackStandIn:
         self._failures: dict[str, list[Failure | None]] = {}
         self._retry_after = 1
         self._last_ts = 0.0
+        self._tickets = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
-        self._file_ids = itertools.count(1)
-        self.uploads: dict[str, dict[str, Any]] = {}
-        """file id -> {filename, length, content (bytes once uploaded), title (once completed)}"""
+        self.uploads = FileUploads()
+        self.bot_channels: set[str] = set(channels)
+        """Channels the bot is a member of (file shares need membership; `remove_bot` takes it away)."""
+        self.home_enabled = True
+        self.home_views: dict[str, dict[str, Any]] = {}
+        """user id -> the Home tab view last published for that user."""
 
     # ---- test switches -------------------------------------------------------------------------
     def rate_limit(self, method: str, calls: int, retry_after: int = 1) -> None:
@@ -107,11 +112,25 @@ class SlackStandIn:
         self._rate_limited[method] = calls
         self._retry_after = retry_after
 
+    def remove_bot(self, channel: str) -> None:
+        """The bot is no longer a member of `channel` (it can still post there with chat:write.public)."""
+        self.bot_channels.discard(channel)
+
     def fail(self, method: str, *failures: Failure | None) -> None:
         """The next calls of `method` answer these faults, one each, in order (None: answer normally)."""
         self._failures.setdefault(method, []).extend(failures)
 
     # ---- queries -------------------------------------------------------------------------------
+    @property
+    def files(self) -> list[UploadedFile]:
+        """Every upload ticket, completed or not, in the order they were asked for."""
+        return list(self.uploads.files.values())
+
+    def file_content(self, file_id: str) -> bytes | None:
+        """The bytes uploaded for `file_id` (None: no such ticket, or nothing received yet)."""
+        file = self.uploads.files.get(file_id)
+        return file.data if file is not None else None
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -135,7 +154,7 @@ class SlackStandIn:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/webhook/{name}", self._webhook)
-        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -340,56 +359,73 @@ class SlackStandIn:
     def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         if not self.socket_url:
             return {"ok": False, "error": "socket_mode_not_enabled"}
-        return {"ok": True, "url": self.socket_url}
+        # Slack hands out a fresh ticket per call (wss://…/link/?ticket=…): one per connection
+        return {"ok": True, "url": f"{self.socket_url}?ticket={next(self._tickets)}"}
 
     def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
-        filename, length = params.get("filename"), str(params.get("length", ""))
-        if not filename or not length.isdigit():
-            return {"ok": False, "error": "invalid_arguments"}
-        file_id = f"F{next(self._file_ids):08d}"
-        self.uploads[file_id] = {"filename": filename, "length": int(length), "content": None}
-        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+        try:
+            file = self.uploads.ticket(params)
+        except UploadError as exc:
+            return {"ok": False, "error": exc.error}
+        return {"ok": True, "upload_url": f"{self.url}/upload/v1/{file.id}", "file_id": file.id}
 
     def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, thread_ts = params.get("channel_id") or None, params.get("thread_ts") or None
+        parent: Message | None = None
         try:
-            files = json.loads(params.get("files") or "")
-        except ValueError:
-            return {"ok": False, "error": "invalid_arguments"}
-        if not isinstance(files, list) or not files:
-            return {"ok": False, "error": "invalid_arguments"}
-        uploaded = {i for i, u in self.uploads.items() if u["content"] is not None}
-        if any(not isinstance(f, dict) or f.get("id") not in uploaded for f in files):
-            return {"ok": False, "error": "file_not_found"}
-        channel, thread_ts = params.get("channel_id"), params.get("thread_ts")
-        shared = [{"id": f["id"], "title": f.get("title") or self.uploads[f["id"]]["filename"],
-                   "name": self.uploads[f["id"]]["filename"]} for f in files]
+            requested = self.uploads.requested(params)
+            if channel is not None:
+                if channel not in self.channels:
+                    return {"ok": False, "error": "channel_not_found"}
+                if channel not in self.bot_channels:
+                    return {"ok": False, "error": "not_in_channel"}
+            if thread_ts is not None:
+                parent = next((m for m in self.channels.get(channel or "", []) if m.ts == thread_ts), None)
+                if parent is None:  # no channel, an unknown ts, or a reply's ts
+                    return {"ok": False, "error": "invalid_arguments"}
+            done = self.uploads.complete(requested, channel, thread_ts)
+        except UploadError as exc:
+            return {"ok": False, "error": exc.error}
         if channel is not None:
-            if channel not in self.channels:
-                return {"ok": False, "error": "channel_not_found"}
-            msg = Message(self._next_ts(), channel, params.get("initial_comment", ""), [], thread_ts,
-                          files=shared)
-            if thread_ts:
-                parent = self.find(channel, thread_ts)
-                if parent is None:
-                    return {"ok": False, "error": "thread_not_found"}
-                parent.replies.append(msg)
+            share = Message(self._next_ts(), channel, params.get("initial_comment") or "", [], thread_ts)
+            for file in done:
+                file.share_ts = share.ts
+            share.files = [file_object(f, self.url) for f in done]
+            if parent is not None:
+                parent.replies.append(share)
             else:
-                self.channels[channel].append(msg)
-        for f in shared:
-            self.uploads[f["id"]]["title"] = f["title"]
-        return {"ok": True, "files": shared}
+                self.channels[channel].append(share)
+        return {"ok": True, "files": [file_object(f, self.url) for f in done]}
 
-    def file_content(self, file_id: str) -> bytes | None:
-        return self.uploads.get(file_id, {}).get("content")
+    def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.home_enabled:
+            return {"ok": False, "error": "not_enabled"}
+        view = views.parse_view(params.get("view"))
+        messages = views.view_messages(params.get("user_id"), view)
+        if messages:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": messages}}
+        assert view is not None
+        if views.too_large(view):
+            return {"ok": False, "error": "view_too_large"}
+        user = str(params["user_id"])
+        self.home_views[user] = view
+        return {"ok": True, "view": {**view, "id": f"V0HOME{user}", "hash": self._next_ts()}}
 
     async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL: raw bytes, or a multipart form whose `file` (or first) part holds them."""
         file_id = request.match_info["file_id"]
-        body = await request.read()
-        self.calls.append(Call("upload", {"file_id": file_id, "bytes": len(body)}, 200, {}))
-        if file_id not in self.uploads:
-            return web.Response(status=404, text="not found")
-        self.uploads[file_id]["content"] = body
-        return web.Response(text=f"OK - {len(body)}")
+        if request.content_type.startswith("multipart/"):
+            body = b""
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name in ("file", "filename") or not body:  # type: ignore[union-attr]
+                    body = bytes(await part.read())  # type: ignore[union-attr]
+        else:
+            body = await request.read()
+        status, text = self.uploads.receive(file_id, body)
+        answer = {"ok": status == 200}
+        self.calls.append(Call("upload", {"file_id": file_id, "bytes": len(body)}, status, answer))
+        return web.Response(status=status, text=text)
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()

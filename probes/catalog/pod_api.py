@@ -9,6 +9,7 @@ from __future__ import annotations
 from probes.catalog.host_api import curl_api
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult
+from probes.observations import Observations
 from probes.registry import probe
 
 
@@ -20,7 +21,9 @@ async def pod_api(ctx: ProbeContext) -> ProbeResult:
     fail: the pod cannot reach the API while the host can (docs/troubleshooting.md#key-indicator); the
     report names the cause (masquerade/return-path, mtu, ip-forward) found by the other probes.
     """
-    return await curl_api(ctx, ctx.pod, f"pod {ctx.pod.name} ({ctx.pod.ip})", remediation=(
+    result = await curl_api(ctx, ctx.pod, f"pod {ctx.pod.name} ({ctx.pod.ip})", remediation=(
         "If host-api is ok this is a pod-network problem: see the masquerade, return-path, mtu and\n"
         "pod-routes findings of this node for the cause."
     ))
+    # the address the pod's traffic leaves with: the layer picture writes it on the pod's layers
+    return result.model_copy(update={"observed": Observations(pod_ip=ctx.pod.ip)})

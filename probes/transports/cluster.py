@@ -13,6 +13,8 @@ import functools
 import json
 import os
 import re
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +35,7 @@ from probes.errors import (
     ClusterNotFound,
     ClusterUnreachable,
     ConfigError,
+    ConfigMissing,
 )
 
 T = TypeVar("T")
@@ -54,8 +57,27 @@ class ClusterSettings(BaseModel):
     max_workers: int = Field(8, ge=1, le=64, description="Threads running blocking client calls.")
 
 
+def _missing_kubeconfig(settings: ClusterSettings) -> ConfigMissing | None:
+    """A kubeconfig that is not there at all: nothing to check with, rather than a bad value."""
+    if settings.kubeconfig is not None:
+        path = settings.kubeconfig.expanduser()
+        return None if path.exists() else ConfigMissing(f"kubeconfig {path} does not exist")
+    if settings.context is not None or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    default = Path(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION).expanduser()
+    if any(Path(p).expanduser().exists() for p in str(default).split(os.pathsep) if p):
+        return None
+    return ConfigMissing(
+        f"no kubeconfig: {default} does not exist and this is not a pod "
+        "(set KUBECONFIG or `kubeconfig:` in the configuration)"
+    )
+
+
 def load_api_client(settings: ClusterSettings) -> k8s.ApiClient:
     """kubeconfig/context from the config, else in-cluster, else the default kubeconfig."""
+    missing = _missing_kubeconfig(settings)
+    if missing is not None:
+        raise missing
     try:
         if settings.kubeconfig is not None or settings.context is not None:
             path = str(settings.kubeconfig.expanduser()) if settings.kubeconfig else None
@@ -95,6 +117,40 @@ def api_error(exc: ApiException, what: str) -> ClusterError:
     return kind(text, status=status or None)
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """exc and what it wraps: urllib3's `reason`, else `__cause__`/`__context__`, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        reason = getattr(current, "reason", None)
+        current = reason if isinstance(reason, BaseException) else (current.__cause__ or current.__context__)
+    return chain
+
+
+def _unreachable_reason(exc: BaseException) -> str:
+    """The root cause under urllib3's wrapping ("Max retries exceeded … (Caused by …)"), in a few words."""
+    for cause in reversed(_causes(exc)):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "cannot resolve the host name"
+        if isinstance(cause, TimeoutError | urllib3.exceptions.TimeoutError):
+            return "timed out"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error: {cause.reason or cause}"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[0].lower() + cause.strerror[1:]
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def unreachable(exc: BaseException, host: str) -> ClusterUnreachable:
+    """One short line for a request that never got an HTTP answer (refused, timed out, TLS, DNS)."""
+    return ClusterUnreachable(f"cannot reach the Kubernetes API at {host}: {_unreachable_reason(exc)}")
+
+
 class KubeCluster:
     """The `Cluster` protocol (and more) over one ApiClient and a caller-owned executor."""
 
@@ -119,7 +175,7 @@ class KubeCluster:
         except ApiException as exc:
             raise api_error(exc, what) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ClusterUnreachable(f"{what}: API server unreachable: {exc}") from exc
+            raise unreachable(exc, self.api.configuration.host) from exc
 
     def exec_client(self) -> k8s.ApiClient:
         """A fresh ApiClient for ONE exec session: `kubernetes.stream.stream` swaps the client's

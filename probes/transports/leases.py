@@ -2,7 +2,8 @@
 
 Kept beside cluster.py because only probes/transports/ may import the kubernetes client. The client
 is synchronous, so each call runs in a worker thread, bounded by `request_timeout`. Objects go in
-and out as Kubernetes JSON dicts; ApiException becomes netcheck's ClusterError family.
+and out as Kubernetes JSON dicts; ApiException becomes netcheck's ClusterError family the way
+cluster.py translates it (the Status message, e.g. who may not do what in which namespace).
 """
 
 from __future__ import annotations
@@ -15,25 +16,7 @@ from kubernetes.client import ApiClient, CoordinationV1Api
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from probes.errors import (
-    ClusterConflict,
-    ClusterError,
-    ClusterForbidden,
-    ClusterNotFound,
-    ClusterUnreachable,
-)
-
-
-def _translate(exc: ApiException, action: str) -> ClusterError:
-    status = exc.status
-    message = f"{action}: {exc.status} {exc.reason}"
-    if status == 404:
-        return ClusterNotFound(message, status=status)
-    if status == 409:
-        return ClusterConflict(message, status=status)
-    if status == 403:
-        return ClusterForbidden(f"{message} (RBAC: the bot needs leases {action.split()[0]})", status=status)
-    return ClusterError(message, status=status)
+from probes.transports.cluster import api_error, unreachable
 
 
 class KubernetesLeaseStore:
@@ -50,9 +33,10 @@ class KubernetesLeaseStore:
         try:
             return await asyncio.to_thread(call)
         except ApiException as exc:
-            raise _translate(exc, action) from exc
-        except HTTPError as exc:
-            raise ClusterUnreachable(f"{action}: {exc}") from exc
+            # the API server's Status message names the user, verb, resource and namespace of a 403
+            raise api_error(exc, f"{action} in namespace {self.namespace}") from exc
+        except (HTTPError, OSError) as exc:
+            raise unreachable(exc, self.api.api_client.configuration.host) from exc
 
     async def get(self, name: str) -> dict[str, Any]:
         return await self._call(f"get lease {name}", self.api.read_namespaced_lease, name, self.namespace)

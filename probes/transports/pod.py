@@ -8,7 +8,9 @@ Running within `start_timeout` (the whole attempt: clean-up, create and wait), e
 with the pod's last state and deletes the pod in the background; `release(node)` deletes it. A
 NotReady node is not tried: its kubelet does not start new pods (docs/faults.md#pods-on-notready-nodes).
 Exec goes through `kubernetes.stream`; the exit status is read from the status channel defensively
-(docs/client-libraries.md#exec-exit-status).
+(docs/client-libraries.md#exec-exit-status). The pod is hardened (docs/debug-pod.md): image pinned by
+digest, requests and limits, no ServiceAccount token, no privilege escalation, a read-only root
+filesystem and every capability of the runtime's default set dropped but NET_RAW, which ping needs.
 
 Owned pods: several netcheck processes may probe one node at once (the CLI and the bot, two bot
 replicas during a handover), each with its own pod. A leftover is a pod this process made and no
@@ -44,6 +46,24 @@ log = structlog.get_logger("netcheck.pod")
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "netcheck")
 NODE_LABEL = "netcheck/node"
+DEFAULT_IMAGE = (
+    "docker.io/nicolaka/netshoot:v0.13@sha256:a20c2531bf35436ed3766cd6cfe89d352b050ccc4d7005ce6400adf97503da1b"
+)
+"""nicolaka/netshoot v0.13 pinned by digest: a moved tag cannot change what runs on every node
+(docs/debug-pod.md says where the digest comes from and how to check it)."""
+KEPT_CAPABILITIES = ("NET_RAW",)
+"""What the commands run in the pod need beyond an unprivileged process (docs/debug-pod.md): ping
+(pod-to-pod, path MTU) opens a raw ICMP socket; curl, ip route/link, cat and dig/nslookup need nothing."""
+DROPPED_CAPABILITIES = ("AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                        "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
+"""The container runtime's default set (containerd) minus KEPT_CAPABILITIES, dropped by name: Pod
+Security "baseline" forbids *adding* NET_RAW, so "drop ALL, add NET_RAW" is refused in the namespace
+the bot ships with; keeping it from the default set is allowed (docs/debug-pod.md, "What runs in it,
+and the one capability that needs")."""
+PING_GROUP_RANGE = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}
+"""A "safe" sysctl: lets ping use an unprivileged ICMP socket where the runtime's default set lacks
+NET_RAW (CRI-O's does), so the one command that needs it works there too (docs/debug-pod.md)."""
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$"
 OWNER_LABEL = "netcheck/owner"
 EXPIRES_ANNOTATION = "netcheck/expires-at"
 
@@ -52,14 +72,20 @@ class DebugPodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
-        "nicolaka/netshoot", min_length=1, description="Debug pod image (needs curl, ip, ping, dig)."
+        DEFAULT_IMAGE, min_length=1,
+        description="Debug pod image (needs sh, curl, ip, ping, dig or nslookup); default pinned by digest.",
     )
     namespace: str = Field(
         "netcheck",
-        description="Namespace of the debug pods (must exist).",
+        description="Namespace of the debug pods (must exist); default: the bot's own (POD_NAMESPACE), "
+        "else netcheck.",
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
     )
+    cpu_request: str = Field("10m", pattern=QUANTITY, description="CPU the debug pod requests.")
+    cpu_limit: str = Field("200m", pattern=QUANTITY, description="CPU the debug pod may use at most.")
+    memory_request: str = Field("32Mi", pattern=QUANTITY, description="Memory the debug pod requests.")
+    memory_limit: str = Field("128Mi", pattern=QUANTITY, description="Memory the debug pod may use at most.")
     start_timeout: float = Field(
         60.0, gt=0, description="Seconds for the debug pod to be created and become Running (the whole "
         "attempt; a pod that did not start is not tried again in the same run).",
@@ -103,9 +129,30 @@ def pod_manifest(
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
             "tolerations": [{"operator": "Exists"}],
+            # it talks to nothing but the network under test: no API token, no service env vars
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "seccompProfile": {"type": "RuntimeDefault"}, "sysctls": [dict(PING_GROUP_RANGE)],
+            },
             "containers": [
-                {"name": "debug", "image": settings.image, "command": ["sleep", "3600"]}
+                {
+                    "name": "debug",
+                    "image": settings.image,
+                    "command": ["sleep", "3600"],
+                    "resources": {
+                        "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+                        "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": list(DROPPED_CAPABILITIES)},
+                    },
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
             ],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
         },
     }
 

@@ -2,7 +2,8 @@
 through a YAML config naming a real kubeconfig: the whole production wiring (bot.wiring).
 
 Covers: an unknown node -> one line naming the closest node names, exit 2; an unreachable API
-server -> one clear line, exit 1 (nothing on stdout).
+server -> one short line naming the API URL and the cause, exit 3 "could not check" (nothing on
+stdout); a kubeconfig that does not exist -> one line, exit 3.
 """
 
 from __future__ import annotations
@@ -41,8 +42,19 @@ async def test_unreachable_api(tmp_path) -> None:
     config = tmp_path / "netcheck.yaml"
     config.write_text(f"kubeconfig: {kubeconfig}\nrequest_timeout: 3\n")
     code, out, err = await netcheck("check", "worker2", "--config", str(config))
-    assert code == 1, err
+    assert code == 3, err
     assert out == ""
-    [line] = err.splitlines()
-    assert line.startswith("netcheck check: cannot read the cluster: get service default/kubernetes: "
-                           "API server unreachable")
+    assert err.splitlines() == [
+        "netcheck check: cannot reach the Kubernetes API at https://127.0.0.1:1: connection refused"
+    ]
+
+
+async def test_missing_kubeconfig_could_not_check(tmp_path) -> None:
+    config = tmp_path / "netcheck.yaml"
+    config.write_text(f"kubeconfig: {tmp_path / 'nowhere'}\n")
+    code, out, err = await netcheck("check", "worker2", "--config", str(config))
+    assert (code, out) == (3, "")
+    assert err.splitlines() == [f"netcheck check: kubeconfig {tmp_path / 'nowhere'} does not exist"]
+    code, _, err = await netcheck("fix", "worker2", "ip-forward", "--yes", "--config", str(config))
+    missing = tmp_path / "nowhere"
+    assert code == 3 and err.splitlines() == [f"netcheck fix: kubeconfig {missing} does not exist"]

@@ -1,7 +1,8 @@
 """Configuration loading (bot/config.py).
 
-Covers: defaults without a file; YAML values land in the sub-models; NETCHECK_CONFIG is used when
-no path is given; KUBECONFIG and SLACK_* come from the environment (the file wins); every bad
+Covers: defaults without a file (the debug image pinned by digest); YAML values land in the
+sub-models; NETCHECK_CONFIG is used when no path is given; KUBECONFIG and SLACK_* come from the
+environment (the file wins); the own-namespace keys default to POD_NAMESPACE (the file wins); every bad
 input gives ONE line naming the key (wrong type, unknown key, bad node name in ssh.hosts, bad
 CIDR override, invalid YAML, unreadable file, non-mapping top level); unknown probe ids in
 probes.disabled/probes.timeouts/slack.probes name the closest ids; ssh.hosts values must be hosts;
@@ -24,8 +25,19 @@ def write(tmp_path, text: str):
 
 def test_defaults_without_file() -> None:
     config = load(None, env={})
-    assert config.debug_pod.image == "nicolaka/netshoot"
-    assert config.debug_pod.namespace == "netcheck"
+    assert config.debug_pod.image.startswith("docker.io/nicolaka/netshoot:v0.13@sha256:")
+    assert config.debug_pod.namespace == config.ops.lease_namespace == "netcheck"
+    assert config.log_level == "warning" and config.ops.leader_election is True
+
+
+def test_own_namespace_from_pod_namespace(tmp_path) -> None:
+    config = load(None, env={"POD_NAMESPACE": "platform"})
+    assert config.debug_pod.namespace == config.ops.lease_namespace == "platform"
+    path = write(tmp_path, "debug_pod: {namespace: tools}\nops: {lease_name: x}\n")
+    config = load(path, env={"POD_NAMESPACE": "platform"})
+    assert (config.debug_pod.namespace, config.ops.lease_namespace) == ("tools", "platform")
+    with pytest.raises(ConfigError, match="debug_pod.namespace"):
+        load(None, env={"POD_NAMESPACE": "Not A Namespace"})
     assert config.ssh.user == "root" and config.ssh.port == 22
     assert config.kubeconfig is None
 
@@ -84,6 +96,8 @@ def test_file_kubeconfig_wins_over_env(tmp_path) -> None:
          "config error: slack.approver_group: invalid Slack user"),
         ("probes: {default_timeout: -1}\n", "config error: probes.default_timeout: Input should be greater"),
         ("ssh: [1, 2\n", "line "),
+        ("log_level: loud\n", "config error: log_level: Input should be 'debug', 'info', 'warning' or"),
+        ("debug_pod: {memory_limit: lots}\n", "config error: debug_pod.memory_limit: String should match"),
         ("- a\n- b\n", "the top level must be a mapping"),
     ],
 )

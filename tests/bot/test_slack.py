@@ -123,7 +123,8 @@ async def test_ack_is_fast_while_probes_run_then_thread_and_verdict():
         consequence = parent.replies[1].blocks[1]["text"]["text"]
         assert consequence == ":x: `pod-api` pod→API unreachable — _consequence of masquerade_"
         assert sum(len(SlackDriver.buttons(r)) for r in parent.replies) == 1
-        (shared,) = [r for r in parent.replies if r.files]  # the full evidence, as a file in the thread
+        # the full evidence, as a file in the thread (beside the layer picture)
+        (shared,) = [r for r in parent.replies if r.files and r.files[0]["name"].endswith(".txt")]
         content = b.standin.file_content(shared.files[0]["id"]).decode()
         assert shared.files[0]["name"] == "netcheck-worker2-evidence.txt"
         assert content.count("<rule & more>") == 400 and "== worker2 / pod-api: fail" in content

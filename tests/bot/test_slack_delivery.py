@@ -94,8 +94,8 @@ async def test_a_reply_that_cannot_be_posted_is_reported_on_the_parent(bot: Bot)
                      Failure(503, "service_unavailable"))
     before = undelivered("chat.postMessage")
     parent = await checked(bot)
-    # the thing to do is missing; the consequence, the ok ones and the evidence file are there
-    assert len(parent.replies) == 3
+    # the thing to do is missing; the consequence, the ok ones, the evidence file and the picture are there
+    assert len(parent.replies) == 4
     assert undelivered("chat.postMessage") == before + 1
     notes = [e["text"] for b in parent.blocks if b["type"] == "context" for e in b["elements"]]
     assert notes[-1] == (":warning: 1 of 4 findings could not be posted to this thread (Slack errors); "

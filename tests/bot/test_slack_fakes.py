@@ -55,7 +55,7 @@ class FakeEngine:
     async def node_names(self) -> list[str]:
         return list(self.nodes)
 
-    async def check(self, node: str, *, probes: object = None) -> Report:
+    async def check(self, node: str, *, probes: object = None, follow_up: object = None) -> Report:
         if node == "unreachable":
             raise ClusterUnreachable("list nodes: API server unreachable: connection refused")
         if node not in self.nodes:

@@ -48,7 +48,8 @@ async def test_socket_mode_round_trip():
         await rt.tasks.idle(timeout=5)
         parent = web.messages(CHANNEL)[0]
         assert parent.text.startswith(":x: worker2: 2 problems")
-        assert len(parent.replies) == 4  # the fix, the consequence, the ok ones, the evidence file
+        # the fix, the consequence, the ok ones, the evidence file and the layer picture
+        assert len(parent.replies) == 5 and parent.replies[-1].files
     finally:
         await handler.close_async()
         await rt.tasks.close(1)

@@ -2,16 +2,25 @@
 newest release kubernetes-validate ships; the least-privilege RBAC is exactly the documented table
 (no wildcards, no Secrets, pods created/read/exec'd only in the bot's namespace, elsewhere only
 listed, names pinned where Kubernetes allows); the Deployment is hardened (non-root, read-only root,
-no capabilities, seccomp, probes, resources, SSH Secret and ConfigMap mounted, Slack Secret as env);
-the ConfigMap carries every config key the bot documents; the kubectl rendering equals the
-documented fallback assembly.
+no capabilities, seccomp, probes, resources, SSH Secret and ConfigMap mounted, Slack Secret as env,
+POD_NAMESPACE from the downward API); the ConfigMap carries the documented keys and no namespace
+(the bot's own comes from POD_NAMESPACE); the Service carries /metrics and the PodDisruptionBudget
+selects the bot's pods; the kubectl rendering equals the documented fallback assembly (also in
+another namespace).
 """
 
 from __future__ import annotations
 
 import yaml
 
-from tests.deploy.conftest import KUSTOMIZE_DIR, assemble_kustomization, load_all, tool, validate
+from tests.deploy.conftest import (
+    KUSTOMIZE_DIR,
+    assemble_kustomization,
+    kustomize_in_namespace,
+    load_all,
+    tool,
+    validate,
+)
 
 EXPECTED_RULES = {
     # (kind, namespace): sorted (apiGroups, resources, resourceNames, verbs)
@@ -80,7 +89,8 @@ def test_rendered_base_validates(kustomize_objects, k8s_version):
     kinds = sorted(o["kind"] for o in kustomize_objects)
     assert kinds == sorted(
         ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Role", "Role",
-         "RoleBinding", "RoleBinding", "RoleBinding", "ConfigMap", "Deployment"]
+         "RoleBinding", "RoleBinding", "RoleBinding", "ConfigMap", "Deployment", "Service",
+         "PodDisruptionBudget"]
     )
     for obj in kustomize_objects:
         validate(obj, k8s_version)
@@ -132,6 +142,24 @@ def test_deployment_is_hardened(kustomize_objects):
     assert volumes["config"]["configMap"]["name"] == "netcheck-config"
     assert "emptyDir" in volumes["tmp"]  # the only writable path under a read-only root
     assert container["image"] == "ghcr.io/netcheck/netcheck:0.1.0"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_service_and_disruption_budget(kustomize_objects):
+    (deployment,) = by_kind(kustomize_objects, "Deployment")
+    (service,) = by_kind(kustomize_objects, "Service")
+    (pdb,) = by_kind(kustomize_objects, "PodDisruptionBudget")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["selector"] == pdb["spec"]["selector"]["matchLabels"] == selector
+    (metrics,) = service["spec"]["ports"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    health = {p["name"]: p["containerPort"] for p in container["ports"]}["health"]
+    assert (metrics["name"], metrics["targetPort"]) == ("metrics", "health")
+    config = yaml.safe_load(by_kind(kustomize_objects, "ConfigMap")[0]["data"]["config.yaml"])
+    assert config["ops"]["health_port"] == health  # /metrics is served where the Service points
+    assert pdb["spec"]["minAvailable"] == 1 < deployment["spec"]["replicas"]
 
 
 def test_config_map_and_secret_template_match_the_deployment(kustomize_objects):
@@ -140,11 +168,11 @@ def test_config_map_and_secret_template_match_the_deployment(kustomize_objects):
     assert "kubeconfig" not in config and "context" not in config  # in-cluster credentials
     assert set(config["ssh"]) == {"user", "private_key", "known_hosts", "sudo"}
     assert config["ssh"]["private_key"].startswith("/etc/netcheck/ssh/")
-    assert config["debug_pod"]["namespace"] == "netcheck"
+    assert set(config["debug_pod"]) == {"image"}  # the namespace is the bot's own (POD_NAMESPACE)
+    assert "@sha256:" in config["debug_pod"]["image"]  # pinned by digest
     assert set(config["slack"]) == {
-        "join_channel", "approvers", "approver_group", "allow_self_approval", "proposal_ttl_minutes",
-        "allowed_channels",
-    }
+        "approvers", "approver_group", "allow_self_approval", "proposal_ttl_minutes", "allowed_channels",
+    }  # join_channel: unset (no summaries) until a channel ID is given
     assert config["slack"]["allow_self_approval"] is False
     template = load_all((KUSTOMIZE_DIR / "secret-template.yaml").read_text())
     secrets = {s["metadata"]["name"]: s for s in template}
@@ -154,7 +182,7 @@ def test_config_map_and_secret_template_match_the_deployment(kustomize_objects):
     assert set(secrets["netcheck-ssh"]["stringData"]) == ssh_files
 
 
-def test_fallback_assembly_equals_kubectl_kustomize(kustomize_objects):
+def test_fallback_assembly_equals_kubectl_kustomize(kustomize_objects, tmp_path):
     if tool("kubectl") is None:
         import pytest
 
@@ -164,6 +192,8 @@ def test_fallback_assembly_equals_kubectl_kustomize(kustomize_objects):
         return (o["kind"], o["metadata"].get("namespace") or "", o["metadata"]["name"])
 
     assert sorted(assemble_kustomization(), key=key) == sorted(kustomize_objects, key=key)
+    elsewhere = kustomize_in_namespace(tmp_path, "platform")  # kubectl
+    assert sorted(assemble_kustomization(tmp_path / "kustomize"), key=key) == sorted(elsewhere, key=key)
 
 
 def test_config_map_loads_with_the_bot_config_model(kustomize_objects, tmp_path):
@@ -172,13 +202,17 @@ def test_config_map_loads_with_the_bot_config_model(kustomize_objects, tmp_path)
     (config_map,) = by_kind(kustomize_objects, "ConfigMap")
     path = tmp_path / "config.yaml"
     path.write_text(config_map["data"]["config.yaml"])
-    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_APP_TOKEN": "xapp-1"}
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_APP_TOKEN": "xapp-1",
+           "POD_NAMESPACE": "netcheck"}
     loaded = bot_config.load(path, env=env)
     assert loaded.kubeconfig is None  # in-cluster
     assert str(loaded.ssh.private_key) == "/etc/netcheck/ssh/id_ed25519"
     assert loaded.debug_pod.namespace == "netcheck"
     assert loaded.slack.app_token is not None  # the Secret's env reaches the Slack settings
     assert loaded.ops.lease_namespace == "netcheck"
+    assert loaded.log_level == "info"  # leader_elected, serving, commands show in the pod's log
+    elsewhere = bot_config.load(path, env={**env, "POD_NAMESPACE": "platform"})
+    assert elsewhere.debug_pod.namespace == elsewhere.ops.lease_namespace == "platform"
     from lab.apiserver.auth import Request, User
     from lab.apiserver.rbac import RbacAuthorizer, service_account_groups, service_account_user
 

@@ -127,6 +127,35 @@ def test_helm_rendering_authorizes_identically(helm):
         assert chart.allows(BOT, request) == base.allows(BOT, request), request
 
 
+def moved(request: Request, namespace: str, lease: str) -> Request:
+    """The same request by the bot installed in `namespace` (its own namespace moves, default stays)."""
+    own = request.namespace == "netcheck"
+    return Request(request.verb, request.group, request.resource, request.subresource,
+                   namespace if own else request.namespace,
+                   lease if request.name == "netcheck-leader" else request.name)
+
+
+def test_any_namespace_authorizes_the_same(helm, tmp_path):
+    """Installed in "platform" (helm release "ops"; kustomize per its namespace.yaml): the bot's own
+    ServiceAccount there gets every request, moved to that namespace, and none of the neighbours."""
+    from tests.deploy.conftest import kustomize_in_namespace
+    from tests.deploy.test_helm import render
+
+    for objects, account, lease in (
+        (render(helm, namespace="platform", release="ops"), "ops-netcheck", "ops-netcheck-leader"),
+        (kustomize_in_namespace(tmp_path, "platform"), "netcheck", "netcheck-leader"),
+    ):
+        authorizer = RbacAuthorizer.from_manifests(objects)
+        bot = User(service_account_user("platform", account), service_account_groups("platform"), False)
+        refused = [what for what, request in BOT_REQUESTS.items()
+                   if not authorizer.allows(bot, moved(request, "platform", lease))]
+        assert refused == [], account
+        allowed = [what for what, request in DENIED.items()
+                   if authorizer.allows(bot, moved(request, "platform", lease))]
+        assert allowed == [], account
+        assert not authorizer.allows(BOT, BOT_REQUESTS["create debug pod"])  # netcheck:netcheck is nobody
+
+
 def test_neighbours_are_denied():
     authorizer = RbacAuthorizer.from_manifests(shipped())
     allowed = [what for what, request in DENIED.items() if authorizer.allows(BOT, request)]

@@ -3,10 +3,10 @@
 
 Covers: required sections; /netcheck command (2–32 chars, leading slash), description ≤2000,
 usage_hint "<node> | all | help" ≤1000; bot display_name ≤80; interactivity on; Socket Mode on;
-no event subscriptions (the bot handles none); scopes exactly commands, chat:write,
+the Home tab on and app_home_opened the only event subscribed to; scopes exactly commands, chat:write,
 chat:write.public, usergroups:read, channels:history, groups:history (the delivery check of a
-retried post), files:write (a check's full evidence as a file); and each Web API method the bot/slack
-code calls is covered.
+retried post), files:write (a check's full evidence as a file, the layer picture); and each Web API
+method the bot/slack code calls is covered.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ def test_structure_and_limits():
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
     assert "request_url" not in settings["interactivity"] and "url" not in command  # Socket Mode
-    assert "event_subscriptions" not in settings  # the bot subscribes to no events
+    assert settings["event_subscriptions"] == {"bot_events": ["app_home_opened"]}  # the Home tab only
+    assert "request_url" not in settings["event_subscriptions"]  # Socket Mode delivers the events
+    home = data["features"]["app_home"]
+    assert home["home_tab_enabled"] is True and home["messages_tab_enabled"] is False
 
 
 def test_scopes_are_exactly_what_the_code_calls():

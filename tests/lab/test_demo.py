@@ -2,8 +2,9 @@
 own lab prefix and state dir (never the session lab's; derived from NETCHECK_LAB_PREFIX).
 
 Covers: the full flow exits 0 and prints the parent message, the threaded findings naming the
-masquerade cause (wlp59s0, 192.168.88.0/24), the fix button, the approver's click and the outcome,
-and the green re-check; afterwards no namespace with the demo's prefix and no state dir is left.
+masquerade cause (wlp59s0, 192.168.88.0/24), the fix button, where the layer picture went (and, with
+--save-images, the PNG saved), the approver's click and the outcome, and the green re-check;
+afterwards no namespace with the demo's prefix and no state dir is left.
 SIGTERM (right after the lab came up) and SIGINT (inside the event loop, with the bot running in the
 ops namespace) still tear the lab down. The SIGINT lands before the check opens SSH sessions on
 purpose: on this machine root's ~/.bashrc runs `pyenv rehash`, and a node shell killed inside it
@@ -64,11 +65,12 @@ def wifi_node(layout: str) -> NodeSpec:
 
 
 @pytest.mark.lab
-def test_demo_runs_the_case_study_end_to_end() -> None:
+def test_demo_runs_the_case_study_end_to_end(tmp_path: Path) -> None:
     prefix, node = demo_prefix("demo"), wifi_node(spec.DEFAULT_LAYOUT)
+    images = tmp_path / "images"
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo"], cwd=REPO, env=demo_env(prefix),
-                          capture_output=True, text=True, timeout=DEMO_DEADLINE_S)
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--save-images", str(images)], cwd=REPO,
+                          env=demo_env(prefix), capture_output=True, text=True, timeout=DEMO_DEADLINE_S)
     elapsed = time.monotonic() - started
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
@@ -79,6 +81,10 @@ def test_demo_runs_the_case_study_end_to_end() -> None:
     cause = [line for line in thread if "✖ NAT skipped" in line]
     assert cause and node.pod_cidr in cause[0] and node.iface in cause[0], thread[:5]
     assert "      │ [ Apply fix: masquerade ] (asks to confirm)" in out
+    shown = [line for line in out.splitlines() if line.startswith("      ↳ image into the thread of ")]
+    (saved,) = images.iterdir()
+    assert len(shown) == 1 and saved.name in shown[0] and " PNG, " in shown[0], shown
+    assert f"saved to {saved}" in out and saved.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "@approver (an approver, not the requester) clicked [ Apply fix: masquerade ]" in out
     assert "applying… approved by @approver" in out
     assert f"      │ ✔ fix `masquerade` on {node.name}: applied (approved by @approver)" in out

@@ -3,9 +3,9 @@ engine (bot.wiring over the lab's SSH nodes and API stand-in), Bolt in HTTP mode
 stand-in failing chat.postMessage and chat.update on a schedule — some failed posts landed anyway.
 
 Covers: the thread arrives complete (one reply per thing to do, the consequences, the folded ok one,
-each exactly once, then the evidence file; the parent once, the verdict on it), nothing is counted as
-undelivered, and the posts that landed despite their error were found by lookup instead of being
-posted again.
+each exactly once, then the evidence file and the layer picture; the parent once, the verdict on
+it), nothing is counted as undelivered, and the posts that landed despite their error were found by
+lookup instead of being posted again.
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ def test_a_check_posted_through_a_burst_of_5xx_arrives_complete(lab: Lab) -> Non
     assert texts[:len(todo)] == expected  # the thing to do once
     assert texts[len(todo)].startswith(":link: *")  # then its consequences, once
     assert "probes ok" in texts[len(todo) + 1]  # the folded ok reply
-    assert len(texts) == len(todo) + 3 and parent.replies[-1].files  # and the evidence file, last
+    assert len(texts) == len(todo) + 4  # then the evidence file, and the layer picture last
+    shared = [f["name"] for reply in parent.replies[-2:] for f in reply.files]
+    assert len(shared) == 2 and shared[0].endswith(".txt") and shared[1].endswith(".png"), shared
     assert parent.text == msg.verdict_line(report)
     assert seen["undelivered"] == 0
     failed = [c for c in seen["calls"] if c.status != 200 or c.answer.get("ok") is False]
