@@ -52,6 +52,18 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("n", range(int(os.environ["INNER_TESTS"])))
 '''
 
+INNER_GROUPED_TEST = '''
+import os
+import pytest
+
+pytestmark = pytest.mark.xdist_group("one-worker")
+
+@pytest.mark.parametrize("n", range(int(os.environ["INNER_TESTS"])))
+def test_grouped(n):
+    with open(os.environ["GROUPED_FILE"], "a") as out:
+        out.write(f"{os.getpid()}\\n")
+'''
+
 
 def descendants(root: int) -> set[int]:
     """Every live process below `root` (from /proc's parent links)."""
@@ -79,9 +91,11 @@ def run_inner(tmp_path: Path, env_extra: dict[str, str],
     suite.mkdir()
     (suite / "conftest.py").write_text(INNER_CONFTEST)
     (suite / "test_tiny.py").write_text(INNER_TEST)
+    (suite / "test_grouped.py").write_text(INNER_GROUPED_TEST)
     records, ran = tmp_path / "configured.jsonl", tmp_path / "ran.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env |= {"RECORD_FILE": str(records), "RAN_FILE": str(ran), "INNER_TESTS": str(INNER_TESTS),
+            "GROUPED_FILE": str(tmp_path / "grouped.txt"),
             # the plugin sweeps its workers' labs: give it a prefix of its own, with nothing under it
             spec.PREFIX_ENV: spec.prefix().rstrip("-") + "x-", spec.STATE_ENV: str(tmp_path / "state"),
             **env_extra}
@@ -122,6 +136,8 @@ def test_workers_never_start_workers(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(ran) == INNER_TESTS
     assert set(ran) <= {r["pid"] for r in in_workers}  # none ran in the controller
     assert largest >= 1 + workers  # the watchdog saw the workers (it really counted the tree)
+    grouped = (tmp_path / "grouped.txt").read_text().split()
+    assert len(grouped) == INNER_TESTS and len(set(grouped)) == 1, grouped  # xdist_group: one worker
 
 
 def test_pytest_inside_a_worker_runs_in_one_process(tmp_path: Path) -> None:
