@@ -1,4 +1,4 @@
-"""`bench/run` (= `python -m bench`): the performance figures of the README, measured in the lab.
+"""`bench/run` (= `python -m bench`): the figures of docs/performance.md, measured in the lab.
 
 For each lab size (workers 2, 9, 29 -> 3, 10, 30 nodes) it brings a lab up (own prefix/state from
 NETCHECK_LAB_PREFIX/_STATE), adds latency on the router (bench/delay.py's Delayer), and measures:

@@ -1,7 +1,7 @@
 """`netcheck` console script: argparse with one subcommand per module in `bot/commands/`.
 
 Each module in COMMANDS is imported lazily and optionally, so a command whose module (or its
-dependencies) is missing does not break the others. Exit codes (README "Using it"): 0 all ok/skip,
+dependencies) is missing does not break the others. Exit codes (docs/cli.md): 0 all ok/skip,
 1 a problem was found, 2 usage or configuration error, 3 could not check (cluster or node
 unreachable, a needed file missing). Errors are one line on stderr.
 
@@ -18,17 +18,21 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 
 from bot import logging as netcheck_logging
 from bot.commands import EXIT_USAGE, add_log_level_argument
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from probes.api import EngineAPI
 
 COMMANDS = ["check", "diff", "fix", "lab", "serve", "demo"]
 """Subcommand modules under bot/commands/, in help order."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too by default)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too by default)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
@@ -67,8 +71,9 @@ def log_level(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, bo
     return netcheck_logging.DEFAULT_LEVEL, False
 
 
-def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[..., Any] | None = None) -> int:
-    """Entry point. `engine_factory(config) -> Engine` replaces `bot.wiring.build_engine` (tests)."""
+def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[Config], EngineAPI] | None = None,
+         ) -> int:
+    """Entry point. `engine_factory(config) -> EngineAPI` replaces `bot.wiring.build_engine` (tests)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -26,11 +26,11 @@ from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
 from bot.watch.settings import WatchSettings
 from fixes.base import FixSettings
-from probes.errors import ConfigError, ConfigMissing, InvalidInput
+from probes.errors import ConfigError, ConfigMissing
 from probes.settings import ProbeSettings
 from probes.transports.access import NodeAccessMode
 from probes.transports.cluster import ClusterSettings
-from probes.transports.commands import node_name, shown
+from probes.transports.commands import field_value, node_name, shown
 from probes.transports.discovery import ClusterOverrides
 from probes.transports.hostpod import HostPodSettings
 from probes.transports.pod import DebugPodSettings
@@ -55,7 +55,7 @@ class Config(BaseModel):
         "warning", description="debug, info, warning or error; env NETCHECK_LOG_LEVEL and --log-level win."
     )
     node_access: NodeAccessMode = Field(
-        "ssh",  # type: ignore[assignment]  (validated into NodeAccessMode.SSH)
+        "ssh",  # validated into NodeAccessMode.SSH
         validate_default=True,
         description="How netcheck reaches a node's host side: ssh, pod (a host pod through the API, no "
         "SSH; docs/node-access.md) or auto (SSH where a key and the node's host key are configured).",
@@ -77,10 +77,7 @@ class Config(BaseModel):
     @classmethod
     def _override_names(cls, overrides: dict[str, NodeAccessMode]) -> dict[str, NodeAccessMode]:
         for name in overrides:
-            try:
-                node_name(name)
-            except InvalidInput as exc:
-                raise ValueError(str(exc)) from None
+            field_value(node_name, name)
         return overrides
 
     def cluster_settings(self) -> ClusterSettings:

@@ -67,14 +67,14 @@ class _NamedPrintLogger(structlog.PrintLogger):
         self.name = name
 
 
-class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _CurrentStderrHandler(logging.StreamHandler[TextIO]):
     """Writes to `stream` if given, else to whatever sys.stderr is at the time (tests replace it)."""
 
     def __init__(self, stream: TextIO | None) -> None:
         super().__init__()
         self._fixed = stream
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return self._fixed or sys.stderr
 

@@ -1,20 +1,29 @@
 """Build the real `Engine` from the configuration: the one place transports are assembled.
 
-Called by `netcheck check` (bot/commands/check.py), `netcheck serve` and the fixes CLI. Tests and
-embedders inject their own `Transports` through `build_engine(config, transports=...)` — the
-documented seam for running the engine without SSH or a cluster.
+Used by `netcheck check`, `diff` and `fix` (`build_engine`, `build_fix_runner`) and `netcheck serve`
+(`build_services`: the engine, the fix runner, the node-join source and the leader Lease store).
+Tests and embedders inject their own `Transports` through `build_engine(config, transports=...)` —
+the documented seam for running the engine without SSH or a cluster — or a whole engine through
+`engine_factory` (`bot.cli.main`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from bot.config import Config
+from bot.ops.leader import LeaseStore
 from bot.slack.nodesource import ClusterNodeSource
+from bot.slack.ports import FixRunner as FixRunnerAPI
+from bot.slack.ports import NodeSource
 from fixes.lock import ClusterFixLock
 from fixes.runner import FixRunner
+from probes.api import EngineAPI
 from probes.engine import Engine, Transports
+from probes.facts import ClusterFacts
 from probes.registry import Registry, default_registry
 from probes.transports.access import NodeAccess
 from probes.transports.cluster import KubeCluster, load_api_client
@@ -34,7 +43,7 @@ def build_transports(config: Config) -> Transports:
     executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="netcheck-k8s")
     cluster = KubeCluster(api, executor, request_timeout=settings.request_timeout)
 
-    async def discover_facts():  # noqa: ANN202 (ClusterFacts)
+    async def discover_facts() -> ClusterFacts:
         return await discover(cluster, config.cluster)
 
     async def close() -> None:
@@ -71,7 +80,7 @@ def build_engine(
     )
 
 
-def build_fix_runner(config: Config, engine: Engine) -> FixRunner:
+def build_fix_runner(config: Config, engine: EngineAPI) -> FixRunner:
     """The fix runner over the same engine (and so the same transports) the checks use, serialized
     per node across processes by the node's fix Lease in the bot's namespace (none without a
     Kubernetes client: an injected `Transports`)."""
@@ -84,7 +93,7 @@ def build_fix_runner(config: Config, engine: Engine) -> FixRunner:
     return FixRunner(engine, settings=config.fixes, node_lock=node_lock)
 
 
-def build_node_source(engine: Engine) -> ClusterNodeSource | None:
+def build_node_source(engine: EngineAPI) -> ClusterNodeSource | None:
     """Node-join source over the engine's cluster client; None when the cluster cannot watch
     (an injected `Transports` without a Kubernetes client)."""
     if not isinstance(engine.cluster, KubeCluster):
@@ -92,7 +101,7 @@ def build_node_source(engine: Engine) -> ClusterNodeSource | None:
     return ClusterNodeSource(engine.cluster)
 
 
-def build_lease_store(config: Config, engine: Engine) -> KubernetesLeaseStore | None:
+def build_lease_store(config: Config, engine: EngineAPI) -> KubernetesLeaseStore | None:
     """The leader-election Lease store on the engine's API client (same credentials and timeout);
     None without a Kubernetes client or with `ops.leader_election: false` — the caller then runs as
     the only replica."""
@@ -103,4 +112,30 @@ def build_lease_store(config: Config, engine: Engine) -> KubernetesLeaseStore | 
     return KubernetesLeaseStore(
         engine.cluster.exec_client(), config.ops.lease_namespace,
         request_timeout=config.cluster_settings().request_timeout,
+    )
+
+
+@dataclass(frozen=True)
+class Services:
+    """What `netcheck serve` runs on, built once from the configuration (`build_services`)."""
+
+    engine: EngineAPI
+    runner: FixRunnerAPI | None
+    """None: fixes are not offered (embedders)."""
+    node_source: NodeSource | None = None
+    """None: no node-join watch (no Kubernetes client to watch with)."""
+    lease_store: LeaseStore | None = None
+    """None: this process is the only replica (a process-local Lease)."""
+
+
+def build_services(
+    config: Config, *, engine_factory: Callable[[Config], EngineAPI] | None = None
+) -> Services:
+    """The engine (`engine_factory`, else `build_engine`) and everything serve builds on it."""
+    engine = (engine_factory or build_engine)(config)
+    return Services(
+        engine=engine,
+        runner=build_fix_runner(config, engine),
+        node_source=build_node_source(engine),
+        lease_store=build_lease_store(config, engine),
     )

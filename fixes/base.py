@@ -11,19 +11,18 @@ through `say` (progress lines for the CLI and the Slack thread). A fix validates
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, ClassVar, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from fixes.model import Approval, Plan
+from probes.api import EngineAPI
 from probes.errors import InvalidInput, NetcheckError
-from probes.facts import ClusterFacts
-from probes.model import Report
-from probes.transports.base import CommandResult, NodeShell
+from probes.transports.base import CommandResult
 from probes.transports.commands import Arg, render
 from probes.transports.commands import path as file_path  # the one path validator
 
@@ -66,38 +65,6 @@ class FixFailed(NetcheckError):
     """A step of `apply` or `rollback` failed; the message names the command and its output."""
 
 
-class ClusterAPI(Protocol):
-    async def get_installation(self) -> dict[str, Any] | None: ...
-
-    async def patch_installation(self, patch: dict[str, Any], *, json_patch: bool = False) -> dict[str, Any]:
-        ...
-
-    async def list_ippools(self) -> list[dict[str, Any]]: ...
-
-    async def get_daemonset(self, namespace: str, name: str) -> dict[str, Any]: ...
-
-    async def list_pods(self, *, namespace: str | None = None, label_selector: str = "",
-                        field_selector: str = "") -> list[dict[str, Any]]: ...
-
-    async def get_tigerastatus(self, name: str) -> dict[str, Any] | None: ...
-
-
-class EngineAPI(Protocol):
-    """What fixes use of `probes.engine.Engine`."""
-
-    cluster: ClusterAPI
-
-    async def check(self, node: str, *, probes: Sequence[str] | None = None) -> Report: ...
-
-    async def facts(self, *, refresh: bool = False) -> ClusterFacts: ...
-
-    async def node_shell(self, node: str) -> NodeShell: ...
-
-    def node_session(self, node: str, *, privileged: bool = False) -> AbstractAsyncContextManager[None]:
-        """Host access for one fix on `node` (privileged only after approval), released at the end."""
-        ...
-
-
 def file_content(text: str) -> Arg:
     """File text a fix writes, built from a fixed template and validated values (or read back from
     the node for an in-place rewrite). `render` shell-quotes it like every other value."""
@@ -116,6 +83,17 @@ class Fix(ABC):
     id: ClassVar[str]
     addresses: ClassVar[str]
     verify_probes: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def description(cls) -> str:
+        """The fix class's docstring: what it changes, when it counts as verified, its rollback."""
+        doc = inspect.getdoc(cls) or ""
+        return "" if doc == inspect.getdoc(Fix) else doc
+
+    @classmethod
+    def title(cls) -> str:
+        """First line of the docstring: the fix's one-line catalog entry (docs/fixes.md)."""
+        return (cls.description() or cls.id).splitlines()[0]
 
     def __init__(self, engine: EngineAPI, node: str, settings: FixSettings | None = None) -> None:
         self.engine = engine

@@ -29,6 +29,11 @@ class Plan(_Frozen):
     summary: str = Field(max_length=SUMMARY_LIMIT, description="One line for a confirm dialog.")
     change: str = Field(description="The full change: diff, file text and the commands to run.")
     fallback: str = Field("", description="Manual steps shown to the operator, never run.")
+    found: dict[str, str] = Field(
+        default_factory=dict,
+        description="What `plan` read on the node that the later steps need (masquerade: the "
+        "iptables binary of the backend in use): a Fix keeps no state between its steps.",
+    )
 
     def render(self) -> str:
         """The plan as text for a terminal or a Slack message."""

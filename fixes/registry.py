@@ -1,5 +1,6 @@
 """The fix registry: `@fix(id=..., addresses=..., verify=(...))` on a `Fix` subclass, checked at
-import time like probes/registry.py. Used by `fixes.runner.FixRunner` and the CLI's `fix` command.
+import time like probes/registry.py. Used by `fixes.runner.FixRunner` and bot/catalogs.py (CLI help,
+the generated fix catalog).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fixes.base import ClusterAPI, Progress
+from fixes.base import Progress
+from probes.transports.base import ClusterAPI
 
 NAMESPACE = "calico-system"
 DAEMONSET = "calico-node"

@@ -10,16 +10,20 @@ for it, or gets `busy`. Every step writes an audit event (fixes/audit.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 
 from fixes.audit import audit
-from fixes.base import EngineAPI, Fix, FixSettings, Progress
+from fixes.base import Fix, FixSettings, Progress
 from fixes.lock import ClusterFixLock, FixLockBusy, FixLockError, HeldLock, NoLockNamespace
 from fixes.model import Approval, FixResult, Outcome, Plan
 from fixes.registry import FixRegistry, default_registry
+from probes.api import EngineAPI
 from probes.errors import InvalidInput, NetcheckError
+from probes.hooks import Hooks
 from probes.model import Finding, Status
 from probes.transports.commands import node_name
 
@@ -43,6 +47,8 @@ class FixRunner:
         self.node_lock = node_lock
         """None: no cluster (tests, embedders): only this process's locks serialize fixes."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.on_result: Hooks[[str, FixResult]] = Hooks("on_result")
+        """Called with the fix id and the result of every `apply` (the bot's metrics)."""
 
     def _fix(self, node: str, fix_id: str) -> Fix:
         node_name(node)
@@ -67,23 +73,42 @@ class FixRunner:
         the fix's thread reply)."""
         if not isinstance(approval, Approval):
             raise TypeError("apply needs an Approval (who approved, when)")
+        result = await self._apply(node, fix_id, params, approval, progress)
+        self.on_result(fix_id, result)
+        return result
+
+    async def _apply(
+        self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval,
+        progress: Progress | None,
+    ) -> FixResult:
         lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
         if lock.locked():
             message = f"{fix_id} is already being applied on {node}; not starting a second run"
             audit("apply", who=approval.approver, node=node, fix=fix_id, params=params,
                   outcome=Outcome.BUSY)
             return FixResult(outcome=Outcome.BUSY, message=message)
-        async with lock:
-            held, refused = await self._take_node(node, fix_id, params, approval.approver)
+        async with lock, self._approved_session(node, fix_id, params, approval.approver) as refused:
             if refused is not None:
                 return refused
-            try:
-                async with self.engine.node_session(node, privileged=True):
-                    # approved: a host pod for the change is created at first use, removed after verification
-                    return await self._apply_locked(node, fix_id, params, approval, progress)
-            finally:
-                if held is not None:
-                    await held.release()
+            return await self._apply_locked(node, fix_id, params, approval, progress)
+
+    @contextlib.asynccontextmanager
+    async def _approved_session(
+        self, node: str, fix_id: str, params: dict[str, str | int], who: str
+    ) -> AsyncIterator[FixResult | None]:
+        """For the block: the node's fix Lease and an approved (privileged) node session — a host
+        pod for the change is created at first use and removed when the block ends. Yields None, or
+        the result that says why not (busy, refused, the Lease API failed)."""
+        held, refused = await self._take_node(node, fix_id, params, who)
+        if refused is not None:
+            yield refused
+            return
+        try:
+            async with self.engine.node_session(node, privileged=True):
+                yield None
+        finally:
+            if held is not None:
+                await held.release()
 
     async def _take_node(
         self, node: str, fix_id: str, params: dict[str, str | int], who: str
@@ -174,16 +199,10 @@ class FixRunner:
         return FixResult(outcome=Outcome.APPLIED, message=fix.applied_message(plan), plan=plan,
                          before=before, after=after, verification=findings)
 
-    def _available(self, probe_ids: tuple[str, ...]) -> list[str]:
-        """The probes the engine can run (a fix may address a probe not written or disabled yet)."""
-        registry = getattr(self.engine, "registry", None)
-        disabled = set(getattr(getattr(self.engine, "settings", None), "disabled", None) or ())
-        return [p for p in probe_ids if (registry is None or p in registry) and p not in disabled]
-
     def _with_dependencies(self, probe_ids: list[str]) -> list[str]:
         """The probes plus those they wait for (`after=`): return-path judges host-api and pod-api
         from the same run, so they must run together."""
-        registry = getattr(self.engine, "registry", None)
+        registry = self.engine.registry
         wanted: list[str] = []
         pending = list(probe_ids)
         while pending:
@@ -191,8 +210,8 @@ class FixRunner:
             if probe_id in wanted:
                 continue
             wanted.append(probe_id)
-            spec = registry[probe_id] if registry is not None and probe_id in registry else None
-            pending += [dep for dep in getattr(spec, "after", ()) if dep not in wanted]
+            after = registry[probe_id].after if probe_id in registry else ()
+            pending += [dep for dep in after if dep not in wanted]
         return wanted
 
     async def _precheck(self, fix: Fix, plan: Plan) -> str | None:
@@ -200,7 +219,7 @@ class FixRunner:
         in place (a second apply), both mean: change nothing."""
         finding = None
         await self.engine.facts(refresh=True)  # judge the cluster as it is now, not a cached view
-        if self._available((fix.addresses,)):
+        if self.engine.enabled((fix.addresses,)):  # the probe may be disabled
             report = await self.engine.check(plan.node, probes=self._with_dependencies([fix.addresses]))
             finding = report.finding(fix.addresses)
         if finding is not None and finding.status == Status.OK:
@@ -210,7 +229,7 @@ class FixRunner:
         return None
 
     async def _verify(self, fix: Fix, plan: Plan) -> tuple[list[Finding], list[str]]:
-        available = self._available(fix.verify_probes)
+        available = self.engine.enabled(fix.verify_probes)
         problems: list[str] = []
         findings: list[Finding] = []
         await self.engine.facts(refresh=True)  # the fix may have changed the Installation/pools
@@ -260,20 +279,13 @@ class FixRunner:
         lock = self._locks.setdefault((node, fix_id), asyncio.Lock())
         if lock.locked():
             return FixResult(outcome=Outcome.BUSY, message=f"{fix_id} is busy on {node}")
-        async with lock:
-            held, refused = await self._take_node(node, fix_id, params, approval.approver)
+        async with lock, self._approved_session(node, fix_id, params, approval.approver) as refused:
             if refused is not None:
                 return refused
             try:
-                async with self.engine.node_session(node, privileged=True):
-                    try:
-                        fix = self._fix(node, fix_id)
-                        fix.progress = progress
-                        plan = await fix.plan(params)
-                    except InvalidInput as exc:
-                        return FixResult(outcome=Outcome.REFUSED, message=str(exc))
-                    return await self._rollback(fix, plan, before, approval.approver,
-                                                ["rollback requested"], [])
-            finally:
-                if held is not None:
-                    await held.release()
+                fix = self._fix(node, fix_id)
+                fix.progress = progress
+                plan = await fix.plan(params)
+            except InvalidInput as exc:
+                return FixResult(outcome=Outcome.REFUSED, message=str(exc))
+            return await self._rollback(fix, plan, before, approval.approver, ["rollback requested"], [])

@@ -5,6 +5,8 @@ port (kubelet-blocked fault) fails exactly like a real API server's log fetch. I
 file is a KubeletConfiguration whose `resolvConf` the DNS probes read over SSH.
 
     python -m lab.kubelet --node NODE --config PATH --cert PATH --key PATH
+
+(lab.nodes starts it as `lab/bin/kubelet`, the name a node's kubelet runs under.)
 """
 
 from __future__ import annotations

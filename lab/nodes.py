@@ -202,7 +202,8 @@ def start_sshd(state: Path, ns: str, node: NodeSpec) -> None:
 def start_kubelet(state: Path, ns: str, node: NodeSpec, cert: Path, key: Path) -> None:
     from lab import nodeinit
 
-    argv = [sys.executable, "-m", "lab.kubelet", "--node", node.name,
+    # started by the name a real kubelet runs under (lab/bin/kubelet), as netcheck finds it on any node
+    argv = [sys.executable, str(Path(__file__).parent / "bin" / "kubelet"), "--node", node.name,
             "--config", str(kubelet_config_path(state, node.name)),
             "--cert", str(cert), "--key", str(key), "--port", str(spec.KUBELET_PORT)]
     start(state, f"kubelet-{node.name}", nodeinit.node_argv(state, node.name, ns, argv), env=python_env())

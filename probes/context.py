@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from structlog.typing import FilteringBoundLogger
 
 from probes.errors import ProbeSkip
 from probes.facts import ClusterFacts, NodeFacts
@@ -20,7 +21,8 @@ class ProbeContext:
     facts: ClusterFacts
     cluster: Cluster
     settings: ProbeSettings
-    log: Any
+    log: FilteringBoundLogger
+    """This probe's logger, bound to its node and probe id."""
     host_shell: NodeShell | None = None
     host_unavailable: str | None = None
     pod_exec: PodExec | None = None

@@ -106,7 +106,7 @@ FIELDS: tuple[_Field, ...] = (
 
 def routes_to(node: str, reports: Sequence[Report], exclude: Sequence[str] = ()) -> dict[str, str]:
     """How every other node routes to `node`'s pod block, from their pod-block-routes observations."""
-    found = {}
+    found: dict[str, str] = {}
     for report in reports:
         if report.node == node or report.node in exclude:
             continue

@@ -1,8 +1,9 @@
 """The probe engine: runs the registered probes of one node (or every node) and builds a `Report`.
 
-Callers: `bot/commands/check.py` (CLI), the Slack bot and the fixes (precheck/verify), all through
-`bot.wiring.build_engine(config)`. The engine is transport-agnostic: it receives a `Transports`
-(real SSH/kubernetes ones from `bot.wiring`, fakes in tests) and never imports asyncssh/kubernetes.
+Callers: the CLI (`check`, `diff`, `fix`), the Slack bot and the fixes (precheck/verify), all through
+`probes.api.EngineAPI`; `bot.wiring.build_engine(config)` builds it. The engine is
+transport-agnostic: it receives a `Transports` (real SSH/kubernetes ones from `bot.wiring`, fakes in
+tests) and never imports asyncssh/kubernetes.
 
 `run_one()` is the single funnel every probe goes through: one timeout, and every outcome
 (result, ProbeSkip, timeout, exception, missing transport) becomes exactly one `Finding`.
@@ -26,12 +27,13 @@ from probes import followup
 from probes.attempts import TransportAttempts
 from probes.context import ProbeContext
 from probes.correlate import correlate
-from probes.errors import InvalidInput, ProbeSkip, TransportUnavailable
+from probes.errors import ProbeSkip, TransportUnavailable, UnknownNode, UnknownProbe
 from probes.facts import ClusterFacts, NodeFacts
+from probes.hooks import Hooks
 from probes.model import Access, AccessPath, Finding, Layer, Report, Status
 from probes.registry import ProbeSpec, Registry, default_registry
 from probes.settings import ProbeSettings
-from probes.transports.base import Cluster, NodeShell, PodExec
+from probes.transports.base import ClusterAPI, NodeShell, PodExec
 
 log = structlog.get_logger("netcheck.engine")
 
@@ -41,22 +43,6 @@ POD_TRANSPORT_PROBE_ID = "debug-pod"
 """Id of the finding that reports why the debug pod could not be had."""
 HOST_POD_TRANSPORT_PROBE_ID = "host-pod"
 """Id of the finding that reports why the node's host pod (node_access pod/auto) could not be had."""
-
-
-class UnknownNode(InvalidInput):
-    """A node name the cluster does not know; the message names the closest existing names."""
-
-
-class UnknownProbe(InvalidInput):
-    """A probe id that is not registered."""
-
-
-class ClusterAPI(Cluster, Protocol):
-    """The Cluster protocol plus what discovery and fixes need (implemented by transports/cluster.py)."""
-
-    async def list_nodes(self) -> list[dict[str, Any]]: ...
-
-    async def patch_installation(self, patch: Any, *, json_patch: bool = False) -> dict[str, Any]: ...
 
 
 class HostShells(Protocol):
@@ -94,8 +80,8 @@ _node_session: ContextVar[_NodeSession | None] = ContextVar("netcheck_node_sessi
 """The fix session of the running task: only code inside it sees its (privileged) shell."""
 
 
-class DebugPods(Protocol):
-    """Debug pods pinned to nodes (transports/pod.py)."""
+class DebugPodPool(Protocol):
+    """Debug pods pinned to nodes (transports/pod.py's `DebugPods`)."""
 
     async def get(self, node: NodeFacts) -> PodExec:
         """Start (or reuse) the node's debug pod; raises `PodUnavailable`."""
@@ -115,7 +101,7 @@ class Transports:
     cluster: ClusterAPI
     discover: Callable[[], Awaitable[ClusterFacts]]
     shells: HostShells | None = None
-    pods: DebugPods | None = None
+    pods: DebugPodPool | None = None
     close: Callable[[], Awaitable[None]] | None = None
     """Extra clean-up (e.g. the cluster client's thread pool), run last by `Engine.aclose`."""
 
@@ -195,6 +181,8 @@ class Engine:
         self._facts_lock = asyncio.Lock()
         self._access: dict[str, Access] = {}
         """The host path each node's latest check chose (node_access), for its skip messages."""
+        self.on_report: Hooks[[Report]] = Hooks("on_report")
+        """Called with every report `check` and `check_all` return (the bot's metrics)."""
 
     # -- cluster knowledge ---------------------------------------------------------------------
 
@@ -206,6 +194,18 @@ class Engine:
 
     async def node_names(self) -> list[str]:
         return [n.name for n in (await self.facts()).nodes]
+
+    async def resolve_node(self, name: str) -> NodeFacts:
+        """The node called `name`, else `UnknownNode` naming the closest names. Looked up in the
+        facts already discovered, then in fresh ones (the node may have joined since)."""
+        facts = await self.facts()
+        if facts.node(name) is None:
+            facts = await self.facts(refresh=True)
+        return await self._node(name, facts)
+
+    def enabled(self, probe_ids: Sequence[str]) -> list[str]:
+        """Those of `probe_ids` this engine can run (registered, not disabled), in that order."""
+        return [p for p in probe_ids if p in self.registry and p not in self.settings.disabled]
 
     async def _node(self, name: str, facts: ClusterFacts) -> NodeFacts:
         node = facts.node(name)
@@ -281,8 +281,12 @@ class Engine:
         if follow_up is None:
             follow_up = probes is None and self.settings.follow_up
         if not follow_up:
-            return correlate([report], facts, self.registry, self.settings, pick_reference=False)[0]
-        return await followup.examine(report, facts, self.registry, self.settings, self._runner(attempts))
+            report = correlate([report], facts, self.registry, self.settings, pick_reference=False)[0]
+        else:
+            report = await followup.examine(report, facts, self.registry, self.settings,
+                                            self._runner(attempts))
+        self.on_report(report)
+        return report
 
     def _runner(self, attempts: TransportAttempts) -> followup.RunProbes:
         """Run some probes of another node in this run (follow-ups, node diffs); unknown ids are ignored."""
@@ -308,8 +312,11 @@ class Engine:
             async with limit:
                 return await self._check(node, facts, specs, attempts)
 
-        reports = list(await asyncio.gather(*(one(n) for n in facts.nodes)))
-        return correlate(reports, facts, self.registry, self.settings)
+        reports = correlate(list(await asyncio.gather(*(one(n) for n in facts.nodes))), facts,
+                            self.registry, self.settings)
+        for report in reports:
+            self.on_report(report)
+        return reports
 
     async def compare(self, node: str, *, against: str | None = None) -> followup.Comparison:
         """Check `node` and a reference node (`against`, else picked) and diff them field by field."""

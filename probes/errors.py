@@ -3,6 +3,8 @@ into these inside `probes/transports/` only, with `raise ... from exc`.
 
     NetcheckError
     ├── InvalidInput          a node/interface/CIDR/IP/MTU value failed validation (one-line message)
+    │   ├── UnknownNode       a node name the cluster does not know (names the closest ones)
+    │   └── UnknownProbe      a probe id that is not registered
     ├── ConfigError           the configuration file or environment is unusable
     │   └── ConfigMissing     a file it needs (config file, kubeconfig) is not there: could not check
     ├── ProbeSkip             raised by a probe: "this cannot be checked here, because ..."
@@ -26,6 +28,14 @@ class NetcheckError(Exception):
 
 class InvalidInput(NetcheckError, ValueError):
     pass
+
+
+class UnknownNode(InvalidInput):
+    """A node name the cluster does not know; the message names the closest existing names."""
+
+
+class UnknownProbe(InvalidInput):
+    """A probe id that is not registered."""
 
 
 class ConfigError(NetcheckError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -185,7 +186,7 @@ class Report(_Frozen):
         return merged
 
     def as_json(self) -> dict[str, object]:
-        """The documented `--json` shape (see README, "JSON output")."""
+        """The documented `--json` shape (docs/json-output.md)."""
         data = self.model_dump(mode="json", exclude={"peers"})
         data["verdict"] = self.verdict.value
         data["duration_s"] = round(self.duration_s, 3)
@@ -197,30 +198,29 @@ class Report(_Frozen):
         return data
 
 
-def _result(status: Status):  # type: ignore[no-untyped-def]
-    def build(
-        summary: str,
-        evidence: str = "",
-        remediation: str = "",
-        fix: FixProposal | None = None,
-        *,
-        proof: str = "",
-        observed: Observations | None = None,
-    ) -> ProbeResult:
-        return ProbeResult(
-            status=status,
-            summary=summary,
-            evidence=trim(evidence.strip("\n")),
-            proof=trim(proof.strip("\n")),
-            remediation=remediation.strip("\n"),
-            fix=fix,
-            observed=observed,
-        )
+def result(
+    status: Status,
+    summary: str,
+    evidence: str = "",
+    remediation: str = "",
+    fix: FixProposal | None = None,
+    *,
+    proof: str = "",
+    observed: Observations | None = None,
+) -> ProbeResult:
+    """A probe's answer; `ok`, `warn`, `fail` and `skip` are this with the status filled in."""
+    return ProbeResult(
+        status=status,
+        summary=summary,
+        evidence=trim(evidence.strip("\n")),
+        proof=trim(proof.strip("\n")),
+        remediation=remediation.strip("\n"),
+        fix=fix,
+        observed=observed,
+    )
 
-    return build
 
-
-ok = _result(Status.OK)
-warn = _result(Status.WARN)
-fail = _result(Status.FAIL)
-skip = _result(Status.SKIP)
+ok = partial(result, Status.OK)
+warn = partial(result, Status.WARN)
+fail = partial(result, Status.FAIL)
+skip = partial(result, Status.SKIP)

@@ -1,7 +1,7 @@
 """The probe registry: `@probe(...)` records a `ProbeSpec`, and checks it at import time.
 
 A probe is an `async def fn(ctx: ProbeContext) -> ProbeResult` in `probes/catalog/<id>.py`;
-its docstring's first line is its catalog line (README and Slack use it).
+its docstring's first line is its catalog line (docs/probes.md and the CLI help list it).
 
 The registry is also the one place that says what explains what: `explains=` lists the findings a
 probe's failure explains (its consequences), on the same node or, with `across=True`, on another

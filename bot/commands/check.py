@@ -3,8 +3,8 @@
 
 Registered by `bot/cli.py`. Human output is `bot.render.render_report` / `render_run` (the cause
 graph: things to do, one per fix; `--verbose` adds the full evidence); `--json` prints exactly one
-JSON object (a list for --all) in the README's schema (`Report.as_json`); `--png FILE` also writes
-the node's layer picture (bot/picture). Exit status: 0 all ok or skip, 1 any warn/fail/error found
+JSON object (a list for --all) in the schema of docs/json-output.md (`Report.as_json`); `--png FILE`
+also writes the node's layer picture (bot/picture). Exit status: 0 all ok or skip, 1 any warn/fail/error found
 by a probe, 2 usage or configuration error (bad config, unknown node or probe, a picture file that
 cannot be written), 3 could not check: the cluster API unreachable or refusing, the config file or
 kubeconfig missing, or the node's SSH and debug pod both unavailable with no probe finding a problem
@@ -20,17 +20,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.catalogs import one_of, probe_registry
 from bot.commands import (
     EXIT_OK,
     EXIT_PROBLEM,
     EXIT_UNCHECKED,
-    EXIT_USAGE,
     add_config_argument,
+    build_engine,
+    error_status,
+    fail,
     load_config,
 )
 from bot.render import render_report, render_run
 from bot.terminal import color_enabled
-from probes.errors import ClusterError, ConfigError, ConfigMissing, InvalidInput
+from probes.api import EngineAPI
+from probes.errors import ClusterError, ConfigError, InvalidInput
 from probes.model import Report, Status
 from probes.transports.commands import node_name
 
@@ -45,7 +49,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     target.add_argument("--all", action="store_true", help="check every node")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout (a list for --all)")
     parser.add_argument("--probe", action="append", metavar="ID", dest="probes",
-                        help="run only this probe (repeatable; no peer or reference follow-up)")
+                        help="run only this probe (repeatable; no peer or reference follow-up): "
+                             + one_of(probe_registry().ids()))
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="show every finding's full evidence, not just the lines that prove it")
     parser.add_argument("--png", metavar="FILE", help="also draw the node's layer picture into FILE (PNG)")
@@ -54,12 +59,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"netcheck check: {message}", file=sys.stderr)
-    return code
-
-
-async def _check(engine: Any, args: argparse.Namespace) -> list[Report]:
+async def _check(engine: EngineAPI, args: argparse.Namespace) -> list[Report]:
     try:
         if args.all:
             return await engine.check_all(probes=args.probes)
@@ -71,7 +71,7 @@ async def _check(engine: Any, args: argparse.Namespace) -> list[Report]:
         await engine.aclose()
 
 
-async def _picture(engine: Any, report: Report, path: Path) -> None:
+async def _picture(engine: EngineAPI, report: Report, path: Path) -> None:
     """The layer picture (bot/picture) of the report, with the facts of the run the engine just did."""
     from bot.picture import node_values, render_png_async
 
@@ -106,22 +106,16 @@ def exit_status(reports: list[Report]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import wiring
-
     try:
         if not args.all:
             node_name(args.node)
         elif args.png:
             raise ConfigError("--png draws one node's picture: give a node name, not --all")
         config = load_config(args)
-        engine = (args.engine_factory or wiring.build_engine)(config)
+        engine = build_engine(args, config)
         reports = asyncio.run(_check(engine, args))
-    except ConfigMissing as exc:
-        return _fail(str(exc), EXIT_UNCHECKED)
-    except (ConfigError, InvalidInput) as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except ClusterError as exc:
-        return _fail(str(exc), EXIT_UNCHECKED)
+    except (ConfigError, InvalidInput, ClusterError) as exc:
+        return fail("check", str(exc), error_status(exc))
     if args.json:
         payload: Any = [r.as_json() for r in reports] if args.all else reports[0].as_json()
         print(json.dumps(payload, indent=2))
@@ -132,5 +126,5 @@ def run(args: argparse.Namespace) -> int:
     for report in reports:
         reason = unreachable_reason(report)
         if reason is not None:
-            _fail(f"could not check {report.node}: {reason}", EXIT_UNCHECKED)
+            fail("check", f"could not check {report.node}: {reason}", EXIT_UNCHECKED)
     return exit_status(reports)

@@ -5,7 +5,8 @@ Registered by `bot/cli.py`. Runs `Engine.compare`: every probe on NODE and on th
 all ok), the pod-block routes of every other node, then prints `probes.diff.NodeDiff` (kernel
 forwarding sysctls, rp_filter, uplink MTU and kind, iptables backend, pod NAT, routes to its pod
 block, kubelet port, /etc/hosts). Exit status: 0 no differences, 1 differences or no healthy
-reference, 2 usage or configuration error.
+reference, 2 usage or configuration error, 3 could not look (the cluster API unreachable, the config
+file or kubeconfig missing), as every command (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -13,29 +14,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from typing import Any
 
-from bot.commands import add_config_argument
+from bot.commands import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    add_config_argument,
+    build_engine,
+    error_status,
+    fail,
+    load_config,
+)
 from bot.render import render_diff
+from probes.api import EngineAPI
 from probes.errors import ClusterError, ConfigError, InvalidInput
 from probes.followup import Comparison
 from probes.transports.commands import node_name
 
-EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
+EXIT_DIFFERENT = EXIT_PROBLEM
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("diff", help="compare a node with a healthy node, field by field")
     parser.add_argument("node", help="node name")
-    parser.add_argument("--against", metavar="NODE", help="reference node (default: picked, see README)")
+    parser.add_argument("--against", metavar="NODE",
+                        help="reference node (default: picked, see docs/how-a-check-works.md)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
 
 
-async def _compare(engine: Any, args: argparse.Namespace) -> Comparison:
+async def _compare(engine: EngineAPI, args: argparse.Namespace) -> Comparison:
     try:
         return await engine.compare(args.node, against=args.against)
     finally:
@@ -43,28 +53,20 @@ async def _compare(engine: Any, args: argparse.Namespace) -> Comparison:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import config as config_module
-    from bot import wiring
-
     try:
         node_name(args.node)
         if args.against is not None:
             node_name(args.against)
             if args.against == args.node:
                 raise InvalidInput("--against names the node itself: pick another node")
-        config = config_module.load(args.config)
-        engine = (args.engine_factory or wiring.build_engine)(config)
+        config = load_config(args)
+        engine = build_engine(args, config)
         comparison = asyncio.run(_compare(engine, args))
-    except (ConfigError, InvalidInput) as exc:
-        print(f"netcheck diff: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ClusterError as exc:
-        print(f"netcheck diff: cannot read the cluster: {exc}", file=sys.stderr)
-        return EXIT_DIFFERENT
+    except (ConfigError, InvalidInput, ClusterError) as exc:
+        return fail("diff", str(exc), error_status(exc))
     if comparison.diff is None:
-        print(f"netcheck diff: no healthy reference node for {args.node} (name one with --against)",
-              file=sys.stderr)
-        return EXIT_DIFFERENT
+        return fail("diff", f"no healthy reference node for {args.node} (name one with --against)",
+                    EXIT_DIFFERENT)
     if args.json:
         print(json.dumps({
             "diff": comparison.diff.model_dump(mode="json"),

@@ -15,32 +15,32 @@ import asyncio
 import getpass
 import socket
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from bot.catalogs import fix_registry, one_of
 from bot.commands import (
     EXIT_OK,
     EXIT_PROBLEM,
     EXIT_UNCHECKED,
     EXIT_USAGE,
+    UNREACHABLE,
     add_config_argument,
+    build_engine,
+    error_status,
+    fail,
     load_config,
 )
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
-from probes.errors import (
-    ClusterError,
-    ConfigMissing,
-    InvalidInput,
-    NetcheckError,
-    TransportUnavailable,
-)
+from probes.api import EngineAPI
+from probes.errors import InvalidInput, NetcheckError
 from probes.transports.commands import param_key, shown
 
+if TYPE_CHECKING:
+    from bot.config import Config
+
 EXIT_ROLLED_BACK, EXIT_REFUSED = EXIT_PROBLEM, EXIT_USAGE
-UNREACHABLE = (ClusterError, TransportUnavailable, ConfigMissing)
-"""Errors that mean "could not look", not "the fix is wrong": exit 3."""
 _EXIT = {
     Outcome.APPLIED: EXIT_OK,
     Outcome.NOTHING_TO_DO: EXIT_OK,
@@ -56,8 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "fix", help="plan, confirm, apply and verify a fix on a node (rolled back if it does not verify)"
     )
     parser.add_argument("node", help="node name")
-    parser.add_argument("fix_id", metavar="FIX_ID",
-                        help="calico-mtu, masquerade, ip-forward, kernel-modules or etc-hosts")
+    parser.add_argument("fix_id", metavar="FIX_ID", help=one_of(fix_registry().ids()))
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a fix parameter, e.g. --param mtu=1400 (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
@@ -88,8 +87,8 @@ def local_approver() -> str:
 
 
 async def execute(
-    args: argparse.Namespace, engine: Any, *, stdin: TextIO, stdout: TextIO, stderr: TextIO | None = None,
-    runner: FixRunner | None = None,
+    args: argparse.Namespace, engine: EngineAPI, *, stdin: TextIO, stdout: TextIO,
+    stderr: TextIO | None = None, runner: FixRunner | None = None,
 ) -> int:
     """The command, given an engine (tests pass a fake one) and the runner over it (default: plain)."""
     def say(text: str) -> None:
@@ -137,29 +136,19 @@ async def execute(
     return _EXIT[result.outcome]
 
 
-async def _main(args: argparse.Namespace, build_engine: Callable[[Any], Any], config: Any) -> int:
+async def _main(args: argparse.Namespace, config: Config) -> int:
     from bot import wiring
 
-    engine = build_engine(config)
+    engine = build_engine(args, config)
     try:
         runner = wiring.build_fix_runner(config, engine)  # with the node's fix Lease, as the bot's
         return await execute(args, engine, stdin=sys.stdin, stdout=sys.stdout, runner=runner)
     finally:
-        close = getattr(engine, "aclose", None)
-        if close is not None:
-            await close()
+        await engine.aclose()
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import wiring  # imported late so `fix --help` works without it
-
     try:
-        config = load_config(args)
-        build_engine = getattr(args, "engine_factory", None) or wiring.build_engine  # bot.cli seam for tests
-        return asyncio.run(_main(args, build_engine, config))
-    except UNREACHABLE as exc:
-        print(f"netcheck fix: {exc}", file=sys.stderr)
-        return EXIT_UNCHECKED
+        return asyncio.run(_main(args, load_config(args)))
     except NetcheckError as exc:
-        print(f"netcheck fix: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return fail("fix", str(exc), error_status(exc))

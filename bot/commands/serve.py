@@ -10,10 +10,10 @@ Around the Slack app this module wires `bot.ops.runtime.OpsRuntime`:
   nothing; it acks a signed slash command or click with a short "failing over, try again" answer
   (Slack does not retry those) and answers Events API deliveries with 503 + Retry-After (Slack
   retries them, and the Service may route the retry to the leader) — bot/slack/standby.py, and
-  README.md, "Deploying netcheck in a cluster";
-- metrics: every check and fix the bot runs goes through `MeteredEngine`/`MeteredFixRunner`
-  (composition layer); `build_app` records every report in the fleet state (bot/fleet/state.py)
-  the continuous watch, the App Home tab and the fleet series on /metrics share;
+  docs/deploy.md;
+- metrics: the engine's `on_report` and the fix runner's `on_result` hooks count every check and
+  fix outcome (bot/ops/metrics.py); `build_app` records every on-demand report in the fleet state
+  (bot/fleet/state.py) the continuous watch, the App Home tab and the fleet series on /metrics share;
 - the continuous watch (bot/watch/sweeper.py) on the leader when `watch.interval` is set: sweeps every
   node and posts regressions and recoveries to `watch.channel`; a replica that stops leading drops
   its fleet state and series (a standby's /metrics shows no stale node status);
@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, load_config
+from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argument, fail, load_config
 from bot.fleet import metrics as fleet_metrics
 from bot.fleet.state import FleetState
 from bot.ops import metrics
-from bot.ops.leader import LeaseStore
 from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
 from bot.ops.runtime import OpsRuntime
 from bot.ops.settings import OpsSettings
@@ -47,8 +45,18 @@ from bot.slack.settings import SlackSettings
 from bot.slack.standby import StandbyAnswers
 from bot.watch.settings import WatchSettings
 from bot.watch.sweeper import Watcher
+from probes.api import EngineAPI
 from probes.engine import POD_TRANSPORT_PROBE_ID, TRANSPORT_PROBE_ID
 from probes.errors import ClusterConflict, ClusterNotFound, ConfigError, ConfigMissing, NetcheckError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.slack.ports import NodeSource
+    from bot.slack.runtime import Runtime
+    from bot.wiring import Services
 
 log = structlog.get_logger("netcheck.serve")
 
@@ -65,56 +73,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_config_argument(parser)
     parser.set_defaults(run=run)
     return parser
-
-
-class MeteredEngine:
-    """The engine as the Slack side sees it: every report is recorded in the metrics."""
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    async def check(self, node: str, **kwargs: Any) -> Any:
-        report = await self._engine.check(node, **kwargs)
-        metrics.record_report(report)
-        return report
-
-    async def check_all(self, **kwargs: Any) -> Any:
-        reports = await self._engine.check_all(**kwargs)
-        for report in reports:
-            metrics.record_report(report)
-        return reports
-
-
-class MeteredFixRunner:
-    """The fix runner with every applied fix's outcome recorded in the metrics."""
-
-    def __init__(self, runner: Any) -> None:
-        self._runner = runner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runner, name)
-
-    async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any, **kw: Any) -> Any:
-        result = await self._runner.apply(node, fix_id, params, approval, **kw)
-        # a result refused before planning carries no plan; the fix id asked for still labels it
-        metrics.record_fix(result if result.plan is not None else _Planned(result, fix_id))
-        return result
-
-
-class _Planned:
-    """A fix result seen through `record_fix` with the requested fix id as its plan's."""
-
-    def __init__(self, result: Any, fix_id: str) -> None:
-        self.outcome = result.outcome
-        self.plan = _FixId(fix_id)
-
-
-class _FixId:
-    def __init__(self, fix: str) -> None:
-        self.fix = fix
 
 
 class LocalLeaseStore:
@@ -147,7 +105,7 @@ class LocalLeaseStore:
         return self._lease
 
 
-def _engine_ready(engine: Any, timeout: float) -> Callable[[], Awaitable[bool]]:
+def _engine_ready(engine: EngineAPI, timeout: float) -> Callable[[], Awaitable[bool]]:
     """Without a Lease store, the cluster is 'answering' when the engine can list node names."""
 
     async def check() -> bool:
@@ -160,36 +118,15 @@ def _engine_ready(engine: Any, timeout: float) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-def _load(
-    args: argparse.Namespace,
-) -> tuple[SlackSettings, OpsSettings, Any, Any, Any, LeaseStore | None, WatchSettings]:
-    """Slack, ops and watch settings, engine, fix runner, node source and Lease store from the
-    configuration."""
-    from bot import wiring
-
-    config = load_config(args)
-    factory = getattr(args, "engine_factory", None) or wiring.build_engine
-    engine = factory(config)
-    return (
-        config.slack,
-        config.ops,
-        engine,
-        wiring.build_fix_runner(config, engine),
-        wiring.build_node_source(engine),
-        wiring.build_lease_store(config, engine),
-        config.watch,
-    )
-
-
 class _SlackSide:
     """What only the leader runs: the Socket Mode connection (or answering /slack/events), the
     node-join watch and the continuous watch's sweeps. Started/stopped by the leader elector's
     callbacks."""
 
-    def __init__(self, app: Any, rt: Any, settings: SlackSettings, source: Any,
-                 sweeper: Watcher | None = None) -> None:
+    def __init__(self, app: AsyncApp, rt: Runtime, settings: SlackSettings,
+                 source: NodeSource | None, sweeper: Watcher | None = None) -> None:
         self.app, self.rt, self.settings, self.source = app, rt, settings, source
-        self.socket: Any = None
+        self.socket: AsyncSocketModeHandler | None = None
         self.watch: asyncio.Task[None] | None = None
         self.sweeper = sweeper
         self.sweeps: asyncio.Task[None] | None = None
@@ -201,8 +138,9 @@ class _SlackSide:
         if self.settings.app_token:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            self.socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
-            await self.socket.connect_async()
+            socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
+            self.socket = socket
+            await socket.connect_async()
             log.info("answering", mode="socket")
         else:
             log.info("answering", mode="http")
@@ -230,36 +168,33 @@ class _SlackSide:
 
 async def serve(
     settings: SlackSettings,
-    engine: Any,
-    runner: Any,
-    source: Any,
+    services: Services,
     *,
     host: str,
     port: int,
     stop: asyncio.Event | None = None,
     ops: OpsSettings | None = None,
-    lease_store: LeaseStore | None = None,
     watch: WatchSettings | None = None,
     fleet: FleetState | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set), then drain and clean up (see module docstring).
 
-    `ops` None: health on a free loopback port (embedders and tests); `lease_store` None: this
-    process is the only replica (a process-local Lease); `watch` None or without an interval: no
-    continuous watch; `fleet` None: a fresh fleet state on the bot's metrics registry."""
+    `ops` None: health on a free loopback port (embedders and tests); `services.lease_store` None:
+    this process is the only replica (a process-local Lease); `watch` None or without an interval:
+    no continuous watch; `fleet` None: a fresh fleet state on the bot's metrics registry."""
     ops = ops or OpsSettings(health_host="127.0.0.1", health_port=0)
     watch = watch or WatchSettings()
-    registry = getattr(engine, "registry", None)
-    probe_count = len(list(registry or []))
-    if watch.probes and registry is not None:
-        _check_probe_ids(watch.probes, {spec.id for spec in registry})
+    engine, runner, lease_store = services.engine, services.runner, services.lease_store
+    if watch.probes:
+        _check_probe_ids(watch.probes, set(engine.registry.ids()))
     fleet = fleet or build_fleet(watch)
-    app, rt = build_app(
-        settings, MeteredEngine(engine), MeteredFixRunner(runner) if runner is not None else None,
-        probe_count=probe_count, fleet=fleet, watch=watch,
-    )
+    engine.on_report.add(metrics.record_report)
+    if runner is not None:
+        runner.on_result.add(metrics.record_fix)
+    app, rt = build_app(settings, engine, runner, probe_count=len(engine.registry.ids()),
+                        fleet=fleet, watch=watch)
     sweeper = Watcher(rt, engine, fleet, watch) if watch.enabled else None
-    slack = _SlackSide(app, rt, settings, source, sweeper)
+    slack = _SlackSide(app, rt, settings, services.node_source, sweeper)
     store = lease_store or LocalLeaseStore()
     if lease_store is None and not ops.leader_election:
         log.info("leader_election_off", note="this process always answers: run a single replica")
@@ -278,9 +213,10 @@ async def serve(
     runtime = OpsRuntime(
         ops, lease_store=store, slack_ready=ready_slack, cluster_ready=ready_cluster,
         on_started_leading=slack.start, on_stopped_leading=slack.stop,
+        tasks=rt.tasks,  # SIGTERM lets the listeners' checks and fixes finish (ops.shutdown_grace)
     )
 
-    runtime.add_cleanup("delete debug pods and close the engine", _aclose(engine))
+    runtime.add_cleanup("delete debug pods and close the engine", engine.aclose)
     health_port = await runtime.start(install_signal_handlers=stop is None)
     web_runner = None
     standby = StandbyAnswers(settings.secret(), STANDBY_RETRY_AFTER_S)
@@ -297,8 +233,9 @@ async def serve(
     if web_runner is not None:
         await web_runner.cleanup()
     await standby.aclose()
-    await rt.tasks.close(ops.shutdown_grace)
-    failed = await runtime.run_until_shutdown()  # cleanups: engine.aclose, election stop, Lease release
+    # then running checks and fixes finish (bounded), then the cleanups: engine.aclose, election
+    # stop, Lease release
+    failed = await runtime.run_until_shutdown()
     if relay is not None:
         relay.cancel()
     if failed:
@@ -337,21 +274,13 @@ def _check_probe_ids(wanted: list[str], known: set[str]) -> None:
                           f"(known: {', '.join(sorted(known))})")
 
 
-def _aclose(engine: Any) -> Callable[[], Awaitable[None]]:
-    async def close() -> None:
-        if hasattr(engine, "aclose"):
-            await engine.aclose()
-
-    return close
-
-
 async def _relay(stop: asyncio.Event, runtime: OpsRuntime) -> None:
     await stop.wait()
     runtime.shutdown.request()
 
 
-async def _start_http(app: Any, settings: SlackSettings, runtime: OpsRuntime, standby: StandbyAnswers,
-                      host: str, port: int) -> Any:
+async def _start_http(app: AsyncApp, settings: SlackSettings, runtime: OpsRuntime,
+                      standby: StandbyAnswers, host: str, port: int) -> web.AppRunner:
     """Bolt's /slack/events behind a gate: a standby runs nothing and answers as `standby` says."""
     from aiohttp import web
 
@@ -370,14 +299,13 @@ async def _start_http(app: Any, settings: SlackSettings, runtime: OpsRuntime, st
 
 
 def run(args: argparse.Namespace) -> int:
+    from bot import wiring
+
     try:
-        settings, ops, engine, runner, source, store, watch = _load(args)
-        asyncio.run(serve(settings, engine, runner, source, host=args.host, port=args.port,
-                          ops=ops, lease_store=store, watch=watch))
-    except ConfigMissing as exc:
-        print(f"netcheck serve: {exc}", file=sys.stderr)
-        return EXIT_UNCHECKED
+        config = load_config(args)
+        services = wiring.build_services(config, engine_factory=getattr(args, "engine_factory", None))
+        asyncio.run(serve(config.slack, services, host=args.host, port=args.port, ops=config.ops,
+                          watch=config.watch))
     except NetcheckError as exc:
-        print(f"netcheck serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("serve", str(exc), EXIT_UNCHECKED if isinstance(exc, ConfigMissing) else EXIT_USAGE)
     return EXIT_OK

@@ -63,8 +63,8 @@ class HealthServer:
         )
         await site.start()
         server = site._server  # aiohttp exposes the bound sockets only here
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        assert isinstance(server, asyncio.Server) and server.sockets
+        self.port = int(server.sockets[0].getsockname()[1])
         return self.port
 
     async def stop(self) -> None:

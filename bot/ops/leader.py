@@ -85,9 +85,6 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self._leading.is_set()
 
-    async def wait_until_leader(self) -> None:
-        await self._leading.wait()
-
     def _spec(self, previous: dict[str, Any] | None) -> dict[str, Any]:
         now = micro_time(datetime.now(UTC))
         previous = previous or {}
@@ -117,7 +114,7 @@ class LeaderElector:
         try:
             lease = await self.store.get(self.name)
         except ClusterNotFound:
-            body = {
+            body: dict[str, Any] = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.settings.lease_namespace},
@@ -128,7 +125,7 @@ class LeaderElector:
             except ClusterConflict:
                 return False  # another candidate created it first
             return True
-        spec = dict(lease.get("spec") or {})
+        spec: dict[str, Any] = dict(lease.get("spec") or {})
         if self._held_by_other(spec):
             return False
         body = {

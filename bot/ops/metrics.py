@@ -1,8 +1,8 @@
 """Prometheus metrics of the bot: checks run, findings by probe and status, fixes by outcome,
 probe and check durations, Slack writes that could not be delivered.
 
-The engine callers (Slack handlers, node-join watcher) call `record_report(report)` after a check
-and `record_fix(result)` after a fix; the engine may call `record_probe_duration`. `bot.ops.health`
+`netcheck serve` hangs `record_report` on the engine's `on_report` hook and `record_fix` on the fix
+runner's `on_result` hook, so every check and fix the bot's engine runs is counted. `bot.ops.health`
 serves `REGISTRY` on /metrics. A private registry (not the client's global one) keeps the exposition
 to netcheck's own series and lets tests build isolated `Metrics` objects.
 """
@@ -19,18 +19,11 @@ CHECK_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 PROBE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60)
 
 
-class _Plan(Protocol):
-    fix: str
-
-
 class FixResultLike(Protocol):
-    """The parts of `fixes.model.FixResult` the metrics read."""
+    """The part of `fixes.model.FixResult` the metrics read."""
 
     @property
     def outcome(self) -> object: ...
-
-    @property
-    def plan(self) -> _Plan | None: ...
 
 
 class Metrics:
@@ -69,13 +62,8 @@ class Metrics:
             if finding.duration_s is not None:
                 self.probe_duration.labels(probe=finding.probe).observe(finding.duration_s)
 
-    def record_fix(self, result: FixResultLike) -> None:
-        fix_id = result.plan.fix if result.plan is not None else "unknown"
-        outcome = getattr(result.outcome, "value", result.outcome)
-        self.fixes.labels(fix=fix_id, outcome=str(outcome)).inc()
-
-    def record_probe_duration(self, probe: str, seconds: float) -> None:
-        self.probe_duration.labels(probe=probe).observe(seconds)
+    def record_fix(self, fix_id: str, result: FixResultLike) -> None:
+        self.fixes.labels(fix=fix_id, outcome=str(result.outcome)).inc()
 
     def record_slack_undelivered(self, method: str) -> None:
         self.slack_undelivered.labels(method=method).inc()
@@ -92,12 +80,8 @@ def record_report(report: Report) -> None:
     METRICS.record_report(report)
 
 
-def record_fix(result: FixResultLike) -> None:
-    METRICS.record_fix(result)
-
-
-def record_probe_duration(probe: str, seconds: float) -> None:
-    METRICS.record_probe_duration(probe, seconds)
+def record_fix(fix_id: str, result: FixResultLike) -> None:
+    METRICS.record_fix(fix_id, result)
 
 
 def record_slack_undelivered(method: str) -> None:

@@ -3,9 +3,10 @@ graceful shutdown, started and stopped together.
 
 `netcheck serve` builds one `OpsRuntime`, calls `start()`, runs the Slack side only between
 `on_started_leading` and `on_stopped_leading` (a standby keeps no Socket Mode connection and no node
-watch, so two replicas never both answer), wraps each check/fix task with `shutdown.track`, and
-finally awaits `run_until_shutdown()`. Readiness does not depend on leadership: a standby that can
-reach Slack and the API is Ready, so rolling updates never stall on it.
+watch, so two replicas never both answer), hands over the task tracker its Slack listeners spawn
+checks and fixes on (`tasks`), and finally awaits `run_until_shutdown()`. Readiness does not depend
+on leadership: a standby that can reach Slack and the API is Ready, so rolling updates never stall
+on it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bot.ops.leader import Callback, LeaderElector, LeaseStore
 from bot.ops.metrics import METRICS, Metrics
 from bot.ops.settings import OpsSettings
 from bot.ops.shutdown import Cleanup, GracefulShutdown
+from bot.ops.tasks import TaskTracker
 
 
 def replica_identity() -> str:
@@ -38,6 +40,7 @@ class OpsRuntime:
         on_stopped_leading: Callback | None = None,
         identity: str | None = None,
         metrics: Metrics | None = None,
+        tasks: TaskTracker | None = None,
     ) -> None:
         self.settings = settings
         self.health = HealthServer(
@@ -48,7 +51,7 @@ class OpsRuntime:
             lease_store, identity or replica_identity(), settings=settings,
             on_started_leading=on_started_leading, on_stopped_leading=on_stopped_leading,
         )
-        self.shutdown = GracefulShutdown(settings)
+        self.shutdown = GracefulShutdown(settings, tasks)
         self._election: asyncio.Task[None] | None = None
         self.health.add_check("leader-election", self._election_possible)
 
@@ -79,7 +82,8 @@ class OpsRuntime:
             await asyncio.gather(self._election, return_exceptions=True)
 
     async def run_until_shutdown(self) -> list[str]:
-        """Wait for SIGTERM/SIGINT (or `shutdown.request()`), drain, clean up; failed cleanup names."""
+        """Wait for SIGTERM/SIGINT (or `shutdown.request()`), let the tracked tasks finish (bounded),
+        clean up; failed cleanup names."""
         try:
             return await self.shutdown.wait_for_shutdown()
         finally:

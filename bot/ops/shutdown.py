@@ -1,10 +1,10 @@
 """Graceful shutdown: on SIGTERM let running checks and fixes finish (bounded), then clean up.
 
-`netcheck serve` wraps every check/fix task with `tracker.track(task)`, registers cleanups
-(delete debug pods, release the leader Lease, stop the health server) with `add_cleanup`, calls
-`install_signal_handlers()` and awaits `wait_for_shutdown()`. Kubernetes sends SIGTERM and then
-SIGKILL after terminationGracePeriodSeconds, so the deployment's grace period must exceed
-`shutdown_grace` + cleanups (the manifests use 45 s for 25 s + cleanups).
+`netcheck serve` hands over the bot's task tracker (bot/ops/tasks.py: every check and fix a Slack
+listener starts), registers cleanups (delete debug pods, release the leader Lease, stop the health
+server) with `add_cleanup`, calls `install_signal_handlers()` and awaits `wait_for_shutdown()`.
+Kubernetes sends SIGTERM and then SIGKILL after terminationGracePeriodSeconds, so the deployment's
+grace period must exceed `shutdown_grace` + cleanups (the manifests use 45 s for 25 s + cleanups).
 """
 
 from __future__ import annotations
@@ -16,28 +16,20 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from bot.ops.settings import OpsSettings
+from bot.ops.tasks import TaskTracker
 
 log = structlog.get_logger(__name__)
 Cleanup = Callable[[], Awaitable[None]]
 
 
 class GracefulShutdown:
-    def __init__(self, settings: OpsSettings | None = None) -> None:
+    def __init__(self, settings: OpsSettings | None = None, tasks: TaskTracker | None = None) -> None:
         self.settings = settings or OpsSettings()
+        self.tasks = tasks or TaskTracker()
+        """The checks and fixes a shutdown waits for (up to `shutdown_grace`) before the cleanups."""
         self.requested = asyncio.Event()
-        self._tasks: set[asyncio.Task[object]] = set()
         self._cleanups: list[tuple[str, Cleanup]] = []
         self._signals: list[int] = []
-
-    def track(self, task: asyncio.Task[object]) -> asyncio.Task[object]:
-        """Keep a check/fix task alive and waited for at shutdown (dropped when it ends)."""
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    @property
-    def running(self) -> int:
-        return len(self._tasks)
 
     def add_cleanup(self, name: str, cleanup: Cleanup, *, first: bool = False) -> None:
         """Cleanups run in the order added (`first`: before those already added), after the tracked
@@ -62,21 +54,8 @@ class GracefulShutdown:
     def request(self, sig: int | None = None) -> None:
         if not self.requested.is_set():
             log.info("shutdown_requested", signal=signal.Signals(sig).name if sig else None,
-                     running=len(self._tasks))
+                     running=self.tasks.running)
         self.requested.set()
-
-    async def drain(self) -> tuple[int, int]:
-        """Wait up to `shutdown_grace` for tracked tasks, cancel the rest; (finished, cancelled)."""
-        pending = set(self._tasks)
-        if not pending:
-            return 0, 0
-        done, still = await asyncio.wait(pending, timeout=self.settings.shutdown_grace)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still, timeout=self.settings.cleanup_timeout)
-            log.warning("shutdown_cancelled_tasks", cancelled=len(still))
-        return len(done), len(still)
 
     async def run_cleanups(self) -> list[str]:
         """Run every cleanup (bounded each); return the names of those that failed."""
@@ -90,9 +69,12 @@ class GracefulShutdown:
         return failed
 
     async def wait_for_shutdown(self) -> list[str]:
-        """Block until a signal (or `request()`), then drain and clean up."""
+        """Block until a signal (or `request()`), then give the tracked tasks `shutdown_grace`
+        seconds (the rest are cancelled) and clean up."""
         await self.requested.wait()
-        finished, cancelled = await self.drain()
+        finished, cancelled = await self.tasks.close(self.settings.shutdown_grace)
+        if cancelled:
+            log.warning("shutdown_cancelled_tasks", cancelled=cancelled)
         failed = await self.run_cleanups()
         log.info("shutdown_complete", finished=finished, cancelled=cancelled, failed_cleanups=failed)
         return failed

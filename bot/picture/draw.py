@@ -87,7 +87,7 @@ def box_values(key: str, v: NodeValues) -> str:
     uplink_mtu = f"MTU {v.uplink_mtu}" if v.uplink_mtu else None
     lines = {
         Layer.POD_APP.value: _join(pods and f"{pods} → {v.api_service or 'the API service'}"),
-        Layer.POD_NETWORK.value: _join("eth0", v.pod_mtu and f"pod MTU {v.pod_mtu}"),
+        Layer.POD_NETWORK.value: _join("eth0", f"pod MTU {v.pod_mtu}" if v.pod_mtu else None),
         Layer.HOST_VETH.value: _join(v.pod_ip and f"route to {v.pod_ip}",
                                      v.pod_cidr and f"pods {v.pod_cidr}"),
         Layer.IPTABLES.value: _join(v.pod_cidr and f"{v.pod_cidr} leaving via {v.uplink or 'the uplink'}"),

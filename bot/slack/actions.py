@@ -54,23 +54,23 @@ async def handle_click(rt: Runtime, body: dict[str, Any], action: dict[str, Any]
         log.warning("refusal", reason="tampered", user=clicker, channel=channel, error=str(exc))
         await _ephemeral(rt, channel, clicker, msg.tampered(), None)
         return
-    fields = {"user": clicker, "channel": channel, "node": proposal.n, "fix": proposal.f}
-    log.info("click", **fields, requested_by=proposal.r)
+    fields = {"user": clicker, "channel": channel, "node": proposal.node, "fix": proposal.fix}
+    log.info("click", **fields, requested_by=proposal.requested_by)
     decision = await rt.approvers.decide(proposal, clicker)
     if decision is not Decision.APPROVED:
         text = {
-            Decision.EXPIRED: msg.expired(proposal.n),
+            Decision.EXPIRED: msg.expired(proposal.node),
             Decision.NOT_APPROVER: msg.not_approver(rt.approvers.hint()),
             Decision.SELF_APPROVAL: msg.self_approval(),
         }[decision]
         log.info("refusal", reason=decision.value, **fields)
-        await _ephemeral(rt, channel, clicker, text, proposal.th)
+        await _ephemeral(rt, channel, clicker, text, proposal.thread_ts)
         return
     if not rt.ledger.claim(proposal.key):
         log.info("refusal", reason="already-applied", **fields)
-        await _ephemeral(rt, channel, clicker, msg.already_applied(proposal.f), proposal.th)
+        await _ephemeral(rt, channel, clicker, msg.already_applied(proposal.fix), proposal.thread_ts)
         return
-    log.info("approval", **fields, requested_by=proposal.r)
+    log.info("approval", **fields, requested_by=proposal.requested_by)
     blocks = guard.mapping(body.get("message")).get("blocks")
     message_blocks = [b for b in blocks if isinstance(b, dict)] if isinstance(blocks, list) else []
     block_id = guard.text_field(action.get("block_id"))
@@ -84,24 +84,24 @@ async def handle_click(rt: Runtime, body: dict[str, Any], action: dict[str, Any]
 async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[str, str]) -> None:
     record = ApprovalRecord(
         approved_by=approver,
-        requested_by=proposal.r,
+        requested_by=proposal.requested_by,
         proposal=proposal.key,
-        channel=proposal.c,
-        proposed_at=proposal.t,
+        channel=proposal.channel,
+        proposed_at=proposal.proposed_at,
     )
     # One thread reply for the fix: posted now, updated as the fix advances ("calico-node 2/3
     # updated"), and finally replaced by the verdict.
     progress_lines: list[str] = []
-    started = msg.fix_progress(proposal.f, proposal.n, approver, progress_lines)
-    posted = await threads.call(rt, "chat.postMessage", channel=proposal.c, thread_ts=proposal.th,
-                                text=started, blocks=[bk.section(started)])
+    started = msg.fix_progress(proposal.fix, proposal.node, approver, progress_lines)
+    posted = await threads.call(rt, "chat.postMessage", channel=proposal.channel,
+                                thread_ts=proposal.thread_ts, text=started, blocks=[bk.section(started)])
     reply_ts = str(posted["ts"]) if posted and posted.get("ts") else None
 
     async def progress(line: str) -> None:
         progress_lines.append(line)
         if reply_ts is not None:
-            text = msg.fix_progress(proposal.f, proposal.n, approver, progress_lines)
-            await threads.call(rt, "chat.update", channel=proposal.c, ts=reply_ts, text=text,
+            text = msg.fix_progress(proposal.fix, proposal.node, approver, progress_lines)
+            await threads.call(rt, "chat.update", channel=proposal.channel, ts=reply_ts, text=text,
                                blocks=[bk.section(text)])
 
     verification: list[str] = []
@@ -109,33 +109,33 @@ async def _run_fix(rt: Runtime, proposal: Proposal, approver: str, fields: dict[
         outcome, message = "refused", "fixes are not enabled on this bot"
     else:
         try:
-            result = await rt.runner.apply(
-                proposal.n, proposal.f, dict(proposal.p), rt.approval_factory(record), progress=progress
-            )
+            result = await rt.runner.apply(proposal.node, proposal.fix, dict(proposal.params),
+                                           rt.approval_factory(record), progress=progress)
             outcome, message = str(result.outcome), result.message
-            verification = [msg.verification_line(f) for f in getattr(result, "verification", None) or []]
+            verification = [msg.verification_line(f) for f in result.verification]
         except Exception as exc:  # the runner reports outcomes; an exception here is a bug to show
             log.exception("fix_crashed", **fields)
             outcome, message = "failed", str(exc)
     log.info("fix_outcome", **fields, outcome=outcome, detail=message)
-    text = msg.outcome(proposal.f, proposal.n, outcome, message, approver, verification)
+    text = msg.outcome(proposal.fix, proposal.node, outcome, message, approver, verification)
     if reply_ts is not None:
-        posted = await threads.call(rt, "chat.update", channel=proposal.c, ts=reply_ts,
+        posted = await threads.call(rt, "chat.update", channel=proposal.channel, ts=reply_ts,
                                     text=bk.clip(text, 3000), blocks=bk.sections(text))
     else:
-        posted = await threads.call(rt, "chat.postMessage", channel=proposal.c, thread_ts=proposal.th,
-                                    text=bk.clip(text, 3000), blocks=bk.sections(text))
+        posted = await threads.call(rt, "chat.postMessage", channel=proposal.channel,
+                                    thread_ts=proposal.thread_ts, text=bk.clip(text, 3000),
+                                    blocks=bk.sections(text))
     if outcome not in NOTHING_CHANGED:
         await _recheck(rt, proposal, None if posted else msg.outcome_undelivered(text))
 
 
 async def _recheck(rt: Runtime, proposal: Proposal, missing: str | None) -> None:
     try:
-        report = await rt.engine.check(proposal.n, probes=rt.settings.probes)
+        report = await rt.engine.check(proposal.node, probes=rt.settings.probes)
     except Exception as exc:  # the parent then says the re-check failed
-        log.exception("recheck_failed", node=proposal.n)
-        await threads.update_parent(rt, proposal.c, proposal.th, msg.check_failed(proposal.n, str(exc)), None,
-                                    missing=missing)
+        log.exception("recheck_failed", node=proposal.node)
+        await threads.update_parent(rt, proposal.channel, proposal.thread_ts,
+                                    msg.check_failed(proposal.node, str(exc)), None, missing=missing)
         return
     line = "re-check after fix: " + msg.verdict_line(report)
-    await threads.update_parent(rt, proposal.c, proposal.th, line, report, missing=missing)
+    await threads.update_parent(rt, proposal.channel, proposal.thread_ts, line, report, missing=missing)

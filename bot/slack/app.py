@@ -21,12 +21,12 @@ from bot.fleet.state import FleetState
 from bot.slack import actions, commands, guard, home
 from bot.slack.approvals import Approvers, ProposalLedger
 from bot.slack.delivery import TransientErrorRetryHandler
-from bot.slack.nodewatch import NodeWatcher
-from bot.slack.ports import ApprovalFactory, ApprovalRecord, Engine, FixRunner, NodeSource
+from bot.slack.ports import ApprovalFactory, ApprovalRecord, FixRunner
 from bot.slack.runtime import Runtime
 from bot.slack.settings import SlackSettings
 from bot.watch.settings import WatchSettings
 from fixes.model import Approval
+from probes.api import EngineAPI
 from probes.errors import ConfigError
 
 log = structlog.get_logger("netcheck.slack")
@@ -57,7 +57,7 @@ def fix_approval(record: ApprovalRecord) -> Approval:
 
 def build_app(
     settings: SlackSettings,
-    engine: Engine,
+    engine: EngineAPI,
     runner: FixRunner | None,
     *,
     probe_count: int,
@@ -105,12 +105,3 @@ def build_app(
         log.error("listener_error", error=repr(error)[:300], type=kind, exc_info=error)
 
     return app, rt
-
-
-def start_node_watch(rt: Runtime, source: NodeSource) -> NodeWatcher | None:
-    """Start watching for node joins when a join channel is configured."""
-    if not rt.settings.join_channel:
-        return None
-    watcher = NodeWatcher(rt, source, rt.settings.join_channel)
-    rt.tasks.spawn(watcher.run(), name="node-watch")
-    return watcher

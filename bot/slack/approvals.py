@@ -4,7 +4,8 @@ The button value carries everything a click needs (node, fix, params, proposed_a
 parent thread), signed with HMAC-SHA256 under the signing secret, so a restart between check and click
 still works and an edited value is refused. `ProposalLedger` makes a proposal apply once: Bolt accepts
 byte-identical replays, and two clicks can both arrive before chat.update removes the button.
-Used by `blocks.py` (encode) and `actions.py` (decode, decide, claim).
+Used by `threads.py` (a proposal per fix button), `blocks.py` (encode), `actions.py` (decode, decide,
+claim) and `app.py` (the approvers and the ledger of the bot's runtime).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 import structlog
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.slack.settings import SlackSettings
 
@@ -28,17 +29,23 @@ VALUE_LIMIT = 2000
 
 
 class Proposal(BaseModel):
-    """A fix offered in a thread; the compact field names keep the button value small."""
+    """A fix offered in a thread. In the button value each field goes by a one- or two-letter alias
+    (`n`, `f`, …): Slack caps the value at 2000 characters, and buttons posted before a restart
+    keep working."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    n: str  # node
-    f: str  # fix id
-    p: dict[str, str | int]  # fix params
-    t: int  # proposed at, unix seconds
-    r: str  # requested by (user id)
-    c: str  # channel
-    th: str  # parent message ts
+    node: str = Field(alias="n")
+    fix: str = Field(alias="f")
+    """The fix id."""
+    params: dict[str, str | int] = Field(alias="p")
+    proposed_at: int = Field(alias="t")
+    """Unix seconds."""
+    requested_by: str = Field(alias="r")
+    """The Slack user id who asked for the check."""
+    channel: str = Field(alias="c")
+    thread_ts: str = Field(alias="th")
+    """The ts of the check's parent message."""
 
     @property
     def key(self) -> str:
@@ -46,7 +53,7 @@ class Proposal(BaseModel):
         return hashlib.sha256(self._canonical().encode()).hexdigest()[:32]
 
     def _canonical(self) -> str:
-        return json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.model_dump(by_alias=True), sort_keys=True, separators=(",", ":"))
 
 
 class InvalidValue(ValueError):
@@ -119,11 +126,11 @@ class Approvers:
         return ", ".join(named) or "an admin to configure approvers"
 
     async def decide(self, proposal: Proposal, clicker: str) -> Decision:
-        if self._clock() - proposal.t > self._settings.proposal_ttl_minutes * 60:
+        if self._clock() - proposal.proposed_at > self._settings.proposal_ttl_minutes * 60:
             return Decision.EXPIRED
         if clicker not in await self.members():
             return Decision.NOT_APPROVER
-        if clicker == proposal.r and not self._settings.allow_self_approval:
+        if clicker == proposal.requested_by and not self._settings.allow_self_approval:
             return Decision.SELF_APPROVAL
         return Decision.APPROVED
 

@@ -2,7 +2,7 @@
 
 Limits: 50 blocks per message, section text 3000, header 150, button text 75, button value 2000,
 confirm title 100 / text 300. Long evidence keeps its head and tail with a note (probes.model.trim).
-Called by `commands.py`, `actions.py` and `nodewatch.py`; everything here is a pure function.
+Used by `threads.py`, `commands.py` and `actions.py`; everything here is a pure function.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from bot.slack import messages as msg
 from bot.slack.approvals import VALUE_LIMIT, Proposal, encode
 from probes.diff import NodeDiff
 from probes.graph import Action, role
-from probes.model import Finding, Report, Status, trim
+from probes.model import Finding, Report, trim
 
 Block = dict[str, Any]
 
@@ -92,11 +92,11 @@ def fix_button(proposal: Proposal, secret: str, plan_summary: str) -> Block | No
             {
                 "type": "button",
                 "action_id": ACTION_ID,
-                "text": {"type": "plain_text", "text": clip(msg.fix_button(proposal.f), BUTTON_TEXT_LIMIT)},
+                "text": {"type": "plain_text", "text": clip(msg.fix_button(proposal.fix), BUTTON_TEXT_LIMIT)},
                 "style": "primary",
                 "value": value,
                 "confirm": {
-                    "title": plain(msg.confirm_title(proposal.n), CONFIRM_TITLE_LIMIT),
+                    "title": plain(msg.confirm_title(proposal.node), CONFIRM_TITLE_LIMIT),
                     "text": plain(plain_summary(plan_summary), CONFIRM_TEXT_LIMIT),
                     "confirm": {"type": "plain_text", "text": "Apply"},
                     "deny": {"type": "plain_text", "text": "Cancel"},
@@ -114,17 +114,21 @@ def parent(text: str) -> list[Block]:
     return [section(text)]
 
 
-def finding(f: Finding, button: Block | None, button_note: str | None = None) -> list[Block]:
-    blocks = [section(msg.finding_title(f))]
-    if f.proof_or_evidence:
-        blocks.append(evidence(f.proof_or_evidence))
-    if f.remediation:
-        blocks.append(section("*What to do*\n" + msg.escape(f.remediation)))
+def what_to_do(remediation: str, button: Block | None, button_note: str | None) -> list[Block]:
+    """The remediation, then the fix button, or the reason there is none."""
+    blocks = [section("*What to do*\n" + msg.escape(remediation))] if remediation else []
     if button is not None:
         blocks.append(button)
     elif button_note:
         blocks.append(context(msg.no_button(button_note)))
     return blocks
+
+
+def finding(f: Finding, button: Block | None, button_note: str | None = None) -> list[Block]:
+    blocks = [section(msg.finding_title(f))]
+    if f.proof_or_evidence:
+        blocks.append(evidence(f.proof_or_evidence))
+    return blocks + what_to_do(f.remediation, button, button_note)
 
 
 def _text_size(blocks: list[Block]) -> int:
@@ -141,13 +145,7 @@ def action(act: Action, number: int, total: int, button: Block | None, button_no
     remediation and one button — within the message's text budget (evidence shrinks first, then
     further causes sharing the fix are only named)."""
     head = [section(msg.action_title(act, number, total))]
-    tail: list[Block] = []
-    if act.remediation:
-        tail.append(section("*What to do*\n" + msg.escape(act.remediation)))
-    if button is not None:
-        tail.append(button)
-    elif button_note:
-        tail.append(context(msg.no_button(button_note)))
+    tail = what_to_do(act.remediation, button, button_note)
     if evidence_note:
         tail.append(context(evidence_note))
     budget = MESSAGE_TEXT_BUDGET - _text_size(head) - _text_size(tail)
@@ -226,7 +224,3 @@ def summary_all(title: str, reports: list[Report]) -> list[Block]:
 def replace_action(blocks: list[Block], block_id: str, replacement: Block) -> list[Block]:
     """The message's blocks with the clicked actions block swapped for `replacement`."""
     return [replacement if b.get("block_id") == block_id else b for b in blocks]
-
-
-def status_is_problem(status: Status) -> bool:
-    return status.is_problem

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.slack import blocks as bk
 from bot.slack import guard, threads
 from bot.slack import messages as msg
 from bot.slack.runtime import Runtime
-from probes.errors import InvalidInput
+from probes.errors import InvalidInput, UnknownNode
 from probes.transports import commands as validate
 
 log = structlog.get_logger("netcheck.slack")
@@ -27,7 +27,7 @@ TEXT_MAX = 500
 
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.command("/netcheck")
-    async def netcheck(ack: Any, command: dict[str, Any], respond: Any) -> None:
+    async def netcheck(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         channel = guard.slack_id_or_none(command.get("channel_id"), "Slack channel id")
         user = guard.slack_id_or_none(command.get("user_id"), "Slack user id")
         if channel is None or user is None:
@@ -63,7 +63,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             rt.tasks.spawn(check_node(rt, target, channel, user, respond), name=f"netcheck-{target}")
 
 
-async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: Any) -> None:
+async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: AsyncRespond) -> None:
     if node in rt.running:
         where_channel, where_ts = rt.running[node]
         link = await rt.permalink(where_channel, where_ts) if where_ts else "(starting)"
@@ -72,11 +72,13 @@ async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: A
         return
     rt.running[node] = (channel, "")
     try:
-        names = await rt.engine.node_names()
-        if node not in names:
-            await _unknown(rt, node, names, user, channel, respond)
-            return
+        await rt.engine.resolve_node(node)
         parent_ts = await threads.post_parent(rt, channel, msg.running(node, rt.probe_count, user))
+    except UnknownNode as exc:  # names the closest nodes
+        rt.running.pop(node, None)
+        log.info("refusal", reason="unknown-node", node=node, user=user, channel=channel)
+        await respond(response_type="ephemeral", text=msg.unknown_node(node, str(exc)))
+        return
     except BaseException:
         rt.running.pop(node, None)
         raise
@@ -85,20 +87,6 @@ async def check_node(rt: Runtime, node: str, channel: str, user: str, respond: A
         await respond(response_type="ephemeral", text="I cannot post in this channel; invite me first.")
         return
     await threads.run_check(rt, node, channel, user, parent_ts)
-
-
-async def _unknown(rt: Runtime, node: str, names: list[str], user: str, channel: str, respond: Any) -> None:
-    rt.running.pop(node, None)
-    try:
-        # the engine's UnknownNode names the closest nodes
-        await rt.engine.check(node, probes=rt.settings.probes)
-        closest = ""
-    except InvalidInput as exc:
-        closest = str(exc)
-    if not closest:
-        closest = "Known nodes: " + ", ".join(names[:20])
-    log.info("refusal", reason="unknown-node", node=node, user=user, channel=channel)
-    await respond(response_type="ephemeral", text=msg.unknown_node(node, closest))
 
 
 async def check_all(rt: Runtime, channel: str, user: str) -> None:

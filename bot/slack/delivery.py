@@ -87,7 +87,8 @@ class PendingPost:
         """Did an earlier attempt post the message? Unknown (the lookup failed) counts as no:
         a rare duplicate is better than a lost finding."""
         if self.thread_ts:
-            method, params = "conversations.replies", {"channel": self.channel, "ts": self.thread_ts}
+            method = "conversations.replies"
+            params: dict[str, object] = {"channel": self.channel, "ts": self.thread_ts}
         else:  # a top-level message: the channel since (a margin before) the first attempt
             method, params = "conversations.history", {"channel": self.channel,
                                                        "oldest": f"{self.started - CLOCK_MARGIN_S:.6f}"}

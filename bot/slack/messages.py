@@ -1,6 +1,7 @@
 """Every user-facing sentence of the Slack bot, as pure functions (no Slack calls here).
 
-Called by `blocks.py` (message layout) and by the listeners in `commands.py`/`actions.py`.
+Used by `blocks.py` (message layout), `threads.py`, `nodewatch.py`, `standby.py` and the listeners in
+`commands.py`/`actions.py`.
 """
 
 from __future__ import annotations

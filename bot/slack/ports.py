@@ -1,47 +1,33 @@
-"""What the Slack bot needs from the engine, the fix runner and the cluster, as Protocols.
+"""What the Slack bot needs from the fix runner and the cluster, as Protocols (from the engine:
+`probes.api.EngineAPI`), and the values it passes between them.
 
-The real ones are `probes.engine.Engine`, `fixes.runner.FixRunner` and a node source built on
-`probes/transports/cluster.py`; tests pass small fakes. Used by `runtime.py` and `nodewatch.py`.
+The real ones are `fixes.runner.FixRunner` and a node source built on `probes/transports/cluster.py`
+(bot/slack/nodesource.py); tests pass small fakes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from probes.followup import Comparison
-from probes.model import Report
-
-
-class Engine(Protocol):
-    async def node_names(self) -> list[str]: ...
-
-    async def check(self, node: str, *, probes: Any = None) -> Report: ...
-
-    async def check_all(self, *, probes: Any = None) -> list[Report]: ...
-
-    async def facts(self, *, refresh: bool = False) -> Any: ...
-
-    async def compare(self, node: str, *, against: str | None = None) -> Comparison: ...
-
-
-class PlanLike(Protocol):
-    summary: str
-
-
-class FixResultLike(Protocol):
-    outcome: str
-    message: str
+from fixes.base import Progress
+from fixes.model import Approval, FixResult, Plan
+from probes.hooks import Hooks
 
 
 class FixRunner(Protocol):
-    async def plan(self, node: str, fix_id: str, params: dict[str, Any]) -> PlanLike: ...
+    """What the bot uses of `fixes.runner.FixRunner` (the engine is `probes.api.EngineAPI`)."""
 
-    async def apply(self, node: str, fix_id: str, params: dict[str, Any], approval: Any,
-                    *, progress: Any = None) -> FixResultLike:
-        """`progress`: an async callable receiving a line each time the fix advances."""
+    on_result: Hooks[[str, FixResult]]
+    """Called with the fix id and result of every apply (the bot's metrics)."""
+
+    async def plan(self, node: str, fix_id: str, params: dict[str, str | int]) -> Plan: ...
+
+    async def apply(self, node: str, fix_id: str, params: dict[str, str | int], approval: Approval,
+                    *, progress: Progress | None = None) -> FixResult:
+        """`progress`: receives a line each time the fix advances."""
         ...
 
 
@@ -57,7 +43,7 @@ class ApprovalRecord(BaseModel):
     proposed_at: int
 
 
-ApprovalFactory = Callable[[ApprovalRecord], Any]
+ApprovalFactory = Callable[[ApprovalRecord], Approval]
 
 
 class NodeState(BaseModel):

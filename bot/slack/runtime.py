@@ -12,11 +12,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.fleet.slots import FleetSlots
 from bot.fleet.state import FleetState
+from bot.ops.tasks import TaskTracker
 from bot.slack.approvals import Approvers, ProposalLedger
-from bot.slack.ports import ApprovalFactory, Engine, FixRunner
+from bot.slack.ports import ApprovalFactory, FixRunner
 from bot.slack.settings import SlackSettings
-from bot.slack.tasks import TaskTracker
 from bot.watch.settings import WatchSettings
+from probes.api import EngineAPI
 
 log = structlog.get_logger("netcheck.slack")
 
@@ -24,7 +25,7 @@ log = structlog.get_logger("netcheck.slack")
 @dataclass
 class Runtime:
     settings: SlackSettings
-    engine: Engine
+    engine: EngineAPI
     runner: FixRunner | None
     approval_factory: ApprovalFactory
     probe_count: int

@@ -45,7 +45,6 @@ class SlackSettings(BaseModel):
         0.5, gt=0, description="Backoff factor of those retries: about 0.5, 1, 2, 4 s apart, with jitter.",
     )
     watch_retry_s: float = Field(2.0, gt=0, description="Seconds before re-opening a failed node watch.")
-    shutdown_timeout_s: float = Field(10.0, gt=0, description="Seconds running tasks get at shutdown.")
     pictures: bool = Field(
         True, description="Upload each check's layer picture into its thread (needs the files:write scope).",
     )

@@ -87,10 +87,10 @@ async def _fix_block(rt: Runtime, proposal: Proposal) -> tuple[dict[str, Any] | 
     if rt.runner is None:
         return None, "fixes are not enabled"
     try:
-        plan = await rt.runner.plan(proposal.n, proposal.f, dict(proposal.p))
+        plan = await rt.runner.plan(proposal.node, proposal.fix, dict(proposal.params))
     except Exception as exc:  # an unplannable fix still shows the finding, with the reason
-        log.warning("fix_plan_failed", node=proposal.n, fix=proposal.f, error=str(exc))
-        return None, f"fix {proposal.f} cannot be planned: {exc}"
+        log.warning("fix_plan_failed", node=proposal.node, fix=proposal.fix, error=str(exc))
+        return None, f"fix {proposal.fix} cannot be planned: {exc}"
     button = bk.fix_button(proposal, rt.settings.secret(), plan.summary)
     return button, None if button else "its parameters are too long for a button"
 
@@ -99,8 +99,9 @@ async def _action_button(rt: Runtime, action: Action, channel: str, parent_ts: s
                          requested_by: str) -> tuple[dict[str, Any] | None, str | None]:
     if action.fix is None:
         return None, None
-    proposal = Proposal(n=action.node, f=action.fix.id, p=dict(action.fix.params), t=int(time.time()),
-                        r=requested_by, c=channel, th=parent_ts)
+    proposal = Proposal(node=action.node, fix=action.fix.id, params=dict(action.fix.params),
+                        proposed_at=int(time.time()), requested_by=requested_by, channel=channel,
+                        thread_ts=parent_ts)
     return await _fix_block(rt, proposal)
 
 

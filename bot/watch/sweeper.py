@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import structlog
 
@@ -29,13 +28,14 @@ from bot.slack import fleet_text, pictures, threads
 from bot.slack import messages as msg
 from bot.slack.runtime import Runtime
 from bot.watch.settings import WatchSettings
+from probes.api import EngineAPI
 from probes.model import Report
 
 log = structlog.get_logger("netcheck.watch")
 
 
 class Watcher:
-    def __init__(self, rt: Runtime, engine: Any, fleet: FleetState, settings: WatchSettings) -> None:
+    def __init__(self, rt: Runtime, engine: EngineAPI, fleet: FleetState, settings: WatchSettings) -> None:
         if settings.interval is None or settings.channel is None:
             raise ValueError("the watch needs watch.interval and watch.channel")
         self.rt = rt

@@ -17,12 +17,16 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fixes import rollout
-from fixes.base import Fix, FixFailed
+from fixes.base import Fix, FixFailed, FixSettings
 from fixes.model import Approval, Plan
 from fixes.registry import fix
+from probes.api import EngineAPI
 from probes.errors import ClusterError, InvalidInput
 from probes.facts import ENCAP_OVERHEAD_V4, ClusterFacts
 from probes.transports.commands import iface, integer, ip, render
@@ -48,8 +52,43 @@ def _overhead(facts: ClusterFacts) -> tuple[str | None, int]:
     return worst, ENCAP_OVERHEAD_V4[worst]
 
 
+@dataclass
+class RolloutWatch:
+    """What one apply (or rollback) learns while it follows the operator's rollout, for its later
+    steps: the plan is made before the patch, so it cannot carry these."""
+
+    since_generation: int = 0
+    """The DaemonSet generation before the patch: older rollout states are not this one."""
+    deadline: float | None = None
+    """Monotonic time the apply's rollout must finish by (`fixes.rollout_timeout` after the patch)."""
+    last_progress: str | None = None
+    """The last progress line said (one line per change)."""
+    node_ready_since: datetime | None = None
+    """When calico-node on the node came up with the new MTU: older pods there keep the old one."""
+    old_pods: str | None = None
+    """The operator's note on those pods, for the applied message."""
+
+
 @fix(id="calico-mtu", addresses="mtu", verify=("mtu",))
 class CalicoMtu(Fix):
+    """Sets Installation `default` `spec.calicoNetwork.mtu` (a merge patch) to an MTU the link fits.
+
+    The MTU (576..9000) must be no larger than the node interface MTU minus the encapsulation
+    overhead. The guide's manual `ip link set … mtu` steps are shown as a fallback, never run.
+
+    Verified when calico-node on the node runs the new MTU (DaemonSet rollout, its pods, TigeraStatus
+    `calico`, within `fixes.rollout_timeout`), a debug pod created afterwards measures it (eth0 and DF
+    pings), and the whole rollout finished; then the pods on the node created before are listed with
+    how to recreate them (never recreated).
+
+    Rollback: patches the previous value back (or removes the field) and follows that rollout the
+    same way.
+    """
+
+    def __init__(self, engine: EngineAPI, node: str, settings: FixSettings | None = None) -> None:
+        super().__init__(engine, node, settings)
+        self.watch = RolloutWatch()
+
     async def plan(self, params: dict[str, str | int]) -> Plan:
         unknown = set(params) - {"mtu"}
         if unknown or "mtu" not in params:
@@ -121,9 +160,9 @@ class CalicoMtu(Fix):
 
     async def apply(self, plan: Plan, approval: Approval) -> dict[str, Any]:
         mtu = int(plan.params["mtu"])
-        self._since_generation = await self._generation()
+        self.watch.since_generation = await self._generation()
         patched = await self.engine.cluster.patch_installation(self._patch(mtu))
-        self._deadline = time.monotonic() + self.settings.rollout_timeout
+        self.watch.deadline = time.monotonic() + self.settings.rollout_timeout
         await self.say(f"applied, rolling out: Installation default spec.calicoNetwork.mtu={mtu}; the "
                        "operator restarts calico-node one node at a time")
         return {"mtu": _spec_mtu(patched)}
@@ -135,17 +174,20 @@ class CalicoMtu(Fix):
             return 0
 
     def _apply_deadline(self) -> float:
-        return getattr(self, "_deadline", time.monotonic() + self.settings.rollout_timeout)
+        if self.watch.deadline is None:  # verifying a change applied before (a second apply)
+            self.watch.deadline = time.monotonic() + self.settings.rollout_timeout
+        return self.watch.deadline
 
-    async def _follow(self, mtu: int | None, until: Any, deadline: float) -> rollout.RolloutState:
+    async def _follow(self, mtu: int | None, until: Callable[[rollout.RolloutState], bool],
+                      deadline: float) -> rollout.RolloutState:
         async def say_changes(line: str) -> None:  # one line per change, across settle and check_applied
-            if line != getattr(self, "_last_progress", None):
-                self._last_progress = line
+            if line != self.watch.last_progress:
+                self.watch.last_progress = line
                 await self.say(line)
 
         return await rollout.follow(self.engine.cluster, mtu, until=until, deadline=deadline,
                                     poll=self.settings.rollout_poll_interval, say=say_changes,
-                                    since_generation=getattr(self, "_since_generation", 0))
+                                    since_generation=self.watch.since_generation)
 
     async def settle(self, plan: Plan) -> list[str]:
         """Until calico-node on this node runs the new MTU: only pods created after that get it, so
@@ -156,7 +198,7 @@ class CalicoMtu(Fix):
             return [f"the calico-node rollout did not reach {self.node} within "
                     f"{self.settings.rollout_timeout:g} s: {state.stuck(self.node)}"]
         reached = state.nodes[self.node]
-        self._since = reached.ready_since
+        self.watch.node_ready_since = reached.ready_since
         await self.say(f"calico-node on {self.node} runs MTU {mtu} ({reached.pod} Ready); verifying with a "
                        "new debug pod")
         return []
@@ -171,11 +213,11 @@ class CalicoMtu(Fix):
                     f"{state.stuck(self.node)}"]
         await self.say(f"calico-node rolled out on all {state.desired} nodes"
                        + (f" (TigeraStatus calico: {state.tigera})" if state.tigera else ""))
-        self._old_pods = await self._old_pods_text()
+        self.watch.old_pods = await self._old_pods_text()
         return []
 
     async def _old_pods_text(self) -> str:
-        since = getattr(self, "_since", None)
+        since = self.watch.node_ready_since
         if since is None:
             return f"Pods on {self.node} created before its calico-node restarted keep their old MTU."
         try:
@@ -188,13 +230,13 @@ class CalicoMtu(Fix):
         """Patch the previous value back and follow that rollout the same way; a rollout that does not
         finish is a failed rollback (the runner reports both)."""
         previous = before.get("mtu")
-        self._since_generation = await self._generation()
+        self.watch.since_generation = await self._generation()
         # A merge patch with null removes the field: auto-detection comes back if it was unset.
         patched = await self.engine.cluster.patch_installation(self._patch(previous))
         shown = previous if previous is not None else "auto-detected"
         await self.say(f"rolling back: Installation mtu back to {shown}; following the calico-node rollout")
         deadline = time.monotonic() + self.settings.rollout_timeout
-        self._last_progress = None  # a new rollout: its first count is news again
+        self.watch.last_progress = None  # a new rollout: its first count is news again
         state = await self._follow(previous, lambda s: s.complete, deadline)
         if not state.complete:
             raise FixFailed(f"the calico-node rollout back to MTU {shown} did not finish within "
@@ -206,6 +248,6 @@ class CalicoMtu(Fix):
         return "\n".join([
             f"Installation default has spec.calicoNetwork.mtu={plan.params['mtu']}, the calico-node rollout "
             f"finished, and a debug pod created on {plan.node} afterwards measured the new MTU (verified).",
-            getattr(self, "_old_pods", f"Pods on {plan.node} created before its calico-node restarted keep "
-                                       "their old MTU until recreated."),
+            self.watch.old_pods or f"Pods on {plan.node} created before its calico-node restarted keep "
+                                   "their old MTU until recreated.",
         ])

@@ -57,6 +57,15 @@ def with_block(text: str, entries: list[tuple[str, str]]) -> str:
 
 @fix(id="etc-hosts", addresses="etc-hosts", verify=("etc-hosts",))
 class EtcHosts(Fix):
+    """Adds the missing nodes to `/etc/hosts`, in a `# BEGIN netcheck` / `# END netcheck` block.
+
+    Proposed when every missing node has an InternalIP; the entries are listed in the confirm dialog.
+
+    Verified when every node name resolves.
+
+    Rollback: removes the block (lines others added outside it stay).
+    """
+
     async def _wanted(self) -> list[tuple[str, str]]:
         """(name, address) of every cluster node with an InternalIP, validated."""
         facts = await self.engine.facts()

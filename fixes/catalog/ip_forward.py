@@ -27,6 +27,16 @@ KEY = "net.ipv4.ip_forward"
 
 @fix(id="ip-forward", addresses="ip-forward", verify=("ip-forward",))
 class IpForward(Fix):
+    """Writes `/etc/sysctl.d/99-netcheck-ip-forward.conf` and `sysctl -w net.ipv4.ip_forward=1`.
+
+    IPv4 only; the drop-in is the file the probe's remediation names.
+
+    Verified when the probe passes and what `sysctl --system` would leave at boot, read from every
+    sysctl file in boot order, is 1.
+
+    Rollback: removes the drop-in (or puts back the one that was there), restores the previous value.
+    """
+
     async def plan(self, params: dict[str, str | int]) -> Plan:
         if params:
             raise InvalidInput(f"ip-forward takes no parameters (got {sorted(params)})")

@@ -27,6 +27,15 @@ def entry_path(module: str) -> str:
 
 @fix(id="kernel-modules", addresses="kernel-modules", verify=("kernel-modules",))
 class KernelModules(Fix):
+    """Writes `/etc/modules-load.d/netcheck-MODULE.conf` and runs `modprobe MODULE`.
+
+    Proposed only where `modprobe -n` finds the module.
+
+    Verified when the module is loaded.
+
+    Rollback: removes the entry (a loaded module stays loaded: something may use it).
+    """
+
     async def plan(self, params: dict[str, str | int]) -> Plan:
         if set(params) != {"module"} or params["module"] not in MODULES:
             raise InvalidInput(f"kernel-modules takes module=ipip or module=vxlan (got {params!r})"[:200])

@@ -110,6 +110,18 @@ def count_effective_rules(saved: str, pod_cidr: Arg, interface: Arg) -> int:
 
 @fix(id="masquerade", addresses="masquerade", verify=("masquerade", "pod-api", "return-path"))
 class Masquerade(Fix):
+    """Installs `/etc/systemd/system/netcheck-masquerade.service`, which adds the NAT rule if absent.
+
+    A oneshot unit with RemainAfterExit: start adds `-s POD_CIDR -o IFACE -j MASQUERADE` only if it
+    is absent, stop removes it; it uses the iptables backend the node really uses, then
+    `daemon-reload` and `enable --now`.
+
+    Verified when the probes pass, the rule is there once, the unit is enabled, and with the rule
+    flushed (as after a boot) starting the unit puts exactly one rule back.
+
+    Rollback: `disable --now`, removes the unit (and extra copies of the rule), `daemon-reload`.
+    """
+
     async def plan(self, params: dict[str, str | int]) -> Plan:
         if set(params) != {"pod_cidr", "interface"}:
             raise InvalidInput(f"masquerade takes pod_cidr=CIDR and interface=NAME (got {sorted(params)})")
@@ -122,7 +134,6 @@ class Masquerade(Fix):
         binary = located.stdout.strip()
         if not located.ok or not _BINARY.match(binary):
             raise FixFailed(f"iptables-{backend} not found on {self.node}")
-        self._bin = binary
         text = unit_text(binary, pod_cidr, interface)
         commands = [
             f"write {UNIT_PATH} (below)",
@@ -140,17 +151,17 @@ class Masquerade(Fix):
             params={"pod_cidr": pod_cidr.value, "interface": interface.value},
             summary=f"Masquerade pod traffic from {pod_cidr} leaving {interface} on {self.node} "
                     f"({backend} iptables), kept by systemd unit {UNIT_NAME}.",
-            change=change, fallback=fallback,
+            change=change, fallback=fallback, found={"iptables": binary},
         )
 
     def _values(self, plan: Plan) -> tuple[Arg, Arg]:
         return cidr(str(plan.params["pod_cidr"])), iface(str(plan.params["interface"]))
 
     def _binary(self, plan: Plan) -> str:
-        """The backend's binary `plan` found on this node (a Fix instance serves one plan)."""
-        binary = getattr(self, "_bin", None)
-        if binary is None:
-            raise FixFailed("masquerade: plan() must run before apply/verify/rollback")
+        """The backend's binary `plan` found on this node."""
+        binary = plan.found.get("iptables", "")
+        if not _BINARY.match(binary):
+            raise FixFailed(f"masquerade: the plan names no iptables binary ({binary!r})")
         return binary
 
     async def rule_count(self, plan: Plan) -> int:

@@ -10,7 +10,8 @@ A router that drops IP protocol 4 is invisible from a pod except as this loss. (
 kernel has no ipip, pod traffic is routed directly, so a protocol-4 drop there would only show as
 missing ICMP "protocol unreachable" answers from the peer host; this probe does not send raw
 protocol-4 packets, so the lab's ipip-blocked fault does not change its result.)
-Either half is skipped, with its reason, when its transport is missing.
+The engine runs it only with the node's shell and debug pod (needs=); pod-to-pod is reported as not
+checked when no other Ready node can have a debug pod.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import re
 
 from probes.catalog.kernel_modules import node_pools
 from probes.context import ProbeContext
-from probes.errors import ProbeSkip
 from probes.model import Layer, ProbeResult, fail, ok, warn
 from probes.registry import probe
 from probes.transports.commands import Arg, iface, integer, ip, mtu, render
@@ -70,39 +70,30 @@ async def encapsulation(ctx: ProbeContext) -> ProbeResult:
     only silence — or missing routes). warn: small pings pass but pod-MTU-sized ones with DF set
     (`ping -M do -s <eth0 MTU - 28>`) are lost (an MTU mismatch on the way: see mtu here and on the
     peer); or IPIP over a WiFi interface; remediation: switch the pool to VXLAN (Installation
-    ipPools `encapsulation: VXLANCrossSubnet`, UDP 4789). ok otherwise. Each half says when it
-    could not be checked (no shell, no pod, no peer pod).
+    ipPools `encapsulation: VXLANCrossSubnet`, UDP 4789). ok otherwise. Pod-to-pod is reported as not
+    checked when no other Ready node has a debug pod.
     """
-    if ctx.host_shell is None and ctx.pod_exec is None:
-        raise ProbeSkip("neither a node shell nor a debug pod: nothing to check")
     evidence: list[str] = []
     pools = node_pools(ctx)
     ipip_pools = [p for p in pools if p.encapsulation == "ipip"]
     pool_text = ", ".join(f"{p.name} {p.cidr} ipipMode={p.ipip_mode} vxlanMode={p.vxlan_mode}" for p in pools)
     evidence.append("pools: " + (pool_text or "none (not Calico?)"))
-    link, is_wifi = (None, False)
-    if ctx.host_shell is not None:
-        link, is_wifi = await node_link(ctx, evidence)
-    else:
-        why = ctx.host_unavailable or "not configured"
-        evidence.append(f"link check skipped: no shell on the node ({why})")
+    link, is_wifi = await node_link(ctx, evidence)
     loss: str | None = None
     large_lost: int | None = None
     peer_name = _node_of_pod(ctx, ctx.peer_pod_ip) if ctx.peer_pod_ip else None
     where = f"on {peer_name}" if peer_name else "on another node"
-    if ctx.pod_exec is None:
-        evidence.append(f"pod-to-pod skipped: no debug pod ({ctx.pod_unavailable or 'not configured'})")
-    elif ctx.peer_pod_ip is None:
+    if ctx.peer_pod_ip is None:  # the one need the engine may not meet: no other Ready node
         evidence.append("pod-to-pod skipped: no debug pod on another Ready node")
     else:
         peer = ip(ctx.peer_pod_ip)
-        result = await ctx.pod_exec.run(render(_PING, ip=peer), timeout=ctx.settings.command_timeout)
+        result = await ctx.pod.run(render(_PING, ip=peer), timeout=ctx.settings.command_timeout)
         found = _LOSS.search(result.stdout)
         # No statistics line: ping itself failed (missing, bad address): no verdict on the path.
         loss = found.group(1) if found else None
-        source = f"{ctx.pod_exec.name} {ctx.pod_exec.ip}"
+        source = f"{ctx.pod.name} {ctx.pod.ip}"
         evidence.append(f"$ ping -c 3 -i 0.5 -W 2 {peer} (from {source})\n{result.output}")
-        if loss == "100" and ctx.host_shell is not None:
+        if loss == "100":
             route = await ctx.host.run(render(_ROUTE, ip=peer), timeout=ctx.settings.command_timeout)
             evidence.append(f"$ ip -o route get {peer}   (on {ctx.node.name})\n{route.output}")
         elif loss is not None and loss != "100":

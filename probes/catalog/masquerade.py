@@ -250,7 +250,8 @@ def masquerade_remediation(backend: Backend, pod_cidr: str, dev: str) -> str:
     rule = f"-t nat -A POSTROUTING -s {pod_cidr} -o {dev} -j MASQUERADE"
     check = rule.replace(" -A ", " -C ", 1)
     return "\n".join([
-        "NAT pod traffic to the node's address on this node (troubleshooting guide, issue 8):",
+        "NAT pod traffic to the node's address on this node",
+        "(docs/troubleshooting.md#router-drops-replies-to-pod-ips):",
         f"  sudo {backend.iptables} {rule}",
         "Make it permanent (idempotent, survives reboots):",
         "  sudo tee /etc/systemd/system/netcheck-masquerade.service << 'EOF'",

@@ -23,7 +23,7 @@ from probes.facts import ENCAP_OVERHEAD_V4
 from probes.model import Finding, FixProposal, Layer, ProbeResult, Status, fail, ok, warn
 from probes.observations import LinkKind, Observations
 from probes.registry import Explains, probe
-from probes.transports.base import CommandResult, NodeShell
+from probes.transports.base import CommandResult, CommandRunner
 from probes.transports.commands import Arg, iface, integer, ipv4, mtu, render
 
 IP_ICMP_HEADERS = 28  # 20 IPv4 + 8 ICMP: ping -s N sends N + 28 bytes
@@ -55,14 +55,14 @@ def reported_mtu(output: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def _ping(shell: NodeShell, address: str, size: int, timeout: float) -> CommandResult:
+async def _ping(shell: CommandRunner, address: str, size: int, timeout: float) -> CommandResult:
     wait = Arg(str(integer(PING_WAIT_S, 1, 60, "ping wait")))
     command = render("ping -M do -c 1 -W {wait} -s {size} {ip}",
                      wait=wait, size=mtu(size, 0), ip=ipv4(address))
     return await shell.run(command, timeout=timeout)
 
 
-async def measure_path_mtu(shell: NodeShell, address: str, link_mtu: int,
+async def measure_path_mtu(shell: CommandRunner, address: str, link_mtu: int,
                            timeout: float) -> tuple[int | None, list[str]]:
     """Path MTU toward `address` (None when it cannot be measured) and the ping transcripts."""
     transcript: list[str] = []

@@ -21,8 +21,9 @@ from probes.transports.commands import path, render
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
 SYSTEMD_UPSTREAM_RESOLV_CONF = "/run/systemd/resolve/resolv.conf"
 _LISTENERS = "ss -Hlntup 'sport = :53'"
-# kubelet processes in this shell's network namespace (on a shared-PID host, e.g. a netns lab,
-# `ps` also shows other nodes' kubelets). '[k]ubelet' keeps the script from matching itself.
+# kubelet processes in this shell's network namespace (where nodes share a PID namespace, e.g. nodes
+# run as containers of one host, `pgrep` also finds other nodes' kubelets). '[k]ubelet' keeps the
+# script from matching itself.
 _KUBELET = (
     'self=$(readlink /proc/self/ns/net); for p in $(pgrep -f "[k]ubelet"); do '
     '[ "$(readlink /proc/$p/ns/net 2>/dev/null)" = "$self" ] && tr "\\0" " " < /proc/$p/cmdline && echo; '
@@ -34,8 +35,8 @@ _RESOLV_CONF_KEY = re.compile(r"^resolvConf:\s*[\"']?([^\"'\s#]+)", re.MULTILINE
 
 
 def is_kubelet(argv: list[str]) -> bool:
-    """A `kubelet` binary, or a module/script named kubelet (`python -m lab.kubelet`)."""
-    return any(t.rsplit("/", 1)[-1] == "kubelet" or t.endswith(".kubelet") for t in argv[:3])
+    """A `kubelet` binary, or a script named `kubelet` that an interpreter runs."""
+    return any(t.rsplit("/", 1)[-1] == "kubelet" for t in argv[:2])
 
 
 def flag(argv: list[str], name: str) -> str | None:
@@ -126,7 +127,7 @@ async def resolved_53(ctx: ProbeContext) -> ProbeResult:
         f"Gentle (keeps systemd-resolved): on {ctx.node.name}, give kubelet the upstream servers:\n"
         f"{gentle}\nsudo systemctl restart kubelet\n"
         "kubectl -n kube-system rollout restart deployment coredns\n"
-        "Or (guide Issue 6): remove the stub:\n"
+        "Or remove the stub (docs/troubleshooting.md#local-dns-stub-on-port-53):\n"
         "sudo systemctl stop systemd-resolved\nsudo systemctl disable systemd-resolved\n"
         "echo \"nameserver <your upstream DNS>\" | sudo tee /etc/resolv.conf\n"
         "sudo systemctl restart kubelet"

@@ -58,15 +58,13 @@ async def return_path(ctx: ProbeContext) -> ProbeResult:
         raise ProbeSkip(f"masquerade did not give an answer ({masq.status}: {masq.summary})")
 
     pod_cidr = ctx.node.pod_cidr or "the pod CIDR"
-    pod_ip = ctx.pod_exec.ip if ctx.pod_exec is not None else None
-    evidence = [f"host-api: {host_api.summary}", f"pod-api: {pod_api.summary}", f"masquerade: {masq.summary}"]
-    if pod_ip:
-        evidence.append(await _observe(ctx, pod_ip))
-    who = f"pod IP {pod_ip}" if pod_ip else f"pod IPs in {pod_cidr}"
+    pod_ip = ctx.pod.ip  # needs={"pod"}: the engine runs this probe only with the debug pod
+    evidence = [f"host-api: {host_api.summary}", f"pod-api: {pod_api.summary}", f"masquerade: {masq.summary}",
+                await _observe(ctx, pod_ip)]
     # the unreplied connections (or unanswered SYNs) are the proof; the three verdicts are its premises
     seen = [ln for ln in evidence[3:] for ln in ln.splitlines()
             if re.search(r"SYN_SENT|UNREPLIED|Flags \[S\]", ln)][:8]
-    return fail(f"replies to {who} cannot come back: the router has no route to {pod_cidr}",
+    return fail(f"replies to pod IP {pod_ip} cannot come back: the router has no route to {pod_cidr}",
                 evidence="\n".join(evidence), remediation=masq.remediation, fix=masq.fix,
                 proof="\n".join([*evidence[:3], *seen]))
 
@@ -84,7 +82,7 @@ async def _observe(ctx: ProbeContext, pod_ip: str) -> str:
 async def _capture(ctx: ProbeContext, pod_ip: str) -> str | None:
     """tcpdump on the interface toward the API endpoint while the pod retries its request."""
     endpoint = ctx.facts.api_endpoint
-    if endpoint is None or ctx.pod_exec is None:
+    if endpoint is None:
         return None
     timeout = ctx.settings.command_timeout
     route_out = await ctx.host.run(render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), timeout=timeout)

@@ -31,7 +31,13 @@ class CommandResult(BaseModel):
         return "\n".join(part for part in (self.stdout.rstrip("\n"), self.stderr.rstrip("\n")) if part)
 
 
-class NodeShell(Protocol):
+class CommandRunner(Protocol):
+    """Anything that runs a rendered command: a node's shell or the debug pod."""
+
+    async def run(self, command: str, *, timeout: float | None = None) -> CommandResult: ...
+
+
+class NodeShell(CommandRunner, Protocol):
     """A shell on the node's host network namespace (over SSH in production)."""
 
     node: str
@@ -44,7 +50,7 @@ class NodeShell(Protocol):
         ...
 
 
-class PodExec(Protocol):
+class PodExec(CommandRunner, Protocol):
     """Commands inside the debug pod pinned to the node (pod exec API)."""
 
     name: str
@@ -66,3 +72,20 @@ class Cluster(Protocol):
         ...
 
     async def list_ippools(self) -> list[dict[str, Any]]: ...
+
+
+class ClusterAPI(Cluster, Protocol):
+    """The Kubernetes API as the engine, the bot and the fixes use it: the probes' `Cluster`, plus
+    the node list and what calico-mtu reads and patches (implemented by cluster.KubeCluster)."""
+
+    async def list_nodes(self) -> list[dict[str, Any]]: ...
+
+    async def patch_installation(self, patch: dict[str, Any], *, json_patch: bool = False) -> dict[str, Any]:
+        ...
+
+    async def get_daemonset(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def list_pods(self, *, namespace: str | None = None, label_selector: str = "",
+                        field_selector: str = "") -> list[dict[str, Any]]: ...
+
+    async def get_tigerastatus(self, name: str) -> dict[str, Any] | None: ...

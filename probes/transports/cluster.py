@@ -73,6 +73,13 @@ def _missing_kubeconfig(settings: ClusterSettings) -> ConfigMissing | None:
     )
 
 
+def _object(value: object, what: str) -> dict[str, Any]:
+    """A JSON object the API answered; anything else is not what the API promises."""
+    if not isinstance(value, dict):
+        raise ClusterError(f"{what}: the API answered {type(value).__name__}, not an object")
+    return value
+
+
 def load_api_client(settings: ClusterSettings) -> k8s.ApiClient:
     """kubeconfig/context from the config, else in-cluster, else the default kubeconfig."""
     missing = _missing_kubeconfig(settings)
@@ -81,12 +88,15 @@ def load_api_client(settings: ClusterSettings) -> k8s.ApiClient:
     try:
         if settings.kubeconfig is not None or settings.context is not None:
             path = str(settings.kubeconfig.expanduser()) if settings.kubeconfig else None
-            return k8s_config.new_client_from_config(config_file=path, context=settings.context)
+            configured: k8s.ApiClient = k8s_config.new_client_from_config(config_file=path,
+                                                                           context=settings.context)
+            return configured
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             configuration = k8s.Configuration()
             k8s_config.load_incluster_config(client_configuration=configuration)
             return k8s.ApiClient(configuration)
-        return k8s_config.new_client_from_config()
+        default: k8s.ApiClient = k8s_config.new_client_from_config()
+        return default
     except (ConfigException, OSError, ValueError) as exc:
         where = settings.kubeconfig or "the default kubeconfig"
         raise ConfigError(f"kubeconfig: cannot load {where}: {exc}") from exc
@@ -184,7 +194,7 @@ class KubeCluster:
         return k8s.ApiClient(self.api.configuration)
 
     def to_dict(self, obj: Any) -> dict[str, Any]:
-        return self.api.sanitize_for_serialization(obj)
+        return _object(self.api.sanitize_for_serialization(obj), "an API object")
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -195,7 +205,8 @@ class KubeCluster:
     async def list_nodes_versioned(self) -> tuple[list[dict[str, Any]], str]:
         """Nodes plus the list's resourceVersion, where a watch starts (added for the Slack node watch)."""
         nodes = await self.call("list nodes", self.core.list_node)
-        return [self.to_dict(n) for n in nodes.items], str(nodes.metadata.resource_version or "")
+        version = nodes.metadata.resource_version if nodes.metadata else None
+        return [self.to_dict(n) for n in nodes.items], str(version or "")
 
     async def watch_nodes(self, resource_version: str, *, timeout_s: int) -> AsyncIterator[dict[str, Any]]:
         """Node events {type, object} from `resource_version` until the server ends the watch after
@@ -245,17 +256,18 @@ class KubeCluster:
 
     async def get_installation(self) -> dict[str, Any] | None:
         try:
-            return await self.call("get Installation default", self.custom.get_cluster_custom_object,
-                                   *CALICO_OPERATOR, "default")
+            found = await self.call("get Installation default", self.custom.get_cluster_custom_object,
+                                    *CALICO_OPERATOR, "default")
         except ClusterNotFound:
             return None  # no operator CRD or no Installation: Calico via the operator is absent
+        return _object(found, "Installation default")
 
     async def list_ippools(self) -> list[dict[str, Any]]:
         try:
             pools = await self.call("list IPPools", self.custom.list_cluster_custom_object, *CALICO_IPPOOLS)
         except ClusterNotFound:
             return []
-        return list(pools.get("items", []))
+        return list(_object(pools, "IPPool list").get("items", []))
 
     async def get_daemonset(self, namespace: str, name: str) -> dict[str, Any]:
         """A DaemonSet (the calico-node rollout the calico-mtu fix follows)."""
@@ -279,16 +291,17 @@ class KubeCluster:
     async def get_tigerastatus(self, name: str) -> dict[str, Any] | None:
         """operator.tigera.io/v1 TigeraStatus `name`, or None when the operator publishes none."""
         try:
-            return await self.call(f"get TigeraStatus {name}", self.custom.get_cluster_custom_object,
-                                   *TIGERA_STATUS, name)
+            found = await self.call(f"get TigeraStatus {name}", self.custom.get_cluster_custom_object,
+                                    *TIGERA_STATUS, name)
         except ClusterNotFound:
             return None
+        return _object(found, f"TigeraStatus {name}")
 
     # -- writes (fixes) -------------------------------------------------------------------------
 
     async def patch_installation(self, patch: Any, *, json_patch: bool = False) -> dict[str, Any]:
         """Merge patch (a dict) or JSON patch (a list of operations, json_patch=True)."""
-        return await self.call(
+        patched = await self.call(
             "patch Installation default",
             self.custom.patch_cluster_custom_object,
             *CALICO_OPERATOR,
@@ -296,6 +309,7 @@ class KubeCluster:
             patch,
             _content_type=JSON_PATCH if json_patch else MERGE_PATCH,
         )
+        return _object(patched, "Installation default")
 
     def close(self) -> None:
         self.api.close()

@@ -23,6 +23,7 @@ import ipaddress
 import re
 import shlex
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from probes.errors import InvalidInput
@@ -75,6 +76,15 @@ def shown(value: object) -> str:
     if len(text) <= SHOWN_MAX and not escaped.endswith("…"):
         return escaped
     return f"{escaped}… ({len(text)} characters)"
+
+
+def field_value(validate: Callable[[str], Arg], value: str) -> str:
+    """`validate(value)` inside a pydantic validator: the one-line `InvalidInput` becomes the
+    ValueError pydantic reports under the key (`config error: ssh.user: …`)."""
+    try:
+        return validate(value).value
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _bad(kind: str, value: object, why: str) -> InvalidInput:
@@ -171,7 +181,7 @@ def mtu(value: int | str, low: int = MTU_MIN, high: int = MTU_MAX) -> Arg:
     return Arg(str(integer(value, low, high, "MTU")))
 
 
-def integer(value: int | str, low: int, high: int, kind: str = "number") -> int:
+def integer(value: object, low: int, high: int, kind: str = "number") -> int:
     """A whole number from `low` to `high`: an int, or ASCII digits only (no sign, spaces, '_')."""
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):

@@ -45,19 +45,12 @@ class ClusterOverrides(BaseModel):
     @field_validator("service_cidr", "pod_cidr")
     @classmethod
     def _cidr(cls, value: str | None) -> str | None:
-        return None if value is None else _valid(commands.cidr, value)
+        return None if value is None else commands.field_value(commands.cidr, value)
 
     @field_validator("api_service_ip", "dns_service_ip")
     @classmethod
     def _ip(cls, value: str | None) -> str | None:
-        return None if value is None else _valid(commands.ip, value)
-
-
-def _valid(validator: Any, value: str) -> str:
-    try:
-        return validator(value).value
-    except InvalidInput as exc:
-        raise ValueError(str(exc)) from None
+        return None if value is None else commands.field_value(commands.ip, value)
 
 
 class DiscoverySource(Protocol):
@@ -114,7 +107,8 @@ def node_facts(node: dict[str, Any]) -> NodeFacts | None:
     internal = next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), None)
     conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    pod_cidrs = spec.get("podCIDRs") if isinstance(spec.get("podCIDRs"), list) else []
+    listed = spec.get("podCIDRs")
+    pod_cidrs: list[Any] = listed if isinstance(listed, list) else []
     return NodeFacts(
         name=name,
         internal_ip=_checked(commands.ip, internal, f"node {name} InternalIP"),
@@ -221,5 +215,5 @@ async def discover(source: DiscoverySource, overrides: ClusterOverrides | None =
         dns_service_ip=overrides.dns_service_ip,
         nodes=sorted((f for n in nodes if (f := node_facts(n)) is not None), key=lambda n: n.name),
         installation=installation_facts(installation) if installation else None,
-        ippools=[f for p in pools if (f := ippool_facts(p)) is not None],
+        ippools=[pool for p in pools if (pool := ippool_facts(p)) is not None],
     )

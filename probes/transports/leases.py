@@ -28,7 +28,8 @@ class KubernetesLeaseStore:
     async def _call(self, action: str, method: Any, *args: Any) -> dict[str, Any]:
         def call() -> dict[str, Any]:
             response = method(*args, _preload_content=False, _request_timeout=self.request_timeout)
-            return json.loads(response.data)
+            answer: dict[str, Any] = json.loads(response.data)
+            return answer
 
         try:
             return await asyncio.to_thread(call)

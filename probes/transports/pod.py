@@ -204,7 +204,9 @@ class KubePodExec:
             _preload_content=False,
             _request_timeout=self._cluster.request_timeout,
         )
-        stdout, stderr, status = [], [], ""
+        stdout: list[str] = []
+        stderr: list[str] = []
+        status = ""
         deadline = time.monotonic() + timeout
         try:
             while ws.is_open():
@@ -300,9 +302,11 @@ class DebugPods:
         )
         in_use = {pod.name for pod in self._pods.values()}
         now = datetime.now(UTC)
-        leftovers = []
+        leftovers: list[str] = []
         for pod in pods.items:
             meta = pod.metadata
+            if meta is None or meta.name is None:
+                continue
             if (meta.labels or {}).get(OWNER_LABEL) == self.owner:
                 if meta.name not in in_use:
                     leftovers.append(meta.name)
@@ -406,11 +410,12 @@ class DebugPods:
                                               name, ns)
             except ClusterError as exc:
                 raise PodUnavailable(f"{self.what} {ns}/{name}: {exc}") from exc
-            phase = pod.status.phase if pod.status else None
-            if phase == "Running" and pod.status.pod_ip:
-                return pod.status.pod_ip
-            if phase in ("Failed", "Succeeded"):
-                raise PodUnavailable(f"{self.what} {ns}/{name} ended ({phase}): {pod.status.message or ''}")
+            status = pod.status
+            phase = status.phase if status else None
+            if status is not None and phase == "Running" and status.pod_ip:
+                return str(status.pod_ip)
+            if status is not None and phase in ("Failed", "Succeeded"):
+                raise PodUnavailable(f"{self.what} {ns}/{name} ended ({phase}): {status.message or ''}")
             attempt.state = _waiting_reason(pod) or phase or attempt.state
             await asyncio.sleep(self.settings.poll_interval)
 

@@ -1,9 +1,10 @@
 """Node shells over SSH (asyncssh): one pooled connection per node, host keys strictly verified.
 
-Used by the engine (`Transports.shells`, built in `bot.wiring`) and by fixes through
-`Engine.node_shell()`. This is the only module that imports asyncssh; its errors leave here as
-netcheck errors: an unknown or changed host key -> `HostKeyRejected` (never accepted), connect or
-authentication failure -> `HostUnreachable`, a command past its timeout -> `CommandTimeout`.
+Used through `probes/transports/access.py` (`NodeAccess`, the engine's `Transports.shells`, built
+in `bot.wiring`) by the probes and by fixes (`Engine.node_shell()`). This is the only module that
+imports asyncssh; its errors leave here as netcheck errors: an unknown or changed host key ->
+`HostKeyRejected` (never accepted), connect or authentication failure -> `HostUnreachable`, a
+command past its timeout -> `CommandTimeout`.
 """
 
 from __future__ import annotations
@@ -70,19 +71,13 @@ class SSHSettings(BaseModel):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str) -> str:
-        try:
-            return commands.word(value, "SSH user").value
-        except InvalidInput as exc:
-            raise ValueError(str(exc)) from None
+        return commands.field_value(lambda v: commands.word(v, "SSH user"), value)
 
     @field_validator("hosts")
     @classmethod
     def _node_names(cls, hosts: dict[str, SSHHost]) -> dict[str, SSHHost]:
         for name in hosts:
-            try:
-                node_name(name)
-            except InvalidInput as exc:
-                raise ValueError(str(exc)) from None
+            commands.field_value(node_name, name)
         return hosts
 
     def address(self, node: NodeFacts) -> tuple[str, int]:
@@ -216,7 +211,7 @@ class SSHPool:
             raise HostKeyRejected(
                 f"known_hosts file {known_hosts} does not exist: host keys cannot be verified"
             )
-        options = {
+        options: dict[str, object] = {
             "username": self.settings.user,
             "known_hosts": str(known_hosts),
             "config": None,  # ignore ~/.ssh/config: the netcheck config is the only source

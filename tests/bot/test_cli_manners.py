@@ -31,7 +31,6 @@ from probes.errors import HostUnreachable, PodUnavailable
 from probes.facts import ClusterFacts, NodeFacts
 from probes.model import Layer, fail, ok
 from probes.registry import Registry, probe
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 from tests.fakes import FakeCluster
 from tests.probes.test_cluster import write_kubeconfig
 

@@ -113,8 +113,8 @@ async def test_metrics_after_report_and_fix(served):
     metrics.record_report(report)  # the engine stamps each finding with its probe's duration
     plan = Plan(fix="masquerade", node="worker2", params={"interface": "wlp59s0"}, summary="add rule",
                 change="iptables -t nat -A ...")
-    metrics.record_fix(FixResult(outcome=Outcome.APPLIED, message="done", plan=plan))
-    metrics.record_fix(FixResult(outcome=Outcome.REFUSED, message="not an approver"))
+    metrics.record_fix("masquerade", FixResult(outcome=Outcome.APPLIED, message="done", plan=plan))
+    metrics.record_fix("etc-hosts", FixResult(outcome=Outcome.REFUSED, message="not an approver"))
 
     async with http.get("/metrics") as resp:
         assert resp.status == 200
@@ -128,7 +128,7 @@ async def test_metrics_after_report_and_fix(served):
     assert samples[("netcheck_check_duration_seconds_bucket", (("le", "5.0"),))] == 1
     assert samples[("netcheck_check_duration_seconds_bucket", (("le", "2.0"),))] == 0
     assert samples[("netcheck_fixes_total", (("fix", "masquerade"), ("outcome", "applied")))] == 1
-    assert samples[("netcheck_fixes_total", (("fix", "unknown"), ("outcome", "refused")))] == 1
+    assert samples[("netcheck_fixes_total", (("fix", "etc-hosts"), ("outcome", "refused")))] == 1
     assert samples[("netcheck_probe_duration_seconds_count", (("probe", "masquerade"),))] == 1
     assert samples[("netcheck_probe_duration_seconds_sum", (("probe", "masquerade"),))] == 0.4
     assert ("netcheck_probe_duration_seconds_count", (("probe", "mtu"),)) not in samples  # no duration

@@ -22,7 +22,6 @@ from bot.ops.runtime import OpsRuntime
 from bot.ops.settings import OpsSettings
 from probes.errors import ClusterForbidden, ClusterNotFound, ClusterUnreachable
 from tests.bot.test_ops_leader import MemoryLeaseStore
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 FAST = OpsSettings(lease_duration=1.0, renew_deadline=0.6, retry_period=0.02, lease_namespace="platform",
                    health_host="127.0.0.1", health_port=0, readiness_timeout=1.0)

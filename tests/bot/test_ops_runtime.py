@@ -68,7 +68,7 @@ async def test_two_replicas_one_answers_and_handover_on_shutdown():
     async def close_slack() -> None:
         events.append("a closed Slack")
 
-    a.shutdown.track(asyncio.create_task(check()))
+    a.shutdown.tasks.spawn(check(), name="check")
     a.add_cleanup("close Slack", close_slack)
     loop = asyncio.get_running_loop()
     stopping_at = loop.time()

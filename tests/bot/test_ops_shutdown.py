@@ -32,7 +32,7 @@ async def test_sigterm_waits_for_checks_then_cleans_up():
     async def release_lease() -> None:
         events.append("lease released")
 
-    shutdown.track(asyncio.create_task(check()))
+    shutdown.tasks.spawn(check(), name="check")
     shutdown.add_cleanup("debug-pods", delete_debug_pods)
     shutdown.add_cleanup("broken", broken)
     shutdown.add_cleanup("lease", release_lease)
@@ -47,7 +47,7 @@ async def test_sigterm_waits_for_checks_then_cleans_up():
         shutdown.remove_signal_handlers()
     assert events == ["check finished", "debug pods deleted", "lease released"]
     assert failed == ["broken"]
-    assert shutdown.running == 0
+    assert shutdown.tasks.running == 0
 
 
 async def test_grace_period_bounds_the_wait():
@@ -69,7 +69,7 @@ async def test_grace_period_bounds_the_wait():
     async def after() -> None:
         ran.append("after")
 
-    shutdown.track(asyncio.create_task(endless_fix()))
+    shutdown.tasks.spawn(endless_fix(), name="fix")
     shutdown.add_cleanup("hangs", hangs)
     shutdown.add_cleanup("after", after)
     shutdown.request()

@@ -16,12 +16,10 @@ from pathlib import Path
 import aiohttp
 
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_serve_ops import (  # noqa: F401  (cluster and slack are fixtures)
+from tests.bot.replicas import (
     Cluster,
     Replica,
-    _holder_is,
-    cluster,
-    slack,
+    holder_is,
     until,
 )
 
@@ -51,7 +49,7 @@ async def test_unsigned_malformed_bodies_get_401_and_one_log_line(
     replica = Replica(tmp_path, cluster, slack, "solo")
     await replica.start()
     try:
-        await until(lambda: _holder_is(cluster, "solo"), "solo leads (a standby answers 503)")
+        await until(lambda: holder_is(cluster, "solo"), "solo leads (a standby answers 503)")
         seen = []
         for name, body, content_type, timestamp in BODIES:
             before = replica.log.read_text().splitlines()

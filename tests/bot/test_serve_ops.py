@@ -17,189 +17,23 @@ Covers:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import socket
-import sys
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pytest
-import yaml
-from kubernetes import client
 
-from lab.apiserver import ApiServerConfig, serve
-from lab.apiserver.rbac import service_account_groups, service_account_user
-from lab.slack.driver import SlackDriver
 from lab.slack.webapi import Message, SlackStandIn
-from tests.lab.test_apiserver_support import ADMIN_TOKEN, kubelet_standin, make_tls
-from tests.lab.test_apiserver_support import base_config as stand_in_config
-
-ROOT = Path(__file__).resolve().parents[2]
-RBAC_MANIFEST = ROOT / "deploy" / "kubernetes" / "rbac.yaml"
-BOT_TOKEN = "netcheck-sa-token"
-CHANNEL = "C0NETCHECK"
-SECRET = "lab-signing-secret"
-WAIT_S = 20.0
-"""Upper bound for any one condition the tests wait for (startup, election, a check)."""
-POLL_S = 0.1
-OPS = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.2, "shutdown_grace": 5.0,
-       "cleanup_timeout": 3.0, "readiness_timeout": 2.0, "health_host": "127.0.0.1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def until(condition, what: str):  # noqa: ANN001, ANN201 (an async predicate returning truthy)
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(POLL_S)
-
-
-@dataclass
-class Cluster:
-    url: str
-    ca: str
-    admin: client.ApiClient
-    kubeconfig: Path
-    stop: contextlib.AbstractAsyncContextManager
-
-    def lease_holder(self) -> str | None:
-        api = client.CoordinationV1Api(self.admin)
-        try:
-            lease = api.read_namespaced_lease("netcheck-leader", "netcheck")
-        except client.ApiException:
-            return None
-        return lease.spec.holder_identity or None
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    ca, server = make_tls(tmp_path / "tls")
-    async with kubelet_standin(server) as kubelet_port:
-        data = stand_in_config(server, kubelet_port, tmp_path)
-        data["tokens"][BOT_TOKEN] = {"user": service_account_user("netcheck", "netcheck"),
-                                     "groups": list(service_account_groups("netcheck"))}
-        data["rbac_manifests"] = [str(RBAC_MANIFEST)]
-        running = serve(ApiServerConfig.model_validate(data))
-        runner = await running.__aenter__()
-        stopped = False
-        try:
-            url = f"https://127.0.0.1:{runner.addresses[0][1]}"
-            configuration = client.Configuration(host=url)
-            configuration.ssl_ca_cert = str(ca.cert)
-            configuration.api_key = {"authorization": ADMIN_TOKEN}
-            configuration.api_key_prefix = {"authorization": "Bearer"}
-            admin = client.ApiClient(configuration)
-            namespace = client.V1Namespace(metadata=client.V1ObjectMeta(name="netcheck"))
-            await asyncio.to_thread(client.CoreV1Api(admin).create_namespace, namespace)
-            kubeconfig = tmp_path / "kubeconfig-bot"
-            kubeconfig.write_text(yaml.safe_dump({
-                "apiVersion": "v1", "kind": "Config", "current-context": "bot",
-                "clusters": [{"name": "lab",
-                              "cluster": {"server": url, "certificate-authority": str(ca.cert)}}],
-                "users": [{"name": "bot", "user": {"token": BOT_TOKEN}}],
-                "contexts": [{"name": "bot", "context": {"cluster": "lab", "user": "bot"}}],
-            }))
-
-            class Stopper(contextlib.AbstractAsyncContextManager):
-                async def __aexit__(self, *exc: object) -> None:
-                    nonlocal stopped
-                    if not stopped:
-                        stopped = True
-                        await running.__aexit__(None, None, None)
-
-            yield Cluster(url, str(ca.cert), admin, kubeconfig, Stopper())
-        finally:
-            if not stopped:
-                await running.__aexit__(None, None, None)
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    web = SlackStandIn(channels=(CHANNEL,))
-    await web.start()
-    yield web
-    await web.stop()
-
-
-class Replica:
-    """One `netcheck serve` process with its own ports and identity."""
-
-    def __init__(self, tmp: Path, cluster: Cluster, slack: SlackStandIn, identity: str) -> None:
-        self.identity = identity
-        self.port, self.health_port = free_port(), free_port()
-        self.config = tmp / f"netcheck-{identity}.yaml"
-        self.config.write_text(yaml.safe_dump({
-            "kubeconfig": str(cluster.kubeconfig),
-            "ssh": {"port": free_port(), "connect_timeout": 2.0},  # closed loopback port: refused at once
-            "slack": {"probes": ["node-address"]},
-            "ops": {**OPS, "health_port": self.health_port},
-        }))
-        self.env = {**os.environ, "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
-                    "SLACK_API_URL": slack.api_url, "POD_NAME": identity}
-        self.env.pop("SLACK_APP_TOKEN", None)
-        self.log = tmp / f"serve-{identity}.log"
-        self.driver = SlackDriver(f"http://127.0.0.1:{self.port}/slack/events", SECRET, slack)
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--config", str(self.config), cwd=ROOT, env=self.env, stdout=log, stderr=log,
-            )
-        await until(self.healthy, f"{self.identity} /healthz")
-
-    async def get(self, path: str) -> tuple[int, str]:
-        try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-                async with session.get(f"http://127.0.0.1:{self.health_port}{path}") as resp:
-                    return resp.status, await resp.text()
-        except aiohttp.ClientError:
-            return 0, ""
-
-    async def healthy(self) -> bool:
-        assert self.process is not None
-        assert self.process.returncode is None, f"{self.identity} exited: {self.log.read_text()[-2000:]}"
-        return (await self.get("/healthz"))[0] == 200
-
-    async def command(self, text: str) -> int:
-        reply = await self.driver.command(text, user="UALICE", channel=CHANNEL)
-        return reply.status
-
-    async def terminate(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), WAIT_S)
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-
-def parents(slack: SlackStandIn) -> list[dict]:
-    """Top-level messages the bot posted (a check's parent message), not thread replies."""
-    return [call.params for call in slack.calls_to("chat.postMessage")
-            if call.status == 200 and not call.params.get("thread_ts")]
-
-
-def metric(text: str, prefix: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+from tests.bot.replicas import (
+    CHANNEL,
+    OPS,
+    Cluster,
+    Replica,
+    holder_is,
+    metric,
+    parents,
+    until,
+)
 
 
 async def test_health_readiness_metrics(tmp_path: Path, cluster: Cluster, slack: SlackStandIn) -> None:
@@ -246,7 +80,7 @@ async def test_two_replicas_one_answers_then_takeover(
     b = Replica(tmp_path, cluster, slack, "replica-b")
     await a.start()
     try:
-        await until(lambda: _holder_is(cluster, "replica-a"), "replica-a leads")
+        await until(lambda: holder_is(cluster, "replica-a"), "replica-a leads")
         await b.start()
         assert (await b.get("/readyz"))[0] == 200  # a standby is Ready (rollouts must not stall)
 
@@ -280,7 +114,7 @@ async def test_two_replicas_one_answers_then_takeover(
 
         assert await a.terminate() == 0
         exited = asyncio.get_running_loop().time()
-        await until(lambda: _holder_is(cluster, "replica-b"), "replica-b takes over")
+        await until(lambda: holder_is(cluster, "replica-b"), "replica-b takes over")
         # a released the Lease on SIGTERM: b did not have to wait out a's lease duration (a renewed
         # until just before exiting, so without the release b would need about lease_duration here)
         assert asyncio.get_running_loop().time() - exited < OPS["lease_duration"] / 2
@@ -308,10 +142,6 @@ async def _post_event(replica: Replica):  # noqa: ANN202 (SignedReply)
     async with aiohttp.ClientSession() as session:
         async with session.post(replica.driver.events_url, data=body.encode(), headers=headers) as resp:
             return resp
-
-
-async def _holder_is(cluster: Cluster, identity: str) -> bool:
-    return await asyncio.to_thread(cluster.lease_holder) == identity
 
 
 async def _count(slack: SlackStandIn, n: int) -> bool:

@@ -1,5 +1,5 @@
 """`bot.commands.serve.serve` (HTTP mode, in-process, real Bolt app against the Slack stand-in):
-graceful shutdown and the metrics wrapping at the composition layer.
+graceful shutdown and the metrics hooks it hangs on the engine and the fix runner.
 
 Covers:
 - stop requested while a check runs: the check finishes and its verdict reaches Slack, then the
@@ -9,7 +9,8 @@ Covers:
   promptly and still closes the engine;
 - a command sent while this replica does not hold the Lease gets the ephemeral failover answer and
   runs nothing;
-- `MeteredFixRunner` counts each applied fix by fix id and outcome in netcheck_fixes_total.
+- serve hangs the fix counter on the runner's `on_result` hook: each applied fix is counted by fix id
+  and outcome in netcheck_fixes_total.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ import socket
 import time
 from datetime import UTC, datetime
 
-from bot.commands.serve import LocalLeaseStore, MeteredFixRunner, serve
+from bot.commands.serve import LocalLeaseStore, serve
+from bot.ops import metrics
 from bot.ops.metrics import METRICS
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
+from bot.wiring import Services
 from fixes.model import Approval
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_slack_fakes import (
-    FakeEngine,
+from tests.bot.fakes import (
     FakeRunner,
-    fresh_logging,  # noqa: F401  (autouse)
 )
+from tests.fakes.engine import FakeEngine
 
 CHANNEL = "C0NETCHECK"
 SECRET = "s"
@@ -43,17 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class ClosingEngine(FakeEngine):
-    """FakeEngine that records what was still running when `aclose()` (debug pod clean-up) ran."""
-
-    def __init__(self, nodes: list[str], *, delay_s: float) -> None:
-        super().__init__(nodes, delay_s=delay_s)
-        self.closed_with: tuple[int, int] | None = None  # (checks in flight, checks finished)
-
-    async def aclose(self) -> None:
-        self.closed_with = (self.in_flight, len(self.checks))
 
 
 async def until(condition, what: str) -> None:  # noqa: ANN001 (a sync predicate)
@@ -72,8 +63,8 @@ async def start(engine: FakeEngine, store: LocalLeaseStore, ops: OpsSettings, we
                                              "api_url": web.api_url})
     stop = asyncio.Event()
     port = free_port()
-    server = asyncio.create_task(serve(settings, engine, FakeRunner(engine), None, host="127.0.0.1",
-                                       port=port, stop=stop, ops=ops, lease_store=store))
+    services = Services(engine, FakeRunner(engine), lease_store=store)
+    server = asyncio.create_task(serve(settings, services, host="127.0.0.1", port=port, stop=stop, ops=ops))
     driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, web)
     return server, stop, driver
 
@@ -99,7 +90,7 @@ async def command(driver: SlackDriver, text: str) -> int:
 async def test_stop_lets_the_running_check_finish_then_cleans_up():
     web = SlackStandIn(channels=(CHANNEL,))
     await web.start()
-    engine, store = ClosingEngine(["worker2"], delay_s=1.0), LocalLeaseStore()
+    engine, store = FakeEngine(["worker2"], delay_s=1.0), LocalLeaseStore()
     server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=5.0), web)
     counted = checks_counted("fail")
     try:
@@ -121,7 +112,7 @@ async def test_stop_lets_the_running_check_finish_then_cleans_up():
 async def test_drain_is_bounded():
     web = SlackStandIn(channels=(CHANNEL,))
     await web.start()
-    engine, store = ClosingEngine(["worker2"], delay_s=60.0), LocalLeaseStore()
+    engine, store = FakeEngine(["worker2"], delay_s=60.0), LocalLeaseStore()
     server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=0.5), web)
     try:
         await until(lambda: bool(holder(store)), "leadership")
@@ -141,7 +132,7 @@ async def test_drain_is_bounded():
 async def test_standby_answers_the_user_and_runs_nothing():
     web = SlackStandIn(channels=(CHANNEL,))
     await web.start()
-    engine, store = ClosingEngine(["worker2"], delay_s=0.0), LocalLeaseStore()
+    engine, store = FakeEngine(["worker2"], delay_s=0.0), LocalLeaseStore()
     other = {"holderIdentity": "other-replica", "leaseDurationSeconds": 60}
     await store.create("netcheck-leader", {"metadata": {"name": "netcheck-leader"}, "spec": other})
     server, stop, driver = await start(engine, store, OpsSettings(**OPS, shutdown_grace=1.0), web)
@@ -162,14 +153,29 @@ async def test_standby_answers_the_user_and_runs_nothing():
     assert engine.checks == [] and web.calls_to("chat.postMessage") == []
 
 
-async def test_metered_fix_runner_counts_fixes():
+async def test_serve_counts_each_applied_fix():
+    """serve hangs the fix counter on the runner's on_result hook: every apply is counted by fix id
+    and outcome."""
     engine = FakeEngine(["worker2"])
-    runner = MeteredFixRunner(FakeRunner(engine))
+    runner = FakeRunner(engine)
     labels = {"fix": "masquerade", "outcome": "applied"}
     before = METRICS.registry.get_sample_value("netcheck_fixes_total", labels) or 0.0
-    approval = Approval(approver="UBOB", approved_at=datetime.now(UTC), requested_by="UALICE")
-    plan = await runner.plan("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"})
-    result = await runner.apply("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"},
-                                approval)
+    web = SlackStandIn(channels=(CHANNEL,))
+    await web.start()
+    settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
+                                             "api_url": web.api_url})
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, Services(engine, runner), host="127.0.0.1", port=free_port(),
+                                       stop=stop))
+    try:
+        await until(lambda: metrics.record_fix in runner.on_result, "serve to hang the fix counter")
+        approval = Approval(approver="UBOB", approved_at=datetime.now(UTC), requested_by="UALICE")
+        plan = await runner.plan("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"})
+        result = await runner.apply("worker2", "masquerade", {"cidr": "192.168.88.0/24", "iface": "wlp59s0"},
+                                    approval)
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, WAIT_S)
+        await web.stop()
     assert plan.fix == "masquerade"
     assert METRICS.registry.get_sample_value("netcheck_fixes_total", labels) == before + 1, result

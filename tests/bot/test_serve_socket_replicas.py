@@ -28,14 +28,13 @@ from kubernetes import client
 
 from lab.slack.socketmode import SocketModeStandIn
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_serve_ops import (
+from tests.bot.replicas import (
     CHANNEL,
     OPS,
     ROOT,
     WAIT_S,
     Cluster,
     Replica,
-    cluster,  # noqa: F401  (fixture)
     parents,
     until,
 )

@@ -20,20 +20,20 @@ import time
 import pytest
 from aiohttp import web
 
-from bot.slack.app import build_app, start_node_watch
+from bot.slack.app import build_app
 from bot.slack.approvals import Proposal, encode
 from bot.slack.http import events_app
 from bot.slack.ports import NodeState
 from bot.slack.settings import SlackSettings
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_slack_fakes import (
+from tests.bot.fakes import (
     GONE,
-    FakeEngine,
     FakeNodeSource,
     FakeRunner,
-    fresh_logging,  # noqa: F401  (autouse)
+    start_node_watch,
 )
+from tests.fakes.engine import FakeEngine
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0NETCHECK"
@@ -141,7 +141,7 @@ async def test_help_unknown_node_and_channel_policy(bot):
     reply = await bot.driver.command("workr2", user=ALICE, channel=CHANNEL)
     await bot.idle()
     hook = bot.standin.webhooks[-1]
-    assert hook["response_type"] == "ephemeral" and "did you mean worker1, worker2" in hook["text"]
+    assert hook["response_type"] == "ephemeral" and "did you mean worker2, worker1?" in hook["text"]
     assert bot.standin.messages(CHANNEL) == []
     bot.rt.settings.allowed_channels.append("C0OTHER")
     reply = await bot.driver.command("worker2", user=ALICE, channel=CHANNEL)

@@ -25,11 +25,7 @@ from lab.slack.limits import block_errors
 from lab.slack.webapi import SlackStandIn
 from probes.diff import FieldDiff, NodeDiff
 from probes.model import Finding, FixProposal, Layer, Report, Status
-from tests.bot.test_slack_fakes import (
-    broken_findings,
-    fresh_logging,  # noqa: F401  (autouse)
-    healthy_findings,
-)
+from tests.fakes.engine import broken_findings, healthy_findings
 
 
 def report(findings: list[Finding], node: str = "worker2") -> Report:
@@ -40,6 +36,19 @@ def proposal(**kw) -> Proposal:
     values = {"n": "worker2", "f": "masquerade", "p": {"iface": "wlp59s0"}, "t": int(time.time()),
               "r": "UALICE", "c": "C1", "th": "1.000100"}
     return Proposal(**{**values, **kw})
+
+
+def test_button_value_keeps_its_compact_keys():
+    """Named fields in the code, one- or two-letter keys in the value: small, and a button posted by
+    an earlier version decodes the same."""
+    value = encode(proposal(), "s")
+    body = json.loads(json.loads(value)["v"])
+    assert body == {"n": "worker2", "f": "masquerade", "p": {"iface": "wlp59s0"}, "t": body["t"],
+                    "r": "UALICE", "c": "C1", "th": "1.000100"}
+    decoded = decode(value, "s")
+    assert (decoded.node, decoded.fix, decoded.params, decoded.requested_by, decoded.channel,
+            decoded.thread_ts) == ("worker2", "masquerade", {"iface": "wlp59s0"}, "UALICE", "C1", "1.000100")
+    assert decoded.key == proposal(t=body["t"]).key
 
 
 def test_verdict_wording():

@@ -23,7 +23,6 @@ from bot.ops.metrics import METRICS
 from bot.slack.delivery import transient
 from lab.slack.webapi import Failure
 from tests.bot.test_slack import ALICE, BOB, CHANNEL, Bot, checked, fix_reply, start_bot
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 QUICK = {"server_error_retries": 4, "server_error_backoff_s": 0.02}
 

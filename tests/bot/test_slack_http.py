@@ -27,7 +27,6 @@ import structlog
 
 from bot.logging import configure
 from tests.bot.test_slack import ALICE, BOB, CHANNEL, SECRET, Bot, checked, fix_reply, start_bot
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 FORM = "application/x-www-form-urlencoded"
 DEEP = "[" * 50_000 + "]" * 50_000

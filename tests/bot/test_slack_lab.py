@@ -21,7 +21,6 @@ import pytest
 from aiohttp import web
 
 from lab.cluster import Lab
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.lab
 
@@ -153,7 +152,7 @@ async def netcheck_all(lab: Lab) -> dict[str, object]:
         parent = standin.messages(CHANNEL)[0]
         buttons = [button for reply in parent.replies for _, button in SlackDriver.buttons(reply)]
         return {"parent": parent.blocks[0]["text"]["text"], "buttons": [b["text"]["text"] for b in buttons],
-                "nodes": [decode(b["value"], SECRET).n for b in buttons],
+                "nodes": [decode(b["value"], SECRET).node for b in buttons],
                 "replies": [r.text for r in parent.replies],
                 "files": [f["name"] for r in parent.replies for f in r.files],
                 "errors": [c.answer for c in standin.calls if c.answer.get("ok") is False]}
@@ -180,8 +179,8 @@ async def join(lab: Lab, node: str) -> dict[str, object]:
     import json
 
     from bot import wiring
-    from bot.slack.app import start_node_watch
     from lab import apiconfig
+    from tests.bot.fakes import start_node_watch
 
     nodes = json.loads((lab.state / "apiserver.json").read_text())["nodes"]
     config = next(n for n in nodes if n["name"] == node)

@@ -15,17 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.slack.app import build_app, start_node_watch
+from bot.slack.app import build_app
 from bot.slack.nodesource import ClusterNodeSource
 from bot.slack.ports import WatchExpired
 from bot.slack.settings import SlackSettings
 from lab.slack.webapi import SlackStandIn
 from probes.transports.cluster import ClusterSettings, KubeCluster, load_api_client
-from tests.bot.test_slack_fakes import (
-    FakeEngine,
+from tests.bot.fakes import (
     FakeRunner,
-    fresh_logging,  # noqa: F401  (autouse)
+    start_node_watch,
 )
+from tests.fakes.engine import FakeEngine
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, running_lab
 from tests.probes.test_cluster import write_kubeconfig
 

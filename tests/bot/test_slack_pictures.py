@@ -25,7 +25,7 @@ from bot.picture import BOXES, FILL, box_shades
 from lab.slack.webapi import SlackStandIn
 from probes.model import Report
 from tests.bot.test_slack import ALICE, CHANNEL, checked, start_bot
-from tests.bot.test_slack_fakes import broken_findings, fresh_logging  # noqa: F401  (autouse)
+from tests.fakes.engine import broken_findings
 
 
 @pytest.fixture

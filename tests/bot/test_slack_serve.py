@@ -15,14 +15,14 @@ import pytest
 from bot.cli import build_parser
 from bot.commands.serve import serve
 from bot.slack.settings import SlackSettings
+from bot.wiring import Services
 from lab.slack.driver import SlackDriver
 from lab.slack.socketmode import SocketModeStandIn
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_slack_fakes import (
-    FakeEngine,
+from tests.bot.fakes import (
     FakeRunner,
-    fresh_logging,  # noqa: F401  (autouse)
 )
+from tests.fakes.engine import FakeEngine
 
 CHANNEL = "C0NETCHECK"
 
@@ -37,11 +37,11 @@ async def test_http_mode():
     web = SlackStandIn(channels=(CHANNEL,))
     await web.start()
     settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": "s",
-                                             "api_url": web.api_url, "shutdown_timeout_s": 2})
+                                             "api_url": web.api_url})
     engine = FakeEngine(["worker2"])
     stop = asyncio.Event()
     port = free_port()
-    server = asyncio.create_task(serve(settings, engine, FakeRunner(engine), None, host="127.0.0.1",
+    server = asyncio.create_task(serve(settings, Services(engine, FakeRunner(engine)), host="127.0.0.1",
                                        port=port, stop=stop))
     try:
         driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", "s", web)
@@ -68,7 +68,7 @@ async def test_socket_mode():
                                              "app_token": "xapp-test", "api_url": web.api_url})
     engine = FakeEngine(["worker2"])
     stop = asyncio.Event()
-    server = asyncio.create_task(serve(settings, engine, FakeRunner(engine), None, host="127.0.0.1",
+    server = asyncio.create_task(serve(settings, Services(engine, FakeRunner(engine)), host="127.0.0.1",
                                        port=0, stop=stop))
     try:
         await asyncio.wait_for(sock.connected.wait(), 10)

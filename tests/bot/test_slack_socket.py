@@ -11,11 +11,10 @@ from bot.slack.app import build_app
 from bot.slack.settings import SlackSettings
 from lab.slack.socketmode import SocketModeStandIn
 from lab.slack.webapi import SlackStandIn
-from tests.bot.test_slack_fakes import (
-    FakeEngine,
+from tests.bot.fakes import (
     FakeRunner,
-    fresh_logging,  # noqa: F401  (autouse)
 )
+from tests.fakes.engine import FakeEngine
 
 CHANNEL = "C0NETCHECK"
 

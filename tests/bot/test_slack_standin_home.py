@@ -21,7 +21,7 @@ from lab.demo.feed import ConversationFeed
 from lab.demo.render import Renderer
 from lab.slack.webapi import SlackStandIn
 from probes.model import Report
-from tests.bot.test_slack_fakes import broken_findings
+from tests.fakes.engine import broken_findings
 
 
 def section(text: str = "x") -> dict:

@@ -39,18 +39,15 @@ from bot.slack.homeview import MAX_HOME_BLOCKS, HomeContext, build
 from bot.slack.settings import SlackSettings
 from bot.watch.settings import WatchSettings
 from bot.watch.sweeper import Watcher
+from bot.wiring import Services
 from fixes.model import Approval
 from lab.slack.driver import SlackDriver
 from lab.slack.views import view_messages
 from lab.slack.webapi import SlackStandIn
 from probes.errors import ConfigError
 from probes.model import Report
-from tests.bot.test_slack_fakes import (
-    FakeEngine,
-    FakeRunner,
-    broken_findings,
-    fresh_logging,  # noqa: F401  (autouse)
-)
+from tests.bot.fakes import FakeRunner
+from tests.fakes.engine import FakeEngine, broken_findings
 
 SECRET = "watch-signing-secret"
 WATCH_CHANNEL = "C0WATCH"
@@ -271,7 +268,7 @@ async def test_serve_runs_the_scheduled_sweeps_home_and_metrics() -> None:
     engine.broken = {NODES[2]}
     health, port, stop = free_port(), free_port(), asyncio.Event()
     server = asyncio.create_task(serve(
-        settings, engine, None, None, host="127.0.0.1", port=port, stop=stop,
+        settings, Services(engine, None), host="127.0.0.1", port=port, stop=stop,
         ops=OpsSettings(health_host="127.0.0.1", health_port=health), watch=watch, fleet=fleet))
     try:
         await fleet.wait_for_sweeps(2, timeout=20)  # by the schedule alone: nobody asked for these
@@ -314,5 +311,6 @@ async def test_serve_refuses_an_unknown_watched_probe_before_starting() -> None:
                                              "api_url": "http://127.0.0.1:9/api/"})
     watch = WatchSettings(interval=10, channel=WATCH_CHANNEL, probes=["host-api", "host-apii"])
     with pytest.raises(ConfigError) as caught:
-        await serve(settings, engine, None, None, host="127.0.0.1", port=0, stop=asyncio.Event(), watch=watch)
+        await serve(settings, Services(engine, None), host="127.0.0.1", port=0, stop=asyncio.Event(),
+                    watch=watch)
     assert str(caught.value).startswith("config error: watch.probes: unknown probe 'host-apii'")

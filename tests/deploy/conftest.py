@@ -41,12 +41,6 @@ def run_tool(*argv: str) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="session")
-def k8s_version() -> str:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    return kubernetes_validate.latest_version()
-
-
 def validate(obj: dict[str, Any], version: str) -> None:
     """Strict: unknown fields are errors too, as with `kubectl apply --validate=strict`."""
     import kubernetes_validate
@@ -81,7 +75,7 @@ def render_kustomize(directory: Path) -> list[dict[str, Any]]:
 
 
 def kustomize_in_namespace(tmp: Path, namespace: str) -> list[dict[str, Any]]:
-    """The base rendered as the README tells a user to install it elsewhere: a copy whose
+    """The base rendered as docs/deploy.md tells a user to install it elsewhere: a copy whose
     namespace.yaml names `namespace` (the one place the base writes it)."""
     copy_dir = tmp / "kustomize"
     shutil.copytree(KUSTOMIZE_DIR, copy_dir)

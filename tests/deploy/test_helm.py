@@ -3,7 +3,7 @@
 Covers: `helm lint --strict` passes and values.schema.json makes an invalid values file fail (lint
 and template); the default rendering and one with every value set validate (strict) against the
 Kubernetes schemas; with the Namespace enabled the chart renders the same objects as the kustomize
-base — in "netcheck" and in another namespace (the README's way for each) — apart from Helm's own
+base — in "netcheck" and in another namespace (docs/deploy.md's way for each) — apart from Helm's own
 labels and the config checksum; a release in another namespace under another name: every object of
 the bot in that namespace (the Role in "default" stays there), names from fullname (no collision
 with a second release), the Lease name in the config equals the Role's resourceName; nameOverride /
@@ -11,7 +11,7 @@ fullnameOverride; instance labels and selectors; the Service (metrics always, Sl
 mode), the PDB only with more than one replica, the ServiceMonitor only when enabled; image.tag
 defaults to appVersion (digest optional); joinChannel unset by default; `config:` reaches every
 configuration key and the result loads with the bot's config model; values reach the objects;
-existing Secrets are referenced; a token without a signing secret is refused; the README's install
+existing Secrets are referenced; a token without a signing secret is refused; docs/deploy.md's install
 step 4, run as written with another namespace, renders the bot into that namespace (helm and kustomize).
 """
 
@@ -350,21 +350,21 @@ def test_token_without_signing_secret_is_refused(helm):
     assert "slack.signingSecret is required" in done.stderr
 
 
-def readme_apply_commands() -> list[str]:
-    """The shell commands of the README's install step 4 ("Apply"), continuation lines joined."""
-    readme = (CHART_DIR.parents[2] / "README.md").read_text()
-    step = readme[readme.index("4. **Apply**"):]
+def install_apply_commands() -> list[str]:
+    """The shell commands of docs/deploy.md's install step 4 ("Apply"), continuation lines joined."""
+    page = (CHART_DIR.parents[2] / "docs" / "deploy.md").read_text()
+    step = page[page.index("4. **Apply**"):]
     block = step[step.index("```sh") + len("```sh"):step.index("```", step.index("```sh") + 5)]
     text = block.replace("\\\n", " ")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-def test_readme_install_commands_work_for_another_namespace(helm, tmp_path):
+def test_install_commands_work_for_another_namespace(helm, tmp_path):
     """Step 4 as written, with NS=platform: the helm command (as `helm template`) and the kustomize
     commands (the sed on a copy of the base, then `kubectl kustomize` for `kubectl apply -k`)."""
     from tests.deploy.conftest import KUSTOMIZE_DIR, render_kustomize
 
-    commands = readme_apply_commands()
+    commands = install_apply_commands()
     (helm_line,) = [c for c in commands if c.startswith("helm install")]
     argv = shlex.split(helm_line.replace('"$NS"', "platform"))
     assert argv[:4] == ["helm", "install", "netcheck", "deploy/helm/netcheck"]

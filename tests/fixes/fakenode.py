@@ -3,28 +3,29 @@
 `FakeNode` is a `FakeShell` (tests/fakes) whose answers read and change a small model of a node:
 files, nat POSTROUTING rules, systemd units (enable --now and start run the unit's ExecStart rule,
 disable --now and stop its ExecStop; is-enabled answers like systemctl), the
-ip_forward sysctl and loaded modules. `FakeEngine` answers `check()` from that model the way the
-real probes would judge it, and `InstallationCluster` adds a JSON-merge-patching Installation.
+ip_forward sysctl and loaded modules. `node_engine` is the shared FakeEngine (tests/fakes/engine.py)
+over that node: `NodeModelJudge` answers `check()` from the model the way the real probes would judge
+it, and `InstallationCluster` adds a JSON-merge-patching Installation.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import re
 import shlex
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from lab.apiserver.patch import merge_patch  # the API stand-in's RFC 7386 merge patch
 from probes.catalog.ip_forward import PERSISTED_COMMAND
 from probes.facts import ClusterFacts, Endpoint, InstallationFacts, IPPoolFacts, NodeFacts
-from probes.model import Finding, Layer, Report, Status
+from probes.model import Finding, Layer, Status
+from probes.registry import Registry, default_registry
 from probes.transports.base import CommandResult
 from tests.fakes import FakeCluster, FakeShell
+from tests.fakes.engine import FakeEngine
 
 _SYSCTL_FILE = re.compile(r"^(/(usr/lib|lib|run|etc)/sysctl\.d/[^/]+\.conf|/etc/sysctl\.conf)$")
 _FORWARD_LINE = re.compile(r"^\s*net[./]ipv(4[./]ip_forward|6[./]conf[./]all[./]forwarding)\s*=")
@@ -266,53 +267,33 @@ class FakeNode(FakeShell):
         return [c for c in self.ran if not c.startswith(read_only)]
 
 
-class FakeEngine:
-    """The slice of `probes.engine.Engine` fixes use, judging probes from the `FakeNode` model."""
+JUDGED = ("masquerade", "pod-api", "return-path", "mtu", "ip-forward", "kernel-modules", "etc-hosts")
+"""The probes `NodeModelJudge` judges from the node model (each on its own: no `after=` dependencies)."""
 
-    def __init__(self, node: FakeNode, cluster: InstallationCluster | None = None,
-                 encapsulation: str = "ipip") -> None:
-        self.shell = node
-        self.shells_used: list[tuple[str, bool]] = []
-        self.privileged = False
-        self.cluster = cluster or InstallationCluster(installation={"spec": {"calicoNetwork": {}}})
-        self.forced: dict[str, Status] = {}
-        self.checks: list[tuple[str, tuple[str, ...]]] = []
-        self.refreshes = 0
-        pools = [IPPoolFacts(name="default-ipv4-ippool", cidr="192.168.0.0/16",
-                             ipip_mode="Always" if encapsulation == "ipip" else "Never",
-                             vxlan_mode="Always" if encapsulation == "vxlan" else "Never")]
-        self._facts = ClusterFacts(
-            api_service_ip="10.96.0.1", api_endpoints=[Endpoint(ip="10.0.0.10", port=6443)],
-            nodes=[NodeFacts(name=n, internal_ip=a, pod_cidr=POD_CIDRS[n], pod_cidrs=[POD_CIDRS[n]],
-                             ready=True) for n, a in NODES],
-            installation=InstallationFacts(), ippools=pools,
-        )
 
-    async def facts(self, *, refresh: bool = False) -> ClusterFacts:
-        self.refreshes += refresh
-        return self._facts
+def judged_registry() -> Registry:
+    import probes.catalog  # noqa: F401  (registers the real specs)
 
-    async def node_shell(self, node: str) -> FakeNode:
-        assert node == self.shell.node, f"fix asked for a shell on {node}"
-        self.shells_used.append((node, self.privileged))
-        return self.shell
+    return Registry({probe_id: replace(default_registry[probe_id], after=()) for probe_id in JUDGED})
 
-    @contextlib.asynccontextmanager
-    async def node_session(self, node: str, *, privileged: bool = False) -> AsyncIterator[None]:
-        """Records whether a fix's commands ran in an approved (privileged) session."""
-        outer, self.privileged = self.privileged, privileged
-        try:
-            yield
-        finally:
-            self.privileged = outer
 
-    def _judge(self, probe: str) -> Status:
-        if probe in self.forced:
-            return self.forced[probe]
-        node = self.shell
+class NodeModelJudge:
+    """Judges the probes a fix asks for (precheck, verify) from the `FakeNode` model, the way the
+    real probes would; the judge of `node_engine`'s FakeEngine."""
+
+    def __init__(self, node: FakeNode, cluster: FakeCluster) -> None:
+        self.node = node
+        self.cluster = cluster
+
+    def __call__(self, node: str, probes: Sequence[str] | None) -> list[Finding]:
+        return [Finding(probe=p, layer=Layer.IPTABLES, status=self._status(p), summary=f"{p} judged")
+                for p in probes or ()]
+
+    def _status(self, probe: str) -> Status:
+        node = self.node
         masq = any("MASQUERADE" in r for r in node.nat_rules)
         # what a debug pod created on the node now would measure (its calico-node's MTU), never the spec
-        mtu = self.cluster.node_mtu.get(node.node) if hasattr(self.cluster, "node_mtu") else None
+        mtu = self.cluster.node_mtu.get(node.node) if isinstance(self.cluster, InstallationCluster) else None
         hosts = node.files.get("/etc/hosts", "")
         verdicts = {
             "masquerade": masq, "pod-api": masq, "return-path": masq,
@@ -323,9 +304,20 @@ class FakeEngine:
         }
         return Status.OK if verdicts[probe] else Status.FAIL
 
-    async def check(self, node: str, *, probes: list[str] | None = None) -> Report:
-        await asyncio.sleep(0.01)  # a real check takes time: lets concurrent applies overlap
-        self.checks.append((node, tuple(probes or ())))
-        findings = [Finding(probe=p, layer=Layer.IPTABLES, status=self._judge(p), summary=f"{p} judged")
-                    for p in probes or ()]
-        return Report(node=node, started_at=datetime.now(UTC), duration_s=0.01, findings=findings)
+
+def node_engine(node: FakeNode, cluster: InstallationCluster | None = None,
+                encapsulation: str = "ipip") -> FakeEngine:
+    """The fake engine of the fix tests: the lab's three nodes, `node`'s shell, checks judged from
+    `node`'s model (NodeModelJudge), the probes of JUDGED registered."""
+    cluster = cluster or InstallationCluster(installation={"spec": {"calicoNetwork": {}}})
+    pools = [IPPoolFacts(name="default-ipv4-ippool", cidr="192.168.0.0/16",
+                         ipip_mode="Always" if encapsulation == "ipip" else "Never",
+                         vxlan_mode="Always" if encapsulation == "vxlan" else "Never")]
+    facts = ClusterFacts(
+        api_service_ip="10.96.0.1", api_endpoints=[Endpoint(ip="10.0.0.10", port=6443)],
+        nodes=[NodeFacts(name=n, internal_ip=a, pod_cidr=POD_CIDRS[n], pod_cidrs=[POD_CIDRS[n]],
+                         ready=True) for n, a in NODES],
+        installation=InstallationFacts(), ippools=pools,
+    )
+    return FakeEngine([n for n, _ in NODES], delay_s=0.01, judge=NodeModelJudge(node, cluster),
+                      registry=judged_registry(), cluster=cluster, facts=facts, shell=node)

@@ -17,7 +17,7 @@ from fixes.catalog.masquerade import count_effective_rules, effective_rule
 from fixes.runner import FixRunner
 from probes.errors import InvalidInput
 from probes.transports.commands import Arg
-from tests.fixes.fakenode import POD_CIDRS, FakeEngine, FakeNode
+from tests.fixes.fakenode import POD_CIDRS, FakeNode, node_engine
 
 NODE = "worker2"
 IFACE = "wlp59s0"
@@ -25,7 +25,7 @@ IFACE = "wlp59s0"
 
 def setup() -> tuple[FakeNode, FixRunner]:
     node = FakeNode(node=NODE)
-    return node, FixRunner(FakeEngine(node))
+    return node, FixRunner(node_engine(node))
 
 
 @pytest.mark.parametrize(

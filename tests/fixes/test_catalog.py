@@ -27,7 +27,7 @@ from fixes.registry import FixRegistry, FixRegistryError, fix
 from fixes.runner import FixRunner
 from probes.errors import InvalidInput
 from probes.model import Layer, Status
-from tests.fixes.fakenode import FakeEngine, FakeNode, InstallationCluster
+from tests.fixes.fakenode import FakeNode, InstallationCluster, node_engine
 
 FAST = FixSettings(rollout_timeout=2.0, rollout_poll_interval=0.001)
 """A rollout followed without pauses: the fake operator moves one step per read."""
@@ -38,7 +38,7 @@ def make(installation: dict | None = None, encapsulation: str = "ipip", **node_k
     node = FakeNode(node="worker2", **node_kw)  # type: ignore[arg-type]
     cluster = InstallationCluster(installation=installation if installation is not None
                                   else {"spec": {"calicoNetwork": {"ipPools": []}}})
-    engine = FakeEngine(node, cluster, encapsulation=encapsulation)
+    engine = node_engine(node, cluster, encapsulation=encapsulation)
     return node, engine, FixRunner(engine, settings=FAST)
 
 
@@ -142,7 +142,8 @@ async def test_calico_mtu_stalled_rollout_names_the_node_and_verifies_nothing() 
     assert "the rollback failed too: the calico-node rollout back to MTU auto-detected did not finish" \
         in result.message
     assert engine.cluster.patches[-1] == {"spec": {"calicoNetwork": {"mtu": None}}}  # patched back anyway
-    assert [c for c in engine.checks if c[1] == ("mtu",)] == [("worker2", ("mtu",))]  # the precheck only
+    prechecks = [c for c in engine.probes_checked if c[1] == ("mtu",)]
+    assert prechecks == [("worker2", ("mtu",))]  # the precheck only
     engine.cluster.stalled.clear()  # the node recovers: the rollback's rollout finishes
 
 

@@ -13,7 +13,8 @@ import io
 
 from bot.commands import fix as fix_command
 from probes.model import Status
-from tests.fixes.fakenode import FakeEngine, FakeNode
+from tests.fakes.engine import FakeEngine
+from tests.fixes.fakenode import FakeNode, node_engine
 
 RULE = "POSTROUTING -s 192.168.88.0/24 -o wlp59s0 -j MASQUERADE"
 
@@ -43,7 +44,7 @@ async def run_both(
     args: argparse.Namespace, stdin: io.StringIO | None = None
 ) -> tuple[int, str, str, FakeNode, FakeEngine]:
     node = FakeNode(node="worker2")
-    engine = FakeEngine(node)
+    engine = node_engine(node)
     if getattr(args, "_fail", None):
         engine.forced[args._fail] = Status.FAIL
     out, err = io.StringIO(), io.StringIO()

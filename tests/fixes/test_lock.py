@@ -25,7 +25,7 @@ from fixes.lock import ClusterFixLock, FixLockBusy, lease_name
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
 from probes.errors import ClusterConflict, ClusterNotFound
-from tests.fixes.fakenode import FakeEngine, FakeNode
+from tests.fixes.fakenode import FakeNode, node_engine
 
 MASQ = {"pod_cidr": "192.168.88.0/24", "interface": "wlp59s0"}
 FAST = FixSettings(lock_duration=0.3, lock_wait=0.2, lock_retry=0.02)
@@ -129,7 +129,7 @@ def events(err: str) -> list[dict]:
 
 async def test_cli_and_bot_apply_the_same_fix_once(capsys: pytest.CaptureFixture[str]) -> None:
     store, node = Leases(), FakeNode(node="worker2")
-    engine = FakeEngine(node)
+    engine = node_engine(node)
     settings = FAST.model_copy(update={"lock_wait": 10})
     cli = FixRunner(engine, settings=settings, node_lock=lock(store, "cli-1", settings))
     bot = FixRunner(engine, settings=settings, node_lock=lock(store, "bot-2", settings))
@@ -159,7 +159,7 @@ async def test_without_the_lease_namespace_the_cli_works_alone() -> None:
             raise ClusterNotFound('namespaces "netcheck" not found', status=404)
 
     node = FakeNode(node="worker2")
-    runner = FixRunner(FakeEngine(node), settings=FAST, node_lock=lock(NoNamespace(), "cli-1"))
+    runner = FixRunner(node_engine(node), settings=FAST, node_lock=lock(NoNamespace(), "cli-1"))
     approval = Approval(approver="alice@laptop", approved_at=datetime.now(UTC), requested_by="alice@laptop")
     result = await runner.apply("worker2", "masquerade", MASQ, approval)
     assert result.outcome == Outcome.APPLIED and len(node.nat_rules) == 1

@@ -24,7 +24,8 @@ from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
 from probes.errors import InvalidInput
 from probes.model import Status
-from tests.fixes.fakenode import FakeEngine, FakeNode
+from tests.fakes.engine import FakeEngine
+from tests.fixes.fakenode import FakeNode, node_engine
 
 MASQ = {"pod_cidr": "192.168.88.0/24", "interface": "wlp59s0"}
 RULE = "POSTROUTING -s 192.168.88.0/24 -o wlp59s0 -j MASQUERADE"
@@ -33,7 +34,7 @@ APPROVAL = Approval(approver="alice@ops", approved_at=datetime(2026, 11, 26, tzi
 
 def setup(**node_kw: object) -> tuple[FakeNode, FakeEngine, FixRunner]:
     node = FakeNode(node="worker2", **node_kw)  # type: ignore[arg-type]
-    engine = FakeEngine(node)
+    engine = node_engine(node)
     return node, engine, FixRunner(engine)
 
 

@@ -1,6 +1,6 @@
 """netcheck installed in a namespace other than "netcheck", under the RBAC its manifests render there.
 
-The Helm chart (release "ops") and the kustomize base (the README's way: namespace.yaml renamed) are
+The Helm chart (release "ops") and the kustomize base (docs/deploy.md's way: namespace.yaml renamed) are
 rendered into another namespace; their RBAC objects are applied to the lab's RBAC-enforcing API
 stand-in and a token for the rendered ServiceAccount is added (what a cluster's token issuer does).
 A real `netcheck serve` process (HTTP mode) then runs in the lab's ops namespace with exactly the

@@ -21,7 +21,6 @@ import structlog
 from aiohttp import web
 
 from lab.cluster import Lab
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.lab
 

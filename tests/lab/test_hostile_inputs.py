@@ -29,7 +29,6 @@ import aiohttp
 import pytest
 
 from lab.cluster import Lab
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 from tests.lab.hostile_table import TABLE, Case, fill
 
 pytestmark = pytest.mark.lab

@@ -20,7 +20,7 @@ import pytest
 
 from lab import nodeinit
 from lab.cluster import Lab
-from tests.lab.test_teardown import leftovers, own_prefix  # noqa: F401  (fixture)
+from tests.lab.test_teardown import leftovers
 
 pytestmark = pytest.mark.lab
 INIT_APPEAR_WAIT_S = 60.0
@@ -36,7 +36,7 @@ def test_each_node_is_its_own_pid_namespace(lab: Lab) -> None:
     seen = set()
     for node in lab.nodes:
         script = ("hostname; readlink /proc/1/ns/pid; tr '\\0' ' ' < /proc/1/cmdline; echo; "
-                  "for p in $(pgrep -f '[l]ab.kubelet'); do tr '\\0' ' ' < /proc/$p/cmdline; echo; done")
+                  "for p in $(pgrep -f '[l]ab/bin/kubelet'); do tr '\\0' ' ' < /proc/$p/cmdline; echo; done")
         result = ssh(lab, node.ip, script)
         assert result.returncode == 0, result.stderr
         hostname, pid_ns, init_cmdline, *kubelets = result.stdout.splitlines()

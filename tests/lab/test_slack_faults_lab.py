@@ -17,30 +17,13 @@ import pytest
 from aiohttp import web
 
 from lab.cluster import Lab
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
+from probes.model import Report
 
 pytestmark = pytest.mark.lab
 
 CHANNEL = "C0NETCHECK"
 SECRET = "lab-signing-secret"
 CHECK_TIMEOUT_S = 180.0
-
-
-class Recorder:
-    """The engine as the bot sees it, keeping the reports it handed out (composition, like serve's
-    MeteredEngine)."""
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-        self.reports: list[Any] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    async def check(self, node: str, **kwargs: Any) -> Any:
-        report = await self._engine.check(node, **kwargs)
-        self.reports.append(report)
-        return report
 
 
 async def burst(lab: Lab, node: str) -> dict[str, Any]:
@@ -54,7 +37,9 @@ async def burst(lab: Lab, node: str) -> dict[str, Any]:
 
     standin = SlackStandIn(channels=(CHANNEL,))
     await standin.start()
-    engine = Recorder(wiring.build_engine(config_module.load(lab.config_file)))
+    engine = wiring.build_engine(config_module.load(lab.config_file))
+    reports: list[Report] = []
+    engine.on_report.add(reports.append)  # the reports the bot handed out
     settings = SlackSettings.model_validate({"bot_token": "xoxb-test", "signing_secret": SECRET,
                                              "api_url": standin.api_url, "server_error_backoff_s": 0.1})
     app, rt = build_app(settings, engine, None, probe_count=len(list(engine.registry)))
@@ -76,7 +61,7 @@ async def burst(lab: Lab, node: str) -> dict[str, Any]:
     try:
         await driver.command(node, user="UALICE", channel=CHANNEL)
         await rt.tasks.idle(timeout=CHECK_TIMEOUT_S)
-        return {"parents": standin.messages(CHANNEL), "report": engine.reports[-1],
+        return {"parents": standin.messages(CHANNEL), "report": reports[-1],
                 "calls": standin.calls,
                 "undelivered": METRICS.slack_undelivered.labels(method="chat.postMessage")._value.get()
                 - undelivered}

@@ -14,22 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import netns, nodes, spec
+from lab import netns, nodes
 from lab.cluster import Lab
 
 pytestmark = pytest.mark.lab
 KILL_AFTER_S = 1.0
-
-
-@pytest.fixture
-def own_prefix(monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
-    prefix = spec.prefix().rstrip("-") + "t-"  # "ncat-" does not start with "nca-" (and vice versa)
-    state = Path(str(spec.state_dir()) + "-teardown")
-    monkeypatch.setenv(spec.PREFIX_ENV, prefix)
-    monkeypatch.setenv(spec.STATE_ENV, str(state))
-    Lab.teardown()
-    yield prefix, state
-    Lab.teardown()
 
 
 def lab_pids(state: Path) -> set[int]:

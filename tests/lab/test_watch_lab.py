@@ -30,7 +30,6 @@ from bot.picture.draw import BACKGROUND, CAUSE_RING, CAUSE_RING_GAP, CAUSE_RING_
 from bot.picture.layout import API_SERVER, HOST_LEG
 from lab.cluster import Lab
 from probes.model import Layer
-from tests.bot.test_slack_fakes import fresh_logging  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.lab
 
@@ -79,8 +78,9 @@ async def watch_scenario(lab: Lab, fault: Callable[..., None], target: str) -> d
                                           "agree": 2, "max_parallel": len(lab.nodes)})
     fleet = build_fleet(watch)
     health, port, stop = free_port(), free_port(), asyncio.Event()
+    runner = wiring.build_fix_runner(config_module.load(lab.config_file), engine)
     server = asyncio.create_task(serve(
-        settings, engine, wiring.build_fix_runner(config_module.load(lab.config_file), engine), None,
+        settings, wiring.Services(engine, runner),
         host="127.0.0.1", port=port, stop=stop, ops=OpsSettings(health_host="127.0.0.1", health_port=health),
         watch=watch, fleet=fleet))
     seen: dict[str, object] = {}

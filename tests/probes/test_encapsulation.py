@@ -2,17 +2,16 @@
 VXLAN pool over WiFi with the peer pod answering → ok; peer pod silent (100% loss, real ping output)
 → fail naming the peer's node, with the host route as evidence; small pings pass but pod-MTU-sized
 ones with DF are lost → warn (large packets), passing → ok; no peer → pod-to-pod reported as not
-checked; a missing ping binary gives no verdict; no shell and no pod → skip."""
+checked; a missing ping binary gives no verdict. The node shell and debug pod are declared needs
+(the engine skips the probe without them, tests/probes/test_engine.py), so every case has both."""
 
 from __future__ import annotations
 
-import pytest
-
 from probes.catalog.encapsulation import encapsulation
-from probes.errors import ProbeSkip
 from probes.model import Status
+from probes.registry import default_registry
 from tests.fakes import FakePod, FakeShell, out
-from tests.probes.catalog_helpers import IPIP_POOL, VXLAN_POOL, cluster_facts, ctx
+from tests.probes.helpers import IPIP_POOL, cluster_facts, context
 
 ADDRS = ("2: wlp59s0    inet 192.168.1.105/24 scope global wlp59s0\\       valid_lft forever "
          "preferred_lft forever\n")
@@ -34,24 +33,24 @@ def node() -> FakeShell:
 
 
 async def test_ipip_over_wifi_warns_recommending_vxlan() -> None:
-    result = await encapsulation(ctx(node(), facts=cluster_facts(pools=[IPIP_POOL])))
+    result = await encapsulation(context(node(), FakePod(), facts=cluster_facts(pools=[IPIP_POOL])))
     assert result.status is Status.WARN
     assert result.summary.startswith("IPIP encapsulation over WiFi interface wlp59s0")
     assert '"value":"VXLANCrossSubnet"' in result.remediation
     assert "calicoctl patch ippool default-ipv4-ippool" in result.remediation
-    assert "pod-to-pod skipped: no debug pod" in result.evidence
+    assert "pod-to-pod skipped: no debug pod on another Ready node" in result.evidence
 
 
 async def test_vxlan_over_wifi_with_peer_reachable_ok() -> None:
     pod = FakePod().on(r"^ping -c 3 -i 0\.5 -W 2 192\.168\.87\.69$", out(PING_OK))
-    result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
+    result = await encapsulation(context(node(), pod, peer_pod_ip="192.168.87.69"))
     assert result.status is Status.OK
     assert result.summary == "no IPIP over WiFi; pod-to-pod to 192.168.87.69 ok (0% loss)"
 
 
 async def test_peer_pod_silent_fails_with_route_evidence() -> None:
     pod = FakePod().on(r"^ping ", out(PING_LOST, 1))
-    result = await encapsulation(ctx(node(), pod, facts=cluster_facts(pools=[IPIP_POOL]),
+    result = await encapsulation(context(node(), pod, facts=cluster_facts(pools=[IPIP_POOL]),
                                      peer_pod_ip="192.168.87.69"))
     assert result.status is Status.FAIL
     assert result.summary == "no reply from the pod 192.168.87.69 on worker1 (pod-to-pod lost)"
@@ -70,7 +69,7 @@ async def test_large_packets_lost_warns_naming_the_peer() -> None:
     pod = (FakePod().on(r"^ping -c 3 -i 0\.5 -W 2 192\.168\.87\.69$", out(PING_OK))
            .on(r"^cat /sys/class/net/eth0/mtu$", out("1450\n"))
            .on(r"^ping -M do -c 2 -i 0\.5 -W 2 -s 1422 192\.168\.87\.69$", out(FRAG, 1)))
-    result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
+    result = await encapsulation(context(node(), pod, peer_pod_ip="192.168.87.69"))
     assert result.status is Status.WARN
     assert result.summary == ("pod-to-pod to 192.168.87.69 on worker1: small packets pass, 1450-byte packets "
                               "with DF set are lost (an MTU smaller than the pods' on the way)")
@@ -81,24 +80,24 @@ async def test_large_packets_lost_warns_naming_the_peer() -> None:
 async def test_large_packets_passing_stay_ok() -> None:
     pod = (FakePod().on(r"^ping -c 3 ", out(PING_OK)).on(r"^cat /sys/class/net/eth0/mtu$", out("1450\n"))
            .on(r"^ping -M do ", out(PING_OK)))
-    result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
+    result = await encapsulation(context(node(), pod, peer_pod_ip="192.168.87.69"))
     assert result.status is Status.OK
     assert "-s 1422 192.168.87.69   (pod MTU 1450)" in result.evidence
 
 
 async def test_without_peer_pod_to_pod_not_checked() -> None:
-    result = await encapsulation(ctx(node(), FakePod()))
+    result = await encapsulation(context(node(), FakePod()))
     assert result.status is Status.OK
     assert "pod-to-pod skipped: no debug pod on another Ready node" in result.evidence
 
 
 async def test_missing_ping_gives_no_verdict() -> None:
     pod = FakePod().on(r"^ping ", out("", 127, "sh: ping: not found"))
-    result = await encapsulation(ctx(node(), pod, peer_pod_ip="192.168.87.69"))
+    result = await encapsulation(context(node(), pod, peer_pod_ip="192.168.87.69"))
     assert result.status is Status.OK
     assert result.summary.endswith("pod-to-pod not checked")
 
 
-async def test_nothing_to_run_on_skips() -> None:
-    with pytest.raises(ProbeSkip):
-        await encapsulation(ctx(facts=cluster_facts(pools=[VXLAN_POOL])))
+def test_shell_and_pod_are_declared_needs() -> None:
+    """What lets the probe use both without checking: the engine only runs it when they exist."""
+    assert default_registry["encapsulation"].needs == {"host", "pod", "peer-pod"}

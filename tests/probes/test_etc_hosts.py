@@ -9,7 +9,7 @@ from probes.catalog.etc_hosts import etc_hosts, lookup_command
 from probes.facts import NodeFacts
 from probes.model import FixProposal, Status
 from tests.fakes import FakeShell, out
-from tests.probes.catalog_helpers import cluster_facts, ctx
+from tests.probes.helpers import cluster_facts, context
 
 ALL = ("master: 192.168.1.10    master\nworker1: 192.168.1.20    worker1\n"
        "worker2: 192.168.1.105   worker2\n")
@@ -22,13 +22,13 @@ def test_lookup_command_is_one_getent_per_name() -> None:
 
 
 async def test_all_names_resolve_ok() -> None:
-    result = await etc_hosts(ctx(FakeShell().on(r"getent hosts", out(ALL))))
+    result = await etc_hosts(context(FakeShell().on(r"getent hosts", out(ALL))))
     assert result.status is Status.OK
     assert result.summary == "all 3 node names resolve on worker2"
 
 
 async def test_missing_names_fail_with_exact_lines() -> None:
-    result = await etc_hosts(ctx(FakeShell().on(r"getent hosts", out(TWO_MISSING))))
+    result = await etc_hosts(context(FakeShell().on(r"getent hosts", out(TWO_MISSING))))
     assert result.status is Status.FAIL
     assert result.summary == "1 node name(s) do not resolve on worker2: worker1 (192.168.1.20)"
     assert result.remediation == (
@@ -41,12 +41,12 @@ async def test_missing_names_fail_with_exact_lines() -> None:
 async def test_missing_node_without_internal_ip_gets_no_fix() -> None:
     nodes = [NodeFacts(name="master", internal_ip="192.168.1.10"), NodeFacts(name="worker1"),
              NodeFacts(name="worker2", internal_ip="192.168.1.105")]
-    result = await etc_hosts(ctx(FakeShell().on(r"getent hosts", out(TWO_MISSING)),
+    result = await etc_hosts(context(FakeShell().on(r"getent hosts", out(TWO_MISSING)),
                                  facts=cluster_facts(nodes=nodes)))
     assert result.status is Status.FAIL and "worker1 (no InternalIP)" in result.summary
     assert result.fix is None  # the fix could not write an entry without an address
 
 
 async def test_no_nodes_skips() -> None:
-    result = await etc_hosts(ctx(FakeShell(), facts=cluster_facts(nodes=[])))
+    result = await etc_hosts(context(FakeShell(), facts=cluster_facts(nodes=[])))
     assert result.status is Status.SKIP

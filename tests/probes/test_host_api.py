@@ -11,7 +11,7 @@ from probes.errors import InvalidInput
 from probes.facts import Endpoint
 from probes.model import Status
 from tests.fakes import FakeShell, out
-from tests.probes.helpers import context, facts
+from tests.probes.helpers import cluster_facts, context
 
 CURL = "curl -sSk -o /dev/null -w '%{http_code}' --max-time 4 https://10.96.0.1:443/version"
 
@@ -39,8 +39,8 @@ async def test_timeout_fails_with_curl_error_as_evidence() -> None:
 async def test_remediation_names_the_api_servers_own_port() -> None:
     """Not every API server listens on 6443 (MicroK8s: 16443): the remediation says the real one."""
     shell = FakeShell().on(r"^curl ", out("000", 28, "curl: (28) Connection timed out"))
-    cluster = facts().model_copy(update={"api_endpoints": [Endpoint(ip="172.20.0.10", port=16443)]})
-    result = await host_api(context(shell, cluster_facts=cluster))
+    cluster = cluster_facts().model_copy(update={"api_endpoints": [Endpoint(ip="172.20.0.10", port=16443)]})
+    result = await host_api(context(shell, facts=cluster))
     assert "the API server (172.20.0.10 port 16443)" in result.remediation
     assert "6443)" not in result.remediation.replace("16443)", "")
 

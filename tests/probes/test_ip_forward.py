@@ -11,7 +11,7 @@ from probes.catalog.ip_forward import ip_forward, persisted_values
 from probes.model import FixProposal, Status
 from probes.observations import Observations
 from tests.fakes import FakeShell, out
-from tests.probes.catalog_helpers import ctx
+from tests.probes.helpers import context
 
 V6_ADDR = "3: eth0    inet6 2001:db8::105/64 scope global \\       valid_lft forever preferred_lft forever\n"
 
@@ -26,7 +26,7 @@ def node(v4: str = "1", persisted: str = "", v6_addr: str = "", v6: str = "1") -
 
 
 async def test_forwarding_off_fails_with_fix() -> None:
-    result = await ip_forward(ctx(node(v4="0")))
+    result = await ip_forward(context(node(v4="0")))
     assert result.status is Status.FAIL
     assert result.summary == "forwarding is off on worker2: net.ipv4.ip_forward=0"
     assert "sudo sysctl -w net.ipv4.ip_forward=1" in result.remediation
@@ -40,7 +40,7 @@ async def test_forwarding_off_fails_with_fix() -> None:
 
 
 async def test_on_but_not_persisted_warns() -> None:
-    result = await ip_forward(ctx(node(v4="1")))
+    result = await ip_forward(context(node(v4="1")))
     assert result.status is Status.WARN
     assert "net.ipv4.ip_forward is not 1" in result.summary
     assert "no assignment in sysctl.conf or sysctl.d" in result.evidence
@@ -48,7 +48,7 @@ async def test_on_but_not_persisted_warns() -> None:
 
 
 async def test_persisted_in_sysctl_d_is_ok() -> None:
-    result = await ip_forward(ctx(node(persisted="/etc/sysctl.d/k8s.conf:net.ipv4.ip_forward = 1\n")))
+    result = await ip_forward(context(node(persisted="/etc/sysctl.d/k8s.conf:net.ipv4.ip_forward = 1\n")))
     assert result.status is Status.OK
     assert "net.ipv4.ip_forward = 1 (/etc/sysctl.d/k8s.conf)" in result.evidence
 
@@ -56,13 +56,13 @@ async def test_persisted_in_sysctl_d_is_ok() -> None:
 async def test_a_later_file_setting_zero_wins() -> None:
     lines = ("/etc/sysctl.d/k8s.conf:net.ipv4.ip_forward = 1\n"
              "/etc/sysctl.conf:net.ipv4.ip_forward=0\n")
-    result = await ip_forward(ctx(node(persisted=lines)))
+    result = await ip_forward(context(node(persisted=lines)))
     assert result.status is Status.WARN
 
 
 async def test_global_ipv6_with_forwarding_off_fails() -> None:
     persisted = "/etc/sysctl.d/k8s.conf:net.ipv4.ip_forward = 1\n"
-    result = await ip_forward(ctx(node(persisted=persisted, v6_addr=V6_ADDR, v6="0")))
+    result = await ip_forward(context(node(persisted=persisted, v6_addr=V6_ADDR, v6="0")))
     assert result.status is Status.FAIL
     assert "net.ipv6.conf.all.forwarding=0" in result.summary
     assert result.fix is None  # the ip-forward fix handles IPv4 only: no button that cannot verify

@@ -12,7 +12,7 @@ from probes.catalog.kernel_modules import kernel_modules
 from probes.errors import ProbeSkip
 from probes.model import FixProposal, Status
 from tests.fakes import FakeShell, out
-from tests.probes.catalog_helpers import IPIP_POOL, PLAIN_POOL, VXLAN_POOL, cluster_facts, ctx
+from tests.probes.helpers import IPIP_POOL, PLAIN_POOL, VXLAN_POOL, cluster_facts, context
 
 NO_PROC = out("", 1, "cat: /proc/modules: No such file or directory\n")
 NO_BUILTIN = out("", 2, "grep: /lib/modules/6.18.44-fc-v669/modules.builtin: No such file or directory\n")
@@ -36,7 +36,7 @@ def node(proc=NO_PROC, sys_module=NO_SYS_IPIP, builtin=NO_BUILTIN, device=NO_TUN
 
 
 async def test_ipip_missing_with_module_list_fails_with_fix() -> None:
-    result = await kernel_modules(ctx(node(proc=out(PROC)), facts=cluster_facts(pools=[IPIP_POOL])))
+    result = await kernel_modules(context(node(proc=out(PROC)), facts=cluster_facts(pools=[IPIP_POOL])))
     assert result.status is Status.FAIL
     assert result.summary == "ipip module not loaded on worker2 and no tunl0: IPIP encapsulation cannot work"
     assert "sudo modprobe ipip" in result.remediation
@@ -47,7 +47,7 @@ async def test_ipip_missing_with_module_list_fails_with_fix() -> None:
 
 @pytest.mark.parametrize("answer", [NOT_FOUND, DISABLED], ids=["module-not-found", "modules-disabled"])
 async def test_missing_but_not_loadable_fails_without_a_fix(answer) -> None:  # type: ignore[no-untyped-def]
-    result = await kernel_modules(ctx(node(proc=out(PROC), loadable=answer),
+    result = await kernel_modules(context(node(proc=out(PROC), loadable=answer),
                                       facts=cluster_facts(pools=[IPIP_POOL])))
     assert result.status is Status.FAIL
     assert result.fix is None  # modprobe would fail: a button would only ever roll back
@@ -57,30 +57,30 @@ async def test_missing_but_not_loadable_fails_without_a_fix(answer) -> None:  # 
 async def test_tunnel_device_present_is_ok() -> None:
     tunl0 = out("5: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT "
                 "group default qlen 1000\\    link/ipip 0.0.0.0 brd 0.0.0.0\n")
-    result = await kernel_modules(ctx(node(device=tunl0), facts=cluster_facts(pools=[IPIP_POOL])))
+    result = await kernel_modules(context(node(device=tunl0), facts=cluster_facts(pools=[IPIP_POOL])))
     assert result.status is Status.OK
     assert result.summary == "tunl0 exists: ipip is loaded"
 
 
 async def test_vxlan_listed_is_ok() -> None:
     shell = node(proc=out(PROC), device=out("", 1, 'Device "vxlan.calico" does not exist.\n'))
-    result = await kernel_modules(ctx(shell, facts=cluster_facts(pools=[VXLAN_POOL])))
+    result = await kernel_modules(context(shell, facts=cluster_facts(pools=[VXLAN_POOL])))
     assert result.status is Status.OK
     assert result.summary == "vxlan is loaded"
 
 
 async def test_no_encapsulation_is_ok_without_commands() -> None:
     shell = node()
-    result = await kernel_modules(ctx(shell, facts=cluster_facts(pools=[PLAIN_POOL])))
+    result = await kernel_modules(context(shell, facts=cluster_facts(pools=[PLAIN_POOL])))
     assert result.status is Status.OK
     assert shell.ran == []
 
 
 async def test_kernel_without_module_information_skips() -> None:
     with pytest.raises(ProbeSkip, match="exposes no module list .* cannot tell whether ipip is loaded"):
-        await kernel_modules(ctx(node(), facts=cluster_facts(pools=[IPIP_POOL])))
+        await kernel_modules(context(node(), facts=cluster_facts(pools=[IPIP_POOL])))
 
 
 async def test_no_pools_skips() -> None:
     with pytest.raises(ProbeSkip, match="no Calico IP pools"):
-        await kernel_modules(ctx(node(), facts=cluster_facts(pools=[])))
+        await kernel_modules(context(node(), facts=cluster_facts(pools=[])))

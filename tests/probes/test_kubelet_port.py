@@ -16,7 +16,7 @@ from probes.catalog.kubelet_port import kubelet_port, tls_connect
 from probes.errors import ClusterError, ClusterForbidden
 from probes.model import Status
 from tests.fakes import FakeCluster, FakePod
-from tests.probes.catalog_helpers import ctx
+from tests.probes.helpers import context
 
 REFUSED = ('Get "https://192.168.1.105:10250/containerLogs/netcheck/netcheck-debug-worker2/debug": '
            "dial tcp 192.168.1.105:10250: connect: connection refused")
@@ -30,7 +30,7 @@ def cluster(answer: str | Exception) -> FakeCluster:
 
 async def test_logs_fetched_is_ok() -> None:
     fake = cluster("log line\n")
-    result = await kubelet_port(ctx(pod=FakePod(), cluster=fake))
+    result = await kubelet_port(context(pod=FakePod(), cluster=fake))
     assert result.status is Status.OK
     assert fake.calls == [("pod_logs", ("netcheck", "netcheck-debug-worker2"))]
     assert "bot → 192.168.1.105:10250:" in result.evidence
@@ -38,7 +38,7 @@ async def test_logs_fetched_is_ok() -> None:
 
 @pytest.mark.parametrize(("message", "why"), [(REFUSED, "connection refused"), (TIMEOUT, "i/o timeout")])
 async def test_dial_errors_fail_with_firewall_remediation(message: str, why: str) -> None:
-    result = await kubelet_port(ctx(pod=FakePod(), cluster=cluster(ClusterError(message, status=500))))
+    result = await kubelet_port(context(pod=FakePod(), cluster=cluster(ClusterError(message, status=500))))
     assert result.status is Status.FAIL
     assert result.summary == f"the API server cannot reach the kubelet on 192.168.1.105:10250: {why}"
     assert "sudo ufw allow 10250/tcp" in result.remediation
@@ -49,7 +49,7 @@ async def test_dial_errors_fail_with_firewall_remediation(message: str, why: str
 
 async def test_rbac_refusal_skips() -> None:
     answer = ClusterForbidden('pods "x" is forbidden: cannot get resource "pods/log"', status=403)
-    result = await kubelet_port(ctx(pod=FakePod(), cluster=cluster(answer)))
+    result = await kubelet_port(context(pod=FakePod(), cluster=cluster(answer)))
     assert result.status is Status.SKIP
 
 

@@ -20,7 +20,7 @@ from probes.model import FixProposal, Status
 from probes.observations import Observations
 from probes.transports.base import CommandResult
 from tests.fakes import FakePod, FakeShell, out
-from tests.probes.helpers import context, facts
+from tests.probes.helpers import cluster_facts, context
 
 LINKS = (
     "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000"
@@ -88,7 +88,7 @@ def node(wifi_mtu: int = 1500, path_mtu: int = 1500, *, icmp: bool = True,
 
 async def test_healthy_vxlan_node_is_ok() -> None:
     host, debug = node(), pod()
-    result = await mtu_probe(with_peer(context(host, debug, cluster_facts=facts(installation=INSTALLED))))
+    result = await mtu_probe(with_peer(context(host, debug, facts=cluster_facts(installation=INSTALLED))))
     assert result.status is Status.OK
     assert result.summary == "pod MTU 1450 + 50 = 1500 fits wlp59s0 MTU 1500 and path MTU 1500"
     assert result.fix is None
@@ -103,7 +103,7 @@ async def test_healthy_vxlan_node_is_ok() -> None:
 
 async def test_router_frag_needed_fails_with_calico_mtu_fix() -> None:
     result = await mtu_probe(context(node(path_mtu=1400), pod(path_mtu=1400),
-                                     cluster_facts=facts(installation=INSTALLED)))
+                                     facts=cluster_facts(installation=INSTALLED)))
     assert result.status is Status.FAIL
     assert result.summary == ("pod MTU 1450 + vxlan overhead 50 = 1500 exceeds path MTU 1400 toward "
                               "192.168.1.10")
@@ -121,7 +121,7 @@ async def test_router_frag_needed_fails_with_calico_mtu_fix() -> None:
 
 async def test_small_interface_mtu_fails_without_touching_the_interface() -> None:
     host = node(wifi_mtu=1400)
-    result = await mtu_probe(context(host, pod(path_mtu=1400), cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(host, pod(path_mtu=1400), facts=cluster_facts(installation=INSTALLED)))
     assert result.status is Status.FAIL
     assert result.summary.endswith("exceeds wlp59s0 MTU 1400 toward 192.168.1.10")
     assert result.fix == FixProposal(id="calico-mtu", params={"mtu": 1350})
@@ -135,7 +135,7 @@ async def test_the_installation_value_is_never_read_back_as_the_verdict() -> Non
     the same patch again."""
     patched = InstallationFacts(mtu=1350)
     result = await mtu_probe(context(node(wifi_mtu=1400), pod(eth0_mtu=1450, path_mtu=1400),
-                                     cluster_facts=facts(installation=patched)))
+                                     facts=cluster_facts(installation=patched)))
     assert result.status is Status.FAIL
     assert result.summary.startswith("pod MTU 1450 + vxlan overhead 50 = 1500 exceeds")
     assert "this pod has 1450: calico-node on worker2 does not give new pods the configured MTU yet" \
@@ -146,14 +146,14 @@ async def test_the_installation_value_is_never_read_back_as_the_verdict() -> Non
 
 async def test_after_the_rollout_the_measured_pod_fits() -> None:
     result = await mtu_probe(context(node(wifi_mtu=1400), pod(eth0_mtu=1350, path_mtu=1400),
-                                     cluster_facts=facts(installation=InstallationFacts(mtu=1350))))
+                                     facts=cluster_facts(installation=InstallationFacts(mtu=1350))))
     assert result.status is Status.OK
     assert result.summary == "pod MTU 1350 + 50 = 1400 fits wlp59s0 MTU 1400 and path MTU 1400"
 
 
 async def test_pod_packets_blocked_toward_the_peer_pod_fail() -> None:
     debug = pod(eth0_mtu=1450, path_mtu=1500, peer_path_mtu=1400)
-    result = await mtu_probe(with_peer(context(node(), debug, cluster_facts=facts(installation=INSTALLED))))
+    result = await mtu_probe(with_peer(context(node(), debug, facts=cluster_facts(installation=INSTALLED))))
     assert result.status is Status.FAIL
     assert result.summary == ("pod packets of 1450 bytes do not pass: path MTU 1400 toward peer pod "
                               "192.168.86.69")
@@ -162,7 +162,7 @@ async def test_pod_packets_blocked_toward_the_peer_pod_fail() -> None:
 
 async def test_silent_black_hole_is_measured_by_search() -> None:
     host = node(path_mtu=1400, icmp=False)
-    result = await mtu_probe(context(host, pod(path_mtu=1400), cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(host, pod(path_mtu=1400), facts=cluster_facts(installation=INSTALLED)))
     assert result.status is Status.FAIL
     assert result.fix is not None
     assert 1340 <= int(result.fix.params["mtu"]) <= 1350
@@ -171,13 +171,13 @@ async def test_silent_black_hole_is_measured_by_search() -> None:
 
 async def test_configured_mtu_from_file_is_evidence_and_not_reduced_twice() -> None:
     host = node(calico_mtu_file="1450\n")
-    result = await mtu_probe(context(host, pod(), cluster_facts=facts(installation=None)))
+    result = await mtu_probe(context(host, pod(), facts=cluster_facts(installation=None)))
     assert result.status is Status.OK
     assert "configured pod MTU 1450 (from /var/lib/calico/mtu)" in result.evidence
 
 
 async def test_configured_mtu_from_vxlan_interface_when_nothing_else() -> None:
-    result = await mtu_probe(context(node(), pod(), cluster_facts=facts(installation=None)))
+    result = await mtu_probe(context(node(), pod(), facts=cluster_facts(installation=None)))
     assert "configured pod MTU 1450 (from interface vxlan.calico)" in result.evidence
     assert result.status is Status.OK
 
@@ -188,21 +188,21 @@ async def test_wireguard_overhead_when_wireguard_interface_exists() -> None:
         "6: wireguard.cali: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1440 qdisc noqueue state UNKNOWN "
         "mode DEFAULT group default qlen 1000\\    link/none \n")
     host.script.insert(0, (re.compile(r"^ip -o link show$"), out(links)))
-    result = await mtu_probe(context(host, pod(), cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(host, pod(), facts=cluster_facts(installation=INSTALLED)))
     assert result.status is Status.FAIL
     assert result.fix == FixProposal(id="calico-mtu", params={"mtu": 1440})
 
 
 async def test_unknown_endpoint_skips() -> None:
     with pytest.raises(ProbeSkip, match="real IPv4 address is unknown"):
-        await mtu_probe(context(node(), pod(), cluster_facts=facts(endpoint=None)))
+        await mtu_probe(context(node(), pod(), facts=cluster_facts(endpoint=None)))
 
 
 async def test_endpoint_on_this_node_needs_no_path_check() -> None:
     local = "local 192.168.1.10 dev lo src 192.168.1.10 uid 0 \\    cache <local> \n"
     host = (FakeShell().on(r"^ip -o link show$", out(LINKS.format(wifi=1500)))
             .on(r"^ip -o route get 192\.168\.1\.10$", out(local)))
-    result = await mtu_probe(context(host, pod(), cluster_facts=facts(installation=INSTALLED)))
+    result = await mtu_probe(context(host, pod(), facts=cluster_facts(installation=INSTALLED)))
     assert result.status is Status.OK
     assert result.summary == ("the API endpoint 192.168.1.10 is this node's own address: "
                               "no link MTU on the path")

@@ -29,7 +29,7 @@ from probes.settings import ProbeSettings
 from probes.transports.access import NodeAccess, NodeAccessMode
 from probes.transports.hostpod import READ_ONLY_CAPABILITIES, host_command, host_pod_manifest
 from probes.transports.ssh import SSHPool, SSHSettings
-from tests.deploy.conftest import k8s_version, validate  # noqa: F401  (fixture)
+from tests.deploy.conftest import validate
 from tests.fakes import FakeCluster, FakeShell
 
 NODE = NodeFacts(name="edge-1", internal_ip="10.20.0.5", ready=True)
@@ -121,7 +121,7 @@ async def test_get_and_release_route_by_path_and_kind(tmp_path: Path) -> None:
     assert read_only.got == read_only.released == privileged.released == []
 
 
-def test_manifests_read_only_and_privileged(k8s_version: str) -> None:  # noqa: F811
+def test_manifests_read_only_and_privileged(k8s_version: str) -> None:
     read_only = host_pod_manifest("edge-1.example", "registry.local/netshoot:1", "netcheck-host",
                                   privileged=False)
     privileged = host_pod_manifest("edge-1.example", "registry.local/netshoot:1", "netcheck-host",

@@ -9,7 +9,7 @@ from probes.catalog.pod_block_routes import classify, lookup_command, pod_block_
 from probes.facts import NodeFacts
 from probes.model import Status
 from tests.fakes import FakeShell, out
-from tests.probes.catalog_helpers import WORKER2, cluster_facts, ctx
+from tests.probes.helpers import WORKER2, cluster_facts, context
 
 DEFAULT = "default via 192.168.1.1 dev wlp59s0 proto static\n"
 
@@ -23,7 +23,7 @@ async def test_direct_and_default_routes_are_ok_with_observations() -> None:
     answers = ("192.168.86.1 192.168.86.1 via 192.168.1.10 dev wlp59s0 src 192.168.1.105 uid 0 \\    cache \n"
                "192.168.87.1 192.168.87.1 via 192.168.1.1 dev wlp59s0 src 192.168.1.105 uid 0 \\    cache \n")
     host = node(answers)
-    result = await pod_block_routes(ctx(host))
+    result = await pod_block_routes(context(host))
     assert result.status is Status.OK
     assert result.summary == ("routes to all 2 other pod blocks: directly to master; via the default gateway "
                               "to worker1")
@@ -35,7 +35,7 @@ async def test_direct_and_default_routes_are_ok_with_observations() -> None:
 async def test_unreachable_block_fails_naming_the_node() -> None:
     answers = ("192.168.86.1 192.168.86.1 dev vxlan.calico src 192.168.88.0 uid 0 \\    cache \n"
                "192.168.87.1 RTNETLINK answers: No route to host\n")
-    result = await pod_block_routes(ctx(node(answers)))
+    result = await pod_block_routes(context(node(answers)))
     assert result.status is Status.FAIL
     assert result.summary == "no route from worker2 to the pod block of worker1"
     assert result.proof == "worker1 192.168.87.0/24: unreachable (RTNETLINK answers: No route to host)"
@@ -45,7 +45,7 @@ async def test_unreachable_block_fails_naming_the_node() -> None:
 
 async def test_no_other_pod_block_skips() -> None:
     lonely = cluster_facts(nodes=[WORKER2, NodeFacts(name="edge", ready=True)])
-    result = await pod_block_routes(ctx(node(""), facts=lonely))
+    result = await pod_block_routes(context(node(""), facts=lonely))
     assert result.status is Status.SKIP
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from probes.catalog.pod_dns import answers, pod_dns
 from probes.model import Status
 from tests.fakes import FakePod, out
-from tests.probes.catalog_helpers import ctx
+from tests.probes.helpers import context
 
 RESOLV = ("search netcheck.svc.cluster.local svc.cluster.local cluster.local\n"
           "nameserver 10.96.0.10\noptions ndots:5\n")
@@ -21,13 +21,13 @@ NSLOOKUP = (RESOLV + "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\n"
 
 
 async def test_resolves_to_api_service_ip_ok() -> None:
-    result = await pod_dns(ctx(pod=FakePod().on(r"dig \+time=2", out(DIG_OK))))
+    result = await pod_dns(context(pod=FakePod().on(r"dig \+time=2", out(DIG_OK))))
     assert result.status is Status.OK
     assert result.summary == "kubernetes.default.svc.cluster.local resolves to 10.96.0.1 via 10.96.0.10"
 
 
 async def test_timeout_fails_with_nameserver_and_dns_service() -> None:
-    result = await pod_dns(ctx(pod=FakePod().on(r"dig", out(DIG_TIMEOUT, 9))))
+    result = await pod_dns(context(pod=FakePod().on(r"dig", out(DIG_TIMEOUT, 9))))
     assert result.status is Status.FAIL
     assert result.summary == ("netcheck-debug-worker2 cannot resolve kubernetes.default.svc.cluster.local: "
                               "no servers could be reached")
@@ -36,13 +36,14 @@ async def test_timeout_fails_with_nameserver_and_dns_service() -> None:
 
 
 async def test_nxdomain_fails_naming_it() -> None:
-    result = await pod_dns(ctx(pod=FakePod().on(r"dig", out(DIG_NXDOMAIN))))
+    result = await pod_dns(context(pod=FakePod().on(r"dig", out(DIG_NXDOMAIN))))
     assert result.status is Status.FAIL
     assert result.summary.endswith("NXDOMAIN")
 
 
 async def test_wrong_address_fails() -> None:
-    result = await pod_dns(ctx(pod=FakePod().on(r"dig", out(DIG_OK.replace("10.96.0.1\n", "10.96.0.99\n")))))
+    wrong = DIG_OK.replace("10.96.0.1\n", "10.96.0.99\n")
+    result = await pod_dns(context(pod=FakePod().on(r"dig", out(wrong))))
     assert result.status is Status.FAIL
     assert "resolves to 10.96.0.99, not the API service IP 10.96.0.1" in result.summary
 

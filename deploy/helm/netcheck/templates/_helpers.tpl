@@ -60,7 +60,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/*
 config.yaml: the chart's values for the documented keys, then `config:` merged over them, so any
-configuration key (README "Configuration reference") can be set. Own-namespace keys are left out on
+configuration key (docs/configuration.md) can be set. Own-namespace keys are left out on
 purpose: the bot takes them from POD_NAMESPACE (the release namespace).
 */}}
 {{- define "netcheck.config" -}}

@@ -1,5 +1,7 @@
 """Tracked background tasks: every task the bot starts is kept, logged when it fails, and stopped at
-shutdown (no fire-and-forget). Used by the listeners (`commands.py`, `actions.py`) and `nodewatch.py`.
+shutdown (no fire-and-forget). The Slack listeners spawn their checks and fixes here (`rt.tasks`),
+and `netcheck serve` hands the same tracker to its graceful shutdown (bot/ops/shutdown.py), which
+gives them `ops.shutdown_grace` seconds to finish.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 import structlog
 
-log = structlog.get_logger("netcheck.slack.tasks")
+log = structlog.get_logger("netcheck.tasks")
 
 
 class TaskTracker:
@@ -39,11 +41,15 @@ class TaskTracker:
             while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def close(self, timeout: float) -> None:
-        """Give running tasks `timeout` seconds, then cancel what is left."""
+    async def close(self, timeout: float) -> tuple[int, int]:
+        """Give running tasks `timeout` seconds, then cancel what is left; (finished, cancelled)."""
+        running = len(self._tasks)
         try:
             await self.idle(timeout)
         except TimeoutError:
-            for task in list(self._tasks):
+            left = list(self._tasks)
+            for task in left:
                 task.cancel()
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await asyncio.gather(*left, return_exceptions=True)
+            return max(running - len(left), 0), len(left)
+        return running, 0
