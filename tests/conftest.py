@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-pytest_plugins = ["tests.labfixtures"]  # the session `lab` fixture and the `fault` factory
+# the session `lab` fixture and the `fault` factory; parallel workers, each with labs of its own
+pytest_plugins = ["tests.labfixtures", "tests.workerlabs"]
 
 REQUIRE_LAB = os.environ.get("NETCHECK_REQUIRE_LAB") == "1"
 

@@ -16,6 +16,8 @@ previous state after the test, pass or fail.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +26,8 @@ import pytest
 from lab import spec
 from lab.cluster import Lab
 
+POD_START_S = 30.0
+POD_POLL_S = 0.05
 EDGE_LAYOUT = "edge"
 LAYOUT_FIXTURES = {spec.DEFAULT_LAYOUT: "lab", EDGE_LAYOUT: "edge_lab"}
 """Layout name -> the session fixture that brings a lab of it up."""
@@ -81,3 +85,28 @@ def fault(request: pytest.FixtureRequest) -> Iterator[Callable[..., None]]:
     yield inject
     for name, node, was_on in reversed(undo):
         target.fault(name, node=node, on=was_on)
+
+
+@contextlib.contextmanager
+def started_pod(lab: Lab, node: str) -> Iterator[str]:
+    """A pod pinned to `node`, Running while the block runs (deleted after); yields its name.
+
+    The lab's pod namespace on a node carries the veth of the last pod started there, and a pod keeps
+    the MTU it started with (docs/calico.md#mtu-changes-and-the-operator-rollout): after any test on the
+    shared session lab that rolled an Installation MTU out and back, only a pod started now shows the
+    MTU the node's CNI config gives pods today."""
+    from kubernetes import client, config
+
+    with lab.enter_ops():
+        core = client.CoreV1Api(config.new_client_from_config(config_file=str(lab.kubeconfig)))
+        name = core.create_namespaced_pod(spec.DEBUG_POD_NAMESPACE, {
+            "metadata": {"generateName": "started-pod-"},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}}).metadata.name
+        try:
+            deadline = time.monotonic() + POD_START_S
+            while core.read_namespaced_pod(name, spec.DEBUG_POD_NAMESPACE).status.phase != "Running":
+                assert time.monotonic() < deadline, f"pod {name} did not start on {node}"
+                time.sleep(POD_POLL_S)
+            yield name
+        finally:
+            core.delete_namespaced_pod(name, spec.DEBUG_POD_NAMESPACE, grace_period_seconds=0)

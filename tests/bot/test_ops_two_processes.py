@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from lab.apiserver import ApiServerConfig, serve
+from tests.bot.test_ops_replica_main import SETTINGS
 from tests.deploy.conftest import KUSTOMIZE_DIR, ROOT, load_all
 from tests.deploy.rbac import RbacAuthorizer, service_account_groups, service_account_user
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, kubelet_standin, make_tls
@@ -75,6 +77,25 @@ async def stop(*replicas: Replica) -> None:
             await replica.process.wait()
 
 
+def lease_holders(url: str, ca: str, until: str, watching: threading.Event) -> list[str]:
+    """The Lease's holderIdentity at every write, in order (a watch: none is missed, however fast the
+    next write follows), from its state when the watch starts until `until` holds it."""
+    configuration = client.Configuration(host=url)
+    configuration.ssl_ca_cert = ca
+    configuration.api_key = {"authorization": ADMIN_TOKEN}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    leases = client.CoordinationV1Api(client.ApiClient(configuration))
+    holders: list[str] = []
+    for event in watch.Watch().stream(leases.list_namespaced_lease, SETTINGS.lease_namespace,
+                                      timeout_seconds=int(LINE_TIMEOUT)):
+        holders.append(event["object"].spec.holder_identity or "")
+        watching.set()
+        if holders[-1] == until:
+            break
+    watching.set()
+    return holders
+
+
 async def test_one_answers_sigterm_hands_over(stand_in):
     url, ca, authorizer = stand_in
     a = await start(url, ca, "a")
@@ -86,12 +107,18 @@ async def test_one_answers_sigterm_hands_over(stand_in):
             while True:
                 line = await asyncio.wait_for(b.process.stdout.readline(), 3.0)
                 assert line.decode().strip() != "b answering", "two replicas answer"
+        watching = threading.Event()
+        holders = asyncio.create_task(asyncio.to_thread(lease_holders, url, ca, "b", watching))
+        assert await asyncio.to_thread(watching.wait, LINE_TIMEOUT)  # the watch sees a's Lease first
         a.process.send_signal(signal.SIGTERM)
-        stopped_at = await a.expect("stopped answering")
+        await a.expect("stopped answering")
         await a.expect("exited failed=[]")
         assert await asyncio.wait_for(a.process.wait(), LINE_TIMEOUT) == 0
-        took_over_at = await b.expect("answering")
-        assert took_over_at - stopped_at < 2.0  # released: no wait for the 2 s lease to expire
+        await b.expect("answering")
+        written = await holders
+        # released, then taken: b acquired the emptied Lease instead of waiting for a's to expire (an
+        # expiry would show a straight a -> b); by the order of writes, not by how fast this machine is
+        assert written[0] == "a" and written[-1] == "b" and written[-2] == "", written
         assert authorizer.denials == []  # everything the replicas did is allowed by the shipped RBAC
     finally:
         await stop(a, b)

@@ -20,6 +20,7 @@ import pytest
 
 from lab import spec
 from lab.cluster import Lab
+from tests.labfixtures import started_pod
 
 NETCHECK = str(Path(sys.executable).with_name("netcheck"))
 CHECK_ALL_TIMEOUT_S = 180.0
@@ -66,7 +67,8 @@ def test_layout_values_are_what_the_network_shows(any_lab: Lab) -> None:
     assert ("cali40masq-ipam-pools src" in rules) == layout.nat_outgoing
     resolv = any_lab.pod_exec(node.name, "cat", "/etc/resolv.conf").stdout
     assert f"nameserver {layout.dns_service_ip}" in resolv
-    assert f"mtu {layout.pod_mtu} " in any_lab.pod_exec(node.name, "ip", "link", "show", "eth0").stdout
+    with started_pod(any_lab, node.name):  # what a pod gets now, whatever rolled out and back before
+        assert f"mtu {layout.pod_mtu} " in any_lab.pod_exec(node.name, "ip", "link", "show", "eth0").stdout
     address = any_lab.node_exec(node.name, "ip", "-4", "-o", "addr", "show", node.iface, check=True).stdout
     assert f"inet {node.ip}/{layout.lan_prefixlen} " in address
 

@@ -46,7 +46,8 @@ import pytest
 from lab import netns, nodeaccess
 from lab.cluster import Lab
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab,
+              pytest.mark.xdist_group("node-access-pod")]  # one worker: the module fixture runs once
 
 NETCHECK = [sys.executable, "-m", "bot.cli"]
 CHECK_TIMEOUT_S = 240.0

@@ -88,7 +88,8 @@ class Bot:
         self.authorizer.roles, self.authorizer.bindings = fresh.roles, fresh.bindings
 
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")  # one stand-in and event loop for the module
+pytestmark = [pytest.mark.asyncio(loop_scope="module"),  # one stand-in and event loop for the module
+              pytest.mark.xdist_group("rbac-lab-rules")]  # ... on one xdist worker
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

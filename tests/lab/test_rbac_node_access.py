@@ -29,7 +29,8 @@ from lab import apiconfig, nodeaccess
 from lab.cluster import Lab
 from probes.errors import NetcheckError
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab,
+              pytest.mark.xdist_group("rbac-node-access")]  # one worker: the module's RBAC fixture once
 
 COMPONENT_RBAC = apiconfig.NODE_ACCESS_COMPONENT / "rbac.yaml"
 CLEAR_MESSAGE_CHARS = 500
