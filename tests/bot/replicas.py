@@ -13,12 +13,13 @@ import os
 import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
@@ -67,6 +68,21 @@ class Cluster:
         except client.ApiException:
             return None
         return lease.spec.holder_identity or None
+
+    def lease_holders(self, until: str, watching: threading.Event) -> list[str]:
+        """The Lease's holderIdentity at every write, in order ("" when released), from its state when
+        the watch starts until `until` holds it: a watch misses no write, however fast the next one
+        follows, so a handover is told by the order of writes, not by how fast this machine is."""
+        holders: list[str] = []
+        leases = client.CoordinationV1Api(self.admin)
+        writes = watch.Watch().stream(leases.list_namespaced_lease, "netcheck", timeout_seconds=int(WAIT_S))
+        for event in writes:
+            holders.append(event["object"].spec.holder_identity or "")
+            watching.set()
+            if holders[-1] == until:
+                break
+        watching.set()
+        return holders
 
 
 

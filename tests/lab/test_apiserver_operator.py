@@ -14,6 +14,7 @@ it is released, then the rollout finishes; a node joining through the control AP
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -107,9 +108,12 @@ async def test_mtu_change_rolls_one_node_at_a_time(lab: Lab) -> None:
     seen: list[tuple[int, int, int]] = []
     messages: set[str] = set()
 
+    watching_started = threading.Event()
+
     def collect() -> None:
         stream = watch.Watch()
         for event in stream.stream(apps(lab).list_namespaced_daemon_set, NAMESPACE, timeout_seconds=15):
+            watching_started.set()  # the first event is the DaemonSet as it is: the watch is open
             ds = event["object"]
             status = ds.status
             seen.append((status.updated_number_scheduled or 0, status.number_unavailable or 0,
@@ -118,7 +122,7 @@ async def test_mtu_change_rolls_one_node_at_a_time(lab: Lab) -> None:
                 stream.stop()
 
     watching = asyncio.create_task(asyncio.to_thread(collect))
-    await asyncio.sleep(0.2)
+    assert await asyncio.to_thread(watching_started.wait, 15)  # no status written before it is open
     started = time.monotonic()
     await patch_mtu(lab, 1400)
     while not watching.done() and time.monotonic() - started < ROLLOUT_S:
