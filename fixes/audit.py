@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
 AUDIT_LOGGER = "netcheck.audit"
 
 Step = str  # "plan" | "approval" | "apply" | "verify" | "rollback"
+
+_stream: TextIO | None = None
+"""Where audit lines go; None: stderr as it is at each call (so a redirected stderr is followed)."""
+
+
+def write_to(stream: TextIO | None) -> None:
+    """Send the audit trail to `stream` (None: back to stderr). The demo uses it to keep its terminal
+    a conversation; a deployed bot keeps stderr, where the log shipper reads it."""
+    global _stream
+    _stream = stream
 
 
 def _json_safe(value: Any) -> Any:
@@ -37,7 +47,7 @@ def audit(
     **extra: Any,
 ) -> None:
     logger = structlog.wrap_logger(
-        structlog.PrintLogger(file=sys.stderr),
+        structlog.PrintLogger(file=_stream or sys.stderr),
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

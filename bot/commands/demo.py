@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -97,10 +98,15 @@ async def slack_bot(config_file: Path, slack: SlackSide) -> AsyncIterator[SlackB
     from bot.slack.app import build_app
     from bot.slack.http import events_app
     from bot.slack.settings import SlackSettings
+    from fixes import audit
     from fixes.runner import FixRunner
 
     engine = wiring.build_engine(config_module.load(config_file))
     runtime = None
+    # the fix's audit lines (JSON, always on) go to a file: the terminal shows the conversation
+    audit_path = Path(tempfile.gettempdir()) / f"netcheck-demo-audit-{os.getpid()}.jsonl"
+    audit_file = audit_path.open("w", encoding="utf-8")
+    audit.write_to(audit_file)
     try:
         settings = SlackSettings.model_validate({
             "bot_token": slack.bot_token, "signing_secret": slack.signing_secret, "api_url": slack.api_url,
@@ -112,3 +118,9 @@ async def slack_bot(config_file: Path, slack: SlackSide) -> AsyncIterator[SlackB
         if runtime is not None:
             await runtime.tasks.close(SHUTDOWN_GRACE_S)
         await engine.aclose()
+        audit.write_to(None)
+        audit_file.close()
+        if audit_path.stat().st_size:
+            print(f"audit trail of the fix (JSON lines): {audit_path}", file=sys.stderr)
+        else:
+            audit_path.unlink()
