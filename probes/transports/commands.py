@@ -26,6 +26,7 @@ import shlex
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from probes.errors import InvalidInput
 from probes.model import trim
@@ -317,3 +318,21 @@ class Batch:
             following = text.find(f"\n{self.marker} {i + 1}\n", body_from)
             found.append((0, text[body_from:] if following < 0 else text[body_from:following]))
         return found
+
+
+class _CappedRunner(Protocol):
+    async def run(self, command: str, *, timeout: float | None = None,
+                  output_limit: int | None = None) -> CommandResult: ...
+
+
+async def run_batched(runner: _CappedRunner, commands: Sequence[str], *, cap: int,
+                      timeout: float | None = None) -> list[CommandResult]:
+    """`commands` as one Batch through `runner` (one SSH session or one pod exec instead of one
+    each); the script's output may be each command's cap times their number. Cut short (killed, or
+    its output cut), each command runs again on its own."""
+    batch = Batch.of(commands)
+    whole = await runner.run(batch.script, timeout=timeout, output_limit=cap * len(commands))
+    results = batch.results(whole, cap)
+    if results is None:
+        return [await runner.run(command, timeout=timeout) for command in commands]
+    return results

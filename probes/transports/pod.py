@@ -41,7 +41,7 @@ from probes.facts import NodeFacts
 from probes.model import trim
 from probes.transports.base import CommandResult
 from probes.transports.cluster import AUTH_SETTINGS, KubeCluster, _path
-from probes.transports.commands import Batch
+from probes.transports.commands import run_batched
 from probes.transports.owner import process_owner
 
 log = structlog.get_logger("netcheck.pod")
@@ -259,13 +259,7 @@ class KubePodExec:
                         ) -> list[CommandResult]:
         """The commands in one exec (commands.Batch): every exec is a new WebSocket (TCP, TLS and
         the upgrade: several round trips), so a probe's independent reads share one."""
-        batch = Batch.of(commands)
-        cap = self._settings.output_limit
-        whole = await self.run(batch.script, timeout=timeout, output_limit=cap * len(commands))
-        results = batch.results(whole, cap)
-        if results is None:  # cut short: each command on its own
-            return [await self.run(command, timeout=timeout) for command in commands]
-        return results
+        return await run_batched(self, commands, cap=self._settings.output_limit, timeout=timeout)
 
     async def run(self, command: str, *, timeout: float | None = None,
                   output_limit: int | None = None) -> CommandResult:

@@ -25,7 +25,7 @@ from probes.facts import NodeFacts
 from probes.model import trim
 from probes.transports import commands
 from probes.transports.base import CommandResult
-from probes.transports.commands import Batch, node_name
+from probes.transports.commands import node_name, run_batched
 
 if TYPE_CHECKING:
     import asyncssh
@@ -251,13 +251,7 @@ class SSHShell:
                         ) -> list[CommandResult]:
         """The commands in one session (commands.Batch): one channel open and exec instead of one
         per command. The script's output may be each command's limit times their number."""
-        batch = Batch.of(commands)
-        cap = self._settings.output_limit
-        whole = await self.run(batch.script, timeout=timeout, output_limit=cap * len(commands))
-        results = batch.results(whole, cap)
-        if results is None:  # cut short: each command on its own
-            return [await self.run(command, timeout=timeout) for command in commands]
-        return results
+        return await run_batched(self, commands, cap=self._settings.output_limit, timeout=timeout)
 
     async def _run(self, sent: str, limit: float, opened: list[bool]) -> asyncssh.SSHCompletedProcess:
         """Open the session (bounded by connect_timeout: a loaded sshd is slow to fork), then give
