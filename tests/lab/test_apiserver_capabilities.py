@@ -15,9 +15,18 @@ import copy
 import pytest
 
 from probes.transports.pod import DebugPods, KubePodExec, pod_manifest
-from tests.probes.test_cluster import WORKER2, _create_namespace, kube, lab, pod_settings  # noqa: F401
+from tests.kubeaccess import WORKER2, admin_cluster, create_namespace, pod_settings
+from tests.lab.test_apiserver_support import running_lab
 
 pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+async def kube(tmp_path):
+    async with running_lab(tmp_path) as stand_in:
+        async with admin_cluster(stand_in.url, stand_in.ca, tmp_path) as cluster:
+            yield cluster
+
 
 NET_RAW_ONLY = f"{1 << 13:016x}"  # CAP_NET_RAW is capability 13
 PING = "ping -c 1 -W 2 127.0.0.1"  # the stand-in's pods share this namespace here: loopback only
@@ -28,8 +37,8 @@ async def cap_eff(pod: KubePodExec) -> str:
     return result.stdout.split()[-1]
 
 
-async def test_debug_pod_holds_net_raw_only_and_pings(kube) -> None:  # noqa: F811
-    await _create_namespace(kube)
+async def test_debug_pod_holds_net_raw_only_and_pings(kube) -> None:
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings())
     pod = await pods.get(WORKER2)
     try:
@@ -39,8 +48,8 @@ async def test_debug_pod_holds_net_raw_only_and_pings(kube) -> None:  # noqa: F8
         await pods.aclose()
 
 
-async def test_without_net_raw_ping_is_refused(kube) -> None:  # noqa: F811
-    await _create_namespace(kube)
+async def test_without_net_raw_ping_is_refused(kube) -> None:
+    await create_namespace(kube)
     manifest = pod_manifest("worker2", pod_settings())
     no_raw = copy.deepcopy(manifest)
     no_raw["metadata"]["name"] += "-noraw"

@@ -24,10 +24,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes.aio import client
 
 from bot.config import Config
@@ -48,21 +46,9 @@ from probes.registry import Registry, probe
 from probes.transports.cluster import ClusterSettings, KubeCluster, load_configuration
 from probes.transports.discovery import ClusterOverrides, discover
 from probes.transports.owner import process_owner
-from probes.transports.pod import DebugPods, DebugPodSettings, pod_manifest
+from probes.transports.pod import DebugPods, pod_manifest
+from tests.kubeaccess import WORKER2, admin_cluster, create_namespace, pod_settings, write_kubeconfig
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, READONLY_TOKEN, running_lab
-
-WORKER2 = NodeFacts(name="worker2", internal_ip="127.0.0.2", ready=True)
-
-
-def write_kubeconfig(path: Path, url: str, ca: Path, token: str, context: str = "lab") -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": context,
-        "clusters": [{"name": "lab", "cluster": {"server": url, "certificate-authority": str(ca)}}],
-        "users": [{"name": "u", "user": {"token": token}}],
-        "contexts": [{"name": context, "context": {"cluster": "lab", "user": "u"}},
-                     {"name": "other", "context": {"cluster": "lab", "user": "u"}}],
-    }))
-    return path
 
 
 @pytest.fixture
@@ -73,10 +59,8 @@ async def lab(tmp_path):
 
 @pytest.fixture
 async def kube(lab, tmp_path):
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", lab.url, lab.ca, ADMIN_TOKEN)
-    cluster = KubeCluster(ClusterSettings(kubeconfig=kubeconfig, context="lab", request_timeout=5))
-    yield cluster
-    await cluster.aclose()
+    async with admin_cluster(lab.url, lab.ca, tmp_path) as cluster:
+        yield cluster
 
 
 async def test_discovery(kube) -> None:
@@ -161,16 +145,6 @@ async def test_patch_installation_merge_and_json(kube) -> None:
     assert (await kube.get_installation())["spec"]["calicoNetwork"]["mtu"] == 1380
 
 
-async def _create_namespace(kube: KubeCluster, name: str = "netcheck") -> None:
-    await kube.create_namespace(name)
-
-
-def pod_settings(**over) -> DebugPodSettings:
-    """Pods deleted by their last user (keep_warm 0), unless a test says otherwise."""
-    return DebugPodSettings(**{"start_timeout": 5, "poll_interval": 0.1, "command_timeout": 5,
-                               "keep_warm": 0, **over})
-
-
 async def test_missing_namespace_is_reported(kube) -> None:
     pods = DebugPods(kube, pod_settings())
     with pytest.raises(PodUnavailable, match="namespace 'netcheck' does not exist"):
@@ -178,7 +152,7 @@ async def test_missing_namespace_is_reported(kube) -> None:
 
 
 async def test_debug_pod_lifecycle_and_exec(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings())
     pod = await pods.get(WORKER2)
     raw = await kube.get_pod("netcheck", pod.name)
@@ -203,7 +177,7 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
 
 async def test_concurrent_execs_and_calls_share_the_event_loop(kube) -> None:
     """Execs (WebSocket) and plain calls run at once on this thread: no worker threads appear."""
-    await _create_namespace(kube)
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings())
     pod = await pods.get(WORKER2)
     before = {t.ident for t in threading.enumerate()}
@@ -225,7 +199,7 @@ async def _pod_names(kube: KubeCluster) -> set[str]:
 
 
 async def test_only_leftovers_nobody_owns_are_deleted_first(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     settings = pod_settings()
     now = datetime.now(UTC)
     mine = pod_manifest("worker2", settings, owner="me")  # made by this process, not in use any more
@@ -245,7 +219,7 @@ async def test_only_leftovers_nobody_owns_are_deleted_first(kube) -> None:
 
 
 async def test_two_processes_probe_one_node_without_deleting_each_others_pod(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     cli, bot = DebugPods(kube, pod_settings(), owner="cli-1"), DebugPods(kube, pod_settings(), owner="bot-2")
     cli_pod = await cli.get(WORKER2)
     bot_pod = await bot.get(WORKER2)  # looks for leftovers on worker2: the CLI's pod is not one
@@ -257,7 +231,7 @@ async def test_two_processes_probe_one_node_without_deleting_each_others_pod(kub
 
 
 async def test_a_pod_in_use_is_renewed(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings(lease_duration=3))
 
     async def expiry(name: str) -> str:
@@ -273,7 +247,7 @@ async def test_a_pod_in_use_is_renewed(kube) -> None:
 
 
 async def test_shared_pod_deleted_by_last_user(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings())
     pod = await pods.get(WORKER2)
     assert await pods.get(WORKER2) is pod  # e.g. worker2's own check and another node's peer check
@@ -285,7 +259,7 @@ async def test_shared_pod_deleted_by_last_user(kube) -> None:
 
 
 async def test_a_warm_pod_is_handed_over_then_deleted(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings(keep_warm=0.6))
     first = await pods.get(WORKER2)
     assert first.reused is False
@@ -308,7 +282,7 @@ async def test_a_warm_pod_is_handed_over_then_deleted(kube) -> None:
 
 
 async def test_retired_pods_are_not_handed_over(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings(keep_warm=30))
     busy = await pods.get(WORKER2)
     await pods.retire_warm()  # e.g. the pod MTU changed: pods started before do not show it
@@ -327,7 +301,7 @@ async def test_retired_pods_are_not_handed_over(kube) -> None:
 
 
 async def test_pod_that_never_runs(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings(start_timeout=0.6))
     with pytest.raises(PodUnavailable, match=r"not Running after 0.6 s \(Pending\)"):
         await pods.get(NodeFacts(name="ghost", ready=True))
@@ -336,7 +310,7 @@ async def test_pod_that_never_runs(kube) -> None:
 
 
 async def test_not_ready_node_gets_no_pod_attempt(kube) -> None:
-    await _create_namespace(kube)
+    await create_namespace(kube)
     pods = DebugPods(kube, pod_settings())
     with pytest.raises(PodUnavailable, match="node worker2 is NotReady"):
         await pods.get(WORKER2.model_copy(update={"ready": False}))
@@ -358,7 +332,7 @@ async def test_engine_wired_from_config(lab, tmp_path) -> None:
 
     engine = build_engine(config, transports=build_transports(config), registry=reg)
     try:
-        await _create_namespace(engine.cluster)
+        await create_namespace(engine.cluster)
         assert await engine.node_names() == ["ghost", "master", "worker2"]
         report = await engine.check("worker2")
         assert report.finding("in-pod").summary == "worker2"
