@@ -70,20 +70,24 @@ class Cluster:
         return lease.spec.holder_identity or None
 
     def lease_holders(self, until: str, watching: threading.Event) -> list[str]:
-        """The Lease's holderIdentity at every write, in order ("" when released), from its state when
-        the watch starts until `until` holds it: a watch misses no write, however fast the next one
-        follows, so a handover is told by the order of writes, not by how fast this machine is."""
-        holders: list[str] = []
-        leases = client.CoordinationV1Api(self.admin)
-        writes = watch.Watch().stream(leases.list_namespaced_lease, "netcheck", timeout_seconds=int(WAIT_S))
-        for event in writes:
-            holders.append(event["object"].spec.holder_identity or "")
-            watching.set()
-            if holders[-1] == until:
-                break
-        watching.set()
-        return holders
+        return lease_holders(self.admin, "netcheck", until, watching, WAIT_S)
 
+
+def lease_holders(api: client.ApiClient, namespace: str, until: str, watching: threading.Event,
+                  timeout_s: float) -> list[str]:
+    """The Lease's holderIdentity at every write, in order ("" when released), from its state when
+    the watch starts until `until` holds it: a watch misses no write, however fast the next one
+    follows, so a handover is told by the order of writes, not by how fast this machine is."""
+    holders: list[str] = []
+    leases = client.CoordinationV1Api(api)
+    writes = watch.Watch().stream(leases.list_namespaced_lease, namespace, timeout_seconds=int(timeout_s))
+    for event in writes:
+        holders.append(event["object"].spec.holder_identity or "")
+        watching.set()
+        if holders[-1] == until:
+            break
+    watching.set()
+    return holders
 
 
 class Replica:

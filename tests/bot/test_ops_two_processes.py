@@ -15,9 +15,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client
 
 from lab.apiserver import ApiServerConfig, serve
+from tests.bot import replicas
 from tests.bot.test_ops_replica_main import SETTINGS
 from tests.deploy.conftest import KUSTOMIZE_DIR, ROOT, load_all
 from tests.deploy.rbac import RbacAuthorizer, service_account_groups, service_account_user
@@ -78,22 +79,13 @@ async def stop(*replicas: Replica) -> None:
 
 
 def lease_holders(url: str, ca: str, until: str, watching: threading.Event) -> list[str]:
-    """The Lease's holderIdentity at every write, in order (a watch: none is missed, however fast the
-    next write follows), from its state when the watch starts until `until` holds it."""
+    """The Lease's holders at every write until `until` holds it (tests/bot/replicas.py)."""
     configuration = client.Configuration(host=url)
     configuration.ssl_ca_cert = ca
     configuration.api_key = {"authorization": ADMIN_TOKEN}
     configuration.api_key_prefix = {"authorization": "Bearer"}
-    leases = client.CoordinationV1Api(client.ApiClient(configuration))
-    holders: list[str] = []
-    for event in watch.Watch().stream(leases.list_namespaced_lease, SETTINGS.lease_namespace,
-                                      timeout_seconds=int(LINE_TIMEOUT)):
-        holders.append(event["object"].spec.holder_identity or "")
-        watching.set()
-        if holders[-1] == until:
-            break
-    watching.set()
-    return holders
+    return replicas.lease_holders(client.ApiClient(configuration), SETTINGS.lease_namespace, until,
+                                  watching, LINE_TIMEOUT)
 
 
 async def test_one_answers_sigterm_hands_over(stand_in):
