@@ -25,8 +25,10 @@ the synchronous side fails that test.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
+from typing import TYPE_CHECKING, Any
 
 DEFERRED = ("kubernetes", "kubernetes.aio")
 """Packages whose `__init__` waits for the first attribute asked of them, parent first. The asyncio
@@ -68,8 +70,22 @@ for _package in DEFERRED:
 from kubernetes.aio.client import ApiClient, Configuration  # noqa: E402
 from kubernetes.aio.client.exceptions import ApiException  # noqa: E402
 from kubernetes.aio.config import ConfigException, load_incluster_config, load_kube_config  # noqa: E402
-from kubernetes.aio.stream import WsApiClient  # noqa: E402
-from kubernetes.aio.watch import Watch  # noqa: E402
+
+if TYPE_CHECKING:
+    from kubernetes.aio.stream import WsApiClient
+    from kubernetes.aio.watch import Watch
+
+LATER = {"WsApiClient": "kubernetes.aio.stream", "Watch": "kubernetes.aio.watch"}
+"""Imported when first asked for (the first exec, the first watch), not before the first request:
+the watch module imports pydoc (to read its list functions' docstrings)."""
 
 __all__ = ["ApiClient", "ApiException", "ConfigException", "Configuration", "Watch", "WsApiClient",
            "load_incluster_config", "load_kube_config"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in LATER:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(LATER[name]), name)
+    globals()[name] = value  # once
+    return value
