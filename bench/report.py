@@ -134,9 +134,9 @@ def _fleet(result: dict[str, Any]) -> list[str]:
                      f"{_fmt_load(f['load_after'])} |")
     one = result.get("fleet_one")
     if one:
-        cpu = f"{one['netcheck_cpu_s']:.2f} s" if one.get("netcheck_cpu_s") is not None else ""
+        cpu = f" {one['netcheck_cpu_s']:.2f} s" if one.get("netcheck_cpu_s") is not None else ""
         lines.append(f"| one healthy node (`check {one['node']}`) on the {one['nodes']}-node lab, best of "
-                     f"{len(one['check_s_runs'])} | {one['check_s']:.2f} s | | {cpu} | "
+                     f"{len(one['check_s_runs'])} | {one['check_s']:.2f} s | |{cpu} | "
                      f"{_fmt_load(one['load_after'])} |")
     split = _default_split(result)
     if split is None:
