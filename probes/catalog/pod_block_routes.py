@@ -48,7 +48,8 @@ def parse_answers(output: str, addresses: list[str]) -> dict[str, str]:
     lines = output.splitlines()
     if not lines or lines[0].strip() != _BATCH_MARK:
         return {m["addr"]: m["route"].strip() for m in map(_LINE.match, lines) if m}
-    wanted, answers, message = set(addresses), {}, ""
+    wanted, message = set(addresses), ""
+    answers: dict[str, str] = {}
     for line in (raw.strip() for raw in lines[1:]):
         failed = _FAILED.match(line)
         words = line.split()
