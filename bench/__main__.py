@@ -284,6 +284,14 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"check --all, {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once: "
                      f"{f['check_all_s']:.2f} s (slowest report {f['slowest_report_s']:.2f} s, netcheck's "
                      f"own CPU {f.get('netcheck_cpu_s')} s); load after {f['load_after']}")
+        split = f.get("cpu_split")
+        if split:
+            parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in split["components_s"].items())
+            lines.append(f"  CPU s in it: {parts}; kernel interrupts {split['kernel_interrupts_s']:.2f}, "
+                         f"stolen {split['stolen_s']:.2f}, "
+                         f"rest of the machine {split['rest_of_machine_s']:.2f}, "
+                         f"idle {split['machine_idle_s']:.2f}, of {split['capacity_s']:.2f} "
+                         f"({split['cpus']} CPUs x wall)")
     slack = result.get("slack")
     if slack and slack.get("profile") and slack["profile"].get("self_all"):
         top = ", ".join(f"{e['function']} {e['pct']}%" for e in slack["profile"]["self_all"][:5])
