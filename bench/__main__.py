@@ -227,34 +227,19 @@ def fleet(lab: Any, parallel: int | None, delay_pid: int | None = None, nice: in
             "nice": -nice}
 
 
-def fleet_one(lab: Any, node: str, delay_pid: int | None = None, nice: int = 0) -> dict[str, Any]:
+def fleet_one(lab: Any, node: str) -> dict[str, Any]:
     """A one-node check of a healthy node on the fleet's own lab: what the sweep is compared with, and
-    its CPU (the estimate of a sweep that only netcheck's CPU would slow needs it). nice > 0: also the
-    same check with netcheck and the lab at nice -N, what the prioritised sweep is compared with."""
-
-    def best_of_two(prefix: list[str]) -> tuple[list[float], float, float | None]:
-        runs = []
-        for _ in range(2):
-            wall, done, usage = timed_cpu(lab, [*prefix, *NETCHECK, "check", node, "--json"])
-            if done.returncode not in (0, 1):
-                raise RuntimeError(f"netcheck check {node} failed (exit {done.returncode}): "
-                                   f"{done.stderr[-800:]}")
-            runs.append((wall, usage.get("cpu_s")))
-        wall, cpu_s = min(runs, key=lambda r: r[0])
-        return [round(w, 3) for w, _ in runs], round(wall, 3), round(cpu_s, 2) if cpu_s is not None else None
-
-    walls, best, cpu_s = best_of_two([])
-    result: dict[str, Any] = {"nodes": len(lab.nodes), "node": node, "check_s_runs": walls,
-                              "check_s": best, "netcheck_cpu_s": cpu_s}
-    if nice:
-        components = lab_components(lab, delay_pid)
-        cpu.renice(components, -nice)
-        try:
-            walls, best, _ = best_of_two(["nice", "-n", str(-nice)])
-        finally:
-            cpu.renice(components, 0)
-        result.update(prioritised_check_s_runs=walls, prioritised_check_s=best, nice=-nice)
-    return result
+    its CPU (the estimate of a sweep that only netcheck's CPU would slow needs it)."""
+    runs = []
+    for _ in range(2):
+        wall, done, usage = timed_cpu(lab, [*NETCHECK, "check", node, "--json"])
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"netcheck check {node} failed (exit {done.returncode}): {done.stderr[-800:]}")
+        runs.append((wall, usage.get("cpu_s")))
+    best = min(runs, key=lambda r: r[0])
+    return {"nodes": len(lab.nodes), "node": node, "check_s_runs": [round(w, 3) for w, _ in runs],
+            "check_s": round(best[0], 3),
+            "netcheck_cpu_s": round(best[1], 2) if best[1] is not None else None}
 
 
 def ensure_user_venv(path: Path) -> str:
@@ -404,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                            lambda: fleet(lab, None, delayer.pid, nice=args.fleet_nice), append=True)
                     save()
                 if last:
-                    staged(result, "fleet_one", lambda: fleet_one(lab, healthy, delayer.pid, args.fleet_nice))
+                    staged(result, "fleet_one", lambda: fleet_one(lab, healthy))
                     save()
             if last and "slack" in stages:
                 print(f"[bench] slack acks + RSS + profile, {len(lab.nodes)} nodes", file=sys.stderr)
