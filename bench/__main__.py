@@ -194,25 +194,17 @@ def timed_cpu(lab: Any, argv: list[str]) -> tuple[float, subprocess.CompletedPro
     return wall, done, usage
 
 
-def fleet(lab: Any, parallel: int | None, delay_pid: int | None = None, nice: int = 0) -> dict[str, Any]:
+def fleet(lab: Any, parallel: int | None, delay_pid: int | None = None) -> dict[str, Any]:
     """`netcheck check --all` wall time and where the machine's CPU went meanwhile: netcheck's process
     tree, the lab's API server, sshds, delay program and other processes, the rest of the machine
     (bench/cpu.py); the lab shares the machine with netcheck, the table tells their shares apart.
-    parallel=None keeps the default bound. nice > 0 runs netcheck and the lab at nice -N for the sweep
-    (other work on a shared machine then waits for them: what the sweep takes without it)."""
+    parallel=None keeps the default bound."""
     argv = [*NETCHECK, "check", "--all", "--json"]
     if parallel is not None:
         argv += ["--config", str(config_with_parallel(lab, parallel))]
     components = lab_components(lab, delay_pid)
-    if nice:
-        cpu.renice(components, -nice)
-        argv = ["nice", "-n", str(-nice), *argv]
     before = cpu.snapshot(components)
-    try:
-        wall, done, usage = timed_cpu(lab, argv)
-    finally:
-        if nice:
-            cpu.renice(components, 0)
+    wall, done, usage = timed_cpu(lab, argv)
     after = cpu.snapshot(components)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
@@ -223,8 +215,7 @@ def fleet(lab: Any, parallel: int | None, delay_pid: int | None = None, nice: in
             "slowest_report_s": max(r["duration_s"] for r in reports),
             "netcheck_cpu_s": round(usage["cpu_s"], 2) if usage else None,
             "netcheck_peak_rss_mib": round(usage["rss_mib"]) if usage else None,
-            "cpu_split": cpu.split(before, after, wall, os.cpu_count() or 1, extra_s=extra),
-            "nice": -nice}
+            "cpu_split": cpu.split(before, after, wall, os.cpu_count() or 1, extra_s=extra)}
 
 
 def fleet_one(lab: Any, node: str) -> dict[str, Any]:
@@ -289,9 +280,8 @@ def table(result: dict[str, Any]) -> str:
         top = ", ".join(f"{p['package']} {p['ms']:.0f}" for p in start["imports_by_package"][:6])
         lines.append(f"cold start: first request {start['first_request_wall_s']:.2f} s (runs "
                      f"{start['wall_s_runs']}), imports {start['imports_ms_total']:.0f} ms: {top} ms")
-    for f in [*result.get("fleet", []), *result.get("fleet_prioritised", [])]:
-        niced = f", netcheck and the lab at nice {f['nice']}" if f.get("nice") else ""
-        lines.append(f"check --all, {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once{niced}: "
+    for f in result.get("fleet", []):
+        lines.append(f"check --all, {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once: "
                      f"{f['check_all_s']:.2f} s (slowest report {f['slowest_report_s']:.2f} s, netcheck's "
                      f"own CPU {f.get('netcheck_cpu_s')} s); load after {f['load_after']}")
         split = f.get("cpu_split")
@@ -328,9 +318,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--fleet-parallel", default="",
                         help="extra probes.max_nodes_in_parallel bounds to time --all with, e.g. 4,10")
-    parser.add_argument("--fleet-nice", type=int, default=0, metavar="N",
-                        help="also time --all (default bound) with netcheck and the lab at nice -N, ahead "
-                             "of other work on a shared machine (0: not)")
     parser.add_argument("--stages", default="startup,one,fleet,slack",
                         help="subset of: startup, one (first size), fleet (every size), slack (last size)")
     parser.add_argument("--user-venv", type=Path, default=USER_VENV,
@@ -381,12 +368,6 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[bench] check --all, {len(lab.nodes)} nodes, bound {parallel or 'default'}",
                           file=sys.stderr)
                     staged(result, "fleet", lambda p=parallel: fleet(lab, p, delayer.pid), append=True)
-                    save()
-                if args.fleet_nice:
-                    print(f"[bench] check --all, {len(lab.nodes)} nodes, default bound, nice "
-                          f"-{args.fleet_nice}", file=sys.stderr)
-                    staged(result, "fleet_prioritised",
-                           lambda: fleet(lab, None, delayer.pid, nice=args.fleet_nice), append=True)
                     save()
                 if last:
                     staged(result, "fleet_one", lambda: fleet_one(lab, healthy))

@@ -124,31 +124,3 @@ def split(before: Snapshot, after: Snapshot, wall_s: float, ncpu: int, *,
             "stolen_s": round(steal, 2), "rest_of_machine_s": round(rest, 2),
             "machine_busy_s": round(busy, 2), "machine_idle_s": round(delta["idle"] + delta["iowait"], 2),
             "processes_at_end": dict(after.processes)}
-
-
-def tree_pids(components: Mapping[str, Iterable[int]], proc: Path = PROC) -> list[int]:
-    """Every living PID under the components' roots."""
-    procs = read_processes(proc)
-    taken: set[int] = set()
-    for roots in components.values():
-        tree_ticks(procs, roots, taken)
-    return sorted(taken)
-
-
-def renice(components: Mapping[str, Iterable[int]], value: int, proc: Path = PROC) -> int:
-    """Set the nice value of every thread under the components' roots (Linux keeps it per thread; a
-    new process or thread inherits its creator's); returns how many threads were set. The bench uses
-    it, on request, to give the sweep and the lab precedence over other work on a shared machine."""
-    count = 0
-    for pid in tree_pids(components, proc):
-        try:
-            threads = [int(t.name) for t in (proc / str(pid) / "task").iterdir()]
-        except OSError:
-            continue
-        for tid in threads:
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, value)
-                count += 1
-            except (ProcessLookupError, PermissionError):
-                continue
-    return count

@@ -30,8 +30,7 @@ def merge(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         for row in r.get("fleet", []):
             fleet[(row["nodes"], row.get("max_nodes_in_parallel", 4))] = row  # a later run wins
         for key, value in r.items():
-            if key in ("one_node", "startup", "fleet_one", "fleet_prioritised", "load_at_end") or \
-                    key.startswith("slack"):
+            if key in ("one_node", "startup", "fleet_one", "load_at_end") or key.startswith("slack"):
                 out[key] = value
     out["fleet"] = [fleet[k] for k in sorted(fleet)]
     return out

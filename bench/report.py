@@ -132,11 +132,6 @@ def _fleet(result: dict[str, Any]) -> list[str]:
         lines.append(f"| {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once ({setting}) | "
                      f"{f['check_all_s']:.2f} s | {f['slowest_report_s']:.2f} s | {cpu} | "
                      f"{_fmt_load(f['load_after'])} |")
-    for f in result.get("fleet_prioritised", []):
-        lines.append(f"| {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once (default), netcheck and "
-                     f"the lab at nice {f['nice']}: other work on the machine waits | "
-                     f"{f['check_all_s']:.2f} s | {f['slowest_report_s']:.2f} s | "
-                     f"{f['netcheck_cpu_s']:.2f} s | {_fmt_load(f['load_after'])} |")
     one = result.get("fleet_one")
     if one:
         cpu = f" {one['netcheck_cpu_s']:.2f} s" if one.get("netcheck_cpu_s") is not None else ""
@@ -345,12 +340,6 @@ def _fleet_miss(f: dict[str, Any], one: dict[str, Any], result: dict[str, Any]) 
             f"{f['nodes']} nodes' own CPUs and the delay is the network's; the rest of the "
             f"machine {others:.2f} s (other work, the kernel's interrupts, the hypervisor; load average "
             f"{_fmt_load(f['load_before'])} before, {_fmt_load(f['load_after'])} after).")
-    for niced in result.get("fleet_prioritised", []):
-        rest = niced["cpu_split"]["rest_of_machine_s"]
-        text += (f" Measured with netcheck and the lab at nice {niced['nice']}, ahead of the other work: "
-                 f"**{niced['check_all_s']:.2f} s, {niced['check_all_s'] / one['check_s']:.2f}×** (the rest "
-                 f"of the machine then had {rest:.2f} CPU s, idle {niced['cpu_split']['machine_idle_s']:.2f} "
-                 "s).")
     estimate = fleet_estimate(result)
     if estimate:
         text += (f" Even alone on this machine, netcheck and the lab need {estimate['floor_s']:.2f} s of "
