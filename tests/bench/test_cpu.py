@@ -82,3 +82,23 @@ def test_snapshot_of_this_process_tree_on_the_real_proc() -> None:
     assert second.processes["me"] >= 1
     assert set(second.machine) == set(cpu.STAT_COLUMNS)
     assert all(second.machine[k] >= first.machine[k] for k in cpu.STAT_COLUMNS)  # counters only grow
+
+
+def test_report_shows_the_split_and_the_estimates() -> None:
+    from bench import report
+
+    split = {"wall_s": 20.0, "cpus": 2, "capacity_s": 40.0, "machine_busy_s": 39.0, "machine_idle_s": 1.0,
+             "components_s": {"netcheck (its process tree)": 4.0, "API server stand-in": 5.0, "sshd": 8.0},
+             "kernel_interrupts_s": 0.5, "stolen_s": 0.5, "rest_of_machine_s": 21.0}
+    fleet = {"nodes": 30, "max_nodes_in_parallel": 32, "default_settings": True, "check_all_s": 20.0,
+             "slowest_report_s": 18.0, "netcheck_cpu_s": 4.0, "cpu_split": split,
+             "load_before": [3.0, 2.0, 1.0], "load_after": [4.0, 2.0, 1.0]}
+    one = {"nodes": 30, "node": "n1", "check_s_runs": [5.0], "check_s": 5.0, "netcheck_cpu_s": 1.1,
+           "load_after": [4.0, 2.0, 1.0]}
+    result = {"fleet": [fleet], "fleet_one": one}
+    assert report.fleet_estimate(result) == {"floor_s": 8.5, "netcheck_only_low_s": 5.0,
+                                             "netcheck_only_high_s": 7.9, "netcheck_per_extra_node_s": 0.1}
+    page = "\n".join(report._fleet(result) + report._misses(result))
+    assert "| sshd | 8.00 | 20 % |" in page and "| idle | 1.00 | 2 % |" in page
+    assert "| **capacity: 2 CPUs × 20.00 s wall** | 40.00 | 100 % |" in page
+    assert "netcheck used **4.00 s**" in page and "5.00–7.90 s, 1.00–1.58× one node" in page
