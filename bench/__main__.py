@@ -190,7 +190,8 @@ def timed_cpu(lab: Any, argv: list[str]) -> tuple[float, subprocess.CompletedPro
     wall, done = ops(lab, ["/usr/bin/time", "-f", TIME_FORMAT, *argv])
     fields = next((line.split()[1:] for line in done.stderr.splitlines()
                    if line.startswith("NETCHECK_BENCH_CPU")), None)
-    usage = {"cpu_s": float(fields[0]) + float(fields[1]), "rss_mib": int(fields[2]) / 1024} if fields else {}
+    usage = {"cpu_s": float(fields[0]) + float(fields[1]), "system_s": float(fields[1]),
+             "rss_mib": int(fields[2]) / 1024} if fields else {}
     return wall, done, usage
 
 
@@ -210,12 +211,14 @@ def fleet(lab: Any, parallel: int | None, delay_pid: int | None = None) -> dict[
         raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
     reports = json.loads(done.stdout)
     extra = {NETCHECK_COMPONENT: usage["cpu_s"]} if usage else {}
+    extra_kernel = {NETCHECK_COMPONENT: usage["system_s"]} if usage else {}
     return {"nodes": len(reports), "max_nodes_in_parallel": parallel or default_parallel(),
             "default_settings": parallel is None, "check_all_s": round(wall, 3),
             "slowest_report_s": max(r["duration_s"] for r in reports),
             "netcheck_cpu_s": round(usage["cpu_s"], 2) if usage else None,
             "netcheck_peak_rss_mib": round(usage["rss_mib"]) if usage else None,
-            "cpu_split": cpu.split(before, after, wall, os.cpu_count() or 1, extra_s=extra)}
+            "cpu_split": cpu.split(before, after, wall, os.cpu_count() or 1, extra_s=extra,
+                                   extra_kernel_s=extra_kernel)}
 
 
 def fleet_one(lab: Any, node: str) -> dict[str, Any]:

@@ -29,11 +29,13 @@ STAT_COLUMNS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "s
 
 @dataclass(frozen=True)
 class ProcStat:
-    """One process's parent and its CPU so far (own and reaped children's), in clock ticks."""
+    """One process's parent and its CPU so far (own and reaped children's), in clock ticks; `kernel`
+    is the part spent in system calls (stime+cstime)."""
 
     pid: int
     ppid: int
     ticks: int
+    kernel: int = 0
 
 
 def parse_pid_stat(pid: int, text: str) -> ProcStat:
@@ -42,7 +44,7 @@ def parse_pid_stat(pid: int, text: str) -> ProcStat:
     fields = text.rsplit(")", 1)[1].split()
     ppid = int(fields[1])
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    return ProcStat(pid, ppid, utime + stime + cutime + cstime)
+    return ProcStat(pid, ppid, utime + stime + cutime + cstime, stime + cstime)
 
 
 def parse_machine_stat(text: str) -> dict[str, int]:
@@ -54,21 +56,22 @@ def parse_machine_stat(text: str) -> dict[str, int]:
     raise ValueError("no aggregate cpu line in /proc/stat")
 
 
-def tree_ticks(procs: Mapping[int, ProcStat], roots: Iterable[int], taken: set[int]) -> int:
-    """CPU ticks of every living process under `roots` (roots included) not already in `taken`;
-    adds the PIDs it counts to `taken` so that components never share a process."""
+def tree_ticks(procs: Mapping[int, ProcStat], roots: Iterable[int], taken: set[int]) -> tuple[int, int]:
+    """CPU ticks (all, in the kernel) of every living process under `roots` (roots included) not already
+    in `taken`; adds the PIDs it counts to `taken` so that components never share a process."""
     children: dict[int, list[int]] = {}
     for p in procs.values():
         children.setdefault(p.ppid, []).append(p.pid)
-    total, stack = 0, [r for r in roots if r in procs]
+    total, kernel, stack = 0, 0, [r for r in roots if r in procs]
     while stack:
         pid = stack.pop()
         if pid in taken:
             continue
         taken.add(pid)
         total += procs[pid].ticks
+        kernel += procs[pid].kernel
         stack.extend(children.get(pid, []))
-    return total
+    return total, kernel
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Snapshot:
     components: dict[str, int]
     machine: dict[str, int]
     processes: dict[str, int] = field(default_factory=dict)
+    kernel: dict[str, int] = field(default_factory=dict)
 
 
 def read_processes(proc: Path = PROC) -> dict[int, ProcStat]:
@@ -96,31 +100,38 @@ def snapshot(components: Mapping[str, Iterable[int]], proc: Path = PROC) -> Snap
     procs = read_processes(proc)
     machine = parse_machine_stat((proc / "stat").read_text())
     taken: set[int] = set()
-    ticks, counts = {}, {}
+    ticks, kernel, counts = {}, {}, {}
     for name, roots in components.items():
         before = len(taken)
-        ticks[name] = tree_ticks(procs, roots, taken)
+        ticks[name], kernel[name] = tree_ticks(procs, roots, taken)
         counts[name] = len(taken) - before
-    return Snapshot(ticks, machine, counts)
+    return Snapshot(ticks, machine, counts, kernel)
 
 
 def split(before: Snapshot, after: Snapshot, wall_s: float, ncpu: int, *,
-          extra_s: Mapping[str, float] | None = None) -> dict[str, object]:
+          extra_s: Mapping[str, float] | None = None,
+          extra_kernel_s: Mapping[str, float] | None = None) -> dict[str, object]:
     """Seconds of CPU per component between two snapshots, the machine's busy and idle time, and its
-    capacity over the wall time (ncpu x wall). `extra_s` adds components measured another way (the
-    netcheck process tree's CPU from /usr/bin/time): they are taken out of the rest of the machine."""
+    capacity over the wall time (ncpu x wall), and each component's time in the kernel (system calls:
+    fork, exec, sockets; the kernel's packet path runs in the sending or accepting call). `extra_s` and
+    `extra_kernel_s` add components measured another way (the netcheck process tree's CPU from
+    /usr/bin/time): they are taken out of the rest of the machine."""
     tick = 1.0 / CLOCK_TICKS
     rows = {name: round((after.components[name] - before.components.get(name, 0)) * tick, 2)
             for name in after.components}
+    in_kernel = {name: round((after.kernel.get(name, 0) - before.kernel.get(name, 0)) * tick, 2)
+                 for name in after.components}
     for name, seconds in (extra_s or {}).items():
         rows = {name: round(seconds, 2), **rows}
+        in_kernel = {name: round((extra_kernel_s or {}).get(name, 0.0), 2), **in_kernel}
     delta = {k: (after.machine.get(k, 0) - before.machine.get(k, 0)) * tick for k in STAT_COLUMNS}
     busy = sum(delta[k] for k in MACHINE_BUSY_FIELDS)
     interrupts = delta["irq"] + delta["softirq"]
     steal = delta["steal"]
     rest = busy - interrupts - steal - sum(rows.values())
     return {"wall_s": round(wall_s, 3), "cpus": ncpu, "capacity_s": round(ncpu * wall_s, 2),
-            "components_s": rows, "kernel_interrupts_s": round(interrupts, 2),
+            "components_s": rows, "components_in_kernel_s": in_kernel,
+            "kernel_interrupts_s": round(interrupts, 2),
             "stolen_s": round(steal, 2), "rest_of_machine_s": round(rest, 2),
             "machine_busy_s": round(busy, 2), "machine_idle_s": round(delta["idle"] + delta["iowait"], 2),
             "processes_at_end": dict(after.processes)}

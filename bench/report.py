@@ -148,11 +148,14 @@ def _fleet(result: dict[str, Any]) -> list[str]:
               "(`bench/cpu.py`: each component is the process tree under the PIDs the lab and the bench "
               "recorded, read from /proc before and after the sweep; children reaped during the sweep count "
               "for their parents; the machine's totals from /proc/stat):", "",
-              "| component | CPU s | share of the capacity |", "| --- | --- | --- |"]
+              "| component | CPU s | of it in the kernel (system calls) | share of the capacity |",
+              "| --- | --- | --- | --- |"]
     capacity = table["capacity_s"] or 1.0
+    in_kernel = table.get("components_in_kernel_s", {})
     for name, seconds in _split_rows(table):
-        lines.append(f"| {name} | {seconds:.2f} | {100 * seconds / capacity:.0f} % |")
-    lines.append(f"| **capacity: {table['cpus']} CPUs × {table['wall_s']:.2f} s wall** | {capacity:.2f} | "
+        kernel = f"{in_kernel[name]:.2f}" if name in in_kernel else ""
+        lines.append(f"| {name} | {seconds:.2f} | {kernel} | {100 * seconds / capacity:.0f} % |")
+    lines.append(f"| **capacity: {table['cpus']} CPUs × {table['wall_s']:.2f} s wall** | {capacity:.2f} | | "
                  "100 % |")
     estimate = fleet_estimate(result)
     per_node = f"{estimate['netcheck_per_extra_node_s']:.2f} s" if estimate else "a fraction of a second"

@@ -23,7 +23,7 @@ def _stat(pid: int, comm: str, ppid: int, utime: int, stime: int, cutime: int = 
 
 def test_parse_pid_stat_counts_from_the_last_parenthesis() -> None:
     parsed = cpu.parse_pid_stat(42, _stat(42, "sshd: root@notty (x) y", 7, 100, 20, 3, 4))
-    assert parsed == cpu.ProcStat(42, 7, 127)
+    assert parsed == cpu.ProcStat(42, 7, 127, 24)
 
 
 def test_parse_machine_stat_reads_the_aggregate_line() -> None:
@@ -38,8 +38,8 @@ def test_tree_ticks_follows_parents_and_never_counts_a_process_twice() -> None:
     procs = {p.pid: p for p in [cpu.ProcStat(10, 1, 5), cpu.ProcStat(11, 10, 7), cpu.ProcStat(12, 11, 1),
                                 cpu.ProcStat(20, 1, 100), cpu.ProcStat(21, 20, 50)]}
     taken: set[int] = set()
-    assert cpu.tree_ticks(procs, [10], taken) == 13
-    assert cpu.tree_ticks(procs, [11, 20, 999], taken) == 150  # 11's tree is taken; 999 is gone
+    assert cpu.tree_ticks(procs, [10], taken) == (13, 0)
+    assert cpu.tree_ticks(procs, [11, 20, 999], taken) == (150, 0)  # 11's tree is taken; 999 is gone
     assert taken == {10, 11, 12, 20, 21}
 
 
@@ -62,12 +62,13 @@ def test_split_charges_reaped_children_and_leaves_the_rest_to_the_machine(tmp_pa
     }, f"cpu  {10 * tick} 0 0 {100 * tick} 0 0 0 0 0 0\n"))
     after = cpu.snapshot(components, _fake_proc(tmp_path / "b", {
         100: _stat(100, "python3", 1, 2 * tick, 0, tick // 2, 0),  # ran 1 s, reaped a 0.5 s child
-        200: _stat(200, "sshd", 1, 0, 0, 3 * tick, 0),  # reaped the session (3 s in all)
+        200: _stat(200, "sshd", 1, 0, 0, 2 * tick, 1 * tick),  # reaped the session (3 s, 1 s in the kernel)
         300: _stat(300, "sshd", 1, 0, 0),
         301: _stat(301, "sshd: root", 300, 1 * tick, 0),  # a new session
     }, f"cpu  {18 * tick} 0 {2 * tick} {102 * tick} 0 0 {1 * tick} {1 * tick} 0 0\n"))
-    table = cpu.split(before, after, 6.0, 2, extra_s={"netcheck": 2.5})
+    table = cpu.split(before, after, 6.0, 2, extra_s={"netcheck": 2.5}, extra_kernel_s={"netcheck": 0.5})
     assert table["components_s"] == {"netcheck": 2.5, "api": 1.5, "sshd": 3.0}
+    assert table["components_in_kernel_s"] == {"netcheck": 0.5, "api": 0.0, "sshd": 1.0}
     assert table["capacity_s"] == 12.0
     assert table["machine_busy_s"] == 12.0 and table["machine_idle_s"] == 2.0
     assert table["kernel_interrupts_s"] == 1.0 and table["stolen_s"] == 1.0
@@ -99,6 +100,6 @@ def test_report_shows_the_split_and_the_estimates() -> None:
     assert report.fleet_estimate(result) == {"floor_s": 8.5, "netcheck_only_low_s": 5.0,
                                              "netcheck_only_high_s": 7.9, "netcheck_per_extra_node_s": 0.1}
     page = "\n".join(report._fleet(result) + report._misses(result))
-    assert "| sshd | 8.00 | 20 % |" in page and "| idle | 1.00 | 2 % |" in page
-    assert "| **capacity: 2 CPUs × 20.00 s wall** | 40.00 | 100 % |" in page
+    assert "| sshd | 8.00 |  | 20 % |" in page and "| idle | 1.00 |  | 2 % |" in page
+    assert "| **capacity: 2 CPUs × 20.00 s wall** | 40.00 | | 100 % |" in page
     assert "netcheck used **4.00 s**" in page and "5.00–7.90 s, 1.00–1.58× one node" in page
