@@ -331,24 +331,23 @@ def _fleet_miss(f: dict[str, Any], one: dict[str, Any], result: dict[str, Any]) 
     netcheck = next(iter(parts.values()))  # netcheck's tree comes first (bench/__main__.py)
     lab = sum(parts.values()) - netcheck
     others = table["rest_of_machine_s"] + table["kernel_interrupts_s"] + table["stolen_s"]
-    busiest = max(list(parts.items())[1:], key=lambda kv: kv[1])
     text = (f"- **Fleet** ({f['check_all_s']:.2f} s for {f['nodes']} nodes against {one['check_s']:.2f} s "
             f"for one, {f['check_all_s'] / one['check_s']:.2f}×): the machine's {table['cpus']} CPUs had "
             f"{table['capacity_s']:.1f} CPU-seconds in the sweep's wall time and were "
             f"{100 * table['machine_busy_s'] / max(table['capacity_s'], 0.01):.0f} % busy "
             f"(idle {table['machine_idle_s']:.1f} s). netcheck used **{netcheck:.2f} s** of them "
             f"({100 * netcheck / max(table['capacity_s'], 0.01):.0f} %); the lab "
-            f"{lab:.2f} s ({'; '.join(f'{k}: {v:.2f}' for k, v in list(parts.items())[1:])}), the largest "
-            f"share {busiest[0]}: in a cluster the sshds, their commands and the pod execs run on the "
-            f"{f['nodes']} nodes' own CPUs and the delay is the network's; the rest of the "
+            f"{lab:.2f} s ({'; '.join(f'{k}: {v:.2f}' for k, v in list(parts.items())[1:])}): in a "
+            f"cluster the sshds, their commands and the pod execs run on the {f['nodes']} nodes' own CPUs "
+            "and the delay is the network's; the rest of the "
             f"machine {others:.2f} s (other work, the kernel's interrupts, the hypervisor; load average "
             f"{_fmt_load(f['load_before'])} before, {_fmt_load(f['load_after'])} after).")
     estimate = fleet_estimate(result)
     if estimate:
-        text += (f" Even alone on this machine, netcheck and the lab need {estimate['floor_s']:.2f} s of "
-                 "wall "
-                 f"({sum(parts.values()):.2f} CPU-seconds on {table['cpus']} CPUs), "
-                 f"{estimate['floor_s'] / one['check_s']:.2f}× the one-node check. *Estimate, not "
+        text += (" Even alone on this machine, netcheck and the lab need at least "
+                 f"{estimate['floor_s']:.2f} s of wall ({sum(parts.values()):.2f} CPU-seconds on "
+                 f"{table['cpus']} CPUs, "
+                 f"{estimate['floor_s'] / one['check_s']:.2f}× this run's one-node check). *Estimate, not "
                  "measured*: if only netcheck's CPU counted (every node with a CPU of its own, as in a "
                  f"cluster), the sweep would take {estimate['netcheck_only_low_s']:.2f}–"
                  f"{estimate['netcheck_only_high_s']:.2f} s, "
