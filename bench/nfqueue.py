@@ -40,8 +40,6 @@ NFGEN_HDR = struct.Struct("!BBH")  # family, version, res_id (big-endian queue n
 NLA_HDR = struct.Struct("=HH")
 RECV_BUFFER_BYTES = 8 * 1024 * 1024
 MAX_MESSAGE_BYTES = 65536
-DRAIN_LIMIT = 256
-"""Receives per wake-up at most, so that verdicts for due packets are not held up by a flood."""
 
 
 class NetlinkError(OSError):
@@ -144,20 +142,9 @@ class NfQueue:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def read_ids(self, limit: int = DRAIN_LIMIT) -> list[int]:
-        """Packet ids of every message queued on the socket, up to `limit` receives (call when it is
-        readable): the kernel sends one message per packet, and draining them in one wake-up saves a
-        select per packet in the delay program, which handles every packet of the lab."""
-        ids: list[int] = []
-        flags = 0  # the first receive may block: the caller saw the socket readable
-        for _ in range(limit):
-            try:
-                data = self.sock.recv(MAX_MESSAGE_BYTES, flags)
-            except BlockingIOError:
-                break
-            ids.extend(value for kind, value in parse(data) if kind == "packet")
-            flags = socket.MSG_DONTWAIT
-        return ids
+    def read_ids(self) -> list[int]:
+        """Packet ids from one receive (call when the socket is readable)."""
+        return [value for kind, value in parse(self.sock.recv(MAX_MESSAGE_BYTES)) if kind == "packet"]
 
     def accept(self, packet_id: int, *, batch: bool = False) -> None:
         self.sock.send(verdict_message(self.queue, packet_id, batch=batch))
