@@ -344,9 +344,9 @@ def _fleet_miss(f: dict[str, Any], one: dict[str, Any], result: dict[str, Any]) 
             f"{_fmt_load(f['load_before'])} before, {_fmt_load(f['load_after'])} after).")
     estimate = fleet_estimate(result)
     if estimate:
-        text += (" Even alone on this machine, netcheck and the lab need at least "
-                 f"{estimate['floor_s']:.2f} s of wall ({sum(parts.values()):.2f} CPU-seconds on "
-                 f"{table['cpus']} CPUs, "
+        text += (" Alone on this machine, netcheck and the lab would still need about "
+                 f"{estimate['floor_s']:.2f} s of wall at the least (this run's {sum(parts.values()):.2f} "
+                 f"CPU-seconds of theirs spread over {table['cpus']} CPUs, "
                  f"{estimate['floor_s'] / one['check_s']:.2f}× this run's one-node check). *Estimate, not "
                  "measured*: if only netcheck's CPU counted (every node with a CPU of its own, as in a "
                  f"cluster), the sweep would take {estimate['netcheck_only_low_s']:.2f}–"
