@@ -159,7 +159,12 @@ def _fleet(result: dict[str, Any]) -> list[str]:
                  "100 % |")
     estimate = fleet_estimate(result)
     per_node = f"{estimate['netcheck_per_extra_node_s']:.2f} s" if estimate else "a fraction of a second"
-    lines += ["", BOUND_TEXT.format(bound=f["max_nodes_in_parallel"], per_node=per_node), ""]
+    others = [g for g in result.get("fleet", [])
+              if g["nodes"] == f["nodes"] and not g.get("default_settings")]
+    measured = "; ".join(f"{g['max_nodes_in_parallel']} at once {g['check_all_s']:.2f} s" for g in others)
+    lines += ["", BOUND_TEXT.format(bound=f["max_nodes_in_parallel"], per_node=per_node)
+              + (f" In this run, {f['nodes']} nodes with other bounds: {measured}, against "
+                 f"{f['check_all_s']:.2f} s with {f['max_nodes_in_parallel']}." if others else ""), ""]
     return lines
 
 
