@@ -109,12 +109,29 @@ def _one(one: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _startup_libraries(packages: dict[str, float]) -> str:
+    """What the libraries' share is (a run from before probes/transports/kubeaio.py still imported
+    the kubernetes package's synchronous side: oauthlib in its table)."""
+    if "oauthlib" in packages:
+        return ("aiohttp reads the system CA bundle at import (netcheck starts that import in a thread "
+                "beside its own); the `kubernetes` package's `__init__` imports its synchronous config "
+                "loader (requests-oauthlib, oauthlib, urllib3) before `kubernetes.aio` can load.")
+    return ("They are the client stack the request is made with: aiohttp (whose import also parses the "
+            "system CA bundle; netcheck starts it in a thread, where that parsing runs beside the main "
+            "thread's imports), asyncio, pydantic's modules and the settings models, yaml, structlog. The "
+            "`kubernetes` package's synchronous side (its config loader, oauthlib, requests, urllib3) is "
+            "not imported (probes/transports/kubeaio.py).")
+
+
 def _startup(start: dict[str, Any]) -> list[str]:
     rows = [f"| {p['package']} | {p['ms']:.0f} |" for p in start["imports_by_package"]]
+    compiled = ", netcheck's modules byte-compiled first as an install does" \
+        if start.get("bytecode_compiled") else ""
     return [
         "## Cold start", "",
         f"`netcheck check NODE --json` from process start to its first network request (the API server), "
-        f"median of {start['runs']} in a virtualenv with netcheck's dependencies only (no test extras): "
+        f"median of {start['runs']} in a virtualenv with netcheck's dependencies only (no test extras)"
+        f"{compiled}: "
         f"**{start['first_request_wall_s']:.2f} s** wall "
         f"({', '.join(f'{w:.2f}' for w in start['wall_s_runs'])}), "
         f"{start['first_request_cpu_s']:.2f} s of CPU. `python -X importtime` of one more run: "
@@ -286,12 +303,9 @@ def _misses(result: dict[str, Any]) -> list[str]:
         notes.append(
             f"- **Cold start** ({start['first_request_wall_s']:.2f} s, goal {GOALS['first_request_s']} s): "
             f"imports before the first request are {theirs:.0f} ms in libraries (the table above, top "
-            f"{len(packages)}) against {ours:.0f} ms of netcheck's own modules. aiohttp reads the system CA "
-            "bundle at import (netcheck starts that import in a thread beside its own); the `kubernetes` "
-            "package's `__init__` imports its synchronous config loader (requests-oauthlib, oauthlib, "
-            "urllib3) "
-            "before `kubernetes.aio` can load. Under importtime's overhead and this machine's load the sum "
-            "is larger than the wall time.")
+            f"{len(packages)}) against {ours:.0f} ms of netcheck's own modules. "
+            + _startup_libraries(packages)
+            + " Under importtime's overhead and this machine's load the sum is larger than the wall time.")
     one = result.get("fleet_one")
     for f in result.get("fleet", []):
         if not (one and f["nodes"] == one["nodes"] and f.get("default_settings")):

@@ -80,7 +80,8 @@ def measure(python: str, node: str, runs: int) -> dict[str, Any]:
     walls, cpus = [s[0] for s in samples], [s[1] for s in samples]
     _, _, stderr = one_run(python, node, importtime=True)
     packages = imports_by_package(stderr)
-    return {"runs": runs, "python": python, "wall_s_runs": [round(w, 3) for w in walls],
+    return {"runs": runs, "python": python, "bytecode_compiled": True,
+            "wall_s_runs": [round(w, 3) for w in walls],
             "first_request_wall_s": round(statistics.median(walls), 3),
             "first_request_cpu_s": round(statistics.median(cpus), 3),
             "imports_ms_total": round(sum(p["ms"] for p in packages), 1),
