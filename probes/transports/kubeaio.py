@@ -3,18 +3,17 @@
 
 Why: a submodule import runs its parents' `__init__` first, and `kubernetes/__init__.py` imports the
 synchronous client's side of the package: its kubeconfig loader (requests-oauthlib, oauthlib,
-requests, urllib3, python-dateutil), dynamic client, informer, stream (websocket-client), utils and
-leader election. That is about a third of the CLI's imports before its first request
-(docs/performance.md, "Cold start"), for code netcheck never runs: `kubernetes.aio` imports none of
-it (its config loader, REST client, WebSocket exec and watch are its own, over aiohttp;
-docs/client-libraries.md#importing-only-the-asyncio-client).
+requests, urllib3), dynamic client, informer, stream (websocket-client), utils and leader election:
+about 240 modules and a sixth of the CLI's work before its first request, for code netcheck never
+runs. `kubernetes.aio` imports none of it (its config loader, REST client, WebSocket exec and watch
+are its own, over aiohttp; docs/client-libraries.md#importing-only-the-asyncio-client).
 
-How: the parent package is registered as a package module built from its own import spec (so its
-`__path__` is the installed package's and every submodule still loads from there) whose `__init__`
-has not run yet. The first time anything asks the package itself for a name (`kubernetes.__version__`,
-`from kubernetes import client`: a module `__getattr__`, PEP 562) its `__init__` runs in that module,
-once, so the synchronous client stays usable in the same process (tests, embedders). When
-`kubernetes` is already imported, nothing changes.
+How: the parent packages are registered as package modules built from their own import specs (so
+their `__path__` is the installed package's and every submodule still loads from there) whose
+`__init__` has not run yet. The first time anything asks a package itself for a name
+(`kubernetes.__version__`, `from kubernetes import client`: a module `__getattr__`, PEP 562) its
+`__init__` runs in that module, once, so the synchronous client stays usable in the same process
+(tests, embedders). A package already imported is left as it is.
 
 tests/probes/test_kubeaio.py proves it in a fresh interpreter against the API stand-in over real
 HTTPS: kubeconfig loading, reads, a pod's create/exec (WebSocket)/delete, a node watch and an error's
