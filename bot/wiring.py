@@ -28,6 +28,7 @@ from probes.transports.pod import DebugPods
 from probes.transports.ssh import SSHPool
 
 if TYPE_CHECKING:  # imported where they are built: `netcheck check` needs none (start-up time)
+    from bot.ops.engine_loop import EngineLoop
     from bot.ops.leader import LeaseStore
     from bot.slack.nodesource import ClusterNodeSource
     from bot.slack.ports import FixRunner as FixRunnerAPI
@@ -98,14 +99,15 @@ def build_fix_runner(config: Config, engine: EngineAPI) -> FixRunner:
     return FixRunner(engine, settings=config.fixes, node_lock=node_lock)
 
 
-def build_node_source(engine: EngineAPI) -> ClusterNodeSource | None:
-    """Node-join source over the engine's cluster client; None when the cluster cannot watch
-    (an injected `Transports` without a Kubernetes client)."""
+def build_node_source(config: Config, engine: EngineAPI) -> ClusterNodeSource | None:
+    """Node-join source with a cluster client of its own (same settings as the engine's): the watch
+    runs on the bot's loop, the engine's client on the engine's (bot/ops/engine_loop.py). None when
+    the engine has no Kubernetes client (an injected `Transports`): nothing to watch."""
     from bot.slack.nodesource import ClusterNodeSource
 
     if not isinstance(engine.cluster, KubeCluster):
         return None
-    return ClusterNodeSource(engine.cluster)
+    return ClusterNodeSource(KubeCluster(config.cluster_settings()))
 
 
 def build_lease_store(config: Config, engine: EngineAPI) -> KubernetesLeaseStore | None:
@@ -115,7 +117,7 @@ def build_lease_store(config: Config, engine: EngineAPI) -> KubernetesLeaseStore
     if not config.ops.leader_election or not isinstance(engine.cluster, KubeCluster):
         return None
     # A client of its own (same settings): shutdown closes the engine, and so its client, before the
-    # Lease is released.
+    # Lease is released; and it is used on the bot's loop, the engine's client on the engine's.
     return KubernetesLeaseStore(
         KubeCluster(config.cluster_settings()), config.ops.lease_namespace,
         request_timeout=config.cluster_settings().request_timeout,
@@ -136,13 +138,19 @@ class Services:
 
 
 def build_services(
-    config: Config, *, engine_factory: Callable[[Config], EngineAPI] | None = None
+    config: Config, *, engine_factory: Callable[[Config], EngineAPI] | None = None,
+    engine_loop: EngineLoop | None = None,
 ) -> Services:
-    """The engine (`engine_factory`, else `build_engine`) and everything serve builds on it."""
+    """The engine (`engine_factory`, else `build_engine`) and everything serve builds on it.
+
+    `engine_loop` (started): the engine and the fix runner run there, the bot talks to them through
+    `bot.ops.engine_bridge` and keeps its own loop for Slack (`netcheck serve`); the node-join source
+    and the Lease store stay on the caller's loop with clients of their own."""
     engine = (engine_factory or build_engine)(config)
-    return Services(
-        engine=engine,
-        runner=build_fix_runner(config, engine),
-        node_source=build_node_source(engine),
-        lease_store=build_lease_store(config, engine),
-    )
+    runner: FixRunnerAPI = build_fix_runner(config, engine)
+    node_source, lease_store = build_node_source(config, engine), build_lease_store(config, engine)
+    if engine_loop is not None:
+        from bot.ops.engine_bridge import ThreadedEngine, ThreadedFixRunner
+
+        engine, runner = ThreadedEngine(engine, engine_loop), ThreadedFixRunner(runner, engine_loop)
+    return Services(engine=engine, runner=runner, node_source=node_source, lease_store=lease_store)
