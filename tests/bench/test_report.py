@@ -31,6 +31,19 @@ def test_profile_top_entries_split_the_ack_handler_from_the_rest() -> None:
                          "dispatch (async_app.py)": 100.0}
 
 
+def test_profile_tells_the_bot_loop_from_the_engine_loop_and_worker_threads() -> None:
+    engine = ("Thread._bootstrap (threading.py:1002);EngineLoop._main (/x/bot/ops/engine_loop.py:150);"
+              "_run_once (asyncio/base_events.py:1922);send_packet (asyncssh/connection.py:1200) 50")
+    worker = ("Thread._bootstrap (threading.py:1002);_worker (concurrent/futures/thread.py:83);"
+              "render_png (/x/bot/picture/draw.py:211);_encode_tile (PIL/ImageFile.py:640) 20")
+    top = top_entries(COLLAPSED + engine + "\n" + worker + "\n")
+    assert top["threads"] == {"bot loop": {"samples": 100, "pct": 58.8},
+                              "engine loop": {"samples": 50, "pct": 29.4},
+                              "worker threads": {"samples": 20, "pct": 11.8}}
+    assert top["self_bot_loop"][0] == {"function": "read (connection.py)", "samples": 60, "pct": 35.3}
+    assert "send_packet (connection.py)" not in {e["function"] for e in top["self_bot_loop"]}
+
+
 def test_imports_are_summed_per_top_level_package() -> None:
     text = "\n".join([
         "import time: self [us] | cumulative | imported package",
