@@ -52,7 +52,9 @@ DESIGN = """\
   effect only new pods see (calico-mtu) verifies in a new one.
 - **An event loop that stays free**: the Kubernetes API through the package's asyncio client
   (`kubernetes.aio`: requests, exec over WebSocket, the node watch), no thread pool; the CLI imports
-  only the subcommand it runs.
+  only the subcommand it runs. `netcheck serve` runs the engine and the fix runner on an event loop
+  in a thread of their own and answers Slack on the main one (docs/event-loops.md): an ack no longer
+  waits behind a check's connections, only for the GIL and a CPU.
 - **See it**: `netcheck check NODE --timings` prints the critical path; `--json` carries every
   finding's queued/started/finished and what it waited for.
 """
@@ -156,12 +158,21 @@ def _slack(slack: dict[str, Any]) -> list[str]:
              f"{slack['rss_peak_kib'] / 1024:.0f} "
              f"MiB. Load average after: {_fmt_load(slack['load_after'])}.", ""]
     prof = slack.get("profile") or {}
-    if prof.get("self_all"):
+    if prof.get("self_all") and prof.get("gil_only"):
+        threads = ", ".join(f"{name} {t['pct']} %" for name, t in prof.get("threads", {}).items())
+        lines += [f"py-spy profile of the bot during the burst, samples of the thread holding the GIL "
+                  f"({prof['samples']} samples at {prof['rate_hz']} Hz, not pausing it; by thread: "
+                  f"{threads}). The bot's loop answers Slack, the engine's loop runs the checks "
+                  "(docs/event-loops.md); whatever holds the GIL is what an ack can wait for. Self "
+                  "time:", "", "| function | % |", "| --- | --- |"]
+        lines += [f"| `{e['function']}` | {e['pct']} |" for e in prof["self_all"]]
+    elif prof.get("self_all"):
         lines += [f"py-spy profile of the bot during the burst ({prof['samples']} samples at "
                   f"{prof['rate_hz']} Hz, "
                   "not pausing it). Where the process spends its time (self time; anything on the event "
                   "loop delays every ack):", "", "| function | % |", "| --- | --- |"]
         lines += [f"| `{e['function']}` | {e['pct']} |" for e in prof["self_all"]]
+    if prof.get("self_all"):
         lines += ["", "Within the ack handler (`events`, bot/slack/http.py: "
                   f"{prof['samples_in_ack_handler']} "
                   "samples), inclusive:", "", "| function | % |", "| --- | --- |"]
@@ -229,18 +240,28 @@ def _misses(result: dict[str, Any]) -> list[str]:
     if slack and slack.get("ack") and slack["ack"]["p99_ms"] >= GOALS["ack_p99_ms"]:
         prof = slack.get("profile") or {}
         in_ack = prof.get("samples_in_ack_handler", 0)
-        notes.append(
-            f"- **Acks** (p99 {slack['ack']['p99_ms']:.0f} ms): the ack handler itself is "
-            f"{100 * in_ack / max(1, prof.get('samples', 1)):.1f} % of the bot's samples; an ack waits for "
-            "the "
-            "event loop, which is busy with the sweep's connections: the top entries are socket writes (in "
-            "the "
-            "lab every packet crosses veths, a bridge and the NFQUEUE delay inside the sending system call), "
-            "TLS handshakes (every pod exec is a new WebSocket) and SSH packet ciphers, on 2 CPUs shared "
-            "with "
-            f"the lab and other work (load average {_fmt_load(slack['load_after'])}). `/netcheck all` in "
-            "the bot "
-            "checks `slack.max_concurrent_checks` nodes at once for this reason.")
+        share = f"{100 * in_ack / max(1, prof.get('samples', 1)):.1f} %"
+        if prof.get("gil_only"):
+            engine = prof.get("threads", {}).get("engine loop", {}).get("pct", 0.0)
+            notes.append(
+                f"- **Acks** (p99 {slack['ack']['p99_ms']:.0f} ms): the ack handler holds the GIL in {share} "
+                f"of the samples, the engine's loop in {engine} %. The engine runs on its own loop "
+                "(docs/event-loops.md), so an ack no longer waits behind the sweep's socket writes, TLS "
+                "handshakes and SSH packets on its loop; it waits for the GIL when the engine's thread "
+                "holds it (at most the 5 ms switch interval, longer inside a C call) and, above all, for a "
+                "CPU: the bot shares 2 CPUs with the lab it checks (30 sshd, the API server stand-in "
+                "running every debug pod's commands, the delay program handling every packet) and with "
+                f"the other work on the machine (load average {_fmt_load(slack['load_after'])}). "
+                "`/netcheck all` in the bot checks `slack.max_concurrent_checks` nodes at once.")
+        else:
+            notes.append(
+                f"- **Acks** (p99 {slack['ack']['p99_ms']:.0f} ms): the ack handler itself is {share} of "
+                "the bot's samples; an ack waits for the event loop, which is busy with the sweep's "
+                "connections: the top entries are socket writes (in the lab every packet crosses veths, a "
+                "bridge and the NFQUEUE delay inside the sending system call), TLS handshakes (every pod "
+                "exec is a new WebSocket) and SSH packet ciphers, on 2 CPUs shared with the lab and other "
+                f"work (load average {_fmt_load(slack['load_after'])}). `/netcheck all` in the bot checks "
+                "`slack.max_concurrent_checks` nodes at once for this reason.")
     return ["## Where a goal is missed, and why", "", *notes, ""] if notes else []
 
 

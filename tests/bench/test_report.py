@@ -73,3 +73,17 @@ def test_goals_are_judged_against_their_bounds() -> None:
 def test_performance_page_is_generated_from_latest_json() -> None:
     latest = json.loads(report.LATEST.read_text())
     assert report.PAGE.read_text() == report.render(latest), "run: python -m bench.report"
+
+
+def test_slack_section_and_note_read_a_gil_profile() -> None:
+    engine = ("Thread._bootstrap (threading.py:1002);EngineLoop._main (/x/bot/ops/engine_loop.py:150);"
+              "send_packet (asyncssh/connection.py:1200) 50")
+    slack = {"requests": 200, "nodes": 30, "answered": 200,
+             "ack": {"p50_ms": 40.0, "p99_ms": 300.0, "max_ms": 320.0},
+             "rss_idle_kib": 80 * 1024, "rss_peak_kib": 150 * 1024, "load_after": [9.0, 8.0, 7.0],
+             "profile": top_entries(COLLAPSED + engine + "\n")}
+    section = "\n".join(report._slack(slack))
+    assert "samples of the thread holding the GIL" in section
+    assert "by thread: bot loop 66.7 %, engine loop 33.3 %" in section
+    note = "\n".join(report._misses({"slack": slack}))
+    assert "the ack handler holds the GIL in 20.0 % of the samples, the engine's loop in 33.3 %" in note
