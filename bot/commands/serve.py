@@ -334,7 +334,7 @@ async def serve_with_engine_loop(config: Config, *, host: str, port: int,
 
     engine_loop = EngineLoop(start_timeout=config.ops.engine_loop_timeout,
                              stop_timeout=config.ops.engine_loop_timeout,
-                             unwind_timeout=config.ops.engine_unwind_timeout)
+                             unwind_timeout=config.ops.engine_unwind_timeout, nice=config.ops.engine_nice)
     wiring.import_for_serving()
     await engine_loop.start()
     services: Services | None = None

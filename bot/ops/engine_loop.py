@@ -20,7 +20,9 @@ Rules the bridge follows:
 - `to_bot(coro)` (from this loop) is the reverse, for callbacks that talk to Slack (a fix's
   progress): the Slack client's session belongs to the bot's loop;
 - `stop()` cancels what is left here (bounded), stops the loop and joins the thread
-  (`ops.engine_loop_timeout`).
+  (`ops.engine_loop_timeout`);
+- the thread runs `ops.engine_nice` steps below the bot's scheduling priority (docs/event-loops.md,
+  "Measured").
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import os
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -40,6 +44,8 @@ log = structlog.get_logger("netcheck.engine_loop")
 
 T = TypeVar("T")
 THREAD_NAME = "netcheck-engine"
+MAX_NICE = 19
+"""The lowest scheduling priority Linux has (setpriority(2))."""
 
 
 class EngineStopped(NetcheckError):
@@ -106,8 +112,10 @@ class EngineLoop:
     loop. The daemon flag is a backstop only: `stop()` ends the thread (serve calls it at shutdown,
     after the engine closed its transports on this loop)."""
 
-    def __init__(self, *, start_timeout: float, stop_timeout: float, unwind_timeout: float) -> None:
+    def __init__(self, *, start_timeout: float, stop_timeout: float, unwind_timeout: float,
+                 nice: int = 0) -> None:
         self.start_timeout = start_timeout
+        self.nice = nice
         self.stop_timeout = stop_timeout
         self.unwind_timeout = unwind_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,6 +155,7 @@ class EngineLoop:
             raise EngineStopped(f"the engine's loop did not start within {self.start_timeout:g} s")
 
     def _main(self) -> None:
+        self._lower_priority()
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
@@ -161,6 +170,18 @@ class EngineLoop:
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
+
+    def _lower_priority(self) -> None:
+        """Raise this thread's nice value by `nice` (Linux keeps one per thread, setpriority(2)): when
+        the CPUs are busy, the thread answering Slack is scheduled before the engine's."""
+        if not self.nice or sys.platform != "linux":  # elsewhere a thread id is no process id
+            return
+        thread = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread,
+                           min(MAX_NICE, os.getpriority(os.PRIO_PROCESS, thread) + self.nice))
+        except OSError as exc:  # a sandbox may forbid it: the engine runs at the bot's priority
+            log.warning("engine_nice_failed", error=str(exc))
 
     async def _cancel_left(self, loop: asyncio.AbstractEventLoop) -> None:
         left = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]

@@ -1,17 +1,19 @@
 """The engine on a loop of its own under `netcheck serve` (bot/ops/engine_loop.py, engine_bridge.py).
 
 Covers the structure, not the speed: `serve_with_engine_loop` answers a signed /netcheck on the
-test's loop while the real engine's probes run on the `netcheck-engine` thread's loop, and leaves no
-thread behind when it stops; the engine's `on_report` hook, the fix runner's `on_result` hook and a
-fix's progress callback reach the bot's loop; cancelling the bot's task cancels the engine's work and
-waits for it to unwind; a `node_session` entered through the bridge gives the calls inside it the
-session's (privileged) shell, as on one loop. The engine is the real `probes.engine.Engine` over
+test's loop while the real engine's probes run on the `netcheck-engine` thread's loop, at a lower
+scheduling priority (`ops.engine_nice`), and leaves no thread behind when it stops; the engine's
+`on_report` hook, the fix runner's `on_result` hook and a fix's progress callback reach the bot's
+loop; cancelling the bot's task cancels the engine's work and waits for it to unwind; a
+`node_session` entered through the bridge gives the calls inside it the session's (privileged)
+shell, as on one loop. The engine is the real `probes.engine.Engine` over
 injected transports (its documented seam): a probe that records where it ran.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import pytest
 from bot.commands.serve import serve_with_engine_loop
 from bot.config import Config
 from bot.ops.engine_bridge import ThreadedEngine, ThreadedFixRunner
-from bot.ops.engine_loop import THREAD_NAME, EngineLoop
+from bot.ops.engine_loop import MAX_NICE, THREAD_NAME, EngineLoop
 from fixes.model import Approval, FixResult
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
@@ -55,6 +57,7 @@ class Where:
     """Where the engine's probe ran, and what became of a probe told to wait."""
 
     threads: list[str] = field(default_factory=list)
+    nice: list[int] = field(default_factory=list)
     loops: list[asyncio.AbstractEventLoop] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
@@ -94,6 +97,7 @@ def recording_engine(where: Where, *, block: bool = False, shells: Router | None
     @probe(id="where", layer=Layer.HOST_ROUTE, registry=registry)
     async def where_probe(ctx):  # noqa: ANN001, ANN202
         where.threads.append(threading.current_thread().name)
+        where.nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         where.loops.append(asyncio.get_running_loop())
         where.started.set()
         if block:
@@ -143,6 +147,9 @@ async def test_serve_answers_slack_here_and_runs_checks_on_the_engine_thread() -
         await standin.stop()
     assert standin.messages(CHANNEL)[0].text.startswith(f":white_check_mark: {NODE.name}")
     assert where.threads == [THREAD_NAME]
+    # below the bot's scheduling priority by ops.engine_nice (Linux: a nice value per thread)
+    assert where.nice == [min(MAX_NICE, os.getpriority(os.PRIO_PROCESS, 0) + config.ops.engine_nice)]
+    assert config.ops.engine_nice > 0
     assert where.loops and where.loops[0] is not asyncio.get_running_loop()
     assert where.loops[0].is_closed()
     assert engine_threads() == []  # serve stopped the engine's loop and joined its thread
