@@ -137,14 +137,6 @@ class EngineLoop:
             raise EngineStopped("the engine's loop was never started")
         return self._bot_loop
 
-    @property
-    def thread(self) -> threading.Thread | None:
-        return self._thread
-
-    def running_here(self) -> bool:
-        """True on the engine's own thread (tests and assertions)."""
-        return self._thread is not None and threading.current_thread() is self._thread
-
     async def start(self) -> None:
         if self._thread is not None:
             return
