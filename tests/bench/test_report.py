@@ -73,6 +73,9 @@ def test_goals_are_judged_against_their_bounds() -> None:
 def test_performance_page_is_generated_from_latest_json() -> None:
     latest = json.loads(report.LATEST.read_text())
     assert report.PAGE.read_text() == report.render(latest), "run: python -m bench.report"
+    block = report.readme_block(latest)
+    assert block in report.README.read_text(), "run: python -m bench.report"
+    assert "| ack p99" in block and block.count("| ✔ |") + block.count("| ✘ |") == len(goals(latest))
 
 
 def test_slack_section_and_note_read_a_gil_profile() -> None:
