@@ -56,6 +56,11 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             log.info("refusal", reason="channel-not-allowed", user=user, channel=channel)
             await ack(response_type="ephemeral", text=msg.channel_not_allowed())
             return
+        known = rt.running_link(target) if target in rt.running else None
+        if known is not None:  # said in the ack itself: no response_url post, no task
+            log.info("refusal", reason="already-running", node=target, user=user, channel=channel)
+            await ack(response_type="ephemeral", text=msg.already_running(target, known))
+            return
         await ack()
         if target.lower() == "all":
             rt.tasks.spawn(check_all(rt, channel, user), name="netcheck-all")

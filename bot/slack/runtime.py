@@ -55,6 +55,12 @@ class Runtime:
     def channel_allowed(self, channel: str) -> bool:
         return not self.settings.allowed_channels or channel in self.settings.allowed_channels
 
+    def running_link(self, node: str) -> str | None:
+        """The link to the thread of the check running on `node` when it is known without asking
+        Slack ("(starting)" before its parent is posted), else None."""
+        channel, ts = self.running[node]
+        return self.permalinks.get((channel, ts)) if ts else "(starting)"
+
     async def permalink(self, channel: str, ts: str) -> str:
         known = self.permalinks.get((channel, ts))
         if known is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ from kubernetes import client, watch
 
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
+from tests import waiting
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_MANIFEST = ROOT / "deploy" / "kubernetes" / "rbac.yaml"
@@ -32,6 +34,7 @@ SECRET = "lab-signing-secret"
 WAIT_S = 20.0
 """Upper bound for any one condition the tests wait for (startup, election, a check)."""
 POLL_S = 0.1
+until = functools.partial(waiting.until, timeout=WAIT_S, poll=POLL_S)
 OPS = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.2, "shutdown_grace": 5.0,
        "cleanup_timeout": 3.0, "readiness_timeout": 2.0, "health_host": "127.0.0.1"}
 
@@ -40,17 +43,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def until(condition, what: str):  # noqa: ANN001, ANN201 (an async predicate returning truthy)
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(POLL_S)
 
 
 @dataclass

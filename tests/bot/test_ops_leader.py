@@ -18,6 +18,7 @@ import structlog.testing
 from bot.ops.leader import LeaderElector
 from bot.ops.settings import OpsSettings
 from probes.errors import ClusterConflict, ClusterNotFound, ClusterUnreachable
+from tests.waiting import until
 
 FAST = OpsSettings(lease_duration=1.0, renew_deadline=0.6, retry_period=0.05, lease_namespace="netcheck")
 
@@ -69,14 +70,6 @@ class MemoryLeaseStore:
         return self.objects[FAST.lease_name]["spec"]["holderIdentity"]
 
 
-async def _until(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 def store() -> MemoryLeaseStore:
     return MemoryLeaseStore()
@@ -114,7 +107,7 @@ async def test_standby_takes_over_after_crash_and_after_release(store):
 
     a, b = elector("a"), elector("b")
     run_a = asyncio.create_task(a.run())
-    await _until(lambda: a.is_leader)
+    await until(lambda: a.is_leader)
     run_b = asyncio.create_task(b.run())
     await asyncio.sleep(0.5)  # several retry periods: b must stay standby while a renews
     assert a.is_leader and not b.is_leader
@@ -123,7 +116,7 @@ async def test_standby_takes_over_after_crash_and_after_release(store):
     run_a.cancel()  # crash: no release, the Lease just stops being renewed
     loop = asyncio.get_running_loop()
     crashed_at = loop.time()
-    await _until(lambda: b.is_leader)
+    await until(lambda: b.is_leader)
     assert loop.time() - crashed_at >= FAST.lease_duration * 0.8  # waited out the lease, not sooner
     assert store.holder() == "b"
     assert store.objects[FAST.lease_name]["spec"]["leaseTransitions"] == 1
@@ -140,7 +133,7 @@ async def test_standby_takes_over_after_crash_and_after_release(store):
     # giving the Lease up at shutdown is news, not a failure (a lost Lease is the warning)
     assert [(e["event"], e["log_level"]) for e in logs if "leadership" in e["event"]] == [
         ("leadership_released", "info")]
-    await _until(lambda: a2.is_leader)
+    await until(lambda: a2.is_leader)
     assert loop.time() - released_at < FAST.lease_duration  # released: no wait for expiry
     run_a2.cancel()
     await asyncio.gather(run_a, run_b, run_a2, return_exceptions=True)
@@ -155,7 +148,7 @@ async def test_leader_steps_down_when_it_cannot_renew(store):
 
     a = LeaderElector(store, "a", settings=FAST, on_stopped_leading=on_stop)
     run = asyncio.create_task(a.run())
-    await _until(lambda: a.is_leader)
+    await until(lambda: a.is_leader)
     store.broken = True
     loop = asyncio.get_running_loop()
     broke_at = loop.time()
@@ -163,6 +156,6 @@ async def test_leader_steps_down_when_it_cannot_renew(store):
     assert FAST.renew_deadline * 0.8 <= loop.time() - broke_at < FAST.lease_duration
     assert not a.is_leader
     store.broken = False
-    await _until(lambda: a.is_leader)  # its own Lease: re-acquired at once
+    await until(lambda: a.is_leader)  # its own Lease: re-acquired at once
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)

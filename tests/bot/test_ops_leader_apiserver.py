@@ -19,17 +19,10 @@ from bot.ops.settings import OpsSettings
 from probes.errors import ClusterConflict, ClusterForbidden, ClusterNotFound
 from probes.transports.leases import KubernetesLeaseStore
 from tests.lab.test_apiserver_support import READONLY_TOKEN, running_lab
+from tests.waiting import until
 
 NAMESPACE = "kube-system"  # exists in the stand-in from the start
 FAST = OpsSettings(lease_duration=1.0, renew_deadline=0.6, retry_period=0.1, lease_namespace=NAMESPACE)
-
-
-async def _until(predicate, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -60,7 +53,7 @@ async def test_two_electors_one_leader_then_takeover(lab):
     b = LeaderElector(KubernetesLeaseStore(lab.cluster(), NAMESPACE), "replica-b", settings=FAST)
     tasks = {"a": asyncio.create_task(a.run()), "b": asyncio.create_task(b.run())}
     try:
-        await _until(lambda: a.is_leader or b.is_leader)
+        await until(lambda: a.is_leader or b.is_leader, timeout=10)
         for _ in range(15):  # 1.5 s, more than a lease duration: never two leaders
             assert a.is_leader != b.is_leader
             await asyncio.sleep(0.1)
@@ -72,7 +65,7 @@ async def test_two_electors_one_leader_then_takeover(lab):
         loop = asyncio.get_running_loop()
         released_at = loop.time()
         await leader.release()
-        await _until(lambda: standby.is_leader)
+        await until(lambda: standby.is_leader, timeout=10)
         assert loop.time() - released_at < FAST.lease_duration
         lease = await standby.store.get(FAST.lease_name)
         assert lease["spec"]["holderIdentity"] == standby.identity
@@ -84,7 +77,7 @@ async def test_two_electors_one_leader_then_takeover(lab):
         standby_key = "b" if leader_key == "a" else "a"
         tasks[standby_key].cancel()  # crash: no release; the other waits out the lease
         crashed_at = loop.time()
-        await _until(lambda: leader.is_leader)
+        await until(lambda: leader.is_leader, timeout=10)
         assert loop.time() - crashed_at >= FAST.lease_duration * 0.8
     finally:
         for task in tasks.values():

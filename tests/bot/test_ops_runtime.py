@@ -17,6 +17,7 @@ from bot.ops.metrics import Metrics
 from bot.ops.runtime import OpsRuntime
 from bot.ops.settings import OpsSettings
 from tests.bot.test_ops_leader import MemoryLeaseStore
+from tests.waiting import until
 
 SETTINGS = OpsSettings(health_host="127.0.0.1", health_port=0, lease_duration=5.0, renew_deadline=3.0,
                        retry_period=0.05, shutdown_grace=2.0, cleanup_timeout=1.0)
@@ -24,14 +25,6 @@ SETTINGS = OpsSettings(health_host="127.0.0.1", health_port=0, lease_duration=5.
 
 async def _ready() -> bool:
     return True
-
-
-async def _until(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_two_replicas_one_answers_and_handover_on_shutdown():
@@ -51,7 +44,7 @@ async def test_two_replicas_one_answers_and_handover_on_shutdown():
 
     a, b = replica("a"), replica("b")
     port_a = await a.start(install_signal_handlers=False)
-    await _until(lambda: a.elector.is_leader)
+    await until(lambda: a.elector.is_leader)
     port_b = await b.start(install_signal_handlers=False)
     async with aiohttp.ClientSession() as http:
         for port in (port_a, port_b):
@@ -74,7 +67,7 @@ async def test_two_replicas_one_answers_and_handover_on_shutdown():
     stopping_at = loop.time()
     a.shutdown.request()
     assert await a.run_until_shutdown() == []
-    await _until(lambda: b.elector.is_leader)
+    await until(lambda: b.elector.is_leader)
     assert loop.time() - stopping_at < SETTINGS.lease_duration / 2  # released, not expired
     assert events == ["a answers", "a's check finished", "a closed Slack", "a stops answering", "b answers"]
     async with aiohttp.ClientSession() as http:

@@ -16,6 +16,7 @@ Covers:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
 import time
@@ -30,6 +31,7 @@ from bot.wiring import Services
 from fixes.model import Approval
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
+from tests import waiting
 from tests.bot.fakes import (
     FakeRunner,
 )
@@ -39,19 +41,13 @@ CHANNEL = "C0NETCHECK"
 SECRET = "s"
 WAIT_S = 10.0
 POLL_S = 0.02
+until = functools.partial(waiting.until, timeout=WAIT_S)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def until(condition, what: str) -> None:  # noqa: ANN001 (a sync predicate)
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(POLL_S)
 
 
 def checks_counted(verdict: str) -> float:

@@ -34,6 +34,7 @@ from tests.bot.fakes import (
     start_node_watch,
 )
 from tests.fakes.engine import FakeEngine
+from tests.waiting import until
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0NETCHECK"
@@ -169,15 +170,21 @@ async def test_already_running_links_the_thread():
 
 
 async def test_already_running_asks_slack_for_the_threads_link_once():
-    b = await start_bot(delay_s=1.0)
+    b = await start_bot(delay_s=3.0)
     try:
         await b.driver.command("worker2", user=ALICE, channel=CHANNEL)
         await asyncio.sleep(0.3)
+        acks = []
         for user in (BOB, MALLORY, GROUPIE):
-            await b.driver.command("worker2", user=user, channel=CHANNEL)
+            reply = await b.driver.command("worker2", user=user, channel=CHANNEL)
+            acks.append(json.loads(reply.text)["text"] if reply.text else "")
+            await until(lambda: any("already running" in h["text"] for h in b.standin.webhooks),
+                        "the first refusal's post", timeout=2)  # the check runs 3 s
         await b.idle()
         hooks = [h["text"] for h in b.standin.webhooks if "already running" in h["text"]]
-        assert len(hooks) == 3 and len(set(hooks)) == 1  # each refused command got the thread's link
+        # the first refusal asks Slack for the link and answers through response_url; the others
+        # answer in the ack itself, with the link remembered
+        assert len(hooks) == 1 and acks[0] == "" and acks[1:] == hooks * 2
         assert [c.method for c in b.standin.calls].count("chat.getPermalink") == 1
     finally:
         await b.rt.tasks.close(1)

@@ -18,6 +18,7 @@ denied the bot nothing. The lab's own RBAC is put back afterwards.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -35,6 +36,7 @@ from lab.apiserver.rbac import service_account_groups, service_account_user
 from lab.cluster import Lab
 from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
+from tests import waiting
 from tests.deploy.conftest import CHART_DIR, kustomize_in_namespace, load_all, run_tool, tool
 
 pytestmark = pytest.mark.lab
@@ -48,6 +50,7 @@ PROBES = ["masquerade", "pod-api"]
 """Enough for the case study: the cause (with its fix) and a probe that needs a debug pod."""
 WAIT_S = 150.0
 POLL_S = 0.2
+until = functools.partial(waiting.until, timeout=WAIT_S, poll=POLL_S)
 OPS = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.2, "health_host": "127.0.0.1",
        "shutdown_grace": 5.0, "cleanup_timeout": 5.0}
 
@@ -120,16 +123,6 @@ def lease_holder(lab: Lab, namespace: str, name: str) -> str | None:
     except RuntimeError:
         return None
     return lease["spec"].get("holderIdentity") or None
-
-
-async def until(condition, what: str, timeout: float = WAIT_S):  # noqa: ANN001, ANN201
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(POLL_S)
 
 
 async def scenario(lab: Lab, tmp: Path, rendering: str, node: str) -> dict[str, Any]:
