@@ -22,7 +22,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -338,6 +338,49 @@ class KubeCluster:
             raise self.translate(exc, "watch nodes") from exc
         finally:
             await watch.close()
+
+    async def watch_pod(self, namespace: str, name: str, resource_version: str, *,
+                        timeout_s: int) -> AsyncGenerator[dict[str, Any], None]:
+        """Events {type, object} of one pod (fieldSelector metadata.name) after `resource_version`,
+        until the server ends the watch after `timeout_s`: a debug pod's start is seen the moment the
+        kubelet reports it, not at the next poll. An ERROR event (410 Gone, ...) raises ClusterError
+        with its status; so does a refused watch (403: RBAC without `watch` on pods)."""
+        api = await self.api()
+        what = f"watch pod {namespace}/{name}"
+        query = [("watch", True), ("fieldSelector", f"metadata.name={name}"),
+                 ("resourceVersion", resource_version), ("timeoutSeconds", timeout_s),
+                 ("allowWatchBookmarks", False)]
+        try:
+            method, url, headers, data, post = await api.param_serialize(
+                method="GET", resource_path=_path("/api/v1/namespaces/{ns}/pods", ns=namespace),
+                query_params=query, header_params={"Accept": "application/json"},
+                auth_settings=AUTH_SETTINGS)
+            # the client's total timeout covers the streamed body: the server's end plus a request's time
+            response = await api.call_api(method, url, headers, data, post,
+                                          _request_timeout=timeout_s + self.request_timeout)
+        except Exception as exc:
+            raise self.translate(exc, what) from exc
+        stream = response.response
+        try:
+            if not 200 <= response.status <= 299:
+                raise api_error(response.status, response.reason or "", await response.read(), what)
+            async for line in stream.content:
+                if not line.strip():
+                    continue
+                event = _object(json.loads(line), what)
+                if event.get("type") == "ERROR":
+                    status = _object(event.get("object") or {}, what)
+                    raise api_error(int(status.get("code") or 0), str(status.get("reason") or ""),
+                                    json.dumps(status), what)
+                yield event
+        except ClusterError:
+            raise
+        except ValueError as exc:
+            raise ClusterError(f"{what}: not a watch event: {exc}") from exc
+        except Exception as exc:
+            raise self.translate(exc, what) from exc
+        finally:
+            stream.close()  # a watch left early: its connection is not reusable
 
     async def get_service(self, namespace: str, name: str) -> dict[str, Any]:
         return await self.request(f"get service {namespace}/{name}", "GET",
