@@ -194,6 +194,20 @@ def _client(kind: type[ApiClient], configuration: Configuration) -> ApiClient:
         raise ConfigError(f"kubeconfig: cannot use the TLS files {files}: {exc}") from exc
 
 
+def _session(api: ApiClient) -> Any:
+    """The aiohttp session under the package's client (made now if no request made it yet)."""
+    rest = api.rest_client
+    if rest.pool_manager is None:
+        rest.pool_manager = rest._create_pool_manager()  # the package's documented override point
+    return rest.pool_manager
+
+
+def _client_timeout(seconds: float) -> Any:
+    from aiohttp import ClientTimeout
+
+    return ClientTimeout(total=seconds)
+
+
 class KubeCluster:
     """The `Cluster` protocol (and more) over the package's asyncio `ApiClient`, made at first use."""
 
@@ -238,15 +252,32 @@ class KubeCluster:
         return self._api
 
     async def websocket_api(self) -> ApiClient:
-        """The package's WebSocket client (exec), with a session of its own: upgraded connections
-        never go back to a pool, and one client serves every concurrent exec."""
+        """The package's WebSocket client (exec), one for every concurrent exec, on the request
+        client's aiohttp session: an exec's upgrade takes a connection already open (TCP and TLS
+        done: two round trips less) from that session's pool, where discovery's reads and
+        `preconnect` left them; an upgraded connection is closed with its WebSocket, never pooled."""
         if self._ws is None:
             from kubernetes.aio.stream import WsApiClient
 
-            configuration = await self.configuration()
+            api = await self.api()
             if self._ws is None:
-                self._ws = _client(WsApiClient, configuration)
+                ws = _client(WsApiClient, api.configuration)
+                ws.rest_client.pool_manager = _session(api)
+                self._ws = ws
         return self._ws
+
+    async def preconnect(self, count: int) -> None:
+        """Open up to `count` connections to the API server now (`GET /version`, readable by every
+        client) and leave them in the pool, e.g. while a debug pod starts, so that its first execs
+        find their TCP and TLS handshakes done. Best effort: a failure here is the exec's to report."""
+        api = await self.api()
+        session, url = _session(api), f"{api.configuration.host}/version"
+
+        async def one() -> None:
+            async with session.get(url, timeout=_client_timeout(self.request_timeout)) as response:
+                await response.read()
+
+        await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
 
     @property
     def host(self) -> str:
@@ -481,6 +512,8 @@ class KubeCluster:
 
     async def aclose(self) -> None:
         """Close the aiohttp sessions (the client's and the WebSocket one)."""
+        if self._ws is not None:
+            self._ws.rest_client.pool_manager = None  # the request client's session, closed with it
         for client in (self._api, self._ws):
             if client is not None:
                 await client.close()

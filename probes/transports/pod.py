@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +70,9 @@ PING_GROUP_RANGE = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"
 """A "safe" sysctl: lets ping use an unprivileged ICMP socket where the runtime's default set lacks
 NET_RAW (CRI-O's does), so the one command that needs it works there too (docs/debug-pod.md)."""
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$"
+PRECONNECT_PER_POD = 4
+"""Connections to the API server opened while a debug pod starts (`KubeCluster.preconnect`): its
+first execs, one per probe waiting for the pod, then skip TCP and TLS (more than this open their own)."""
 OWNER_LABEL = "netcheck/owner"
 EXPIRES_ANNOTATION = "netcheck/expires-at"
 
@@ -312,6 +315,7 @@ class DebugPods:
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
         self._deleting: set[asyncio.Task[None]] = set()
+        self._helpers: set[asyncio.Task[None]] = set()
         self._renewing: dict[str, asyncio.Task[None]] = {}
         self._cooling: dict[str, asyncio.Task[None]] = {}
         """Warm pods nobody uses, each with the timer that deletes it (settings.keep_warm)."""
@@ -454,6 +458,7 @@ class DebugPods:
             if isinstance(outcome, BaseException):
                 raise outcome
         assert isinstance(created, dict)
+        self._background(self.cluster.preconnect(PRECONNECT_PER_POD))  # while the pod starts
         ip = await self._wait_running(name, attempt, created)
         attempt.state = "Running"
         bound.info(f"{self.what} running", pod=name, pod_ip=ip)
@@ -464,6 +469,12 @@ class DebugPods:
             if leftover != keep:
                 log.info(f"deleting leftover {self.what}", node=node, pod=leftover)
                 await self._delete(leftover)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Work nobody waits for (cancelled by aclose if it still runs)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
 
     def _delete_later(self, name: str) -> None:
         task = asyncio.get_running_loop().create_task(self._delete_quietly(name))
@@ -576,6 +587,8 @@ class DebugPods:
 
     async def aclose(self) -> None:
         """Delete every pod, warm ones included (netcheck stops)."""
+        for helper in self._helpers:
+            helper.cancel()
         for timer in self._cooling.values():
             timer.cancel()
         self._cooling.clear()
