@@ -74,7 +74,9 @@ async def test_a_pod_deleted_while_it_starts_fails_the_start(lab, kube) -> None:
     await lab.control("PUT", "/lab/v1/nodes/worker2/pods", {"hold": "ContainerCreating"})
     pods = DebugPods(kube, pod_settings(poll_interval=NEVER_POLLED, start_timeout=30))
     start = asyncio.ensure_future(pods.get(WORKER2))
-    while not (names := await _pod_names(kube)):  # bounded by the test's timeout
+    for _ in range(200):  # until the start has created it (10 s at most)
+        if names := await _pod_names(kube):
+            break
         await asyncio.sleep(0.05)
     (name,) = names
     await kube.delete_pod("netcheck", name)
