@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Sequence
 
 from probes.diff import NodeDiff
-from probes.graph import Action, actions, role
+from probes.graph import Action, actions, consequences_for, role, split_for
 from probes.model import Finding, Report, Status
 from probes.registry import default_registry
 
@@ -88,31 +88,35 @@ def _action_lines(number: int, action: Action, verbose: bool) -> list[str]:
     return lines
 
 
-def _consequence_lines(reports: Sequence[Report], verbose: bool) -> list[str]:
+def _consequence_lines(problems: Sequence[tuple[str, Finding]], verbose: bool) -> list[str]:
     lines = []
-    for report in reports:
-        for f in report.findings:
-            if not (f.status.is_problem and f.explained):
-                continue
-            mark = _MARK[f.status]
-            lines.append(f"  [{mark}] {report.node}/{f.probe}: {f.summary} — {role(f, report.node)}")
-            lines += _scope_line(f)
-            if verbose and f.evidence:
-                lines += ["    evidence (full):", _indent(f.evidence)]
+    for node, f in problems:
+        lines.append(f"  [{_MARK[f.status]}] {node}/{f.probe}: {f.summary} — {role(f, node)}")
+        lines += _scope_line(f)
+        if verbose and f.evidence:
+            lines += ["    evidence (full):", _indent(f.evidence)]
     return lines
 
 
-def _plan(reports: Sequence[Report], verbose: bool) -> list[str]:
-    todo = actions(reports, default_registry)
+def _plan(reports: Sequence[Report], verbose: bool, here: str | None = None) -> list[str]:
+    """The things to do and the consequences; with `here` (one node's check), only those that
+    concern `here`, and a line naming the problems the peers it looked at have of their own."""
+    todo, others = actions(reports, default_registry), list[Action]()
+    if here is not None:
+        todo, others = split_for(todo, here)
     lines: list[str] = []
     if todo:
         noun = "thing" if len(todo) == 1 else "things"
         lines += ["", f"{len(todo)} {noun} to do (most problems resolved first):"]
         for number, action in enumerate(todo, 1):
             lines += _action_lines(number, action, verbose)
-    consequences = _consequence_lines(reports, verbose)
+    consequences = _consequence_lines(consequences_for(reports, here, todo), verbose)
     if consequences:
         lines += ["", "consequences (no fix of their own):", *consequences]
+    if others:
+        named = ", ".join(f"{a.node}: {a.title}" for a in others)
+        ask = " / ".join(f"netcheck check {node}" for node in sorted({a.node for a in others}))
+        lines += ["", f"also seen on the nodes compared with, behind no problem of {here}'s: {named} ({ask})"]
     return lines
 
 
@@ -138,7 +142,7 @@ def render_report(report: Report, *, verbose: bool = False, color: bool = False)
         title = f"{why}: node {peer.node} ({count} probe{'s' if count != 1 else ''})"
         lines += ["", *_status_lines(peer, title=title, color=color)]
     everything = [report, *report.peers]
-    lines += _plan(everything, verbose)
+    lines += _plan(everything, verbose, here=report.node)
     return "\n".join(lines)
 
 

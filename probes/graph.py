@@ -204,6 +204,24 @@ def actions(reports: Sequence[Report], registry: Registry | None = None) -> list
     return sorted(grouped.values(), key=rank)
 
 
+def split_for(todo: Sequence[Action], node: str) -> tuple[list[Action], list[Action]]:
+    """`todo` for a check of `node`: the actions on `node` or that resolve one of its problems, and
+    the rest — problems of the peers it looked at (a blamed peer, a reference) that explain nothing
+    on `node`. Those belong to the peer's own check, not to this node's things to do."""
+    mine = [a for a in todo if a.node == node or any(p.node == node for p in a.resolves())]
+    return mine, [a for a in todo if a not in mine]
+
+
+def consequences_for(run: Sequence[Report], here: str | None,
+                     todo: Sequence[Action] = ()) -> list[tuple[str, Finding]]:
+    """(node, finding) of every explained problem of the run; with `here` (a node's check), those on
+    `here` and those that `todo`, its things to do (`split_for`), resolves — not a peer's problems
+    that are the peer's own."""
+    resolved = {(p.node, p.finding.probe) for a in todo for p in a.consequences}
+    return [(r.node, f) for r in run for f in r.findings if f.status.is_problem and f.explained
+            and (here is None or r.node == here or (r.node, f.probe) in resolved)]
+
+
 def role(finding: Finding, here: str) -> str:
     """'cause', 'consequence of X' (same node) or 'consequence of node/X' — the summary lines' word."""
     if finding.caused_by is not None:

@@ -33,8 +33,13 @@ REGRESSIONS_KEPT = 10
 
 class Source(StrEnum):
     WATCH = "watch"
-    ON_DEMAND = "on demand"
+    ON_DEMAND = "on_demand"
     """A `/netcheck` command, a node-join check or a re-check."""
+
+    @property
+    def label(self) -> str:
+        """How a person reads it ("on demand"); the value is a metric label, so it has no space."""
+        return self.value.replace("_", " ")
 
 
 class ChangeKind(StrEnum):

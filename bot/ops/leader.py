@@ -183,7 +183,7 @@ class LeaderElector:
             self._last_error = self.blocked = None
         return held
 
-    async def _become(self, leading: bool) -> None:
+    async def _become(self, leading: bool, *, released: bool = False) -> None:
         if leading == self.is_leader:
             return
         if leading:
@@ -193,7 +193,10 @@ class LeaderElector:
                 await self._on_started()
         else:
             self._leading.clear()
-            log.warning("leadership_lost", identity=self.identity, lease=self.name)
+            if released:  # a shutdown giving the Lease up, not a failure
+                log.info("leadership_released", identity=self.identity, lease=self.name)
+            else:
+                log.warning("leadership_lost", identity=self.identity, lease=self.name)
             if self._on_stopped:
                 await self._on_stopped()
 
@@ -212,7 +215,7 @@ class LeaderElector:
     async def release(self) -> None:
         """Give the Lease up (empty holder) so a standby takes over at once; best effort."""
         was_leader = self.is_leader
-        await self._become(False)
+        await self._become(False, released=True)
         if not was_leader:
             return
         try:

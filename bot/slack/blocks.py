@@ -13,7 +13,7 @@ from typing import Any
 from bot.slack import messages as msg
 from bot.slack.approvals import VALUE_LIMIT, Proposal, encode
 from probes.diff import NodeDiff
-from probes.graph import Action, role
+from probes.graph import Action, consequences_for, role
 from probes.model import Finding, Report, trim
 
 Block = dict[str, Any]
@@ -189,10 +189,9 @@ def _chunked(head: str, lines: Sequence[str]) -> list[Block]:
     return blocks
 
 
-def consequences(run: Sequence[Report], here: str | None) -> list[Block]:
-    """Every explained problem of the run, one line each, naming its cause."""
-    lines = [msg.consequence_line(r.node, f, here) for r in run for f in r.findings
-             if f.status.is_problem and f.explained]
+def consequences(run: Sequence[Report], here: str | None, todo: Sequence[Action] = ()) -> list[Block]:
+    """The consequence problems (`probes.graph.consequences_for`), one line each, naming its cause."""
+    lines = [msg.consequence_line(node, f, here) for node, f in consequences_for(run, here, todo)]
     return _chunked(msg.consequences_heading(len(lines)), lines) if lines else []
 
 

@@ -103,7 +103,7 @@ def home_node_line(record: NodeRecord, now: float) -> str:
         what = f"all {len(counted)} probes ok" if counted else "nothing checked (every probe skipped)"
         mark = msg.STATUS_EMOJI[Status.OK if counted else Status.SKIP]
         head = f"{mark} *{msg.escape(record.node)}* — {what}"
-    return f"{head}\n_checked {age(now - record.checked_at)} ({record.source.value})_"
+    return f"{head}\n_checked {age(now - record.checked_at)} ({record.source.label})_"
 
 
 def home_unchecked_line(node: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from probes.diff import NodeDiff
-from probes.graph import Action, actions, role
+from probes.graph import Action, actions, role, split_for
 from probes.model import AccessPath, Finding, Report, Status
 from probes.registry import default_registry
 
@@ -64,9 +64,24 @@ def problems(report: Report) -> list[Finding]:
     return sorted(found, key=lambda f: f.explained)
 
 
-def plan(run: Sequence[Report]) -> list[Action]:
-    """The things to do for a run (one per fix), most problems resolved first."""
-    return actions(run, default_registry)
+def plan(run: Sequence[Report], here: str | None = None) -> list[Action]:
+    """The things to do for a run (one per fix), most problems resolved first; with `here` (a node's
+    check), only those on `here` or behind one of its problems (`elsewhere` has the rest)."""
+    todo = actions(run, default_registry)
+    return todo if here is None else split_for(todo, here)[0]
+
+
+def elsewhere(run: Sequence[Report], here: str) -> str | None:
+    """The problems of the nodes `here`'s check looked at that explain nothing on `here`: a line
+    that names them and where their own thread comes from, or None."""
+    others = split_for(actions(run, default_registry), here)[1]
+    if not others:
+        return None
+    named = ", ".join(f"{escape(a.node)} `{escape(a.title)}`" for a in others)
+    nodes = sorted({a.node for a in others})
+    ask = " or ".join(f"`/netcheck {escape(n)}`" for n in nodes)
+    return (f"Also seen on the nodes this check compared with, and behind no problem of "
+            f"{escape(here)}'s: {named}. {ask} gives its own thread.")
 
 
 def verdict(report: Report, run: Sequence[Report] | None = None) -> str:

@@ -6,10 +6,15 @@ and by `bot/slack/app.py::build_app`.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from probes.errors import InvalidInput
 from probes.transports.commands import slack_id
+
+CHANNEL_NAME = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}")
+"""A `#channel-name` as Slack spells one (lowercase, digits, `-`, `_`, `.`; at most 80)."""
 
 
 class SlackSettings(BaseModel):
@@ -72,7 +77,12 @@ class SlackSettings(BaseModel):
     @field_validator("join_channel")
     @classmethod
     def _channel(cls, value: str | None) -> str | None:
-        return None if value is None else _valid(value, "Slack channel")
+        if value is not None and CHANNEL_NAME.fullmatch(value):
+            # chat.postMessage takes a #name, but chat.update and file uploads take only the id, so
+            # the summary's later edits would fail (docs/slack.md, "Slash commands": channel ids)
+            raise ValueError(f"join_channel {value!r} is a channel name: give the channel id "
+                             "(C…; in Slack: the channel's details, at the bottom)")
+        return None if value is None else _valid(value, "Slack channel id")
 
     @field_validator("approver_group")
     @classmethod

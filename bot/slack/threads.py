@@ -26,7 +26,7 @@ from bot.slack import pictures
 from bot.slack.approvals import Proposal
 from bot.slack.delivery import PENDING_POST, POST_METHOD, PendingPost
 from bot.slack.runtime import Runtime
-from probes.graph import Action
+from probes.graph import Action, consequences_for
 from probes.model import Report, Status
 
 log = structlog.get_logger("netcheck.slack")
@@ -110,7 +110,7 @@ async def post_plan(rt: Runtime, channel: str, parent_ts: str, run: Sequence[Rep
     """The things to do of a run (one reply and one button each), then its consequences in one reply.
     Returns the name the full-evidence file is announced under (None: nothing to attach; the caller
     uploads it last, `upload_evidence`) and how many findings could not be posted."""
-    todo = msg.plan(run)
+    todo = msg.plan(run, here)
     evidence_name = evidence_filename(here) if todo else None
     missing = 0
     for number, action in enumerate(todo, 1):
@@ -120,11 +120,14 @@ async def post_plan(rt: Runtime, channel: str, parent_ts: str, run: Sequence[Rep
         text = f"{action.node}: {action.title} — {action.causes[0].summary}"
         if not await post_reply(rt, channel, parent_ts, None, text, blocks):
             missing += len(action.causes)
-    blocks = bk.consequences(run, here)
+    blocks = bk.consequences(run, here, todo)
     if blocks:
-        count = sum(1 for r in run for f in r.findings if f.status.is_problem and f.explained)
+        count = len(consequences_for(run, here, todo))
         if not await post_reply(rt, channel, parent_ts, None, msg.consequences_heading(count), blocks):
             missing += count
+    others = msg.elsewhere(run, here) if here is not None else None
+    if others and not await post_reply(rt, channel, parent_ts, None, others, [bk.context(others)]):
+        missing += 1
     return evidence_name, missing
 
 

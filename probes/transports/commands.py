@@ -49,7 +49,6 @@ _SLACK_ID = {
     "Slack user id": re.compile(r"[UW][A-Z0-9]{1,31}"),
     "Slack channel id": re.compile(r"[CGD][A-Z0-9]{1,31}"),
     "Slack user group id": re.compile(r"S[A-Z0-9]{1,31}"),
-    "Slack channel": re.compile(r"[CGD][A-Z0-9]{1,31}|#[a-z0-9][a-z0-9._-]{0,79}"),
 }
 
 NODE_NAME_MAX = 253
@@ -226,8 +225,7 @@ def param_key(value: str) -> Arg:
 
 
 def slack_id(value: str, kind: str = "Slack user id") -> Arg:
-    """A Slack user (U…/W…), channel (C…/G…/D…) or user group (S…) id; they end up in `<@U…>`.
-    kind "Slack channel" also takes a `#channel-name` (chat.postMessage accepts either)."""
+    """A Slack user (U…/W…), channel (C…/G…/D…) or user group (S…) id; they end up in `<@U…>`."""
     if not _matches(_SLACK_ID[kind], value, 81):
         raise _bad(kind, value, "not a Slack id (uppercase letters and digits)")
     return Arg(value)

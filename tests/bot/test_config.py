@@ -108,9 +108,12 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path, text: str, message: str
     assert "\n" not in str(err.value)
 
 
-def test_channel_names_and_ids_where_slack_takes_both(tmp_path) -> None:
-    config = load(write(tmp_path, "slack: {join_channel: '#k8s-ops', allowed_channels: [C0123]}\n"), env={})
-    assert config.slack.join_channel == "#k8s-ops" and config.slack.allowed_channels == ["C0123"]
+def test_join_channel_is_an_id_not_a_name(tmp_path) -> None:
+    config = load(write(tmp_path, "slack: {join_channel: C0456, allowed_channels: [C0123]}\n"), env={})
+    assert config.slack.join_channel == "C0456" and config.slack.allowed_channels == ["C0123"]
+    # a #name would post, but the summary's chat.update and picture upload need the id
+    with pytest.raises(ConfigError, match=r"join_channel '#k8s-ops' is a channel name: give the channel id"):
+        load(write(tmp_path, "slack: {join_channel: '#k8s-ops'}\n"), env={})
 
 
 def test_unreadable_file(tmp_path) -> None:

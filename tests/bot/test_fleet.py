@@ -139,7 +139,7 @@ def test_status_gauges_move_and_nodes_that_left_are_forgotten() -> None:
     assert sample(registry, status, node=NODE, probe="ip-forward", status="ok") == 0
     assert sample(registry, status, node=NODE, probe="ip-forward", status="fail") == 1
     assert sample(registry, "netcheck_node_problems", node=NODE) == 2
-    assert sample(registry, "netcheck_node_check_duration_seconds_count", node=NODE, source="on demand") == 1
+    assert sample(registry, "netcheck_node_check_duration_seconds_count", node=NODE, source="on_demand") == 1
     fleet.record(report(f("host-api", Status.OK), node="rack3-n08"), Source.WATCH)
     assert fleet.forget(["rack3-n08"]) == [NODE]
     assert sample(registry, status, node=NODE, probe="ip-forward", status="fail") is None

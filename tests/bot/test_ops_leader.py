@@ -13,6 +13,7 @@ import copy
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from bot.ops.leader import LeaderElector
 from bot.ops.settings import OpsSettings
@@ -133,8 +134,12 @@ async def test_standby_takes_over_after_crash_and_after_release(store):
     assert not a2.is_leader
     run_b.cancel()
     released_at = loop.time()
-    await b.release()
+    with structlog.testing.capture_logs() as logs:
+        await b.release()
     assert store.holder() == ""
+    # giving the Lease up at shutdown is news, not a failure (a lost Lease is the warning)
+    assert [(e["event"], e["log_level"]) for e in logs if "leadership" in e["event"]] == [
+        ("leadership_released", "info")]
     await _until(lambda: a2.is_leader)
     assert loop.time() - released_at < FAST.lease_duration  # released: no wait for expiry
     run_a2.cancel()

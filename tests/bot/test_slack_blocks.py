@@ -155,3 +155,35 @@ async def test_standin_errors():
         assert [m.text for m in standin.messages("C1")[0].replies] == ["b"]
     finally:
         await standin.stop()
+
+
+def test_a_node_thread_acts_only_on_what_concerns_the_node():
+    """A reference node with a problem of its own is named once, not offered as a thing to do in
+    another node's thread; a peer whose cause explains this node's problem is."""
+    from probes.graph import consequences_for
+    from probes.model import CauseRef
+
+    here = report(broken_findings(), node="edge-7")
+    ip_forward = Finding(probe="ip-forward", layer=Layer.HOST_ROUTE, status=Status.FAIL,
+                         summary="net.ipv4.ip_forward = 0", fix=FixProposal(id="ip-forward", params={}))
+    its_own = Finding(probe="pod-dns", layer=Layer.POD_APP, status=Status.FAIL, summary="no DNS",
+                      caused_by="ip-forward")
+    reference = report([ip_forward, its_own], node="ref-3")
+    blamed_cause = Finding(probe="return-path", layer=Layer.HOST_ROUTE, status=Status.FAIL,
+                           summary="no route back", fix=FixProposal(id="return-route", params={}))
+    blamed = report([blamed_cause], node="gw-1")
+    explained_here = Finding(probe="pod-routes", layer=Layer.POD_APP, status=Status.FAIL, summary="x",
+                             caused_by_node=CauseRef(node="gw-1", probe="return-path"))
+    here = here.model_copy(update={"findings": [*here.findings, explained_here]})
+    run = [here, reference, blamed]
+
+    assert {(a.node, a.title) for a in msg.plan(run)} == {
+        ("edge-7", "masquerade"), ("ref-3", "ip-forward"), ("gw-1", "return-route")}  # the whole run
+    assert {(a.node, a.title) for a in msg.plan(run, "edge-7")} == {
+        ("edge-7", "masquerade"), ("gw-1", "return-route")}
+    note = msg.elsewhere(run, "edge-7")
+    assert note is not None and "ref-3 `ip-forward`" in note and "`/netcheck ref-3`" in note
+    assert "gw-1" not in note and msg.elsewhere(run[:1], "edge-7") is None
+    listed = [(node, f.probe) for node, f in consequences_for(run, "edge-7", msg.plan(run, "edge-7"))]
+    assert listed == [("edge-7", "pod-api"), ("edge-7", "pod-routes")]  # not ref-3's own pod-dns
+    assert ("ref-3", "pod-dns") in [(n, f.probe) for n, f in consequences_for(run, None)]
