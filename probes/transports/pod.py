@@ -99,7 +99,9 @@ class DebugPodSettings(BaseModel):
         60.0, gt=0, description="Seconds for the debug pod to be created and become Running (the whole "
         "attempt; a pod that did not start is not tried again in the same run).",
     )
-    poll_interval: float = Field(0.5, gt=0, description="Seconds between pod status reads.")
+    poll_interval: float = Field(
+        0.5, gt=0, description="Seconds between pod status reads while it starts, where its watch is "
+        "refused (RBAC without watch on pods) or ends first.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one exec may run by default.")
     output_limit: int = Field(64_000, ge=1000, description="Characters kept per stream (head and tail).")
     keep_warm: float = Field(
