@@ -190,16 +190,26 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
         return ok(f"the API endpoint {endpoint.ip} is this node's own address: no link MTU on the path",
                   evidence=f"$ {route_out.command}\n{route_out.output}\n{pod_evidence}")
     dev = iface(route.dev)
-    (configured, configured_source), link = await asyncio.gather(
-        configured_pod_mtu(ctx, links),
-        ctx.host.run(render("ip -o link show dev {dev}", dev=dev), timeout=timeout))
-    link_mtu = link_mtus(link.stdout).get(dev.value)
-    if link_mtu is None:
-        raise ProbeSkip(f"cannot read the MTU of {dev}: {link.output}")
-    # The node's own path and the pod's paths are measured at the same time (different transports).
-    (path_mtu, transcript), pod_paths, wireless = await asyncio.gather(
-        measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout), _pod_paths(ctx, pod_value, timeout),
-        ctx.host.run(render(_WIRELESS, dev=dev), timeout=timeout))
+    link_reads = [render("ip -o link show dev {dev}", dev=dev), render(_WIRELESS, dev=dev)]
+    link_mtu = links.get(dev.value)
+    if link_mtu is not None:
+        # `ip -o link show` gave its MTU: the pings start now, the link's own line (evidence) and its
+        # wireless check are read beside them
+        (path_mtu, transcript), pod_paths, (link, wireless), (configured, configured_source) = (
+            await asyncio.gather(
+                measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout),
+                _pod_paths(ctx, pod_value, timeout),
+                run_all(ctx.host, link_reads, timeout=timeout), configured_pod_mtu(ctx, links)))
+    else:
+        (configured, configured_source), link = await asyncio.gather(
+            configured_pod_mtu(ctx, links), ctx.host.run(link_reads[0], timeout=timeout))
+        link_mtu = link_mtus(link.stdout).get(dev.value)
+        if link_mtu is None:
+            raise ProbeSkip(f"cannot read the MTU of {dev}: {link.output}")
+        # The node's own path and the pod's paths are measured at the same time (different transports).
+        (path_mtu, transcript), pod_paths, wireless = await asyncio.gather(
+            measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout), _pod_paths(ctx, pod_value, timeout),
+            ctx.host.run(link_reads[1], timeout=timeout))
 
     effective = min(link_mtu, path_mtu or link_mtu)
     needed = pod_value + overhead
