@@ -9,6 +9,9 @@ Registered from tests/conftest.py via pytest_plugins.
 Tests take node names and addresses from the lab (`lab.wifi_node`, `lab.wired_worker`,
 `lab.control_plane`, `lab.layout`), never literals.
 
+`case_study`: the lab's WiFi node in the case-study state (its pods not masqueraded, no masquerade
+unit) for one test; after it, no unit and the fault as it was. Yields the node's name.
+
 `fault(name, node=None, on=True)` works on the lab the test uses (`any_lab`, else `edge_lab`, else
 `lab`); `node` defaults to that lab's WiFi node. Every fault set through it is put back to its
 previous state after the test, pass or fail.
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from fixes.catalog.masquerade import UNIT_NAME as MASQUERADE_UNIT
 from lab import spec
 from lab.cluster import Lab
 
@@ -85,6 +89,28 @@ def fault(request: pytest.FixtureRequest) -> Iterator[Callable[..., None]]:
     yield inject
     for name, node, was_on in reversed(undo):
         target.fault(name, node=node, on=was_on)
+
+
+MASQUERADE_UNIT_PATH = f"/etc/systemd/system/{MASQUERADE_UNIT}"
+
+
+def remove_masquerade_unit(lab: Lab, node: str) -> None:
+    """The masquerade fix's boot unit gone from `node` (stopped, disabled, deleted)."""
+    lab.node_exec(node, "sh", "-c", f"systemctl disable --now {MASQUERADE_UNIT}; "
+                  f"rm -f {MASQUERADE_UNIT_PATH}; systemctl daemon-reload")
+
+
+@pytest.fixture
+def case_study(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The WiFi node of the lab the test uses in the case-study state: no-masquerade on, no unit."""
+    target = used_lab(request)
+    node = target.wifi_node.name
+    was_on = node in target.active_faults().get("no-masquerade", set())
+    target.fault("no-masquerade", node=node, on=True)
+    remove_masquerade_unit(target, node)
+    yield node
+    remove_masquerade_unit(target, node)
+    target.fault("no-masquerade", node=node, on=was_on)
 
 
 @contextlib.contextmanager

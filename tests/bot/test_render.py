@@ -19,10 +19,12 @@ def test_a_check_lists_only_what_concerns_its_node_as_things_to_do() -> None:
     reference = _report("ref-3", [
         Finding(probe="ip-forward", layer=Layer.HOST_ROUTE, status=Status.FAIL, summary="ip_forward = 0",
                 fix=FixProposal(id="ip-forward", params={})),
-        Finding(probe="pod-dns", layer=Layer.POD_APP, status=Status.FAIL, summary="no DNS", caused_by="ip-forward"),
+        Finding(probe="pod-dns", layer=Layer.POD_APP, status=Status.FAIL, summary="no DNS",
+                caused_by="ip-forward"),
     ])
     blamed = _report("gw-1", [Finding(probe="return-path", layer=Layer.HOST_ROUTE, status=Status.FAIL,
-                                      summary="no route back", fix=FixProposal(id="return-route", params={}))])
+                                      summary="no route back",
+                                      fix=FixProposal(id="return-route", params={}))])
     here = _report("edge-7", [*broken_findings(), Finding(
         probe="pod-routes", layer=Layer.POD_APP, status=Status.FAIL, summary="no way out",
         caused_by_node=CauseRef(node="gw-1", probe="return-path"))])

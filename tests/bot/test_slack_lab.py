@@ -2,7 +2,7 @@
 stand-in) and the real FixRunner, driven by signed requests through Bolt in HTTP mode, with the Web
 API stand-in — all inside the lab's ops namespace.
 
-Covers (every catalog probe, as the bot runs by default): /netcheck worker2 in the case-study
+Covers (every catalog probe, as the bot runs by default): /netcheck on the WiFi node in the case-study
 state posts the masquerade problem with its fix button;
 an approver's click applies the masquerade fix in the lab (the rule appears once), the outcome
 "applied" is posted in the thread and the parent's re-check no longer reports masquerade or pod-api;
@@ -15,7 +15,6 @@ ip_forward off and a small uplink MTU gets a summary listing both differences ag
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
@@ -24,28 +23,18 @@ from lab.cluster import Lab
 
 pytestmark = pytest.mark.lab
 
-NODE = "worker2"
 CHANNEL = "C0NETCHECK"
-RULE = "-A POSTROUTING -s 192.168.88.0/24 -o wlp59s0 -j MASQUERADE"
-UNIT = "/etc/systemd/system/netcheck-masquerade.service"
 SECRET = "lab-signing-secret"
 
 
-def reset_worker2(lab: Lab) -> None:
-    lab.node_exec(NODE, "sh", "-c", f"systemctl disable --now netcheck-masquerade.service; rm -f {UNIT}; "
-                  "systemctl daemon-reload")
-    lab.fault("no-masquerade", node=NODE, on=True)
-
-
-@pytest.fixture
-def case_study(lab: Lab) -> Iterator[None]:
-    reset_worker2(lab)
-    yield
-    reset_worker2(lab)
+def masquerade_rule(lab: Lab) -> str:
+    """The rule the masquerade fix adds on the lab's WiFi node (its pod CIDR out of its uplink)."""
+    node = lab.wifi_node
+    return f"-A POSTROUTING -s {node.pod_cidr} -o {node.iface} -j MASQUERADE"
 
 
 def nat_rules(lab: Lab) -> list[str]:
-    saved = lab.node_exec(NODE, "iptables-nft-save", "-t", "nat", check=True).stdout
+    saved = lab.node_exec(lab.wifi_node.name, "iptables-nft-save", "-t", "nat", check=True).stdout
     return [line.split(" [")[0] for line in saved.splitlines() if line.startswith("-A")]
 
 
@@ -72,7 +61,7 @@ async def check_and_fix(lab: Lab) -> dict[str, object]:
     driver = SlackDriver(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/slack/events",
                          SECRET, standin)
     try:
-        reply = await driver.command(NODE, user="UALICE", channel=CHANNEL)
+        reply = await driver.command(lab.wifi_node.name, user="UALICE", channel=CHANNEL)
         await rt.tasks.idle(timeout=120)
         parent = standin.messages(CHANNEL)[0]
         before = parent.text
@@ -94,7 +83,7 @@ async def check_and_fix(lab: Lab) -> dict[str, object]:
         await engine.aclose()
 
 
-def test_approved_click_applies_masquerade_fix_in_lab(lab: Lab, case_study: None) -> None:
+def test_approved_click_applies_masquerade_fix_in_lab(lab: Lab, case_study: str) -> None:
     with lab.enter_ops():
         seen = asyncio.run(check_and_fix(lab))
     assert seen["ack"] < 3
@@ -102,7 +91,8 @@ def test_approved_click_applies_masquerade_fix_in_lab(lab: Lab, case_study: None
     assert "act on masquerade: NAT skipped" in before and "resolves pod-api" in before, before
     assert seen["button"] == "Apply fix: masquerade"
     assert any("*applied*" in text for text in seen["replies"]), seen["replies"]
-    assert RULE not in seen["rules_before"] and seen["rules_after"].count(RULE) == 1
+    rule = masquerade_rule(lab)
+    assert rule not in seen["rules_before"] and seen["rules_after"].count(rule) == 1
     assert seen["after"].startswith("re-check after fix: "), seen["after"]
     assert "NAT skipped" not in seen["after"] and "cannot reach the API" not in seen["after"], seen["after"]
     assert seen["errors"] == []

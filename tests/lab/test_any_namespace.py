@@ -23,7 +23,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,32 +50,12 @@ WAIT_S = 150.0
 POLL_S = 0.2
 OPS = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.2, "health_host": "127.0.0.1",
        "shutdown_grace": 5.0, "cleanup_timeout": 5.0}
-UNIT = "/etc/systemd/system/netcheck-masquerade.service"
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def case_study_node(lab: Lab) -> str:
-    (node,) = lab.active_faults()["no-masquerade"]
-    return node
-
-
-@pytest.fixture
-def case_study(lab: Lab) -> Iterator[str]:
-    node = case_study_node(lab)
-
-    def reset() -> None:
-        lab.node_exec(node, "sh", "-c", f"systemctl disable --now netcheck-masquerade.service; rm -f {UNIT}; "
-                      "systemctl daemon-reload")
-        lab.fault("no-masquerade", node=node, on=True)
-
-    reset()
-    yield node
-    reset()
 
 
 def lab_config(lab: Lab, kubeconfig: Path, health_port: int) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,26 +26,11 @@ pytestmark = pytest.mark.lab
 NETCHECK = str(Path(sys.executable).with_name("netcheck"))
 CHANNEL = "C0NETCHECK"
 SECRET = "lab-signing-secret"
-UNIT = "/etc/systemd/system/netcheck-masquerade.service"
 STEP_TIMEOUT_S = 240.0
 
 
 def wifi_node(lab: Lab):  # noqa: ANN201 (lab.spec.NodeSpec)
     return next(n for n in lab.nodes if n.wifi)
-
-
-def reset(lab: Lab) -> None:
-    node = wifi_node(lab).name
-    lab.node_exec(node, "sh", "-c", f"systemctl disable --now netcheck-masquerade.service; rm -f {UNIT}; "
-                  "systemctl daemon-reload")
-    lab.fault("no-masquerade", node=node, on=True)
-
-
-@pytest.fixture
-def case_study(lab: Lab) -> Iterator[None]:
-    reset(lab)
-    yield
-    reset(lab)
 
 
 def masquerade_rules(lab: Lab) -> list[str]:
@@ -107,7 +91,7 @@ def audit(text: str) -> list[dict]:
 
 
 def test_cli_fix_racing_a_slack_click_applies_once(
-    lab: Lab, case_study: None, capfd: pytest.CaptureFixture[str]
+    lab: Lab, case_study: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     with structlog.testing.capture_logs() as bot_logs, lab.enter_ops():
         seen = asyncio.run(race(lab))

@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from lab.cluster import Lab
-from tests.labfixtures import LAYOUT_FIXTURES, used_lab
+from tests.labfixtures import LAYOUT_FIXTURES
 
 pytestmark = pytest.mark.lab
-
-UNIT = "/etc/systemd/system/netcheck-masquerade.service"
-
 
 def masq_params(lab: Lab) -> dict[str, str]:
     node = lab.wifi_node
@@ -77,25 +73,7 @@ def netcheck_fix(lab: Lab, *argv: str):  # noqa: ANN202
     return lab.run_ops([sys.executable, "-m", "bot.cli", "fix", *argv], timeout=120)
 
 
-def _remove_masquerade_unit(lab: Lab) -> None:
-    lab.node_exec(lab.wifi_node.name, "sh", "-c", "systemctl disable --now netcheck-masquerade.service; "
-                  f"rm -f {UNIT}; systemctl daemon-reload")
-
-
-@pytest.fixture
-def case_study(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    """The lab's WiFi node in the case-study state (no-masquerade on, no unit) during the test; after
-    it, no unit and the fault as it was."""
-    lab = used_lab(request)
-    was_on = lab.wifi_node.name in lab.active_faults().get("no-masquerade", set())
-    lab.fault("no-masquerade", on=True)
-    _remove_masquerade_unit(lab)
-    yield lab
-    _remove_masquerade_unit(lab)
-    lab.fault("no-masquerade", on=was_on)
-
-
-def test_masquerade_fix_applies_once_verifies_and_rolls_back_exactly(any_lab: Lab, case_study: Lab) -> None:
+def test_masquerade_fix_applies_once_verifies_and_rolls_back_exactly(any_lab: Lab, case_study: str) -> None:
     from fixes.model import Approval, Outcome
     from fixes.runner import FixRunner
 
@@ -136,7 +114,7 @@ def test_masquerade_fix_applies_once_verifies_and_rolls_back_exactly(any_lab: La
     ],
 )
 def test_bad_input_is_refused_and_nothing_changes(
-    lab: Lab, case_study: Lab, argv: tuple[str, ...], error: str
+    lab: Lab, case_study: str, argv: tuple[str, ...], error: str
 ) -> None:
     argv = tuple(arg.format(iface=lab.wifi_node.iface) for arg in argv)
     before = (nat_rules(lab), unit_dir(lab), in_ops(lab, lambda e: e.cluster.get_installation()))
@@ -147,7 +125,7 @@ def test_bad_input_is_refused_and_nothing_changes(
     assert (nat_rules(lab), unit_dir(lab), in_ops(lab, lambda e: e.cluster.get_installation())) == before
 
 
-def test_bad_node_name_is_refused(lab: Lab, case_study: Lab) -> None:
+def test_bad_node_name_is_refused(lab: Lab, case_study: str) -> None:
     before = (nat_rules(lab), unit_dir(lab))
     masq = masq_params(lab)
     proc = netcheck_fix(lab, "../etc", "masquerade", "--param", f"pod_cidr={masq['pod_cidr']}",
@@ -250,7 +228,7 @@ def test_calico_mtu_from_the_probe_proposal_and_exact_rollback(any_lab: Lab, fau
     assert undone.outcome == Outcome.ROLLED_BACK and after == before
 
 
-def test_two_concurrent_masquerade_applies_one_runs(lab: Lab, case_study: Lab) -> None:
+def test_two_concurrent_masquerade_applies_one_runs(lab: Lab, case_study: str) -> None:
     from fixes.model import Approval, Outcome
     from fixes.runner import FixRunner
 
@@ -274,7 +252,7 @@ def test_two_concurrent_masquerade_applies_one_runs(lab: Lab, case_study: Lab) -
     assert (nat_rules(lab), unit_dir(lab)) == (rules_before, units_before)
 
 
-def test_cli_refuses_without_terminal_then_applies_with_yes(lab: Lab, case_study: Lab) -> None:
+def test_cli_refuses_without_terminal_then_applies_with_yes(lab: Lab, case_study: str) -> None:
     params = masq_params(lab)
     masq = ("masquerade", "--param", f"pod_cidr={params['pod_cidr']}", "--param",
             f"interface={params['interface']}")

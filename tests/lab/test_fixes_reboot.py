@@ -23,11 +23,11 @@ from lab.boot import boot
 from lab.cluster import Lab
 from lab.spec import NodeSpec
 from tests.lab.test_fixes import in_ops
+from tests.labfixtures import MASQUERADE_UNIT, MASQUERADE_UNIT_PATH, remove_masquerade_unit
 
 pytestmark = pytest.mark.lab
 
-UNIT = "netcheck-masquerade.service"
-UNIT_PATH = f"/etc/systemd/system/{UNIT}"
+UNIT = MASQUERADE_UNIT
 DROP_IN = "/etc/sysctl.d/99-netcheck-ip-forward.conf"
 
 
@@ -44,7 +44,7 @@ def masquerade_rules(lab: Lab, node: NodeSpec) -> int:
 def unit_state(lab: Lab, node: NodeSpec) -> tuple[str, str, bool]:
     enabled = lab.node_exec(node.name, "systemctl", "is-enabled", UNIT)
     active = lab.node_exec(node.name, "systemctl", "is-active", UNIT)
-    exists = lab.node_exec(node.name, "test", "-e", UNIT_PATH).returncode == 0
+    exists = lab.node_exec(node.name, "test", "-e", MASQUERADE_UNIT_PATH).returncode == 0
     return enabled.stdout.strip(), active.stdout.strip(), exists
 
 
@@ -61,11 +61,10 @@ def approval():  # noqa: ANN201
 @pytest.fixture
 def no_masquerade(lab: Lab) -> Iterator[NodeSpec]:
     node = wifi_node(lab)
-    reset = f"systemctl disable --now {UNIT}; rm -f {UNIT_PATH}; systemctl daemon-reload"
-    lab.node_exec(node.name, "sh", "-c", reset)
+    remove_masquerade_unit(lab, node.name)
     lab.fault("no-masquerade", node=node.name, on=True)
     yield node
-    lab.node_exec(node.name, "sh", "-c", reset)
+    remove_masquerade_unit(lab, node.name)
     boot(lab, node.name)  # back to the lab's own rules, whatever the test left
     lab.fault("no-masquerade", node=node.name, on=True)
 

@@ -45,6 +45,7 @@ import pytest
 
 from lab import netns, nodeaccess
 from lab.cluster import Lab
+from tests.labfixtures import remove_masquerade_unit
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.xdist_group("node-access-pod")]  # one worker: the module fixture runs once
@@ -55,7 +56,6 @@ PORT_CHECK_TIMEOUT_S = 2.0
 HOST_NAMESPACE = "netcheck-host"
 FAULTS = ("ip-forward-off", "hosts-missing", "resolved-stub", "vpn")
 FAULT_PROBES = ("ip-forward", "etc-hosts", "resolved-53", "node-address", "iptables-mode", "kernel-modules")
-UNIT = "/etc/systemd/system/netcheck-masquerade.service"
 _DEBUG_POD = re.compile(r"netcheck-[a-z0-9.-]+-[0-9a-f]{6}")
 
 
@@ -240,8 +240,7 @@ def masquerade_flow(lab: Lab, config: Path, watch: PodWatch) -> dict[str, Any]:
     wifi = next(n for n in lab.nodes if n.wifi)
     params = {"pod_cidr": wifi.pod_cidr, "interface": wifi.iface}
     lab.fault("no-masquerade", node=wifi.name, on=True)
-    reset = f"systemctl disable --now netcheck-masquerade.service; rm -f {UNIT}; systemctl daemon-reload"
-    lab.node_exec(wifi.name, "sh", "-c", reset)
+    remove_masquerade_unit(lab, wifi.name)
     before = (node_state(lab, wifi.name, NAT), node_state(lab, wifi.name, UNITS))
     out: dict[str, Any] = {"before": before,
                            "rule": f"-A POSTROUTING -s {wifi.pod_cidr} -o {wifi.iface} -j MASQUERADE"}

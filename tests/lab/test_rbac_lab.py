@@ -5,17 +5,17 @@ Covers, from the lab's ops namespace over the lab network:
 - netcheck.yaml points at kubeconfig-bot; the bot token is refused reading a pod outside its
   namespace (it may only list those; 403 naming the verb and resource) while the admin token used by
   the lab itself is not;
-- `netcheck check --all` under RBAC: master and worker1 ok, worker2 fails for the WiFi case study's
-  cause, and RBAC denied nothing;
-- a fix under RBAC: `netcheck fix worker2 masquerade --yes` applies, verifies with a re-check (debug
-  pods: create/get/exec/delete); worker2 is put back in its case-study state afterwards.
+- `netcheck check --all` under RBAC: every node ok but the WiFi node, which fails for the case
+  study's cause, and RBAC denied nothing;
+- a fix under RBAC: `netcheck fix NODE masquerade --yes` on the WiFi node applies, verifies with a
+  re-check (debug pods: create/get/exec/delete); the node is put back in its case-study state
+  afterwards (the `case_study` fixture).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -26,21 +26,7 @@ from lab.cluster import Lab
 pytestmark = pytest.mark.lab
 
 CHECK_TIMEOUT_S = 120.0
-UNIT = "/etc/systemd/system/netcheck-masquerade.service"
 NETCHECK = [sys.executable, "-m", "bot.cli"]
-
-
-@pytest.fixture
-def case_study_worker2(lab: Lab) -> Iterator[None]:
-    """worker2 without MASQUERADE and without the fix's boot unit, before and after the test."""
-    def reset() -> None:
-        lab.node_exec("worker2", "sh", "-c", f"systemctl disable --now netcheck-masquerade.service; "
-                      f"rm -f {UNIT}; systemctl daemon-reload")
-        lab.fault("no-masquerade", node="worker2", on=True)
-
-    reset()
-    yield
-    reset()
 
 
 def test_netcheck_uses_the_bot_token_and_rbac_is_enforced(lab: Lab) -> None:
@@ -64,17 +50,18 @@ def test_check_all_passes_under_rbac(lab: Lab) -> None:
     verdicts = {node: r["verdict"] for node, r in reports.items()}
     not_ok = [(node, f["probe"], f["status"], f["summary"]) for node, r in reports.items()
               for f in r["findings"] if f["status"] != "ok"]
-    assert verdicts == {"master": "ok", "worker1": "ok", "worker2": "fail"}, not_ok
-    failing = {f["probe"] for f in reports["worker2"]["findings"] if f["status"] == "fail"}
+    wifi = lab.wifi_node.name
+    assert verdicts == {n.name: "fail" if n.name == wifi else "ok" for n in lab.nodes}, not_ok
+    failing = {f["probe"] for f in reports[wifi]["findings"] if f["status"] == "fail"}
     assert "masquerade" in failing  # the case study's cause, found with the bot's permissions
     denials = [line for line in proc.stderr.splitlines() if "forbidden" in line]
     assert denials == []
 
 
-def test_masquerade_fix_under_rbac(lab: Lab, case_study_worker2: None) -> None:
-    node = next(n for n in lab.nodes if n.name == "worker2")
+def test_masquerade_fix_under_rbac(lab: Lab, case_study: str) -> None:
+    node = lab.wifi_node
     proc = lab.run_ops(
-        [*NETCHECK, "fix", "worker2", "masquerade", "--param", f"pod_cidr={node.pod_cidr}",
+        [*NETCHECK, "fix", node.name, "masquerade", "--param", f"pod_cidr={node.pod_cidr}",
          "--param", f"interface={node.iface}", "--yes"],
         timeout=CHECK_TIMEOUT_S,
     )
