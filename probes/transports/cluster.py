@@ -49,6 +49,10 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 AUTH_SETTINGS = ["BearerToken"]
 """What the package's generated API methods pass: the kubeconfig's token (or the in-cluster one)."""
+CONNECTIONS_MAX = 200
+"""Connections open at once to the API server: requests and pod execs share one session (an exec's
+upgrade takes a pooled connection), so twice the package's default per session (100), what they had
+when each had a session of its own (a fleet check's execs alone can reach 100)."""
 _HANDSHAKE = re.compile(r"Handshake status (\d{3})")
 
 
@@ -114,6 +118,7 @@ async def load_configuration(settings: ClusterSettings) -> Configuration:
     # proxy variables in a worker thread. The kubeconfig's proxy-url still applies (as with the
     # synchronous client); docs/client-libraries.md#the-asyncio-client.
     configuration.client_session_kwargs = {"trust_env": False}
+    configuration.connection_pool_maxsize = CONNECTIONS_MAX
     return configuration
 
 
@@ -231,6 +236,7 @@ class KubeCluster:
             configuration.api_key = {"BearerToken": token}
             configuration.api_key_prefix = {"BearerToken": "Bearer"}
         configuration.client_session_kwargs = {"trust_env": False}
+        configuration.connection_pool_maxsize = CONNECTIONS_MAX
         return cls(ClusterSettings(request_timeout=request_timeout), configuration=configuration)
 
     async def configuration(self) -> Configuration:
