@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import cpu
 from bench.delay import Delayer
 from bench.goals import GOALS, goals
 
@@ -162,32 +163,77 @@ def default_parallel() -> int:
 TIME_FORMAT = "NETCHECK_BENCH_CPU %U %S %M"
 """/usr/bin/time's report of the netcheck process: user and system CPU seconds, peak RSS in KiB."""
 
+NETCHECK_COMPONENT = "netcheck (its process tree)"
 
-def fleet(lab: Any, parallel: int | None) -> dict[str, Any]:
-    """`netcheck check --all` wall time and the netcheck process's own CPU (the lab's nodes and API
-    server share the machine: what netcheck itself spent tells the two apart); parallel=None keeps
-    the default bound."""
-    argv = ["/usr/bin/time", "-f", TIME_FORMAT, *NETCHECK, "check", "--all", "--json"]
+
+def lab_components(lab: Any, delay_pid: int | None) -> dict[str, list[int]]:
+    """The lab's processes by the PIDs it recorded (<state>/pids), grouped as the fleet's CPU table
+    shows them, and the delay program the bench started; never found by name across the machine."""
+    groups: dict[str, list[int]] = {"API server stand-in (runs every pod exec)": [],
+                                    "sshd of every node (with sessions and commands)": [],
+                                    "delay program (bench/latency.py)": [delay_pid] if delay_pid else [],
+                                    "rest of the lab (kubelets, DNS, node inits)": []}
+    names = list(groups)
+    for pid_file in sorted((lab.state / "pids").glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except ValueError:
+            continue
+        group = (names[0] if pid_file.stem == "apiserver" else
+                 names[1] if pid_file.stem.startswith("sshd-") else names[3])
+        groups[group].append(pid)
+    return groups
+
+
+def timed_cpu(lab: Any, argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str], dict[str, float]]:
+    """Run netcheck under /usr/bin/time: wall, the process, and its tree's CPU seconds and peak RSS."""
+    wall, done = ops(lab, ["/usr/bin/time", "-f", TIME_FORMAT, *argv])
+    fields = next((line.split()[1:] for line in done.stderr.splitlines()
+                   if line.startswith("NETCHECK_BENCH_CPU")), None)
+    usage = {"cpu_s": float(fields[0]) + float(fields[1]), "system_s": float(fields[1]),
+             "rss_mib": int(fields[2]) / 1024} if fields else {}
+    return wall, done, usage
+
+
+def fleet(lab: Any, parallel: int | None, delay_pid: int | None = None) -> dict[str, Any]:
+    """`netcheck check --all` wall time and where the machine's CPU went meanwhile: netcheck's process
+    tree, the lab's API server, sshds, delay program and other processes, the rest of the machine
+    (bench/cpu.py); the lab shares the machine with netcheck, the table tells their shares apart.
+    parallel=None keeps the default bound."""
+    argv = [*NETCHECK, "check", "--all", "--json"]
     if parallel is not None:
         argv += ["--config", str(config_with_parallel(lab, parallel))]
-    wall, done = ops(lab, argv)
+    components = lab_components(lab, delay_pid)
+    before = cpu.snapshot(components)
+    wall, done, usage = timed_cpu(lab, argv)
+    after = cpu.snapshot(components)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"netcheck check --all failed: {done.stderr[-800:]}")
     reports = json.loads(done.stdout)
-    cpu = next((line.split()[1:] for line in done.stderr.splitlines()
-                if line.startswith("NETCHECK_BENCH_CPU")), None)
+    extra = {NETCHECK_COMPONENT: usage["cpu_s"]} if usage else {}
+    extra_kernel = {NETCHECK_COMPONENT: usage["system_s"]} if usage else {}
     return {"nodes": len(reports), "max_nodes_in_parallel": parallel or default_parallel(),
             "default_settings": parallel is None, "check_all_s": round(wall, 3),
             "slowest_report_s": max(r["duration_s"] for r in reports),
-            "netcheck_cpu_s": round(float(cpu[0]) + float(cpu[1]), 2) if cpu else None,
-            "netcheck_peak_rss_mib": round(int(cpu[2]) / 1024) if cpu else None}
+            "netcheck_cpu_s": round(usage["cpu_s"], 2) if usage else None,
+            "netcheck_peak_rss_mib": round(usage["rss_mib"]) if usage else None,
+            "cpu_split": cpu.split(before, after, wall, os.cpu_count() or 1, extra_s=extra,
+                                   extra_kernel_s=extra_kernel)}
 
 
 def fleet_one(lab: Any, node: str) -> dict[str, Any]:
-    """A one-node check of a healthy node on the fleet's own lab: what the sweep is compared with."""
-    walls = [timed_check(lab, node)[0] for _ in range(2)]
-    return {"nodes": len(lab.nodes), "node": node, "check_s_runs": [round(w, 3) for w in walls],
-            "check_s": round(min(walls), 3)}
+    """A one-node check of a healthy node on the fleet's own lab: what the sweep is compared with, and
+    its CPU (the estimate of a sweep that only netcheck's CPU would slow needs it)."""
+    runs = []
+    for _ in range(2):
+        wall, done, usage = timed_cpu(lab, [*NETCHECK, "check", node, "--json"])
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"netcheck check {node} failed (exit {done.returncode}): {done.stderr[-800:]}")
+        runs.append((wall, usage.get("cpu_s")))
+    best = min(runs, key=lambda r: r[0])
+    return {"nodes": len(lab.nodes), "node": node, "check_s_runs": [round(w, 3) for w, _ in runs],
+            "check_s": round(best[0], 3),
+            "netcheck_cpu_s": round(best[1], 2) if best[1] is not None else None}
 
 
 def ensure_user_venv(path: Path) -> str:
@@ -209,14 +255,14 @@ def ensure_py_spy() -> None:
                        timeout=PIP_TIMEOUT_S)
 
 
-def with_lab(workers: int, delay_ms: float, body: Callable[[Any], None]) -> None:
+def with_lab(workers: int, delay_ms: float, body: Callable[[Any, Delayer], None]) -> None:
     from lab.cluster import Lab
 
     Lab.teardown()  # a leftover of an interrupted run with this prefix
     lab = Lab.up(workers=workers)
     try:
-        with Delayer(lab.router_ns, delay_ms):
-            body(lab)
+        with Delayer(lab.router_ns, delay_ms) as delayer:
+            body(lab, delayer)
     finally:
         lab.down()
 
@@ -241,6 +287,14 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"check --all, {f['nodes']} nodes, {f['max_nodes_in_parallel']} at once: "
                      f"{f['check_all_s']:.2f} s (slowest report {f['slowest_report_s']:.2f} s, netcheck's "
                      f"own CPU {f.get('netcheck_cpu_s')} s); load after {f['load_after']}")
+        split = f.get("cpu_split")
+        if split:
+            parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in split["components_s"].items())
+            lines.append(f"  CPU s in it: {parts}; kernel interrupts {split['kernel_interrupts_s']:.2f}, "
+                         f"stolen {split['stolen_s']:.2f}, "
+                         f"rest of the machine {split['rest_of_machine_s']:.2f}, "
+                         f"idle {split['machine_idle_s']:.2f}, of {split['capacity_s']:.2f} "
+                         f"({split['cpus']} CPUs x wall)")
     slack = result.get("slack")
     if slack and slack.get("profile") and slack["profile"].get("self_all"):
         top = ", ".join(f"{e['function']} {e['pct']}%" for e in slack["profile"]["self_all"][:5])
@@ -299,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ("fleet" in stages or (first and stages & {"one", "startup"}) or (last and "slack" in stages)):
             continue
 
-        def body(lab: Any, first: bool = first, last: bool = last) -> None:
+        def body(lab: Any, delayer: Delayer, first: bool = first, last: bool = last) -> None:
             healthy, broken = lab.wired_worker.name, lab.wifi_node.name
             if first and "startup" in stages:
                 print(f"[bench] cold start, {len(lab.nodes)}-node lab", file=sys.stderr)
@@ -316,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                 for parallel in [None, *bounds]:
                     print(f"[bench] check --all, {len(lab.nodes)} nodes, bound {parallel or 'default'}",
                           file=sys.stderr)
-                    staged(result, "fleet", lambda p=parallel: fleet(lab, p), append=True)
+                    staged(result, "fleet", lambda p=parallel: fleet(lab, p, delayer.pid), append=True)
                     save()
                 if last:
                     staged(result, "fleet_one", lambda: fleet_one(lab, healthy))

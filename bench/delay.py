@@ -24,6 +24,11 @@ class Delayer:
         self.router_ns, self.delay_ms = router_ns, delay_ms
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The delay program's PID (`ip netns exec` and `env` exec it in place), for its CPU account."""
+        return self.proc.pid if self.proc is not None else None
+
     def _in_router(self, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.router_ns, *argv]
 

@@ -137,15 +137,97 @@ def _fleet(result: dict[str, Any]) -> list[str]:
                      f"{_fmt_load(f['load_after'])} |")
     one = result.get("fleet_one")
     if one:
+        cpu = f" {one['netcheck_cpu_s']:.2f} s" if one.get("netcheck_cpu_s") is not None else ""
         lines.append(f"| one healthy node (`check {one['node']}`) on the {one['nodes']}-node lab, best of "
-                     f"{len(one['check_s_runs'])} | {one['check_s']:.2f} s | | | "
+                     f"{len(one['check_s_runs'])} | {one['check_s']:.2f} s | |{cpu} | "
                      f"{_fmt_load(one['load_after'])} |")
-    lines += ["", "The default bound, `probes.max_nodes_in_parallel: 32`: a node's check costs netcheck one "
-              "SSH connection and one debug pod (a pod create and a few reads on the API server) and spends "
-              "most of its time waiting on the network, so a small or mid-size cluster is swept in one wave; "
-              "32 pod creates at once is what a DaemonSet rollout asks of an API server. Larger fleets go in "
-              "waves of 32; a smaller bound suits an API server or ops host that cannot take that.", ""]
+    split = _default_split(result)
+    if split is None:
+        lines += ["", " ".join(BOUND_TEXT_WITHOUT_SPLIT.split()), ""]
+        return lines
+    f, table = split
+    lines += ["", f"Where the machine's CPU went during the {f['nodes']}-node sweep with the default "
+              "settings "
+              "(`bench/cpu.py`: each component is the process tree under the PIDs the lab and the bench "
+              "recorded, read from /proc before and after the sweep; children reaped during the sweep count "
+              "for their parents; the machine's totals from /proc/stat):", "",
+              "| component | CPU s | of it in the kernel (system calls) | share of the capacity |",
+              "| --- | --- | --- | --- |"]
+    capacity = table["capacity_s"] or 1.0
+    in_kernel = table.get("components_in_kernel_s", {})
+    for name, seconds in _split_rows(table):
+        kernel = f"{in_kernel[name]:.2f}" if name in in_kernel else ""
+        lines.append(f"| {name} | {seconds:.2f} | {kernel} | {100 * seconds / capacity:.0f} % |")
+    lines.append(f"| **capacity: {table['cpus']} CPUs × {table['wall_s']:.2f} s wall** | {capacity:.2f} | | "
+                 "100 % |")
+    estimate = fleet_estimate(result)
+    per_node = f"{estimate['netcheck_per_extra_node_s']:.2f} s" if estimate else "a fraction of a second"
+    others = [g for g in result.get("fleet", [])
+              if g["nodes"] == f["nodes"] and not g.get("default_settings")]
+    measured = "; ".join(f"{g['max_nodes_in_parallel']} at once {g['check_all_s']:.2f} s" for g in others)
+    lines += ["", BOUND_TEXT.format(bound=f["max_nodes_in_parallel"], per_node=per_node)
+              + (f" In this run, {f['nodes']} nodes with other bounds: {measured}, against "
+                 f"{f['check_all_s']:.2f} s with {f['max_nodes_in_parallel']}." if others else ""), ""]
     return lines
+
+
+BOUND_TEXT_WITHOUT_SPLIT = """
+The default bound, `probes.max_nodes_in_parallel: 32`: a node's check costs netcheck one SSH connection
+and one debug pod (a pod create and a few reads on the API server) and spends most of its time waiting
+on the network, so a small or mid-size cluster is swept in one wave; 32 pod creates at once is what a
+DaemonSet rollout asks of an API server. Larger fleets go in waves of 32; a smaller bound suits an API
+server or ops host that cannot take that."""
+"""A run without a CPU account (older bench/latest.json)."""
+
+BOUND_TEXT = """\
+The default bound, `probes.max_nodes_in_parallel: {bound}`, checks a small or mid-size cluster
+in one wave. A node's check costs netcheck one SSH connection, one debug pod and {per_node} of its own
+CPU (the table: netcheck's CPU in the sweep less its CPU for one node, per further node); the rest of
+the time it waits on the network and on the nodes. A lower bound does not lower that CPU, it only
+queues nodes behind each other, so the sweep takes longer in waves (the 30-node sweep was 4.5× one
+node with a bound of 4 and 2.26× with 30 when this was first measured); a higher one asks more of the
+API server at once than a DaemonSet rollout of {bound} pods does. The bound is fixed, not adapted to
+the ops host's load: what limits this lab's sweep is the node side (sshd, the commands, the pod
+execs) running on the same CPUs as netcheck, which in a cluster runs on each node's own CPU; a lower
+bound is for an API server or an ops host that cannot take {bound} checks at once."""
+
+
+def _default_split(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The largest default-settings sweep that has a CPU account, with its table."""
+    rows = [f for f in result.get("fleet", []) if f.get("default_settings") and f.get("cpu_split")]
+    if not rows:
+        return None
+    f = max(rows, key=lambda r: r["nodes"])
+    return f, f["cpu_split"]
+
+
+def _split_rows(table: dict[str, Any]) -> list[tuple[str, float]]:
+    return [*table["components_s"].items(),
+            ("the kernel's interrupt and softirq time (not charged to a process)",
+             table["kernel_interrupts_s"]),
+            ("stolen by the hypervisor", table["stolen_s"]),
+            ("the rest of the machine (other work, the bench)", table["rest_of_machine_s"]),
+            ("idle", table["machine_idle_s"])]
+
+
+def fleet_estimate(result: dict[str, Any]) -> dict[str, float] | None:
+    """Bounds on the default sweep's wall time from its CPU account and the one-node check: `floor_s`,
+    the lab and netcheck's CPU spread over every CPU (nothing else running: the shortest this machine
+    allows); `netcheck_only_low_s`/`_high_s`, an estimate of the sweep if only netcheck's CPU counted
+    (nodes with CPUs of their own): at least the one-node check and at least netcheck's CPU (one event
+    loop), at most the one-node check plus netcheck's extra CPU for the other nodes, none of it
+    overlapping a wait."""
+    split, one = _default_split(result), result.get("fleet_one")
+    if split is None or not one or one.get("netcheck_cpu_s") is None:
+        return None
+    f, table = split
+    netcheck = f.get("netcheck_cpu_s") or 0.0
+    lab = sum(table["components_s"].values())
+    return {"floor_s": round(lab / table["cpus"], 2),
+            "netcheck_only_low_s": round(max(one["check_s"], netcheck), 2),
+            "netcheck_only_high_s": round(one["check_s"] + max(0.0, netcheck - one["netcheck_cpu_s"]), 2),
+            "netcheck_per_extra_node_s": round(max(0.0, netcheck - one["netcheck_cpu_s"])
+                                               / max(1, f["nodes"] - 1), 3)}
 
 
 def _slack(slack: dict[str, Any]) -> list[str]:
@@ -220,6 +302,9 @@ def _misses(result: dict[str, Any]) -> list[str]:
             continue
         if f["check_all_s"] / one["check_s"] <= GOALS["fleet_ratio"]:
             continue
+        if f.get("cpu_split"):
+            notes.append(_fleet_miss(f, one, result))
+            continue
         notes.append(
             f"- **Fleet** ({f['check_all_s']:.2f} s for {f['nodes']} nodes against {one['check_s']:.2f} s "
             "for "
@@ -246,6 +331,41 @@ def _misses(result: dict[str, Any]) -> list[str]:
             "the bot "
             "checks `slack.max_concurrent_checks` nodes at once for this reason.")
     return ["## Where a goal is missed, and why", "", *notes, ""] if notes else []
+
+
+def _fleet_miss(f: dict[str, Any], one: dict[str, Any], result: dict[str, Any]) -> str:
+    """The fleet goal's miss from the sweep's CPU account: who used the machine, and the estimates."""
+    table = f["cpu_split"]
+    parts = table["components_s"]
+    netcheck = next(iter(parts.values()))  # netcheck's tree comes first (bench/__main__.py)
+    lab = sum(parts.values()) - netcheck
+    others = table["rest_of_machine_s"] + table["kernel_interrupts_s"] + table["stolen_s"]
+    text = (f"- **Fleet** ({f['check_all_s']:.2f} s for {f['nodes']} nodes against {one['check_s']:.2f} s "
+            f"for one, {f['check_all_s'] / one['check_s']:.2f}×): the machine's {table['cpus']} CPUs had "
+            f"{table['capacity_s']:.1f} CPU-seconds in the sweep's wall time and were "
+            f"{100 * table['machine_busy_s'] / max(table['capacity_s'], 0.01):.0f} % busy "
+            f"(idle {table['machine_idle_s']:.1f} s). netcheck used **{netcheck:.2f} s** of them "
+            f"({100 * netcheck / max(table['capacity_s'], 0.01):.0f} %); the lab "
+            f"{lab:.2f} s ({'; '.join(f'{k}: {v:.2f}' for k, v in list(parts.items())[1:])}): in a "
+            f"cluster the sshds, their commands and the pod execs run on the {f['nodes']} nodes' own CPUs "
+            "and the delay is the network's; the rest of the "
+            f"machine {others:.2f} s (other work, the kernel's interrupts, the hypervisor; load average "
+            f"{_fmt_load(f['load_before'])} before, {_fmt_load(f['load_after'])} after).")
+    estimate = fleet_estimate(result)
+    if estimate:
+        text += (" Alone on this machine, netcheck and the lab would still need about "
+                 f"{estimate['floor_s']:.2f} s of wall at the least (this run's {sum(parts.values()):.2f} "
+                 f"CPU-seconds of theirs spread over {table['cpus']} CPUs, "
+                 f"{estimate['floor_s'] / one['check_s']:.2f}× this run's one-node check). *Estimate, not "
+                 "measured*: if only netcheck's CPU counted (every node with a CPU of its own, as in a "
+                 f"cluster), the sweep would take {estimate['netcheck_only_low_s']:.2f}–"
+                 f"{estimate['netcheck_only_high_s']:.2f} s, "
+                 f"{estimate['netcheck_only_low_s'] / one['check_s']:.2f}–"
+                 f"{estimate['netcheck_only_high_s'] / one['check_s']:.2f}× one node: at least the one-node "
+                 "check and at least netcheck's CPU (one event loop), at most the one-node check plus "
+                 f"netcheck's CPU for the other {f['nodes'] - 1} nodes "
+                 f"({estimate['netcheck_per_extra_node_s']:.3f} s each) with none of it overlapping a wait.")
+    return text
 
 
 def render(result: dict[str, Any]) -> str:

@@ -29,10 +29,12 @@ class ProbeSettings(BaseModel):
     disabled: list[str] = Field(default_factory=list, description="Probe ids never run.")
     max_nodes_in_parallel: int = Field(
         32, ge=1,
-        description="Nodes `check --all` probes at the same time. Each costs netcheck one SSH connection "
-        "and one debug pod start (a pod create and a few reads on the API server), and spends most of "
-        "its time waiting on the network: 32 sweeps a small or mid-size cluster in one wave "
-        "(docs/performance.md).",
+        description="Nodes `check --all` probes at the same time. Each costs netcheck one SSH connection, "
+        "one debug pod start (a pod create and a few reads on the API server) and about 0.1 s of its own "
+        "CPU, and spends most of its time waiting on the network and the node: a lower bound does not "
+        "lower that CPU, it only queues nodes in waves. 32 sweeps a small or mid-size cluster in one wave "
+        "and asks no more of the API server than a 32-pod DaemonSet rollout; lower it for an API server "
+        "or ops host that cannot take that (docs/performance.md#fleet).",
     )
     transport_timeout: float = Field(
         120.0, gt=0,

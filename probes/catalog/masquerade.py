@@ -54,7 +54,8 @@ def nat_rules(dump: str) -> dict[str, list[list[str]]]:
     chains: dict[str, list[list[str]]] = {}
     for line in dump.splitlines():
         if line.startswith("-A "):
-            tokens = shlex.split(line)
+            # shlex only where a quote or escape needs it (comments): a sweep parses every node's nat table
+            tokens = shlex.split(line) if any(c in line for c in "\"'\\") else line.split()
             chains.setdefault(tokens[1], []).append(tokens[2:])
     return chains
 

@@ -1,8 +1,8 @@
 """Probe `pod-block-routes`: how this node routes to every other node's pod block.
 
 Run by the engine, and on every other node by the node diff (`Engine.compare`): whether a new node's
-pod block is routed from everywhere is only visible from the other nodes. One command asks
-`ip -o route get` for the first address of each other node's `spec.podCIDR`. A route is `direct`
+pod block is routed from everywhere is only visible from the other nodes. One command (one `ip -batch`)
+asks `ip -o route get` for the first address of each other node's `spec.podCIDR`. A route is `direct`
 (via that node, or a Calico tunnel device), `default` (left to the default gateway: fine when the
 router knows the pod blocks, which only a request across can show), or `unreachable` (an unreachable,
 prohibit or blackhole route: nothing from here reaches those pods).
@@ -23,14 +23,47 @@ from probes.transports.commands import ip, render
 
 _DEFAULT = "ip -o route show default"
 _LINE = re.compile(r"^(?P<addr>[0-9a-fA-F.:]+) (?P<route>.*)$")
+_BATCH_MARK = "ip-batch"
+"""First line of the answer when the node's `ip` took the lookups as one batch (iproute2's -batch)."""
+_FAILED = re.compile(r"^Command failed -:(?P<line>[0-9]+)$")
 
 
 def lookup_command(addresses: list[str]) -> str:
-    """`for a in A B; do printf '%s ' "$a"; ip -o route get "$a" 2>&1 | head -n 1; done`."""
+    """One `ip -o -force -batch -` with a `route get` per address: one process however many nodes the
+    cluster has (a shell loop started `ip` and `head` per node, on every node: quadratic in a sweep).
+    An `ip` without -batch (BusyBox) gets the loop
+    `for a in A B; do printf '%s ' "$a"; ip -o route get "$a" 2>&1 | head -n 1; done`."""
     args = {f"a{i}": ip(address) for i, address in enumerate(addresses)}
     keys = " ".join(f"{{{key}}}" for key in args)
-    return render(f"for a in {keys}; do printf '%s ' \"$a\"; ip -o route get \"$a\" 2>&1 | head -n 1; done",
-                  **args)
+    loop = f"for a in {keys}; do printf '%s ' \"$a\"; ip -o route get \"$a\" 2>&1 | head -n 1; done"
+    batch = f"echo {_BATCH_MARK}; printf 'route get %s\\n' {keys} | ip -o -force -batch - 2>&1"
+    return render(f"if ip -force -batch /dev/null 2>/dev/null; then {batch}; else {loop}; fi", **args)
+
+
+def parse_answers(output: str, addresses: list[str]) -> dict[str, str]:
+    """Each address's `ip -o route get` answer (a route line or the error ip printed for it).
+    The batch prints each route as `ip route get` does (the address first, or after a route type:
+    `local 10.0.0.1 ...`) and each failure as its message then `Command failed -:N` (N: the line of
+    the batch, i.e. the address's position); the loop prints `ADDRESS ANSWER` lines."""
+    lines = output.splitlines()
+    if not lines or lines[0].strip() != _BATCH_MARK:
+        return {m["addr"]: m["route"].strip() for m in map(_LINE.match, lines) if m}
+    wanted, message = set(addresses), ""
+    answers: dict[str, str] = {}
+    for line in (raw.strip() for raw in lines[1:]):
+        failed = _FAILED.match(line)
+        words = line.split()
+        if failed:
+            index = int(failed["line"]) - 1
+            if 0 <= index < len(addresses):
+                answers.setdefault(addresses[index], message)
+        elif words and words[0] in wanted:
+            answers.setdefault(words[0], line)
+        elif len(words) > 1 and words[1] in wanted:
+            answers.setdefault(words[1], line)
+        else:
+            message = line  # an error message: its `Command failed` line follows
+    return answers
 
 
 def first_address(pod_cidr: str) -> str:
@@ -78,7 +111,7 @@ async def pod_block_routes(ctx: ProbeContext) -> ProbeResult:
     default_via = default_route.via if default_route is not None else None
     addresses = {first_address(n.pod_cidr or ""): n for n in others}
     result = await ctx.host.run(lookup_command(list(addresses)), timeout=timeout)
-    answers = {m["addr"]: m["route"].strip() for m in map(_LINE.match, result.stdout.splitlines()) if m}
+    answers = parse_answers(result.stdout, list(addresses))
     routes: dict[str, RouteKind] = {}
     lines = []
     for address, node in addresses.items():

@@ -299,6 +299,20 @@ class Batch:
             return None
         return [(status, out, errs[i][1]) for i, (status, out) in enumerate(outs)]
 
+    def _status_line(self, text: str, i: int, start: int) -> tuple[int, int] | None:
+        """Where command i's `MARKER i exit N` line begins and its N (string search, not a regex
+        compiled per command: the marker is random, so no compiled pattern would be reused)."""
+        tag = f"\n{self.marker} {i} exit "
+        at = text.find(tag, start)
+        while at >= 0:
+            digits_from = at + len(tag)
+            line_end = text.find("\n", digits_from)
+            digits = text[digits_from:line_end] if line_end >= 0 else ""
+            if digits.isdigit() and digits.isascii():
+                return at, int(digits)
+            at = text.find(tag, at + 1)
+        return None
+
     def _segments(self, text: str, *, with_status: bool) -> list[tuple[int, str]] | None:
         found: list[tuple[int, str]] = []
         for i in range(len(self.commands)):
@@ -308,10 +322,10 @@ class Batch:
                 return None
             body_from = begin + len(start)
             if with_status:
-                end = re.compile(rf"\n{re.escape(self.marker)} {i} exit (\d+)\n").search(text, body_from)
+                end = self._status_line(text, i, body_from)
                 if end is None:
                     return None
-                found.append((int(end.group(1)), text[body_from:end.start()]))
+                found.append((end[1], text[body_from:end[0]]))
                 continue
             following = text.find(f"\n{self.marker} {i + 1}\n", body_from)
             found.append((0, text[body_from:] if following < 0 else text[body_from:following]))

@@ -1,7 +1,8 @@
 """etc-hosts probe: every node name resolves → ok; missing names → fail listing exactly those names
 with their InternalIPs, a `tee -a /etc/hosts` block with those lines only and the `etc-hosts` fix
 (not offered when a missing node has no InternalIP); the lookup command
-quotes each validated name; no nodes → skip. Output format is real `getent hosts` loop output."""
+quotes each validated name (one getent for all, the per-name loop only when one is missing); no
+nodes → skip. Output formats are real `getent hosts` output (one call; the loop)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,19 @@ ALL = ("master: 192.168.1.10    master\nworker1: 192.168.1.20    worker1\n"
 TWO_MISSING = "master: 192.168.1.10    master\nworker1: MISSING\nworker2: 127.0.1.1    worker2\n"
 
 
-def test_lookup_command_is_one_getent_per_name() -> None:
+def test_lookup_command_is_one_getent_then_one_per_name_when_one_is_missing() -> None:
     assert lookup_command(["master", "worker1"]) == (
-        "for n in master worker1; do printf '%s: ' \"$n\"; getent hosts \"$n\" || echo MISSING; done")
+        "if out=$(getent hosts master worker1); then printf '%s\\n' \"$out\" 'ALL NAMES RESOLVE'; "
+        "else for n in master worker1; do printf '%s: ' \"$n\"; getent hosts \"$n\" || echo MISSING; "
+        "done; fi")
+
+
+async def test_one_getent_resolving_every_name_is_ok() -> None:
+    answer = ("192.168.1.10    master\n192.168.1.20    worker1\n192.168.1.105   worker2\n"
+              "ALL NAMES RESOLVE\n")
+    result = await etc_hosts(context(FakeShell().on(r"getent hosts", out(answer))))
+    assert result.status is Status.OK and result.observed.unresolved_nodes == ()
+    assert "192.168.1.20    worker1" in result.evidence
 
 
 async def test_all_names_resolve_ok() -> None:

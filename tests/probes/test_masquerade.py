@@ -157,3 +157,18 @@ async def test_no_nat_without_a_pod_answer_warns() -> None:
     assert result.summary.endswith("whether replies come back is unproven (pod-api skip)")
     assert result.fix is not None and result.fix.id == "masquerade"
     assert (await masquerade(context(node()))).summary.endswith("(pod-api not run)")
+
+
+def test_nat_rules_tokens_quoted_comments_and_plain_rules_alike() -> None:
+    from probes.catalog.masquerade import nat_rules
+
+    dump = ("*nat\n"
+            '-A POSTROUTING -m comment --comment "cali:Z-9 rule" -j cali-POSTROUTING\n'
+            "-A cali-nat-outgoing -m set --match-set cali40masq-ipam-pools src -m set ! --match-set "
+            "cali40all-ipam-pools dst -j MASQUERADE --random-fully\n"
+            "COMMIT\n")
+    assert nat_rules(dump) == {
+        "POSTROUTING": [["-m", "comment", "--comment", "cali:Z-9 rule", "-j", "cali-POSTROUTING"]],
+        "cali-nat-outgoing": [["-m", "set", "--match-set", "cali40masq-ipam-pools", "src", "-m", "set", "!",
+                               "--match-set", "cali40all-ipam-pools", "dst", "-j", "MASQUERADE",
+                               "--random-fully"]]}
