@@ -40,6 +40,7 @@ from typing import Any
 from bench import cpu
 from bench.delay import Delayer
 from bench.goals import GOALS, goals
+from bench.startup import COMPILED
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
@@ -48,6 +49,7 @@ USER_VENV = REPO / "bench" / ".venv-user"
 NETCHECK = [sys.executable, "-m", "bot.cli"]
 STEP_TIMEOUT_S = 900.0
 PIP_TIMEOUT_S = 900.0
+COMPILE_TIMEOUT_S = 120.0
 
 
 def machine() -> dict[str, Any]:
@@ -335,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sizes = [int(s) for s in args.sizes.split(",")]
     bounds = [int(b) for b in args.fleet_parallel.split(",") if b]
+    # every `netcheck` the stages start runs from this checkout: give it the bytecode an install
+    # has (pip compiles at install), or each start compiles netcheck's modules from source whenever
+    # PYTHONDONTWRITEBYTECODE is set (bench/startup.py does the same for the cold start)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / p) for p in COMPILED)],
+                   check=True, timeout=COMPILE_TIMEOUT_S)
     user_python = ensure_user_venv(args.user_venv) if "startup" in stages else None
     if "slack" in stages:
         ensure_py_spy()

@@ -7,7 +7,9 @@ gives a new user; bench/run makes it), the code is this checkout (PYTHONPATH). E
 every socket connect) notes the first connect to a non-loopback address — the API server — with the
 wall time since this process spawned it and the child's CPU time, then ends the child. One more run
 with `python -X importtime` attributes the import time before that connect to top-level packages.
-Prints one JSON object.
+The checkout's modules are byte-compiled first (`compileall`), as pip does when it installs a package:
+without it every run would compile netcheck's modules from source again wherever
+PYTHONDONTWRITEBYTECODE is set, which no installed netcheck does. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ runpy.run_module("bot.cli", run_name="__main__", alter_sys=True)
 _MARK = re.compile(r"NETCHECK_BENCH_FIRST_CONNECT ([0-9.]+) ([0-9.]+)")
 _IMPORT = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 OURS = ("bot", "probes", "fixes", "lab", "bench")
+COMPILED = ("bot", "probes", "fixes")
+"""The checkout's packages `netcheck check` imports: compiled to bytecode before the runs."""
 
 
 def one_run(python: str, node: str, *, importtime: bool = False) -> tuple[float, float, str]:
@@ -70,11 +74,14 @@ def imports_by_package(importtime_stderr: str) -> list[dict[str, Any]]:
 
 
 def measure(python: str, node: str, runs: int) -> dict[str, Any]:
+    subprocess.run([python, "-m", "compileall", "-q", *(str(REPO / p) for p in COMPILED)], check=True,
+                   timeout=RUN_TIMEOUT_S)
     samples = [one_run(python, node)[:2] for _ in range(runs)]
     walls, cpus = [s[0] for s in samples], [s[1] for s in samples]
     _, _, stderr = one_run(python, node, importtime=True)
     packages = imports_by_package(stderr)
-    return {"runs": runs, "python": python, "wall_s_runs": [round(w, 3) for w in walls],
+    return {"runs": runs, "python": python, "bytecode_compiled": True,
+            "wall_s_runs": [round(w, 3) for w in walls],
             "first_request_wall_s": round(statistics.median(walls), 3),
             "first_request_cpu_s": round(statistics.median(cpus), 3),
             "imports_ms_total": round(sum(p["ms"] for p in packages), 1),

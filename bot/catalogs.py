@@ -5,8 +5,11 @@ fix added with its one module and one import line shows up here with nothing els
 
 from __future__ import annotations
 
-from fixes.registry import FixRegistry
-from probes.registry import Registry
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the check command lists probes: it needs no fix machinery
+    from fixes.registry import FixRegistry
+    from probes.registry import Registry
 
 
 def probe_registry() -> Registry:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.ops.settings import OpsSettings
 from bot.slack.settings import SlackSettings
 from bot.watch.settings import WatchSettings
-from fixes.base import FixSettings
+from fixes.settings import FixSettings
 from probes.errors import ConfigError, ConfigMissing
 from probes.settings import ProbeSettings
 from probes.transports.access import NodeAccessMode

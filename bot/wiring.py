@@ -10,6 +10,7 @@ the documented seam for running the engine without SSH or a cluster — or a who
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from probes.engine import Engine, Transports
 from probes.facts import ClusterFacts, NodeFacts
 from probes.registry import Registry, default_registry
 from probes.transports.access import NodeAccess, NodeAccessMode
-from probes.transports.cluster import KubeCluster, check_kubeconfig
+from probes.transports.cluster import ClusterSettings, KubeCluster, check_kubeconfig
 from probes.transports.discovery import discover
 from probes.transports.hostpod import HostPods
 from probes.transports.leases import KubernetesLeaseStore
@@ -29,11 +30,24 @@ from probes.transports.pod import DebugPods
 from probes.transports.ssh import SSHPool, preload_client
 
 if TYPE_CHECKING:  # imported where they are built: `netcheck check` needs none (start-up time)
+    from bot.ops.engine_loop import EngineLoop
     from bot.ops.leader import LeaseStore
     from bot.slack.nodesource import ClusterNodeSource
     from bot.slack.ports import FixRunner as FixRunnerAPI
     from bot.slack.ports import NodeSource
     from fixes.runner import FixRunner
+
+
+SERVE_IMPORTS = ("asyncssh", "kubernetes.aio.client", "kubernetes.aio.config", "kubernetes.aio.stream",
+                 "kubernetes.aio.watch", "PIL.PngImagePlugin")
+"""What the engine and the pictures import at their first use (lazily: `netcheck check` starts sooner
+without what it does not use), imported by `netcheck serve` before it answers: an import holds the
+GIL for its whole run, so during the first sweep it would hold up every ack (docs/event-loops.md)."""
+
+
+def import_for_serving() -> None:
+    for name in SERVE_IMPORTS:
+        importlib.import_module(name)
 
 
 def build_transports(config: Config) -> Transports:
@@ -102,14 +116,17 @@ def build_fix_runner(config: Config, engine: EngineAPI) -> FixRunner:
     return FixRunner(engine, settings=config.fixes, node_lock=node_lock)
 
 
-def build_node_source(engine: EngineAPI) -> ClusterNodeSource | None:
-    """Node-join source over the engine's cluster client; None when the cluster cannot watch
-    (an injected `Transports` without a Kubernetes client)."""
+def build_node_source(engine: EngineAPI, *, own_client: ClusterSettings | None = None,
+                      ) -> ClusterNodeSource | None:
+    """Node-join source over the engine's cluster client, or over a client of its own with the
+    `own_client` settings: `netcheck serve` runs the watch on the bot's loop and the engine's client
+    lives on the engine's (bot/ops/engine_loop.py). None when the engine has no Kubernetes client (an
+    injected `Transports`): nothing to watch."""
     from bot.slack.nodesource import ClusterNodeSource
 
     if not isinstance(engine.cluster, KubeCluster):
         return None
-    return ClusterNodeSource(engine.cluster)
+    return ClusterNodeSource(KubeCluster(own_client) if own_client is not None else engine.cluster)
 
 
 def build_lease_store(config: Config, engine: EngineAPI) -> KubernetesLeaseStore | None:
@@ -119,7 +136,7 @@ def build_lease_store(config: Config, engine: EngineAPI) -> KubernetesLeaseStore
     if not config.ops.leader_election or not isinstance(engine.cluster, KubeCluster):
         return None
     # A client of its own (same settings): shutdown closes the engine, and so its client, before the
-    # Lease is released.
+    # Lease is released; and it is used on the bot's loop, the engine's client on the engine's.
     return KubernetesLeaseStore(
         KubeCluster(config.cluster_settings()), config.ops.lease_namespace,
         request_timeout=config.cluster_settings().request_timeout,
@@ -140,13 +157,20 @@ class Services:
 
 
 def build_services(
-    config: Config, *, engine_factory: Callable[[Config], EngineAPI] | None = None
+    config: Config, *, engine_factory: Callable[[Config], EngineAPI] | None = None,
+    engine_loop: EngineLoop | None = None,
 ) -> Services:
-    """The engine (`engine_factory`, else `build_engine`) and everything serve builds on it."""
+    """The engine (`engine_factory`, else `build_engine`) and everything serve builds on it.
+
+    `engine_loop` (started): the engine and the fix runner run there, the bot talks to them through
+    `bot.ops.engine_bridge` and keeps its own loop for Slack (`netcheck serve`); the node-join source
+    and the Lease store stay on the caller's loop with clients of their own."""
     engine = (engine_factory or build_engine)(config)
-    return Services(
-        engine=engine,
-        runner=build_fix_runner(config, engine),
-        node_source=build_node_source(engine),
-        lease_store=build_lease_store(config, engine),
-    )
+    runner: FixRunnerAPI = build_fix_runner(config, engine)
+    node_source = build_node_source(engine, own_client=config.cluster_settings())
+    lease_store = build_lease_store(config, engine)
+    if engine_loop is not None:
+        from bot.ops.engine_bridge import ThreadedEngine, ThreadedFixRunner
+
+        engine, runner = ThreadedEngine(engine, engine_loop), ThreadedFixRunner(runner, engine_loop)
+    return Services(engine=engine, runner=runner, node_source=node_source, lease_store=lease_store)

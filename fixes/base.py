@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from fixes.model import Approval, Plan
+from fixes.settings import FixSettings
 from probes.api import EngineAPI
 from probes.errors import InvalidInput, NetcheckError
 from probes.transports.base import CommandResult
@@ -34,31 +34,6 @@ Slack bot updates the fix's thread reply. It must never fail the fix."""
 
 FILE_CONTENT_LIMIT = 65536
 """Bytes of file content a fix writes in one command (unit files, drop-ins, /etc/hosts)."""
-
-
-class FixSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    command_timeout: float = Field(
-        15.0, gt=0, description="Seconds one node command of a fix may take (systemctl, iptables)."
-    )
-    rollout_timeout: float = Field(
-        900.0, gt=0, description="Seconds calico-mtu follows the calico-node rollout (apply, and again "
-        "for a rollback) before it calls it stuck; calico-node restarts one node at a time.",
-    )
-    rollout_poll_interval: float = Field(
-        2.0, gt=0, description="Seconds between reads of the calico-node DaemonSet, its pods and "
-        "TigeraStatus while a rollout is followed.",
-    )
-    lock_duration: float = Field(
-        30.0, gt=0, description="Seconds a node's fix Lease (netcheck-fix-NODE) stays valid without "
-        "renewal; its holder renews it every third of that while the fix runs.",
-    )
-    lock_wait: float = Field(
-        60.0, ge=0, description="Seconds a fix waits for another process's fix on the same node before "
-        "it is refused as busy.",
-    )
-    lock_retry: float = Field(1.0, gt=0, description="Seconds between attempts to take a busy node's Lease.")
 
 
 class FixFailed(NetcheckError):

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from fixes.base import FixSettings
+from fixes.settings import FixSettings
 from probes.errors import ClusterConflict, ClusterError, ClusterNotFound, NetcheckError
 
 log = structlog.get_logger("netcheck.fixes")

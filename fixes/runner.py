@@ -17,10 +17,11 @@ from typing import Any
 import structlog
 
 from fixes.audit import audit
-from fixes.base import Fix, FixSettings, Progress
+from fixes.base import Fix, Progress
 from fixes.lock import ClusterFixLock, FixLockBusy, FixLockError, HeldLock, NoLockNamespace
 from fixes.model import Approval, FixResult, Outcome, Plan
 from fixes.registry import FixRegistry, default_registry
+from fixes.settings import FixSettings
 from probes.api import EngineAPI
 from probes.errors import InvalidInput, NetcheckError
 from probes.hooks import Hooks

@@ -35,10 +35,11 @@ from bot.commands import EXIT_OK, EXIT_UNCHECKED, EXIT_USAGE, add_config_argumen
 from bot.fleet import metrics as fleet_metrics
 from bot.fleet.state import FleetState
 from bot.ops import metrics
+from bot.ops.engine_loop import EngineLoop
 from bot.ops.readiness import cluster_ready, slack_web_ready, socket_mode_ready
 from bot.ops.runtime import OpsRuntime
 from bot.ops.settings import OpsSettings
-from bot.slack.app import build_app
+from bot.slack.app import build_app, web_api_session
 from bot.slack.http import events_app
 from bot.slack.nodewatch import NodeWatcher
 from bot.slack.settings import SlackSettings
@@ -50,10 +51,11 @@ from probes.errors import ClusterConflict, ClusterNotFound, ConfigError, ConfigM
 from probes.noderun import POD_TRANSPORT_PROBE_ID, TRANSPORT_PROBE_ID
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from aiohttp import ClientSession, web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_bolt.async_app import AsyncApp
 
+    from bot.config import Config
     from bot.slack.ports import NodeSource
     from bot.slack.runtime import Runtime
     from bot.wiring import Services
@@ -182,6 +184,25 @@ async def serve(
     `ops` None: health on a free loopback port (embedders and tests); `services.lease_store` None:
     this process is the only replica (a process-local Lease); `watch` None or without an interval:
     no continuous watch; `fleet` None: a fresh fleet state on the bot's metrics registry."""
+    # the bot's Web API calls reuse its connections (bot/slack/app.py); closed last, after the checks
+    # that finished during the drain posted through it
+    async with web_api_session() as web_api:
+        await _serve(settings, services, web_api, host=host, port=port, stop=stop, ops=ops, watch=watch,
+                     fleet=fleet)
+
+
+async def _serve(
+    settings: SlackSettings,
+    services: Services,
+    web_api: ClientSession,
+    *,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None,
+    ops: OpsSettings | None,
+    watch: WatchSettings | None,
+    fleet: FleetState | None,
+) -> None:
     ops = ops or OpsSettings(health_host="127.0.0.1", health_port=0)
     watch = watch or WatchSettings()
     engine, runner, lease_store = services.engine, services.runner, services.lease_store
@@ -192,7 +213,7 @@ async def serve(
     if runner is not None:
         runner.on_result.add(metrics.record_fix)
     app, rt = build_app(settings, engine, runner, probe_count=len(engine.registry.ids()),
-                        fleet=fleet, watch=watch)
+                        fleet=fleet, watch=watch, session=web_api)
     sweeper = Watcher(rt, engine, fleet, watch) if watch.enabled else None
     slack = _SlackSide(app, rt, settings, services.node_source, sweeper)
     store = lease_store or LocalLeaseStore()
@@ -238,6 +259,9 @@ async def serve(
     failed = await runtime.run_until_shutdown()
     if hasattr(store, "aclose"):
         await store.aclose()  # its API session, after the Lease was released through it
+    source_close = getattr(services.node_source, "aclose", None)
+    if source_close is not None:
+        await source_close()  # the node watch's own API session (bot/wiring.py)
     if relay is not None:
         relay.cancel()
     if failed:
@@ -300,14 +324,35 @@ async def _start_http(app: AsyncApp, settings: SlackSettings, runtime: OpsRuntim
     return web_runner
 
 
-def run(args: argparse.Namespace) -> int:
+async def serve_with_engine_loop(config: Config, *, host: str, port: int,
+                                 engine_factory: Callable[[Config], EngineAPI] | None = None,
+                                 stop: asyncio.Event | None = None) -> None:
+    """`serve` with the engine and the fix runner on an event loop in a thread of their own
+    (bot/ops/engine_loop.py) and Slack on this one, so an ack never waits behind a check's I/O.
+    The engine loop stops after serve's cleanups closed the engine on it, also when serve fails."""
     from bot import wiring
 
+    engine_loop = EngineLoop(start_timeout=config.ops.engine_loop_timeout,
+                             stop_timeout=config.ops.engine_loop_timeout,
+                             unwind_timeout=config.ops.engine_unwind_timeout, nice=config.ops.engine_nice)
+    wiring.import_for_serving()
+    await engine_loop.start()
+    services: Services | None = None
+    try:
+        services = wiring.build_services(config, engine_factory=engine_factory, engine_loop=engine_loop)
+        await serve(config.slack, services, host=host, port=port, stop=stop, ops=config.ops,
+                    watch=config.watch)
+    finally:
+        if services is not None:
+            await services.engine.aclose()  # nothing when serve's cleanup closed it already
+        await engine_loop.stop()
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args)
-        services = wiring.build_services(config, engine_factory=getattr(args, "engine_factory", None))
-        asyncio.run(serve(config.slack, services, host=args.host, port=args.port, ops=config.ops,
-                          watch=config.watch))
+        asyncio.run(serve_with_engine_loop(config, host=args.host, port=args.port,
+                                           engine_factory=getattr(args, "engine_factory", None)))
     except NetcheckError as exc:
         return fail("serve", str(exc), EXIT_UNCHECKED if isinstance(exc, ConfigMissing) else EXIT_USAGE)
     return EXIT_OK

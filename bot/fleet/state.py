@@ -25,10 +25,8 @@ from enum import StrEnum
 
 from bot.fleet.causes import Cause, causes
 from bot.fleet.metrics import FleetMetrics
+from bot.watch.settings import DEFAULT_AGREE, REGRESSIONS_KEPT
 from probes.model import Report
-
-DEFAULT_AGREE = 2
-REGRESSIONS_KEPT = 10
 
 
 class Source(StrEnum):

@@ -39,3 +39,15 @@ class OpsSettings(BaseModel):
         25.0, gt=0, description="Seconds SIGTERM waits for running checks and fixes before cancelling them."
     )
     cleanup_timeout: float = Field(10.0, gt=0, description="Seconds each cleanup callback may take.")
+    engine_loop_timeout: float = Field(
+        10.0, gt=0, description="Seconds the engine's own event loop (its thread) may take to start, "
+        "and to stop after the engine closed.",
+    )
+    engine_nice: int = Field(
+        10, ge=0, le=19, description="How far below the bot's own the engine thread's scheduling priority "
+        "is (Linux nice steps): when the CPUs are busy, Slack is acknowledged first; 0: the same.",
+    )
+    engine_unwind_timeout: float = Field(
+        5.0, gt=0, description="Seconds a cancelled check or fix is given to unwind on the engine's "
+        "loop (delete its pods) before the bot moves on.",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.error import BoltUnhandledRequestError
@@ -31,8 +32,13 @@ from probes.errors import ConfigError
 
 log = structlog.get_logger("netcheck.slack")
 
+WEB_API_TIMEOUT_S = 30
+"""Seconds one Web API call may take (slack_sdk's default for AsyncWebClient)."""
 
-def make_client(settings: SlackSettings) -> AsyncWebClient:
+
+def make_client(settings: SlackSettings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """`session`: the connections every Web API call reuses (`web_api_session`); None: slack_sdk opens
+    a session, a TCP connection and, against Slack, a TLS handshake for each call and closes them."""
     if settings.bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN is not set")
     kwargs: dict[str, Any] = {}
@@ -40,12 +46,21 @@ def make_client(settings: SlackSettings) -> AsyncWebClient:
         kwargs["base_url"] = settings.api_url.rstrip("/") + "/"
     return AsyncWebClient(
         token=settings.bot_token.get_secret_value(),
+        timeout=WEB_API_TIMEOUT_S,
+        session=session,
         retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=settings.rate_limit_retries),
             TransientErrorRetryHandler(settings.server_error_retries, settings.server_error_backoff_s),
         ],
         **kwargs,
     )
+
+
+def web_api_session() -> aiohttp.ClientSession:
+    """One HTTP session for the bot's Web API calls (and so for Bolt's per-request clients, which
+    share the app client's session), created on the running loop; the caller closes it. slack_sdk
+    applies its own timeout only to sessions it opens itself, so this one carries the same total."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S))
 
 
 def fix_approval(record: ApprovalRecord) -> Approval:
@@ -64,12 +79,14 @@ def build_app(
     approval_factory: ApprovalFactory = fix_approval,
     fleet: FleetState | None = None,
     watch: WatchSettings | None = None,
+    session: aiohttp.ClientSession | None = None,
 ) -> tuple[AsyncApp, Runtime]:
     """The app and its runtime. `fleet` is the shared fleet state (a fresh one when None); `watch`
-    the continuous watch's settings, which the Home tab describes (the watch itself runs in serve)."""
+    the continuous watch's settings, which the Home tab describes (the watch itself runs in serve);
+    `session` the Web API client's connections (`make_client`)."""
     if not settings.signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set (it also signs fix buttons)")
-    client = make_client(settings)
+    client = make_client(settings, session)
 
     async def group_members(group: str) -> list[str]:
         answer = await client.usergroups_users_list(usergroup=group)

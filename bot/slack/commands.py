@@ -97,7 +97,8 @@ async def check_all(rt: Runtime, channel: str, user: str) -> None:
         return
     try:
         # paced like the commands' checks (slack.max_concurrent_checks nodes at once), not the CLI's
-        # one wave: the event loop that runs the sweep also acknowledges every slash command
+        # one wave: the sweep runs on the engine's loop but shares the CPUs and the GIL with the loop
+        # that acknowledges every slash command (docs/event-loops.md)
         reports = await rt.engine.check_all(probes=rt.settings.probes,
                                             concurrency=rt.settings.max_concurrent_checks)
     except Exception as exc:  # shown in the channel rather than lost

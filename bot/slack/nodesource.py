@@ -18,6 +18,8 @@ class NodeAPI(Protocol):
 
     def watch_nodes(self, resource_version: str, *, timeout_s: int) -> AsyncIterator[dict[str, Any]]: ...
 
+    async def aclose(self) -> None: ...
+
 
 def node_state(obj: dict[str, Any]) -> NodeState:
     conditions = (obj.get("status") or {}).get("conditions") or []
@@ -44,3 +46,7 @@ class ClusterNodeSource:
             if exc.status == 410:
                 raise WatchExpired(str(exc)) from exc
             raise ConnectionError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        """Close the source's cluster client (its own: bot/wiring.py)."""
+        await self._cluster.aclose()

@@ -21,6 +21,10 @@ from probes.api import EngineAPI
 
 log = structlog.get_logger("netcheck.slack")
 
+PERMALINKS_KEPT = 256
+"""Permalinks remembered (a message's permalink does not change): commands refused with "already
+running" while a node's check runs ask Slack for its thread's link once, not once each."""
+
 
 @dataclass
 class Runtime:
@@ -39,6 +43,8 @@ class Runtime:
     """The continuous watch's settings (None: no watch); the Home tab describes it."""
     fleet: FleetState = field(default_factory=FleetState)
     """Every node's last check and verdict (the watch, commands, node joins and the Home tab share it)."""
+    permalinks: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(channel, ts) -> permalink, the last `PERMALINKS_KEPT` asked for."""
     check_slots: FleetSlots = field(init=False)
     """Bounds the checks commands start (each one is SSH, a debug pod and a catalog of probes of CPU); the
     watch's sweeps share it and give way to commands (bot/fleet/slots.py)."""
@@ -50,9 +56,16 @@ class Runtime:
         return not self.settings.allowed_channels or channel in self.settings.allowed_channels
 
     async def permalink(self, channel: str, ts: str) -> str:
+        known = self.permalinks.get((channel, ts))
+        if known is not None:
+            return known
         try:
             answer = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
-            return str(answer["permalink"])
+            link = str(answer["permalink"])
         except Exception as exc:  # a link is a nicety: construct one rather than fail the reply
             log.warning("permalink_failed", channel=channel, ts=ts, error=str(exc))
             return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if len(self.permalinks) >= PERMALINKS_KEPT:
+            del self.permalinks[next(iter(self.permalinks))]  # the oldest (dicts keep insertion order)
+        self.permalinks[(channel, ts)] = link
+        return link

@@ -10,12 +10,15 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.fleet.state import DEFAULT_AGREE, REGRESSIONS_KEPT
 from probes.errors import InvalidInput
 from probes.transports.commands import slack_id
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+DEFAULT_AGREE = 2
+REGRESSIONS_KEPT = 10
+"""Defaults the fleet state (bot/fleet/state.py) takes from here: a settings module imports no more
+than pydantic, as the CLI reads the whole configuration before its first request."""
 MIN_INTERVAL_S = 1.0
 """Shorter sweeps would do nothing but check (a sweep of a small cluster takes seconds)."""
 

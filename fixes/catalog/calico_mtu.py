@@ -23,9 +23,10 @@ from datetime import datetime
 from typing import Any
 
 from fixes import rollout
-from fixes.base import Fix, FixFailed, FixSettings
+from fixes.base import Fix, FixFailed
 from fixes.model import Approval, Plan
 from fixes.registry import fix
+from fixes.settings import FixSettings
 from probes.api import EngineAPI
 from probes.errors import ClusterError, InvalidInput
 from probes.facts import ENCAP_OVERHEAD_V4, ClusterFacts

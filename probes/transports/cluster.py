@@ -2,9 +2,10 @@
 
 Built by `bot.wiring.build_transports`; used by discovery (probes/transports/discovery.py), the debug
 and host pods (pod.py, hostpod.py), the fix and leader Leases (leases.py), the node watch
-(bot/slack/nodesource.py), probes (the `Cluster` protocol) and fixes (`patch_installation`). With
-pod.py and leases.py, the only modules importing kubernetes — and only when the first request is
-made, so `netcheck --help`, a configuration error or `netcheck lab` never import the client.
+(bot/slack/nodesource.py), probes (the `Cluster` protocol) and fixes (`patch_installation`). The
+client's names come from kubeaio.py (the asyncio client without the package's synchronous side),
+imported only when the first request is made, so `netcheck --help`, a configuration error or
+`netcheck lab` never import the client.
 
 Everything runs on the event loop (aiohttp underneath): no thread pool, no watch pump. The requests
 are made by the package's `ApiClient` (kubeconfig and in-cluster loading, TLS, tokens, its aiohttp
@@ -97,8 +98,12 @@ def _object(value: object, what: str) -> dict[str, Any]:
 
 async def load_configuration(settings: ClusterSettings) -> Configuration:
     """kubeconfig/context from the config, else in-cluster, else the default kubeconfig."""
-    from kubernetes.aio.client import Configuration
-    from kubernetes.aio.config import ConfigException, load_incluster_config, load_kube_config
+    from probes.transports.kubeaio import (
+        ConfigException,
+        Configuration,
+        load_incluster_config,
+        load_kube_config,
+    )
 
     check_kubeconfig(settings)
     configuration = Configuration()
@@ -228,7 +233,7 @@ class KubeCluster:
     def for_token(cls, url: str, ca_file: str | Path, token: str | None, *,
                   request_timeout: float = 10.0) -> KubeCluster:
         """A client of the API at `url` with a bearer token, without a kubeconfig (embedders, tests)."""
-        from kubernetes.aio.client import Configuration
+        from probes.transports.kubeaio import Configuration
 
         configuration = Configuration(host=url)
         configuration.ssl_ca_cert = str(ca_file)
@@ -250,7 +255,7 @@ class KubeCluster:
 
     async def api(self) -> ApiClient:
         if self._api is None:
-            from kubernetes.aio.client import ApiClient
+            from probes.transports.kubeaio import ApiClient
 
             configuration = await self.configuration()
             if self._api is None:
@@ -263,7 +268,7 @@ class KubeCluster:
         done: two round trips less) from that session's pool, where discovery's reads and
         `preconnect` left them; an upgraded connection is closed with its WebSocket, never pooled."""
         if self._ws is None:
-            from kubernetes.aio.stream import WsApiClient
+            from probes.transports.kubeaio import WsApiClient
 
             api = await self.api()
             if self._ws is None:
@@ -317,7 +322,8 @@ class KubeCluster:
     def translate(self, exc: BaseException, what: str) -> ClusterError:
         """Any exception of a request into the ClusterError family (the one place that knows how)."""
         from aiohttp import ClientError, WSServerHandshakeError
-        from kubernetes.aio.client.exceptions import ApiException
+
+        from probes.transports.kubeaio import ApiException
 
         if isinstance(exc, ClusterError):
             return exc
@@ -347,7 +353,7 @@ class KubeCluster:
         """Node events {type, object} from `resource_version` until the server ends the watch after
         `timeout_s`, through the package's asyncio Watch on the event loop. 410 Gone (an ERROR event)
         raises ClusterError(status=410): re-list, then watch again."""
-        from kubernetes.aio.watch import Watch
+        from probes.transports.kubeaio import Watch
 
         api = await self.api()
 

@@ -31,6 +31,19 @@ def test_profile_top_entries_split_the_ack_handler_from_the_rest() -> None:
                          "dispatch (async_app.py)": 100.0}
 
 
+def test_profile_tells_the_bot_loop_from_the_engine_loop_and_worker_threads() -> None:
+    engine = ("Thread._bootstrap (threading.py:1002);EngineLoop._main (/x/bot/ops/engine_loop.py:150);"
+              "_run_once (asyncio/base_events.py:1922);send_packet (asyncssh/connection.py:1200) 50")
+    worker = ("Thread._bootstrap (threading.py:1002);_worker (concurrent/futures/thread.py:83);"
+              "render_png (/x/bot/picture/draw.py:211);_encode_tile (PIL/ImageFile.py:640) 20")
+    top = top_entries(COLLAPSED + engine + "\n" + worker + "\n")
+    assert top["threads"] == {"bot loop": {"samples": 100, "pct": 58.8},
+                              "engine loop": {"samples": 50, "pct": 29.4},
+                              "worker threads": {"samples": 20, "pct": 11.8}}
+    assert top["self_bot_loop"][0] == {"function": "read (connection.py)", "samples": 60, "pct": 35.3}
+    assert "send_packet (connection.py)" not in {e["function"] for e in top["self_bot_loop"]}
+
+
 def test_imports_are_summed_per_top_level_package() -> None:
     text = "\n".join([
         "import time: self [us] | cumulative | imported package",
@@ -60,3 +73,35 @@ def test_goals_are_judged_against_their_bounds() -> None:
 def test_performance_page_is_generated_from_latest_json() -> None:
     latest = json.loads(report.LATEST.read_text())
     assert report.PAGE.read_text() == report.render(latest), "run: python -m bench.report"
+    block = report.readme_block(latest)
+    assert block in report.README.read_text(), "run: python -m bench.report"
+    assert "| ack p99" in block and block.count("| ✔ |") + block.count("| ✘ |") == len(goals(latest))
+
+
+def test_slack_section_and_note_read_a_gil_profile() -> None:
+    engine = ("Thread._bootstrap (threading.py:1002);EngineLoop._main (/x/bot/ops/engine_loop.py:150);"
+              "send_packet (asyncssh/connection.py:1200) 50")
+    slack = {"requests": 200, "nodes": 30, "answered": 200,
+             "ack": {"p50_ms": 40.0, "p99_ms": 300.0, "max_ms": 320.0},
+             "rss_idle_kib": 80 * 1024, "rss_peak_kib": 150 * 1024, "load_after": [9.0, 8.0, 7.0],
+             "profile": top_entries(COLLAPSED + engine + "\n")}
+    section = "\n".join(report._slack(slack))
+    assert "samples of the thread holding the GIL" in section
+    assert "by thread: bot loop 66.7 %, engine loop 33.3 %" in section
+    note = "\n".join(report._misses({"slack": slack}))
+    assert "the ack handler holds the GIL in 20.0 % of the samples, the engine's loop in 33.3 %" in note
+
+
+def test_cold_start_text_follows_the_run() -> None:
+    """A run with the byte-compiled checkout and without the synchronous kubernetes side says so; an
+    older run's figures (oauthlib in the table) keep the words that explain them."""
+    latest = json.loads(report.LATEST.read_text())
+    start = {**latest["startup"], "first_request_wall_s": 0.5, "bytecode_compiled": True,
+             "imports_by_package": [{"package": "aiohttp", "ms": 150.0},
+                                    {"package": "netcheck (probes)", "ms": 90.0}]}
+    page = report.render({**latest, "startup": start})
+    assert "netcheck's modules byte-compiled first as an install does: **0.50 s** wall" in page
+    assert "is not imported (probes/transports/kubeaio.py)" in page
+    assert "oauthlib, urllib3) before" not in page
+    old = report.render(latest)
+    assert "oauthlib, urllib3) before `kubernetes.aio` can load" in old and "byte-compiled" not in old

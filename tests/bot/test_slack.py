@@ -168,6 +168,23 @@ async def test_already_running_links_the_thread():
         await b.standin.stop()
 
 
+async def test_already_running_asks_slack_for_the_threads_link_once():
+    b = await start_bot(delay_s=1.0)
+    try:
+        await b.driver.command("worker2", user=ALICE, channel=CHANNEL)
+        await asyncio.sleep(0.3)
+        for user in (BOB, MALLORY, GROUPIE):
+            await b.driver.command("worker2", user=user, channel=CHANNEL)
+        await b.idle()
+        hooks = [h["text"] for h in b.standin.webhooks if "already running" in h["text"]]
+        assert len(hooks) == 3 and len(set(hooks)) == 1  # each refused command got the thread's link
+        assert [c.method for c in b.standin.calls].count("chat.getPermalink") == 1
+    finally:
+        await b.rt.tasks.close(1)
+        await b._site_runner.cleanup()
+        await b.standin.stop()
+
+
 async def test_approver_double_click_applies_once_and_rechecks(bot):
     parent = await checked(bot, user=ALICE)
     message = fix_reply(parent)

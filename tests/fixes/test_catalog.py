@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fixes.base import Fix, FixSettings
+from fixes.base import Fix
 from fixes.catalog.etc_hosts import BEGIN, END
 from fixes.catalog.ip_forward import DROP_IN
 from fixes.catalog.kernel_modules import entry_path
 from fixes.model import Approval, Outcome
 from fixes.registry import FixRegistry, FixRegistryError, fix
 from fixes.runner import FixRunner
+from fixes.settings import FixSettings
 from probes.errors import InvalidInput
 from probes.model import Layer, Status
 from tests.fixes.fakenode import FakeNode, InstallationCluster, node_engine

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from fixes.base import FixSettings
 from fixes.lock import ClusterFixLock, FixLockBusy, lease_name
 from fixes.model import Approval, Outcome
 from fixes.runner import FixRunner
+from fixes.settings import FixSettings
 from probes.errors import ClusterConflict, ClusterNotFound
 from tests.fixes.fakenode import FakeNode, node_engine
 

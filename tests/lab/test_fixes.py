@@ -195,9 +195,9 @@ def test_node_fix_makes_its_probe_ok_once_and_rolls_back_exactly(
 
 
 def test_calico_mtu_from_the_probe_proposal_and_exact_rollback(any_lab: Lab, fault) -> None:
-    from fixes.base import FixSettings
     from fixes.model import Approval, Outcome
     from fixes.runner import FixRunner
+    from fixes.settings import FixSettings
 
     lab, node = any_lab, any_lab.wifi_node.name
     fault("mtu")  # the WiFi node's LAN link is below the pod MTU plus overhead: the pod MTU must shrink

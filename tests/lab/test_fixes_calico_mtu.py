@@ -134,9 +134,9 @@ def test_cli_fix_reports_the_rollout_verifies_after_it_and_lists_the_old_pod(
 
 
 def test_stalled_rollout_names_the_node_and_claims_nothing(lab: Lab, small_link: NodeSpec, fault) -> None:
-    from fixes.base import FixSettings
     from fixes.model import Outcome
     from fixes.runner import FixRunner
+    from fixes.settings import FixSettings
 
     node = small_link
     first = sorted(n.name for n in lab.nodes)[0]  # the rollout goes in name order: it stops here

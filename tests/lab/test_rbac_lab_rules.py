@@ -28,8 +28,8 @@ from kubernetes import client
 from bot.ops.leader import LeaderElector
 from bot.ops.settings import OpsSettings
 from bot.slack.nodesource import ClusterNodeSource
-from fixes.base import FixSettings
 from fixes.lock import ClusterFixLock
+from fixes.settings import FixSettings
 from lab.apiserver import ApiServerConfig, serve
 from lab.apiserver.rbac import RbacAuthorizer, service_account_groups, service_account_user
 from probes.facts import NodeFacts
