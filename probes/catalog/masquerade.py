@@ -174,10 +174,13 @@ async def masquerade(ctx: ProbeContext) -> ProbeResult:
         raise ProbeSkip(f"node {ctx.node.name} has no spec.podCIDR")
     if endpoint is None:
         raise ProbeSkip("the API server's real address is unknown (no endpoint of default/kubernetes)")
+    pool = ctx.facts.pool_containing(str(ipaddress.ip_network(pod_cidr, strict=False).network_address))
+    nat_outgoing = pool is not None and pool.nat_outgoing
+    reads = [render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), _ALTERNATIVE, "nft list ruleset"]
+    if nat_outgoing:  # whether Calico's natOutgoing applies to the endpoint (used only without a NAT rule)
+        reads.append(render("ipset test cali40all-ipam-pools {ip}", ip=ipv4(endpoint.ip)))
     # the reads that need nothing read before them, in one batch (one SSH channel, one round trip)
-    route_out, alternative, nft = await run_all(
-        ctx.host, [render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), _ALTERNATIVE, "nft list ruleset"],
-        timeout=timeout)
+    route_out, alternative, nft, *pool_test = await run_all(ctx.host, reads, timeout=timeout)
     route = parse_route(route_out.stdout) if route_out.ok else None
     if route is None or route.dev is None:
         raise ProbeSkip(f"the node has no route to the API endpoint {endpoint.ip}: {route_out.output}")
@@ -203,10 +206,8 @@ async def masquerade(ctx: ProbeContext) -> ProbeResult:
                   evidence="\n".join([line, *evidence]), proof=line,
                   observed=Observations(pod_nat="nftables"))
 
-    pool = ctx.facts.pool_containing(str(ipaddress.ip_network(pod_cidr, strict=False).network_address))
-    if pool is not None and pool.nat_outgoing:
-        test = await ctx.host.run(render("ipset test cali40all-ipam-pools {ip}", ip=ipv4(endpoint.ip)),
-                                  timeout=timeout)
+    if pool is not None and pool_test:
+        test = pool_test[0]
         evidence.append(f"$ {test.command}\n{test.output}")
         proof.append(f"pool {pool.name} {pool.cidr} natOutgoing=true\n$ {test.command}\n{test.output}")
         inside_pool = ctx.facts.pool_containing(endpoint.ip)
