@@ -8,7 +8,9 @@ person following docs/troubleshooting.md does it:
 - node commands: one `ssh` session per node (the system OpenSSH client, `ssh -T node sh`), each
   command typed after the previous one's output came back;
 - pod commands: the debug pod started once per node (`kubectl run`, here the engine's own DebugPods,
-  timed separately), then one exec API call per command, each a new WebSocket like `kubectl exec`.
+  timed separately), then one exec API call per command, each a new connection and WebSocket like
+  `kubectl exec` (but without the `kubectl` process a person starts for each: its start and
+  kubeconfig load are not counted).
 
 Follow-up commands on other nodes (the reference node, the blamed peer) are replayed too: a person
 checks them as well before calling a failure node-local. Prints one JSON object: engine wall time,
@@ -30,6 +32,8 @@ from bot import config as config_module
 from bot import wiring
 from probes.engine import Engine
 from probes.facts import NodeFacts
+from probes.transports.cluster import KubeCluster
+from probes.transports.pod import KubePodExec
 
 SESSION_START_TIMEOUT_S = 30.0
 
@@ -143,6 +147,9 @@ async def replay(config: config_module.Config, record: Recorded) -> dict[str, An
     engine = Engine(transports=transports, settings=config.probes)
     facts = await engine.facts()
     by_name = {n.name: n for n in facts.nodes}
+    # the pod commands' own client, used for nothing else: no connection is ever idle in its pool, so
+    # every exec connects anew (TCP, TLS, upgrade), as every `kubectl exec` does
+    exec_cluster = KubeCluster(config.cluster_settings())
     sessions: dict[str, Session] = {}
     pods: dict[str, Any] = {}
     timeout = config.probes.command_timeout * 2
@@ -159,7 +166,9 @@ async def replay(config: config_module.Config, record: Recorded) -> dict[str, An
                 continue
             if node not in pods:  # `kubectl run` the debug pod the first time a pod command needs it
                 p0 = time.monotonic()
-                pods[node] = await transports.pods.get(by_name[node])  # type: ignore[union-attr]
+                started = await transports.pods.get(by_name[node])  # type: ignore[union-attr]
+                pods[node] = KubePodExec(exec_cluster, started.name, started.namespace, started.ip,
+                                         config.debug_pod)
                 pod_start_s += time.monotonic() - p0
             await pods[node].run(command, timeout=timeout)  # one exec, a new WebSocket: `kubectl exec`
         wall = time.monotonic() - t0
@@ -168,6 +177,7 @@ async def replay(config: config_module.Config, record: Recorded) -> dict[str, An
             await session.close()
         for node in pods:
             await transports.pods.release(node)  # type: ignore[union-attr]
+        await exec_cluster.aclose()
         await engine.aclose()
     return {"baseline_s": round(wall, 3), "baseline_pod_start_s": round(pod_start_s, 3),
             "baseline_ssh_start_s": round(ssh_start_s, 3), "ssh_sessions": len(sessions),

@@ -51,6 +51,9 @@ DESIGN = """\
   or one pod exec WebSocket, random delimiters, each command's own exit status); SSH sessions per
   node are sized from the node's sshd (`ssh.max_sessions`, lowered at its first refusal); pings end
   at the first reply or ICMP error.
+- **A debug pod's start is watched, not polled**: the pod is watched from its create's
+  resourceVersion (leftovers are listed and deleted meanwhile), and while it starts the client opens
+  connections to the API server that its first execs take (TCP and TLS already done).
 - **Warm debug pods** (`debug_pod.keep_warm`, default 60 s): a node's next check within the window
   reuses its running pod (same image and namespace), shown as `reused` in the transports; a fix whose
   effect only new pods see (calico-mtu) verifies in a new one.
@@ -311,7 +314,8 @@ def _misses(result: dict[str, Any]) -> list[str]:
             "image pulls make it seconds in a real cluster, which warm pods save on the next check). The "
             f"probes then run in {engine_s - (pod['to_s'] if pod else 0):.2f} s. The baseline counts its ssh "
             f"session's start ({one['baseline']['baseline_ssh_start_s']:.2f} s) and its pod start, but no "
-            "interpreter start and no discovery (a person already knows the node's address).")
+            "interpreter start, no discovery (a person already knows the node's address) and no "
+            "`kubectl` process per pod command (each is one exec API call on a new connection).")
     if start and start["first_request_wall_s"] > GOALS["first_request_s"]:
         theirs = sum(ms for name, ms in packages.items() if not name.startswith("netcheck"))
         ours = sum(ms for name, ms in packages.items() if name.startswith("netcheck"))

@@ -9,6 +9,7 @@ the documented seam for running the engine without SSH or a cluster — or a who
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,14 +20,14 @@ from probes.api import EngineAPI
 from probes.engine import Engine, Transports
 from probes.facts import ClusterFacts, NodeFacts
 from probes.registry import Registry, default_registry
-from probes.transports.access import NodeAccess
+from probes.transports.access import NodeAccess, NodeAccessMode
 from probes.transports.cluster import ClusterSettings, KubeCluster, check_kubeconfig
 from probes.transports.discovery import discover
 from probes.transports.hostpod import HostPods
 from probes.transports.leases import KubernetesLeaseStore
 from probes.transports.owner import process_owner
 from probes.transports.pod import DebugPods
-from probes.transports.ssh import SSHPool
+from probes.transports.ssh import SSHPool, preload_client
 
 if TYPE_CHECKING:  # imported where they are built: `netcheck check` needs none (start-up time)
     from bot.ops.engine_loop import EngineLoop
@@ -60,6 +61,9 @@ def build_transports(config: Config) -> Transports:
         return await discover(cluster, config.cluster)
 
     async def discover_early(on_nodes: Callable[[Sequence[NodeFacts]], None]) -> ClusterFacts:
+        if config.node_access != NodeAccessMode.POD or config.node_access_overrides:
+            # the SSH client's import starts once discovery's first request waits for its answer
+            asyncio.get_running_loop().call_soon(preload_client)
         return await discover(cluster, config.cluster, on_nodes=on_nodes)
 
     async def close() -> None:

@@ -24,6 +24,7 @@ from probes.catalog.kernel_modules import node_pools
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, fail, ok, warn
 from probes.registry import probe
+from probes.transports.base import CommandResult, run_all
 from probes.transports.commands import Arg, iface, integer, ip, mtu, render
 
 # Echo requests 0.2 s apart until the first reply or the first ICMP error (iputils ping stops once
@@ -135,7 +136,9 @@ async def _pod_to_pod(ctx: ProbeContext, evidence: list[str]) -> tuple[str | Non
         evidence.append("pod-to-pod skipped: no debug pod on another Ready node")
         return None, None
     peer = ip(ctx.peer_pod_ip)
-    result = await ctx.pod.run(render(_PING, ip=peer), timeout=ctx.settings.command_timeout)
+    # the pod's MTU (for the large pings) is read in the same exec: one pod exec less in sequence
+    result, mtu_read = await run_all(ctx.pod, [render(_PING, ip=peer), render(_POD_MTU)],
+                                     timeout=ctx.settings.command_timeout)
     found = _LOSS.search(result.stdout)
     # No statistics line: ping itself failed (missing, bad address): no verdict on the path.
     loss = found.group(1) if found else None
@@ -145,7 +148,7 @@ async def _pod_to_pod(ctx: ProbeContext, evidence: list[str]) -> tuple[str | Non
         route = await ctx.host.run(render(_ROUTE, ip=peer), timeout=ctx.settings.command_timeout)
         evidence.append(f"$ ip -o route get {peer}   (on {ctx.node.name})\n{route.output}")
     elif loss is not None and loss != "100":
-        return loss, await _large_packets_lost(ctx, peer, evidence)
+        return loss, await _large_packets_lost(ctx, peer, mtu_read, evidence)
     return loss, None
 
 
@@ -164,10 +167,11 @@ def _proof(evidence: list[str]) -> str:
     return "\n".join(line for block in evidence for line in block.splitlines() if keep.search(line))
 
 
-async def _large_packets_lost(ctx: ProbeContext, peer: Arg, evidence: list[str]) -> int | None:
-    """Full pod-MTU-sized packets with DF to the peer pod: the size when all are lost, else None."""
+async def _large_packets_lost(ctx: ProbeContext, peer: Arg, read: CommandResult,
+                              evidence: list[str]) -> int | None:
+    """Full pod-MTU-sized packets with DF to the peer pod (`read`: the pod's eth0 MTU): the size
+    when all are lost, else None."""
     timeout = ctx.settings.command_timeout
-    read = await ctx.pod.run(render(_POD_MTU), timeout=timeout)
     if not read.ok or not read.stdout.strip().isdigit():
         evidence.append(f"large packets not checked: pod MTU unreadable ({read.output})")
         return None

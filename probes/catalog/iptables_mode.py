@@ -17,6 +17,7 @@ from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, fail, ok, skip
 from probes.observations import Observations
 from probes.registry import probe
+from probes.transports.base import run_all
 from probes.transports.commands import render
 
 Backend = Literal["nft", "legacy"]
@@ -179,12 +180,11 @@ async def iptables_mode(ctx: ProbeContext) -> ProbeResult:
     on this node. skip: no KUBE-/cali- chains in either backend.
     """
     timeout = ctx.settings.command_timeout
-    # One after another: each command is an SSH channel, and sshd caps channels per connection
-    # (MaxSessions, 10 by default) that every probe of the node shares.
-    alternatives, readlink, version, nft_save, legacy_save = [
-        await ctx.host.run(render(cmd), timeout=timeout)
-        for cmd in (_ALTERNATIVES, _READLINK, _VERSION, _NFT_SAVE, _LEGACY_SAVE)
-    ]
+    # One batch: one SSH channel (sshd caps channels per connection, MaxSessions, and every probe
+    # of the node shares them) and one round trip instead of five in sequence.
+    alternatives, readlink, version, nft_save, legacy_save = await run_all(
+        ctx.host, [render(cmd) for cmd in (_ALTERNATIVES, _READLINK, _VERSION, _NFT_SAVE, _LEGACY_SAVE)],
+        timeout=timeout)
     found = detect_backend(
         nft_save=nft_save.stdout,
         legacy_save=legacy_save.stdout if legacy_save.ok else None,

@@ -22,7 +22,7 @@ from probes.errors import ProbeSkip
 from probes.model import FixProposal, Layer, ProbeResult, Status, fail, ok, warn
 from probes.observations import Observations
 from probes.registry import Explains, probe
-from probes.transports.base import NodeShell
+from probes.transports.base import CommandResult, run_all
 from probes.transports.commands import ipv4, render
 
 NAT_TARGETS = ("MASQUERADE", "SNAT")
@@ -38,9 +38,12 @@ class Backend:
     save: str
 
 
-async def iptables_backend(shell: NodeShell, timeout: float) -> Backend:
-    """legacy when /etc/alternatives/iptables resolves to iptables-legacy, else the default (nft)."""
-    target = await shell.run("readlink -f /etc/alternatives/iptables", timeout=timeout)
+_ALTERNATIVE = "readlink -f /etc/alternatives/iptables"
+
+
+def iptables_backend(target: CommandResult) -> Backend:
+    """legacy when /etc/alternatives/iptables resolves to iptables-legacy (`target`: what _ALTERNATIVE
+    printed), else the default (nft)."""
     if target.ok and target.stdout.strip().endswith("-legacy"):
         return Backend("/usr/sbin/iptables-legacy", "iptables-legacy-save")
     return Backend("/usr/sbin/iptables", "iptables-save")
@@ -171,15 +174,20 @@ async def masquerade(ctx: ProbeContext) -> ProbeResult:
         raise ProbeSkip(f"node {ctx.node.name} has no spec.podCIDR")
     if endpoint is None:
         raise ProbeSkip("the API server's real address is unknown (no endpoint of default/kubernetes)")
-    route_out = await ctx.host.run(render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), timeout=timeout)
+    pool = ctx.facts.pool_containing(str(ipaddress.ip_network(pod_cidr, strict=False).network_address))
+    nat_outgoing = pool is not None and pool.nat_outgoing
+    reads = [render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), _ALTERNATIVE, "nft list ruleset"]
+    if nat_outgoing:  # whether Calico's natOutgoing applies to the endpoint (used only without a NAT rule)
+        reads.append(render("ipset test cali40all-ipam-pools {ip}", ip=ipv4(endpoint.ip)))
+    # the reads that need nothing read before them, in one batch (one SSH channel, one round trip)
+    route_out, alternative, nft, *pool_test = await run_all(ctx.host, reads, timeout=timeout)
     route = parse_route(route_out.stdout) if route_out.ok else None
     if route is None or route.dev is None:
         raise ProbeSkip(f"the node has no route to the API endpoint {endpoint.ip}: {route_out.output}")
     dev = route.dev
-    backend = await iptables_backend(ctx.host, timeout)
+    backend = iptables_backend(alternative)
     dump = await ctx.host.run(f"{backend.save} -t nat", timeout=timeout)
     chains = nat_rules(dump.stdout)
-    nft = await ctx.host.run("nft list ruleset", timeout=timeout)
     evidence = [f"$ {route_out.command}\n{route_out.output}", f"$ {dump.command}\n{dump.output}"]
     # what proves it: the route's interface and the POSTROUTING rules (not the whole nat table)
     proof = [f"$ {route_out.command}\n{route_out.output}",
@@ -198,10 +206,8 @@ async def masquerade(ctx: ProbeContext) -> ProbeResult:
                   evidence="\n".join([line, *evidence]), proof=line,
                   observed=Observations(pod_nat="nftables"))
 
-    pool = ctx.facts.pool_containing(str(ipaddress.ip_network(pod_cidr, strict=False).network_address))
-    if pool is not None and pool.nat_outgoing:
-        test = await ctx.host.run(render("ipset test cali40all-ipam-pools {ip}", ip=ipv4(endpoint.ip)),
-                                  timeout=timeout)
+    if pool is not None and pool_test:
+        test = pool_test[0]
         evidence.append(f"$ {test.command}\n{test.output}")
         proof.append(f"pool {pool.name} {pool.cidr} natOutgoing=true\n$ {test.command}\n{test.output}")
         inside_pool = ctx.facts.pool_containing(endpoint.ip)

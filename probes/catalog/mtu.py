@@ -23,7 +23,7 @@ from probes.facts import ENCAP_OVERHEAD_V4
 from probes.model import Finding, FixProposal, Layer, ProbeResult, Status, fail, ok, warn
 from probes.observations import LinkKind, Observations
 from probes.registry import Explains, probe
-from probes.transports.base import CommandResult, CommandRunner
+from probes.transports.base import CommandResult, CommandRunner, run_all
 from probes.transports.commands import Arg, iface, integer, ipv4, mtu, render
 
 IP_ICMP_HEADERS = 28  # 20 IPv4 + 8 ICMP: ping -s N sends N + 28 bytes
@@ -169,11 +169,11 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
     endpoint = ctx.facts.api_endpoint
     if endpoint is None or ipaddress.ip_address(endpoint.ip).version != 4:
         raise ProbeSkip("the API server's real IPv4 address is unknown (no endpoint of default/kubernetes)")
-    # independent reads at once: each is a round trip to the node or the pod
-    all_links, pod_link, route_out = await asyncio.gather(
-        ctx.host.run("ip -o link show", timeout=timeout),
-        ctx.pod.run(render("ip -o link show dev {dev}", dev=iface(POD_IFACE)), timeout=timeout),
-        ctx.host.run(render("ip -o route get {ip}", ip=ipv4(endpoint.ip)), timeout=timeout))
+    # independent reads at once: the node's in one batch (one SSH channel), the pod's beside it
+    (all_links, route_out), pod_link = await asyncio.gather(
+        run_all(ctx.host, ["ip -o link show", render("ip -o route get {ip}", ip=ipv4(endpoint.ip))],
+                timeout=timeout),
+        ctx.pod.run(render("ip -o link show dev {dev}", dev=iface(POD_IFACE)), timeout=timeout))
     links = link_mtus(all_links.stdout)
     pod_value = link_mtus(pod_link.stdout).get(POD_IFACE)
     if pod_value is None:
@@ -190,16 +190,26 @@ async def mtu_probe(ctx: ProbeContext) -> ProbeResult:
         return ok(f"the API endpoint {endpoint.ip} is this node's own address: no link MTU on the path",
                   evidence=f"$ {route_out.command}\n{route_out.output}\n{pod_evidence}")
     dev = iface(route.dev)
-    (configured, configured_source), link = await asyncio.gather(
-        configured_pod_mtu(ctx, links),
-        ctx.host.run(render("ip -o link show dev {dev}", dev=dev), timeout=timeout))
-    link_mtu = link_mtus(link.stdout).get(dev.value)
-    if link_mtu is None:
-        raise ProbeSkip(f"cannot read the MTU of {dev}: {link.output}")
-    # The node's own path and the pod's paths are measured at the same time (different transports).
-    (path_mtu, transcript), pod_paths, wireless = await asyncio.gather(
-        measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout), _pod_paths(ctx, pod_value, timeout),
-        ctx.host.run(render(_WIRELESS, dev=dev), timeout=timeout))
+    link_reads = [render("ip -o link show dev {dev}", dev=dev), render(_WIRELESS, dev=dev)]
+    link_mtu = links.get(dev.value)
+    if link_mtu is not None:
+        # `ip -o link show` gave its MTU: the pings start now, the link's own line (evidence) and its
+        # wireless check are read beside them
+        (path_mtu, transcript), pod_paths, (link, wireless), (configured, configured_source) = (
+            await asyncio.gather(
+                measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout),
+                _pod_paths(ctx, pod_value, timeout),
+                run_all(ctx.host, link_reads, timeout=timeout), configured_pod_mtu(ctx, links)))
+    else:
+        (configured, configured_source), link = await asyncio.gather(
+            configured_pod_mtu(ctx, links), ctx.host.run(link_reads[0], timeout=timeout))
+        link_mtu = link_mtus(link.stdout).get(dev.value)
+        if link_mtu is None:
+            raise ProbeSkip(f"cannot read the MTU of {dev}: {link.output}")
+        # The node's own path and the pod's paths are measured at the same time (different transports).
+        (path_mtu, transcript), pod_paths, wireless = await asyncio.gather(
+            measure_path_mtu(ctx.host, endpoint.ip, link_mtu, timeout), _pod_paths(ctx, pod_value, timeout),
+            ctx.host.run(link_reads[1], timeout=timeout))
 
     effective = min(link_mtu, path_mtu or link_mtu)
     needed = pod_value + overhead

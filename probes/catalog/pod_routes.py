@@ -9,6 +9,7 @@ missing `<podIP> dev caliX scope link` host route, proxy_arp != 1 on the veth, o
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
@@ -67,9 +68,12 @@ async def pod_routes(ctx: ProbeContext) -> ProbeResult:
     timeout = ctx.settings.command_timeout
     svc = ctx.facts.api_service_ip
     pod_ip = ctx.pod.ip
-    # one exec for both reads: every pod exec is a new WebSocket (several round trips)
-    pod_table, pod_get = await run_all(ctx.pod, [render("ip -o route show"),
-                                                 render("ip -o route get {ip}", ip=ip(svc))], timeout=timeout)
+    # one exec for both reads: every pod exec is a new WebSocket (several round trips); meanwhile the
+    # node's route back to the pod (its IP is known without asking the pod)
+    (pod_table, pod_get), host_get = await asyncio.gather(
+        run_all(ctx.pod, [render("ip -o route show"), render("ip -o route get {ip}", ip=ip(svc))],
+                timeout=timeout),
+        ctx.host.run(render("ip -o route get {ip}", ip=ip(pod_ip)), timeout=timeout))
     evidence = [f"pod $ {pod_table.command}\n{pod_table.output}",
                 f"pod $ {pod_get.command}\n{pod_get.output}"]
     pod_route = parse_route(pod_get.stdout) if pod_get.ok else None
@@ -78,7 +82,6 @@ async def pod_routes(ctx: ProbeContext) -> ProbeResult:
                     remediation="The CNI did not set up the pod's routes: check the CNI config "
                                 "(/etc/cni/net.d/) and calico-node logs on this node, then recreate the pod.")
 
-    host_get = await ctx.host.run(render("ip -o route get {ip}", ip=ip(pod_ip)), timeout=timeout)
     evidence.append(f"node $ {host_get.command}\n{host_get.output}")
     host_route = parse_route(host_get.stdout) if host_get.ok else None
     if host_route is None or host_route.dev is None or host_route.via is not None:
@@ -89,16 +92,19 @@ async def pod_routes(ctx: ProbeContext) -> ProbeResult:
                                 "(kubectl logs -n calico-system calico-node-<pod> -c calico-node) and "
                                 "recreate the pod.")
     veth = iface(host_route.dev)
-    link = await ctx.host.run(render("ip -o link show dev {dev}", dev=veth), timeout=timeout)
+    calico_style = pod_route.via == CALICO_GATEWAY
+    # the veth's state and (Calico-style) its proxy_arp in one batch: one round trip
+    reads = [render("ip -o link show dev {dev}", dev=veth)]
+    if calico_style:
+        reads.append(render("cat /proc/sys/net/ipv4/conf/{dev}/proxy_arp", dev=veth))
+    link, *arp_read = await run_all(ctx.host, reads, timeout=timeout)
     evidence.append(f"node $ {link.command}\n{link.output}")
     if not link.ok or not link_is_up(link.stdout):
         return fail(f"pod veth {veth} on the node is down", evidence="\n".join(evidence),
                     remediation=f"sudo ip link set {veth} up   # then recreate the pod if it stays down")
 
-    calico_style = pod_route.via == CALICO_GATEWAY
     if calico_style:
-        arp = await ctx.host.run(render("cat /proc/sys/net/ipv4/conf/{dev}/proxy_arp", dev=veth),
-                                 timeout=timeout)
+        arp = arp_read[0]
         evidence.append(f"node $ {arp.command}\n{arp.output}")
         if arp.stdout.strip() != "1":
             return fail(f"proxy_arp is {arp.stdout.strip() or 'unreadable'} on {veth}: the pod's gateway "

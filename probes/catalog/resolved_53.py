@@ -16,6 +16,7 @@ import shlex
 from probes.context import ProbeContext
 from probes.model import Layer, ProbeResult, fail, ok, warn
 from probes.registry import Explains, probe
+from probes.transports.base import CommandResult, run_all
 from probes.transports.commands import path, render
 
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
@@ -76,10 +77,11 @@ def loopback_listeners(ss_output: str) -> list[str]:
     return stubs
 
 
-async def kubelet_resolv_conf(ctx: ProbeContext, evidence: list[str]) -> tuple[str, str | None]:
-    """(resolv.conf path kubelet uses, its config file or None); appends what it read to evidence."""
+async def kubelet_resolv_conf(ctx: ProbeContext, procs: CommandResult,
+                              evidence: list[str]) -> tuple[str, str | None]:
+    """(resolv.conf path kubelet uses, its config file or None), from `procs` (what _KUBELET printed)
+    and the kubelet config file; appends what it read to evidence."""
     timeout = ctx.settings.command_timeout
-    procs = await ctx.host.run(render(_KUBELET), timeout=timeout)
     argvs = [shlex.split(line) for line in procs.stdout.splitlines() if line.strip()]
     kubelet = next((argv for argv in argvs if is_kubelet(argv)), None)
     if kubelet is None:
@@ -114,9 +116,10 @@ async def resolved_53(ctx: ProbeContext) -> ProbeResult:
     write a real nameserver to /etc/resolv.conf.
     """
     timeout = ctx.settings.command_timeout
-    listeners = await ctx.host.run(render(_LISTENERS), timeout=timeout)
+    # the listeners and the kubelet process in one batch (one SSH channel, one round trip)
+    listeners, procs = await run_all(ctx.host, [render(_LISTENERS), render(_KUBELET)], timeout=timeout)
     evidence = [f"$ {_LISTENERS}\n{listeners.output or '(no listener on :53)'}"]
-    resolv_path, config = await kubelet_resolv_conf(ctx, evidence)
+    resolv_path, config = await kubelet_resolv_conf(ctx, procs, evidence)
     resolv = await ctx.host.run(render(_CAT, file=path(resolv_path)), timeout=timeout)
     evidence.append(f"$ cat {resolv_path}\n{resolv.output}")
     loops = loopback_nameservers(resolv.stdout)

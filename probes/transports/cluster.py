@@ -23,7 +23,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -50,6 +50,10 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 AUTH_SETTINGS = ["BearerToken"]
 """What the package's generated API methods pass: the kubeconfig's token (or the in-cluster one)."""
+CONNECTIONS_MAX = 200
+"""Connections open at once to the API server: requests and pod execs share one session (an exec's
+upgrade takes a pooled connection), so twice the package's default per session (100), what they had
+when each had a session of its own (a fleet check's execs alone can reach 100)."""
 _HANDSHAKE = re.compile(r"Handshake status (\d{3})")
 
 
@@ -119,6 +123,7 @@ async def load_configuration(settings: ClusterSettings) -> Configuration:
     # proxy variables in a worker thread. The kubeconfig's proxy-url still applies (as with the
     # synchronous client); docs/client-libraries.md#the-asyncio-client.
     configuration.client_session_kwargs = {"trust_env": False}
+    configuration.connection_pool_maxsize = CONNECTIONS_MAX
     return configuration
 
 
@@ -199,6 +204,20 @@ def _client(kind: type[ApiClient], configuration: Configuration) -> ApiClient:
         raise ConfigError(f"kubeconfig: cannot use the TLS files {files}: {exc}") from exc
 
 
+def _session(api: ApiClient) -> Any:
+    """The aiohttp session under the package's client (made now if no request made it yet)."""
+    rest = api.rest_client
+    if rest.pool_manager is None:
+        rest.pool_manager = rest._create_pool_manager()  # the package's documented override point
+    return rest.pool_manager
+
+
+def _client_timeout(seconds: float) -> Any:
+    from aiohttp import ClientTimeout
+
+    return ClientTimeout(total=seconds)
+
+
 class KubeCluster:
     """The `Cluster` protocol (and more) over the package's asyncio `ApiClient`, made at first use."""
 
@@ -222,6 +241,7 @@ class KubeCluster:
             configuration.api_key = {"BearerToken": token}
             configuration.api_key_prefix = {"BearerToken": "Bearer"}
         configuration.client_session_kwargs = {"trust_env": False}
+        configuration.connection_pool_maxsize = CONNECTIONS_MAX
         return cls(ClusterSettings(request_timeout=request_timeout), configuration=configuration)
 
     async def configuration(self) -> Configuration:
@@ -243,15 +263,32 @@ class KubeCluster:
         return self._api
 
     async def websocket_api(self) -> ApiClient:
-        """The package's WebSocket client (exec), with a session of its own: upgraded connections
-        never go back to a pool, and one client serves every concurrent exec."""
+        """The package's WebSocket client (exec), one for every concurrent exec, on the request
+        client's aiohttp session: an exec's upgrade takes a connection already open (TCP and TLS
+        done: two round trips less) from that session's pool, where discovery's reads and
+        `preconnect` left them; an upgraded connection is closed with its WebSocket, never pooled."""
         if self._ws is None:
             from probes.transports.kubeaio import WsApiClient
 
-            configuration = await self.configuration()
+            api = await self.api()
             if self._ws is None:
-                self._ws = _client(WsApiClient, configuration)
+                ws = _client(WsApiClient, api.configuration)
+                ws.rest_client.pool_manager = _session(api)
+                self._ws = ws
         return self._ws
+
+    async def preconnect(self, count: int) -> None:
+        """Open up to `count` connections to the API server now (`GET /version`, readable by every
+        client) and leave them in the pool, e.g. while a debug pod starts, so that its first execs
+        find their TCP and TLS handshakes done. Best effort: a failure here is the exec's to report."""
+        api = await self.api()
+        session, url = _session(api), f"{api.configuration.host}/version"
+
+        async def one() -> None:
+            async with session.get(url, timeout=_client_timeout(self.request_timeout)) as response:
+                await response.read()
+
+        await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
 
     @property
     def host(self) -> str:
@@ -344,6 +381,49 @@ class KubeCluster:
             raise self.translate(exc, "watch nodes") from exc
         finally:
             await watch.close()
+
+    async def watch_pod(self, namespace: str, name: str, resource_version: str, *,
+                        timeout_s: int) -> AsyncGenerator[dict[str, Any], None]:
+        """Events {type, object} of one pod (fieldSelector metadata.name) after `resource_version`,
+        until the server ends the watch after `timeout_s`: a debug pod's start is seen the moment the
+        kubelet reports it, not at the next poll. An ERROR event (410 Gone, ...) raises ClusterError
+        with its status; so does a refused watch (403: RBAC without `watch` on pods)."""
+        api = await self.api()
+        what = f"watch pod {namespace}/{name}"
+        query = [("watch", True), ("fieldSelector", f"metadata.name={name}"),
+                 ("resourceVersion", resource_version), ("timeoutSeconds", timeout_s),
+                 ("allowWatchBookmarks", False)]
+        try:
+            method, url, headers, data, post = await api.param_serialize(
+                method="GET", resource_path=_path("/api/v1/namespaces/{ns}/pods", ns=namespace),
+                query_params=query, header_params={"Accept": "application/json"},
+                auth_settings=AUTH_SETTINGS)
+            # the client's total timeout covers the streamed body: the server's end plus a request's time
+            response = await api.call_api(method, url, headers, data, post,
+                                          _request_timeout=timeout_s + self.request_timeout)
+        except Exception as exc:
+            raise self.translate(exc, what) from exc
+        stream = response.response
+        try:
+            if not 200 <= response.status <= 299:
+                raise api_error(response.status, response.reason or "", await response.read(), what)
+            async for line in stream.content:
+                if not line.strip():
+                    continue
+                event = _object(json.loads(line), what)
+                if event.get("type") == "ERROR":
+                    status = _object(event.get("object") or {}, what)
+                    raise api_error(int(status.get("code") or 0), str(status.get("reason") or ""),
+                                    json.dumps(status), what)
+                yield event
+        except ClusterError:
+            raise
+        except ValueError as exc:
+            raise ClusterError(f"{what}: not a watch event: {exc}") from exc
+        except Exception as exc:
+            raise self.translate(exc, what) from exc
+        finally:
+            stream.close()  # a watch left early: its connection is not reusable
 
     async def get_service(self, namespace: str, name: str) -> dict[str, Any]:
         return await self.request(f"get service {namespace}/{name}", "GET",
@@ -444,6 +524,8 @@ class KubeCluster:
 
     async def aclose(self) -> None:
         """Close the aiohttp sessions (the client's and the WebSocket one)."""
+        if self._ws is not None:
+            self._ws.rest_client.pool_manager = None  # the request client's session, closed with it
         for client in (self._api, self._ws):
             if client is not None:
                 await client.close()

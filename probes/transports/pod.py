@@ -26,8 +26,10 @@ agree to well within `lease_duration` (docs/faults.md#owned-debug-pods).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,6 +70,9 @@ PING_GROUP_RANGE = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"
 """A "safe" sysctl: lets ping use an unprivileged ICMP socket where the runtime's default set lacks
 NET_RAW (CRI-O's does), so the one command that needs it works there too (docs/debug-pod.md)."""
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$"
+PRECONNECT_PER_POD = 4
+"""Connections to the API server opened while a debug pod starts (`KubeCluster.preconnect`): its
+first execs, one per probe waiting for the pod, then skip TCP and TLS (more than this open their own)."""
 OWNER_LABEL = "netcheck/owner"
 EXPIRES_ANNOTATION = "netcheck/expires-at"
 
@@ -94,7 +99,9 @@ class DebugPodSettings(BaseModel):
         60.0, gt=0, description="Seconds for the debug pod to be created and become Running (the whole "
         "attempt; a pod that did not start is not tried again in the same run).",
     )
-    poll_interval: float = Field(0.5, gt=0, description="Seconds between pod status reads.")
+    poll_interval: float = Field(
+        0.5, gt=0, description="Seconds between pod status reads while it starts, where its watch is "
+        "refused (RBAC without watch on pods) or ends first.")
     command_timeout: float = Field(8.0, gt=0, description="Seconds one exec may run by default.")
     output_limit: int = Field(64_000, ge=1000, description="Characters kept per stream (head and tail).")
     keep_warm: float = Field(
@@ -310,6 +317,7 @@ class DebugPods:
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
         self._deleting: set[asyncio.Task[None]] = set()
+        self._helpers: set[asyncio.Task[None]] = set()
         self._renewing: dict[str, asyncio.Task[None]] = {}
         self._cooling: dict[str, asyncio.Task[None]] = {}
         """Warm pods nobody uses, each with the timer that deletes it (settings.keep_warm)."""
@@ -431,26 +439,44 @@ class DebugPods:
     async def _create_running(self, node: str, attempt: _Attempt) -> KubePodExec:
         ns = self.settings.namespace
         bound = log.bind(node=node, namespace=ns)
-        try:
-            for leftover in await self._leftovers(node):
-                bound.info(f"deleting leftover {self.what}", pod=leftover)
-                await self._delete(leftover)
-            manifest = self._manifest(node)
-            name = manifest["metadata"]["name"]
-            bound.info(f"creating {self.what}", pod=name)
-            await self.cluster.create_pod(ns, manifest)
-        except ClusterNotFound as exc:
-            # the only 404 a pod create gets is a missing namespace; creating it is the operator's job
-            hint = self.deploy_hint or f"create it: kubectl create namespace {ns}"
-            raise PodUnavailable(f"namespace {ns!r} does not exist ({hint})") from exc
-        except ClusterError as exc:
-            hint = f" ({self.deploy_hint})" if self.deploy_hint else ""
-            raise PodUnavailable(f"cannot create the {self.what} in {ns}: {exc}{hint}") from exc
-        attempt.name, attempt.state = name, "not yet scheduled"
-        ip = await self._wait_running(name, attempt)
+        manifest = self._manifest(node)
+        name = manifest["metadata"]["name"]
+        bound.info(f"creating {self.what}", pod=name)
+        # The node's leftovers are listed and deleted while the new pod is created: one round trip
+        # less before it starts (the new pod, already ours, is never taken for a leftover).
+        cleaned, created = await asyncio.gather(
+            self._delete_leftovers(node, keep=name), self.cluster.create_pod(ns, manifest),
+            return_exceptions=True)
+        if isinstance(created, dict):
+            attempt.name, attempt.state = name, "not yet scheduled"  # deleted if it does not start
+        for outcome in (created, cleaned):
+            if isinstance(outcome, ClusterNotFound):
+                # the only 404 a pod create gets is a missing namespace; creating it is the operator's job
+                hint = self.deploy_hint or f"create it: kubectl create namespace {ns}"
+                raise PodUnavailable(f"namespace {ns!r} does not exist ({hint})") from outcome
+            if isinstance(outcome, ClusterError):
+                hint = f" ({self.deploy_hint})" if self.deploy_hint else ""
+                raise PodUnavailable(f"cannot create the {self.what} in {ns}: {outcome}{hint}") from outcome
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(created, dict)
+        self._background(self.cluster.preconnect(PRECONNECT_PER_POD))  # while the pod starts
+        ip = await self._wait_running(name, attempt, created)
         attempt.state = "Running"
         bound.info(f"{self.what} running", pod=name, pod_ip=ip)
         return KubePodExec(self.cluster, name, ns, ip, self.settings)
+
+    async def _delete_leftovers(self, node: str, *, keep: str) -> None:
+        for leftover in await self._leftovers(node):
+            if leftover != keep:
+                log.info(f"deleting leftover {self.what}", node=node, pod=leftover)
+                await self._delete(leftover)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Work nobody waits for (cancelled by aclose if it still runs)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
 
     def _delete_later(self, name: str) -> None:
         task = asyncio.get_running_loop().create_task(self._delete_quietly(name))
@@ -463,22 +489,57 @@ class DebugPods:
         except ClusterError:
             log.warning(f"could not delete {self.what}", pod=name)
 
-    async def _wait_running(self, name: str, attempt: _Attempt) -> str:
+    async def _wait_running(self, name: str, attempt: _Attempt, created: dict[str, Any]) -> str:
+        """The pod's IP once it is Running: watched from the create's resourceVersion, so the start
+        is seen when the kubelet reports it; polled every poll_interval where the watch is refused
+        (RBAC without `watch` on pods) or ends first. Bounded by the caller's start_timeout."""
+        ip = self._running_ip(name, created, attempt)
+        if ip is not None:
+            return ip
+        version = str((created.get("metadata") or {}).get("resourceVersion") or "")
+        if version:
+            try:
+                ip = await self._watch_running(name, attempt, version)
+            except ClusterError as exc:
+                log.info(f"{self.what} watch failed, polling instead", pod=name, error=str(exc))
+            if ip is not None:
+                return ip
         ns = self.settings.namespace
-        while True:  # bounded by the caller's start_timeout
+        while True:
             try:
                 pod = await self.cluster.get_pod(ns, name)
             except ClusterError as exc:
                 raise PodUnavailable(f"{self.what} {ns}/{name}: {exc}") from exc
-            status = pod.get("status") or {}
-            phase = status.get("phase")
-            if phase == "Running" and status.get("podIP"):
-                return str(status["podIP"])
-            if phase in ("Failed", "Succeeded"):
-                why = status.get("message") or ""
-                raise PodUnavailable(f"{self.what} {ns}/{name} ended ({phase}): {why}")
-            attempt.state = _waiting_reason(pod) or phase or attempt.state
+            ip = self._running_ip(name, pod, attempt)
+            if ip is not None:
+                return ip
             await asyncio.sleep(self.settings.poll_interval)
+
+    async def _watch_running(self, name: str, attempt: _Attempt, version: str) -> str | None:
+        """The IP from the first event showing the pod Running; None when the watch ends before."""
+        ns = self.settings.namespace
+        server_timeout = max(1, math.ceil(self.settings.start_timeout))
+        events = self.cluster.watch_pod(ns, name, version, timeout_s=server_timeout)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if event.get("type") == "DELETED":
+                    raise PodUnavailable(f"{self.what} {ns}/{name} was deleted before it ran")
+                ip = self._running_ip(name, event.get("object") or {}, attempt)
+                if ip is not None:
+                    return ip
+        return None
+
+    def _running_ip(self, name: str, pod: dict[str, Any], attempt: _Attempt) -> str | None:
+        """The pod IP if it runs; raises if it ended; else notes why it waits (for the timeout's message)."""
+        status = pod.get("status") or {}
+        phase = status.get("phase")
+        if phase == "Running" and status.get("podIP"):
+            return str(status["podIP"])
+        if phase in ("Failed", "Succeeded"):
+            why = status.get("message") or ""
+            raise PodUnavailable(f"{self.what} {self.settings.namespace}/{name} ended ({phase}): {why}")
+        attempt.state = _waiting_reason(pod) or phase or attempt.state
+        return None
 
     async def release(self, node: str, *, keep_warm: bool = True) -> None:
         """One user is done with the node's pod; after the last one it stays warm for
@@ -528,6 +589,8 @@ class DebugPods:
 
     async def aclose(self) -> None:
         """Delete every pod, warm ones included (netcheck stops)."""
+        for helper in self._helpers:
+            helper.cancel()
         for timer in self._cooling.values():
             timer.cancel()
         self._cooling.clear()

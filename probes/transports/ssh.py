@@ -11,7 +11,10 @@ command past its timeout -> `CommandTimeout`.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import shlex
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -285,6 +288,20 @@ def _text(data: str | bytes | None) -> str:
     return data.decode(errors="replace") if isinstance(data, bytes) else data
 
 
+_preload: threading.Thread | None = None
+
+
+def preload_client() -> None:
+    """Start importing asyncssh in a thread, once (a few hundred ms of CPU on a busy machine): the
+    first SSH connection starts with the debug pods, and the event loop must stay free meanwhile
+    for their requests. A failed import is raised by the import in `_connect`."""
+    global _preload
+    if _preload is None and "asyncssh" not in sys.modules:
+        _preload = threading.Thread(target=importlib.import_module, args=("asyncssh",), daemon=True,
+                                    name="netcheck-import-asyncssh")
+        _preload.start()
+
+
 class SSHPool:
     """`HostShells` for the engine: connects on first use per node, reuses, reconnects if closed."""
 
@@ -294,6 +311,9 @@ class SSHPool:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def get(self, node: NodeFacts) -> SSHShell:
+        preload_client()
+        if _preload is not None and _preload.is_alive():
+            await asyncio.to_thread(_preload.join)
         lock = self._locks.setdefault(node.name, asyncio.Lock())
         async with lock:
             shell = self._shells.get(node.name)

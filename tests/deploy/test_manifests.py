@@ -38,7 +38,7 @@ EXPECTED_RULES = {
         (("",), ("endpoints", "services"), ("kubernetes",), ("get",)),
     ],
     ("Role", "netcheck"): [
-        (("",), ("pods",), (), ("create", "delete", "get", "list", "patch")),
+        (("",), ("pods",), (), ("create", "delete", "get", "list", "patch", "watch")),
         (("",), ("pods/exec",), (), ("create", "get")),
         (("",), ("pods/log",), (), ("get",)),
         (("coordination.k8s.io",), ("leases",), (), ("create",)),

@@ -74,7 +74,7 @@ def test_overlay_adds_exactly_the_node_access_pieces(overlay: list[dict], base: 
     assert objects[("Namespace", None, "netcheck")]["metadata"]["labels"][PSA] == "baseline"
     rules = objects[("Role", HOST_NS, "netcheck-node-access")]["rules"]
     assert [(r["resources"], r["verbs"]) for r in rules] == [
-        (["pods"], ["create", "get", "list", "patch", "delete"]), (["pods/exec"], ["create", "get"])]
+        (["pods"], ["create", "get", "list", "watch", "patch", "delete"]), (["pods/exec"], ["create", "get"])]
     subjects = objects[("RoleBinding", HOST_NS, "netcheck-node-access")]["subjects"]
     assert subjects == [{"kind": "ServiceAccount", "name": "netcheck", "namespace": "netcheck"}]
     assert ssh_volume(overlay)["secret"]["optional"] is True and "optional" not in ssh_volume(base)["secret"]

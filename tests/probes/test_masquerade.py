@@ -78,8 +78,8 @@ async def test_case_study_pool_overlapping_lan_fails_with_fix() -> None:
     assert "KUBE-POSTROUTING -m mark" not in result.proof and "KUBE-POSTROUTING -m mark" in result.evidence
     assert result.observed == Observations(pod_nat="none", pod_nat_needed=True)
     assert host.ran == ["ip -o route get 192.168.1.10", "readlink -f /etc/alternatives/iptables",
-                        "iptables-save -t nat", "nft list ruleset",
-                        "ipset test cali40all-ipam-pools 192.168.1.10"]
+                        "nft list ruleset", "ipset test cali40all-ipam-pools 192.168.1.10",
+                        "iptables-save -t nat"]
 
 
 async def test_explicit_rule_is_ok() -> None:
