@@ -9,7 +9,6 @@ the documented seam for running the engine without SSH or a cluster — or a who
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,15 +54,13 @@ def build_transports(config: Config) -> Transports:
     asyncio client, loaded at the first request: a bad kubeconfig is a ConfigError then). A kubeconfig
     that does not exist at all is `ConfigMissing` here, before anything (a fix's plan) starts."""
     check_kubeconfig(config.cluster_settings())
-    cluster = KubeCluster(config.cluster_settings())
+    ssh_maybe = config.node_access != NodeAccessMode.POD or bool(config.node_access_overrides)
+    cluster = KubeCluster(config.cluster_settings(), on_client=preload_client if ssh_maybe else None)
 
     async def discover_facts() -> ClusterFacts:
         return await discover(cluster, config.cluster)
 
     async def discover_early(on_nodes: Callable[[Sequence[NodeFacts]], None]) -> ClusterFacts:
-        if config.node_access != NodeAccessMode.POD or config.node_access_overrides:
-            # the SSH client's import starts once discovery's first request waits for its answer
-            asyncio.get_running_loop().call_soon(preload_client)
         return await discover(cluster, config.cluster, on_nodes=on_nodes)
 
     async def close() -> None:

@@ -23,7 +23,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -221,10 +221,15 @@ def _client_timeout(seconds: float) -> Any:
 class KubeCluster:
     """The `Cluster` protocol (and more) over the package's asyncio `ApiClient`, made at first use."""
 
-    def __init__(self, settings: ClusterSettings, *, configuration: Configuration | None = None) -> None:
+    def __init__(self, settings: ClusterSettings, *, configuration: Configuration | None = None,
+                 on_client: Callable[[], None] | None = None) -> None:
+        """`on_client`: called once, when the client exists and its first request is about to go out
+        (the engine starts the SSH client's import there: any earlier, that import's CPU delays the
+        first request; later, the first SSH connection waits for it)."""
         self.settings = settings
         self.request_timeout = settings.request_timeout
         self._configuration = configuration
+        self._on_client = on_client
         self._api: ApiClient | None = None
         self._ws: ApiClient | None = None
         self._lock: asyncio.Lock | None = None
@@ -260,6 +265,8 @@ class KubeCluster:
             configuration = await self.configuration()
             if self._api is None:
                 self._api = _client(ApiClient, configuration)
+                if self._on_client is not None:
+                    self._on_client()
         return self._api
 
     async def websocket_api(self) -> ApiClient:

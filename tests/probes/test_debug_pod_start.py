@@ -144,3 +144,20 @@ async def test_preconnect_is_best_effort(lab) -> None:
         await unreachable.preconnect(2)  # nothing to open: the exec will say why
     finally:
         await unreachable.aclose()
+
+
+async def test_on_client_runs_once_before_the_first_request_goes_out(lab) -> None:
+    """The engine starts the SSH client's import there: after the client's own imports and
+    configuration, before the first request is answered, once."""
+    seen: list[int] = []
+    answered: list[int] = []
+    configuration = await lab.cluster(ADMIN_TOKEN).configuration()
+    cluster = KubeCluster(KubeCluster.for_token(lab.url, lab.ca, ADMIN_TOKEN).settings,
+                          configuration=configuration, on_client=lambda: seen.append(len(answered)))
+    try:
+        await cluster.get_node(WORKER2.name)
+        answered.append(1)
+        await asyncio.gather(*(cluster.get_node(WORKER2.name) for _ in range(3)))
+        assert seen == [0]  # once, and before the first answer
+    finally:
+        await cluster.aclose()
