@@ -29,11 +29,11 @@ from lab.slack.driver import SlackDriver
 from lab.slack.webapi import SlackStandIn
 from probes.engine import Engine, Transports
 from probes.facts import ClusterFacts, NodeFacts
-from probes.model import Access, AccessPath, Layer, Report, ok
+from probes.model import Layer, Report, ok
 from probes.registry import Registry, probe
 from probes.settings import ProbeSettings
 from tests.bot.fakes import FakeRunner
-from tests.fakes import FakeCluster, FakeShell
+from tests.fakes import FakeCluster, HostPodRouter
 from tests.fakes.engine import FakeEngine
 
 CHANNEL = "C0NETCHECK"
@@ -64,28 +64,7 @@ class Where:
     unwound: bool = False
 
 
-class Router:
-    """A NodeAccessShells fake: host pods; records gets and releases by kind."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, bool]] = []
-        self.released: list[tuple[str, bool]] = []
-
-    def choose(self, node: NodeFacts) -> Access:
-        return Access(path=AccessPath.HOST_POD, reason="node_access: pod")
-
-    async def get(self, node: NodeFacts, *, privileged: bool = False) -> FakeShell:
-        self.got.append((node.name, privileged))
-        return FakeShell(node=f"{node.name}/{'privileged' if privileged else 'read-only'}")
-
-    async def release(self, node: str, *, privileged: bool = False) -> None:
-        self.released.append((node, privileged))
-
-    async def aclose(self) -> None:
-        pass
-
-
-def recording_engine(where: Where, *, block: bool = False, shells: Router | None = None) -> Engine:
+def recording_engine(where: Where, *, block: bool = False, shells: HostPodRouter | None = None) -> Engine:
     """The real engine with one probe that records its thread and loop (`block`: then waits until
     cancelled)."""
 
@@ -215,7 +194,7 @@ async def test_cancelling_the_bot_task_cancels_the_engine_work() -> None:
 async def test_node_session_through_the_bridge_gives_the_session_shell_inside() -> None:
     loop = engine_loop()
     await loop.start()
-    router = Router()
+    router = HostPodRouter()
     engine = ThreadedEngine(recording_engine(Where(), shells=router), loop)
     try:
         outside = await engine.node_shell(NODE.name)

@@ -1,7 +1,8 @@
 """Scripted fakes of the transport interfaces (probes/transports/base.py) for unit tests.
 
 `FakeShell` answers commands by the first matching regex, and records every command it ran,
-so a test can assert both what a probe concluded and what it executed.
+so a test can assert both what a probe concluded and what it executed. `HostPodRouter` is node
+access that always takes host pods and records which ones were asked for and released.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probes.errors import ClusterError, CommandTimeout
+from probes.facts import NodeFacts
+from probes.model import Access, AccessPath
 from probes.transports.base import CommandResult
 
 Answer = CommandResult | Callable[[str], CommandResult] | Exception
@@ -84,3 +87,28 @@ class FakeCluster:
 
 
 __all__ = ["ClusterError", "FakeCluster", "FakePod", "FakeShell", "out", "timeout_answer"]
+
+
+class HostPodRouter:
+    """A `NodeAccessShells` fake: host pods always (a `FakeShell` named NODE/privileged or
+    NODE/read-only, or `error` raised); records gets and releases by kind."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.got: list[tuple[str, bool]] = []
+        self.released: list[tuple[str, bool]] = []
+
+    def choose(self, node: NodeFacts) -> Access:
+        return Access(path=AccessPath.HOST_POD, reason="node_access: pod")
+
+    async def get(self, node: NodeFacts, *, privileged: bool = False) -> FakeShell:
+        self.got.append((node.name, privileged))
+        if self.error is not None:
+            raise self.error
+        return FakeShell(node=f"{node.name}/{'privileged' if privileged else 'read-only'}")
+
+    async def release(self, node: str, *, privileged: bool = False) -> None:
+        self.released.append((node, privileged))
+
+    async def aclose(self) -> None:
+        pass

@@ -30,7 +30,7 @@ from probes.transports.access import NodeAccess, NodeAccessMode
 from probes.transports.hostpod import READ_ONLY_CAPABILITIES, host_command, host_pod_manifest
 from probes.transports.ssh import SSHPool, SSHSettings
 from tests.deploy.conftest import validate
-from tests.fakes import FakeCluster, FakeShell
+from tests.fakes import FakeCluster, FakeShell, HostPodRouter
 
 NODE = NodeFacts(name="edge-1", internal_ip="10.20.0.5", ready=True)
 
@@ -153,31 +153,7 @@ def test_host_command_hands_the_exact_command_to_sh() -> None:
         assert shlex.split(host_command(command, privileged=privileged)) == [*prefix, command]
 
 
-class Router:
-    """A NodeAccessShells fake: host pods always; records gets and releases by kind."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
-        self.got: list[tuple[str, bool]] = []
-        self.released: list[tuple[str, bool]] = []
-
-    def choose(self, node: NodeFacts) -> Access:
-        return Access(path=AccessPath.HOST_POD, reason="node_access: pod")
-
-    async def get(self, node: NodeFacts, *, privileged: bool = False) -> FakeShell:
-        self.got.append((node.name, privileged))
-        if self.error is not None:
-            raise self.error
-        return FakeShell(node=f"{node.name}/{'privileged' if privileged else 'read-only'}")
-
-    async def release(self, node: str, *, privileged: bool = False) -> None:
-        self.released.append((node, privileged))
-
-    async def aclose(self) -> None:
-        pass
-
-
-def engine_with(shells: Router) -> Engine:
+def engine_with(shells: HostPodRouter) -> Engine:
     async def discover() -> ClusterFacts:
         return ClusterFacts(api_service_ip="10.96.0.1", nodes=[NODE])
 
@@ -192,7 +168,7 @@ def engine_with(shells: Router) -> Engine:
 
 
 async def test_report_names_the_path_and_releases_the_read_only_pod() -> None:
-    router = Router()
+    router = HostPodRouter()
     assert isinstance(router, NodeAccessShells)
     report = await engine_with(router).check("edge-1")
     assert report.access == Access(path=AccessPath.HOST_POD, reason="node_access: pod")
@@ -202,7 +178,7 @@ async def test_report_names_the_path_and_releases_the_read_only_pod() -> None:
 
 async def test_a_host_pod_that_cannot_start_is_a_host_pod_finding() -> None:
     reason = 'host pod netcheck-host/x not Running after 60 s (RunContainerError: no nsenter)'
-    router = Router(PodUnavailable(reason))
+    router = HostPodRouter(PodUnavailable(reason))
     report = await engine_with(router).check("edge-1")
     assert report.finding("on-host").status is Status.SKIP
     assert report.finding("on-host").summary == f"no host pod on edge-1: {reason}"
@@ -214,7 +190,7 @@ async def test_a_host_pod_that_cannot_start_is_a_host_pod_finding() -> None:
 
 
 async def test_node_session_gives_fixes_the_privileged_shell_only_inside() -> None:
-    router = Router()
+    router = HostPodRouter()
     engine = engine_with(router)
     outside = await engine.node_shell("edge-1")
     assert outside.node == "edge-1/read-only"
