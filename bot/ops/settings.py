@@ -6,6 +6,8 @@ the configuration file (every timeout is a named field here, never a literal in 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -51,3 +53,15 @@ class OpsSettings(BaseModel):
         5.0, gt=0, description="Seconds a cancelled check or fix is given to unwind on the engine's "
         "loop (delete its pods) before the bot moves on.",
     )
+
+    CLEANUPS: ClassVar[int] = 3
+    """Cleanups a shutdown runs one after another, each bounded by `cleanup_timeout`: close the
+    engine (its debug pods deleted), stop the election, release the Lease (bot/ops/runtime.py)."""
+
+    @property
+    def shutdown_worst_case_s(self) -> float:
+        """Seconds from SIGTERM until the Lease is released at the latest: running checks and fixes
+        (`shutdown_grace`), the cancelled ones unwinding, then each cleanup. A Deployment's
+        terminationGracePeriodSeconds must be longer, or the kubelet's SIGKILL can come before the
+        release and the standby waits out the lease."""
+        return self.shutdown_grace + self.engine_unwind_timeout + self.CLEANUPS * self.cleanup_timeout

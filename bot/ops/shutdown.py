@@ -4,7 +4,8 @@
 listener starts), registers cleanups (delete debug pods, release the leader Lease, stop the health
 server) with `add_cleanup`, calls `install_signal_handlers()` and awaits `wait_for_shutdown()`.
 Kubernetes sends SIGTERM and then SIGKILL after terminationGracePeriodSeconds, so the deployment's
-grace period must exceed `shutdown_grace` + cleanups (the manifests use 45 s for 25 s + cleanups).
+grace period must exceed `OpsSettings.shutdown_worst_case_s` (the manifests use 65 s: by default
+25 s of drain, 5 s of unwinding and three cleanups of at most 10 s each).
 """
 
 from __future__ import annotations

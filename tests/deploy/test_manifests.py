@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import yaml
 
+from bot.ops.settings import OpsSettings
 from tests.deploy.conftest import (
     KUSTOMIZE_DIR,
     assemble_kustomization,
@@ -125,7 +126,8 @@ def test_deployment_is_hardened(kustomize_objects):
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod["terminationGracePeriodSeconds"] > 25  # > OpsSettings.shutdown_grace
+    # SIGKILL only after the drain, the unwinding and every cleanup up to the Lease's release
+    assert pod["terminationGracePeriodSeconds"] > OpsSettings().shutdown_worst_case_s
     (container,) = pod["containers"]
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
