@@ -66,15 +66,20 @@ def problems(report: Report) -> list[Finding]:
 
 def plan(run: Sequence[Report], here: str | None = None) -> list[Action]:
     """The things to do for a run (one per fix), most problems resolved first; with `here` (a node's
-    check), only those on `here` or behind one of its problems (`elsewhere` has the rest)."""
+    check), only those on `here` or behind one of its problems (`plan_split` gives the rest too)."""
     todo = actions(run, default_registry)
     return todo if here is None else split_for(todo, here)[0]
 
 
-def elsewhere(run: Sequence[Report], here: str) -> str | None:
-    """The problems of the nodes `here`'s check looked at that explain nothing on `here`: a line
-    that names them and where their own thread comes from, or None."""
-    others = split_for(actions(run, default_registry), here)[1]
+def plan_split(run: Sequence[Report], here: str) -> tuple[list[Action], list[Action]]:
+    """A node's things to do, and the actions for the problems its compared-with peers have of
+    their own (`elsewhere` says those in one line)."""
+    return split_for(actions(run, default_registry), here)
+
+
+def elsewhere(others: Sequence[Action], here: str) -> str | None:
+    """The peers' own problems (`plan_split`'s second part) in a line that names them and where
+    their own thread comes from, or None."""
     if not others:
         return None
     named = ", ".join(f"{escape(a.node)} `{escape(a.title)}`" for a in others)

@@ -110,7 +110,7 @@ async def post_plan(rt: Runtime, channel: str, parent_ts: str, run: Sequence[Rep
     """The things to do of a run (one reply and one button each), then its consequences in one reply.
     Returns the name the full-evidence file is announced under (None: nothing to attach; the caller
     uploads it last, `upload_evidence`) and how many findings could not be posted."""
-    todo = msg.plan(run, here)
+    todo, others = msg.plan_split(run, here) if here is not None else (msg.plan(run), [])
     evidence_name = evidence_filename(here) if todo else None
     missing = 0
     for number, action in enumerate(todo, 1):
@@ -125,8 +125,8 @@ async def post_plan(rt: Runtime, channel: str, parent_ts: str, run: Sequence[Rep
         count = len(consequences_for(run, here, todo))
         if not await post_reply(rt, channel, parent_ts, None, msg.consequences_heading(count), blocks):
             missing += count
-    others = msg.elsewhere(run, here) if here is not None else None
-    if others and not await post_reply(rt, channel, parent_ts, None, others, [bk.context(others)]):
+    also = msg.elsewhere(others, here) if here is not None else None
+    if also and not await post_reply(rt, channel, parent_ts, None, also, [bk.context(also)]):
         missing += 1
     return evidence_name, missing
 

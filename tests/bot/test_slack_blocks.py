@@ -181,9 +181,11 @@ def test_a_node_thread_acts_only_on_what_concerns_the_node():
         ("edge-7", "masquerade"), ("ref-3", "ip-forward"), ("gw-1", "return-route")}  # the whole run
     assert {(a.node, a.title) for a in msg.plan(run, "edge-7")} == {
         ("edge-7", "masquerade"), ("gw-1", "return-route")}
-    note = msg.elsewhere(run, "edge-7")
+    mine, others = msg.plan_split(run, "edge-7")
+    assert mine == msg.plan(run, "edge-7")
+    note = msg.elsewhere(others, "edge-7")
     assert note is not None and "ref-3 `ip-forward`" in note and "`/netcheck ref-3`" in note
-    assert "gw-1" not in note and msg.elsewhere(run[:1], "edge-7") is None
+    assert "gw-1" not in note and msg.elsewhere(msg.plan_split(run[:1], "edge-7")[1], "edge-7") is None
     listed = [(node, f.probe) for node, f in consequences_for(run, "edge-7", msg.plan(run, "edge-7"))]
     assert listed == [("edge-7", "pod-api"), ("edge-7", "pod-routes")]  # not ref-3's own pod-dns
     assert ("ref-3", "pod-dns") in [(n, f.probe) for n, f in consequences_for(run, None)]
