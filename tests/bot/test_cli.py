@@ -246,3 +246,23 @@ def test_timings_print_the_critical_path(config_file, capsys) -> None:
     starts = [float(ln.split()[0]) for ln in path if "→" in ln]
     assert starts == sorted(starts)  # earliest first, one screen
     assert len(lines) < 60
+
+
+def test_exit_now_keeps_the_output_and_the_exit_handlers() -> None:
+    """`exit_now` leaves without the interpreter's teardown, yet what was printed (to a pipe, with no
+    newline at its end) arrives and the exit handlers ran first (logging, the kubeconfig loader's
+    temporary files); the console script goes out that way with main's status."""
+    import subprocess
+    import sys
+
+    script = ("import atexit, sys\n"
+              "from bot.cli import exit_now\n"
+              "atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+              "print('report', end='')\n"
+              "exit_now(3)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "report", "exit handler ran\n")
+    bad_name = subprocess.run([sys.executable, "-m", "bot.cli", "check", "Bad_Node"], capture_output=True,
+                              text=True, timeout=60)
+    assert bad_name.returncode == 2
+    assert bad_name.stderr.startswith("netcheck check: ") and bad_name.stderr.count("\n") == 1
