@@ -51,6 +51,10 @@ DESIGN = """\
   or one pod exec WebSocket, random delimiters, each command's own exit status); SSH sessions per
   node are sized from the node's sshd (`ssh.max_sessions`, lowered at its first refusal); pings end
   at the first reply or ICMP error.
+- **Resident shells** (probes/transports/resident.py): an SSH session keeps its `sh` and takes the
+  next command on its stdin, one round trip, instead of a new session per command (a channel open
+  and an exec request, two round trips, and sshd starting the login shell). In the lab at 40 ms RTT
+  a command on an open connection took 85 ms as an exec and 42 ms in a resident shell.
 - **A debug pod's start is watched, not polled**: the pod is watched from its create's
   resourceVersion (leftovers are listed and deleted meanwhile), and while it starts the client opens
   connections to the API server that its first execs take (TCP and TLS already done).
@@ -62,6 +66,9 @@ DESIGN = """\
   only the subcommand it runs. `netcheck serve` runs the engine and the fix runner on an event loop
   in a thread of their own and answers Slack on the main one (docs/event-loops.md): an ack no longer
   waits behind a check's connections, only for the GIL and a CPU.
+- **No interpreter teardown**: once a CLI command is done and its output flushed, the process runs
+  its exit handlers and ends (`bot.cli.exit_now`) instead of freeing the Kubernetes, SSH, aiohttp
+  and pydantic stacks object by object, 0.1-0.2 s on this machine.
 - **See it**: `netcheck check NODE --timings` prints the critical path; `--json` carries every
   finding's queued/started/finished and what it waited for.
 """

@@ -29,6 +29,7 @@ from probes.model import trim
 from probes.transports import commands
 from probes.transports.base import CommandResult
 from probes.transports.commands import node_name, run_batched
+from probes.transports.resident import ResidentShell
 
 if TYPE_CHECKING:
     import asyncssh
@@ -146,7 +147,8 @@ REFUSED_BACKOFF_S = 0.05
 
 class SessionLimit:
     """Sessions open at once on one connection: at most the configured number, and below what the
-    node's sshd allows (its MaxSessions, which the protocol does not announce) once it refused one."""
+    node's sshd allows (its MaxSessions, which the protocol does not announce) once it refused one.
+    A session holds its slot while its resident shell is open, idle or busy."""
 
     def __init__(self, allowed: int) -> None:
         self.allowed = allowed
@@ -159,10 +161,20 @@ class SessionLimit:
         self.limited = False
         self._changed = asyncio.Condition()
 
-    async def acquire(self) -> None:
+    async def acquire(self, idle: list[ResidentShell]) -> ResidentShell | None:
+        """An idle resident shell from `idle`, else a free slot for a new session (None)."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self.taken < self.allowed)
+            await self._changed.wait_for(lambda: bool(idle) or self.taken < self.allowed)
+            if idle:
+                return idle.pop()
             self.taken += 1
+            return None
+
+    async def idle(self, idle: list[ResidentShell], resident: ResidentShell) -> None:
+        """`resident` is free again: into `idle`, and a waiter may take it."""
+        async with self._changed:
+            idle.append(resident)
+            self._changed.notify_all()
 
     async def opened(self) -> None:
         async with self._changed:
@@ -190,7 +202,8 @@ class SessionLimit:
 
 
 class SSHShell:
-    """A `NodeShell` on one pooled connection."""
+    """A `NodeShell` on one pooled connection: each command runs in an idle resident shell
+    (resident.py), or in a new one while the node's session limit allows."""
 
     def __init__(self, node: str, conn: asyncssh.SSHClientConnection, settings: SSHSettings) -> None:
         self.node = node
@@ -199,6 +212,7 @@ class SSHShell:
         self._closing = False
         # probes of a node run concurrently; sshd refuses sessions beyond its MaxSessions
         self.sessions = SessionLimit(settings.max_sessions)
+        self._idle: list[ResidentShell] = []
 
     @property
     def closed(self) -> bool:
@@ -210,38 +224,26 @@ class SSHShell:
         import asyncssh
 
         limit = timeout or self._settings.command_timeout
-        sent = self._settings.wrap(command)
+        resident = await self._resident()
         try:
-            for retry in range(REFUSED_RETRIES + 1):
-                # waiting for a free session is bounded by the probe's timeout
-                with timing.waiting("free SSH session"):
-                    await self.sessions.acquire()
-                opened: list[bool] = []
-                try:
-                    completed = await self._run(sent, limit, opened)
-                    break
-                except asyncssh.ChannelOpenError as exc:
-                    if exc.code not in SESSION_REFUSED or retry == REFUSED_RETRIES:
-                        raise
-                    if self.sessions.refused():
-                        log.info("ssh sessions limited by the node", node=self.node,
-                                 allowed=self.sessions.allowed)
-                finally:
-                    await self.sessions.release(established=bool(opened))
-                with timing.waiting("free SSH session"):
-                    await asyncio.sleep(REFUSED_BACKOFF_S * (retry + 1))
+            async with asyncio.timeout(limit):
+                exit_status, stdout, stderr = await resident.run(command)
         except TimeoutError:
+            await self._discard(resident)  # it is still inside the command: closing ends it
             raise CommandTimeout(f"{self.node}: command timed out after {limit:g} s: {command}") from None
-        except asyncssh.ChannelOpenError as exc:  # this session was refused; the connection is fine
-            raise HostUnreachable(f"{self.node}: SSH session refused: {exc.reason}") from exc
         except (asyncssh.Error, OSError) as exc:
-            self.close()  # the connection is gone: the pool reconnects on the next get()
+            await self._discard(resident)
+            if self._conn.is_closed():
+                self.close()  # the connection is gone: the pool reconnects on the next get()
             raise HostUnreachable(f"{self.node}: SSH session failed: {exc}") from exc
-        stdout, stderr = _text(completed.stdout), _text(completed.stderr)
+        except BaseException:
+            await self._discard(resident)
+            raise
+        if resident.usable:
+            await self.sessions.idle(self._idle, resident)
+        else:
+            await self._discard(resident)
         cap = output_limit or self._settings.output_limit
-        exit_status = completed.exit_status
-        if exit_status is None:  # killed by a signal
-            exit_status = 128 + 9 if completed.exit_signal else -1
         return CommandResult(
             command=command,
             exit_status=exit_status,
@@ -252,40 +254,63 @@ class SSHShell:
 
     async def run_batch(self, commands: Sequence[str], *, timeout: float | None = None,
                         ) -> list[CommandResult]:
-        """The commands in one session (commands.Batch): one channel open and exec instead of one
-        per command. The script's output may be each command's limit times their number."""
+        """The commands as one script (commands.Batch) in one resident shell: one round trip instead
+        of one per command. The script's output may be each command's limit times their number."""
         return await run_batched(self, commands, cap=self._settings.output_limit, timeout=timeout)
 
-    async def _run(self, sent: str, limit: float, opened: list[bool]) -> asyncssh.SSHCompletedProcess:
-        """Open the session (bounded by connect_timeout: a loaded sshd is slow to fork), then give
-        the command itself `limit` seconds; on timeout the channel is closed so it does not linger."""
+    async def _resident(self) -> ResidentShell:
+        """An idle resident shell, else a new one on a new session; waiting for either is a wait
+        for a free SSH session. Refusals beyond sshd's MaxSessions lower the limit and are retried."""
         import asyncssh
 
+        for retry in range(REFUSED_RETRIES + 1):
+            with timing.waiting("free SSH session"):
+                idle = await self.sessions.acquire(self._idle)
+            if idle is not None:
+                if idle.usable:
+                    return idle
+                await self._discard(idle)  # its shell ended while it waited (sshd, a signal)
+                continue
+            try:
+                return await self._open()
+            except asyncssh.ChannelOpenError as exc:
+                await self.sessions.release(established=False)
+                if exc.code not in SESSION_REFUSED or retry == REFUSED_RETRIES:
+                    raise HostUnreachable(f"{self.node}: SSH session refused: {exc.reason}") from exc
+                if self.sessions.refused():
+                    log.info("ssh sessions limited by the node", node=self.node,
+                             allowed=self.sessions.allowed)
+            except (asyncssh.Error, OSError) as exc:
+                await self.sessions.release(established=False)
+                self.close()  # the connection is gone: the pool reconnects on the next get()
+                raise HostUnreachable(f"{self.node}: SSH session failed: {exc}") from exc
+            except BaseException:
+                await self.sessions.release(established=False)
+                raise
+            with timing.waiting("free SSH session"):
+                await asyncio.sleep(REFUSED_BACKOFF_S * (retry + 1))
+        raise AssertionError("unreachable: the last retry raises")  # pragma: no cover
+
+    async def _open(self) -> ResidentShell:
+        """A new session with a resident `sh` (through `sudo -n` when configured), bounded by
+        connect_timeout: a loaded sshd is slow to fork."""
         try:
             async with asyncio.timeout(self._settings.connect_timeout):
-                process = await self._conn.create_process(sent, stdin=asyncssh.DEVNULL)
-            opened.append(True)
-            await self.sessions.opened()
+                process = await self._conn.create_process(self._settings.wrap("exec sh"), encoding=None)
         except TimeoutError:
             raise HostUnreachable(
                 f"{self.node}: no SSH session within {self._settings.connect_timeout:g} s"
             ) from None
-        try:
-            async with asyncio.timeout(limit):
-                return await process.wait(check=False)
-        finally:
-            if process.exit_status is None and process.exit_signal is None:
-                process.close()
+        await self.sessions.opened()
+        return ResidentShell(process)
+
+    async def _discard(self, resident: ResidentShell) -> None:
+        resident.close()
+        await self.sessions.release(established=True)
 
     def close(self) -> None:
         self._closing = True
         self._conn.close()
-
-
-def _text(data: str | bytes | None) -> str:
-    if data is None:
-        return ""
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
 
 
 _preload: threading.Thread | None = None

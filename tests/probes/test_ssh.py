@@ -1,7 +1,9 @@
 """SSH transport against a REAL sshd started on 127.0.0.1 (ephemeral port, own host key, temp dir).
 
 Covers: commands run with stdout/stderr/exit status; a batch of commands in one session, each with
-its own output and exit status; 25 concurrent commands on one connection
+its own output and exit status; commands one after another in one resident shell, each as if
+alone (exit, cd, variables, stdin, non-UTF-8 bytes, a killed shell replaced), a timed-out command's
+shell closed; 25 concurrent commands on one connection
 (beyond sshd MaxSessions, which the shell learns from the first refusals); the connection is pooled
 and reconnected when closed; per-command timeout -> CommandTimeout; output capped keeping head and
 tail; a changed host
@@ -143,6 +145,43 @@ async def test_a_batch_is_one_session_with_each_commands_own_result(sshd) -> Non
     finally:
         await pool.aclose()
 
+
+
+async def test_commands_take_turns_in_one_resident_shell(sshd) -> None:
+    """Commands one after another run in one session's shell, yet each as if alone: its `exit`, `cd`
+    and variables stay its own, it cannot read the next command from stdin, its bytes need not be
+    UTF-8, and a shell killed under a command is replaced for the next."""
+    pool = SSHPool(settings(sshd))
+    try:
+        shell = await pool.get(NODE)
+        first = await shell.run("cd /; LEFT=over; echo in; exit 4")
+        second = await shell.run('pwd; echo "${LEFT:-unset}"')
+        assert (first.exit_status, first.stdout) == (4, "in\n")
+        cwd, left = second.stdout.splitlines()
+        assert (cwd != "/", left) == (True, "unset")
+        assert (await shell.run("cat; echo after-cat")).stdout == "after-cat\n"
+        assert (await shell.run("printf 'a\\377b'")).stdout == "a\ufffdb"
+        assert shell.sessions.peak == 1 and shell.sessions.established == 1
+        killed = await shell.run("echo before; kill -9 $$")
+        assert (killed.exit_status, killed.stdout) == (128 + 9, "before\n")
+        assert (await shell.run("echo new-shell")).stdout == "new-shell\n"
+        assert shell.sessions.established == 1
+    finally:
+        await pool.aclose()
+
+
+async def test_a_timed_out_command_leaves_nothing_behind(sshd) -> None:
+    pool = SSHPool(settings(sshd))
+    try:
+        shell = await pool.get(NODE)
+        with pytest.raises(CommandTimeout):
+            await shell.run("sleep 2; echo late", timeout=0.3)
+        assert shell.sessions.established == 0  # that shell was closed, not handed out again
+        assert (await shell.run("echo next")).stdout == "next\n"
+        await asyncio.sleep(2.2)
+        assert (await shell.run("echo again")).stdout == "again\n"
+    finally:
+        await pool.aclose()
 
 async def test_command_timeout(sshd) -> None:
     pool = SSHPool(settings(sshd))
