@@ -4,9 +4,8 @@ For each lab size (workers, default 2 and 29 -> 3 and 30 nodes) it brings a lab 
 from NETCHECK_LAB_PREFIX/_STATE), adds latency on the router (bench/delay.py's Delayer: 20 ms each
 way, 40 ms RTT between any two lab hosts) and measures, on the smallest lab:
 
-- startup: the CLI's cold start to its first network request, in a virtualenv holding netcheck's
-  dependencies only (what a new user installs; made once under bench/.venv-user), and the imports
-  it spends that time on (bench/startup.py);
+- startup: the CLI's cold start to its first network request and the imports it spends that time
+  on (bench/startup.py);
 - one: `netcheck check NODE --json` on a healthy node and on the case-study node (best of
   --repeats), each probe alone (`--probe ID`), the sequential baseline (bench/baseline.py: one SSH
   session per node, commands one after another, `kubectl exec`-like pod execs) and the check's
@@ -17,6 +16,10 @@ on the largest a one-node check of a healthy node for the fleet ratio, and there
 (bench/slackbench.py: 200 signed `/netcheck NODE` at 20/s during `/netcheck all`, acks, RSS, and a
 py-spy profile of the bot, bench/profile.py). The machine's load average is recorded before and after
 every stage: other processes on a shared machine slow every figure, so it is printed with them.
+
+Every `netcheck` a stage starts (and the bot) runs in a virtualenv holding netcheck's dependencies
+only, what a new user installs (bench/.venv-user, made again when pyproject.toml's dependencies
+change), on the code of this checkout.
 
 Prints the figures and the goals, writes bench/results/<UTC timestamp>.json and bench/latest.json
 (docs/performance.md is generated from it: `python -m bench.report`). Labs are torn down, also on
@@ -32,6 +35,7 @@ import platform
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +50,6 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
 LATEST = REPO / "bench" / "latest.json"
 USER_VENV = REPO / "bench" / ".venv-user"
-NETCHECK = [sys.executable, "-m", "bot.cli"]
 STEP_TIMEOUT_S = 900.0
 PIP_TIMEOUT_S = 900.0
 COMPILE_TIMEOUT_S = 120.0
@@ -97,8 +100,8 @@ def probe_ids() -> list[str]:
     return default_registry.ids()
 
 
-def timed_check(lab: Any, node: str) -> tuple[float, dict[str, Any]]:
-    wall, done = ops(lab, [*NETCHECK, "check", node, "--json"])
+def timed_check(lab: Any, node: str, netcheck: list[str]) -> tuple[float, dict[str, Any]]:
+    wall, done = ops(lab, [*netcheck, "check", node, "--json"])
     if done.returncode not in (0, 1):
         raise RuntimeError(f"netcheck check {node} failed (exit {done.returncode}): {done.stderr[-800:]}")
     return wall, json.loads(done.stdout)
@@ -128,12 +131,12 @@ def critical_path(report_json: dict[str, Any]) -> dict[str, Any]:
             "findings": sorted(rows, key=lambda r: r["finished_s"], reverse=True), "spans": spans}
 
 
-def one_node(lab: Any, node: str, state: str, repeats: int) -> dict[str, Any]:
-    runs = [timed_check(lab, node) for _ in range(repeats)]
+def one_node(lab: Any, node: str, state: str, repeats: int, netcheck: list[str]) -> dict[str, Any]:
+    runs = [timed_check(lab, node, netcheck) for _ in range(repeats)]
     best_wall, best = min(runs, key=lambda r: r[0])
     per_probe = {}
     for pid in probe_ids():
-        wall, done = ops(lab, [*NETCHECK, "check", node, "--json", "--probe", pid])
+        wall, done = ops(lab, [*netcheck, "check", node, "--json", "--probe", pid])
         per_probe[pid] = round(wall, 3)
     base = ops_json(lab, [sys.executable, "-m", "bench.baseline", node])
     slowest = max(per_probe, key=per_probe.__getitem__)
@@ -197,12 +200,13 @@ def timed_cpu(lab: Any, argv: list[str]) -> tuple[float, subprocess.CompletedPro
     return wall, done, usage
 
 
-def fleet(lab: Any, parallel: int | None, delay_pid: int | None = None) -> dict[str, Any]:
+def fleet(lab: Any, parallel: int | None, netcheck: list[str], delay_pid: int | None = None,
+          ) -> dict[str, Any]:
     """`netcheck check --all` wall time and where the machine's CPU went meanwhile: netcheck's process
     tree, the lab's API server, sshds, delay program and other processes, the rest of the machine
     (bench/cpu.py); the lab shares the machine with netcheck, the table tells their shares apart.
     parallel=None keeps the default bound."""
-    argv = [*NETCHECK, "check", "--all", "--json"]
+    argv = [*netcheck, "check", "--all", "--json"]
     if parallel is not None:
         argv += ["--config", str(config_with_parallel(lab, parallel))]
     components = lab_components(lab, delay_pid)
@@ -223,12 +227,12 @@ def fleet(lab: Any, parallel: int | None, delay_pid: int | None = None) -> dict[
                                    extra_kernel_s=extra_kernel)}
 
 
-def fleet_one(lab: Any, node: str) -> dict[str, Any]:
+def fleet_one(lab: Any, node: str, netcheck: list[str]) -> dict[str, Any]:
     """A one-node check of a healthy node on the fleet's own lab: what the sweep is compared with, and
     its CPU (the estimate of a sweep that only netcheck's CPU would slow needs it)."""
     runs = []
     for _ in range(2):
-        wall, done, usage = timed_cpu(lab, [*NETCHECK, "check", node, "--json"])
+        wall, done, usage = timed_cpu(lab, [*netcheck, "check", node, "--json"])
         if done.returncode not in (0, 1):
             raise RuntimeError(f"netcheck check {node} failed (exit {done.returncode}): {done.stderr[-800:]}")
         runs.append((wall, usage.get("cpu_s")))
@@ -239,14 +243,19 @@ def fleet_one(lab: Any, node: str) -> dict[str, Any]:
 
 
 def ensure_user_venv(path: Path) -> str:
-    """A virtualenv with netcheck's dependencies only (no test extras), made once; the code under
-    test comes from this checkout (PYTHONPATH)."""
+    """A virtualenv with netcheck's dependencies only (no test extras), what a new user installs;
+    made again when pyproject.toml's dependencies changed. Every `netcheck` the stages start runs
+    on it, the code coming from this checkout (PYTHONPATH): the development venv's test extras would
+    add imports a user does not have (structlog loads `rich` for its tracebacks when it is there)."""
     python = path / "bin" / "python"
-    if not python.exists():
+    stamp = path / "netcheck-dependencies.txt"
+    wanted = json.dumps(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
         print(f"[bench] making {path} (netcheck's dependencies, no test extras)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], check=True,
                        timeout=PIP_TIMEOUT_S)
+        stamp.write_text(wanted)
     return str(python)
 
 
@@ -326,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", default="startup,one,fleet,slack",
                         help="subset of: startup, one (first size), fleet (every size), slack (last size)")
     parser.add_argument("--user-venv", type=Path, default=USER_VENV,
-                        help="virtualenv with netcheck's dependencies only, for the cold start")
+                        help="virtualenv with netcheck's dependencies only, that every netcheck runs on")
     parser.add_argument("--no-latest", action="store_true", help="do not overwrite bench/latest.json")
     args = parser.parse_args(argv)
     stages = set(args.stages.split(","))
@@ -342,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     # PYTHONDONTWRITEBYTECODE is set (bench/startup.py does the same for the cold start)
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / p) for p in COMPILED)],
                    check=True, timeout=COMPILE_TIMEOUT_S)
-    user_python = ensure_user_venv(args.user_venv) if "startup" in stages else None
+    user_python = ensure_user_venv(args.user_venv)
+    netcheck = [user_python, "-m", "bot.cli"]
     if "slack" in stages:
         ensure_py_spy()
     result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -370,21 +380,23 @@ def main(argv: list[str] | None = None) -> int:
             if first and "one" in stages:
                 for node, state in ((healthy, "healthy"), (broken, "case study")):
                     print(f"[bench] one node ({node}, {state}), {len(lab.nodes)}-node lab", file=sys.stderr)
-                    staged(result, "one_node", lambda n=node, s=state: one_node(lab, n, s, args.repeats),
-                           append=True)
+                    staged(result, "one_node",
+                           lambda n=node, s=state: one_node(lab, n, s, args.repeats, netcheck), append=True)
                     save()
             if "fleet" in stages:
                 for parallel in [None, *bounds]:
                     print(f"[bench] check --all, {len(lab.nodes)} nodes, bound {parallel or 'default'}",
                           file=sys.stderr)
-                    staged(result, "fleet", lambda p=parallel: fleet(lab, p, delayer.pid), append=True)
+                    staged(result, "fleet", lambda p=parallel: fleet(lab, p, netcheck, delayer.pid),
+                           append=True)
                     save()
                 if last:
-                    staged(result, "fleet_one", lambda: fleet_one(lab, healthy))
+                    staged(result, "fleet_one", lambda: fleet_one(lab, healthy, netcheck))
                     save()
             if last and "slack" in stages:
                 print(f"[bench] slack acks + RSS + profile, {len(lab.nodes)} nodes", file=sys.stderr)
                 slack = [sys.executable, "-m", "bench.slackbench", "--requests", str(args.requests),
+                         "--python", user_python,
                          "--profile", str(RESULTS_DIR / f"{out.stem}-bot-profile.txt")]
                 staged(result, "slack", lambda: ops_json(lab, slack))
                 save()

@@ -81,13 +81,13 @@ def sweep_finished(standin: SlackStandIn, title: str | None) -> tuple[bool, str 
     return parent.text != title, title
 
 
-def start_bot(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_bot(python: str, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("w") as log:
-        return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], env=env,
+        return subprocess.Popen([python, "-m", "bot.cli", "serve", "--port", str(port)], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
-async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool,
+async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool, python: str = sys.executable,
               profile_path: Path | None = None) -> dict[str, Any]:
     standin = SlackStandIn(bot_token=BOT_TOKEN, channels=(CHANNEL,))
     await standin.start()
@@ -95,7 +95,7 @@ async def run(requests: int, log_path: Path, *, help_only: bool, sweep: bool,
     env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET,
            "SLACK_API_URL": standin.api_url}
     env.pop("SLACK_APP_TOKEN", None)  # HTTP mode
-    bot = start_bot(port, env, log_path)
+    bot = start_bot(python, port, env, log_path)
     driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, standin)
     try:
         await wait_answering(driver)
@@ -175,11 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="no `/netcheck all` meanwhile")
     parser.add_argument("--profile", type=Path, default=None,
                         help="sample the bot with py-spy during the burst into this file (collapsed stacks)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the Python the bot runs on (bench/run: netcheck's dependencies only)")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 5000:
         parser.error("--requests must be from 1 to 5000")
     result = asyncio.run(run(args.requests, args.bot_log, help_only=args.help_only, sweep=args.sweep,
-                             profile_path=args.profile))
+                             python=args.python, profile_path=args.profile))
     print(json.dumps(result))
     return 0
 
