@@ -1,9 +1,12 @@
 """Probe `etc-hosts`: every cluster node's name resolves on this node.
 
 Run by the engine (docs/troubleshooting.md#node-names-that-do-not-resolve).
-One command asks `getent hosts` for every node name at once; its exit status says only "some key
-was missing", so only then does the same command ask for each name in turn, one call and one output
-line per name (a loop on every node is quadratic in a fleet sweep: 30 nodes, 900 `getent`s).
+One command asks `getent ahosts` for every node name at once (not `getent hosts`, which asks DNS
+for an IPv6 address of every name before /etc/hosts answers: the page above); its exit status says
+only "some key was missing", so only then does the same command ask for each name in turn, one
+call and one output line per name (a loop on every node is quadratic in a fleet sweep: 30 nodes,
+900 `getent`s). Of getaddrinfo's three lines per address (one per socket type) the STREAM one is
+kept: address and name, as `getent hosts` prints them.
 """
 
 from __future__ import annotations
@@ -23,14 +26,17 @@ _LINE = re.compile(r"^(?P<name>[a-z0-9.-]+): (?P<answer>.*)$")
 
 
 def lookup_command(names: list[str]) -> str:
-    """`if out=$(getent hosts master worker1 ...); then printf '%s\\n' "$out" 'ALL NAMES RESOLVE';
-    else for n in master worker1 ...; do printf '%s: ' "$n"; getent hosts "$n" || echo MISSING; done; fi`
-    (the first call's partial answer is dropped: the loop's lines say which name is missing)."""
+    """`if out=$(getent ahosts master worker1 ...); then printf '%s\\n' "$out" | grep STREAM;
+    echo 'ALL NAMES RESOLVE'; else for n in master worker1 ...; do printf '%s: ' "$n";
+    getent ahosts "$n" | grep STREAM || echo MISSING; done; fi` (the first call's partial answer is
+    dropped: the loop's lines say which name is missing)."""
     args = {f"n{i}": node_name(name) for i, name in enumerate(names)}
     keys = " ".join(f"{{{key}}}" for key in args)
-    loop = f"for n in {keys}; do printf '%s: ' \"$n\"; getent hosts \"$n\" || echo {_MISSING}; done"
-    every = f"out=$(getent hosts {keys})"
-    return render(f"if {every}; then printf '%s\\n' \"$out\" '{_ALL_RESOLVE}'; else {loop}; fi", **args)
+    loop = (f"for n in {keys}; do printf '%s: ' \"$n\"; getent ahosts \"$n\" | grep STREAM "
+            f"|| echo {_MISSING}; done")
+    every = f"out=$(getent ahosts {keys})"
+    return render(f"if {every}; then printf '%s\\n' \"$out\" | grep STREAM; echo '{_ALL_RESOLVE}'; "
+                  f"else {loop}; fi", **args)
 
 
 def missing_names(output: str, names: list[str]) -> list[str]:
@@ -48,9 +54,9 @@ def missing_names(output: str, names: list[str]) -> list[str]:
 
 @probe(id="etc-hosts", layer=Layer.HOST_ROUTE, needs={"host"}, fixes=("etc-hosts",))
 async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
-    """Every cluster node's name resolves on this node (`getent hosts`, i.e. /etc/hosts or DNS).
+    """Every cluster node's name resolves on this node (`getent ahosts`, i.e. /etc/hosts or DNS).
 
-    Runs `getent hosts <name>` on the node for each node name the API lists. fail: the names that
+    Runs `getent ahosts <name>` on the node for each node name the API lists. fail: the names that
     do not resolve, listed exactly with their InternalIPs; remediation appends those lines to
     /etc/hosts (docs/troubleshooting.md#node-names-that-do-not-resolve) and restarts kubelet.
     ok: every name resolves. skip: the API listed no nodes.
@@ -60,7 +66,7 @@ async def etc_hosts(ctx: ProbeContext) -> ProbeResult:
         return skip("the API listed no nodes to look up")
     result = await ctx.host.run(lookup_command(names), timeout=ctx.settings.command_timeout)
     missing = missing_names(result.stdout, names)
-    evidence = f"$ getent hosts <name>, for {', '.join(names)}\n{result.output}"
+    evidence = f"$ getent ahosts <name>, for {', '.join(names)}\n{result.output}"
     observed = Observations(unresolved_nodes=tuple(missing))
     if not missing:
         return ok(f"all {len(names)} node names resolve on {ctx.node.name}", evidence, observed=observed)

@@ -65,8 +65,8 @@ async def test_kernel_modules_remediation_names_the_fix_entry() -> None:
 
 
 async def test_etc_hosts_remediation_names_the_file_the_fix_rewrites() -> None:
-    lookups = "master: MISSING\nworker1: MISSING\nworker2: 1.2.3.4 worker2\n"
-    shell = FakeShell().on(r"getent hosts", out(lookups))
+    lookups = "master: MISSING\nworker1: MISSING\nworker2: 1.2.3.4         STREAM worker2\n"
+    shell = FakeShell().on(r"getent ahosts", out(lookups))
     named = await assert_same_files(await etc_hosts(context(shell)))
     assert named == {"/etc/hosts"}
 

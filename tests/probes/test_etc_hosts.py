@@ -2,7 +2,7 @@
 with their InternalIPs, a `tee -a /etc/hosts` block with those lines only and the `etc-hosts` fix
 (not offered when a missing node has no InternalIP); the lookup command
 quotes each validated name (one getent for all, the per-name loop only when one is missing); no
-nodes → skip. Output formats are real `getent hosts` output (one call; the loop)."""
+nodes → skip. Output formats are real `getent ahosts | grep STREAM` output (one call; the loop)."""
 
 from __future__ import annotations
 
@@ -12,34 +12,35 @@ from probes.model import FixProposal, Status
 from tests.fakes import FakeShell, out
 from tests.probes.helpers import cluster_facts, context
 
-ALL = ("master: 192.168.1.10    master\nworker1: 192.168.1.20    worker1\n"
-       "worker2: 192.168.1.105   worker2\n")
-TWO_MISSING = "master: 192.168.1.10    master\nworker1: MISSING\nworker2: 127.0.1.1    worker2\n"
+ALL = ("master: 192.168.1.10    STREAM master\nworker1: 192.168.1.20    STREAM worker1\n"
+       "worker2: 192.168.1.105   STREAM worker2\n")
+TWO_MISSING = ("master: 192.168.1.10    STREAM master\nworker1: MISSING\n"
+               "worker2: 127.0.1.1       STREAM worker2\n")
 
 
 def test_lookup_command_is_one_getent_then_one_per_name_when_one_is_missing() -> None:
     assert lookup_command(["master", "worker1"]) == (
-        "if out=$(getent hosts master worker1); then printf '%s\\n' \"$out\" 'ALL NAMES RESOLVE'; "
-        "else for n in master worker1; do printf '%s: ' \"$n\"; getent hosts \"$n\" || echo MISSING; "
-        "done; fi")
+        "if out=$(getent ahosts master worker1); then printf '%s\\n' \"$out\" | grep STREAM; "
+        "echo 'ALL NAMES RESOLVE'; else for n in master worker1; do printf '%s: ' \"$n\"; "
+        "getent ahosts \"$n\" | grep STREAM || echo MISSING; done; fi")
 
 
 async def test_one_getent_resolving_every_name_is_ok() -> None:
-    answer = ("192.168.1.10    master\n192.168.1.20    worker1\n192.168.1.105   worker2\n"
-              "ALL NAMES RESOLVE\n")
-    result = await etc_hosts(context(FakeShell().on(r"getent hosts", out(answer))))
+    answer = ("192.168.1.10    STREAM master\n192.168.1.20    STREAM worker1\n"
+              "192.168.1.105   STREAM worker2\nALL NAMES RESOLVE\n")
+    result = await etc_hosts(context(FakeShell().on(r"getent ahosts", out(answer))))
     assert result.status is Status.OK and result.observed.unresolved_nodes == ()
-    assert "192.168.1.20    worker1" in result.evidence
+    assert "192.168.1.20    STREAM worker1" in result.evidence
 
 
 async def test_all_names_resolve_ok() -> None:
-    result = await etc_hosts(context(FakeShell().on(r"getent hosts", out(ALL))))
+    result = await etc_hosts(context(FakeShell().on(r"getent ahosts", out(ALL))))
     assert result.status is Status.OK
     assert result.summary == "all 3 node names resolve on worker2"
 
 
 async def test_missing_names_fail_with_exact_lines() -> None:
-    result = await etc_hosts(context(FakeShell().on(r"getent hosts", out(TWO_MISSING))))
+    result = await etc_hosts(context(FakeShell().on(r"getent ahosts", out(TWO_MISSING))))
     assert result.status is Status.FAIL
     assert result.summary == "1 node name(s) do not resolve on worker2: worker1 (192.168.1.20)"
     assert result.remediation == (
@@ -52,7 +53,7 @@ async def test_missing_names_fail_with_exact_lines() -> None:
 async def test_missing_node_without_internal_ip_gets_no_fix() -> None:
     nodes = [NodeFacts(name="master", internal_ip="192.168.1.10"), NodeFacts(name="worker1"),
              NodeFacts(name="worker2", internal_ip="192.168.1.105")]
-    result = await etc_hosts(context(FakeShell().on(r"getent hosts", out(TWO_MISSING)),
+    result = await etc_hosts(context(FakeShell().on(r"getent ahosts", out(TWO_MISSING)),
                                  facts=cluster_facts(nodes=nodes)))
     assert result.status is Status.FAIL and "worker1 (no InternalIP)" in result.summary
     assert result.fix is None  # the fix could not write an entry without an address
