@@ -27,8 +27,10 @@ def goals(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                      f"= {ratio:.2f}", ratio <= GOALS["ratio_vs_slowest_probe"]))
     start = result.get("startup")
     if start:
+        floor = start.get("libraries_only_wall_s")
         rows.append((f"cold start to first request ≤ {GOALS['first_request_s']} s",
-                     f"{start['first_request_wall_s']:.2f} s wall, {start['first_request_cpu_s']:.2f} s CPU",
+                     f"{start['first_request_wall_s']:.2f} s wall, {start['first_request_cpu_s']:.2f} s CPU"
+                     + (f"; its libraries alone {floor:.2f} s" if floor is not None else ""),
                      start["first_request_wall_s"] <= GOALS["first_request_s"]))
     one = result.get("fleet_one")
     for f in result.get("fleet", []):
