@@ -130,3 +130,20 @@ def test_the_libraries_floor_is_taken_out_where_a_goal_is_missed() -> None:
         f"import time:       10 |         10 | {name}"
         for name in ("aiohttp.hdrs", "bot.cli", "json", "kubernetes.aio.client", "asyncssh.misc", "yaml"))
     assert library_modules(importtime) == ["aiohttp.hdrs", "yaml", "probes.transports.kubeaio"]
+
+
+def test_the_sweep_is_judged_against_its_slowest_node_alone() -> None:
+    """The fleet goal's yardstick is the slowest of the nodes checked alone on the fleet's lab (a sweep
+    cannot end before it); the healthy node is shown beside it."""
+    healthy = {"nodes": 30, "node": "n1", "state": "healthy", "check_s_runs": [1.9, 2.0], "check_s": 1.9,
+               "netcheck_cpu_s": 0.9}
+    slowest = {**healthy, "node": "n2", "state": "case study", "check_s": 6.0, "others": [healthy]}
+    result = {"fleet": [{"nodes": 30, "default_settings": True, "check_all_s": 11.4,
+                         "max_nodes_in_parallel": 32, "slowest_report_s": 9.0, "netcheck_cpu_s": 4.0,
+                         "load_after": [1.0, 1.0, 1.0]}],
+              "fleet_one": {**slowest, "load_after": [1.0, 1.0, 1.0]}}
+    [(goal, measured, met)] = goals(result)
+    assert goal.endswith("≤ 2 × its slowest node alone (n2, case study)")
+    assert (measured, met) == ("11.40 s / 6.00 s = 1.90", True)
+    section = "\n".join(report._fleet(result))
+    assert "`check n2`, case study, the goal's yardstick" in section and "`check n1`, healthy)" in section
