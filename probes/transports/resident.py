@@ -1,10 +1,11 @@
-"""A resident shell: one `sh` on one SSH session that runs commands one after another.
+"""A resident shell: one `sh` that runs commands one after another, on an SSH session (ssh.py) or on a
+pod exec WebSocket (execstream.py).
 
-An SSH exec needs a session of its own: a channel open and an exec request, each a round trip, and
-sshd starting the login shell, before the command runs. A shell that stays on its session takes the
-next command on its stdin: one round trip, no session set-up
-(docs/performance.md#what-keeps-a-check-near-its-critical-path).
-`SSHShell` (ssh.py) keeps up to the node's session limit of them and gives each command an idle one.
+Starting a command costs a session of its own: over SSH a channel open and an exec request, each a
+round trip, and sshd starting the login shell; in a pod a new connection, TLS, the WebSocket upgrade
+and the runtime's exec. A shell that stays takes the next command on its stdin: one round trip, no
+set-up (docs/performance.md#what-keeps-a-check-near-its-critical-path). `SSHShell` and `KubePodExec`
+keep idle ones and give each command one of them.
 
 Each command goes to the shell as
 
@@ -22,83 +23,87 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import signal
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import asyncssh
+from typing import Literal, Protocol
 
 MARK_BYTES = 12
 """Random bytes in a command's marker (hex in the stream): no output repeats it by chance."""
 STATUS_DIGITS_MAX = 3
 """An exit status is 0-255: the status line's longest form, for the reader's separator search."""
 
+Stream = Literal["stdout", "stderr"]
+
+
+class ShellStreams(Protocol):
+    """A started `sh`: its stdin, its stdout and stderr, and its end."""
+
+    @property
+    def running(self) -> bool:
+        """The shell has not ended and its streams are open."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def read_until(self, stream: Stream, separator: bytes | re.Pattern[bytes],
+                         max_separator_len: int = 0) -> bytes:
+        """Data up to and including `separator`; `asyncio.IncompleteReadError` (with what came) when
+        the stream ends first."""
+        ...
+
+    async def ended_status(self) -> int:
+        """Wait for the shell's end; its status as a shell reports a command's (128 + a signal)."""
+        ...
+
+    async def close(self) -> None: ...
+
 
 class ResidentShell:
-    """One `sh` on its own session. Not safe for two commands at once: the pool hands it out to one."""
+    """One `sh`. Not safe for two commands at once: its pool hands it to one caller at a time."""
 
-    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
-        self._process = process
+    def __init__(self, streams: ShellStreams) -> None:
+        self._streams = streams
         self._in_command = False
 
     @property
     def usable(self) -> bool:
         """Ready for another command: the last one was read to its end and the shell still runs."""
-        channel_open = not self._process.channel.is_closing()
-        return not self._in_command and channel_open and self._process.exit_status is None \
-            and self._process.exit_signal is None
+        return not self._in_command and self._streams.running
 
     async def run(self, command: str) -> tuple[int, str, str]:
         """(exit status, stdout, stderr) of `command`; the caller bounds the time. Cancelled or failed
         midway, the shell is left unusable (its streams stand inside that command's output)."""
         mark = f"netcheck-{secrets.token_hex(MARK_BYTES)}".encode()
         self._in_command = True
-        self._process.stdin.write(
+        await self._streams.write(
             b"printf '%s\\n' " + mark + b"; printf '%s\\n' " + mark + b" >&2; ( "
             + command.encode() + b"\n) </dev/null; printf '\\n%s %s\\n' " + mark
             + b" \"$?\"; printf '\\n%s\\n' " + mark + b" >&2\n"
         )
-        status_line = re.compile(b"\n" + re.escape(mark) + rb" (\d+)\n")
         (stdout, status), (stderr, _) = await asyncio.gather(
-            self._read(self._process.stdout, mark, status_line),
-            self._read(self._process.stderr, mark, re.compile(b"\n" + re.escape(mark) + b"\n")),
+            self._read("stdout", mark, re.compile(b"\n" + re.escape(mark) + rb" (\d+)\n")),
+            self._read("stderr", mark, re.compile(b"\n" + re.escape(mark) + b"\n")),
         )
         if status is None:  # the shell ended inside the command: report it as an exec would
-            await self._process.wait_closed()  # sshd sends the exit status or signal after the EOF
-            return self._ended_status(), stdout, stderr
+            return await self._streams.ended_status(), stdout, stderr
         self._in_command = False
         return status, stdout, stderr
 
-    async def _read(self, stream: asyncssh.SSHReader[bytes], mark: bytes, end: re.Pattern[bytes],
-                    ) -> tuple[str, int | None]:
+    async def _read(self, stream: Stream, mark: bytes, end: re.Pattern[bytes]) -> tuple[str, int | None]:
         """The command's output on one stream and, where its end line carries one, its exit status
         (None when the stream ended first: the output that arrived is returned)."""
         try:
-            await stream.readuntil(mark + b"\n")
+            await self._streams.read_until(stream, mark + b"\n")
         except asyncio.IncompleteReadError:
             return "", None  # ended before the command began: nothing of it to show
         tail = len(mark) + STATUS_DIGITS_MAX + 3
         try:
-            data = await stream.readuntil(end, max_separator_len=tail)
+            data = await self._streams.read_until(stream, end, tail)
         except asyncio.IncompleteReadError as exc:
             return exc.partial.decode(errors="replace"), None
         found = end.search(data, max(0, len(data) - tail))
-        if found is None:  # readuntil returns once `end` matched at the data's end; never here
+        if found is None:  # read_until returns once `end` matched at the data's end; never here
             return data.decode(errors="replace"), None
         status = int(found.group(1)) if end.groups else 0
         return data[:found.start()].decode(errors="replace"), status
 
-    def _ended_status(self) -> int:
-        """The shell's own end as a shell reports a command's: 128 + the signal that killed it (asyncssh
-        reports -1 as the status then), else its exit status; -1 when sshd said neither."""
-        killed_by = self._process.exit_signal
-        if killed_by is not None:
-            try:
-                return 128 + signal.Signals[f"SIG{killed_by[0]}"].value
-            except KeyError:  # a signal this machine does not name
-                return -1
-        status = self._process.exit_status
-        return -1 if status is None else status
-
-    def close(self) -> None:
-        self._process.close()
+    async def close(self) -> None:
+        await self._streams.close()

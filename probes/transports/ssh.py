@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 import shlex
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -29,7 +31,7 @@ from probes.model import trim
 from probes.transports import commands
 from probes.transports.base import CommandResult
 from probes.transports.commands import node_name, run_batched
-from probes.transports.resident import ResidentShell
+from probes.transports.resident import ResidentShell, Stream
 
 if TYPE_CHECKING:
     import asyncssh
@@ -302,15 +304,50 @@ class SSHShell:
                 f"{self.node}: no SSH session within {self._settings.connect_timeout:g} s"
             ) from None
         await self.sessions.opened()
-        return ResidentShell(process)
+        return ResidentShell(SessionStreams(process))
 
     async def _discard(self, resident: ResidentShell) -> None:
-        resident.close()
+        await resident.close()
         await self.sessions.release(established=True)
 
     def close(self) -> None:
         self._closing = True
         self._conn.close()
+
+
+class SessionStreams:
+    """`ShellStreams` of an SSH session running `sh` (resident.py)."""
+
+    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        self._process = process
+
+    @property
+    def running(self) -> bool:
+        return not self._process.channel.is_closing() and self._process.exit_status is None
+
+    async def write(self, data: bytes) -> None:
+        self._process.stdin.write(data)
+
+    async def read_until(self, stream: Stream, separator: bytes | re.Pattern[bytes],
+                         max_separator_len: int = 0) -> bytes:
+        reader = self._process.stdout if stream == "stdout" else self._process.stderr
+        return await reader.readuntil(separator, max_separator_len)
+
+    async def ended_status(self) -> int:
+        """128 + the signal that ended the shell (asyncssh gives -1 as its status then), else its
+        status; -1 when sshd said neither. sshd sends them after the streams' end: waited for."""
+        await self._process.wait_closed()
+        killed_by = self._process.exit_signal
+        if killed_by is not None:
+            try:
+                return 128 + signal.Signals[f"SIG{killed_by[0]}"].value
+            except KeyError:  # a signal this machine does not name
+                return -1
+        status = self._process.exit_status
+        return -1 if status is None else status
+
+    async def close(self) -> None:
+        self._process.close()
 
 
 _preload: threading.Thread | None = None
