@@ -5,7 +5,8 @@ Starting a command costs a session of its own: over SSH a channel open and an ex
 round trip, and sshd starting the login shell; in a pod a new connection, TLS, the WebSocket upgrade
 and the runtime's exec. A shell that stays takes the next command on its stdin: one round trip, no
 set-up (docs/performance.md#what-keeps-a-check-near-its-critical-path). `SSHShell` and `KubePodExec`
-keep idle ones and give each command one of them.
+keep idle ones and give each command one of them; a new one is started with its first command
+(`sh -c 'that command; exec sh'`), so that command waits no longer than a one-off exec would.
 
 Each command goes to the shell as
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 MARK_BYTES = 12
@@ -59,9 +61,19 @@ class ShellStreams(Protocol):
 class ResidentShell:
     """One `sh`. Not safe for two commands at once: its pool hands it to one caller at a time."""
 
-    def __init__(self, streams: ShellStreams) -> None:
+    def __init__(self, streams: ShellStreams, *, started: tuple[str, bytes] | None = None) -> None:
         self._streams = streams
-        self._in_command = False
+        self._started = started
+        """(command, its marker): the command the shell was started with, not read yet."""
+        self._in_command = started is not None
+
+    @classmethod
+    async def open(cls, start: Callable[[str], Awaitable[ShellStreams]], command: str) -> ResidentShell:
+        """A new resident shell already running `command`: `start(script)` starts `sh -c script` with
+        stdin open, the script runs the command and then becomes the resident (`exec sh`), so the
+        first command costs no round trip of its own. `run(command)` reads its result."""
+        mark, script = cls._script(command)
+        return cls(await start(script.decode() + "exec sh\n"), started=(command, mark))
 
     @property
     def usable(self) -> bool:
@@ -71,13 +83,15 @@ class ResidentShell:
     async def run(self, command: str) -> tuple[int, str, str]:
         """(exit status, stdout, stderr) of `command`; the caller bounds the time. Cancelled or failed
         midway, the shell is left unusable (its streams stand inside that command's output)."""
-        mark = f"netcheck-{secrets.token_hex(MARK_BYTES)}".encode()
-        self._in_command = True
-        await self._streams.write(
-            b"printf '%s\\n' " + mark + b"; printf '%s\\n' " + mark + b" >&2; ( "
-            + command.encode() + b"\n) </dev/null; printf '\\n%s %s\\n' " + mark
-            + b" \"$?\"; printf '\\n%s\\n' " + mark + b" >&2\n"
-        )
+        if self._started is not None:
+            started, mark = self._started
+            self._started = None
+            if started != command:
+                raise ValueError("a resident shell opened with one command was asked for another")
+        else:
+            mark, script = self._script(command)
+            self._in_command = True
+            await self._streams.write(script)
         (stdout, status), (stderr, _) = await asyncio.gather(
             self._read("stdout", mark, re.compile(b"\n" + re.escape(mark) + rb" (\d+)\n")),
             self._read("stderr", mark, re.compile(b"\n" + re.escape(mark) + b"\n")),
@@ -86,6 +100,14 @@ class ResidentShell:
             return await self._streams.ended_status(), stdout, stderr
         self._in_command = False
         return status, stdout, stderr
+
+    @staticmethod
+    def _script(command: str) -> tuple[bytes, bytes]:
+        """(marker, the lines that run `command` between its marker lines)."""
+        mark = f"netcheck-{secrets.token_hex(MARK_BYTES)}".encode()
+        return mark, (b"printf '%s\\n' " + mark + b"; printf '%s\\n' " + mark + b" >&2; ( "
+                      + command.encode() + b"\n) </dev/null; printf '\\n%s %s\\n' " + mark
+                      + b" \"$?\"; printf '\\n%s\\n' " + mark + b" >&2\n")
 
     async def _read(self, stream: Stream, mark: bytes, end: re.Pattern[bytes]) -> tuple[str, int | None]:
         """The command's output on one stream and, where its end line carries one, its exit status

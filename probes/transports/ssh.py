@@ -226,7 +226,7 @@ class SSHShell:
         import asyncssh
 
         limit = timeout or self._settings.command_timeout
-        resident = await self._resident()
+        resident = await self._resident(command)
         try:
             async with asyncio.timeout(limit):
                 exit_status, stdout, stderr = await resident.run(command)
@@ -260,9 +260,10 @@ class SSHShell:
         of one per command. The script's output may be each command's limit times their number."""
         return await run_batched(self, commands, cap=self._settings.output_limit, timeout=timeout)
 
-    async def _resident(self) -> ResidentShell:
-        """An idle resident shell, else a new one on a new session; waiting for either is a wait
-        for a free SSH session. Refusals beyond sshd's MaxSessions lower the limit and are retried."""
+    async def _resident(self, command: str) -> ResidentShell:
+        """An idle resident shell, else a new one on a new session started with `command`; waiting
+        for either is a wait for a free SSH session. Refusals beyond sshd's MaxSessions lower the
+        limit and are retried."""
         import asyncssh
 
         for retry in range(REFUSED_RETRIES + 1):
@@ -274,7 +275,7 @@ class SSHShell:
                 await self._discard(idle)  # its shell ended while it waited (sshd, a signal)
                 continue
             try:
-                return await self._open()
+                return await ResidentShell.open(self._start, command)
             except asyncssh.ChannelOpenError as exc:
                 await self.sessions.release(established=False)
                 if exc.code not in SESSION_REFUSED or retry == REFUSED_RETRIES:
@@ -293,18 +294,19 @@ class SSHShell:
                 await asyncio.sleep(REFUSED_BACKOFF_S * (retry + 1))
         raise AssertionError("unreachable: the last retry raises")  # pragma: no cover
 
-    async def _open(self) -> ResidentShell:
-        """A new session with a resident `sh` (through `sudo -n` when configured), bounded by
+    async def _start(self, script: str) -> SessionStreams:
+        """A new session running `sh -c script` (through `sudo -n` when configured), bounded by
         connect_timeout: a loaded sshd is slow to fork."""
         try:
             async with asyncio.timeout(self._settings.connect_timeout):
-                process = await self._conn.create_process(self._settings.wrap("exec sh"), encoding=None)
+                process = await self._conn.create_process(
+                    self._settings.wrap(f"exec sh -c {shlex.quote(script)}"), encoding=None)
         except TimeoutError:
             raise HostUnreachable(
                 f"{self.node}: no SSH session within {self._settings.connect_timeout:g} s"
             ) from None
         await self.sessions.opened()
-        return ResidentShell(SessionStreams(process))
+        return SessionStreams(process)
 
     async def _discard(self, resident: ResidentShell) -> None:
         await resident.close()
