@@ -1,5 +1,8 @@
 """Pod exec over the Kubernetes WebSocket channel protocol (v5/v4): runs the command for real in the
-node's debug-pod namespace (argv = exec_prefix + [pod_netns] + command) and streams its output."""
+node's debug-pod namespace (argv = exec_prefix + [pod_netns] + command) and streams its output.
+
+With `stdin=true` the client's channel-0 frames are the command's stdin; v5's close frame (255, 0)
+closes it, as a client's EOF does (docs/client-libraries.md#exec-with-stdin)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+STDIN_CHANNEL = 0
 STDOUT_CHANNEL = 1
 STDERR_CHANNEL = 2
 STATUS_CHANNEL = 3
+CLOSE_CHANNEL = 255
+"""v5.channel.k8s.io: a frame (255, N) closes stream N."""
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 EXEC_MAX_SECONDS = 600.0
 READ_CHUNK_BYTES = 65536
@@ -47,11 +53,28 @@ async def _pump(stream: asyncio.StreamReader, ws: web.WebSocketResponse, channel
         await ws.send_bytes(bytes([channel]) + chunk)
 
 
-async def _drain_client(ws: web.WebSocketResponse) -> None:
-    """Read (and ignore) what the client sends; returns when it closes the connection."""
+async def _from_client(ws: web.WebSocketResponse, stdin: asyncio.StreamWriter | None) -> None:
+    """The client's frames: channel 0 into the command's stdin (when it has one), (255, 0) closes
+    that; returns when the client closes the connection."""
     async for message in ws:
         if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
             return
+        # text frames too: the official Python client's write_stdin sends a str as one, and the API
+        # server reads either kind the same way
+        data = message.data.encode() if message.type == WSMsgType.TEXT else message.data \
+            if message.type == WSMsgType.BINARY else b""
+        if stdin is None or not data:
+            continue
+        if data[0] == STDIN_CHANNEL and not stdin.is_closing():
+            stdin.write(data[1:])
+            with contextlib.suppress(ConnectionError):
+                await stdin.drain()
+        elif data[:2] == bytes([CLOSE_CHANNEL, STDIN_CHANNEL]):
+            stdin.close()
+
+
+def wants_stdin(request: web.Request) -> bool:
+    return request.query.get("stdin", "").lower() in ("true", "1")
 
 
 async def run_exec(request: web.Request, argv: list[str], command: list[str]) -> web.WebSocketResponse:
@@ -60,7 +83,7 @@ async def run_exec(request: web.Request, argv: list[str], command: list[str]) ->
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if wants_stdin(request) else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -68,7 +91,7 @@ async def run_exec(request: web.Request, argv: list[str], command: list[str]) ->
         await ws.send_bytes(bytes([STATUS_CHANNEL]) + json.dumps(start_failure(str(exc))).encode())
         await ws.close()
         return ws
-    client = asyncio.create_task(_drain_client(ws))
+    client = asyncio.create_task(_from_client(ws, process.stdin))
     assert process.stdout is not None and process.stderr is not None
     output = asyncio.gather(
         _pump(process.stdout, ws, STDOUT_CHANNEL), _pump(process.stderr, ws, STDERR_CHANNEL), process.wait()

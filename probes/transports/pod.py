@@ -44,14 +44,14 @@ from probes.model import trim
 from probes.transports.base import CommandResult
 from probes.transports.cluster import AUTH_SETTINGS, KubeCluster, _path
 from probes.transports.commands import run_batched
+from probes.transports.execstream import ExecStreams
 from probes.transports.owner import process_owner
+from probes.transports.resident import ResidentShell
 
 log = structlog.get_logger("netcheck.pod")
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "netcheck")
 NODE_LABEL = "netcheck/node"
-STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
-"""The channel byte that starts every binary message of the Kubernetes exec protocol (v4)."""
 DEFAULT_IMAGE = (
     "docker.io/nicolaka/netshoot:v0.13@sha256:a20c2531bf35436ed3766cd6cfe89d352b050ccc4d7005ce6400adf97503da1b"
 )
@@ -205,7 +205,8 @@ def exit_status_from(status_text: str) -> int:
 
 
 class KubePodExec:
-    """A `PodExec` on one running debug pod."""
+    """A `PodExec` on one running debug pod: each command runs in an idle resident shell
+    (resident.py) on an exec WebSocket of its own, or in a new one."""
 
     def __init__(self, cluster: KubeCluster, name: str, namespace: str, ip: str,
                  settings: DebugPodSettings) -> None:
@@ -217,15 +218,16 @@ class KubePodExec:
         self.image = settings.image
         self.reused = False
         """Handed over already running (warm, or shared with another user) rather than started."""
+        self._idle: list[ResidentShell] = []
 
-    async def _exec(self, command: str) -> tuple[str, str, str]:
-        """One exec session over WebSocket: stdout, stderr and the status channel's text."""
+    async def _connect(self, argv: list[str]) -> Any:
+        """An exec WebSocket running `argv` with stdin open (aiohttp's ClientWebSocketResponse)."""
         api = await self._cluster.websocket_api()
         method, url, headers, body, post = await api.param_serialize(
             method="GET",
             resource_path=_path("/api/v1/namespaces/{ns}/pods/{n}/exec", ns=self.namespace, n=self.name),
-            query_params=[("command", ["sh", "-c", command]), ("stderr", True), ("stdin", False),
-                          ("stdout", True), ("tty", False)],
+            query_params=[("command", argv), ("stderr", True), ("stdin", True), ("stdout", True),
+                          ("tty", False)],
             header_params={"Accept": "*/*"}, auth_settings=AUTH_SETTINGS,
             collection_formats={"command": "multi"},
         )
@@ -233,7 +235,7 @@ class KubePodExec:
         # the status channel, docs/client-libraries.md#the-asyncio-client)
         response = await api.call_api(method, url, headers, body, post, _preload_content=False)
         try:
-            return await self._read_session(response)
+            return await response.response
         except Exception as exc:
             status = getattr(exc, "status", 0)
             if type(exc).__name__ != "WSServerHandshakeError" or not 400 <= status < 500:
@@ -247,46 +249,59 @@ class KubePodExec:
                     raise told from exc
             raise
 
-    async def _read_session(self, response: Any) -> tuple[str, str, str]:
-        chunks: dict[int, list[bytes]] = {STDOUT_CHANNEL: [], STDERR_CHANNEL: [], ERROR_CHANNEL: []}
-        async with response.response as ws:
-            async for message in ws:
-                data = message.data
-                if isinstance(data, str):
-                    data = data.encode()
-                if isinstance(data, bytes) and len(data) > 1 and data[0] in chunks:
-                    chunks[data[0]].append(data[1:])
-
-        def text(channel: int) -> str:
-            return b"".join(chunks[channel]).decode(errors="replace")
-
-        return text(STDOUT_CHANNEL), text(STDERR_CHANNEL), text(ERROR_CHANNEL)
+    async def _start(self, script: str) -> ExecStreams:
+        return ExecStreams(await self._connect(["sh", "-c", script]), exit_status_from)
 
     async def run_batch(self, commands: Sequence[str], *, timeout: float | None = None,
                         ) -> list[CommandResult]:
-        """The commands in one exec (commands.Batch): every exec is a new WebSocket (TCP, TLS and
-        the upgrade: several round trips), so a probe's independent reads share one."""
+        """The commands as one script (commands.Batch) in one resident shell: one round trip instead
+        of one per command."""
         return await run_batched(self, commands, cap=self._settings.output_limit, timeout=timeout)
 
     async def run(self, command: str, *, timeout: float | None = None,
                   output_limit: int | None = None) -> CommandResult:
         limit = timeout or self._settings.command_timeout
         what = f"exec in pod {self.namespace}/{self.name}"
+        resident: ResidentShell | None = None
         try:
             async with asyncio.timeout(limit):
-                stdout, stderr, status = await self._exec(command)
-        except TimeoutError:
-            raise CommandTimeout(f"{self.name}: command timed out after {limit:g} s: {command}") from None
-        except Exception as exc:
-            raise self._cluster.translate(exc, what) from exc
+                resident = await self._resident(command)
+                exit_status, stdout, stderr = await resident.run(command)
+        except BaseException as exc:
+            if resident is not None:
+                await resident.close()  # still inside the command, or its WebSocket failed
+            if isinstance(exc, TimeoutError):
+                raise CommandTimeout(f"{self.name}: command timed out after {limit:g} s: {command}") from None
+            if isinstance(exc, Exception):
+                raise self._cluster.translate(exc, what) from exc
+            raise
+        if resident.usable:
+            self._idle.append(resident)
+        else:
+            await resident.close()
         cap = output_limit or self._settings.output_limit
         return CommandResult(
             command=command,
-            exit_status=exit_status_from(status),
+            exit_status=exit_status,
             stdout=trim(stdout, cap),
             stderr=trim(stderr, cap),
             truncated=len(stdout) > cap or len(stderr) > cap,
         )
+
+    async def _resident(self, command: str) -> ResidentShell:
+        """An idle resident shell, else a new one started with `command`."""
+        while self._idle:
+            idle = self._idle.pop()
+            if idle.usable:
+                return idle
+            await idle.close()
+        return await ResidentShell.open(self._start, command)
+
+    async def close(self) -> None:
+        """Close the idle resident shells (the pod is being deleted, or netcheck stops)."""
+        idle, self._idle = self._idle, []
+        for resident in idle:
+            await resident.close()
 
 
 @dataclass
@@ -335,7 +350,9 @@ class DebugPods:
             if cooling is not None:
                 cooling.cancel()
                 if not await self._still_running(pod):
-                    self._forget(node.name)
+                    stale = self._forget(node.name)
+                    if stale is not None:
+                        await stale.close()
                     pod = None
             if pod is None:
                 pod = await self._start(node.name)
@@ -557,6 +574,7 @@ class DebugPods:
             pod = self._forget(node)
             if pod is not None:
                 self._retired.discard(pod.name)
+                await pod.close()
                 await self._delete(pod.name)
 
     async def retire_warm(self) -> None:
@@ -571,6 +589,7 @@ class DebugPods:
                 self._cooling.pop(node, None)
                 pod = self._forget(node)
             if pod is not None:
+                await pod.close()
                 await self._delete(pod.name)
         self._retired.update(pod.name for pod in self._pods.values())
 
@@ -582,6 +601,7 @@ class DebugPods:
             self._cooling.pop(node, None)
             pod = self._forget(node)
         if pod is not None:
+            await pod.close()
             try:
                 await self._delete(pod.name)
             except ClusterError as exc:  # it expires and becomes any netcheck's leftover

@@ -1,7 +1,7 @@
 """Pods on the API stand-in through the official kubernetes client over TLS.
 
 Covers: namespace create/get; pod create pinned to a node -> Running with the node's pod IP and host IP; a
-pod for an unknown node stays Pending; list with label and field selectors (spec.nodeName, metadata.name);
+pod for an unknown node stays Pending; exec with stdin (channel 0, v5's close frame); list with label and field selectors (spec.nodeName, metadata.name);
 delete returns the pod; a pod watch sees ADDED Pending then MODIFIED Running; the exec'd process is killed
 when the client leaves; exec over WebSocket (v5 chosen when offered, v4 alone works) really runs the command
 (exec_prefix ["env"] + the node's "netns", an env assignment here) with stdout, stderr and exit codes 0 and
@@ -135,6 +135,39 @@ async def test_exec_runs_for_real_with_exit_codes(lab: Lab) -> None:
     )
     assert (out, err, code) == ("partial\n", "", 7)
 
+
+
+def _exec_with_stdin(core: client.CoreV1Api, name: str, command: list[str], stdin: str) -> tuple[str, int]:
+    response = stream(core.connect_get_namespaced_pod_exec, name, "default", command=command, stdout=True,
+                      stderr=True, stdin=True, tty=False, _preload_content=False)
+    response.write_stdin(stdin)
+    response.run_forever(timeout=EXEC_WAIT_SECONDS)
+    out, code = response.read_stdout(), response.returncode
+    response.close()
+    return out, code
+
+
+async def test_exec_stdin_reaches_the_command(lab: Lab) -> None:
+    """stdin=true: the client's channel-0 frames are the command's stdin (the official client's
+    write_stdin); on v5 the close frame (255, 0) is its end of file."""
+    core = client.CoreV1Api(lab.api_client())
+    await _create_running(core, "default", "reader", "worker2")
+    out, code = await asyncio.to_thread(_exec_with_stdin, core, "reader", ["sh"],
+                                        'echo "read by $NETCHECK_POD"; exit 4\n')
+    assert (out, code) == ("read by worker2\n", 4)
+    tls = ssl.create_default_context(cafile=str(lab.ca))
+    url = (f"{lab.url}/api/v1/namespaces/default/pods/reader/exec?command=cat&stdout=true&stderr=true"
+           "&stdin=true&tty=false")
+    channels: dict[int, bytes] = {}
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            url, protocols=("v5.channel.k8s.io",), ssl=tls,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as ws:
+        await ws.send_bytes(b"\x00line one\n")
+        await ws.send_bytes(bytes([255, 0]))  # stdin closed: cat ends
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                channels[message.data[0]] = channels.get(message.data[0], b"") + message.data[1:]
+    assert channels[1] == b"line one\n" and json.loads(channels[3])["status"] == "Success"
 
 async def test_exec_refusals(lab: Lab) -> None:
     core = client.CoreV1Api(lab.api_client())
