@@ -1,7 +1,8 @@
 """Pods on the API stand-in through the official kubernetes client over TLS.
 
 Covers: namespace create/get; pod create pinned to a node -> Running with the node's pod IP and host IP; a
-pod for an unknown node stays Pending; exec with stdin (channel 0, v5's close frame); list with label and field selectors (spec.nodeName, metadata.name);
+pod for an unknown node stays Pending; exec with stdin (channel 0, v5's close frame); list with label and
+field selectors (spec.nodeName, metadata.name);
 delete returns the pod; a pod watch sees ADDED Pending then MODIFIED Running; the exec'd process is killed
 when the client leaves; exec over WebSocket (v5 chosen when offered, v4 alone works) really runs the command
 (exec_prefix ["env"] + the node's "netns", an env assignment here) with stdout, stderr and exit codes 0 and
