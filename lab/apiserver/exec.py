@@ -101,7 +101,9 @@ async def run_exec(request: web.Request, argv: list[str], command: list[str]) ->
             {output, client}, timeout=EXEC_MAX_SECONDS, return_when=asyncio.FIRST_COMPLETED
         )
         if output in done:
-            status = exit_status(process.returncode or 0, command)
+            returncode = process.returncode or 0
+            # killed by signal N (asyncio: -N): the runtime reports 128 + N, as a shell does
+            status = exit_status(128 - returncode if returncode < 0 else returncode, command)
             await ws.send_bytes(bytes([STATUS_CHANNEL]) + json.dumps(status).encode())
     finally:
         if process.returncode is None:

@@ -175,6 +175,26 @@ async def test_debug_pod_lifecycle_and_exec(kube) -> None:
         await kube.get_pod("netcheck", pod.name)
 
 
+
+async def test_pod_commands_take_turns_in_one_resident_shell(kube) -> None:
+    """Commands one after another share one exec WebSocket's `sh` (its PID stays), each as if alone;
+    one past its timeout or one that kills the shell leaves a new shell for the next command."""
+    await create_namespace(kube)
+    pods = DebugPods(kube, pod_settings())
+    pod = await pods.get(WORKER2)
+    first = await pod.run("echo $$; LEFT=over; cd /; exit 5")
+    second = await pod.run('echo $$; echo "${LEFT:-unset}"; pwd')
+    shell_pid, left, cwd = second.stdout.splitlines()
+    assert (first.exit_status, first.stdout.strip()) == (5, shell_pid)
+    assert (left, cwd != "/") == ("unset", True)
+    with pytest.raises(CommandTimeout):
+        await pod.run("sleep 2", timeout=0.3)
+    after_timeout = await pod.run("echo $$")
+    killed = await pod.run("kill -9 $$")
+    assert killed.exit_status == 128 + 9
+    assert len({shell_pid, after_timeout.stdout.strip(), (await pod.run("echo $$")).stdout.strip()}) == 3
+    await pods.release("worker2")
+
 async def test_concurrent_execs_and_calls_share_the_event_loop(kube) -> None:
     """Execs (WebSocket) and plain calls run at once on this thread: no worker threads appear."""
     await create_namespace(kube)
