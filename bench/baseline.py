@@ -168,7 +168,7 @@ async def replay(config: config_module.Config, record: Recorded) -> dict[str, An
                 p0 = time.monotonic()
                 started = await transports.pods.get(by_name[node])  # type: ignore[union-attr]
                 pods[node] = KubePodExec(exec_cluster, started.name, started.namespace, started.ip,
-                                         config.debug_pod)
+                                         config.debug_pod, keep_shells=False)
                 pod_start_s += time.monotonic() - p0
             await pods[node].run(command, timeout=timeout)  # one exec, a new WebSocket: `kubectl exec`
         wall = time.monotonic() - t0

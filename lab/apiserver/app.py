@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from . import control, discovery, mtu, objects, operator, pods, podsecurity, watch
+from . import exec as pod_exec
 from .auth import Authorizer, Request, authenticate, readonly_authorizer
 from .config import ApiServerConfig
 from .patch import apply_patch
@@ -281,12 +282,14 @@ def make_app(config: ApiServerConfig, authorizer: Authorizer | None = None) -> w
     app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", group_api)
     control.add_routes(app, STATE)
 
-    async def cancel_tasks(_: web.Application) -> None:
+    async def cancel_tasks(app: web.Application) -> None:
         for task in list(state.tasks):
             task.cancel()
         await pods.stop_containers(state)
+        await pod_exec.stop_running(app)
 
     app.on_shutdown.append(cancel_tasks)
+    app[pod_exec.RUNNING] = set()
     return app
 
 

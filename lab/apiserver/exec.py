@@ -22,6 +22,10 @@ CLOSE_CHANNEL = 255
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 EXEC_MAX_SECONDS = 600.0
 READ_CHUNK_BYTES = 65536
+RUNNING = web.AppKey("exec_processes", set)
+"""The app's exec'd processes still running: ended at shutdown (`stop_running`), so none outlives the
+stand-in (a resident shell's does, until its client closes the WebSocket)."""
+STOP_WAIT_SECONDS = 5.0
 
 
 def exit_status(code: int, command: list[str]) -> dict[str, Any]:
@@ -91,6 +95,8 @@ async def run_exec(request: web.Request, argv: list[str], command: list[str]) ->
         await ws.send_bytes(bytes([STATUS_CHANNEL]) + json.dumps(start_failure(str(exc))).encode())
         await ws.close()
         return ws
+    running: set[asyncio.subprocess.Process] = request.app.get(RUNNING, set())
+    running.add(process)
     client = asyncio.create_task(_from_client(ws, process.stdin))
     assert process.stdout is not None and process.stderr is not None
     output = asyncio.gather(
@@ -109,6 +115,7 @@ async def run_exec(request: web.Request, argv: list[str], command: list[str]) ->
         if process.returncode is None:
             process.kill()
             await process.wait()
+        running.discard(process)  # reaped (cancelled before that, `stop_running` reaps it)
         output.cancel()
         client.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
@@ -117,3 +124,14 @@ async def run_exec(request: web.Request, argv: list[str], command: list[str]) ->
             await client
         await ws.close()
     return ws
+
+
+async def stop_running(app: web.Application) -> None:
+    """Kill every exec'd process still running and reap it (the stand-in shuts down)."""
+    running: set[asyncio.subprocess.Process] = app.get(RUNNING, set())
+    for process in list(running):
+        if process.returncode is None:
+            process.kill()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(STOP_WAIT_SECONDS):
+            await asyncio.gather(*(process.wait() for process in running))

@@ -209,8 +209,11 @@ class KubePodExec:
     (resident.py) on an exec WebSocket of its own, or in a new one."""
 
     def __init__(self, cluster: KubeCluster, name: str, namespace: str, ip: str,
-                 settings: DebugPodSettings) -> None:
+                 settings: DebugPodSettings, *, keep_shells: bool = True) -> None:
+        """`keep_shells=False`: every command is an exec of its own, closed after it, as `kubectl
+        exec` does (the bench's sequential baseline)."""
         self._cluster = cluster
+        self._keep_shells = keep_shells
         self.name = name
         self.namespace = namespace
         self.ip = ip
@@ -275,7 +278,7 @@ class KubePodExec:
             if isinstance(exc, Exception):
                 raise self._cluster.translate(exc, what) from exc
             raise
-        if resident.usable:
+        if resident.usable and self._keep_shells:
             self._idle.append(resident)
         else:
             await resident.close()
@@ -300,8 +303,7 @@ class KubePodExec:
     async def close(self) -> None:
         """Close the idle resident shells (the pod is being deleted, or netcheck stops)."""
         idle, self._idle = self._idle, []
-        for resident in idle:
-            await resident.close()
+        await asyncio.gather(*(resident.close() for resident in idle), return_exceptions=True)
 
 
 @dataclass

@@ -46,7 +46,7 @@ from probes.registry import Registry, probe
 from probes.transports.cluster import ClusterSettings, KubeCluster, load_configuration
 from probes.transports.discovery import ClusterOverrides, discover
 from probes.transports.owner import process_owner
-from probes.transports.pod import DebugPods, pod_manifest
+from probes.transports.pod import DebugPods, KubePodExec, pod_manifest
 from tests.kubeaccess import WORKER2, admin_cluster, create_namespace, pod_settings, write_kubeconfig
 from tests.lab.test_apiserver_support import ADMIN_TOKEN, READONLY_TOKEN, running_lab
 
@@ -193,6 +193,8 @@ async def test_pod_commands_take_turns_in_one_resident_shell(kube) -> None:
     killed = await pod.run("kill -9 $$")
     assert killed.exit_status == 128 + 9
     assert len({shell_pid, after_timeout.stdout.strip(), (await pod.run("echo $$")).stdout.strip()}) == 3
+    one_off = KubePodExec(kube, pod.name, pod.namespace, pod.ip, pod_settings(), keep_shells=False)
+    assert (await one_off.run("echo $$")).stdout != (await one_off.run("echo $$")).stdout  # `kubectl exec`
     await pods.release("worker2")
 
 async def test_concurrent_execs_and_calls_share_the_event_loop(kube) -> None:
