@@ -46,7 +46,7 @@ from probes.transports.cluster import AUTH_SETTINGS, KubeCluster, _path
 from probes.transports.commands import run_batched
 from probes.transports.execstream import ExecStreams
 from probes.transports.owner import process_owner
-from probes.transports.resident import ResidentShell
+from probes.transports.resident import ResidentShell, ShellGone
 
 log = structlog.get_logger("netcheck.pod")
 
@@ -265,19 +265,27 @@ class KubePodExec:
                   output_limit: int | None = None) -> CommandResult:
         limit = timeout or self._settings.command_timeout
         what = f"exec in pod {self.namespace}/{self.name}"
-        resident: ResidentShell | None = None
-        try:
-            async with asyncio.timeout(limit):
-                resident = await self._resident(command)
-                exit_status, stdout, stderr = await resident.run(command)
-        except BaseException as exc:
-            if resident is not None:
-                await resident.close()  # still inside the command, or its WebSocket failed
-            if isinstance(exc, TimeoutError):
-                raise CommandTimeout(f"{self.name}: command timed out after {limit:g} s: {command}") from None
-            if isinstance(exc, Exception):
-                raise self._cluster.translate(exc, what) from exc
-            raise
+        while True:
+            resident: ResidentShell | None = None
+            try:
+                async with asyncio.timeout(limit):
+                    resident = await self._resident(command)
+                    exit_status, stdout, stderr = await resident.run(command)
+                break
+            except ShellGone as exc:  # an idle shell that had ended: the command did not run
+                assert resident is not None
+                await resident.close()
+                if resident.new:
+                    raise ClusterError(f"{what}: the pod's shell ended: {exc}") from exc
+            except BaseException as exc:
+                if resident is not None:
+                    await resident.close()  # still inside the command, or its WebSocket failed
+                if isinstance(exc, TimeoutError):
+                    raise CommandTimeout(
+                        f"{self.name}: command timed out after {limit:g} s: {command}") from None
+                if isinstance(exc, Exception):
+                    raise self._cluster.translate(exc, what) from exc
+                raise
         if resident.usable and self._keep_shells:
             self._idle.append(resident)
         else:

@@ -58,6 +58,10 @@ class ShellStreams(Protocol):
     async def close(self) -> None: ...
 
 
+class ShellGone(Exception):
+    """The resident shell ended before the command began: the command did not run."""
+
+
 class ResidentShell:
     """One `sh`. Not safe for two commands at once: its pool hands it to one caller at a time."""
 
@@ -66,6 +70,9 @@ class ResidentShell:
         self._started = started
         """(command, its marker): the command the shell was started with, not read yet."""
         self._in_command = started is not None
+        self.new = started is not None
+        """Opened for the command it runs first: if it ends before that command begins, no other
+        shell would fare better (`ShellGone` from a new shell is the transport's failure)."""
 
     @classmethod
     async def open(cls, start: Callable[[str], Awaitable[ShellStreams]], command: str) -> ResidentShell:
@@ -92,10 +99,12 @@ class ResidentShell:
             mark, script = self._script(command)
             self._in_command = True
             await self._streams.write(script)
-        (stdout, status), (stderr, _) = await asyncio.gather(
+        (began, stdout, status), (_, stderr, _) = await asyncio.gather(
             self._read("stdout", mark, re.compile(b"\n" + re.escape(mark) + rb" (\d+)\n")),
             self._read("stderr", mark, re.compile(b"\n" + re.escape(mark) + b"\n")),
         )
+        if not began:
+            raise ShellGone("the shell ended before the command began")
         if status is None:  # the shell ended inside the command: report it as an exec would
             return await self._streams.ended_status(), stdout, stderr
         self._in_command = False
@@ -109,23 +118,24 @@ class ResidentShell:
                       + command.encode() + b"\n) </dev/null; printf '\\n%s %s\\n' " + mark
                       + b" \"$?\"; printf '\\n%s\\n' " + mark + b" >&2\n")
 
-    async def _read(self, stream: Stream, mark: bytes, end: re.Pattern[bytes]) -> tuple[str, int | None]:
-        """The command's output on one stream and, where its end line carries one, its exit status
-        (None when the stream ended first: the output that arrived is returned)."""
+    async def _read(self, stream: Stream, mark: bytes, end: re.Pattern[bytes],
+                    ) -> tuple[bool, str, int | None]:
+        """(the command began, its output on one stream, the exit status where the stream's end line
+        carries one); the status is None when the stream ended first, with the output that came."""
         try:
             await self._streams.read_until(stream, mark + b"\n")
         except asyncio.IncompleteReadError:
-            return "", None  # ended before the command began: nothing of it to show
+            return False, "", None
         tail = len(mark) + STATUS_DIGITS_MAX + 3
         try:
             data = await self._streams.read_until(stream, end, tail)
         except asyncio.IncompleteReadError as exc:
-            return exc.partial.decode(errors="replace"), None
+            return True, exc.partial.decode(errors="replace"), None
         found = end.search(data, max(0, len(data) - tail))
         if found is None:  # read_until returns once `end` matched at the data's end; never here
-            return data.decode(errors="replace"), None
+            return True, data.decode(errors="replace"), None
         status = int(found.group(1)) if end.groups else 0
-        return data[:found.start()].decode(errors="replace"), status
+        return True, data[:found.start()].decode(errors="replace"), status
 
     async def close(self) -> None:
         await self._streams.close()

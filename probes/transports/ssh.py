@@ -31,7 +31,7 @@ from probes.model import trim
 from probes.transports import commands
 from probes.transports.base import CommandResult
 from probes.transports.commands import node_name, run_batched
-from probes.transports.resident import ResidentShell, Stream
+from probes.transports.resident import ResidentShell, ShellGone, Stream
 
 if TYPE_CHECKING:
     import asyncssh
@@ -226,21 +226,28 @@ class SSHShell:
         import asyncssh
 
         limit = timeout or self._settings.command_timeout
-        resident = await self._resident(command)
-        try:
-            async with asyncio.timeout(limit):
-                exit_status, stdout, stderr = await resident.run(command)
-        except TimeoutError:
-            await self._discard(resident)  # it is still inside the command: closing ends it
-            raise CommandTimeout(f"{self.node}: command timed out after {limit:g} s: {command}") from None
-        except (asyncssh.Error, OSError) as exc:
-            await self._discard(resident)
-            if self._conn.is_closed():
-                self.close()  # the connection is gone: the pool reconnects on the next get()
-            raise HostUnreachable(f"{self.node}: SSH session failed: {exc}") from exc
-        except BaseException:
-            await self._discard(resident)
-            raise
+        while True:
+            resident = await self._resident(command)
+            try:
+                async with asyncio.timeout(limit):
+                    exit_status, stdout, stderr = await resident.run(command)
+                break
+            except ShellGone as exc:  # an idle shell that had ended: the command did not run
+                await self._discard(resident)
+                if resident.new:
+                    raise HostUnreachable(f"{self.node}: the SSH session's shell ended: {exc}") from exc
+            except TimeoutError:
+                await self._discard(resident)  # it is still inside the command: closing ends it
+                raise CommandTimeout(
+                    f"{self.node}: command timed out after {limit:g} s: {command}") from None
+            except (asyncssh.Error, OSError) as exc:
+                await self._discard(resident)
+                if self._conn.is_closed():
+                    self.close()  # the connection is gone: the pool reconnects on the next get()
+                raise HostUnreachable(f"{self.node}: SSH session failed: {exc}") from exc
+            except BaseException:
+                await self._discard(resident)
+                raise
         if resident.usable:
             await self.sessions.idle(self._idle, resident)
         else:
