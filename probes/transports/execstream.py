@@ -10,7 +10,6 @@ independently, as from a pipe each.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from probes.transports.resident import Stream
@@ -59,22 +58,20 @@ class ExecStreams:
     async def write(self, data: bytes) -> None:
         await self._ws.send_bytes(bytes([STDIN_CHANNEL]) + data)
 
-    async def read_until(self, stream: Stream, separator: bytes | re.Pattern[bytes],
-                         max_separator_len: int = 0) -> bytes:
+    async def read_until(self, stream: Stream, separator: bytes) -> bytes:
         channel = _CHANNELS[stream]
         received = self._received[channel]
-        pattern = separator if isinstance(separator, re.Pattern) else re.compile(re.escape(separator))
-        overlap = max_separator_len or (len(separator) if isinstance(separator, bytes) else 0)
         async with self._arrived:
             while True:
-                start = self._searched[channel] if overlap else 0
-                found = pattern.search(received, start)
-                if found is not None:
-                    data = bytes(received[:found.end()])
-                    del received[:found.end()]
+                found = received.find(separator, self._searched[channel])
+                if found >= 0:
+                    end = found + len(separator)
+                    data = bytes(received[:end])
+                    del received[:end]
                     self._searched[channel] = 0
                     return data
-                self._searched[channel] = max(0, len(received) - overlap)
+                # a separator split across frames begins in the last len(separator) - 1 bytes
+                self._searched[channel] = max(0, len(received) - len(separator) + 1)
                 if self._ended:
                     partial = bytes(received)
                     received.clear()

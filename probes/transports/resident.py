@@ -11,18 +11,18 @@ keep idle ones and give each command one of them; a new one is started with its 
 Each command goes to the shell as
 
     printf '%s\\n' MARK; printf '%s\\n' MARK >&2; ( COMMAND
-    ) </dev/null; printf '\\n%s %s\\n' MARK "$?"; printf '\\n%s\\n' MARK >&2
+    ) </dev/null; printf '\\n%s %s\\n' "$?" MARK; printf '\\n%s\\n' MARK >&2
 
-with MARK random per command. On each stream, what comes before the first MARK line is not the
-command's (a login script's noise) and is dropped; the command's output lies between the MARK lines,
-less the newline the closing printf adds. The subshell keeps the command's `exit`, `cd` and
+with MARK random per shell. On each stream, what comes before the command's first MARK line is not
+the command's (a login script's noise, or what an earlier command left) and is dropped; the
+command's output lies between the MARK lines, less the newline the closing printf adds; stdout's
+last line carries the exit status before the MARK. The subshell keeps the command's `exit`, `cd` and
 variables from the resident, and its closed stdin keeps it from reading the commands that follow.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
@@ -45,8 +45,7 @@ class ShellStreams(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
-    async def read_until(self, stream: Stream, separator: bytes | re.Pattern[bytes],
-                         max_separator_len: int = 0) -> bytes:
+    async def read_until(self, stream: Stream, separator: bytes) -> bytes:
         """Data up to and including `separator`; `asyncio.IncompleteReadError` (with what came) when
         the stream ends first."""
         ...
@@ -65,10 +64,11 @@ class ShellGone(Exception):
 class ResidentShell:
     """One `sh`. Not safe for two commands at once: its pool hands it to one caller at a time."""
 
-    def __init__(self, streams: ShellStreams, *, started: tuple[str, bytes] | None = None) -> None:
+    def __init__(self, streams: ShellStreams, mark: bytes, *, started: str | None = None) -> None:
         self._streams = streams
+        self._mark = mark
         self._started = started
-        """(command, its marker): the command the shell was started with, not read yet."""
+        """The command the shell was started with, its result not read yet."""
         self._in_command = started is not None
         self.new = started is not None
         """Opened for the command it runs first: if it ends before that command begins, no other
@@ -79,8 +79,9 @@ class ResidentShell:
         """A new resident shell already running `command`: `start(script)` starts `sh -c script` with
         stdin open, the script runs the command and then becomes the resident (`exec sh`), so the
         first command costs no round trip of its own. `run(command)` reads its result."""
-        mark, script = cls._script(command)
-        return cls(await start(script.decode() + "exec sh\n"), started=(command, mark))
+        mark = f"netcheck-{secrets.token_hex(MARK_BYTES)}".encode()
+        script = cls._script(mark, command)
+        return cls(await start(script.decode() + "exec sh\n"), mark, started=command)
 
     @property
     def usable(self) -> bool:
@@ -91,51 +92,46 @@ class ResidentShell:
         """(exit status, stdout, stderr) of `command`; the caller bounds the time. Cancelled or failed
         midway, the shell is left unusable (its streams stand inside that command's output)."""
         if self._started is not None:
-            started, mark = self._started
-            self._started = None
+            started, self._started = self._started, None
             if started != command:
                 raise ValueError("a resident shell opened with one command was asked for another")
         else:
-            mark, script = self._script(command)
             self._in_command = True
-            await self._streams.write(script)
-        (began, stdout, status), (_, stderr, _) = await asyncio.gather(
-            self._read("stdout", mark, re.compile(b"\n" + re.escape(mark) + rb" (\d+)\n")),
-            self._read("stderr", mark, re.compile(b"\n" + re.escape(mark) + b"\n")),
-        )
+            await self._streams.write(self._script(self._mark, command))
+        (began, stdout, complete), (_, stderr, _) = await asyncio.gather(
+            self._read("stdout", b" " + self._mark + b"\n"), self._read("stderr", b"\n" + self._mark + b"\n"))
         if not began:
             raise ShellGone("the shell ended before the command began")
+        status: int | None = None
+        if complete:  # the output ends with the end line's start: "\n<status>"
+            stdout, _, digits = stdout.rpartition(b"\n")
+            status = int(digits) if digits.isdigit() and len(digits) <= STATUS_DIGITS_MAX else None
+        out, err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
         if status is None:  # the shell ended inside the command: report it as an exec would
-            return await self._streams.ended_status(), stdout, stderr
+            return await self._streams.ended_status(), out, err
         self._in_command = False
-        return status, stdout, stderr
+        return status, out, err
 
     @staticmethod
-    def _script(command: str) -> tuple[bytes, bytes]:
-        """(marker, the lines that run `command` between its marker lines)."""
-        mark = f"netcheck-{secrets.token_hex(MARK_BYTES)}".encode()
-        return mark, (b"printf '%s\\n' " + mark + b"; printf '%s\\n' " + mark + b" >&2; ( "
-                      + command.encode() + b"\n) </dev/null; printf '\\n%s %s\\n' " + mark
-                      + b" \"$?\"; printf '\\n%s\\n' " + mark + b" >&2\n")
+    def _script(mark: bytes, command: str) -> bytes:
+        """The lines that run `command` between its marker lines (the marker is the shell's: a
+        literal separator, searched without a regular expression made per command)."""
+        return (b"printf '%s\\n' " + mark + b"; printf '%s\\n' " + mark + b" >&2; ( "
+                + command.encode() + b"\n) </dev/null; printf '\\n%s %s\\n' \"$?\" " + mark
+                + b"; printf '\\n%s\\n' " + mark + b" >&2\n")
 
-    async def _read(self, stream: Stream, mark: bytes, end: re.Pattern[bytes],
-                    ) -> tuple[bool, str, int | None]:
-        """(the command began, its output on one stream, the exit status where the stream's end line
-        carries one); the status is None when the stream ended first, with the output that came."""
+    async def _read(self, stream: Stream, end: bytes) -> tuple[bool, bytes, bool]:
+        """(the command began, what came on `stream` up to `end` (less `end`), `end` came): when the
+        stream ended first, what came before that."""
         try:
-            await self._streams.read_until(stream, mark + b"\n")
+            await self._streams.read_until(stream, self._mark + b"\n")
         except asyncio.IncompleteReadError:
-            return False, "", None
-        tail = len(mark) + STATUS_DIGITS_MAX + 3
+            return False, b"", False
         try:
-            data = await self._streams.read_until(stream, end, tail)
+            data = await self._streams.read_until(stream, end)
         except asyncio.IncompleteReadError as exc:
-            return True, exc.partial.decode(errors="replace"), None
-        found = end.search(data, max(0, len(data) - tail))
-        if found is None:  # read_until returns once `end` matched at the data's end; never here
-            return True, data.decode(errors="replace"), None
-        status = int(found.group(1)) if end.groups else 0
-        return True, data[:found.start()].decode(errors="replace"), status
+            return True, exc.partial, False
+        return True, data[:-len(end)], True
 
     async def close(self) -> None:
         await self._streams.close()

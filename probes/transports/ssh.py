@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import re
 import shlex
 import signal
 import sys
@@ -337,10 +336,9 @@ class SessionStreams:
     async def write(self, data: bytes) -> None:
         self._process.stdin.write(data)
 
-    async def read_until(self, stream: Stream, separator: bytes | re.Pattern[bytes],
-                         max_separator_len: int = 0) -> bytes:
+    async def read_until(self, stream: Stream, separator: bytes) -> bytes:
         reader = self._process.stdout if stream == "stdout" else self._process.stderr
-        return await reader.readuntil(separator, max_separator_len)
+        return await reader.readuntil(separator)
 
     async def ended_status(self) -> int:
         """128 + the signal that ended the shell (asyncssh gives -1 as its status then), else its
