@@ -71,8 +71,8 @@ class ResidentShell:
         """The command the shell was started with, its result not read yet."""
         self._in_command = started is not None
         self.new = started is not None
-        """Opened for the command it runs first: if it ends before that command begins, no other
-        shell would fare better (`ShellGone` from a new shell is the transport's failure)."""
+        """Running (or about to run) the command it was opened with: if it ends before that command
+        begins, no other shell would fare better (`ShellGone` then is the transport's failure)."""
 
     @classmethod
     async def open(cls, start: Callable[[str], Awaitable[ShellStreams]], command: str) -> ResidentShell:
@@ -91,6 +91,7 @@ class ResidentShell:
     async def run(self, command: str) -> tuple[int, str, str]:
         """(exit status, stdout, stderr) of `command`; the caller bounds the time. Cancelled or failed
         midway, the shell is left unusable (its streams stand inside that command's output)."""
+        self.new = self._started is not None
         if self._started is not None:
             started, self._started = self._started, None
             if started != command:

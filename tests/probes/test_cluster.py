@@ -22,6 +22,8 @@ event loop (no threads).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -195,6 +197,19 @@ async def test_pod_commands_take_turns_in_one_resident_shell(kube) -> None:
     assert len({shell_pid, after_timeout.stdout.strip(), (await pod.run("echo $$")).stdout.strip()}) == 3
     one_off = KubePodExec(kube, pod.name, pod.namespace, pod.ip, pod_settings(), keep_shells=False)
     assert (await one_off.run("echo $$")).stdout != (await one_off.run("echo $$")).stdout  # `kubectl exec`
+    await pods.release("worker2")
+
+
+async def test_an_idle_pod_shell_that_ended_is_replaced_and_the_command_runs_once(kube, tmp_path) -> None:
+    """As over SSH: the stand-in runs the pod's shell on this machine, killed here by the PID it
+    reported; the next command runs in a new shell, once."""
+    await create_namespace(kube)
+    pods = DebugPods(kube, pod_settings())
+    pod = await pods.get(WORKER2)
+    ran = tmp_path / "ran"
+    os.kill(int((await pod.run("echo $$")).stdout), signal.SIGKILL)
+    result = await pod.run(f"echo once >> {ran}; echo done")  # no await in between: still idle
+    assert (result.exit_status, result.stdout, ran.read_text()) == (0, "done\n", "once\n")
     await pods.release("worker2")
 
 async def test_concurrent_execs_and_calls_share_the_event_loop(kube) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -169,6 +170,20 @@ async def test_commands_take_turns_in_one_resident_shell(sshd) -> None:
     finally:
         await pool.aclose()
 
+
+
+async def test_an_idle_shell_that_ended_is_replaced_and_the_command_runs_once(sshd, tmp_path) -> None:
+    """An idle shell that ended before the next command reached it (killed here, by the PID it
+    reported: a process of this test's sshd) did not run that command: it runs in a new shell, once."""
+    pool = SSHPool(settings(sshd))
+    ran = tmp_path / "ran"
+    try:
+        shell = await pool.get(NODE)
+        os.kill(int((await shell.run("echo $$")).stdout), signal.SIGKILL)
+        result = await shell.run(f"echo once >> {ran}; echo done")  # no await in between: still idle
+        assert (result.exit_status, result.stdout, ran.read_text()) == (0, "done\n", "once\n")
+    finally:
+        await pool.aclose()
 
 async def test_a_timed_out_command_leaves_nothing_behind(sshd) -> None:
     pool = SSHPool(settings(sshd))
