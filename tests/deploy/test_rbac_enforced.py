@@ -227,9 +227,12 @@ async def _stand_in(tmp: Path, rbac_objects: list[dict]):
     return api, authorizer, close
 
 
-def bot_cluster(api) -> KubeCluster:
-    """netcheck's asyncio client with the bot's token (what its Lease store uses)."""
-    return KubeCluster.for_token(api.url, api.ca, BOT_TOKEN)
+def bot_cluster(api, opened: list[KubeCluster]) -> KubeCluster:
+    """netcheck's asyncio client with the bot's token (what its Lease store uses), added to `opened`
+    for the test to close (its HTTP session would otherwise be left to the garbage collector)."""
+    cluster = KubeCluster.for_token(api.url, api.ca, BOT_TOKEN)
+    opened.append(cluster)
+    return cluster
 
 
 SETTINGS = OpsSettings(lease_duration=1.0, renew_deadline=0.6, retry_period=0.1)
@@ -237,6 +240,7 @@ SETTINGS = OpsSettings(lease_duration=1.0, renew_deadline=0.6, retry_period=0.1)
 
 async def test_over_https_with_the_bot_token(tmp_path):
     api, authorizer, close = await _stand_in(tmp_path, shipped())
+    opened: list[KubeCluster] = []
     try:
         core = client.CoreV1Api(api(BOT_TOKEN))
         nodes = await asyncio.to_thread(core.list_node)
@@ -248,15 +252,17 @@ async def test_over_https_with_the_bot_token(tmp_path):
         assert 'cannot get resource "pods"' in message and '"kube-system"' in message
         assert BOT.name in message
 
-        store = KubernetesLeaseStore(bot_cluster(api), "netcheck")
+        store = KubernetesLeaseStore(bot_cluster(api, opened), "netcheck")
         elector = LeaderElector(store, "replica-a", settings=SETTINGS)
         assert await elector.try_acquire_or_renew()
         assert await elector.try_acquire_or_renew()  # renewal: get + update on netcheck-leader
-        elsewhere = LeaderElector(KubernetesLeaseStore(bot_cluster(api), "kube-system"), "x",
+        elsewhere = LeaderElector(KubernetesLeaseStore(bot_cluster(api, opened), "kube-system"), "x",
                                   settings=SETTINGS)
         with pytest.raises(ClusterForbidden, match="leases"):
             await elsewhere.try_acquire_or_renew()
     finally:
+        for cluster in opened:
+            await cluster.aclose()
         await close()
     assert [(d.verb, d.resource, d.namespace, d.name) for d in authorizer.denials] == [
         ("get", "pods", "kube-system", "calico-node-x"), ("get", "leases", "kube-system", "netcheck-leader")
@@ -268,8 +274,10 @@ async def test_without_the_lease_rules_nobody_leads_and_the_403_is_clear(tmp_pat
     (role,) = [o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == "netcheck"]
     role["rules"] = [r for r in role["rules"] if "leases" not in r["resources"]]
     api, _authorizer, close = await _stand_in(tmp_path, objects)
+    opened: list[KubeCluster] = []
     try:
-        elector = LeaderElector(KubernetesLeaseStore(bot_cluster(api), "netcheck"), "a", settings=SETTINGS)
+        elector = LeaderElector(KubernetesLeaseStore(bot_cluster(api, opened), "netcheck"), "a",
+                                settings=SETTINGS)
         with pytest.raises(ClusterForbidden) as denied:
             await elector.try_acquire_or_renew()
         assert "403" in str(denied.value) and "leases" in str(denied.value)
@@ -279,4 +287,6 @@ async def test_without_the_lease_rules_nobody_leads_and_the_403_is_clear(tmp_pat
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     finally:
+        for cluster in opened:
+            await cluster.aclose()
         await close()
