@@ -27,7 +27,11 @@ from probes.transports.base import CommandResult, CommandRunner, run_all
 from probes.transports.commands import Arg, iface, integer, ipv4, mtu, render
 
 IP_ICMP_HEADERS = 28  # 20 IPv4 + 8 ICMP: ping -s N sends N + 28 bytes
-PING_WAIT_S = 1  # ping -W: a reply on a LAN path comes in far less; keeps the MTU search short
+PING_WAIT_S = 1
+"""ping -w: each size gets echo requests 0.2 s apart until the first reply or ICMP error, for at most
+this long. A reply on a LAN path comes in far less, which keeps the search short; one request alone
+(-c 1 -W) would take a lost first packet (neighbour or tunnel resolution on a fresh path) for a size
+that does not pass, and the search would report a path MTU that is not there."""
 PMTU_SEARCH_STEP = 10  # bytes: precision of the path-MTU search when no ICMP names the MTU
 _POD_MTU_LINKS = ("vxlan.calico", "tunl0", "wireguard.cali")
 _TUNNEL_FOR = {"vxlan": "vxlan.calico", "ipip": "tunl0", "wireguard": "wireguard.cali"}
@@ -57,7 +61,7 @@ def reported_mtu(output: str) -> int | None:
 
 async def _ping(shell: CommandRunner, address: str, size: int, timeout: float) -> CommandResult:
     wait = Arg(str(integer(PING_WAIT_S, 1, 60, "ping wait")))
-    command = render("ping -M do -c 1 -W {wait} -s {size} {ip}",
+    command = render("ping -M do -c 1 -i 0.2 -w {wait} -s {size} {ip}",
                      wait=wait, size=mtu(size, 0), ip=ipv4(address))
     return await shell.run(command, timeout=timeout)
 

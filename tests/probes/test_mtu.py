@@ -92,11 +92,11 @@ async def test_healthy_vxlan_node_is_ok() -> None:
     assert result.status is Status.OK
     assert result.summary == "pod MTU 1450 + 50 = 1500 fits wlp59s0 MTU 1500 and path MTU 1500"
     assert result.fix is None
-    assert "ping -M do -c 1 -W 1 -s 1472 192.168.1.10" in host.ran
+    assert "ping -M do -c 1 -i 0.2 -w 1 -s 1472 192.168.1.10" in host.ran
     # the pod's own full-size packets, toward the API endpoint and the peer pod
     assert debug.ran[0] == "ip -o link show dev eth0"
-    assert "ping -M do -c 1 -W 1 -s 1422 192.168.1.10" in debug.ran
-    assert "ping -M do -c 1 -W 1 -s 1422 192.168.86.69" in debug.ran
+    assert "ping -M do -c 1 -i 0.2 -w 1 -s 1422 192.168.1.10" in debug.ran
+    assert "ping -M do -c 1 -i 0.2 -w 1 -s 1422 192.168.86.69" in debug.ran
     assert "pod MTU 1450 (measured: debug pod eth0)" in result.evidence
     assert "configured pod MTU 1450 (from Installation default spec)" in result.evidence
 
@@ -126,7 +126,7 @@ async def test_small_interface_mtu_fails_without_touching_the_interface() -> Non
     assert result.summary.endswith("exceeds wlp59s0 MTU 1400 toward 192.168.1.10")
     assert result.fix == FixProposal(id="calico-mtu", params={"mtu": 1350})
     assert "ip link set wlp59s0" not in result.remediation
-    assert "ping -M do -c 1 -W 1 -s 1372 192.168.1.10" in host.ran
+    assert "ping -M do -c 1 -i 0.2 -w 1 -s 1372 192.168.1.10" in host.ran
 
 
 async def test_the_installation_value_is_never_read_back_as_the_verdict() -> None:
