@@ -198,10 +198,6 @@ async def join(lab: Lab, node: str) -> dict[str, object]:
             apiconfig.control(lab, "POST", "/lab/v1/nodes", config)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "flaky since SSH commands run in resident shells: in about one run of four, the reference "
-    "candidate (the other worker) reports a calico-mtu finding during the join flow, so no healthy "
-    "node is left to compare with; the same node checked alone with the same faults is ok (8 of 8)"))
 def test_node_join_summary_lists_the_differences(any_lab: Lab, fault) -> None:
     fault("no-masquerade", node=any_lab.wifi_node.name, on=False)
     node = any_lab.wired_worker
